@@ -1,0 +1,245 @@
+/**
+ * @module The control plane's D1 schema (drizzle). `npm run db:generate` turns
+ * changes here into SQL under migrations/, applied by `wrangler d1 migrations apply`.
+ *
+ * D1 has no interactive transactions: multi-row writes go through `db.batch()`,
+ * and counters/versions are bumped with single conditional UPDATE statements.
+ */
+import { sql } from "drizzle-orm";
+import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+const timestamps = {
+  createdAt: text("created_at").notNull().default(sql`(strftime('%Y-%m-%dT%H:%M:%SZ','now'))`),
+  updatedAt: text("updated_at").notNull().default(sql`(strftime('%Y-%m-%dT%H:%M:%SZ','now'))`),
+};
+
+/** People and robots that hold bearer tokens. Only the SHA-256 of a token is kept. */
+export const users = sqliteTable("users", {
+  guid: text("guid").primaryKey(),
+  name: text("name").notNull().unique(),
+  admin: integer("admin", { mode: "boolean" }).notNull().default(false),
+  tokenHash: text("token_hash").notNull().unique(),
+  ...timestamps,
+});
+
+/** Berth has one implicit organization; spaces scope apps and developer access. */
+export const spaces = sqliteTable("spaces", {
+  guid: text("guid").primaryKey(),
+  name: text("name").notNull().unique(),
+  ...timestamps,
+});
+
+export const roles = sqliteTable(
+  "roles",
+  {
+    guid: text("guid").primaryKey(),
+    type: text("type", { enum: ["space_developer"] }).notNull(),
+    userGuid: text("user_guid").notNull().references(() => users.guid, { onDelete: "cascade" }),
+    spaceGuid: text("space_guid").notNull().references(() => spaces.guid, { onDelete: "cascade" }),
+    ...timestamps,
+  },
+  (t) => [uniqueIndex("roles_user_space_type").on(t.userGuid, t.spaceGuid, t.type)],
+);
+
+/** Only flags an operator has set have a row; the rest take CF's defaults. */
+export const featureFlags = sqliteTable("feature_flags", {
+  name: text("name").primaryKey(),
+  enabled: integer("enabled", { mode: "boolean" }).notNull(),
+  customErrorMessage: text("custom_error_message"),
+  updatedAt: text("updated_at").notNull(),
+});
+
+/** CF-style audit events (flag changes, app lifecycle, crashes, placements). */
+export const auditEvents = sqliteTable(
+  "audit_events",
+  {
+    guid: text("guid").primaryKey(),
+    type: text("type").notNull(),
+    actorGuid: text("actor_guid").notNull(),
+    actorType: text("actor_type").notNull(),
+    actorName: text("actor_name").notNull(),
+    targetGuid: text("target_guid").notNull(),
+    targetType: text("target_type").notNull(),
+    targetName: text("target_name").notNull(),
+    spaceGuid: text("space_guid"),
+    data: text("data", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
+    createdAt: text("created_at").notNull(),
+  },
+  (t) => [index("audit_events_target").on(t.targetGuid), index("audit_events_space").on(t.spaceGuid)],
+);
+
+/** Singleton row (id = 1): admin registry access, versioned so cells notice edits. */
+export const registryAccess = sqliteTable("registry_access", {
+  id: integer("id").primaryKey(),
+  trustedCaCertificates: text("trusted_ca_certificates", { mode: "json" }).$type<string[]>().notNull(),
+  insecureRegistries: text("insecure_registries", { mode: "json" }).$type<string[]>().notNull(),
+  cellOnlyRegistries: text("cell_only_registries", { mode: "json" }).$type<string[]>().notNull(),
+  version: integer("version").notNull(),
+  updatedAt: text("updated_at").notNull(),
+});
+
+export const apps = sqliteTable(
+  "apps",
+  {
+    guid: text("guid").primaryKey(),
+    name: text("name").notNull(),
+    spaceGuid: text("space_guid").notNull().references(() => spaces.guid),
+    state: text("state", { enum: ["STARTED", "STOPPED"] }).notNull(),
+    lifecycleType: text("lifecycle_type", { enum: ["docker"] }).notNull(),
+    currentDropletGuid: text("current_droplet_guid"),
+    /** JSON object; edited with SQLite json_patch in one statement so parallel PATCHes merge. */
+    environmentVariables: text("environment_variables").notNull().default("{}"),
+    ...timestamps,
+  },
+  (t) => [uniqueIndex("apps_space_name").on(t.spaceGuid, t.name)],
+);
+
+export const packages = sqliteTable("packages", {
+  guid: text("guid").primaryKey(),
+  appGuid: text("app_guid").notNull().references(() => apps.guid, { onDelete: "cascade" }),
+  type: text("type", { enum: ["docker"] }).notNull(),
+  state: text("state").notNull(),
+  image: text("image").notNull(),
+  username: text("username"),
+  /** AES-GCM ciphertext (`v1:<keyId>:<b64(iv‖ct)>`), never returned. */
+  passwordEncrypted: text("password_encrypted"),
+  ...timestamps,
+});
+
+export const builds = sqliteTable("builds", {
+  guid: text("guid").primaryKey(),
+  appGuid: text("app_guid").notNull().references(() => apps.guid, { onDelete: "cascade" }),
+  packageGuid: text("package_guid").notNull(),
+  state: text("state", { enum: ["STAGING", "STAGED", "FAILED"] }).notNull(),
+  error: text("error"),
+  dropletGuid: text("droplet_guid"),
+  /** "worker" or "cell": where the image metadata is resolved (DESIGN § Control plane). */
+  stagingLocation: text("staging_location").notNull().default("worker"),
+  stagingCellGuid: text("staging_cell_guid"),
+  createdByGuid: text("created_by_guid").notNull(),
+  ...timestamps,
+});
+
+export const droplets = sqliteTable("droplets", {
+  guid: text("guid").primaryKey(),
+  appGuid: text("app_guid").notNull().references(() => apps.guid, { onDelete: "cascade" }),
+  buildGuid: text("build_guid"),
+  packageGuid: text("package_guid"),
+  state: text("state").notNull(),
+  /** The image as the user named it, pinned: `ref@manifest_digest` is what cells pull. */
+  image: text("image").notNull(),
+  manifestDigest: text("manifest_digest").notNull(),
+  indexDigest: text("index_digest"),
+  /** CF's execution_metadata: a JSON string (cmd, entrypoint, workdir, ports, user). */
+  executionMetadata: text("execution_metadata").notNull(),
+  processTypes: text("process_types", { mode: "json" }).$type<Record<string, string>>().notNull(),
+  /** Everything a cell needs to run it: layers, config env, ports (shared/staging types). */
+  imageSpec: text("image_spec", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
+  ...timestamps,
+});
+
+export const processes = sqliteTable(
+  "processes",
+  {
+    guid: text("guid").primaryKey(),
+    appGuid: text("app_guid").notNull().references(() => apps.guid, { onDelete: "cascade" }),
+    type: text("type").notNull(),
+    /** Changes whenever running instances must be recreated (CF's process version). */
+    version: text("version").notNull(),
+    command: text("command"),
+    user: text("user"),
+    instances: integer("instances").notNull(),
+    memoryInMb: integer("memory_in_mb").notNull(),
+    diskInMb: integer("disk_in_mb").notNull(),
+    logRateLimitInBytesPerSecond: integer("log_rate_limit_in_bytes_per_second").notNull().default(-1),
+    healthCheckType: text("health_check_type", { enum: ["port", "process", "http"] }).notNull(),
+    healthCheckTimeout: integer("health_check_timeout"),
+    healthCheckInvocationTimeout: integer("health_check_invocation_timeout"),
+    healthCheckInterval: integer("health_check_interval"),
+    healthCheckEndpoint: text("health_check_endpoint"),
+    ...timestamps,
+  },
+  (t) => [uniqueIndex("processes_app_type").on(t.appGuid, t.type)],
+);
+
+export const routes = sqliteTable("routes", {
+  guid: text("guid").primaryKey(),
+  host: text("host").notNull(),
+  domain: text("domain").notNull(),
+  spaceGuid: text("space_guid").notNull().references(() => spaces.guid),
+  ...timestamps,
+}, (t) => [uniqueIndex("routes_host_domain").on(t.host, t.domain)]);
+
+export const routeDestinations = sqliteTable("route_destinations", {
+  guid: text("guid").primaryKey(),
+  routeGuid: text("route_guid").notNull().references(() => routes.guid, { onDelete: "cascade" }),
+  appGuid: text("app_guid").notNull().references(() => apps.guid, { onDelete: "cascade" }),
+  processType: text("process_type").notNull().default("web"),
+  port: integer("port"),
+  ...timestamps,
+}, (t) => [uniqueIndex("route_destinations_unique").on(t.routeGuid, t.appGuid, t.processType)]);
+
+/** One-time tokens an admin makes for enrolling a cell or a router. */
+export const enrollmentTokens = sqliteTable("enrollment_tokens", {
+  tokenHash: text("token_hash").primaryKey(),
+  kind: text("kind", { enum: ["cell", "router"] }).notNull(),
+  usedAt: text("used_at"),
+  createdAt: text("created_at").notNull(),
+});
+
+export const cells = sqliteTable("cells", {
+  guid: text("guid").primaryKey(),
+  name: text("name").notNull(),
+  zone: text("zone").notNull(),
+  address: text("address").notNull(),
+  tokenHash: text("token_hash").notNull().unique(),
+  capacity: text("capacity", { mode: "json" }).$type<{ memory_mb: number; disk_mb: number; containers: number }>().notNull(),
+  free: text("free", { mode: "json" }).$type<{ memory_mb: number; disk_mb: number; containers: number }>(),
+  cachedLayers: text("cached_layers", { mode: "json" }).$type<string[]>().notNull().default(sql`'[]'`),
+  state: text("state", { enum: ["ACTIVE", "DRAINING", "LOST"] }).notNull(),
+  lastHeartbeatAt: integer("last_heartbeat_at"),
+  /** Bumped whenever the cell's desired set changes; the long-poll compares against it. */
+  desiredVersion: integer("desired_version").notNull().default(0),
+  ...timestamps,
+});
+
+export const routers = sqliteTable("routers", {
+  guid: text("guid").primaryKey(),
+  name: text("name").notNull(),
+  tokenHash: text("token_hash").notNull().unique(),
+  ...timestamps,
+});
+
+/**
+ * Actual LRPs (Diego's term): one row per instance the scheduler placed. The spec
+ * is the snapshot taken at start/restart/scale-up; the rest is what cells report.
+ */
+export const instances = sqliteTable(
+  "instances",
+  {
+    instanceGuid: text("instance_guid").primaryKey(),
+    processGuid: text("process_guid").notNull().references(() => processes.guid, { onDelete: "cascade" }),
+    appGuid: text("app_guid").notNull(),
+    index: integer("index").notNull(),
+    processVersion: text("process_version").notNull(),
+    spec: text("spec", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
+    cellGuid: text("cell_guid"),
+    state: text("state", { enum: ["UNCLAIMED", "CLAIMED", "STARTING", "RUNNING", "CRASHED", "STOPPING"] }).notNull(),
+    presence: text("presence", { enum: ["ORDINARY", "EVACUATING", "SUSPECT"] }).notNull().default("ORDINARY"),
+    since: integer("since").notNull(),
+    hostPort: integer("host_port"),
+    crashCount: integer("crash_count").notNull().default(0),
+    crashReason: text("crash_reason"),
+    placementError: text("placement_error"),
+    usage: text("usage", { mode: "json" }).$type<Record<string, number>>(),
+    lastReportAt: integer("last_report_at"),
+  },
+  (t) => [index("instances_process").on(t.processGuid), index("instances_cell").on(t.cellGuid)],
+);
+
+/** Monotonic counters (e.g. the route table version routers long-poll on). */
+export const counters = sqliteTable("counters", {
+  name: text("name").primaryKey(),
+  value: integer("value").notNull(),
+});
+

@@ -1,0 +1,71 @@
+/**
+ * @module The control plane Worker: a Hono app speaking the CC v3 subset, plus
+ * the Durable Object classes and the cron backstop.
+ */
+import { drizzle } from "drizzle-orm/d1";
+import { Hono } from "hono";
+import type { AppEnv } from "./env";
+import * as schema from "./db/schema";
+import { resolvePrincipal } from "./auth/principal";
+import { CfError, notFoundRoute } from "./errors";
+import { root } from "./routes/root";
+import { users } from "./routes/users";
+import { spaces } from "./routes/spaces";
+import { roles } from "./routes/roles";
+import { feature_flags } from "./routes/feature-flags";
+import { audit_events } from "./routes/audit-events";
+import { registry_access } from "./routes/registry-access";
+import { apps } from "./routes/apps";
+import { packages } from "./routes/packages";
+import { processes } from "./routes/processes";
+import { routesApi } from "./routes/routes";
+import { builds } from "./routes/builds";
+import { droplets } from "./routes/droplets";
+
+export { CellChannel } from "./durable/cell-channel";
+export { Scheduler } from "./durable/scheduler";
+export { Stager } from "./durable/stager";
+
+export const app = new Hono<AppEnv>();
+
+app.use(async (c, next) => {
+  c.set("requestId", c.req.header("x-request-id") ?? crypto.randomUUID());
+  c.set("db", drizzle(c.env.DB, { schema }));
+  c.set("principal", await resolvePrincipal(c.var.db, c.req.header("authorization"), c.env.ADMIN_TOKEN));
+  await next();
+  c.header("x-request-id", c.var.requestId);
+});
+
+app.route("/", root);
+app.route("/v3/users", users);
+app.route("/v3/spaces", spaces);
+app.route("/v3/roles", roles);
+app.route("/v3/feature_flags", feature_flags);
+app.route("/v3/audit_events", audit_events);
+app.route("/v3/admin/docker_registry_access", registry_access);
+app.route("/v3/apps", apps);
+app.route("/v3/packages", packages);
+app.route("/v3/processes", processes);
+app.route("/v3/routes", routesApi);
+app.route("/v3/builds", builds);
+app.route("/v3/droplets", droplets);
+
+app.notFound(() => {
+  throw notFoundRoute();
+});
+
+app.onError((err, c) => {
+  if (err instanceof CfError) return c.json(err.toJSON(), err.status);
+  // Never leak internals: log with the request id, answer CC's UnknownError.
+  console.error(JSON.stringify({ level: "error", requestId: c.var.requestId, msg: err.message, stack: err.stack }));
+  return c.json({ errors: [{ code: 10001, title: "CF-UnknownError", detail: "An unknown error occurred." }] }, 500);
+});
+
+export default {
+  fetch: app.fetch,
+  async scheduled(_controller: ScheduledController, env: AppEnv["Bindings"]) {
+    // Backstop only: wake the scheduler in case an alarm was lost.
+    const stub = env.SCHEDULER.get(env.SCHEDULER.idFromName("global"));
+    await stub.fetch("https://scheduler/wake", { method: "POST" });
+  },
+} satisfies ExportedHandler<AppEnv["Bindings"]>;
