@@ -8,6 +8,7 @@ import type { AppEnv } from "./env";
 import * as schema from "./db/schema";
 import { resolvePrincipal } from "./auth/principal";
 import { CfError, notFoundRoute } from "./errors";
+import { wakeScheduler } from "./durable/wake";
 import { root } from "./routes/root";
 import { users } from "./routes/users";
 import { spaces } from "./routes/spaces";
@@ -65,7 +66,6 @@ export default {
   fetch: app.fetch,
   async scheduled(_controller: ScheduledController, env: AppEnv["Bindings"]) {
     // Backstop only: wake the scheduler in case an alarm was lost.
-    const stub = env.SCHEDULER.get(env.SCHEDULER.idFromName("global"));
-    await stub.fetch("https://scheduler/wake", { method: "POST" });
+    await wakeScheduler(env, "cron");
   },
 } satisfies ExportedHandler<AppEnv["Bindings"]>;
