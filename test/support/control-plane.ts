@@ -1,0 +1,98 @@
+/**
+ * Starts the real control plane for Node-side tests, benches and the local stack:
+ * `wrangler dev` (workerd + a local D1 in its own persist directory, migrations
+ * applied) on a free loopback port, with its own admin token.
+ */
+import { spawn, execFile, type ChildProcess } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import { randomBytes } from "node:crypto";
+
+const run = promisify(execFile);
+const ROOT = resolve(import.meta.dirname, "../..");
+const WRANGLER = join(ROOT, "node_modules/.bin/wrangler");
+
+export interface ControlPlane {
+  url: string;
+  adminToken: string;
+  persistDir: string;
+  process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export interface ControlPlaneOptions {
+  /** Address to listen on (an address network namespaces can reach, for multi-cell tests). */
+  host?: string;
+  /** Extra Worker vars (e.g. a short LONG_POLL_HOLD_MS). */
+  vars?: Record<string, string>;
+  /** Reuse a persist directory (to restart the same control plane). */
+  persistDir?: string;
+  port?: number;
+}
+
+/** A port that was free a moment ago (wrangler takes no port 0). */
+export async function freePort(host = "127.0.0.1"): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once("error", rej);
+    srv.listen(0, host, () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => res(port));
+    });
+  });
+}
+
+const QUIET_ENV = { WRANGLER_SEND_METRICS: "false", WRANGLER_LOG: "warn", NO_COLOR: "1" };
+
+export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
+  const host = opts.host ?? "127.0.0.1";
+  const persistDir = opts.persistDir ?? (await mkdtemp(join(tmpdir(), "berth-d1-")));
+  const env = { ...process.env, ...QUIET_ENV };
+  await run(WRANGLER, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir], { cwd: ROOT, env });
+  const adminToken = `bu_${randomBytes(24).toString("hex")}`;
+  const vars = {
+    ADMIN_TOKEN: adminToken,
+    ENCRYPTION_KEY: randomBytes(32).toString("base64"),
+    ...opts.vars,
+  };
+  const port = opts.port ?? (await freePort(host));
+  const args = ["dev", "--ip", host, "--port", String(port), "--inspector-port", "0", "--persist-to", persistDir,
+    "--show-interactive-dev-session=false", "--log-level", "warn"];
+  for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
+  const child = spawn(WRANGLER, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  let output = "";
+  child.stdout!.on("data", (d) => (output += d));
+  child.stderr!.on("data", (d) => (output += d));
+  const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited (${child.exitCode}):\n${output}`);
+    try {
+      const res = await fetch(`${url}/v3/info`);
+      // Make sure the listener is ours: our Worker answers with our request id header.
+      if (res.headers.has("x-request-id")) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`wrangler dev did not come up on ${url}:\n${output}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    url,
+    adminToken,
+    persistDir,
+    process: child,
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once("exit", r));
+        process.kill(-child.pid!, "SIGTERM");
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+        if (child.exitCode === null) process.kill(-child.pid!, "SIGKILL");
+      }
+      if (!opts.persistDir) await rm(persistDir, { recursive: true, force: true });
+    },
+  };
+}
