@@ -1,0 +1,153 @@
+/**
+ * @module CF-style audit events. `auditEvent` builds an insert to put in the same
+ * `db.batch([...])` as the change it records, so the event exists exactly when
+ * the change does (D1 runs a batch as one transaction).
+ *
+ * @example
+ * await db.batch([db.insert(apps).values(row), auditEvent(db, {
+ *   type: "audit.app.create", actor: c.var.principal,
+ *   target: { guid: row.guid, type: "app", name: row.name }, spaceGuid: row.spaceGuid, data: { request: body },
+ * })]);
+ */
+import { and, count, desc, inArray, type SQL, sql } from "drizzle-orm";
+import type { Principal } from "../auth/principal";
+import type { Db } from "../env";
+import { newGuid, isoNow } from "../http/ids";
+import { auditEvents } from "./schema";
+
+/** CC's audit event types Berth records; the scheduler's own are named after CF's app events. */
+export type AuditEventType =
+  | "audit.user.create"
+  | "audit.space.create"
+  | "audit.role.create"
+  | "audit.feature_flag.update"
+  | "audit.docker_registry_access.update"
+  | "audit.app.create"
+  | "audit.app.update"
+  | "audit.app.delete-request"
+  | "audit.app.start"
+  | "audit.app.stop"
+  | "audit.app.restart"
+  | "audit.app.environment_variables.update"
+  | "audit.app.droplet.mapped"
+  | "audit.app.package.create"
+  | "audit.app.build.create"
+  | "audit.app.process.update"
+  | "audit.app.process.scale"
+  | "audit.route.create"
+  | "audit.route.delete-request"
+  | "app.crash"
+  | "app.placement_failed"
+  | "app.instance_lost";
+
+/** Who did it, in CC's `actor` shape. The scheduler acts as `SYSTEM_ACTOR`. */
+export interface Actor {
+  guid: string;
+  type: "user" | "cell" | "router" | "system";
+  name: string;
+}
+
+export const SYSTEM_ACTOR: Actor = { guid: "system", type: "system", name: "berth-scheduler" };
+
+export interface AuditEventInput {
+  type: AuditEventType;
+  actor: Actor | Exclude<Principal, { kind: "anonymous" }>;
+  target: { guid: string; type: string; name: string };
+  spaceGuid?: string | null;
+  data: Record<string, unknown>;
+  /** The clock, for tests; defaults to now. */
+  now?: Date;
+}
+
+export function actorOf(actor: AuditEventInput["actor"]): Actor {
+  return "kind" in actor ? { guid: actor.guid, type: actor.kind, name: actor.name } : actor;
+}
+
+function row(event: AuditEventInput): typeof auditEvents.$inferInsert {
+  const actor = actorOf(event.actor);
+  return {
+    guid: newGuid(),
+    type: event.type,
+    actorGuid: actor.guid,
+    actorType: actor.type,
+    actorName: actor.name,
+    targetGuid: event.target.guid,
+    targetType: event.target.type,
+    targetName: event.target.name,
+    spaceGuid: event.spaceGuid ?? null,
+    data: event.data,
+    createdAt: isoNow(event.now),
+  };
+}
+
+/** An insert statement for `db.batch`, or to `await` on its own. */
+export function auditEvent(db: Db, event: AuditEventInput) {
+  return db.insert(auditEvents).values(row(event));
+}
+
+/**
+ * An insert that takes effect only if the statement just before it in the same
+ * batch changed a row (SQLite `changes()`): pair it with a conditional write so a
+ * lost compare-and-set leaves no event behind.
+ */
+export function auditEventIfChanged(db: Db, event: AuditEventInput) {
+  const r = row(event);
+  return db.insert(auditEvents).select(
+    sql`select ${r.guid}, ${r.type}, ${r.actorGuid}, ${r.actorType}, ${r.actorName}, ${r.targetGuid}, ${r.targetType}, ${r.targetName}, ${r.spaceGuid}, ${JSON.stringify(r.data)}, ${r.createdAt} where changes() = 1`,
+  );
+}
+
+export interface AuditEvent {
+  guid: string;
+  type: string;
+  actor: { guid: string; type: string; name: string };
+  target: { guid: string; type: string; name: string };
+  spaceGuid: string | null;
+  data: Record<string, unknown>;
+  createdAt: string;
+}
+
+export interface AuditEventFilter {
+  types?: string[];
+  targetGuids?: string[];
+  spaceGuids?: string[];
+  /** Restricts to these spaces (a developer's); "all" for admins. Events with no space are admin-only. */
+  visibleSpaces: "all" | string[];
+  /** Newest first when true (CC's `order_by=-created_at`). */
+  descending: boolean;
+  page: number;
+  perPage: number;
+}
+
+function where(f: AuditEventFilter): SQL | undefined {
+  const conds: (SQL | undefined)[] = [];
+  if (f.types) conds.push(inArray(auditEvents.type, f.types));
+  if (f.targetGuids) conds.push(inArray(auditEvents.targetGuid, f.targetGuids));
+  if (f.spaceGuids) conds.push(inArray(auditEvents.spaceGuid, f.spaceGuids));
+  if (f.visibleSpaces !== "all") conds.push(inArray(auditEvents.spaceGuid, f.visibleSpaces));
+  return and(...conds);
+}
+
+/** One page of events and the total count matching the filter. */
+export async function listAuditEvents(db: Db, f: AuditEventFilter): Promise<{ total: number; events: AuditEvent[] }> {
+  if (f.visibleSpaces !== "all" && f.visibleSpaces.length === 0) return { total: 0, events: [] };
+  const cond = where(f);
+  // created_at is to the second: the rowid keeps insertion order within a second.
+  const order = f.descending ? [desc(auditEvents.createdAt), sql`rowid desc`] : [auditEvents.createdAt, sql`rowid`];
+  const [totals, rows] = await db.batch([
+    db.select({ n: count() }).from(auditEvents).where(cond),
+    db.select().from(auditEvents).where(cond).orderBy(...order).limit(f.perPage).offset((f.page - 1) * f.perPage),
+  ]);
+  return {
+    total: totals[0]?.n ?? 0,
+    events: rows.map((r) => ({
+      guid: r.guid,
+      type: r.type,
+      actor: { guid: r.actorGuid, type: r.actorType, name: r.actorName },
+      target: { guid: r.targetGuid, type: r.targetType, name: r.targetName },
+      spaceGuid: r.spaceGuid,
+      data: r.data,
+      createdAt: r.createdAt,
+    })),
+  };
+}
