@@ -1,0 +1,29 @@
+/**
+ * @module What a cell tells the control plane: a heartbeat every few seconds
+ * (`POST /v3/cells/:id/heartbeat`, Diego's presence with a 15 s TTL) and state
+ * changes at once (`POST /v3/cells/:id/instances`). Both are level-triggered:
+ * sending the same report twice changes nothing.
+ */
+import { z } from "zod";
+import { protocolField } from "./version";
+import { resourcesSchema } from "./resources";
+import { digestSchema } from "./image";
+import { instanceReportSchema } from "./instance";
+
+export const heartbeatSchema = z.strictObject({
+  protocol: protocolField,
+  capacity: resourcesSchema,
+  free: resourcesSchema,
+  /** Layer digests the cell holds, for placement to prefer it. */
+  cached_layers: z.array(digestSchema),
+  /** Every instance the cell runs or just stopped. */
+  instances: z.array(instanceReportSchema),
+});
+
+export const instanceReportsSchema = z.strictObject({
+  protocol: protocolField,
+  instances: z.array(instanceReportSchema).min(1),
+});
+
+export type Heartbeat = z.infer<typeof heartbeatSchema>;
+export type InstanceReports = z.infer<typeof instanceReportsSchema>;

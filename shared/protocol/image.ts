@@ -1,0 +1,63 @@
+/**
+ * @module Images as the protocol carries them: the layers a cell pulls (by
+ * digest, verified) and, for a staged droplet, the resolved config the start
+ * command, user, port and env rules read (DESIGN rules 4–6).
+ */
+import { z } from "zod";
+
+export const digestSchema = z.string().regex(/^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$/, "must be an OCI digest such as sha256:<hex>");
+
+export const layerSchema = z.strictObject({
+  digest: digestSchema,
+  size: z.number().int().min(0),
+  media_type: z.string().min(1),
+  /** Digest of the uncompressed tar: what overlay lower directories are keyed on. */
+  diff_id: digestSchema,
+});
+
+/** Pull credentials for a private registry (the package's username/password). Never logged. */
+export const credentialsSchema = z.strictObject({
+  username: z.string().min(1),
+  password: z.string(),
+});
+
+export const exposedPortSchema = z.strictObject({
+  port: z.number().int().min(1).max(65535),
+  protocol: z.enum(["tcp", "udp"]),
+});
+
+/** The image config fields staging keeps (CF's execution_metadata plus Env). */
+export const imageConfigSchema = z.strictObject({
+  env: z.array(z.string()),
+  entrypoint: z.array(z.string()),
+  cmd: z.array(z.string()),
+  user: z.string(),
+  workdir: z.string(),
+  exposed_ports: z.array(exposedPortSchema),
+});
+
+/** What staging resolves once and pins: the droplet's image (droplets.image_spec). */
+export const resolvedImageSchema = z.strictObject({
+  /** The reference as the user named it (normalized), e.g. `registry.local:5000/app:1`. */
+  ref: z.string().min(1),
+  manifest_digest: digestSchema,
+  /** The image index's digest when the reference named a multi-platform index. */
+  index_digest: digestSchema.nullable().optional(),
+  layers: z.array(layerSchema),
+  config: imageConfigSchema,
+});
+
+/** The image part of an instance spec: what to pull and how to authenticate. */
+export const instanceImageSchema = z.strictObject({
+  ref: z.string().min(1),
+  manifest_digest: digestSchema,
+  layers: z.array(layerSchema),
+  credentials: credentialsSchema.optional(),
+});
+
+export type Layer = z.infer<typeof layerSchema>;
+export type Credentials = z.infer<typeof credentialsSchema>;
+export type ExposedPort = z.infer<typeof exposedPortSchema>;
+export type ImageConfig = z.infer<typeof imageConfigSchema>;
+export type ResolvedImage = z.infer<typeof resolvedImageSchema>;
+export type InstanceImage = z.infer<typeof instanceImageSchema>;
