@@ -1,0 +1,114 @@
+/** @module Admin commands: create-user, create-space, set-space-role, cells, registry-access. */
+import type { Command } from "commander";
+import { readFile } from "node:fs/promises";
+import { UsageError, type Ctx } from "../context";
+import type { Action } from "../main";
+import { formatMegabytes } from "../units";
+
+interface RegistryAccess {
+  trusted_ca_certificates: string[];
+  insecure_registries: string[];
+  cell_only_registries: string[];
+  version: number;
+}
+
+async function byName<T extends { name: string }>(ctx: Ctx, path: string, kind: string, name: string): Promise<T> {
+  const found = (await ctx.api().all<T>(path)).find((x) => x.name === name);
+  if (!found) throw new UsageError(`${kind} '${name}' not found.`);
+  return found;
+}
+
+function showRegistryAccess(ctx: Ctx, ra: RegistryAccess) {
+  ctx.out.say(`version: ${ra.version}\n`);
+  ctx.out.say(`trusted CA certificates: ${ra.trusted_ca_certificates.length}`);
+  ra.trusted_ca_certificates.forEach((pem, i) => ctx.out.say(`  #${i}  ${pem.split("\n")[1]?.slice(0, 40) ?? ""}...`));
+  ctx.out.say(`insecure registries:     ${ra.insecure_registries.join(", ") || "(none)"}`);
+  ctx.out.say(`cell-only registries:    ${ra.cell_only_registries.join(", ") || "(none)"}`);
+  ctx.out.data(ra);
+}
+
+export function registerAdmin(program: Command, action: Action) {
+  program
+    .command("create-user <name>")
+    .description("Create a user and print its token (shown once)")
+    .action(action(async (ctx, name: string) => {
+      const user = await ctx.api().post<{ guid: string; name: string; token: string }>("/v3/users", { name });
+      ctx.out.say(`Creating user ${name}...\nOK\n\ntoken: ${user.token}\nThe token is shown only once; give it to ${name} for 'berth login -t TOKEN'.`);
+      ctx.out.data(user);
+    }));
+
+  program
+    .command("create-space <name>")
+    .description("Create a space")
+    .action(action(async (ctx, name: string) => {
+      const space = await ctx.api().post<{ guid: string; name: string }>("/v3/spaces", { name });
+      ctx.out.say(`Creating space ${name}...\nOK\n\nTIP: Use 'berth target -s ${name}' to target it.`);
+      ctx.out.data(space);
+    }));
+
+  program
+    .command("set-space-role <user> <space> <role>")
+    .description("Give a user a role in a space (SpaceDeveloper)")
+    .action(action(async (ctx, userName: string, spaceName: string, role: string) => {
+      if (!/^(SpaceDeveloper|space_developer)$/.test(role)) throw new UsageError(`Unknown role '${role}': Berth has SpaceDeveloper`);
+      const user = await byName<{ guid: string; name: string }>(ctx, "/v3/users", "User", userName);
+      const space = await byName<{ guid: string; name: string }>(ctx, "/v3/spaces", "Space", spaceName);
+      const res = await ctx.api().post("/v3/roles", {
+        type: "space_developer",
+        relationships: { user: { data: { guid: user.guid } }, space: { data: { guid: space.guid } } },
+      });
+      ctx.out.say(`Assigning role SpaceDeveloper to user ${userName} in space ${spaceName}...\nOK`);
+      ctx.out.data(res);
+    }));
+
+  program
+    .command("cells")
+    .description("List cells with their capacity and state")
+    .action(action(async (ctx) => {
+      ctx.out.say("Getting cells...\n");
+      const cells = await ctx.api().all<any>("/v3/cells");
+      ctx.out.table(
+        ["name", "zone", "address", "state", "memory free/total", "containers free/total", "last heartbeat"],
+        cells.map((c) => [
+          c.name, c.zone, c.address, c.state,
+          `${c.free ? formatMegabytes(c.free.memory_mb) : "?"}/${formatMegabytes(c.capacity.memory_mb)}`,
+          `${c.free?.containers ?? "?"}/${c.capacity.containers}`,
+          c.last_heartbeat_at ?? "never",
+        ]),
+      );
+      ctx.out.data(cells);
+    }));
+
+  const ra = program.command("registry-access").description("Docker registry access (admin): CAs, insecure and cell-only registries");
+  const get = (ctx: Ctx) => ctx.api().get<RegistryAccess>("/v3/admin/docker_registry_access");
+  const patch = async (ctx: Ctx, edit: (r: RegistryAccess) => Partial<RegistryAccess>) => {
+    const current = await get(ctx);
+    const next = await ctx.api().patch<RegistryAccess>("/v3/admin/docker_registry_access", edit(current));
+    ctx.out.say("OK\n");
+    showRegistryAccess(ctx, next);
+  };
+  const without = (list: string[], item: string) => list.filter((x) => x !== item);
+  const withItem = (list: string[], item: string) => (list.includes(item) ? list : [...list, item]);
+
+  ra.command("list").description("Show registry access").action(action(async (ctx) => showRegistryAccess(ctx, await get(ctx))));
+  ra.command("add-ca <pem-file>").description("Trust a CA certificate (PEM file)").action(action(async (ctx, file: string) => {
+    const pem = (await readFile(file, "utf8")).trim();
+    await patch(ctx, (r) => ({ trusted_ca_certificates: withItem(r.trusted_ca_certificates, pem) }));
+  }));
+  ra.command("remove-ca <index>").description("Stop trusting the CA at INDEX (see list)").action(action(async (ctx, index: string) => {
+    await patch(ctx, (r) => {
+      const i = Number(index);
+      if (!Number.isInteger(i) || i < 0 || i >= r.trusted_ca_certificates.length) throw new UsageError(`No CA certificate #${index}`);
+      return { trusted_ca_certificates: r.trusted_ca_certificates.filter((_, j) => j !== i) };
+    });
+  }));
+  ra.command("allow-insecure <registry>").description("Allow plain HTTP or unverified TLS for host:port, IP or CIDR").action(action(async (ctx, reg: string) => {
+    await patch(ctx, (r) => ({ insecure_registries: withItem(r.insecure_registries, reg) }));
+  }));
+  ra.command("cell-only <registry>").description("Resolve images of host:port on cells only").action(action(async (ctx, reg: string) => {
+    await patch(ctx, (r) => ({ cell_only_registries: withItem(r.cell_only_registries, reg) }));
+  }));
+  ra.command("disallow <registry>").description("Remove a registry from the insecure and cell-only lists").action(action(async (ctx, reg: string) => {
+    await patch(ctx, (r) => ({ insecure_registries: without(r.insecure_registries, reg), cell_only_registries: without(r.cell_only_registries, reg) }));
+  }));
+}

@@ -1,0 +1,156 @@
+/** @module apps, app, scale, start, stop, restart, delete. */
+import type { Command } from "commander";
+import { findApp, type Ctx } from "../context";
+import type { Action } from "../main";
+import { formatBytes, formatMegabytes, parseMegabytes } from "../units";
+
+export interface ProcessResource {
+  guid: string;
+  type: string;
+  instances: number;
+  memory_in_mb: number;
+  disk_in_mb: number;
+  command: string | null;
+}
+
+export interface InstanceStats {
+  index: number;
+  state: string;
+  host?: string;
+  uptime?: number;
+  details?: string | null;
+  instance_ports?: { external: number; internal: number }[];
+  usage?: { cpu?: number; mem?: number; disk?: number; time?: string };
+  mem_quota?: number;
+}
+
+export const webProcess = (ctx: Ctx, appGuid: string) => ctx.api().get<ProcessResource>(`/v3/apps/${appGuid}/processes/web`);
+export const processStats = async (ctx: Ctx, processGuid: string) =>
+  (await ctx.api().get<{ resources: InstanceStats[] }>(`/v3/processes/${processGuid}/stats`)).resources;
+
+export async function appRoutes(ctx: Ctx, appGuid: string): Promise<string[]> {
+  const routes = await ctx.api().all<{ host: string; url?: string }>(`/v3/apps/${appGuid}/routes`);
+  return routes.map((r) => r.url ?? r.host);
+}
+
+export function instanceRows(stats: InstanceStats[], now = Date.now()): (string | number)[][] {
+  return stats.map((s) => {
+    const since = s.uptime !== undefined && s.state === "RUNNING" ? new Date(now - s.uptime * 1000).toISOString() : "";
+    const cpu = s.usage?.cpu !== undefined ? `${(s.usage.cpu * 100).toFixed(1)}%` : "";
+    const mem = s.usage?.mem !== undefined ? `${formatBytes(s.usage.mem)} of ${s.mem_quota ? formatBytes(s.mem_quota) : "?"}` : "";
+    const port = s.instance_ports?.[0]?.external;
+    const hostPort = s.host && port ? `${s.host}:${port}` : "";
+    return [`#${s.index}`, s.state.toLowerCase(), since, cpu, mem, hostPort, s.details ?? ""];
+  });
+}
+
+export function registerApps(program: Command, action: Action) {
+  program
+    .command("apps")
+    .description("List all apps in the target space")
+    .action(action(async (ctx) => {
+      const space = ctx.space();
+      ctx.out.say(`Getting apps in space ${space.name}...\n`);
+      const apps = await ctx.api().all<{ guid: string; name: string; state: string }>(`/v3/apps?space_guids=${space.guid}`);
+      const rows = [];
+      const data = [];
+      for (const app of apps) {
+        const proc = await webProcess(ctx, app.guid);
+        const stats = await processStats(ctx, proc.guid);
+        const running = stats.filter((s) => s.state === "RUNNING").length;
+        const routes = await appRoutes(ctx, app.guid);
+        rows.push([app.name, app.state.toLowerCase(), `web:${running}/${proc.instances}`, routes.join(", ")]);
+        data.push({ name: app.name, guid: app.guid, state: app.state, instances: proc.instances, running, routes });
+      }
+      if (apps.length === 0) ctx.out.say("No apps found");
+      else ctx.out.table(["name", "requested state", "processes", "routes"], rows);
+      ctx.out.data(data);
+    }));
+
+  program
+    .command("app <name>")
+    .description("Show the health and status of an app")
+    .action(action(async (ctx, name: string) => {
+      const app = await findApp(ctx, name);
+      const proc = await webProcess(ctx, app.guid);
+      const stats = await processStats(ctx, proc.guid);
+      const routes = await appRoutes(ctx, app.guid);
+      const running = stats.filter((s) => s.state === "RUNNING").length;
+      ctx.out.say(`Showing health and status for app ${name} in space ${ctx.space().name}...\n`);
+      ctx.out.say(`name:              ${app.name}\nrequested state:   ${app.state.toLowerCase()}\nroutes:            ${routes.join(", ")}\n`);
+      ctx.out.say(`type:           web\ninstances:      ${running}/${proc.instances}\nmemory usage:   ${formatMegabytes(proc.memory_in_mb)}`);
+      ctx.out.table(["", "state", "since", "cpu", "memory", "host:port", "details"], instanceRows(stats));
+      ctx.out.data({ app, process: proc, routes, instances: stats });
+    }));
+
+  program
+    .command("scale <name>")
+    .description("Change or view the instance count, memory or disk of an app")
+    .option("-i, --instances <n>", "number of instances", (v) => Number.parseInt(v, 10))
+    .option("-m, --memory <size>", "memory limit (e.g. 256M, 1G)")
+    .option("-k, --disk <size>", "disk limit (e.g. 512M, 1G)")
+    .action(action(async (ctx, name: string, opts: { instances?: number; memory?: string; disk?: string }) => {
+      const app = await findApp(ctx, name);
+      const body: Record<string, number> = {};
+      if (opts.instances !== undefined) body.instances = opts.instances;
+      if (opts.memory) body.memory_in_mb = parseMegabytes(opts.memory);
+      if (opts.disk) body.disk_in_mb = parseMegabytes(opts.disk);
+      const proc = Object.keys(body).length
+        ? await ctx.api().post<ProcessResource>(`/v3/apps/${app.guid}/processes/web/actions/scale`, body)
+        : await webProcess(ctx, app.guid);
+      ctx.out.say(`Scaling app ${name}...\nOK\n\ninstances: ${proc.instances}\nmemory:    ${formatMegabytes(proc.memory_in_mb)}\ndisk:      ${formatMegabytes(proc.disk_in_mb)}`);
+      ctx.out.data(proc);
+    }));
+
+  for (const verb of ["start", "stop", "restart"] as const) {
+    program
+      .command(`${verb} <name>`)
+      .description(`${verb[0]!.toUpperCase()}${verb.slice(1)} an app`)
+      .action(action(async (ctx, name: string) => {
+        const app = await findApp(ctx, name);
+        ctx.out.say(`${verb === "stop" ? "Stopping" : verb === "start" ? "Starting" : "Restarting"} app ${name}...`);
+        const updated = await ctx.api().post(`/v3/apps/${app.guid}/actions/${verb}`);
+        if (verb !== "stop") await waitForStart(ctx, app.guid);
+        ctx.out.say("OK");
+        ctx.out.data(updated);
+      }));
+  }
+
+  program
+    .command("delete <name>")
+    .description("Delete an app")
+    .option("-f, --force", "do not ask (the CLI never prompts without a TTY)")
+    .action(action(async (ctx, name: string) => {
+      const app = await findApp(ctx, name);
+      ctx.out.say(`Deleting app ${name}...`);
+      await ctx.api().delete(`/v3/apps/${app.guid}`);
+      ctx.out.say("OK");
+      ctx.out.data({ deleted: app.guid });
+    }));
+}
+
+/** An error the push/start poll raises when every instance crashed (cf's AllInstancesCrashedError). */
+export class AllInstancesCrashed extends Error {}
+
+/**
+ * Polls stats as the cf CLI does: stable when any instance is RUNNING (or the
+ * process has none); fails when every instance CRASHED or the timeout passes.
+ */
+export async function waitForStart(ctx: Ctx, appGuid: string, opts: { timeoutMs?: number; intervalMs?: number; onStats?: (s: InstanceStats[]) => void } = {}) {
+  const timeoutMs = opts.timeoutMs ?? Number(ctx.env.BERTH_STARTUP_TIMEOUT_MS ?? 300_000);
+  const intervalMs = opts.intervalMs ?? 500;
+  const proc = await webProcess(ctx, appGuid);
+  if (proc.instances === 0) return [];
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const stats = await processStats(ctx, proc.guid);
+    opts.onStats?.(stats);
+    if (stats.some((s) => s.state === "RUNNING")) return stats;
+    if (stats.length > 0 && stats.every((s) => s.state === "CRASHED")) {
+      const details = stats.map((s) => s.details).filter(Boolean).join("; ");
+      throw new AllInstancesCrashed(`Start unsuccessful: all instances crashed${details ? ` (${details})` : ""}`);
+    }
+    if (Date.now() > deadline) throw new Error(`Start app timeout after ${Math.round(timeoutMs / 1000)} s`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * @module push: cf's sequence for a Docker image — app, settings, package, build
+ * (staging = image metadata), current droplet, restart, poll stats — then the route.
+ */
+import type { Command } from "commander";
+import { read } from "read";
+import { ApiError } from "../api";
+import { appsDomain, UsageError, type Ctx } from "../context";
+import type { Action } from "../main";
+import { parseMegabytes } from "../units";
+import { waitForStart, webProcess } from "./apps";
+import { ensureRoute } from "./routes";
+
+interface PushOptions {
+  dockerImage?: string;
+  dockerUsername?: string;
+  startCommand?: string;
+  instances?: number;
+  memory?: string;
+  disk?: string;
+  healthCheckType?: string;
+  timeout?: number;
+  endpoint?: string;
+  start: boolean;
+  route: boolean;
+}
+
+/** The password as the cf CLI finds it: an env var, else a masked prompt on a TTY. */
+async function dockerPassword(ctx: Ctx): Promise<string> {
+  const fromEnv = ctx.env.BERTH_DOCKER_PASSWORD;
+  if (fromEnv !== undefined) return fromEnv;
+  if (!process.stdin.isTTY) throw new UsageError("Environment variable BERTH_DOCKER_PASSWORD not set.");
+  ctx.out.say("Environment variable BERTH_DOCKER_PASSWORD not set.");
+  return read({ prompt: "Docker password: ", silent: true, replace: "*" });
+}
+
+export function registerPush(program: Command, action: Action) {
+  program
+    .command("push <name>")
+    .description("Push a Docker image as a new app or sync changes to an existing app")
+    .requiredOption("-o, --docker-image <image>", "Docker image to use (e.g. user/image:tag)")
+    .option("--docker-username <user>", "registry user (password from BERTH_DOCKER_PASSWORD or a prompt)")
+    .option("-c, --start-command <cmd>", "start command (runs as /bin/sh -c CMD)")
+    .option("-i, --instances <n>", "number of instances", (v) => Number.parseInt(v, 10))
+    .option("-m, --memory <size>", "memory limit (e.g. 256M, 1G)")
+    .option("-k, --disk <size>", "disk limit (e.g. 512M, 1G)")
+    .option("-u, --health-check-type <type>", "port, process or http")
+    .option("-t, --timeout <seconds>", "time for the app to start (health check timeout)", (v) => Number.parseInt(v, 10))
+    .option("--endpoint <path>", "http health check endpoint")
+    .option("--no-start", "do not stage and start the app")
+    .option("--no-route", "do not map a route")
+    .action(action(async (ctx, name: string, opts: PushOptions) => push(ctx, name, opts)));
+}
+
+export async function push(ctx: Ctx, name: string, opts: PushOptions) {
+  const api = ctx.api();
+  const space = ctx.space();
+  if (opts.healthCheckType && !["port", "process", "http"].includes(opts.healthCheckType))
+    throw new UsageError(`Invalid health check type '${opts.healthCheckType}': use port, process or http`);
+  if (opts.endpoint && opts.healthCheckType !== "http") throw new UsageError("--endpoint requires -u http");
+  const password = opts.dockerUsername ? await dockerPassword(ctx) : undefined;
+
+  ctx.out.say(`Pushing app ${name} to space ${space.name}...`);
+  const existing = (await api.all<{ guid: string; name: string }>(`/v3/apps?names=${encodeURIComponent(name)}&space_guids=${space.guid}`))
+    .find((a) => a.name === name);
+  const app = existing ?? (await api.post<{ guid: string }>("/v3/apps", {
+    name,
+    lifecycle: { type: "docker", data: {} },
+    relationships: { space: { data: { guid: space.guid } } },
+  }));
+
+  const proc = await webProcess(ctx, app.guid);
+  const processPatch: Record<string, unknown> = {};
+  if (opts.startCommand !== undefined) processPatch.command = opts.startCommand;
+  if (opts.healthCheckType || opts.timeout || opts.endpoint) {
+    const data: Record<string, unknown> = {};
+    if (opts.timeout) data.timeout = opts.timeout;
+    if (opts.endpoint) data.endpoint = opts.endpoint;
+    processPatch.health_check = { type: opts.healthCheckType ?? "port", data };
+  }
+  if (Object.keys(processPatch).length) await api.patch(`/v3/processes/${proc.guid}`, processPatch);
+  const scale: Record<string, number> = {};
+  if (opts.instances !== undefined) scale.instances = opts.instances;
+  if (opts.memory) scale.memory_in_mb = parseMegabytes(opts.memory);
+  if (opts.disk) scale.disk_in_mb = parseMegabytes(opts.disk);
+  if (Object.keys(scale).length) await api.post(`/v3/processes/${proc.guid}/actions/scale`, scale);
+
+  let url: string | undefined;
+  if (opts.route) {
+    const domain = await appsDomain(ctx);
+    url = await ensureRoute(ctx, { host: name, domain, appGuid: app.guid, spaceGuid: space.guid });
+  }
+
+  const pkg = await api.post<{ guid: string }>("/v3/packages", {
+    type: "docker",
+    relationships: { app: { data: { guid: app.guid } } },
+    data: { image: opts.dockerImage, ...(opts.dockerUsername ? { username: opts.dockerUsername, password } : {}) },
+  });
+
+  if (!opts.start) {
+    await api.post(`/v3/apps/${app.guid}/actions/stop`);
+    ctx.out.say("OK (not started)");
+    ctx.out.data({ app: app.guid, package: pkg.guid, url: url ?? null, started: false });
+    return;
+  }
+
+  ctx.out.say(`Staging app and resolving image ${opts.dockerImage}...`);
+  const build = await api.post<{ guid: string }>("/v3/builds", { package: { guid: pkg.guid } });
+  const staged = await pollBuild(ctx, build.guid);
+  ctx.out.say(`Staged: ${staged.image ?? opts.dockerImage}`);
+  await api.patch(`/v3/apps/${app.guid}/relationships/current_droplet`, { data: { guid: staged.dropletGuid } });
+
+  ctx.out.say("Starting instances...");
+  await api.post(`/v3/apps/${app.guid}/actions/restart`);
+  let last = "";
+  const stats = await waitForStart(ctx, app.guid, {
+    onStats(s) {
+      const line = s.map((i) => `#${i.index} ${i.state.toLowerCase()}${i.details ? ` (${i.details})` : ""}`).join("   ");
+      if (line !== last) ctx.out.say(`   ${line}`);
+      last = line;
+    },
+  });
+  ctx.out.say(`\nApp ${name} is running.${url ? `\nroute: http://${url}` : ""}`);
+  ctx.out.data({ app: app.guid, package: pkg.guid, build: build.guid, droplet: staged.dropletGuid, url: url ? `http://${url}` : null, instances: stats });
+}
+
+async function pollBuild(ctx: Ctx, guid: string): Promise<{ dropletGuid: string; image?: string }> {
+  const deadline = Date.now() + Number(ctx.env.BERTH_STAGING_TIMEOUT_MS ?? 900_000);
+  for (;;) {
+    const b = await ctx.api().get<{ state: string; error: string | null; droplet: { guid: string } | null }>(`/v3/builds/${guid}`);
+    if (b.state === "STAGED" && b.droplet) {
+      const d = await ctx.api().get<{ image?: string }>(`/v3/droplets/${b.droplet.guid}`);
+      return { dropletGuid: b.droplet.guid, image: d.image };
+    }
+    if (b.state === "FAILED") throw new ApiError(422, "CF-StagingError", `Staging failed: ${b.error ?? "unknown error"}`);
+    if (Date.now() > deadline) throw new Error("Staging timed out");
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
