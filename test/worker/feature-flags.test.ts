@@ -10,7 +10,7 @@ import { db } from "./support";
 
 const admin = { guid: "a-1", type: "user", name: "alice" } as const;
 const events = (name: string) =>
-  listAuditEvents(db(), { targetGuids: [name], visibleSpaces: "all", descending: false, page: 1, perPage: 50 });
+  listAuditEvents(db(), { guid: "a-1", admin: true }, { targetGuids: [name], descending: false, page: 1, perPage: 50 });
 
 describe("feature flag repository", () => {
   it("answers CF's defaults while no row exists", async () => {

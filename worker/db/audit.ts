@@ -9,10 +9,11 @@
  *   target: { guid: row.guid, type: "app", name: row.name }, spaceGuid: row.spaceGuid, data: { request: body },
  * })]);
  */
-import { and, count, desc, inArray, type SQL, sql } from "drizzle-orm";
+import { and, count, desc, eq, inArray, type SQL, sql } from "drizzle-orm";
 import type { Principal } from "../auth/principal";
 import type { Db } from "../env";
 import { newGuid, isoNow } from "../http/ids";
+import { type Viewer, visibleTo } from "./roles";
 import { auditEvents } from "./schema";
 
 /** CC's audit event types Berth records; the scheduler's own are named after CF's app events. */
@@ -111,43 +112,46 @@ export interface AuditEventFilter {
   types?: string[];
   targetGuids?: string[];
   spaceGuids?: string[];
-  /** Restricts to these spaces (a developer's); "all" for admins. Events with no space are admin-only. */
-  visibleSpaces: "all" | string[];
   /** Newest first when true (CC's `order_by=-created_at`). */
   descending: boolean;
   page: number;
   perPage: number;
 }
 
-function where(f: AuditEventFilter): SQL | undefined {
-  const conds: (SQL | undefined)[] = [];
+function where(db: Db, viewer: Viewer, f: AuditEventFilter): SQL | undefined {
+  // Events with no space (flags, users, registry access) are for admins only.
+  const conds: (SQL | undefined)[] = [visibleTo(db, viewer, auditEvents.spaceGuid)];
   if (f.types) conds.push(inArray(auditEvents.type, f.types));
   if (f.targetGuids) conds.push(inArray(auditEvents.targetGuid, f.targetGuids));
   if (f.spaceGuids) conds.push(inArray(auditEvents.spaceGuid, f.spaceGuids));
-  if (f.visibleSpaces !== "all") conds.push(inArray(auditEvents.spaceGuid, f.visibleSpaces));
   return and(...conds);
 }
 
 /** One page of events and the total count matching the filter. */
-export async function listAuditEvents(db: Db, f: AuditEventFilter): Promise<{ total: number; events: AuditEvent[] }> {
-  if (f.visibleSpaces !== "all" && f.visibleSpaces.length === 0) return { total: 0, events: [] };
-  const cond = where(f);
+export async function listAuditEvents(db: Db, viewer: Viewer, f: AuditEventFilter): Promise<{ total: number; events: AuditEvent[] }> {
+  const cond = where(db, viewer, f);
   // created_at is to the second: the rowid keeps insertion order within a second.
   const order = f.descending ? [desc(auditEvents.createdAt), sql`rowid desc`] : [auditEvents.createdAt, sql`rowid`];
   const [totals, rows] = await db.batch([
     db.select({ n: count() }).from(auditEvents).where(cond),
     db.select().from(auditEvents).where(cond).orderBy(...order).limit(f.perPage).offset((f.page - 1) * f.perPage),
   ]);
+  return { total: totals[0]?.n ?? 0, events: rows.map(toEvent) };
+}
+
+export async function getAuditEvent(db: Db, viewer: Viewer, guid: string): Promise<AuditEvent | undefined> {
+  const [r] = await db.select().from(auditEvents).where(and(eq(auditEvents.guid, guid), visibleTo(db, viewer, auditEvents.spaceGuid))).limit(1);
+  return r && toEvent(r);
+}
+
+function toEvent(r: typeof auditEvents.$inferSelect): AuditEvent {
   return {
-    total: totals[0]?.n ?? 0,
-    events: rows.map((r) => ({
-      guid: r.guid,
-      type: r.type,
-      actor: { guid: r.actorGuid, type: r.actorType, name: r.actorName },
-      target: { guid: r.targetGuid, type: r.targetType, name: r.targetName },
-      spaceGuid: r.spaceGuid,
-      data: r.data,
-      createdAt: r.createdAt,
-    })),
+    guid: r.guid,
+    type: r.type,
+    actor: { guid: r.actorGuid, type: r.actorType, name: r.actorName },
+    target: { guid: r.targetGuid, type: r.targetType, name: r.targetName },
+    spaceGuid: r.spaceGuid,
+    data: r.data,
+    createdAt: r.createdAt,
   };
 }

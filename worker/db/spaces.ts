@@ -1,0 +1,65 @@
+/** @module Spaces: Berth's one implicit organization is split into spaces that scope apps and developers. */
+import { and, asc, count, desc, eq, inArray, type SQL } from "drizzle-orm";
+import type { Db } from "../env";
+import { isoNow, newGuid } from "../http/ids";
+import { type AuditEventInput, auditEventIfChanged } from "./audit";
+import { type Viewer, visibleTo } from "./roles";
+import { spaces } from "./schema";
+
+export interface Space {
+  guid: string;
+  name: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** Creates a space; null when the name is taken. */
+export async function createSpace(
+  db: Db,
+  name: string,
+  actor: AuditEventInput["actor"],
+  now: Date = new Date(),
+): Promise<Space | null> {
+  const at = isoNow(now);
+  const space: Space = { guid: newGuid(), name, createdAt: at, updatedAt: at };
+  const [insert] = await db.batch([
+    db.insert(spaces).values(space).onConflictDoNothing(),
+    auditEventIfChanged(db, {
+      type: "audit.space.create",
+      actor,
+      target: { guid: space.guid, type: "space", name },
+      spaceGuid: space.guid,
+      data: { request: { name } },
+      now,
+    }),
+  ]);
+  return insert.meta.changes === 1 ? space : null;
+}
+
+/** The space if it exists and the viewer may see it (CF answers 404 to outsiders). */
+export async function getSpace(db: Db, guid: string, viewer: Viewer): Promise<Space | undefined> {
+  const [row] = await db.select().from(spaces).where(and(eq(spaces.guid, guid), visibleTo(db, viewer, spaces.guid))).limit(1);
+  return row;
+}
+
+export interface SpaceListQuery {
+  names?: string[];
+  guids?: string[];
+  orderBy: "created_at" | "-created_at" | "name" | "-name";
+  page: number;
+  perPage: number;
+}
+
+export async function listSpaces(db: Db, viewer: Viewer, q: SpaceListQuery): Promise<{ total: number; spaces: Space[] }> {
+  const conds: (SQL | undefined)[] = [visibleTo(db, viewer, spaces.guid)];
+  if (q.names) conds.push(inArray(spaces.name, q.names));
+  if (q.guids) conds.push(inArray(spaces.guid, q.guids));
+  const cond = and(...conds);
+  const col = q.orderBy.endsWith("name") ? spaces.name : spaces.createdAt;
+  const dir = q.orderBy.startsWith("-") ? desc : asc;
+  const [totals, rows] = await db.batch([
+    db.select({ n: count() }).from(spaces).where(cond),
+    db.select().from(spaces).where(cond).orderBy(dir(col), dir(spaces.guid)).limit(q.perPage).offset((q.page - 1) * q.perPage),
+  ]);
+  return { total: totals[0]?.n ?? 0, spaces: rows };
+}

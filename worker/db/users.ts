@@ -1,0 +1,67 @@
+/**
+ * @module People who hold bearer tokens. A token is shown once, at creation;
+ * only its SHA-256 is stored (auth/tokens.ts).
+ */
+import { asc, count, desc, eq, inArray } from "drizzle-orm";
+import { hashToken, newToken } from "../auth/tokens";
+import type { Db } from "../env";
+import { isoNow, newGuid } from "../http/ids";
+import { type AuditEventInput, auditEventIfChanged } from "./audit";
+import { users } from "./schema";
+
+export interface User {
+  guid: string;
+  name: string;
+  admin: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+const columns = { guid: users.guid, name: users.name, admin: users.admin, createdAt: users.createdAt, updatedAt: users.updatedAt };
+
+/** Creates a user and its token; null when the name is taken. */
+export async function createUser(
+  db: Db,
+  input: { name: string; admin: boolean },
+  actor: AuditEventInput["actor"],
+  now: Date = new Date(),
+): Promise<{ user: User; token: string } | null> {
+  const token = newToken("user");
+  const at = isoNow(now);
+  const user: User = { guid: newGuid(), name: input.name, admin: input.admin, createdAt: at, updatedAt: at };
+  const [insert] = await db.batch([
+    // DO NOTHING on a taken name: the event below is then skipped too (changes() = 0).
+    db.insert(users).values({ ...user, tokenHash: await hashToken(token) }).onConflictDoNothing(),
+    auditEventIfChanged(db, {
+      type: "audit.user.create",
+      actor,
+      target: { guid: user.guid, type: "user", name: user.name },
+      data: { request: { name: user.name, admin: user.admin } },
+      now,
+    }),
+  ]);
+  return insert.meta.changes === 1 ? { user, token } : null;
+}
+
+export async function getUser(db: Db, guid: string): Promise<User | undefined> {
+  const [row] = await db.select(columns).from(users).where(eq(users.guid, guid)).limit(1);
+  return row;
+}
+
+export interface UserListQuery {
+  names?: string[];
+  orderBy: "created_at" | "-created_at" | "username" | "-username";
+  page: number;
+  perPage: number;
+}
+
+export async function listUsers(db: Db, q: UserListQuery): Promise<{ total: number; users: User[] }> {
+  const cond = q.names ? inArray(users.name, q.names) : undefined;
+  const col = q.orderBy.endsWith("username") ? users.name : users.createdAt;
+  const dir = q.orderBy.startsWith("-") ? desc : asc;
+  const [totals, rows] = await db.batch([
+    db.select({ n: count() }).from(users).where(cond),
+    db.select(columns).from(users).where(cond).orderBy(dir(col), dir(users.guid)).limit(q.perPage).offset((q.page - 1) * q.perPage),
+  ]);
+  return { total: totals[0]?.n ?? 0, users: rows };
+}
