@@ -7,4 +7,6 @@ namespace berth {
 void InitFs(Napi::Env env, Napi::Object exports);
 // Container creation, waiting and destruction.
 void InitContainer(Napi::Env env, Napi::Object exports);
+// Container networking: namespaces with a veth pair (rtnetlink), nftables (libnftables).
+void InitNet(Napi::Env env, Napi::Object exports);
 }  // namespace berth
