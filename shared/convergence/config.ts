@@ -1,0 +1,39 @@
+/**
+ * @module Every timing convergence and the restart calculator use. Diego's
+ * defaults (reference §5); tests and benches pass shorter ones.
+ */
+
+export interface RestartPolicy {
+  /** Crashes below this count restart at once (Diego's DefaultImmediateRestarts = 3). */
+  immediateRestarts: number;
+  /** First backoff, at the count equal to `immediateRestarts` (30 s). */
+  backoffBaseMs: number;
+  /** Longest backoff (16 min). */
+  backoffCapMs: number;
+  /** A crash after running this long counts as the first again (CrashResetTimeout = 5 min). */
+  crashResetMs: number;
+  /** At this many crashes the instance is never restarted (DefaultMaxRestarts = 200). */
+  maxRestarts: number;
+}
+
+export interface ConvergenceConfig {
+  /** A cell whose last heartbeat is older than this has disappeared (Diego's presence TTL, 15 s). */
+  heartbeatTtlMs: number;
+  /** How soon to retry instances that could not be placed. */
+  unplacedRetryMs: number;
+  restart: RestartPolicy;
+}
+
+export const DEFAULT_RESTART_POLICY: RestartPolicy = {
+  immediateRestarts: 3,
+  backoffBaseMs: 30_000,
+  backoffCapMs: 16 * 60_000,
+  crashResetMs: 5 * 60_000,
+  maxRestarts: 200,
+};
+
+export const DEFAULT_CONVERGENCE_CONFIG: ConvergenceConfig = {
+  heartbeatTtlMs: 15_000,
+  unplacedRetryMs: 5_000,
+  restart: DEFAULT_RESTART_POLICY,
+};

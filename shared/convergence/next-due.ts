@@ -1,0 +1,28 @@
+/**
+ * @module When the scheduler must look again although nothing reported in:
+ * the next heartbeat expiry, the next crash backoff ending, the next retry of
+ * instances that found no cell. The scheduler sets its alarm to this.
+ */
+import type { ConvergenceConfig } from "./config";
+import { cellExpiresAt, cellIsAlive } from "./cells";
+import type { ActualInstance, CellView } from "./model";
+import { restartDueAt } from "./restart-calculator";
+
+/** The earliest future moment something becomes due, or null when nothing will. */
+export function nextDueAt(actual: ActualInstance[], cells: CellView[], now: number, config: ConvergenceConfig): number | null {
+  const due: number[] = [];
+  for (const c of cells) {
+    if (c.state !== "LOST" && cellIsAlive(c, now, config)) due.push(cellExpiresAt(c, config));
+  }
+  for (const i of actual) {
+    if (i.presence !== "ORDINARY") continue;
+    if (i.state === "CRASHED") {
+      const at = restartDueAt(i, config.restart);
+      if (at !== null) due.push(at);
+    } else if (i.state === "UNCLAIMED") {
+      due.push(now + config.unplacedRetryMs);
+    }
+  }
+  const future = due.filter((t) => t > now);
+  return future.length === 0 ? null : Math.min(...future);
+}
