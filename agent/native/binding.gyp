@@ -8,6 +8,13 @@
       "cflags_cc": ["-std=c++20", "-Wall", "-Wextra", "-fexceptions"],
       "cflags_cc!": ["-fno-exceptions"],
       "libraries": ["-lseccomp", "-lmnl", "-lnftables"]
+    },
+    {
+      "target_name": "berth-init",
+      "type": "executable",
+      "sources": ["init/berth-init.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"],
+      "ldflags": ["-static"]
     }
   ]
 }

@@ -1,5 +1,322 @@
+// JS bindings of the container runtime (typed in ../container.d.ts). The config
+// object is copied into a ContainerConfig on the main thread; the work runs on
+// a dedicated std::thread per call and settles a promise through a
+// ThreadSafeFunction. Not Napi::AsyncWorker: waiting for a container's exit can
+// last for days and would pin one of libuv's four pool threads (node-pty's reason).
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <thread>
+#include <variant>
+
+#include "container_config.h"
 #include "modules.h"
 
 namespace berth {
-void InitContainer(Napi::Env, Napi::Object) {}
+namespace {
+
+// ---- copying the JS object (validated by agent/runtime) into C++ ----
+
+Napi::Value Field(const Napi::Object& o, const char* name) {
+  Napi::Value v = o.Get(name);
+  if (v.IsUndefined()) throw Napi::TypeError::New(o.Env(), std::string("container config: missing ") + name);
+  return v;
+}
+std::string Str(const Napi::Object& o, const char* name) {
+  Napi::Value v = Field(o, name);
+  if (!v.IsString()) throw Napi::TypeError::New(o.Env(), std::string("container config: ") + name + " must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+double Num(const Napi::Object& o, const char* name) {
+  Napi::Value v = Field(o, name);
+  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string("container config: ") + name + " must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+Napi::Array Arr(const Napi::Object& o, const char* name) {
+  Napi::Value v = Field(o, name);
+  if (!v.IsArray()) throw Napi::TypeError::New(o.Env(), std::string("container config: ") + name + " must be an array");
+  return v.As<Napi::Array>();
+}
+template <typename T, typename F>
+std::vector<T> Each(const Napi::Array& a, F convert) {
+  std::vector<T> out;
+  for (uint32_t i = 0; i < a.Length(); i++) out.push_back(convert(a.Get(i)));
+  return out;
+}
+std::vector<std::string> Strings(const Napi::Object& o, const char* name) {
+  return Each<std::string>(Arr(o, name), [&](Napi::Value v) {
+    if (!v.IsString()) throw Napi::TypeError::New(o.Env(), std::string("container config: ") + name + " must hold strings");
+    return v.As<Napi::String>().Utf8Value();
+  });
+}
+std::vector<IdMapping> Maps(const Napi::Object& o, const char* name) {
+  return Each<IdMapping>(Arr(o, name), [](Napi::Value v) {
+    Napi::Object m = v.As<Napi::Object>();
+    return IdMapping{static_cast<uint32_t>(Num(m, "containerId")), static_cast<uint32_t>(Num(m, "hostId")),
+                     static_cast<uint32_t>(Num(m, "size"))};
+  });
+}
+
+ContainerConfig ParseConfig(Napi::Env env, const Napi::Object& o) {
+  ContainerConfig c;
+  c.id = Str(o, "id");
+  c.init_path = Str(o, "initPath");
+  c.rootfs = Str(o, "rootfs");
+  c.hostname = Str(o, "hostname");
+  c.io_dir = Str(o, "ioDir");
+  Napi::Value netns = Field(o, "netnsPath");
+  c.netns_path = netns.IsString() ? netns.As<Napi::String>().Utf8Value() : "";
+  c.uid_map = Maps(o, "uidMap");
+  c.gid_map = Maps(o, "gidMap");
+  c.cgroups = Each<CgroupDir>(Arr(o, "cgroups"), [](Napi::Value v) {
+    Napi::Object d = v.As<Napi::Object>();
+    return CgroupDir{Str(d, "path"), Each<CgroupFile>(Arr(d, "files"), [](Napi::Value f) {
+                       Napi::Object fo = f.As<Napi::Object>();
+                       return CgroupFile{Str(fo, "name"), Str(fo, "value")};
+                     }),
+                     Field(d, "join").ToBoolean().Value()};
+  });
+  c.mounts = Each<MountOp>(Arr(o, "mounts"), [env](Napi::Value v) {
+    Napi::Object m = v.As<Napi::Object>();
+    std::string kind = Str(m, "kind");
+    MountOp op{};
+    op.target = Str(m, "target");
+    if (kind == "symlink") {
+      op.kind = MountKind::kSymlink;
+      op.link_target = Str(m, "linkTarget");
+    } else if (kind == "mount") {
+      op.kind = MountKind::kMount;
+      op.source = Str(m, "source");
+      op.fstype = Str(m, "fstype");
+      op.flags = static_cast<unsigned long>(Num(m, "flags"));
+      op.data = Str(m, "data");
+    } else if (kind == "bind") {
+      op.kind = MountKind::kBind;
+      op.source = Str(m, "source");
+      op.flags = static_cast<unsigned long>(Num(m, "flags"));
+      op.readonly = Field(m, "readonly").ToBoolean().Value();
+      op.file = Field(m, "file").ToBoolean().Value();
+    } else {
+      throw Napi::TypeError::New(env, "container config: unknown mount kind " + kind);
+    }
+    return op;
+  });
+  c.masked_paths = Strings(o, "maskedPaths");
+  c.readonly_paths = Strings(o, "readonlyPaths");
+  Napi::Object log = Field(o, "log").As<Napi::Object>();
+  c.log_max_bytes = static_cast<uint64_t>(Num(log, "maxBytes"));
+  c.log_keep_files = static_cast<uint32_t>(Num(log, "keepFiles"));
+
+  Napi::Object p = Field(o, "process").As<Napi::Object>();
+  c.process.argv = Strings(p, "argv");
+  if (c.process.argv.empty()) throw Napi::TypeError::New(env, "container config: process.argv is empty");
+  c.process.env = Strings(p, "env");
+  c.process.cwd = Str(p, "cwd");
+  c.process.uid = static_cast<uint32_t>(Num(p, "uid"));
+  c.process.gid = static_cast<uint32_t>(Num(p, "gid"));
+  c.process.additional_gids =
+      Each<uint32_t>(Arr(p, "additionalGids"), [](Napi::Value v) { return v.As<Napi::Number>().Uint32Value(); });
+  c.process.capabilities = 0;
+  for (uint32_t cap : Each<uint32_t>(Arr(p, "capabilities"), [](Napi::Value v) { return v.As<Napi::Number>().Uint32Value(); }))
+    c.process.capabilities |= 1ULL << cap;
+  c.process.rlimits = Each<Rlimit>(Arr(p, "rlimits"), [](Napi::Value v) {
+    Napi::Object r = v.As<Napi::Object>();
+    return Rlimit{static_cast<int>(Num(r, "resource")), static_cast<int64_t>(Num(r, "soft")),
+                  static_cast<int64_t>(Num(r, "hard"))};
+  });
+
+  Napi::Object s = Field(o, "seccomp").As<Napi::Object>();
+  c.seccomp.default_errno = static_cast<int>(Num(s, "defaultErrno"));
+  c.seccomp.architectures = Strings(s, "architectures");
+  c.seccomp.rules = Each<SeccompRule>(Arr(s, "rules"), [](Napi::Value v) {
+    Napi::Object r = v.As<Napi::Object>();
+    return SeccompRule{Strings(r, "names"), Str(r, "action") == "allow", static_cast<int>(Num(r, "errno")),
+                       Each<SeccompArg>(Arr(r, "args"), [](Napi::Value av) {
+                         Napi::Object a = av.As<Napi::Object>();
+                         return SeccompArg{static_cast<unsigned>(Num(a, "index")), Str(a, "op"),
+                                           static_cast<uint64_t>(Num(a, "value")),
+                                           static_cast<uint64_t>(Num(a, "valueTwo"))};
+                       })};
+  });
+  Napi::Function stringify = env.Global().Get("JSON").As<Napi::Object>().Get("stringify").As<Napi::Function>();
+  c.seccomp.cache_key = stringify.Call({s}).As<Napi::String>().Utf8Value();
+  return c;
+}
+
+// ---- errors ----
+
+Napi::Error MakeNativeError(Napi::Env env, const StepError& e) {
+  const char* code = strerrorname_np(e.err);
+  std::string message = e.step + ": " + e.syscall + (e.path.empty() ? "" : " " + e.path) + ": " + strerror(e.err);
+  Napi::Error error = Napi::Error::New(env, message);
+  Napi::Object o = error.Value();
+  o.Set("name", "NativeError");
+  o.Set("step", e.step);
+  o.Set("syscall", e.syscall);
+  o.Set("errno", e.err);
+  o.Set("code", code ? code : "UNKNOWN");
+  o.Set("path", e.path);
+  return error;
+}
+
+// ---- running work off the event loop ----
+
+template <typename Result>
+struct Job {
+  Napi::Promise::Deferred deferred;
+  std::function<Napi::Value(Napi::Env, const Result&)> to_js;
+  std::variant<std::monostate, Result, StepError, std::string> outcome;
+};
+
+// Runs `work` on its own thread and settles the returned promise on the main
+// thread. `keep_alive` false lets Node exit while the thread still waits.
+template <typename Result>
+Napi::Promise OffThread(Napi::Env env, std::function<Result()> work,
+                        std::function<Napi::Value(Napi::Env, const Result&)> to_js, bool keep_alive) {
+  auto* job = new Job<Result>{Napi::Promise::Deferred::New(env), std::move(to_js), {}};
+  Napi::Promise promise = job->deferred.Promise();
+  auto tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
+                                            "berth-container", 0, 1);
+  if (!keep_alive) tsfn.Unref(env);
+  std::thread([job, tsfn, work = std::move(work)]() mutable {
+    try {
+      job->outcome = work();
+    } catch (const StepError& e) {
+      job->outcome = e;
+    } catch (const std::exception& e) {
+      job->outcome = std::string(e.what());
+    }
+    tsfn.BlockingCall(job, [](Napi::Env env, Napi::Function, Job<Result>* j) {
+      std::unique_ptr<Job<Result>> owned(j);
+      if (auto* r = std::get_if<Result>(&j->outcome)) j->deferred.Resolve(j->to_js(env, *r));
+      else if (auto* e = std::get_if<StepError>(&j->outcome)) j->deferred.Reject(MakeNativeError(env, *e).Value());
+      else j->deferred.Reject(Napi::Error::New(env, std::get<std::string>(j->outcome)).Value());
+    });
+    tsfn.Release();
+  }).detach();
+  return promise;
+}
+
+// ---- pidfds that are checked against the start time (no pid-reuse races) ----
+
+// Opens a pidfd for pid, then checks the start time: once the pidfd exists, a
+// matching start time proves it names the process we meant.
+int OpenProcess(pid_t pid, uint64_t start_time) {
+  int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) return -1;
+  if (ProcessStartTime(pid) != start_time) {
+    close(fd);
+    errno = ESRCH;
+    return -1;
+  }
+  return fd;
+}
+
+struct Exit {
+  bool reaped;
+  int status, signal;  // -1 when unknown
+};
+
+Exit WaitForExit(int pidfd) {
+  struct pollfd p = {pidfd, POLLIN, 0};
+  while (poll(&p, 1, -1) < 0) {
+    if (errno != EINTR) {
+      int err = errno;
+      close(pidfd);
+      throw StepError{"wait", "poll", "", err};
+    }
+  }
+  siginfo_t info;
+  memset(&info, 0, sizeof info);
+  int rc;
+  do rc = waitid(static_cast<idtype_t>(P_PIDFD), pidfd, &info, WEXITED);
+  while (rc < 0 && errno == EINTR);
+  close(pidfd);
+  // ECHILD: an adopted process, reaped by whoever its parent is now.
+  if (rc < 0) return Exit{false, -1, -1};
+  if (info.si_code == CLD_EXITED) return Exit{true, info.si_status, -1};
+  return Exit{true, -1, info.si_status};
+}
+
+Napi::Value Create(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) throw Napi::TypeError::New(env, "containerCreate(config): config must be an object");
+  auto config = std::make_shared<ContainerConfig>(ParseConfig(env, info[0].As<Napi::Object>()));
+  return OffThread<Created>(
+      env, [config]() { return CreateContainer(*config); },
+      [](Napi::Env e, const Created& c) {
+        Napi::Object o = Napi::Object::New(e);
+        o.Set("pid", c.pid);
+        o.Set("startTime", static_cast<double>(c.start_time));
+        return static_cast<Napi::Value>(o);
+      },
+      true);
+}
+
+void CheckPidArgs(const Napi::CallbackInfo& info, const char* fn) {
+  if (!info[0].IsNumber() || !info[1].IsNumber())
+    throw Napi::TypeError::New(info.Env(), std::string(fn) + "(pid, startTime): numbers expected");
+}
+
+Napi::Value Watch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckPidArgs(info, "containerWatch");
+  pid_t pid = info[0].As<Napi::Number>().Int32Value();
+  uint64_t start = static_cast<uint64_t>(info[1].As<Napi::Number>().DoubleValue());
+  int fd = OpenProcess(pid, start);
+  if (fd < 0) {
+    auto d = Napi::Promise::Deferred::New(env);
+    d.Reject(MakeNativeError(env, StepError{"wait", "pidfd_open", "", errno}).Value());
+    return d.Promise();
+  }
+  return OffThread<Exit>(
+      env, [fd]() { return WaitForExit(fd); },
+      [](Napi::Env e, const Exit& x) {
+        Napi::Object o = Napi::Object::New(e);
+        o.Set("reaped", x.reaped);
+        o.Set("status", x.status < 0 ? e.Null() : Napi::Number::New(e, x.status));
+        o.Set("signal", x.signal < 0 ? e.Null() : Napi::Number::New(e, x.signal));
+        return static_cast<Napi::Value>(o);
+      },
+      false);
+}
+
+Napi::Value Signal(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckPidArgs(info, "containerSignal");
+  if (!info[2].IsNumber()) throw Napi::TypeError::New(env, "containerSignal(pid, startTime, signal): signal must be a number");
+  int fd = OpenProcess(info[0].As<Napi::Number>().Int32Value(),
+                       static_cast<uint64_t>(info[1].As<Napi::Number>().DoubleValue()));
+  if (fd < 0) return Napi::Boolean::New(env, false);
+  long rc = syscall(SYS_pidfd_send_signal, fd, info[2].As<Napi::Number>().Int32Value(), nullptr, 0);
+  int err = errno;
+  close(fd);
+  if (rc < 0 && err != ESRCH) throw MakeNativeError(env, StepError{"signal", "pidfd_send_signal", "", err});
+  return Napi::Boolean::New(env, rc == 0);
+}
+
+Napi::Value StartTime(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "processStartTime(pid): pid must be a number");
+  uint64_t t = ProcessStartTime(info[0].As<Napi::Number>().Int32Value());
+  return t ? Napi::Number::New(env, static_cast<double>(t)) : env.Null();
+}
+
+}  // namespace
+
+void InitContainer(Napi::Env env, Napi::Object exports) {
+  exports.Set("containerCreate", Napi::Function::New(env, Create));
+  exports.Set("containerWatch", Napi::Function::New(env, Watch));
+  exports.Set("containerSignal", Napi::Function::New(env, Signal));
+  exports.Set("processStartTime", Napi::Function::New(env, StartTime));
+}
+
 }  // namespace berth

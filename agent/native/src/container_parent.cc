@@ -1,0 +1,192 @@
+// The parent side of container creation, run on a dedicated thread (never the
+// event loop): cgroups, clone3, id maps, the sync socket (protocol in
+// container_config.h). Every failure is a StepError naming step, syscall, path.
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+
+#include "container_config.h"
+
+namespace berth {
+namespace {
+
+[[noreturn]] void Throw(const char* step, const char* syscall_name, const std::string& path, int err = errno) {
+  throw StepError{step, syscall_name, path, err};
+}
+
+// Closes the fd when the scope ends (crun's cleanup_close).
+struct Fd {
+  int fd = -1;
+  Fd() = default;
+  explicit Fd(int f) : fd(f) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() {
+    if (fd >= 0) close(fd);
+  }
+};
+
+void WriteFile(const std::string& path, const std::string& value, const char* step) {
+  Fd fd(open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (fd.fd < 0) Throw(step, "open", path);
+  ssize_t n;
+  do n = write(fd.fd, value.data(), value.size());
+  while (n < 0 && errno == EINTR);
+  if (n < 0) Throw(step, "write", path);
+}
+
+void MakeDirs(const std::string& path) {
+  for (size_t i = 1; i <= path.size(); i++) {
+    if (i != path.size() && path[i] != '/') continue;
+    std::string prefix = path.substr(0, i);
+    if (mkdir(prefix.c_str(), 0755) < 0 && errno != EEXIST) Throw("cgroup", "mkdir", prefix);
+  }
+}
+
+std::string MapText(const std::vector<IdMapping>& map) {
+  std::string text;
+  for (const IdMapping& m : map)
+    text += std::to_string(m.container_id) + " " + std::to_string(m.host_id) + " " + std::to_string(m.size) + "\n";
+  return text;
+}
+
+void KillAndReap(int pidfd) {
+  syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+  siginfo_t info;
+  while (waitid(static_cast<idtype_t>(P_PIDFD), pidfd, &info, WEXITED) < 0 && errno == EINTR) {
+  }
+}
+
+// Everything the child reads, computed now: it may not allocate after clone.
+void PreparePlan(const ContainerConfig& c, ChildPlan& plan) {
+  plan.config = &c;
+  for (const std::string& a : c.process.argv) plan.argv.push_back(a.c_str());
+  plan.argv.push_back(nullptr);
+  plan.path_env = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  for (const std::string& e : c.process.env) {
+    plan.envp.push_back(e.c_str());
+    if (e.rfind("PATH=", 0) == 0) plan.path_env = e.c_str() + 5;
+  }
+  plan.envp.push_back(nullptr);
+  for (uint32_t g : c.process.additional_gids) plan.groups.push_back(g);
+  try {
+    plan.seccomp = CompileSeccomp(c.seccomp);
+  } catch (const std::exception& e) {
+    throw StepError{"seccomp", e.what(), "", EINVAL};
+  }
+}
+
+}  // namespace
+
+uint64_t ProcessStartTime(pid_t pid) {
+  std::string path = "/proc/" + std::to_string(pid) + "/stat";
+  Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.fd < 0) return 0;
+  char buf[1024];
+  ssize_t n = read(fd.fd, buf, sizeof buf - 1);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  // comm may contain spaces and parentheses: fields restart after the last ')'.
+  char* p = strrchr(buf, ')');
+  if (!p) return 0;
+  int field = 2;
+  while (*p && field < 22) {
+    if (*p == ' ') field++;
+    p++;
+  }
+  return field == 22 ? strtoull(p, nullptr, 10) : 0;
+}
+
+Created CreateContainer(const ContainerConfig& c) {
+  ChildPlan plan;
+  PreparePlan(c, plan);
+
+  for (const CgroupDir& dir : c.cgroups) {
+    MakeDirs(dir.path);
+    for (const CgroupFile& f : dir.files) WriteFile(dir.path + "/" + f.name, f.value, "cgroup");
+  }
+
+  Fd init_fd(open(c.init_path.c_str(), O_PATH | O_CLOEXEC));
+  if (init_fd.fd < 0) Throw("init", "open", c.init_path);
+  Fd io_fd(open(c.io_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (io_fd.fd < 0) Throw("stdio", "open", c.io_dir);
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) Throw("sync", "socketpair", "");
+  Fd parent_end(sv[0]);
+  Fd child_end(sv[1]);
+  plan.sync_fd = child_end.fd;
+  plan.init_fd = init_fd.fd;
+  plan.io_dir_fd = io_fd.fd;
+
+  uint64_t flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_PIDFD;
+  if (!c.netns_path.empty()) {
+    // setns(CLONE_NEWNET) changes only this thread, a dedicated one that ends
+    // after create; the child inherits the namespace. Joining must happen here,
+    // while we still hold CAP_SYS_ADMIN over a namespace the host created.
+    Fd ns(open(c.netns_path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (ns.fd < 0) Throw("netns", "open", c.netns_path);
+    if (setns(ns.fd, CLONE_NEWNET) < 0) Throw("netns", "setns", c.netns_path);
+  } else {
+    flags |= CLONE_NEWNET;
+  }
+
+  int pidfd = -1;
+  struct clone_args args;
+  memset(&args, 0, sizeof args);
+  args.flags = flags;
+  args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
+  args.exit_signal = SIGCHLD;
+  // Signals blocked across clone so no Node handler ever runs in the child.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  long pid = syscall(SYS_clone3, &args, sizeof args);
+  if (pid == 0) {
+    close(parent_end.fd);
+    RunChild(plan);
+  }
+  int clone_errno = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (pid < 0) Throw("clone", "clone3", "", clone_errno);
+  Fd pid_fd(pidfd);
+  close(child_end.fd);
+  child_end.fd = -1;
+
+  try {
+    std::string proc = "/proc/" + std::to_string(pid);
+    WriteFile(proc + "/uid_map", MapText(c.uid_map), "map_ids");
+    WriteFile(proc + "/gid_map", MapText(c.gid_map), "map_ids");
+    for (const CgroupDir& dir : c.cgroups)
+      if (dir.join) WriteFile(dir.path + "/cgroup.procs", std::to_string(pid), "cgroup");
+    char go = kSyncGo;
+    if (write(parent_end.fd, &go, 1) != 1) Throw("sync", "write", "");
+    ChildError e;
+    ssize_t n;
+    do n = read(parent_end.fd, &e, sizeof e);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) Throw("sync", "read", "");
+    if (n == static_cast<ssize_t>(sizeof e)) {
+      e.step[sizeof e.step - 1] = e.syscall[sizeof e.syscall - 1] = e.path[sizeof e.path - 1] = '\0';
+      throw StepError{e.step, e.syscall, e.path, e.err};
+    }
+    if (n != 0) Throw("sync", "read", "", EPROTO);
+  } catch (...) {
+    KillAndReap(pid_fd.fd);
+    throw;
+  }
+  return Created{static_cast<pid_t>(pid), ProcessStartTime(static_cast<pid_t>(pid))};
+}
+
+}  // namespace berth
