@@ -39,7 +39,10 @@ export type AuditEventType =
   | "audit.route.delete-request"
   | "app.crash"
   | "app.placement_failed"
-  | "app.instance_lost";
+  | "app.instance_lost"
+  | "app.instances_placed"
+  | "app.instances_replaced"
+  | "app.instances_stopped";
 
 /** Who did it, in CC's `actor` shape. The scheduler acts as `SYSTEM_ACTOR`. */
 export interface Actor {
