@@ -1,4 +1,235 @@
-import { Hono } from "hono";
+/**
+ * @module /v3/apps: Docker-lifecycle apps, their env vars, lifecycle actions,
+ * current droplet, and the app-nested process, package and route lists.
+ * With diego_docker off, creating, starting and restarting answer 403
+ * CF-FeatureDisabled (admins too); stop, delete and updates stay allowed (CF).
+ */
+import { type Context, Hono } from "hono";
+import { z } from "zod";
+import { requireUser } from "../auth/principal";
+import { linkerOf, reachableApp } from "../auth/scope";
+import {
+  type App, type AppAction, changeAppState, createApp, deleteApp, listApps, mergeEnvironmentVariables, renameApp, setCurrentDroplet,
+} from "../db/apps";
+import { requireFeatureEnabled } from "../db/feature-flags";
+import { listPackages } from "../db/packages";
+import { getProcessByType } from "../db/processes";
+import { listRoutes } from "../db/routes";
+import { getSpace } from "../db/spaces";
 import type { AppEnv } from "../env";
+import { resourceNotFound, unprocessable } from "../errors";
+import { envPatchSchema, envVarsSchema } from "../http/env-vars";
+import { filterList } from "../http/list-query";
+import { paginated } from "../http/pagination";
+import { pageQuery, parseJson, parseQuery } from "../http/validate";
+import { wakeAfterCommit } from "../http/wake-after-commit";
+import { presentApp, presentAppEnv, presentEnvironmentVariables } from "../presenters/apps";
+import { presentPackage } from "../presenters/packages";
+import { presentProcess } from "../presenters/processes";
+import { appsDomainGuid, presentRoute } from "../presenters/routes";
+import { listProcessesPage, patchProcess, processStats, scaleProcessAction } from "./processes";
+
+const appName = z.string().min(1).max(255).regex(/^[^\p{Cc}]+$/u, "must not contain control characters");
+const guid = z.string().min(1).max(255);
+const toOne = z.strictObject({ data: z.strictObject({ guid }) });
+// Berth runs Docker images only: the docker lifecycle, whose data must be {} (CC).
+const dockerLifecycle = z.strictObject({
+  type: z.literal("docker", { error: "must be docker (Berth runs Docker images only)" }),
+  data: z.strictObject({}),
+});
+
+const createSchema = z.strictObject({
+  name: appName,
+  relationships: z.strictObject({ space: toOne }),
+  lifecycle: dockerLifecycle.optional(),
+  environment_variables: envVarsSchema.optional(),
+});
+
+const updateSchema = z.strictObject({ name: appName.optional(), lifecycle: dockerLifecycle.optional() });
+
+const listSchema = z.strictObject({
+  names: filterList.optional(),
+  space_guids: filterList.optional(),
+  guids: filterList.optional(),
+  order_by: z.enum(["created_at", "-created_at", "updated_at", "-updated_at", "name", "-name"]).default("created_at"),
+  ...pageQuery,
+});
+
+const envPatchBody = z.strictObject({ var: envPatchSchema });
+const currentDropletBody = toOne;
+
+const INVALID_SPACE = "Invalid space. Ensure that the space exists and you have access to it.";
 
 export const apps = new Hono<AppEnv>();
+
+apps.post("/", async (c) => {
+  const principal = requireUser(c);
+  const body = await parseJson(c, createSchema);
+  const spaceGuid = body.relationships.space.data.guid;
+  if (!(await getSpace(c.var.db, spaceGuid, principal))) throw unprocessable(INVALID_SPACE);
+  await requireFeatureEnabled(c.var.db, "diego_docker");
+  const app = await createApp(c.var.db, { name: body.name, spaceGuid, environmentVariables: body.environment_variables ?? {} }, principal);
+  if (!app) throw unprocessable(`App with the name '${body.name}' already exists.`);
+  return c.json(presentApp(app, linkerOf(c)), 201);
+});
+
+apps.get("/", async (c) => {
+  const principal = requireUser(c);
+  const q = parseQuery(c, listSchema);
+  const { total, apps: rows } = await listApps(c.var.db, {
+    names: q.names, spaceGuids: q.space_guids, guids: q.guids, viewer: principal,
+    orderBy: q.order_by, page: q.page, perPage: q.per_page,
+  });
+  const l = linkerOf(c);
+  return c.json(paginated(c.req.url, q, total, rows.map((a) => presentApp(a, l))));
+});
+
+apps.get("/:guid", async (c) => {
+  const { app } = await reachableApp(c, c.req.param("guid"));
+  return c.json(presentApp(app, linkerOf(c)));
+});
+
+apps.patch("/:guid", async (c) => {
+  const { principal, app } = await reachableApp(c, c.req.param("guid"));
+  const body = await parseJson(c, updateSchema);
+  if (body.name !== undefined) {
+    const outcome = await renameApp(c.var.db, app, body.name, principal);
+    if (outcome === "taken") throw unprocessable(`App with the name '${body.name}' already exists.`);
+    if (outcome === "gone") throw resourceNotFound("App");
+  }
+  const { app: after } = await reachableApp(c, app.guid);
+  return c.json(presentApp(after, linkerOf(c)));
+});
+
+apps.delete("/:guid", async (c) => {
+  const { principal, app } = await reachableApp(c, c.req.param("guid"));
+  await deleteApp(c.var.db, app, principal);
+  await wakeAfterCommit(c, `delete app ${app.guid}`);
+  return c.body(null, 202);
+});
+
+// --- lifecycle actions -------------------------------------------------------
+
+async function act(c: Context<AppEnv>, action: AppAction) {
+  const { principal, app } = await reachableApp(c, c.req.param("guid") ?? "");
+  if (action !== "stop") {
+    await requireFeatureEnabled(c.var.db, "diego_docker");
+    if (!app.currentDropletGuid) throw unprocessable("Assign a droplet before starting this app.");
+  }
+  const after = await changeAppState(c.var.db, app, action, principal);
+  if (!after) throw resourceNotFound("App");
+  await wakeAfterCommit(c, `${action} app ${app.guid}`);
+  return c.json(presentApp(after, linkerOf(c)));
+}
+
+apps.post("/:guid/actions/start", (c) => act(c, "start"));
+apps.post("/:guid/actions/stop", (c) => act(c, "stop"));
+apps.post("/:guid/actions/restart", (c) => act(c, "restart"));
+
+// --- current droplet -------------------------------------------------------------
+
+const currentDropletRelationship = (c: Context<AppEnv>, app: App) => ({
+  data: app.currentDropletGuid ? { guid: app.currentDropletGuid } : null,
+  links: {
+    self: linkerOf(c)(`/v3/apps/${app.guid}/relationships/current_droplet`),
+    related: linkerOf(c)(`/v3/apps/${app.guid}/droplets/current`),
+  },
+});
+
+apps.get("/:guid/relationships/current_droplet", async (c) => {
+  const { app } = await reachableApp(c, c.req.param("guid"));
+  return c.json(currentDropletRelationship(c, app));
+});
+
+apps.patch("/:guid/relationships/current_droplet", async (c) => {
+  const { principal, app } = await reachableApp(c, c.req.param("guid"));
+  const body = await parseJson(c, currentDropletBody);
+  const ok = await setCurrentDroplet(c.var.db, app, body.data.guid, principal);
+  if (!ok) throw unprocessable("Unable to assign current droplet. Ensure the droplet exists and belongs to this app.");
+  const { app: after } = await reachableApp(c, app.guid);
+  return c.json(currentDropletRelationship(c, after));
+});
+
+// --- environment variables -----------------------------------------------------
+
+apps.get("/:guid/environment_variables", async (c) => {
+  const { app } = await reachableApp(c, c.req.param("guid"));
+  return c.json(presentEnvironmentVariables(app.guid, app.environmentVariables, linkerOf(c)));
+});
+
+apps.patch("/:guid/environment_variables", async (c) => {
+  const { principal, app } = await reachableApp(c, c.req.param("guid"));
+  const body = await parseJson(c, envPatchBody);
+  const merged = await mergeEnvironmentVariables(c.var.db, app, body.var, principal);
+  if (merged === undefined) throw resourceNotFound("App");
+  if (merged === "too_large") throw unprocessable("Environment variables would exceed 131072 bytes.");
+  return c.json(presentEnvironmentVariables(app.guid, merged, linkerOf(c)));
+});
+
+apps.get("/:guid/env", async (c) => {
+  const { principal, app } = await reachableApp(c, c.req.param("guid"));
+  const [space, web, routes] = await Promise.all([
+    getSpace(c.var.db, app.spaceGuid, principal),
+    getProcessByType(c.var.db, app.guid, "web"),
+    listRoutes(c.var.db, { appGuids: [app.guid], viewer: principal, page: 1, perPage: 5000 }),
+  ]);
+  return c.json(presentAppEnv(app, {
+    spaceName: space?.name ?? "",
+    uris: routes.routes.map((r) => `${r.host}.${r.domain}`),
+    memoryMb: web?.memoryInMb ?? 0,
+    diskMb: web?.diskInMb ?? 0,
+  }));
+});
+
+// --- nested lists and processes ----------------------------------------------------
+
+apps.get("/:guid/processes", async (c) => {
+  const { principal, app } = await reachableApp(c, c.req.param("guid"));
+  return listProcessesPage(c, principal, app.guid);
+});
+
+async function processOfApp(c: Context<AppEnv>) {
+  const { principal, app } = await reachableApp(c, c.req.param("guid") ?? "");
+  const process = await getProcessByType(c.var.db, app.guid, c.req.param("type") ?? "");
+  if (!process) throw resourceNotFound("Process");
+  return { principal, process };
+}
+
+apps.get("/:guid/processes/:type", async (c) => {
+  const { process } = await processOfApp(c);
+  return c.json(presentProcess(process, linkerOf(c)));
+});
+
+apps.patch("/:guid/processes/:type", async (c) => {
+  const { principal, process } = await processOfApp(c);
+  return patchProcess(c, principal, process);
+});
+
+apps.post("/:guid/processes/:type/actions/scale", async (c) => {
+  const { principal, process } = await processOfApp(c);
+  return scaleProcessAction(c, principal, process);
+});
+
+apps.get("/:guid/processes/:type/stats", async (c) => {
+  const { process } = await processOfApp(c);
+  return processStats(c, process);
+});
+
+const nestedPage = z.strictObject({ ...pageQuery });
+
+apps.get("/:guid/packages", async (c) => {
+  const { principal, app } = await reachableApp(c, c.req.param("guid"));
+  const q = parseQuery(c, nestedPage);
+  const { total, packages } = await listPackages(c.var.db, { appGuids: [app.guid], viewer: principal, page: q.page, perPage: q.per_page });
+  const l = linkerOf(c);
+  return c.json(paginated(c.req.url, q, total, packages.map((p) => presentPackage(p, l))));
+});
+
+apps.get("/:guid/routes", async (c) => {
+  const { principal, app } = await reachableApp(c, c.req.param("guid"));
+  const q = parseQuery(c, nestedPage);
+  const { total, routes } = await listRoutes(c.var.db, { appGuids: [app.guid], viewer: principal, page: q.page, perPage: q.per_page });
+  const l = linkerOf(c);
+  const domainGuid = await appsDomainGuid(c.env.APPS_DOMAIN);
+  return c.json(paginated(c.req.url, q, total, routes.map((r) => presentRoute(r, domainGuid, l))));
+});

@@ -1,4 +1,126 @@
-import { Hono } from "hono";
+/**
+ * @module /v3/routes: http routes `<host>.<APPS_DOMAIN>` and their destinations
+ * (an app's `web` process). Every change bumps the `routes_table` counter that
+ * routers long-poll on, in the same batch as the change.
+ */
+import { type Context, Hono } from "hono";
+import { z } from "zod";
+import { canAccessSpace, requireUser } from "../auth/principal";
+import { linkerOf, type UserPrincipal } from "../auth/scope";
+import { getApp } from "../db/apps";
+import { addDestinations, createRoute, deleteRoute, getRoute, listRoutes, removeDestination, type Route } from "../db/routes";
+import { getSpace } from "../db/spaces";
 import type { AppEnv } from "../env";
+import { resourceNotFound, unprocessable } from "../errors";
+import { filterList } from "../http/list-query";
+import { paginated } from "../http/pagination";
+import { pageQuery, parseJson, parseQuery } from "../http/validate";
+import { appsDomainGuid, presentDestinations, presentRoute } from "../presenters/routes";
+
+/** One DNS label (RFC 1123): letters, digits and inner hyphens, at most 63. */
+export const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+const toOne = z.strictObject({ data: z.strictObject({ guid: z.string().min(1).max(255) }) });
+
+const createSchema = z.strictObject({
+  // Host names are case-insensitive: kept lower-case so uniqueness holds.
+  host: z.string().max(63).transform((h) => h.toLowerCase()).pipe(z.string().regex(DNS_LABEL, "must be a DNS label: a-z, 0-9 and inner '-', 1 to 63 characters")),
+  relationships: z.strictObject({ space: toOne, domain: toOne.optional() }),
+});
+
+const listSchema = z.strictObject({
+  hosts: filterList.optional(),
+  space_guids: filterList.optional(),
+  app_guids: filterList.optional(),
+  guids: filterList.optional(),
+  ...pageQuery,
+});
+
+const destinationsSchema = z.strictObject({
+  destinations: z.array(z.strictObject({
+    app: z.strictObject({
+      guid: z.string().min(1).max(255),
+      // Berth routes only web processes (the router knows no other type).
+      process: z.strictObject({ type: z.literal("web", { error: "must be web" }) }).optional(),
+    }),
+    port: z.number().int().min(1).max(65535).optional(),
+    protocol: z.literal("http1", { error: "must be http1" }).optional(),
+  })).min(1).max(50),
+});
+
+async function reachableRoute(c: Context<AppEnv>): Promise<{ principal: UserPrincipal; route: Route }> {
+  const principal = requireUser(c);
+  const route = await getRoute(c.var.db, c.req.param("guid") ?? "");
+  if (!route || !(await canAccessSpace(c.var.db, principal, route.spaceGuid))) throw resourceNotFound("Route");
+  return { principal, route };
+}
 
 export const routesApi = new Hono<AppEnv>();
+
+routesApi.post("/", async (c) => {
+  const principal = requireUser(c);
+  const body = await parseJson(c, createSchema);
+  const domain = c.env.APPS_DOMAIN;
+  const domainGuid = await appsDomainGuid(domain);
+  const spaceGuid = body.relationships.space.data.guid;
+  if (!(await getSpace(c.var.db, spaceGuid, principal))) throw unprocessable("Invalid space. Ensure that the space exists and you have access to it.");
+  if (body.relationships.domain && body.relationships.domain.data.guid !== domainGuid) {
+    throw unprocessable("Invalid domain. Ensure that the domain exists and you have access to it.");
+  }
+  if (body.host.length + 1 + domain.length > 253) throw unprocessable(`host: '${body.host}.${domain}' is longer than 253 characters`);
+  const route = await createRoute(c.var.db, { host: body.host, domain, spaceGuid }, principal);
+  if (!route) throw unprocessable(`Route already exists with host '${body.host}' for domain '${domain}'.`);
+  return c.json(presentRoute(route, domainGuid, linkerOf(c)), 201);
+});
+
+routesApi.get("/", async (c) => {
+  const principal = requireUser(c);
+  const q = parseQuery(c, listSchema);
+  const { total, routes } = await listRoutes(c.var.db, {
+    hosts: q.hosts?.map((h) => h.toLowerCase()), spaceGuids: q.space_guids, appGuids: q.app_guids, guids: q.guids,
+    viewer: principal, page: q.page, perPage: q.per_page,
+  });
+  const domainGuid = await appsDomainGuid(c.env.APPS_DOMAIN);
+  const l = linkerOf(c);
+  return c.json(paginated(c.req.url, q, total, routes.map((r) => presentRoute(r, domainGuid, l))));
+});
+
+routesApi.get("/:guid", async (c) => {
+  const { route } = await reachableRoute(c);
+  return c.json(presentRoute(route, await appsDomainGuid(c.env.APPS_DOMAIN), linkerOf(c)));
+});
+
+routesApi.delete("/:guid", async (c) => {
+  const { principal, route } = await reachableRoute(c);
+  await deleteRoute(c.var.db, route, principal);
+  return c.body(null, 202);
+});
+
+routesApi.get("/:guid/destinations", async (c) => {
+  const { route } = await reachableRoute(c);
+  return c.json(presentDestinations(route, linkerOf(c)));
+});
+
+routesApi.post("/:guid/destinations", async (c) => {
+  const { principal, route } = await reachableRoute(c);
+  const body = await parseJson(c, destinationsSchema);
+  const guids = [...new Set(body.destinations.map((d) => d.app.guid))];
+  const missing: string[] = [];
+  for (const guid of guids) {
+    const app = await getApp(c.var.db, guid);
+    if (!app || !(await canAccessSpace(c.var.db, principal, app.spaceGuid))) missing.push(guid);
+    else if (app.spaceGuid !== route.spaceGuid) throw unprocessable("Routes destinations must be in either the route's space or the route's shared spaces");
+  }
+  if (missing.length > 0) throw unprocessable(`App(s) with guid(s) ${missing.map((g) => `"${g}"`).join(", ")} do not exist or you do not have access.`);
+  const destinations = await addDestinations(c.var.db, route, body.destinations.map((d) => ({
+    appGuid: d.app.guid, processType: d.app.process?.type ?? "web", port: d.port ?? null,
+  })));
+  return c.json(presentDestinations({ ...route, destinations }, linkerOf(c)));
+});
+
+routesApi.delete("/:guid/destinations/:destination", async (c) => {
+  const { route } = await reachableRoute(c);
+  const removed = await removeDestination(c.var.db, route, c.req.param("destination"));
+  if (!removed) throw unprocessable("Unable to unmap route from destination. Ensure the route has a destination with this guid.");
+  return c.body(null, 204);
+});

@@ -1,0 +1,148 @@
+/**
+ * @module Routes and their destinations in D1. Every write bumps the
+ * `routes_table` counter in the same batch, so routers long-polling on it see
+ * each change exactly once it is committed.
+ */
+import { and, asc, count, eq, inArray, sql } from "drizzle-orm";
+import type { Db } from "../env";
+import { isoNow, newGuid } from "../http/ids";
+import { type AuditEventInput, auditEvent, auditEventIfChanged } from "./audit";
+import { bumpRouteTable } from "./counters";
+import { apps, routeDestinations, routes } from "./schema";
+import { type Viewer, visibleTo } from "./roles";
+
+export interface Destination {
+  guid: string;
+  appGuid: string;
+  processType: string;
+  port: number | null;
+}
+
+export interface Route {
+  guid: string;
+  host: string;
+  domain: string;
+  spaceGuid: string;
+  destinations: Destination[];
+  createdAt: string;
+  updatedAt: string;
+}
+
+async function destinationsOf(db: Db, routeGuids: string[]): Promise<Map<string, Destination[]>> {
+  const out = new Map<string, Destination[]>();
+  if (routeGuids.length === 0) return out;
+  const rows = await db.select().from(routeDestinations).where(inArray(routeDestinations.routeGuid, routeGuids))
+    .orderBy(asc(routeDestinations.createdAt), sql`rowid`);
+  for (const r of rows) {
+    const list = out.get(r.routeGuid) ?? [];
+    list.push({ guid: r.guid, appGuid: r.appGuid, processType: r.processType, port: r.port });
+    out.set(r.routeGuid, list);
+  }
+  return out;
+}
+
+function toRoute(r: typeof routes.$inferSelect, destinations: Destination[]): Route {
+  return { guid: r.guid, host: r.host, domain: r.domain, spaceGuid: r.spaceGuid, destinations, createdAt: r.createdAt, updatedAt: r.updatedAt };
+}
+
+export async function getRoute(db: Db, guid: string): Promise<Route | undefined> {
+  const [row] = await db.select().from(routes).where(eq(routes.guid, guid)).limit(1);
+  if (!row) return undefined;
+  return toRoute(row, (await destinationsOf(db, [guid])).get(guid) ?? []);
+}
+
+export interface RouteFilter {
+  hosts?: string[];
+  spaceGuids?: string[];
+  appGuids?: string[];
+  guids?: string[];
+  /** Who lists: a developer sees only their spaces. */
+  viewer: Viewer;
+  page: number;
+  perPage: number;
+}
+
+export async function listRoutes(db: Db, f: RouteFilter): Promise<{ total: number; routes: Route[] }> {
+  const cond = and(
+    f.hosts && inArray(routes.host, f.hosts),
+    f.spaceGuids && inArray(routes.spaceGuid, f.spaceGuids),
+    f.guids && inArray(routes.guid, f.guids),
+    f.appGuids && inArray(routes.guid, db.select({ g: routeDestinations.routeGuid }).from(routeDestinations).where(inArray(routeDestinations.appGuid, f.appGuids))),
+    visibleTo(db, f.viewer, routes.spaceGuid),
+  );
+  const [totals, rows] = await db.batch([
+    db.select({ n: count() }).from(routes).where(cond),
+    db.select().from(routes).where(cond).orderBy(asc(routes.createdAt), sql`rowid`).limit(f.perPage).offset((f.page - 1) * f.perPage),
+  ]);
+  const dests = await destinationsOf(db, rows.map((r) => r.guid));
+  return { total: totals[0]?.n ?? 0, routes: rows.map((r) => toRoute(r, dests.get(r.guid) ?? [])) };
+}
+
+/** Creates a route; null when the host is already taken on the domain. */
+export async function createRoute(
+  db: Db,
+  input: { host: string; domain: string; spaceGuid: string },
+  actor: AuditEventInput["actor"],
+  now: Date = new Date(),
+): Promise<Route | null> {
+  const guid = newGuid();
+  const ts = isoNow(now);
+  const [insert] = await db.batch([
+    // The unique (host, domain) index turns a taken host into a no-op.
+    db.insert(routes).values({ guid, host: input.host, domain: input.domain, spaceGuid: input.spaceGuid, createdAt: ts, updatedAt: ts }).onConflictDoNothing(),
+    auditEventIfChanged(db, {
+      type: "audit.route.create", actor, target: { guid, type: "route", name: `${input.host}.${input.domain}` },
+      spaceGuid: input.spaceGuid, data: { request: { host: input.host, domain: input.domain } }, now,
+    }),
+    bumpRouteTable(db),
+  ]);
+  if (insert.meta.changes !== 1) return null;
+  return (await getRoute(db, guid)) ?? null;
+}
+
+export async function deleteRoute(db: Db, route: Route, actor: AuditEventInput["actor"], now: Date = new Date()): Promise<void> {
+  await db.batch([
+    db.delete(routeDestinations).where(eq(routeDestinations.routeGuid, route.guid)),
+    db.delete(routes).where(eq(routes.guid, route.guid)),
+    auditEvent(db, {
+      type: "audit.route.delete-request", actor, target: { guid: route.guid, type: "route", name: `${route.host}.${route.domain}` },
+      spaceGuid: route.spaceGuid, data: { request: { recursive: true } }, now,
+    }),
+    bumpRouteTable(db),
+  ]);
+}
+
+export interface NewDestination {
+  appGuid: string;
+  processType: string;
+  port: number | null;
+}
+
+/**
+ * Adds destinations (an app/process pair already mapped is left as it is, as CF
+ * does) and returns the route's destinations after. Apps deleted meanwhile are
+ * skipped rather than failing the batch on the foreign key.
+ */
+export async function addDestinations(db: Db, route: Route, list: NewDestination[], now: Date = new Date()): Promise<Destination[]> {
+  const ts = isoNow(now);
+  const inserts = list.map((d) =>
+    db.insert(routeDestinations).select(sql`select ${newGuid()}, ${route.guid}, ${d.appGuid}, ${d.processType}, ${d.port}, ${ts}, ${ts}
+      where exists (select 1 from ${apps} where ${apps.guid} = ${d.appGuid})
+        and exists (select 1 from ${routes} where ${routes.guid} = ${route.guid})`).onConflictDoNothing());
+  await db.batch([
+    db.update(routes).set({ updatedAt: ts }).where(eq(routes.guid, route.guid)),
+    bumpRouteTable(db),
+    ...inserts,
+  ]);
+  return (await destinationsOf(db, [route.guid])).get(route.guid) ?? [];
+}
+
+/** Removes one destination; false when the route has no such destination. */
+export async function removeDestination(db: Db, route: Route, destinationGuid: string, now: Date = new Date()): Promise<boolean> {
+  const [del] = await db.batch([
+    db.delete(routeDestinations).where(and(eq(routeDestinations.guid, destinationGuid), eq(routeDestinations.routeGuid, route.guid))),
+    db.update(routes).set({ updatedAt: isoNow(now) }).where(eq(routes.guid, route.guid)),
+    bumpRouteTable(db),
+  ]);
+  return del.meta.changes === 1;
+}
