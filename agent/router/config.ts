@@ -1,0 +1,58 @@
+/**
+ * @module The router's configuration: one validated object, built by main.ts
+ * from flags and environment, or by tests directly. Every timeout and backoff
+ * is here so tests can run them in milliseconds.
+ */
+import os from "node:os";
+import { z } from "zod";
+
+export const routerTimeoutsSchema = z.strictObject({
+  /** Opening a connection to an instance; past it the attempt counts as a connect failure (retried). */
+  connectMs: z.number().int().positive().default(5_000),
+  /** An instance silent this long (no response yet, or a stalled body) ends the exchange: 504, or a cut client. */
+  upstreamIdleMs: z.number().int().positive().default(60_000),
+  /** Idle keep-alive connections to instances are closed after this (below Node's default 5 s server keep-alive). */
+  upstreamKeepAliveMs: z.number().int().positive().default(4_000),
+  /** Idle keep-alive connections from clients. */
+  clientKeepAliveMs: z.number().int().positive().default(5_000),
+  /** Receiving a client's request headers. */
+  clientHeadersMs: z.number().int().positive().default(60_000),
+  /** A whole client request (0 = none: uploads through the router may be long). */
+  clientRequestMs: z.number().int().min(0).default(0),
+  /** Graceful shutdown: requests still in flight after this are cut. */
+  shutdownMs: z.number().int().positive().default(10_000),
+  /** One long-poll request; longer than the control plane's 50 s hold. */
+  pollRequestMs: z.number().int().positive().default(65_000),
+});
+
+export const pollScheduleSchema = z.strictObject({
+  jitterMs: z.number().int().min(0).default(200),
+  backoffBaseMs: z.number().int().positive().default(500),
+  backoffMaxMs: z.number().int().positive().default(30_000),
+});
+
+export const routerConfigSchema = z.strictObject({
+  /** Control plane base URL, e.g. http://127.0.0.1:8787. */
+  apiUrl: z.url({ protocol: /^https?$/ }),
+  /** Router token (role `router`); never logged. */
+  token: z.string().min(1),
+  listenHost: z.string().min(1).default("0.0.0.0"),
+  /** 0 takes a free port (reported in the "listening" log line). */
+  listenPort: z.number().int().min(0).max(65535).default(8080),
+  /** Worker processes; 0 serves from the main process (no node:cluster). Default: one per core. */
+  workers: z.number().int().min(0).max(256).default(() => os.availableParallelism()),
+  /** Attempts per request across distinct instances when connecting fails. */
+  maxAttempts: z.number().int().min(1).max(10).default(3),
+  timeouts: routerTimeoutsSchema.prefault({}),
+  poll: pollScheduleSchema.prefault({}),
+});
+
+export type RouterTimeouts = z.output<typeof routerTimeoutsSchema>;
+export type RouterConfig = z.output<typeof routerConfigSchema>;
+export type RouterConfigInput = z.input<typeof routerConfigSchema>;
+
+export function parseRouterConfig(input: RouterConfigInput): RouterConfig {
+  const result = routerConfigSchema.safeParse(input);
+  if (!result.success) throw new Error(`invalid router configuration: ${z.prettifyError(result.error)}`);
+  return result.data;
+}

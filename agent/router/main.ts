@@ -1,0 +1,132 @@
+/**
+ * @module `berth-router`: the router as a daemon.
+ *
+ *   BERTH_ROUTER_TOKEN=... tsx agent/router/main.ts --api-url http://127.0.0.1:8787 --port 8080
+ *
+ * Every flag has an environment twin (BERTH_API_URL, BERTH_ROUTER_HOST,
+ * BERTH_ROUTER_PORT, BERTH_ROUTER_WORKERS); the token comes only from
+ * BERTH_ROUTER_TOKEN or --token-file, never from argv (visible in ps).
+ * Logs are JSON lines on stdout; the first "listening" line has the port.
+ */
+import { readFileSync } from "node:fs";
+import { Command, InvalidArgumentError } from "commander";
+import { parseRouterConfig, type RouterConfig, type RouterConfigInput } from "./config";
+import { isClusterWorker, runPrimary, runWorker } from "./cluster";
+import { createDaemonLogger, type DaemonLogger } from "./logger";
+import { startPoller } from "./poller";
+import { createRouter } from "./router";
+import { httpTableSource } from "./table-source";
+
+function integer(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`expected a non-negative integer, got '${value}'`);
+  return Number(value);
+}
+
+interface Flags {
+  apiUrl?: string;
+  tokenFile?: string;
+  listen?: string;
+  port?: number;
+  workers?: number;
+  maxAttempts?: number;
+  connectTimeoutMs?: number;
+  upstreamTimeoutMs?: number;
+  shutdownTimeoutMs?: number;
+  pollJitterMs?: number;
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+}
+
+function envInteger(name: string): number | undefined {
+  const value = process.env[name];
+  if (value === undefined || value === "") return undefined;
+  return integer(value);
+}
+
+/** Flags over environment over defaults; the schema then says what is wrong, field by field. */
+function configFromFlags(flags: Flags, env: NodeJS.ProcessEnv): RouterConfigInput {
+  const token = flags.tokenFile !== undefined ? readFileSync(flags.tokenFile, "utf8").trim() : env.BERTH_ROUTER_TOKEN;
+  const input: RouterConfigInput = {
+    apiUrl: flags.apiUrl ?? env.BERTH_API_URL ?? "",
+    token: token ?? "",
+    listenHost: flags.listen ?? env.BERTH_ROUTER_HOST,
+    listenPort: flags.port ?? envInteger("BERTH_ROUTER_PORT"),
+    workers: flags.workers ?? envInteger("BERTH_ROUTER_WORKERS"),
+    maxAttempts: flags.maxAttempts,
+    timeouts: { connectMs: flags.connectTimeoutMs, upstreamIdleMs: flags.upstreamTimeoutMs, shutdownMs: flags.shutdownTimeoutMs },
+    poll: { jitterMs: flags.pollJitterMs, backoffBaseMs: flags.backoffBaseMs, backoffMaxMs: flags.backoffMaxMs },
+  };
+  return input;
+}
+
+/** workers = 0: poll and serve in this one process. */
+function runSingle(config: RouterConfig, logger: DaemonLogger): void {
+  const { log } = logger;
+  const router = createRouter({ ...config, log });
+  const poller = startPoller({
+    source: httpTableSource({ apiUrl: config.apiUrl, token: config.token, requestTimeoutMs: config.timeouts.pollRequestMs }),
+    schedule: config.poll,
+    log,
+    onTable: (table) => {
+      router.applyTable(table);
+      log.info({ version: table.version, routes: table.routes.length }, "route table received");
+    },
+  });
+  const stop = async (): Promise<void> => {
+    log.info("shutting down: draining");
+    await poller.stop();
+    await router.shutdown();
+    log.info("stopped");
+    logger.flush();
+    process.exit();
+  };
+  process.once("SIGTERM", () => void stop());
+  process.once("SIGINT", () => void stop());
+  router.listen().then(
+    (address) => {
+      log.info({ address: address.address, port: address.port, workers: 0 }, "listening");
+      logger.flush();
+    },
+    (err: unknown) => {
+      log.error({ err }, "cannot listen");
+      logger.flush();
+      process.exit(1);
+    },
+  );
+}
+
+function loadConfig(program: Command): RouterConfig {
+  try {
+    return parseRouterConfig(configFromFlags(program.opts<Flags>(), process.env));
+  } catch (err) {
+    return program.error(err instanceof Error ? err.message : String(err), { exitCode: 2 });
+  }
+}
+
+function main(): void {
+  if (isClusterWorker()) {
+    void runWorker(createDaemonLogger("worker"));
+    return;
+  }
+  const program = new Command("berth-router")
+    .description("Berth's router: proxies HTTP and WebSocket by Host to running app instances")
+    .option("--api-url <url>", "control plane base URL (env BERTH_API_URL)")
+    .option("--token-file <path>", "file holding the router token (else env BERTH_ROUTER_TOKEN)")
+    .option("--listen <host>", "address to listen on (env BERTH_ROUTER_HOST; default 0.0.0.0)")
+    .option("--port <n>", "port; 0 takes a free one (env BERTH_ROUTER_PORT; default 8080)", integer)
+    .option("--workers <n>", "worker processes, 0 = none (env BERTH_ROUTER_WORKERS; default one per core)", integer)
+    .option("--max-attempts <n>", "instances tried per request when connecting fails (default 3)", integer)
+    .option("--connect-timeout-ms <n>", "connecting to an instance (default 5000)", integer)
+    .option("--upstream-timeout-ms <n>", "an instance silent this long fails the request (default 60000)", integer)
+    .option("--shutdown-timeout-ms <n>", "graceful shutdown deadline (default 10000)", integer)
+    .option("--poll-jitter-ms <n>", "random delay before re-polling the route table (default 200)", integer)
+    .option("--backoff-base-ms <n>", "first backoff while the control plane is unreachable (default 500)", integer)
+    .option("--backoff-max-ms <n>", "longest backoff (default 30000)", integer)
+    .showHelpAfterError();
+  program.parse();
+  const config = loadConfig(program);
+  if (config.workers === 0) runSingle(config, createDaemonLogger("single"));
+  else runPrimary(config, createDaemonLogger("primary"));
+}
+
+main();

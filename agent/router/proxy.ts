@@ -1,0 +1,204 @@
+/**
+ * @module Proxying one HTTP request: Host → route → instance (round robin),
+ * with retries on connect failures and the router's own 404/502/503/504.
+ *
+ * Written on node:http rather than http-proxy-3 because the retry rule needs
+ * to control when the client's body starts flowing upstream: it is piped only
+ * once a connection to the instance is open, so a refused or reset connect has
+ * consumed nothing and the same request can go to another instance.
+ *
+ * When is a failed attempt retried (on another instance, at most maxAttempts)?
+ * - The connection was never established (refused, reset, unreachable, connect
+ *   timeout): nothing reached the instance.
+ * - A reused keep-alive connection failed before any response, for a request
+ *   without body whose method is idempotent: the instance closed an idle
+ *   connection just as the request went out, the race Node's http docs
+ *   describe for `request.reusedSocket`; replaying a GET is safe.
+ * Anything else fails the request: 502 (504 on a timeout) while the client
+ * has no response headers yet; once it has, its connection is destroyed, the
+ * only way to tell it the body is incomplete.
+ */
+import { randomUUID } from "node:crypto";
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+import type { Logger } from "pino";
+import { CLIENT_CLOSED_REQUEST, errorCode, logAccess } from "./access-log";
+import { clientAddress, clientResponseHeaders, upstreamRequestHeaders, type UpstreamRequestHeaders } from "./headers";
+import { routeKey } from "./host";
+import { sendPage, type RouterError } from "./pages";
+import { pickBackend, type Backend, type CompiledTable, type Route } from "./table";
+import type { UpstreamPools } from "./upstream-pools";
+
+export interface ProxyContext {
+  /** The current table, null until the first one arrives. */
+  readonly table: () => CompiledTable | null;
+  readonly pools: UpstreamPools;
+  readonly connectMs: number;
+  readonly upstreamIdleMs: number;
+  readonly maxAttempts: number;
+  /** The scheme clients use to reach this listener (X-Forwarded-Proto when absent). */
+  readonly proto: string;
+  /** True while shutting down: responses then close their connection. */
+  readonly draining: () => boolean;
+  readonly log: Logger;
+}
+
+export type Resolution = { readonly route: Route } | { readonly error: RouterError };
+
+/** Route for a host, or the router error that answers it instead. */
+export function resolveRoute(table: CompiledTable | null, host: string): Resolution {
+  if (table === null) return { error: "table_not_loaded" };
+  const route = table.routes.get(host);
+  if (route === undefined) return { error: "unknown_route" };
+  if (route.backends.length === 0) return { error: "no_endpoints" };
+  return { route };
+}
+
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
+
+class ConnectTimeoutError extends Error {
+  readonly code = "ETIMEDOUT";
+  constructor(ms: number) {
+    super(`connect timed out after ${ms} ms`);
+  }
+}
+
+class UpstreamTimeoutError extends Error {
+  readonly code = "ETIMEDOUT";
+  constructor(ms: number) {
+    super(`instance silent for ${ms} ms`);
+  }
+}
+
+/** Upgrade and keep-alive are the caller's: this handles ordinary requests only. */
+export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse): void {
+  new Exchange(ctx, req, res).start();
+}
+
+class Exchange {
+  private readonly startedAt = performance.now();
+  private readonly fwd: UpstreamRequestHeaders;
+  private readonly host: string;
+  private route: Route | null = null;
+  private tried: Set<Backend> | null = null;
+  private attempts = 0;
+  private upstream: Backend | null = null;
+  private proxyReq: http.ClientRequest | null = null;
+  private responded = false;
+  private error: string | undefined;
+
+  constructor(
+    private readonly ctx: ProxyContext,
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+  ) {
+    this.fwd = upstreamRequestHeaders(
+      req.rawHeaders,
+      { clientAddress: clientAddress(req.socket.remoteAddress), proto: ctx.proto, newRequestId: randomUUID },
+      false,
+    );
+    this.host = routeKey(this.fwd.host);
+  }
+
+  start(): void {
+    if (this.ctx.draining()) this.res.shouldKeepAlive = false;
+    this.res.once("close", () => this.onClientClose());
+    const resolution = resolveRoute(this.ctx.table(), this.host);
+    if ("error" in resolution) return this.fail(resolution.error);
+    this.route = resolution.route;
+    this.attempt(pickBackend(resolution.route, null)!);
+  }
+
+  private attempt(backend: Backend): void {
+    this.attempts++;
+    this.upstream = backend;
+    const { ctx, req } = this;
+    const proxyReq = http.request({
+      host: backend.address,
+      port: backend.port,
+      method: req.method,
+      path: req.url,
+      headers: this.fwd.headers,
+      agent: ctx.pools.agentFor(backend),
+      timeout: ctx.upstreamIdleMs,
+    });
+    this.proxyReq = proxyReq;
+    let connected = false;
+    const sendBody = (): void => {
+      connected = true;
+      if (this.fwd.hasBody) req.pipe(proxyReq);
+    };
+    proxyReq.on("socket", (socket: Socket) => {
+      if (!socket.connecting) return sendBody();
+      const timer = setTimeout(() => socket.destroy(new ConnectTimeoutError(ctx.connectMs)), ctx.connectMs);
+      socket.once("connect", () => {
+        clearTimeout(timer);
+        sendBody();
+      });
+      socket.once("close", () => clearTimeout(timer));
+    });
+    proxyReq.on("response", (proxyRes) => this.onResponse(proxyRes));
+    proxyReq.on("timeout", () => proxyReq.destroy(new UpstreamTimeoutError(ctx.upstreamIdleMs)));
+    proxyReq.on("error", (err) => this.onUpstreamError(err, connected, proxyReq.reusedSocket));
+    // Without a body the request is complete now; with one, sendBody pipes it once connected.
+    if (!this.fwd.hasBody) proxyReq.end();
+  }
+
+  private onResponse(proxyRes: IncomingMessage): void {
+    this.responded = true;
+    const { res } = this;
+    res.writeHead(proxyRes.statusCode!, proxyRes.statusMessage, clientResponseHeaders(proxyRes.rawHeaders));
+    proxyRes.once("close", () => {
+      // The instance went away mid-body: the client must not take a short body for a whole one.
+      if (!proxyRes.complete) {
+        this.error ??= "upstream_aborted";
+        res.destroy();
+      }
+    });
+    proxyRes.pipe(res);
+  }
+
+  private onUpstreamError(err: Error, connected: boolean, reused: boolean): void {
+    if (this.res.destroyed || this.res.writableFinished) return;
+    this.error = errorCode(err);
+    if (this.responded) {
+      this.res.destroy();
+      return;
+    }
+    if (this.retryable(connected, reused)) {
+      (this.tried ??= new Set()).add(this.upstream!);
+      const next = pickBackend(this.route!, this.tried);
+      if (next !== undefined) return this.attempt(next);
+    }
+    this.fail(err instanceof UpstreamTimeoutError ? "endpoint_timeout" : "endpoint_failure");
+  }
+
+  private retryable(connected: boolean, reused: boolean): boolean {
+    if (this.attempts >= this.ctx.maxAttempts) return false;
+    if (!connected) return true;
+    return reused && !this.fwd.hasBody && IDEMPOTENT.has(this.req.method ?? "");
+  }
+
+  private fail(error: RouterError): void {
+    this.error = error;
+    if (this.res.headersSent) this.res.destroy();
+    else sendPage(this.res, error, this.host, this.fwd.requestId);
+  }
+
+  private onClientClose(): void {
+    const { res } = this;
+    // The client left first (or we cut it): stop the instance's side too.
+    if (!res.writableFinished) this.proxyReq?.destroy();
+    logAccess(this.ctx.log, {
+      host: this.host,
+      method: this.req.method,
+      url: this.req.url,
+      status: res.headersSent ? res.statusCode : CLIENT_CLOSED_REQUEST,
+      upstream: this.upstream === null ? null : this.upstream.key,
+      startedAt: this.startedAt,
+      now: performance.now(),
+      requestId: this.fwd.requestId,
+      error: this.error,
+    });
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * @module WebSocket (and any other HTTP/1.1 Upgrade) through the router: the
+ * request is re-sent on a fresh TCP connection to the instance, then both
+ * sockets are piped raw. The router does not speak WebSocket: the handshake
+ * answer and every frame pass through untouched. Connect failures are retried
+ * on another instance like ordinary requests (nothing was sent yet).
+ */
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import net from "node:net";
+import type { Duplex } from "node:stream";
+import { CLIENT_CLOSED_REQUEST, errorCode, logAccess } from "./access-log";
+import { clientAddress, upstreamRequestHeaders, type UpstreamRequestHeaders } from "./headers";
+import { routeKey } from "./host";
+import { rawPage, statusOf, type RouterError } from "./pages";
+import { resolveRoute, type ProxyContext } from "./proxy";
+import { pickBackend, type Backend, type Route } from "./table";
+
+/** The request line and headers as HTTP/1.1 bytes (Node's parser already rejected CR/LF in them). */
+export function serializeRequestHead(method: string, url: string, headers: readonly string[]): string {
+  let head = `${method} ${url} HTTP/1.1\r\n`;
+  for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+  return `${head}\r\n`;
+}
+
+const STATUS_LINE = /^HTTP\/1\.[01] (\d{3})/;
+
+/** `tracked` holds every client socket in the upgraded state, for shutdown. */
+export function handleUpgrade(ctx: ProxyContext, req: IncomingMessage, client: Duplex, head: Buffer, tracked: Set<Duplex>): void {
+  new Tunnel(ctx, req, client, head, tracked).start();
+}
+
+class Tunnel {
+  private readonly startedAt = performance.now();
+  private readonly fwd: UpstreamRequestHeaders;
+  private readonly host: string;
+  private route: Route | null = null;
+  private tried: Set<Backend> | null = null;
+  private attempts = 0;
+  private upstream: Backend | null = null;
+  private upstreamSocket: net.Socket | null = null;
+  private logged = false;
+
+  constructor(
+    private readonly ctx: ProxyContext,
+    private readonly req: IncomingMessage,
+    private readonly client: Duplex,
+    private readonly head: Buffer,
+    private readonly tracked: Set<Duplex>,
+  ) {
+    this.fwd = upstreamRequestHeaders(
+      req.rawHeaders,
+      { clientAddress: clientAddress(req.socket.remoteAddress), proto: ctx.proto, newRequestId: randomUUID },
+      true,
+    );
+    this.host = routeKey(this.fwd.host);
+  }
+
+  start(): void {
+    const { client } = this;
+    // Nothing may be read from the client before the instance is there to receive it.
+    client.pause();
+    tracked(this.tracked, client);
+    client.on("error", (err) => this.log(CLIENT_CLOSED_REQUEST, errorCode(err)));
+    client.once("close", () => {
+      this.upstreamSocket?.destroy();
+      this.log(CLIENT_CLOSED_REQUEST, "client_closed");
+    });
+    const resolution = resolveRoute(this.ctx.table(), this.host);
+    if ("error" in resolution) return this.fail(resolution.error);
+    this.route = resolution.route;
+    this.connect(pickBackend(resolution.route, null)!);
+  }
+
+  private connect(backend: Backend): void {
+    this.attempts++;
+    this.upstream = backend;
+    const { ctx, client } = this;
+    const socket = net.connect({ host: backend.address, port: backend.port, noDelay: true });
+    this.upstreamSocket = socket;
+    let connected = false;
+    const timer = setTimeout(() => socket.destroy(new Error(`connect timed out after ${ctx.connectMs} ms`)), ctx.connectMs);
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      connected = true;
+      socket.write(serializeRequestHead(this.req.method ?? "GET", this.req.url ?? "/", this.fwd.headers));
+      if (this.head.length > 0) socket.write(this.head);
+      socket.once("data", (chunk: Buffer) => {
+        const status = STATUS_LINE.exec(chunk.toString("latin1", 0, 12));
+        this.log(status === null ? 0 : Number(status[1]), undefined);
+      });
+      socket.once("close", () => client.destroy());
+      socket.pipe(client);
+      client.pipe(socket);
+    });
+    socket.on("error", (err) => {
+      clearTimeout(timer);
+      if (client.destroyed) return;
+      if (connected) {
+        this.log(statusOf("endpoint_failure"), errorCode(err));
+        client.destroy();
+        return;
+      }
+      if (this.attempts < ctx.maxAttempts) {
+        (this.tried ??= new Set()).add(backend);
+        const next = pickBackend(this.route!, this.tried);
+        if (next !== undefined) return this.connect(next);
+      }
+      this.fail("endpoint_failure", errorCode(err));
+    });
+  }
+
+  private fail(error: RouterError, cause?: string): void {
+    this.log(statusOf(error), cause ?? error);
+    this.client.end(rawPage(error, this.host, this.fwd.requestId));
+  }
+
+  /** One access line per upgrade: when the instance answers the handshake, or when it fails. */
+  private log(status: number, error: string | undefined): void {
+    if (this.logged) return;
+    this.logged = true;
+    logAccess(this.ctx.log, {
+      host: this.host,
+      method: this.req.method,
+      url: this.req.url,
+      status,
+      upstream: this.upstream === null ? null : this.upstream.key,
+      startedAt: this.startedAt,
+      now: performance.now(),
+      requestId: this.fwd.requestId,
+      error,
+    });
+  }
+}
+
+function tracked(set: Set<Duplex>, socket: Duplex): void {
+  set.add(socket);
+  socket.once("close", () => set.delete(socket));
+}

@@ -1,0 +1,248 @@
+/**
+ * @module Real servers for the router tests, all on 127.0.0.1 port 0:
+ * backends that say who answered, a fake control plane that speaks the route
+ * table long-poll, and a logger whose lines the test can read.
+ */
+import { Writable } from "node:stream";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import pino, { type Logger } from "pino";
+import { request } from "undici";
+import type { RouteEntry, RouteTable } from "../../shared/protocol/route-table";
+import type { RouterTimeouts } from "../../agent/router/config";
+import { createRouter, type Router } from "../../agent/router/router";
+
+export const LOOPBACK = "127.0.0.1";
+
+export interface Backend {
+  readonly name: string;
+  readonly port: number;
+  /** Requests seen, in order. */
+  readonly requests: { url: string; headers: http.IncomingHttpHeaders; body: string }[];
+  readonly server: http.Server;
+  close(): Promise<void>;
+}
+
+export type BackendHandler = (req: http.IncomingMessage, res: http.ServerResponse, body: string) => void;
+
+/** Answers `{"backend": name, "url": ...}` unless given its own handler. */
+export async function startBackend(name: string, handler?: BackendHandler): Promise<Backend> {
+  const requests: Backend["requests"] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const body = Buffer.concat(chunks).toString();
+      requests.push({ url: req.url ?? "", headers: req.headers, body });
+      if (handler !== undefined) return handler(req, res, body);
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ backend: name, url: req.url, body }));
+    });
+  });
+  await listen(server);
+  return {
+    name,
+    port: port(server),
+    requests,
+    server,
+    close: () => closeServer(server),
+  };
+}
+
+export function listen(server: http.Server | import("node:net").Server, at = 0): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(at, LOOPBACK, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+}
+
+export function port(server: { address(): AddressInfo | string | null }): number {
+  return (server.address() as AddressInfo).port;
+}
+
+export function closeServer(server: http.Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+/** A port nothing listens on: bound, read and released. */
+export async function refusedPort(): Promise<number> {
+  const server = http.createServer();
+  await listen(server);
+  const p = port(server);
+  await closeServer(server);
+  return p;
+}
+
+export function route(host: string, ...ports: number[]): RouteEntry {
+  return {
+    host,
+    instances: ports.map((p, index) => ({ instance_guid: `guid-${host}-${index}-${p}`, address: LOOPBACK, port: p, index })),
+  };
+}
+
+export interface CapturedLog {
+  readonly log: Logger;
+  readonly lines: Record<string, unknown>[];
+}
+
+/** A pino logger writing parsed lines into an array. */
+export function captureLog(): CapturedLog {
+  const lines: Record<string, unknown>[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split("\n")) if (line.length > 0) lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { log: pino({ level: "debug" }, stream), lines };
+}
+
+/** Test timeouts: short enough that failure paths take milliseconds. */
+export const FAST_TIMEOUTS: RouterTimeouts = {
+  connectMs: 500,
+  upstreamIdleMs: 2_000,
+  upstreamKeepAliveMs: 2_000,
+  clientKeepAliveMs: 2_000,
+  clientHeadersMs: 5_000,
+  clientRequestMs: 0,
+  shutdownMs: 2_000,
+  pollRequestMs: 2_000,
+};
+
+export interface RunningRouter {
+  readonly router: Router;
+  readonly port: number;
+  readonly lines: Record<string, unknown>[];
+}
+
+export async function startRouter(options: { timeouts?: Partial<RouterTimeouts>; maxAttempts?: number; table?: RouteTable } = {}): Promise<RunningRouter> {
+  const { log, lines } = captureLog();
+  const router = createRouter({
+    listenHost: LOOPBACK,
+    listenPort: 0,
+    maxAttempts: options.maxAttempts ?? 3,
+    timeouts: { ...FAST_TIMEOUTS, ...options.timeouts },
+    log,
+  });
+  if (options.table !== undefined) router.applyTable(options.table);
+  const address = await router.listen();
+  return { router, port: address.port, lines };
+}
+
+export interface Reply {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: string;
+}
+
+/** One request through the router with the given Host. */
+export async function get(routerPort: number, host: string, path = "/", init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Reply> {
+  const res = await request(`http://${LOOPBACK}:${routerPort}${path}`, {
+    method: (init.method ?? "GET") as "GET",
+    headers: { host, ...init.headers },
+    body: init.body,
+  });
+  return { status: res.statusCode, headers: res.headers, body: await res.body.text() };
+}
+
+/** Which backend answered (the default handler's JSON). */
+export async function whoAnswers(routerPort: number, host: string): Promise<string> {
+  const reply = await get(routerPort, host);
+  if (reply.status !== 200) throw new Error(`expected 200 from ${host}, got ${reply.status}: ${reply.body}`);
+  return (JSON.parse(reply.body) as { backend: string }).backend;
+}
+
+/**
+ * Stand-in for the Worker's `GET /v3/routes/table` (the real endpoint is the
+ * control plane's, tested in test/worker): the same protocol on a plain Node
+ * server — bearer token or 401, 200 with the table when `after` differs from
+ * its version, else the request is held until a change or `holdMs`, then 204.
+ */
+export interface FakeControlPlane {
+  readonly url: string;
+  readonly port: number;
+  /** Requests received (any answer). */
+  polls: number;
+  /** Publishes a new table version and answers every held poll. */
+  publish(routes: RouteEntry[]): RouteTable;
+  /** Answers every later poll with this raw status and body instead (null: back to the protocol). */
+  misbehave(answer: { status: number; body: string } | null): void;
+  /** Goes away: listener closed, held and idle connections cut. */
+  stop(): Promise<void>;
+  /** Comes back on the same port. */
+  restart(): Promise<void>;
+}
+
+export async function startFakeControlPlane(options: { token: string; holdMs: number }): Promise<FakeControlPlane> {
+  let table: RouteTable = { version: 0, routes: [] };
+  let override: { status: number; body: string } | null = null;
+  const waiting = new Set<() => void>();
+
+  const server = http.createServer((req, res) => {
+    cp.polls++;
+    const url = new URL(req.url ?? "/", "http://x");
+    if (url.pathname !== "/v3/routes/table") return void res.writeHead(404).end();
+    if (req.headers.authorization !== `bearer ${options.token}`) {
+      res.writeHead(401, { "content-type": "application/json" });
+      return void res.end(JSON.stringify({ errors: [{ code: 1000, title: "CF-InvalidAuthToken", detail: "Invalid Auth Token" }] }));
+    }
+    if (override !== null) return void res.writeHead(override.status, { "content-type": "application/json" }).end(override.body);
+    const after = url.searchParams.get("after");
+    const answer = (): void => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify(table));
+    };
+    if (after === null || Number(after) !== table.version) return answer();
+    const timer = setTimeout(() => {
+      waiting.delete(wake);
+      res.writeHead(204).end();
+    }, options.holdMs);
+    const wake = (): void => {
+      clearTimeout(timer);
+      answer();
+    };
+    waiting.add(wake);
+    res.once("close", () => {
+      clearTimeout(timer);
+      waiting.delete(wake);
+    });
+  });
+  await listen(server);
+  const at = port(server);
+
+  const cp: FakeControlPlane = {
+    url: `http://${LOOPBACK}:${at}`,
+    port: at,
+    polls: 0,
+    publish(routes) {
+      table = { version: table.version + 1, routes };
+      for (const wake of [...waiting]) {
+        waiting.delete(wake);
+        wake();
+      }
+      return table;
+    },
+    misbehave(answer) {
+      override = answer;
+    },
+    stop: () => closeServer(server),
+    restart: () => listen(server, at),
+  };
+  return cp;
+}
+
+/** Resolves when `check()` holds, polling every 10 ms; rejects after `withinMs`. */
+export async function until(check: () => boolean, withinMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + withinMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`not within ${withinMs} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
