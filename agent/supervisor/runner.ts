@@ -1,0 +1,194 @@
+/**
+ * @module One runner per instance (Nomad's TaskRunner, the kubelet's pod
+ * worker): start → health → watch → stop, with every state change reported at
+ * once. Decisions are the pure `transition()`; this file only does the I/O and
+ * the timing, with the clock injected so tests run in milliseconds.
+ */
+import type { Exit, InstanceReport, InstanceSpec, ReportedState } from "../../shared/protocol/instance";
+import type { ContainerDriver, PullProgress, RunningContainer } from "./driver";
+import { probeFor, type Probe } from "./health";
+import { transition, type LifecycleEvent } from "./lifecycle";
+
+export interface Clock {
+  now(): number;
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+export const realClock: Clock = {
+  now: () => Date.now(),
+  sleep: (ms, signal) =>
+    new Promise((resolve) => {
+      const onAbort = () => {
+        clearTimeout(t);
+        resolve();
+      };
+      const t = setTimeout(() => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      }, ms);
+      signal?.addEventListener("abort", onAbort, { once: true });
+    }),
+};
+
+export interface RunnerConfig {
+  /** Probe interval while STARTING (CF probes quickly until the first success). */
+  startProbeIntervalMs: number;
+  /** SIGTERM → SIGKILL grace period (CF: 10 s). */
+  stopGraceMs: number;
+  /** Multiplies spec timeouts (1 in production; tests shrink them). */
+  timeScale: number;
+}
+
+export const defaultRunnerConfig: RunnerConfig = { startProbeIntervalMs: 100, stopGraceMs: 10_000, timeScale: 1 };
+
+export class InstanceRunner {
+  private state: ReportedState = "STARTING";
+  private since: number;
+  private reason: string | null = null;
+  private exit: Exit | null = null;
+  private container: RunningContainer | null = null;
+  private readonly abort = new AbortController();
+  private lifecycle: Promise<void> = Promise.resolve();
+  /** Set by stop(): the exit it causes is a stop, not a crash. */
+  private stopping = false;
+  progress: PullProgress | null = null;
+
+  constructor(
+    readonly spec: InstanceSpec,
+    private readonly driver: ContainerDriver,
+    private readonly onChange: (report: InstanceReport) => void,
+    private readonly config: RunnerConfig = defaultRunnerConfig,
+    private readonly clock: Clock = realClock,
+  ) {
+    this.since = clock.now();
+  }
+
+  get current(): ReportedState {
+    return this.state;
+  }
+
+  /** Starts a new container for the spec. */
+  start(): void {
+    this.onChange(this.report());
+    this.lifecycle = this.run(async (signal) =>
+      this.driver.start(this.spec, { signal, onProgress: (p) => (this.progress = p) }),
+    );
+  }
+
+  /** Takes over a container a previous agent process started; false when it is gone. */
+  async adopt(): Promise<boolean> {
+    const container = await this.driver.recover(this.spec);
+    if (!container) return false;
+    this.lifecycle = this.run(async () => container);
+    return true;
+  }
+
+  /** Marks an instance that died while no agent watched it (re-adoption found it gone). */
+  markLost(reason: string): void {
+    this.apply({ type: "start_failed", reason });
+  }
+
+  /** SIGTERM, then SIGKILL after the grace period; resolves when everything is removed. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.abort.abort();
+    const c = this.container;
+    if (c) {
+      await c.signal("SIGTERM").catch(() => undefined);
+      const graceOver = this.clock.sleep(this.config.stopGraceMs).then(() => "grace" as const);
+      if ((await Promise.race([c.exited.then(() => "exited" as const), graceOver])) === "grace") {
+        await c.signal("SIGKILL").catch(() => undefined);
+        await c.exited;
+      }
+    }
+    await this.lifecycle;
+    await this.container?.destroy();
+    this.apply({ type: "stopped" });
+  }
+
+  report(): InstanceReport {
+    const progress = this.state === "STARTING" && this.progress
+      ? `pulling layers: ${this.progress.layersDone}/${this.progress.layersTotal}, ${this.progress.bytesDone}/${this.progress.bytesTotal} bytes`
+      : null;
+    return {
+      instance_guid: this.spec.instance_guid,
+      state: this.state,
+      since: this.since,
+      host_port: this.container?.hostPort ?? null,
+      crash_count: 0,
+      exit: this.exit,
+      reason: this.reason ?? progress,
+      usage: null,
+    };
+  }
+
+  async usage() {
+    return this.state === "RUNNING" ? (this.container?.usage() ?? null) : null;
+  }
+
+  private apply(event: LifecycleEvent): void {
+    if (this.stopping && event.type !== "stopped") return;
+    const t = transition(this.state, event);
+    if (!t) return;
+    this.state = t.state;
+    this.since = this.clock.now();
+    this.reason = t.reason;
+    if (t.exit) this.exit = t.exit;
+    if (t.state === "CRASHED" && this.container) void this.reap(this.container, t.kill);
+    this.onChange(this.report());
+  }
+
+  /** A crashed instance keeps its report but frees its container at once (memory, disk, port). */
+  private async reap(c: RunningContainer, kill: boolean): Promise<void> {
+    if (kill) await c.signal("SIGKILL").catch(() => undefined);
+    await c.exited.catch(() => undefined);
+    await c.destroy();
+  }
+
+  private async run(create: (signal: AbortSignal) => Promise<RunningContainer>): Promise<void> {
+    const signal = this.abort.signal;
+    try {
+      this.container = await create(signal);
+    } catch (e) {
+      if (!signal.aborted) this.apply({ type: "start_failed", reason: (e as Error).message });
+      return;
+    }
+    const c = this.container;
+    c.exited.then((exit) => this.apply({ type: "exited", exit }), () => undefined);
+    const probe = probeFor(this.spec.health_check, c.probeHost, c.probePort);
+    if (this.state === "STARTING") await this.awaitHealthy(probe, signal);
+    if (this.state === "RUNNING" && probe) await this.watchLiveness(probe, signal);
+  }
+
+  private async awaitHealthy(probe: Probe | null, signal: AbortSignal): Promise<void> {
+    if (!probe) {
+      this.apply({ type: "healthy" });
+      return;
+    }
+    const timeoutMs = this.spec.health_check.timeout_s * 1000 * this.config.timeScale;
+    const deadline = this.clock.now() + timeoutMs;
+    let lastError: string | null = null;
+    while (!signal.aborted && this.state === "STARTING") {
+      lastError = await probe();
+      if (lastError === null) {
+        this.apply({ type: "healthy" });
+        return;
+      }
+      if (this.clock.now() >= deadline) {
+        this.apply({ type: "start_timeout", timeoutS: this.spec.health_check.timeout_s, lastError });
+        return;
+      }
+      await this.clock.sleep(this.config.startProbeIntervalMs, signal);
+    }
+  }
+
+  private async watchLiveness(probe: Probe, signal: AbortSignal): Promise<void> {
+    const intervalMs = this.spec.health_check.interval_s * 1000 * this.config.timeScale;
+    while (!signal.aborted && this.state === "RUNNING") {
+      await this.clock.sleep(intervalMs, signal);
+      if (signal.aborted || this.state !== "RUNNING") return;
+      const error = await probe();
+      if (error !== null && !signal.aborted) this.apply({ type: "unhealthy", reason: error });
+    }
+  }
+}

@@ -1,0 +1,152 @@
+import { existsSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { exitReason, transition } from "../../agent/supervisor/lifecycle";
+import { InstanceRunner, type RunnerConfig } from "../../agent/supervisor/runner";
+import type { InstanceReport } from "../../shared/protocol/instance";
+import { freePort } from "../support/control-plane";
+import { ProcessDriver } from "../support/process-driver";
+import { makeSpec } from "../support/specs";
+
+describe("transition()", () => {
+  it.each([
+    ["STARTING", { type: "healthy" }, "RUNNING"],
+    ["RUNNING", { type: "healthy" }, null],
+    ["STARTING", { type: "start_timeout", timeoutS: 60, lastError: "refused" }, "CRASHED"],
+    ["RUNNING", { type: "start_timeout", timeoutS: 60, lastError: null }, null],
+    ["RUNNING", { type: "unhealthy", reason: "x" }, "CRASHED"],
+    ["STARTING", { type: "unhealthy", reason: "x" }, null],
+    ["RUNNING", { type: "exited", exit: { status: 1, signal: null, oom: false } }, "CRASHED"],
+    ["CRASHED", { type: "exited", exit: { status: 1, signal: null, oom: false } }, null],
+    ["CRASHED", { type: "stopped" }, "STOPPED"],
+    ["STOPPED", { type: "healthy" }, null],
+  ] as const)("%s + %o → %s", (from, event, to) => {
+    expect(transition(from, event)?.state ?? null).toBe(to);
+  });
+
+  it("words crash reasons for people", () => {
+    expect(exitReason({ status: null, signal: "SIGKILL", oom: true })).toMatch(/out of memory/);
+    expect(exitReason({ status: null, signal: "SIGSEGV", oom: false })).toBe("process was killed by signal SIGSEGV");
+    expect(exitReason({ status: 3, signal: null, oom: false })).toBe("process exited with status 3");
+  });
+});
+
+const fast: RunnerConfig = { startProbeIntervalMs: 20, stopGraceMs: 300, timeScale: 0.25 };
+const busybox = "/bin/busybox";
+
+function collect() {
+  const reports: InstanceReport[] = [];
+  const waitFor = async (state: string, timeoutMs = 10_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const r = reports.find((x) => x.state === state);
+      if (r) return r;
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    throw new Error(`no ${state} report; got ${reports.map((r) => r.state).join(",")}`);
+  };
+  return { reports, onChange: (r: InstanceReport) => reports.push(r), waitFor };
+}
+
+describe("InstanceRunner with real processes", () => {
+  it("is RUNNING once the port check passes and STOPPED after a stop", async () => {
+    const port = await freePort();
+    const spec = makeSpec({ port, command: { kind: "exec", argv: [busybox, "httpd", "-f", "-p", `127.0.0.1:${port}`, "-h", "/tmp"] } });
+    const r = collect();
+    const runner = new InstanceRunner(spec, new ProcessDriver(), r.onChange, fast);
+    runner.start();
+    expect((await r.waitFor("RUNNING")).host_port).toBe(port);
+    await runner.stop();
+    expect(r.reports.map((x) => x.state)).toEqual(["STARTING", "RUNNING", "STOPPED"]);
+  });
+
+  it("an app that never opens its port stays STARTING, then CRASHED at the start timeout with the reason", async () => {
+    const port = await freePort();
+    const spec = makeSpec({ port, command: { kind: "exec", argv: [busybox, "sleep", "30"] },
+      health_check: { type: "port", timeout_s: 1, invocation_timeout_s: 1, interval_s: 30, endpoint: null } });
+    const r = collect();
+    const driver = new ProcessDriver();
+    const runner = new InstanceRunner(spec, driver, r.onChange, fast);
+    const t0 = Date.now();
+    runner.start();
+    const crashed = await r.waitFor("CRASHED");
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+    expect(crashed.reason).toMatch(/^Instance never healthy after 1s: Failed to make TCP connection to port \d+: ECONNREFUSED/);
+    expect(r.reports.map((x) => x.state)).toEqual(["STARTING", "CRASHED"]);
+    // The crashed container is freed at once.
+    await driver.started[0]!.exited;
+    await runner.stop();
+  });
+
+  it("an http check against a missing endpoint fails", async () => {
+    const port = await freePort();
+    const spec = makeSpec({ port, command: { kind: "exec", argv: [busybox, "httpd", "-f", "-p", `127.0.0.1:${port}`, "-h", "/tmp"] },
+      health_check: { type: "http", timeout_s: 1, invocation_timeout_s: 1, interval_s: 30, endpoint: "/no-such-page" } });
+    const r = collect();
+    const runner = new InstanceRunner(spec, new ProcessDriver(), r.onChange, fast);
+    runner.start();
+    expect((await r.waitFor("CRASHED")).reason).toMatch(/'\/no-such-page' on port \d+: received status code 404/);
+    await runner.stop();
+  });
+
+  it("a process check passes without a port", async () => {
+    const spec = makeSpec({ command: { kind: "exec", argv: [busybox, "sleep", "30"] },
+      health_check: { type: "process", timeout_s: 1, invocation_timeout_s: 1, interval_s: 30, endpoint: null } });
+    const r = collect();
+    const runner = new InstanceRunner(spec, new ProcessDriver(), r.onChange, fast);
+    runner.start();
+    await r.waitFor("RUNNING");
+    await runner.stop();
+  });
+
+  it("a process that exits is CRASHED with its status", async () => {
+    const spec = makeSpec({ command: { kind: "shell", script: "exit 3" },
+      health_check: { type: "process", timeout_s: 1, invocation_timeout_s: 1, interval_s: 30, endpoint: null } });
+    const r = collect();
+    const runner = new InstanceRunner(spec, new ProcessDriver(), r.onChange, fast);
+    runner.start();
+    const crashed = await r.waitFor("CRASHED");
+    expect(crashed.exit).toEqual({ status: 3, signal: null, oom: false });
+    expect(crashed.reason).toBe("process exited with status 3");
+  });
+
+  it("a RUNNING instance whose port stops answering is CRASHED by the liveness check", async () => {
+    const port = await freePort();
+    const script = `const s=require("net").createServer(c=>c.end()).listen(${port},"127.0.0.1");setTimeout(()=>s.close(),400);setInterval(()=>{},1000)`;
+    const spec = makeSpec({ port, command: { kind: "exec", argv: [process.execPath, "-e", script] },
+      health_check: { type: "port", timeout_s: 5, invocation_timeout_s: 1, interval_s: 1, endpoint: null } });
+    const r = collect();
+    const runner = new InstanceRunner(spec, new ProcessDriver(), r.onChange, fast);
+    runner.start();
+    await r.waitFor("RUNNING");
+    expect((await r.waitFor("CRASHED")).reason).toMatch(/^liveness check failed: Failed to make TCP connection/);
+  });
+
+  it("a process that ignores SIGTERM is killed after the grace period", async () => {
+    const ready = join(tmpdir(), `berth-trap-${process.pid}-${Date.now()}`);
+    const spec = makeSpec({ command: { kind: "shell", script: `trap '' TERM; touch ${ready}; while :; do sleep 0.05; done` },
+      health_check: { type: "process", timeout_s: 1, invocation_timeout_s: 1, interval_s: 30, endpoint: null } });
+    const r = collect();
+    const driver = new ProcessDriver();
+    const runner = new InstanceRunner(spec, driver, r.onChange, fast);
+    runner.start();
+    await r.waitFor("RUNNING");
+    // SIGTERM only once the shell has set its trap.
+    while (!existsSync(ready)) await new Promise((res) => setTimeout(res, 10));
+    rmSync(ready);
+    const t0 = Date.now();
+    await runner.stop();
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(fast.stopGraceMs - 20);
+    expect((await driver.started[0]!.exited).signal).toBe("SIGKILL");
+    expect(r.reports.at(-1)!.state).toBe("STOPPED");
+  });
+
+  it("a start that fails is CRASHED with the driver's reason", async () => {
+    const spec = makeSpec({ command: { kind: "none" } });
+    const r = collect();
+    const runner = new InstanceRunner(spec, new ProcessDriver(), r.onChange, fast);
+    runner.start();
+    expect((await r.waitFor("CRASHED")).reason).toBe("No start command found or specified");
+  });
+});
