@@ -1,0 +1,195 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import * as schema from "../../worker/db/schema";
+import { makeApp, makeStartableApp, setDocker } from "./app-fixtures";
+import { ADMIN, addDeveloper, api, createSpace, createUser, db, unique } from "./support";
+
+let space: { guid: string };
+let dev: { guid: string; token: string };
+
+beforeAll(async () => {
+  await setDocker(true);
+  space = await createSpace();
+  dev = await createUser();
+  await addDeveloper(dev.guid, space.guid);
+});
+
+describe("GET /v3/processes", () => {
+  it("shows one process in CC's shape and lists with filters", async () => {
+    const app = await makeApp(space.guid, dev.token);
+    const res = await api("GET", `/v3/processes/${app.guid}`, { token: dev.token });
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({
+      guid: app.guid, type: "web", command: null, user: null, instances: 1, memory_in_mb: 1024, disk_in_mb: 1024,
+      log_rate_limit_in_bytes_per_second: -1,
+      readiness_health_check: { type: "process", data: { invocation_timeout: null, interval: null } },
+      relationships: { app: { data: { guid: app.guid } }, revision: null },
+      links: {
+        self: { href: `https://berth.test/v3/processes/${app.guid}` },
+        scale: { href: `https://berth.test/v3/processes/${app.guid}/actions/scale`, method: "POST" },
+        app: { href: `https://berth.test/v3/apps/${app.guid}` },
+        space: { href: `https://berth.test/v3/spaces/${space.guid}` },
+        stats: { href: `https://berth.test/v3/processes/${app.guid}/stats` },
+      },
+    });
+    expect(res.json.version).toMatch(/^[0-9a-f-]{36}$/);
+    expect(res.json).not.toHaveProperty("ports");
+    const list = await api("GET", `/v3/processes?app_guids=${app.guid}&types=web`, { token: dev.token });
+    expect(list.json.resources.map((p: any) => p.guid)).toEqual([app.guid]);
+    expect((await api("GET", `/v3/processes?space_guids=${space.guid}&types=worker`, { token: dev.token })).json.resources).toEqual([]);
+    expect((await api("GET", `/v3/processes/${crypto.randomUUID()}`, { token: ADMIN })).json.errors[0].detail).toBe("Process not found");
+    expect((await api("GET", "/v3/processes?app_guid=x", { token: ADMIN })).status).toBe(422);
+  });
+});
+
+describe("PATCH /v3/processes/:guid", () => {
+  it("sets and resets the command, sets the user, and leaves the version alone", async () => {
+    const app = await makeStartableApp(space.guid, dev.token);
+    const before = (await api("GET", `/v3/processes/${app.guid}`, { token: dev.token })).json;
+    expect(before.command).toBe("/bin/app --serve");
+    const set = await api("PATCH", `/v3/processes/${app.guid}`, { token: dev.token, body: { command: "node server.js", user: "1000:1000" } });
+    expect(set.status).toBe(200);
+    expect(set.json).toMatchObject({ command: "node server.js", user: "1000:1000", version: before.version });
+    const reset = await api("PATCH", `/v3/processes/${app.guid}`, { token: dev.token, body: { command: null, user: null } });
+    expect(reset.json).toMatchObject({ command: "/bin/app --serve", user: null });
+  });
+
+  it("edits the health check as CF: partial data merges, the endpoint only for http", async () => {
+    const app = await makeApp(space.guid, dev.token);
+    const http = await api("PATCH", `/v3/processes/${app.guid}`, {
+      token: dev.token, body: { health_check: { type: "http", data: { timeout: 90, endpoint: "/healthz", invocation_timeout: 5, interval: 10 } } },
+    });
+    expect(http.json.health_check).toEqual({ type: "http", data: { timeout: 90, invocation_timeout: 5, interval: 10, endpoint: "/healthz" } });
+    const partial = await api("PATCH", `/v3/apps/${app.guid}/processes/web`, { token: dev.token, body: { health_check: { data: { timeout: 30 } } } });
+    expect(partial.json.health_check).toEqual({ type: "http", data: { timeout: 30, invocation_timeout: 5, interval: 10, endpoint: "/healthz" } });
+    const port = await api("PATCH", `/v3/processes/${app.guid}`, { token: dev.token, body: { health_check: { type: "port" } } });
+    expect(port.json.health_check).toEqual({ type: "port", data: { timeout: 30, invocation_timeout: 5, interval: 10 } });
+    const back = await api("PATCH", `/v3/processes/${app.guid}`, { token: dev.token, body: { health_check: { type: "http" } } });
+    expect(back.json.health_check.data.endpoint).toBeNull();
+    const nulls = await api("PATCH", `/v3/processes/${app.guid}`, { token: dev.token, body: { health_check: { type: "process", data: { timeout: null } } } });
+    expect(nulls.json.health_check).toEqual({ type: "process", data: { timeout: null, invocation_timeout: 5, interval: 10 } });
+  });
+
+  it.each([
+    ["an endpoint on a port check", { health_check: { type: "port", data: { endpoint: "/x" } } }, 'Health check type must be "http" to set a health check HTTP endpoint'],
+    ["a timeout above CC's maximum", { health_check: { data: { timeout: 181 } } }, "health_check.data.timeout"],
+    ["a zero interval", { health_check: { data: { interval: 0 } } }, "health_check.data.interval"],
+    ["an unknown check type", { health_check: { type: "none" } }, "health_check.type"],
+    ["an endpoint that is no path", { health_check: { type: "http", data: { endpoint: "healthz" } } }, "health_check.data.endpoint: must be a URI path"],
+    ["an unknown health check key", { health_check: { type: "http", path: "/" } }, "Unknown field(s): 'health_check.path'"],
+    ["an empty command", { command: "" }, "command"],
+    ["a user with spaces", { user: "root user" }, "user"],
+    ["an instances field", { instances: 3 }, "Unknown field(s): 'instances'"],
+  ])("refuses %s with 422", async (_what, patch, detail) => {
+    const app = await makeApp(space.guid, dev.token);
+    const res = await api("PATCH", `/v3/processes/${app.guid}`, { token: dev.token, body: patch });
+    expect(res.status).toBe(422);
+    expect(res.json.errors[0].detail).toContain(detail);
+  });
+});
+
+describe("scale", () => {
+  it("scales with 202 through both paths and records it", async () => {
+    const app = await makeApp(space.guid, dev.token);
+    const res = await api("POST", `/v3/processes/${app.guid}/actions/scale`, {
+      token: dev.token, body: { instances: 3, memory_in_mb: 256, disk_in_mb: 512, log_rate_limit_in_bytes_per_second: 1024 },
+    });
+    expect(res.status).toBe(202);
+    expect(res.json).toMatchObject({ instances: 3, memory_in_mb: 256, disk_in_mb: 512, log_rate_limit_in_bytes_per_second: 1024 });
+    const nested = await api("POST", `/v3/apps/${app.guid}/processes/web/actions/scale`, { token: dev.token, body: { instances: 0 } });
+    expect(nested.status).toBe(202);
+    expect(nested.json).toMatchObject({ instances: 0, memory_in_mb: 256 });
+    const events = await db().select().from(schema.auditEvents);
+    expect(events.filter((e) => e.targetGuid === app.guid && e.type === "audit.app.process.scale")).toHaveLength(2);
+  });
+
+  it.each([
+    ["negative instances", { instances: -1 }, "instances"],
+    ["more instances than Berth places", { instances: 1001 }, "instances"],
+    ["fractional memory", { memory_in_mb: 1.5 }, "memory_in_mb"],
+    ["zero disk", { disk_in_mb: 0 }, "disk_in_mb"],
+    ["a string", { instances: "2" }, "instances"],
+    ["an unknown key", { cpu: 2 }, "Unknown field(s): 'cpu'"],
+  ])("refuses %s with 422", async (_what, scale, detail) => {
+    const app = await makeApp(space.guid, dev.token);
+    const res = await api("POST", `/v3/processes/${app.guid}/actions/scale`, { token: dev.token, body: scale });
+    expect(res.status).toBe(422);
+    expect(res.json.errors[0].detail).toContain(detail);
+  });
+
+  it("answers 404 for an unknown process or process type", async () => {
+    const app = await makeApp(space.guid, dev.token);
+    expect((await api("POST", `/v3/processes/${crypto.randomUUID()}/actions/scale`, { token: ADMIN, body: { instances: 1 } })).status).toBe(404);
+    expect((await api("POST", `/v3/apps/${app.guid}/processes/worker/actions/scale`, { token: ADMIN, body: { instances: 1 } })).status).toBe(404);
+  });
+});
+
+describe("stats", () => {
+  async function cell(address: string) {
+    const guid = crypto.randomUUID();
+    await db().insert(schema.cells).values({
+      guid, name: unique("cell"), zone: "z1", address, tokenHash: unique("h"), capacity: { memory_mb: 1, disk_mb: 1, containers: 1 }, state: "ACTIVE",
+    });
+    return guid;
+  }
+
+  type Row = Partial<typeof schema.instances.$inferInsert> & { index: number; state: typeof schema.instances.$inferInsert.state };
+  async function instance(app: { guid: string }, version: string, row: Row) {
+    await db().insert(schema.instances).values({
+      instanceGuid: crypto.randomUUID(), processGuid: app.guid, appGuid: app.guid, processVersion: version, spec: { port: 8080, memory_mb: 256, disk_mb: 512 },
+      since: Date.now() - 65_000, ...row,
+    });
+  }
+
+  it("renders every desired index from the instances table with CF's state mapping", async () => {
+    const app = await makeStartableApp(space.guid, dev.token);
+    await api("POST", `/v3/processes/${app.guid}/actions/scale`, { token: dev.token, body: { instances: 6, memory_in_mb: 256, disk_in_mb: 512 } });
+    await api("POST", `/v3/apps/${app.guid}/actions/start`, { token: dev.token });
+    const version = (await api("GET", `/v3/processes/${app.guid}`, { token: dev.token })).json.version;
+    const c1 = await cell("10.1.0.7");
+    const reportAt = Date.UTC(2026, 10, 27, 12, 0, 0);
+    await instance(app, version, { index: 0, state: "RUNNING", cellGuid: c1, hostPort: 61001, usage: { cpu: 0.25, mem: 1000, disk: 2000 }, lastReportAt: reportAt });
+    await instance(app, version, { index: 1, state: "UNCLAIMED", placementError: "insufficient resources: memory" });
+    await instance(app, version, { index: 2, state: "UNCLAIMED" });
+    await instance(app, version, { index: 3, state: "CLAIMED", cellGuid: c1 });
+    await instance(app, version, { index: 4, state: "CRASHED", cellGuid: c1, crashReason: "exited with status 1" });
+    // Index 5 has nothing; an old version's row and a row past `instances` are not shown.
+    await instance(app, "old-version", { index: 5, state: "RUNNING", cellGuid: c1, hostPort: 61002 });
+    await instance(app, version, { index: 9, state: "RUNNING", cellGuid: c1 });
+    // A replacement starting beside a running one: the running one is shown.
+    await instance(app, version, { index: 0, state: "STARTING", cellGuid: c1 });
+
+    const res = await api("GET", `/v3/processes/${app.guid}/stats`, { token: dev.token });
+    expect(res.status).toBe(200);
+    const r = res.json.resources;
+    expect(r.map((s: any) => [s.index, s.state])).toEqual([[0, "RUNNING"], [1, "DOWN"], [2, "STARTING"], [3, "STARTING"], [4, "CRASHED"], [5, "DOWN"]]);
+    expect(r[0]).toMatchObject({
+      type: "web", routable: true, host: "10.1.0.7", instance_internal_ip: "", mem_quota: 256 * 1024 * 1024, disk_quota: 512 * 1024 * 1024,
+      log_rate_limit: -1, fds_quota: 16384, isolation_segment: null, details: null,
+      instance_ports: [{ external: 61001, internal: 8080, external_tls_proxy_port: 0, internal_tls_proxy_port: 0 }],
+      usage: { time: "2026-11-27T12:00:00.000Z", cpu: 0.25, cpu_entitlement: 0, mem: 1000, disk: 2000, log_rate: 0 },
+    });
+    expect(r[0].uptime).toBeGreaterThanOrEqual(64);
+    expect(r[0].instance_guid).toMatch(/^[0-9a-f-]{36}$/);
+    expect(r[1]).toMatchObject({ state: "DOWN", details: "insufficient resources: memory", routable: false });
+    expect(r[2]).toMatchObject({ usage: {}, instance_ports: [], host: "" });
+    expect(r[5]).toEqual({ type: "web", index: 5, state: "DOWN", routable: false, uptime: 0, isolation_segment: null, details: null });
+    const nested = await api("GET", `/v3/apps/${app.guid}/processes/web/stats`, { token: dev.token });
+    expect(nested.json).toEqual(res.json);
+  });
+
+  it("shows a stopped process's leftovers as STOPPING and nothing once they are gone", async () => {
+    const app = await makeStartableApp(space.guid, dev.token);
+    const version = (await api("GET", `/v3/processes/${app.guid}`, { token: dev.token })).json.version;
+    expect((await api("GET", `/v3/processes/${app.guid}/stats`, { token: dev.token })).json).toEqual({ resources: [] });
+    await instance(app, version, { index: 0, state: "RUNNING" });
+    const res = await api("GET", `/v3/processes/${app.guid}/stats`, { token: dev.token });
+    expect(res.json.resources.map((s: any) => s.state)).toEqual(["STOPPING"]);
+  });
+
+  it("shows a started process with no instances yet as DOWN", async () => {
+    const app = await makeStartableApp(space.guid, dev.token);
+    await api("POST", `/v3/apps/${app.guid}/actions/start`, { token: dev.token });
+    const res = await api("GET", `/v3/processes/${app.guid}/stats`, { token: dev.token });
+    expect(res.json.resources).toEqual([{ type: "web", index: 0, state: "DOWN", routable: false, uptime: 0, isolation_segment: null, details: null }]);
+  });
+});
