@@ -39,9 +39,11 @@ export interface NativeFs {
   /** A user namespace fd with the given /proc/PID/uid_map and gid_map contents. */
   fsUserNamespace(uidMap: string, gidMap: string): number;
   fsMountIdmapped(source: string, target: string, usernsFd: number): void;
-  /** lowers are top-most first. */
+  /** lowers are top-most first; upper "" makes a read-only overlay of the lowers alone. */
   fsMountOverlay(target: string, lowers: string[], upper: string, work: string): void;
   /** Returns the loop device; it detaches itself when the filesystem is unmounted. */
   fsLoopMount(file: string, target: string, fstype: string): string;
   fsUnmount(target: string, detach: boolean): void;
+  /** Every xattr of path itself (a symlink is not followed). */
+  fsGetXattrs(path: string): Record<string, Buffer>;
 }

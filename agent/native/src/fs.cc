@@ -412,7 +412,8 @@ std::string FsContextLog(int fsfd) {
   return out;
 }
 
-// fsMountOverlay(target, lowers[], upper, work): lowers are top-most first.
+// fsMountOverlay(target, lowers[], upper, work): lowers are top-most first; an
+// empty upper makes a read-only overlay of the lowers alone.
 Napi::Value MountOverlay(const Napi::CallbackInfo& info) {
   std::string target = StrArg(info, 0, "target");
   if (!info[1].IsArray()) throw Napi::TypeError::New(info.Env(), "lowers must be an array");
@@ -428,8 +429,11 @@ Napi::Value MountOverlay(const Napi::CallbackInfo& info) {
     }
   };
   for (uint32_t i = 0; i < lowers.Length(); i++) set("lowerdir+", lowers.Get(i).As<Napi::String>().Utf8Value());
-  set("upperdir", upper);
-  set("workdir", work);
+  // Without an upper directory the overlay is read-only (at least two lowers needed).
+  if (!upper.empty()) {
+    set("upperdir", upper);
+    set("workdir", work);
+  }
   if (fsconfig(fs.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) < 0) {
     int e = errno;
     Fail("overlay mount", "fsconfig", e, target + " " + FsContextLog(fs.get()));
@@ -483,6 +487,30 @@ Napi::Value Unmount(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// fsGetXattrs(path) -> {name: Buffer} of the entry itself (never followed):
+// what an image's tree holds, for reports and tests.
+Napi::Value GetXattrs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = StrArg(info, 0, "path");
+  Napi::Object out = Napi::Object::New(env);
+  ssize_t len = llistxattr(path.c_str(), nullptr, 0);
+  if (len < 0) Fail("list xattrs", "llistxattr", errno, path);
+  std::vector<char> names(static_cast<size_t>(len) + 1);
+  len = llistxattr(path.c_str(), names.data(), names.size());
+  if (len < 0) Fail("list xattrs", "llistxattr", errno, path);
+  for (ssize_t off = 0; off < len;) {
+    std::string name(names.data() + off);
+    off += static_cast<ssize_t>(name.size()) + 1;
+    ssize_t vlen = lgetxattr(path.c_str(), name.c_str(), nullptr, 0);
+    if (vlen < 0) Fail("read xattr " + name, "lgetxattr", errno, path);
+    std::vector<uint8_t> value(static_cast<size_t>(vlen));
+    vlen = lgetxattr(path.c_str(), name.c_str(), value.data(), value.size());
+    if (vlen < 0) Fail("read xattr " + name, "lgetxattr", errno, path);
+    out.Set(name, Napi::Buffer<uint8_t>::Copy(env, value.data(), static_cast<size_t>(vlen)));
+  }
+  return out;
+}
+
 }  // namespace
 
 void InitFs(Napi::Env env, Napi::Object exports) {
@@ -499,6 +527,7 @@ void InitFs(Napi::Env env, Napi::Object exports) {
   exports.Set("fsMountIdmapped", Napi::Function::New(env, Wrap<MountIdmapped>, "fsMountIdmapped"));
   exports.Set("fsMountOverlay", Napi::Function::New(env, Wrap<MountOverlay>, "fsMountOverlay"));
   exports.Set("fsLoopMount", Napi::Function::New(env, Wrap<LoopMount>, "fsLoopMount"));
+  exports.Set("fsGetXattrs", Napi::Function::New(env, Wrap<GetXattrs>, "fsGetXattrs"));
   exports.Set("fsUnmount", Napi::Function::New(env, Wrap<Unmount>, "fsUnmount"));
 }
 
