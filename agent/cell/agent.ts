@@ -1,0 +1,235 @@
+/**
+ * @module The cell agent's main loop: long-poll the desired set, apply the
+ * difference through one InstanceRunner per instance, report every state change
+ * at once and heartbeat on an interval. While the control plane is unreachable
+ * it keeps containers running and retries with backoff and jitter; on restart
+ * it re-adopts what it ran.
+ */
+import type { Logger } from "pino";
+import type { DesiredSet } from "../../shared/protocol/desired-set";
+import type { InstanceReport, InstanceSpec } from "../../shared/protocol/instance";
+import type { Resources } from "../../shared/protocol/resources";
+import type { StagingTask } from "../../shared/protocol/staging";
+import type { ContainerDriver } from "../supervisor/driver";
+import { InstanceRunner, realClock, type Clock, type RunnerConfig } from "../supervisor/runner";
+import { retryDelay, type BackoffConfig } from "./backoff";
+import type { ControlPlaneClient, StagingOutcome } from "./control-plane";
+import { InstanceStore } from "./instance-store";
+import { reconcile } from "./reconcile";
+
+export interface CellAgentConfig {
+  stateDir: string;
+  capacity: Resources;
+  heartbeatIntervalMs: number;
+  /** Extra random wait before re-polling after a hold ends unchanged. */
+  pollJitterMs: number;
+  backoff: BackoffConfig;
+  runner: RunnerConfig;
+}
+
+export interface CellAgentDeps {
+  client: ControlPlaneClient;
+  driver: ContainerDriver;
+  log: Logger;
+  clock?: Clock;
+  /** Layer digests the image store holds (for placement). */
+  cachedLayers(): Promise<string[]>;
+  /** Resolves a staging task on this cell (registries only cells can reach). */
+  stage(task: StagingTask, registryAccess: DesiredSet["registry_access"]): Promise<StagingOutcome>;
+}
+
+export class CellAgent {
+  private readonly runners = new Map<string, InstanceRunner>();
+  private readonly stopping = new Map<string, Promise<void>>();
+  private readonly unsent = new Map<string, InstanceReport>();
+  private readonly staged = new Set<string>();
+  private readonly store: InstanceStore;
+  private readonly clock: Clock;
+  private readonly abort = new AbortController();
+  private version: number | null = null;
+  private loops: Promise<void>[] = [];
+  private flushing: Promise<void> | null = null;
+
+  constructor(
+    private readonly config: CellAgentConfig,
+    private readonly deps: CellAgentDeps,
+  ) {
+    this.store = new InstanceStore(config.stateDir);
+    this.clock = deps.clock ?? realClock;
+  }
+
+  /** The version of the desired set last applied (null before the first). */
+  get appliedVersion(): number | null {
+    return this.version;
+  }
+
+  get instances(): ReadonlyMap<string, InstanceRunner> {
+    return this.runners;
+  }
+
+  async start(): Promise<void> {
+    await this.readopt();
+    this.loops = [this.pollLoop(), this.heartbeatLoop()];
+  }
+
+  /** Stops polling and reporting; containers keep running for the next agent to adopt. */
+  async shutdown(): Promise<void> {
+    this.abort.abort();
+    await Promise.allSettled(this.loops);
+  }
+
+  /** Stops every instance (used when a cell is decommissioned and by tests). */
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.runners.keys()].map((g) => this.stopInstance(g)));
+    await Promise.all(this.stopping.values());
+  }
+
+  private async readopt(): Promise<void> {
+    const specs = await this.store.list((file, e) => this.deps.log.warn({ file, err: e.message }, "unreadable instance state"));
+    for (const spec of specs) {
+      const runner = this.newRunner(spec);
+      if (await runner.adopt()) {
+        this.deps.log.info({ instance: spec.instance_guid }, "re-adopted running container");
+      } else {
+        runner.markLost("instance exited while the cell agent was down");
+        await runner.stop();
+      }
+    }
+  }
+
+  private newRunner(spec: InstanceSpec): InstanceRunner {
+    const runner = new InstanceRunner(spec, this.deps.driver, (report) => this.onReport(report), this.config.runner, this.clock);
+    this.runners.set(spec.instance_guid, runner);
+    return runner;
+  }
+
+  private onReport(report: InstanceReport): void {
+    this.deps.log.info({ instance: report.instance_guid, state: report.state, reason: report.reason ?? undefined }, "instance state");
+    this.unsent.set(report.instance_guid, report);
+    void this.flushReports();
+  }
+
+  /** Sends state changes at once; what fails stays queued for the next try or heartbeat. */
+  private flushReports(): Promise<void> {
+    if (this.flushing) return this.flushing;
+    this.flushing = (async () => {
+      let attempt = 0;
+      while (this.unsent.size > 0 && !this.abort.signal.aborted) {
+        const batch = [...this.unsent.values()];
+        try {
+          await this.deps.client.reportInstances(batch, this.abort.signal);
+          for (const r of batch) if (this.unsent.get(r.instance_guid) === r) this.unsent.delete(r.instance_guid);
+          attempt = 0;
+        } catch (e) {
+          this.deps.log.warn({ err: (e as Error).message }, "instance report failed; retrying");
+          await this.clock.sleep(retryDelay(attempt++, this.config.backoff), this.abort.signal);
+        }
+      }
+    })().finally(() => (this.flushing = null));
+    return this.flushing;
+  }
+
+  private async pollLoop(): Promise<void> {
+    let attempt = 0;
+    while (!this.abort.signal.aborted) {
+      try {
+        const set = await this.deps.client.desired(this.version, this.abort.signal);
+        attempt = 0;
+        if (set) await this.apply(set);
+        else await this.clock.sleep(Math.random() * this.config.pollJitterMs, this.abort.signal);
+      } catch (e) {
+        if (this.abort.signal.aborted) return;
+        const delay = retryDelay(attempt++, this.config.backoff);
+        this.deps.log.warn({ err: (e as Error).message, retryInMs: delay }, "desired-set poll failed; containers keep running");
+        await this.clock.sleep(delay, this.abort.signal);
+      }
+    }
+  }
+
+  /** Applies a desired set: start what is missing, stop what is not wanted. */
+  async apply(set: DesiredSet): Promise<void> {
+    const running = new Map([...this.runners].map(([g, r]) => [g, r.spec] as const));
+    const plan = reconcile(set.instances, running);
+    for (const guid of plan.stop) void this.stopInstance(guid);
+    for (const spec of plan.start) {
+      // A replaced spec under the same guid starts once its old container is gone.
+      await this.stopping.get(spec.instance_guid);
+      await this.store.save(spec);
+      this.newRunner(spec).start();
+    }
+    for (const task of set.staging_tasks) {
+      if (this.staged.has(task.build_guid)) continue;
+      this.staged.add(task.build_guid);
+      void this.runStaging(task, set.registry_access);
+    }
+    this.version = set.version;
+  }
+
+  private stopInstance(guid: string): Promise<void> {
+    const runner = this.runners.get(guid);
+    if (!runner) return this.stopping.get(guid) ?? Promise.resolve();
+    this.runners.delete(guid);
+    const done = runner
+      .stop()
+      .then(() => this.store.remove(guid))
+      .catch((e) => this.deps.log.error({ instance: guid, err: (e as Error).message }, "stopping instance failed"))
+      .finally(() => this.stopping.delete(guid));
+    this.stopping.set(guid, done);
+    return done;
+  }
+
+  private async runStaging(task: StagingTask, access: DesiredSet["registry_access"]): Promise<void> {
+    let result: StagingOutcome;
+    try {
+      result = await this.deps.stage(task, access);
+    } catch (e) {
+      result = { build_guid: task.build_guid, state: "FAILED", error: (e as Error).message.slice(0, 1024) };
+    }
+    for (let attempt = 0; !this.abort.signal.aborted; attempt++) {
+      try {
+        await this.deps.client.stagingResult(result, this.abort.signal);
+        return;
+      } catch (e) {
+        this.deps.log.warn({ build: task.build_guid, err: (e as Error).message }, "staging result not delivered; retrying");
+        await this.clock.sleep(retryDelay(attempt, this.config.backoff), this.abort.signal);
+      }
+    }
+  }
+
+  private async heartbeatLoop(): Promise<void> {
+    while (!this.abort.signal.aborted) {
+      try {
+        await this.deps.client.heartbeat(await this.heartbeat(), this.abort.signal);
+      } catch (e) {
+        if (this.abort.signal.aborted) return;
+        this.deps.log.warn({ err: (e as Error).message }, "heartbeat failed");
+      }
+      await this.clock.sleep(this.config.heartbeatIntervalMs, this.abort.signal);
+    }
+  }
+
+  private async heartbeat() {
+    const reports: InstanceReport[] = [];
+    const used = { memory_mb: 0, disk_mb: 0, containers: 0 };
+    for (const runner of this.runners.values()) {
+      const report = runner.report();
+      reports.push({ ...report, usage: await runner.usage() });
+      if (report.state === "STARTING" || report.state === "RUNNING") {
+        used.memory_mb += runner.spec.memory_mb;
+        used.disk_mb += runner.spec.disk_mb;
+        used.containers += 1;
+      }
+    }
+    const cap = this.config.capacity;
+    return {
+      capacity: cap,
+      free: {
+        memory_mb: Math.max(0, cap.memory_mb - used.memory_mb),
+        disk_mb: Math.max(0, cap.disk_mb - used.disk_mb),
+        containers: Math.max(0, cap.containers - used.containers),
+      },
+      cached_layers: await this.deps.cachedLayers(),
+      instances: reports,
+    };
+  }
+}

@@ -1,0 +1,14 @@
+/** @module Retry delays with full jitter (AWS's "exponential backoff and jitter"), the random source a parameter. */
+
+export interface BackoffConfig {
+  baseMs: number;
+  maxMs: number;
+}
+
+export const defaultBackoff: BackoffConfig = { baseMs: 250, maxMs: 15_000 };
+
+/** Delay before retry number `attempt` (0-based): uniform in [cap/2, cap], cap = min(max, base·2^attempt). */
+export function retryDelay(attempt: number, config: BackoffConfig = defaultBackoff, random: () => number = Math.random): number {
+  const cap = Math.min(config.maxMs, config.baseMs * 2 ** Math.min(attempt, 30));
+  return Math.round(cap / 2 + (random() * cap) / 2);
+}

@@ -1,0 +1,37 @@
+import { describe, expect, it } from "vitest";
+import { retryDelay } from "../../agent/cell/backoff";
+import { reconcile } from "../../agent/cell/reconcile";
+import { makeSpec } from "../support/specs";
+
+describe("reconcile()", () => {
+  const a = makeSpec({ index: 0 });
+  const b = makeSpec({ index: 1 });
+  const running = (...specs: ReturnType<typeof makeSpec>[]) => new Map(specs.map((s) => [s.instance_guid, s]));
+
+  it("starts what is missing and stops what is not wanted", () => {
+    const c = makeSpec({ index: 2 });
+    expect(reconcile([a, c], running(a, b))).toEqual({ start: [c], stop: [b.instance_guid] });
+  });
+
+  it("an empty desired set stops everything (a 204 never reaches here)", () => {
+    expect(reconcile([], running(a, b))).toEqual({ start: [], stop: [a.instance_guid, b.instance_guid] });
+  });
+
+  it("the same set changes nothing", () => {
+    expect(reconcile([a, b], running(a, b))).toEqual({ start: [], stop: [] });
+  });
+
+  it("a changed spec under the same guid is replaced; the others are untouched", () => {
+    const a2 = { ...a, env: { ...a.env, NEW: "1" } };
+    expect(reconcile([a2, b], running(a, b))).toEqual({ start: [a2], stop: [a.instance_guid] });
+  });
+});
+
+describe("retryDelay()", () => {
+  const cfg = { baseMs: 100, maxMs: 2000 };
+  it.each([
+    [0, 0, 50], [0, 1, 100], [1, 0, 100], [3, 1, 800], [10, 1, 2000], [10, 0, 1000],
+  ])("attempt %d with random %d waits %d ms", (attempt, r, ms) => {
+    expect(retryDelay(attempt, cfg, () => r)).toBe(ms);
+  });
+});
