@@ -3,49 +3,18 @@
  * validation of every entry kind, canonical storage, version bumps with a
  * compare-and-set, audit events, the scheduler wake-up and the role matrix.
  */
-import { env } from "cloudflare:workers";
-import { beforeAll, describe, expect, it } from "vitest";
-import { app } from "../../worker/index";
+import { describe, expect, it } from "vitest";
 import { getRegistryAccess, getRegistryAccessRecord, registryAccessUpdateStatements } from "../../worker/db/registry-access";
 import caA from "./fixtures/registry-ca-a.pem?raw";
 import caB from "./fixtures/registry-ca-b.pem?raw";
+import { requestRecordingWakes } from "./scheduler-spy";
 import { ADMIN, addDeveloper, api, createCell, createRouter, createSpace, createUser, db } from "./support";
 
 const PATH = "/v3/admin/docker_registry_access";
 const detail = (res: { json: any }) => res.json.errors[0].detail as string;
 const patch = (body: unknown, token = ADMIN) => api("PATCH", PATH, { token, body });
 
-/**
- * Counts scheduler wake-ups: the real Scheduler namespace, wrapped so each
- * `get()` stub's fetch is recorded before being forwarded.
- */
-function countingScheduler(reasons: string[]): DurableObjectNamespace {
-  const real = env.SCHEDULER;
-  return new Proxy(real, {
-    get(target, prop) {
-      if (prop !== "get") return Reflect.get(target, prop).bind(target);
-      return (id: DurableObjectId) => {
-        const stub = target.get(id);
-        return {
-          fetch: async (input: RequestInfo, init?: RequestInit) => {
-            reasons.push((JSON.parse(String(init?.body)) as { reason: string }).reason);
-            return stub.fetch(input, init);
-          },
-        };
-      };
-    },
-  });
-}
-
-async function patchCounting(body: unknown) {
-  const reasons: string[] = [];
-  const res = await app.request(PATH, {
-    method: "PATCH",
-    headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
-    body: JSON.stringify(body),
-  }, { ...env, SCHEDULER: countingScheduler(reasons) });
-  return { status: res.status, json: (await res.json()) as any, reasons };
-}
+const patchCounting = (body: unknown) => requestRecordingWakes("PATCH", PATH, ADMIN, body);
 
 describe("registry access", () => {
   it("starts empty at version 0 with no updated_at", async () => {
