@@ -10,6 +10,8 @@ export interface Bindings {
   STAGER: DurableObjectNamespace;
   APPS_DOMAIN: string;
   LONG_POLL_HOLD_MS: string;
+  /** Cell presence TTL in ms (Diego: 15 s); unset means the default. */
+  HEARTBEAT_TTL_MS?: string;
   /** Secret: the bootstrap admin token. */
   ADMIN_TOKEN: string;
   /** Secret: 32 bytes, base64; AES-GCM key for registry passwords at rest. */
