@@ -299,3 +299,22 @@ describe("nested lists", () => {
     expect((await api("GET", `/v3/apps/${app.guid}/packages?bogus=1`, { token: dev.token })).status).toBe(422);
   });
 });
+
+describe("GET /v3/apps/:guid/droplets/current", () => {
+  it("renders the current docker droplet, and 404 when there is none", async () => {
+    const app = await makeApp(space.guid);
+    const none = await api("GET", `/v3/apps/${app.guid}/droplets/current`, { token: dev.token });
+    expect(none.status).toBe(404);
+    expect(none.json.errors[0].detail).toBe("Droplet not found");
+    const droplet = await insertDroplet(app.guid);
+    await api("PATCH", `/v3/apps/${app.guid}/relationships/current_droplet`, { token: dev.token, body: { data: { guid: droplet } } });
+    const res = await api("GET", `/v3/apps/${app.guid}/droplets/current`, { token: dev.token });
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({
+      guid: droplet, state: "STAGED", error: null, lifecycle: { type: "docker", data: {} }, execution_metadata: "{}",
+      process_types: { web: "/bin/app --serve" }, checksum: null, buildpacks: null, stack: null, image: "registry.test/app:1",
+      relationships: { app: { data: { guid: app.guid } } },
+      links: { assign_current_droplet: { href: `https://berth.test/v3/apps/${app.guid}/relationships/current_droplet`, method: "PATCH" } },
+    });
+  });
+});

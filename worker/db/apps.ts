@@ -235,3 +235,10 @@ export async function setCurrentDroplet(db: Db, app: App, dropletGuid: string, a
   ]);
   return update.meta.changes === 1;
 }
+
+/** The app's current droplet row, if it has one. */
+export async function getCurrentDroplet(db: Db, app: App): Promise<typeof droplets.$inferSelect | undefined> {
+  if (!app.currentDropletGuid) return undefined;
+  const [row] = await db.select().from(droplets).where(and(eq(droplets.guid, app.currentDropletGuid), eq(droplets.appGuid, app.guid))).limit(1);
+  return row;
+}

@@ -9,7 +9,7 @@ import { z } from "zod";
 import { requireUser } from "../auth/principal";
 import { linkerOf, reachableApp } from "../auth/scope";
 import {
-  type App, type AppAction, changeAppState, createApp, deleteApp, listApps, mergeEnvironmentVariables, renameApp, setCurrentDroplet,
+  type App, type AppAction, changeAppState, createApp, deleteApp, getCurrentDroplet, listApps, mergeEnvironmentVariables, renameApp, setCurrentDroplet,
 } from "../db/apps";
 import { requireFeatureEnabled } from "../db/feature-flags";
 import { listPackages } from "../db/packages";
@@ -24,6 +24,7 @@ import { paginated } from "../http/pagination";
 import { pageQuery, parseJson, parseQuery } from "../http/validate";
 import { wakeAfterCommit } from "../http/wake-after-commit";
 import { presentApp, presentAppEnv, presentEnvironmentVariables } from "../presenters/apps";
+import { presentDroplet } from "../presenters/droplets";
 import { presentPackage } from "../presenters/packages";
 import { presentProcess } from "../presenters/processes";
 import { appsDomainGuid, presentRoute } from "../presenters/routes";
@@ -148,6 +149,13 @@ apps.patch("/:guid/relationships/current_droplet", async (c) => {
   if (!ok) throw unprocessable("Unable to assign current droplet. Ensure the droplet exists and belongs to this app.");
   const { app: after } = await reachableApp(c, app.guid);
   return c.json(currentDropletRelationship(c, after));
+});
+
+apps.get("/:guid/droplets/current", async (c) => {
+  const { app } = await reachableApp(c, c.req.param("guid"));
+  const droplet = await getCurrentDroplet(c.var.db, app);
+  if (!droplet) throw resourceNotFound("Droplet");
+  return c.json(presentDroplet(droplet, linkerOf(c)));
 });
 
 // --- environment variables -----------------------------------------------------
