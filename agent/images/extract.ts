@@ -11,7 +11,7 @@
  */
 import { closeSync, writeSync } from "node:fs";
 import type { Readable } from "node:stream";
-import tar from "tar-stream";
+import tar, { type Header as TarHeader } from "tar-stream";
 import { native } from "../native/index";
 import type { EntryMeta, NativeFsError } from "../native/fs";
 import { cleanEntryPath, joinPath, parseWhiteout, splitPath } from "./entry-path";
@@ -52,7 +52,7 @@ export interface ExtractResult {
 
 const OPAQUE_XATTR = "trusted.overlay.opaque";
 
-type Header = tar.Headers & { pax?: Record<string, string> | null };
+type Header = Omit<TarHeader, "pax" | "type"> & { type: string; pax?: Record<string, string> | null };
 
 function entryMeta(h: Header, shift: number): EntryMeta {
   const pax = h.pax ?? {};
@@ -114,11 +114,11 @@ class LayerWriter {
     const feeding = feed(tarStream, extract);
     try {
       for await (const entry of extract) {
-        await this.write(entry.header as Header, entry);
+        await this.write(entry.header as Header, entry as AsyncIterable<Buffer>);
         this.result.entries++;
       }
     } catch (err) {
-      extract.destroy();
+      extract.destroy(err as Error);
       await feeding.catch(() => undefined);
       throw asLayerError(err);
     }
@@ -254,7 +254,7 @@ async function feed(source: AsyncIterable<Buffer>, extract: tar.Extract): Promis
       });
       if (extract.destroyed) throw stopped();
     }
-    extract.end();
+    extract.end(null); // streamx: end(data), null meaning no final chunk
   } catch (err) {
     extract.destroy(err as Error);
     throw err;
