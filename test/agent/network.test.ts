@@ -185,6 +185,27 @@ describe.sequential("NetworkManager on a real cell host", () => {
     expect(await fetchIn(a.netnsPath, "http://169.254.169.254/")).toBeUndefined();
   });
 
+  it("blocks by policy: without the table the same probes connect, and recover() puts it back", async () => {
+    const token = `host-${uniqueTag(8)}`;
+    const service = await listen("0.0.0.0", token);
+    const probes = () =>
+      Promise.all([
+        fetchIn(a.netnsPath, `http://${b.containerIp}:9090/`),
+        fetchIn(a.netnsPath, `http://${a.gatewayIp}:${service.port}/`),
+        fetchIn(a.netnsPath, "http://169.254.169.254/"),
+      ]);
+    try {
+      await native.nftRun(`delete table inet berth_${config.cellName}`);
+      expect(await probes()).toEqual(["hello from b", token, "metadata"]);
+      const report = await manager.recover();
+      expect(report.adopted.map((n) => n.containerId).sort()).toEqual(["app-a", "app-b"]);
+      expect(await probes()).toEqual([undefined, undefined, undefined]);
+      expect(await hostFetch(`http://${cell.address}:${b.hostPort}/`)).toBe("hello from b");
+    } finally {
+      service.server.close();
+    }
+  });
+
   it("gives containers a resolv.conf without loopback nameservers", async () => {
     const hostConf = join(dir, "resolv.conf");
     await writeFile(hostConf, "search cell.internal\nnameserver 127.0.0.53\noptions edns0\n");
