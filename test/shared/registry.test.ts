@@ -13,7 +13,7 @@ import { parseReference } from "../../shared/registry/reference";
 import { resolveImage, type ResolveOptions } from "../../shared/registry/resolve";
 import { blobRequest, openRegistrySession, registrySchemes } from "../../shared/registry/session";
 import { sha256Digest } from "../../shared/registry/digest";
-import { BASE_ENV, FIXTURES, MULTI_ARCH } from "../fixtures/images";
+import { BASE_ENV, FIXTURES, MULTI_ARCH, type FixtureConfig, type FixtureName } from "../fixtures/images";
 import { startHangingServer, startRegistry, stoppedAddress, type HangingServer, type TestRegistry } from "../support/registry";
 import { corruptJson, startRegistryProxy, type RegistryProxy } from "../support/registry-proxy";
 
@@ -35,9 +35,9 @@ async function expectCode(p: Promise<unknown>, code: RegistryErrorCode, message?
 }
 
 describe("anonymous registry", () => {
-  it.each(Object.entries(FIXTURES))("resolves %s to its config", async (name, fixture) => {
+  it.each(Object.keys(FIXTURES) as FixtureName[])("resolves %s to its config", async (name) => {
     const image = await resolveImage(`${host}/${name}`, plain);
-    const f: { Entrypoint?: string[]; Cmd?: string[]; User?: string; WorkingDir?: string; Env?: string[] } = fixture;
+    const f: FixtureConfig = FIXTURES[name];
     expect(image.ref).toBe(`${host}/${name}:latest`);
     expect(image.config.entrypoint).toEqual(f.Entrypoint ?? []);
     expect(image.config.cmd).toEqual(f.Cmd ?? []);

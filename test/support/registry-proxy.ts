@@ -56,7 +56,7 @@ export async function startRegistryProxy(upstream: string, rule: ProxyRule = () 
     }
     fetch(`${upstream}${seen.path}`, { method: seen.method, headers, redirect: "manual" })
       .then(async (up) => {
-        let body = Buffer.from(await up.arrayBuffer());
+        let body: Buffer = Buffer.from(await up.arrayBuffer());
         if (action && "tamper" in action && up.status === 200) body = action.tamper(body);
         const out: Record<string, string> = {};
         up.headers.forEach((v, k) => {
