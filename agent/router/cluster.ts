@@ -52,7 +52,12 @@ function sendToPrimary(message: ToPrimary): void {
 /** Runs until SIGTERM/SIGINT, then drains every worker and exits. */
 export function runPrimary(config: RouterConfig, logger: DaemonLogger): void {
   const { log } = logger;
-  const workerConfig: WorkerConfig = workerConfigSchema.parse(config);
+  const workerConfig: WorkerConfig = {
+    listenHost: config.listenHost,
+    listenPort: config.listenPort,
+    maxAttempts: config.maxAttempts,
+    timeouts: config.timeouts,
+  };
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   // Workers get their part of the configuration, and not the token.
   const workerEnv = { [WORKER_CONFIG_ENV]: JSON.stringify(workerConfig), BERTH_ROUTER_TOKEN: "" };

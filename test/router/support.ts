@@ -239,10 +239,10 @@ export async function startFakeControlPlane(options: { token: string; holdMs: nu
 }
 
 /** Resolves when `check()` holds, polling every 10 ms; rejects after `withinMs`. */
-export async function until(check: () => boolean, withinMs: number, what: string): Promise<void> {
+export async function until(check: () => boolean, withinMs: number, what: string | (() => string)): Promise<void> {
   const deadline = Date.now() + withinMs;
   while (!check()) {
-    if (Date.now() > deadline) throw new Error(`not within ${withinMs} ms: ${what}`);
+    if (Date.now() > deadline) throw new Error(`not within ${withinMs} ms: ${typeof what === "string" ? what : what()}`);
     await new Promise((r) => setTimeout(r, 10));
   }
 }

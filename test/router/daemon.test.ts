@@ -1,0 +1,92 @@
+/**
+ * agent/router/main.ts as a daemon: two node:cluster workers fed by the
+ * primary's long-poll of a stand-in control plane, SIGTERM draining, and the
+ * errors a bad command line gets.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { afterEach, describe, expect, it } from "vitest";
+import { get, route, startBackend, startFakeControlPlane, until, whoAnswers } from "./support";
+
+const MAIN = path.resolve(import.meta.dirname, "../../agent/router/main.ts");
+const TOKEN = "daemon-test-token";
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+interface Daemon {
+  readonly child: ChildProcess;
+  readonly lines: Record<string, unknown>[];
+  readonly stderr: () => string;
+}
+
+function startDaemon(args: string[], env: Record<string, string>): Daemon {
+  const child = spawn(process.execPath, ["--import", "tsx", MAIN, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  cleanups.push(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGKILL");
+      await once(child, "exit");
+    }
+  });
+  const lines: Record<string, unknown>[] = [];
+  createInterface({ input: child.stdout! }).on("line", (line) => lines.push(JSON.parse(line) as Record<string, unknown>));
+  let stderr = "";
+  child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
+  return { child, lines, stderr: () => stderr };
+}
+
+describe("the router daemon", () => {
+  it("serves from two workers, keeps them in sync with the table, and drains on SIGTERM", async () => {
+    const cp = await startFakeControlPlane({ token: TOKEN, holdMs: 300 });
+    cleanups.push(() => cp.stop());
+    const a = await startBackend("a");
+    const slow = await startBackend("slow", (_req, res) => setTimeout(() => res.end("drained"), 400));
+    cleanups.push(() => a.close(), () => slow.close());
+    cp.publish([route("a.apps.test", a.port)]);
+
+    const d = startDaemon(["--api-url", cp.url, "--listen", "127.0.0.1", "--port", "0", "--workers", "2", "--poll-jitter-ms", "0"], {
+      BERTH_ROUTER_TOKEN: TOKEN,
+    });
+    const synced = (version: number) => d.lines.some((l) => l.msg === "workers in sync" && l.version === version && l.workers === 2);
+    await until(() => synced(1) && d.lines.some((l) => l.msg === "listening"), 60_000, () => `daemon up: ${d.stderr()}`);
+    const routerPort = d.lines.find((l) => l.msg === "listening")!.port as number;
+    expect(await whoAnswers(routerPort, "a.apps.test")).toBe("a");
+
+    cp.publish([route("a.apps.test", a.port), route("slow.apps.test", slow.port)]);
+    await until(() => synced(2), 5_000, "both workers on table 2");
+    const inFlight = get(routerPort, "slow.apps.test");
+    await until(() => slow.requests.length === 1, 5_000, "slow request reached its backend");
+    d.child.kill("SIGTERM");
+    const reply = await inFlight;
+    expect(reply.body).toBe("drained");
+    const [code] = (await once(d.child, "exit")) as [number | null];
+    expect(code).toBe(0);
+    expect(d.lines.filter((l) => l.msg === "request" && l.role === "worker").map((l) => l.host)).toEqual(["a.apps.test", "slow.apps.test"]);
+    expect(d.lines.some((l) => l.msg === "stopped" && l.role === "primary")).toBe(true);
+    // The token stays in the primary: no log line carries it.
+    expect(JSON.stringify(d.lines)).not.toContain(TOKEN);
+  }, 120_000);
+
+  it("exits 2 naming what is wrong with its configuration", async () => {
+    const d = startDaemon(["--port", "99999", "--workers", "0"], { BERTH_ROUTER_TOKEN: "", BERTH_API_URL: "" });
+    const [code] = (await once(d.child, "exit")) as [number | null];
+    expect(code).toBe(2);
+    expect(d.stderr()).toContain("apiUrl");
+    expect(d.stderr()).toContain("token");
+    expect(d.stderr()).toContain("listenPort");
+  });
+
+  it("rejects a non-numeric flag", async () => {
+    const d = startDaemon(["--workers", "many"], {});
+    const [code] = (await once(d.child, "exit")) as [number | null];
+    expect(code).not.toBe(0);
+    expect(d.stderr()).toContain("expected a non-negative integer, got 'many'");
+  });
+});
