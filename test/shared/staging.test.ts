@@ -1,0 +1,122 @@
+/** Table tests of the staging and launch rules (CF's Docker builder, launcher and Cloud Controller). */
+import { describe, expect, it } from "vitest";
+import type { ImageConfig } from "../../shared/protocol/image";
+import { instanceEnv, parseImageEnv, reservedEnvName } from "../../shared/staging/env";
+import { executionMetadata, processTypes, stagingFailure, startDisplay, START_COMMAND_NOT_SPECIFIED } from "../../shared/staging/execution-metadata";
+import { appPort, commandArgv, NO_START_COMMAND, runUser, runWorkdir, startCommand } from "../../shared/staging/launch";
+
+const config = (c: Partial<ImageConfig> = {}): ImageConfig => ({ env: [], entrypoint: [], cmd: [], user: "", workdir: "", exposed_ports: [], ...c });
+
+describe("execution_metadata", () => {
+  it.each([
+    [config(), "{}"],
+    [config({ cmd: ["nginx", "-g", "daemon off;"] }), '{"cmd":["nginx","-g","daemon off;"]}'],
+    [
+      config({ entrypoint: ["/ep"], cmd: ["a"], workdir: "/srv", user: "app", exposed_ports: [{ port: 53, protocol: "tcp" }, { port: 53, protocol: "udp" }, { port: 80, protocol: "tcp" }] }),
+      '{"cmd":["a"],"entrypoint":["/ep"],"workdir":"/srv","ports":[{"Port":53,"Protocol":"tcp"},{"Port":53,"Protocol":"udp"},{"Port":80,"Protocol":"tcp"}],"user":"app"}',
+    ],
+    [config({ env: ["A=1"], user: "1000:1001" }), '{"user":"1000:1001"}'],
+  ])("%o → %s", (c, json) => {
+    expect(executionMetadata(c)).toBe(json);
+  });
+});
+
+describe("process_types and the staging failure", () => {
+  it.each([
+    [["/bin/ep", "x"], ["a", "b"], "/bin/ep x a b"],
+    [["/bin/ep"], [], "/bin/ep"],
+    [[], ["/bin/sh", "-c", "run it"], "/bin/sh -c run it"],
+    [[], [], ""],
+  ])("entrypoint %j, cmd %j → %j", (entrypoint, cmd, display) => {
+    expect(startDisplay(config({ entrypoint, cmd }))).toBe(display);
+    expect(processTypes(config({ entrypoint, cmd }))).toEqual({ web: display });
+  });
+
+  it.each([
+    [config(), null, START_COMMAND_NOT_SPECIFIED],
+    [config(), "  ", START_COMMAND_NOT_SPECIFIED],
+    [config(), "./run", null],
+    [config({ cmd: ["x"] }), null, null],
+    [config({ entrypoint: ["x"] }), null, null],
+  ])("%o with command %j → %j", (c, command, failure) => {
+    expect(stagingFailure(c, command)).toBe(failure);
+  });
+});
+
+describe("start command", () => {
+  it.each([
+    ["custom command wins over the image", "echo hi && sleep 1", ["/ep"], ["c"], { kind: "shell", script: "echo hi && sleep 1" }, ["/bin/sh", "-c", "echo hi && sleep 1"]],
+    ["entrypoint ++ cmd", null, ["/ep", "-x"], ["c1", "c2"], { kind: "exec", argv: ["/ep", "-x", "c1", "c2"] }, ["/ep", "-x", "c1", "c2"]],
+    ["entrypoint only", undefined, ["/ep"], [], { kind: "exec", argv: ["/ep"] }, ["/ep"]],
+    ["cmd only", "", [], ["nginx", "-g", "daemon off;"], { kind: "exec", argv: ["nginx", "-g", "daemon off;"] }, ["nginx", "-g", "daemon off;"]],
+  ] as const)("%s", (_name, command, entrypoint, cmd, expected, argv) => {
+    const c = startCommand(command, { entrypoint: [...entrypoint], cmd: [...cmd] });
+    expect(c).toEqual(expected);
+    expect(commandArgv(c)).toEqual(argv);
+  });
+
+  it("has nothing to run without entrypoint, cmd or command", () => {
+    const c = startCommand(null, { entrypoint: [], cmd: [] });
+    expect(c).toEqual({ kind: "none" });
+    expect(() => commandArgv(c)).toThrow(NO_START_COMMAND);
+  });
+});
+
+describe("port, user, workdir", () => {
+  it.each([
+    [[], 8080],
+    [[{ port: 5353, protocol: "udp" }], 8080],
+    [[{ port: 9090, protocol: "tcp" }, { port: 53, protocol: "udp" }, { port: 8081, protocol: "tcp" }], 8081],
+    [[{ port: 53, protocol: "tcp" }, { port: 53, protocol: "udp" }], 53],
+  ] as const)("ports %j → %i", (ports, port) => {
+    expect(appPort(ports)).toBe(port);
+  });
+
+  it.each([
+    ["vcap", "app", "vcap"],
+    [null, "app", "app"],
+    [null, "1000:1001", "1000:1001"],
+    [null, "", "root"],
+    ["", null, "root"],
+    [" ", "  ", "root"],
+  ])("process user %j, image user %j → %s", (processUser, imageUser, user) => {
+    expect(runUser(processUser, imageUser)).toBe(user);
+  });
+
+  it("works in the image's WorkingDir, else /", () => {
+    expect(runWorkdir({ workdir: "/srv/app" })).toBe("/srv/app");
+    expect(runWorkdir({ workdir: "" })).toBe("/");
+  });
+});
+
+describe("environment", () => {
+  it("lays app env over image env and platform vars over both", () => {
+    const env = instanceEnv(
+      ["PATH=/bin", "GREETING=image", "EQ=a=b", "NOVALUE", "PORT=1", "INSTANCE_INDEX=9"],
+      { GREETING: "app", EXTRA: "x", PORT: "2", VCAP_SERVICES: "{}" },
+      { port: 8081, instanceIndex: 3, instanceGuid: "ig-1", application: { application_name: "web", application_id: "a-1" } },
+    );
+    expect(env).toEqual({
+      PATH: "/bin", GREETING: "app", EQ: "a=b", EXTRA: "x",
+      PORT: "8081", INSTANCE_INDEX: "3", INSTANCE_GUID: "ig-1",
+      VCAP_APPLICATION: JSON.stringify({ application_name: "web", application_id: "a-1", port: 8081, instance_index: 3, instance_id: "ig-1" }),
+    });
+  });
+
+  it("parses image Env: first = splits, later entries win", () => {
+    expect(parseImageEnv(["A=1", "A=2", "B==x", "=bad", "C"])).toEqual({ A: "2", B: "=x" });
+  });
+
+  it.each([
+    ["PORT", /set by the platform/],
+    ["VCAP_SERVICES", /reserved/],
+    ["VCAP_APPLICATION", /reserved/],
+    ["PORTS", null],
+    ["MY_VCAP_X", null],
+    ["port", null],
+  ])("%s → %s", (name, why) => {
+    const r = reservedEnvName(name);
+    if (why === null) expect(r).toBeNull();
+    else expect(r).toMatch(why);
+  });
+});
