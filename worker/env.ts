@@ -8,10 +8,17 @@ export interface Bindings {
   CELLS: DurableObjectNamespace;
   SCHEDULER: DurableObjectNamespace;
   STAGER: DurableObjectNamespace;
+  /** One AppLogs object per app: recent lines and live tails. */
+  LOGS: DurableObjectNamespace;
+  /** Optional: lines kept per app (default 1000) and the per-app log rate limit (lines/s, default 1000). */
+  LOG_KEEP_LINES?: string;
+  LOG_LINES_PER_SECOND?: string;
   APPS_DOMAIN: string;
   LONG_POLL_HOLD_MS: string;
   /** Cell presence TTL in ms (Diego: 15 s); unset means the default. */
   HEARTBEAT_TTL_MS?: string;
+  /** Time budget for resolving one build's image, in ms (default 10 min). */
+  STAGING_TIMEOUT_MS?: string;
   /** Secret: the bootstrap admin token. */
   ADMIN_TOKEN: string;
   /** Secret: 32 bytes, base64; AES-GCM key for registry passwords at rest. */
