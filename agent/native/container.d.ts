@@ -137,7 +137,8 @@ export interface NativeContainer {
   /**
    * Resolves when the process exits. Works for a process this agent did not
    * start (pidfd_open), as long as pid and start time still match; rejects with
-   * a NativeError (code ESRCH) when they do not. The waiting thread does not keep Node alive.
+   * a NativeError (code ESRCH) when they do not. A pending watch keeps Node's event loop alive
+   * (the agent leaves with process.exit; its containers keep running).
    */
   containerWatch(pid: number, startTime: number): Promise<NativeExit>;
   /** Sends a signal through a pidfd; false when the process (pid + start time) is gone. */

@@ -177,15 +177,15 @@ struct Job {
 };
 
 // Runs `work` on its own thread and settles the returned promise on the main
-// thread. `keep_alive` false lets Node exit while the thread still waits.
+// thread. The pending call keeps Node's event loop alive, so awaiting a
+// container's exit works even when nothing else is pending.
 template <typename Result>
 Napi::Promise OffThread(Napi::Env env, std::function<Result()> work,
-                        std::function<Napi::Value(Napi::Env, const Result&)> to_js, bool keep_alive) {
+                        std::function<Napi::Value(Napi::Env, const Result&)> to_js) {
   auto* job = new Job<Result>{Napi::Promise::Deferred::New(env), std::move(to_js), {}};
   Napi::Promise promise = job->deferred.Promise();
   auto tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
                                             "berth-container", 0, 1);
-  if (!keep_alive) tsfn.Unref(env);
   std::thread([job, tsfn, work = std::move(work)]() mutable {
     try {
       job->outcome = work();
@@ -196,6 +196,7 @@ Napi::Promise OffThread(Napi::Env env, std::function<Result()> work,
     }
     tsfn.BlockingCall(job, [](Napi::Env env, Napi::Function, Job<Result>* j) {
       std::unique_ptr<Job<Result>> owned(j);
+      if (static_cast<napi_env>(env) == nullptr) return;  // Node is shutting down
       if (auto* r = std::get_if<Result>(&j->outcome)) j->deferred.Resolve(j->to_js(env, *r));
       else if (auto* e = std::get_if<StepError>(&j->outcome)) j->deferred.Reject(MakeNativeError(env, *e).Value());
       else j->deferred.Reject(Napi::Error::New(env, std::get<std::string>(j->outcome)).Value());
@@ -257,8 +258,7 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
         o.Set("pid", c.pid);
         o.Set("startTime", static_cast<double>(c.start_time));
         return static_cast<Napi::Value>(o);
-      },
-      true);
+      });
 }
 
 void CheckPidArgs(const Napi::CallbackInfo& info, const char* fn) {
@@ -285,8 +285,7 @@ Napi::Value Watch(const Napi::CallbackInfo& info) {
         o.Set("status", x.status < 0 ? e.Null() : Napi::Number::New(e, x.status));
         o.Set("signal", x.signal < 0 ? e.Null() : Napi::Number::New(e, x.signal));
         return static_cast<Napi::Value>(o);
-      },
-      false);
+      });
 }
 
 Napi::Value Signal(const Napi::CallbackInfo& info) {

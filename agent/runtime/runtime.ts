@@ -1,0 +1,271 @@
+/**
+ * @module The container runtime's edge: spec → toRuntimeConfig() → validate()
+ * → native.containerCreate(), plus the files around it (state.json, generated
+ * /etc files, the io directory), re-adoption after an agent restart, and
+ * destroy. Decisions live in the pure modules beside this one.
+ */
+import { existsSync } from "node:fs";
+import { chown, lstat, mkdir, open, readFile, readdir, rename, rm, rmdir, writeFile } from "node:fs/promises";
+import { constants as fsConstants } from "node:fs";
+import { constants as osConstants } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import type { NativeExit, NativeRlimit } from "../native/container";
+import { native } from "../native/index";
+import type { Exit } from "../../shared/protocol/instance";
+import { containerResolvConf } from "../network/resolv-conf";
+import { cgroupLayout, containerCgroupPaths, oomCounterFile, parseCgroupMounts, parseOomKills, type CgroupLayout } from "./cgroups";
+import { RLIMIT_NOFILE, toRuntimeConfig, validate } from "./config";
+import { containerExit } from "./exit";
+import { DEFAULT_ID_RANGE, idRangeForSlot, type IdRangeOptions } from "./ids";
+import { hostsFile } from "./mounts";
+import { parseContainerSpec, SpecError } from "./spec";
+import { containerStateSchema, initExitSchema, STATE_VERSION, type ContainerState } from "./state";
+import { resolveUser } from "./user";
+
+export interface RuntimeOptions {
+  /** Holds one directory per container: state.json, etc/, io/ (logs, exit.json). */
+  stateDir: string;
+  /** cgroup directory (under each hierarchy) holding this agent's containers. */
+  cgroupParent: string;
+  ids?: IdRangeOptions;
+  log?: { maxBytes: number; keepFiles: number };
+  /** Used when the host has no non-loopback nameserver. */
+  fallbackNameservers?: string[];
+  hostResolvConf?: string;
+  rlimits?: NativeRlimit[];
+  /** How long destroy waits for the kernel to empty the cgroups. */
+  cgroupRemoveTimeoutMs?: number;
+  initPath?: string;
+}
+
+const DEFAULT_LOG = { maxBytes: 8 * 1024 * 1024, keepFiles: 2 };
+const DEFAULT_RLIMITS: NativeRlimit[] = [{ resource: RLIMIT_NOFILE, soft: 1024, hard: 4096 }];
+const DEFAULT_INIT = fileURLToPath(new URL("../native/build/Release/berth-init", import.meta.url));
+
+/** Reads the host's cgroup layout (mountinfo, the v2 root's controllers, swap accounting). */
+export async function detectCgroupLayout(): Promise<CgroupLayout> {
+  const mounts = parseCgroupMounts(await readFile("/proc/self/mountinfo", "utf8"));
+  const controllers = mounts.v2 ? await readFile(join(mounts.v2, "cgroup.controllers"), "utf8") : "";
+  const memory = mounts.v1.get("memory");
+  return cgroupLayout(mounts, controllers, memory !== undefined && existsSync(join(memory, "memory.memsw.limit_in_bytes")));
+}
+
+/**
+ * Reads a file of the rootfs without following symlinks out of it: /etc must
+ * be a real directory and the file is opened O_NOFOLLOW. Missing → "".
+ */
+async function readRootfsEtc(rootfs: string, name: string): Promise<string> {
+  try {
+    if (!(await lstat(join(rootfs, "etc"))).isDirectory()) return "";
+    const fh = await open(join(rootfs, "etc", name), fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+    try {
+      return await fh.readFile("utf8");
+    } finally {
+      await fh.close();
+    }
+  } catch (e) {
+    if (e instanceof Error && "code" in e && e.code === "ENOENT") return "";
+    throw new SpecError("user", `cannot read /etc/${name} of the rootfs: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+async function readJson(path: string): Promise<unknown> {
+  try {
+    return JSON.parse(await readFile(path, "utf8"));
+  } catch (e) {
+    if (e instanceof Error && "code" in e && e.code === "ENOENT") return null;
+    throw e;
+  }
+}
+
+async function writeFileAtomic(path: string, text: string): Promise<void> {
+  await writeFile(`${path}.tmp`, text, { mode: 0o644 });
+  await rename(`${path}.tmp`, path);
+}
+
+export class Runtime {
+  private constructor(
+    readonly options: Required<RuntimeOptions>,
+    readonly layout: CgroupLayout,
+  ) {}
+
+  static async open(options: RuntimeOptions): Promise<Runtime> {
+    const full: Required<RuntimeOptions> = {
+      ids: DEFAULT_ID_RANGE,
+      log: DEFAULT_LOG,
+      fallbackNameservers: ["1.1.1.1", "8.8.8.8"],
+      hostResolvConf: "/etc/resolv.conf",
+      rlimits: DEFAULT_RLIMITS,
+      cgroupRemoveTimeoutMs: 5000,
+      initPath: DEFAULT_INIT,
+      ...options,
+    };
+    // 0711: the container's mapped root must traverse it to reach the /etc bind sources.
+    await mkdir(full.stateDir, { recursive: true, mode: 0o711 });
+    return new Runtime(full, await detectCgroupLayout());
+  }
+
+  private dir(id: string): string {
+    return join(this.options.stateDir, id);
+  }
+
+  /** Builds and starts a container; resolves once its app has been exec'd. */
+  async create(input: unknown): Promise<Container> {
+    const spec = parseContainerSpec(input);
+    const ids = idRangeForSlot(spec.slot, this.options.ids);
+    const user = resolveUser(spec.user, await readRootfsEtc(spec.rootfs, "passwd"), await readRootfsEtc(spec.rootfs, "group"));
+    const dir = this.dir(spec.id);
+    // mkdir without recursive fails with EEXIST: two creates of one id never share a directory.
+    await mkdir(dir, { mode: 0o711 });
+    const cgroupPaths = containerCgroupPaths(this.layout, this.options.cgroupParent, spec.id);
+    try {
+      const hostname = spec.hostname ?? spec.id.slice(0, 63);
+      const etc = { hosts: join(dir, "hosts"), resolvConf: join(dir, "resolv.conf"), hostname: join(dir, "hostname") };
+      const hostResolv = await readFile(this.options.hostResolvConf, "utf8").catch(() => "");
+      await writeFile(etc.hosts, hostsFile(hostname, spec.address), { mode: 0o644 });
+      await writeFile(etc.resolvConf, containerResolvConf(hostResolv, this.options.fallbackNameservers), { mode: 0o644 });
+      await writeFile(etc.hostname, `${hostname}\n`, { mode: 0o644 });
+      const ioDir = join(dir, "io");
+      await mkdir(ioDir, { mode: 0o700 });
+      // The files appear root-owned inside; the io dir is where berth-init (mapped root) writes.
+      for (const p of [etc.hosts, etc.resolvConf, etc.hostname, ioDir]) await chown(p, ids.hostId, ids.hostId);
+
+      const config = toRuntimeConfig(spec, {
+        initPath: this.options.initPath,
+        ids,
+        user,
+        layout: this.layout,
+        cgroupParent: this.options.cgroupParent,
+        ioDir,
+        etc,
+        log: this.options.log,
+        rlimits: this.options.rlimits,
+      });
+      validate(config);
+      const proc = await native.containerCreate(config);
+      const state: ContainerState = {
+        version: STATE_VERSION,
+        id: spec.id,
+        pid: proc.pid,
+        startTime: proc.startTime,
+        slot: spec.slot,
+        cgroupPaths,
+        oomCounterFile: oomCounterFile(this.layout, this.options.cgroupParent, spec.id),
+        createdAt: Date.now(),
+      };
+      await writeFileAtomic(join(dir, "state.json"), JSON.stringify(state));
+      return new Container(this, state, native.containerWatch(proc.pid, proc.startTime));
+    } catch (e) {
+      await removeCgroups(cgroupPaths, this.options.cgroupRemoveTimeoutMs);
+      await rm(dir, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  /** Ids of the containers this state directory knows. */
+  async list(): Promise<string[]> {
+    const entries = await readdir(this.options.stateDir, { withFileTypes: true });
+    return entries.filter((e) => e.isDirectory() && existsSync(join(this.options.stateDir, e.name, "state.json"))).map((e) => e.name);
+  }
+
+  /**
+   * Re-adopts a container started by an earlier agent process: its exit is
+   * still learned (pidfd_open works on any pid) and recorded by berth-init.
+   * Null when no state exists.
+   */
+  async adopt(id: string): Promise<Container | null> {
+    const raw = await readJson(join(this.dir(id), "state.json"));
+    if (raw === null) return null;
+    const state = containerStateSchema.parse(raw);
+    const alive = native.processStartTime(state.pid) === state.startTime;
+    const watch: Promise<NativeExit | null> = alive ? native.containerWatch(state.pid, state.startTime).catch(() => null) : Promise.resolve(null);
+    return new Container(this, state, watch);
+  }
+
+  /** @internal */
+  async readExit(state: ContainerState, init: NativeExit | null): Promise<Exit> {
+    const recorded = await readJson(join(this.dir(state.id), "io", "exit.json"));
+    const oom = state.oomCounterFile ? parseOomKills(await readFile(state.oomCounterFile, "utf8").catch(() => "")) : 0;
+    return containerExit(recorded === null ? null : initExitSchema.parse(recorded), init, oom);
+  }
+
+  /** @internal */
+  async remove(state: ContainerState): Promise<void> {
+    await removeCgroups(state.cgroupPaths, this.options.cgroupRemoveTimeoutMs);
+    await rm(this.dir(state.id), { recursive: true, force: true });
+  }
+
+  logPath(id: string, stream: "stdout" | "stderr"): string {
+    return join(this.dir(id), "io", `${stream}.log`);
+  }
+}
+
+/**
+ * Empties and removes the container's cgroups. The pid namespace dies with
+ * its init, but the kernel needs a moment to tear the tasks down; anything
+ * still listed (there should be nothing) is killed.
+ */
+async function removeCgroups(paths: string[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (const path of paths) {
+    for (;;) {
+      try {
+        await rmdir(path);
+        break;
+      } catch (e) {
+        const code = e instanceof Error && "code" in e ? e.code : null;
+        if (code === "ENOENT") break;
+        if (code !== "EBUSY" || Date.now() > deadline) throw e;
+        await writeFile(join(path, "cgroup.kill"), "1").catch(() => undefined);
+        const procs = await readFile(join(path, "cgroup.procs"), "utf8").catch(() => "");
+        for (const pid of procs.split("\n").filter(Boolean)) {
+          try {
+            process.kill(Number(pid), "SIGKILL");
+          } catch {
+            // already gone: that is what we want
+          }
+        }
+        await sleep(5);
+      }
+    }
+  }
+}
+
+export class Container {
+  readonly exited: Promise<Exit>;
+  private destroyed: Promise<void> | null = null;
+
+  /** @internal use Runtime.create / Runtime.adopt */
+  constructor(
+    private readonly runtime: Runtime,
+    readonly state: ContainerState,
+    watch: Promise<NativeExit | null>,
+  ) {
+    this.exited = watch.then((init) => runtime.readExit(state, init));
+  }
+
+  get id(): string {
+    return this.state.id;
+  }
+  get pid(): number {
+    return this.state.pid;
+  }
+
+  /** Signals the app (berth-init forwards everything but SIGKILL, which ends the whole container). */
+  signal(signal: NodeJS.Signals): boolean {
+    return native.containerSignal(this.state.pid, this.state.startTime, osConstants.signals[signal]);
+  }
+
+  /** Kills every process, waits, removes cgroups and state; idempotent. */
+  destroy(): Promise<void> {
+    this.destroyed ??= (async () => {
+      // SIGKILL to a pid namespace's init kills every process in it, atomically for forks.
+      native.containerSignal(this.state.pid, this.state.startTime, osConstants.signals.SIGKILL);
+      await this.exited;
+      await this.runtime.remove(this.state);
+    })();
+    return this.destroyed;
+  }
+}
