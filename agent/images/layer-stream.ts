@@ -26,6 +26,8 @@ export interface UnpackLimits {
   /** Cap on the uncompressed tar: a gzip bomb stops here. */
   maxUncompressedBytes: number;
   idShift?: number;
+  /** Called with each chunk's length as compressed bytes arrive (pull progress). */
+  onCompressedBytes?: (n: number) => void;
 }
 
 export interface UnpackResult extends ExtractResult {
@@ -131,6 +133,7 @@ export async function unpackLayer(blob: Readable, layer: LayerDescriptor, dir: s
   const uncompressed = new Tap(diffAlgo.algorithm, limits.maxUncompressedBytes, () =>
     new LayerError("LAYER_TOO_LARGE", `layer ${layer.digest} expands past the cap of ${limits.maxUncompressedBytes} bytes (decompression bomb?)`));
   blob.on("error", (err) => compressed.destroy(err));
+  if (limits.onCompressedBytes) blob.on("data", (chunk: Buffer) => limits.onCompressedBytes!(chunk.length));
   blob.pipe(compressed);
   const head = await peek(compressed, 4);
   const kind = detectCompression(head, layer.media_type);

@@ -1,0 +1,169 @@
+/**
+ * @module Pulls an instance's image into the layer cache: every missing layer
+ * is fetched in parallel through the shared registry session (references,
+ * auth, redirects; undici's fetch from registry-fetch.ts underneath) and
+ * streamed by layer-stream.ts into its cache directory, verified on the way.
+ * Reports progress (bytes and layers done), records which container holds
+ * which layers, and collects garbage after each pull.
+ *
+ * @example
+ * const store = new ImageStore({ cache, fetch, schemesFor: (host) => registrySchemes(host, insecure, { canSkipTlsVerify: true }), ...limits });
+ * const { layers } = await store.pull(spec.image, { holder: spec.instance_guid, onProgress });
+ */
+import { Readable } from "node:stream";
+import type { ReadableStream as WebReadableStream } from "node:stream/web";
+import type { InstanceImage, Layer } from "../../shared/protocol/image";
+import { parseReference } from "../../shared/registry/reference";
+import { blobRequest, openRegistrySession, type RegistrySession, type Scheme } from "../../shared/registry/session";
+import { LayerError } from "./layer-error";
+import { layerKey, type LayerCache } from "./layer-cache";
+import { unpackLayer } from "./layer-stream";
+
+export interface PullProgress {
+  layersDone: number;
+  layersTotal: number;
+  /** Compressed bytes downloaded in this pull (cached layers count as done without bytes). */
+  bytesDone: number;
+  /** Compressed bytes of the layers this pull has to download. */
+  bytesTotal: number;
+}
+
+export interface ImageStoreOptions {
+  cache: LayerCache;
+  fetch: typeof fetch;
+  /** Which schemes to try for a registry host (shared/registry registrySchemes). */
+  schemesFor: (host: string) => Scheme[];
+  /** The disk limit: the largest single file a layer may hold. */
+  maxFileBytes: number;
+  /** Cap on one layer's uncompressed size (decompression bombs). */
+  maxUncompressedBytes: number;
+  /** Collect least recently used, unheld layers while the cache is bigger than this. */
+  gcThresholdBytes: number;
+  /** Layers downloaded at once. */
+  concurrency?: number;
+  requestTimeoutMs?: number;
+}
+
+export interface PullOptions {
+  /** Who will hold the layers (a container id): recorded before garbage collection can run. */
+  holder: string;
+  onProgress?: (p: PullProgress) => void;
+  signal?: AbortSignal;
+  /** The chown fallback (no idmapped mounts): layers extracted with ids shifted by this much. */
+  idShift?: number;
+}
+
+export interface PulledLayer {
+  diffId: string;
+  /** The cached lower directory. */
+  path: string;
+}
+
+export class ImageStore {
+  /** Keys of layers that pulls still running will hold: garbage collection leaves them alone. */
+  private readonly pinned = new Map<string, number>();
+
+  constructor(private readonly opts: ImageStoreOptions) {}
+
+  /** Pulls every layer of `image` (bottom-most first in the result) and records `holder` on them. */
+  async pull(image: InstanceImage, opts: PullOptions): Promise<PulledLayer[]> {
+    const { cache } = this.opts;
+    const shift = opts.idShift ?? 0;
+    const keys = image.layers.map((l) => layerKey(l.diff_id, shift));
+    keys.forEach((k) => this.pinned.set(k, (this.pinned.get(k) ?? 0) + 1));
+    try {
+      const missing = image.layers.filter((_, i) => !cache.has(keys[i]!));
+      const progress: PullProgress = {
+        layersDone: image.layers.length - missing.length,
+        layersTotal: image.layers.length,
+        bytesDone: 0,
+        bytesTotal: missing.reduce((sum, l) => sum + l.size, 0),
+      };
+      opts.onProgress?.({ ...progress });
+      let session: Promise<RegistrySession> | undefined;
+      const openSession = () => (session ??= this.openSession(image, opts.signal));
+
+      const paths = await mapLimit(image.layers, this.opts.concurrency ?? 4, async (layer, i) => {
+        const path = await cache.ensure(keys[i]!, layer.digest, (tmp) => this.download(layer, tmp, openSession, shift, progress, opts));
+        if (missing.includes(layer)) {
+          progress.layersDone++;
+          opts.onProgress?.({ ...progress });
+        }
+        return path;
+      });
+      await cache.acquire(opts.holder, keys);
+      return image.layers.map((l, i) => ({ diffId: l.diff_id, path: paths[i]! }));
+    } finally {
+      keys.forEach((k) => {
+        const n = (this.pinned.get(k) ?? 1) - 1;
+        if (n > 0) this.pinned.set(k, n);
+        else this.pinned.delete(k);
+      });
+      await cache.collect(this.opts.gcThresholdBytes, new Set(this.pinned.keys()));
+    }
+  }
+
+  /** Drops `holder`'s references (the container is gone) and collects garbage. */
+  async release(holder: string): Promise<void> {
+    await this.opts.cache.release(holder);
+    await this.opts.cache.collect(this.opts.gcThresholdBytes, new Set(this.pinned.keys()));
+  }
+
+  private openSession(image: InstanceImage, signal?: AbortSignal): Promise<RegistrySession> {
+    const ref = parseReference(image.ref);
+    return openRegistrySession(ref, {
+      fetch: this.opts.fetch,
+      schemes: this.opts.schemesFor(ref.host),
+      ...(image.credentials ? { credentials: image.credentials } : {}),
+      ...(signal ? { signal } : {}),
+      ...(this.opts.requestTimeoutMs ? { requestTimeoutMs: this.opts.requestTimeoutMs } : {}),
+    });
+  }
+
+  private async download(
+    layer: Layer,
+    dir: string,
+    openSession: () => Promise<RegistrySession>,
+    idShift: number,
+    progress: PullProgress,
+    opts: PullOptions,
+  ): Promise<number> {
+    const res = await blobRequest(await openSession(), layer.digest);
+    if (!res.body) throw new LayerError("FETCH_FAILED", `the registry sent no body for layer ${layer.digest}`);
+    const body = Readable.fromWeb(res.body as WebReadableStream<Uint8Array>, opts.signal ? { signal: opts.signal } : {});
+    const result = await unpackLayer(body, layer, dir, {
+      maxFileBytes: this.opts.maxFileBytes,
+      maxUncompressedBytes: this.opts.maxUncompressedBytes,
+      idShift,
+      onCompressedBytes: (n) => {
+        progress.bytesDone += n;
+        opts.onProgress?.({ ...progress });
+      },
+    });
+    return result.uncompressedBytes;
+  }
+}
+
+/**
+ * Runs fn over items with at most `limit` at once, keeping order. After a
+ * failure no new item starts, and the first error is thrown only once the
+ * running ones have settled: a failed pull leaves no work behind it.
+ */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  const errors: unknown[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length && errors.length === 0) {
+      const i = next++;
+      try {
+        out[i] = await fn(items[i]!, i);
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (errors.length) throw errors[0];
+  return out;
+}

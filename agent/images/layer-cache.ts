@@ -1,0 +1,191 @@
+/**
+ * @module The layer cache on disk: one extracted directory per layer, named
+ * by its diff_id (the uncompressed tar's digest: what an overlay lower
+ * directory is, whatever compression carried it), shared by all containers.
+ *
+ * Layout under the cache root:
+ * - `layers/<algo>-<hex>[-shift-<n>]/` — verified lower directories;
+ * - `tmp/` — extractions in progress: a layer only leaves it by rename once
+ *   both its digests are verified, and the whole folder is emptied at open,
+ *   so a crash mid-pull leaves nothing the next start could take for a layer;
+ * - `state.json` — sizes, last use and holders (containers), written
+ *   atomically (temp file + rename), so reference counts survive a restart.
+ *
+ * Concurrent requests for one layer share one extraction (singleflight).
+ */
+import { mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { z } from "zod";
+import { planEviction } from "./eviction";
+
+const stateSchema = z.object({
+  version: z.literal(1),
+  layers: z.record(
+    z.string(),
+    z.object({
+      sizeBytes: z.number().int().min(0),
+      lastUsedMs: z.number(),
+      blobDigests: z.array(z.string()),
+      holders: z.array(z.string()),
+    }),
+  ),
+});
+type State = z.infer<typeof stateSchema>;
+export type LayerRecord = State["layers"][string];
+
+export interface LayerCacheOptions {
+  now?: () => number;
+}
+
+/** The cache key of a layer: its diff_id, plus the id shift for the chown fallback. */
+export function layerKey(diffId: string, idShift = 0): string {
+  const [algo, hex] = diffId.split(":");
+  if (!algo || !hex || !/^[a-z0-9]+$/.test(algo) || !/^[a-f0-9]+$/.test(hex)) throw new Error(`invalid diff_id ${JSON.stringify(diffId)}`);
+  return idShift ? `${algo}-${hex}-shift-${idShift}` : `${algo}-${hex}`;
+}
+
+export class LayerCache {
+  private state: State = { version: 1, layers: {} };
+  private readonly inflight = new Map<string, Promise<string>>();
+  private saving: Promise<void> = Promise.resolve();
+  private readonly now: () => number;
+
+  private constructor(
+    readonly root: string,
+    opts: LayerCacheOptions,
+  ) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** Opens (creating) the cache at root: empties tmp/, reloads state, drops what is not both recorded and on disk. */
+  static async open(root: string, opts: LayerCacheOptions = {}): Promise<LayerCache> {
+    const cache = new LayerCache(root, opts);
+    await rm(join(root, "tmp"), { recursive: true, force: true });
+    await mkdir(join(root, "tmp"), { recursive: true });
+    await mkdir(join(root, "layers"), { recursive: true });
+    const text = await readFile(join(root, "state.json"), "utf8").catch((err: NodeJS.ErrnoException) => {
+      if (err.code === "ENOENT") return null;
+      throw err;
+    });
+    if (text !== null) cache.state = stateSchema.parse(JSON.parse(text));
+    const onDisk = new Set(await readdir(join(root, "layers")));
+    for (const key of Object.keys(cache.state.layers)) if (!onDisk.has(key)) delete cache.state.layers[key];
+    // A directory renamed into place just before a crash, whose record was never saved: size unknown, so drop it.
+    for (const key of onDisk) if (!cache.state.layers[key]) await rm(join(root, "layers", key), { recursive: true, force: true });
+    await cache.save();
+    return cache;
+  }
+
+  path(key: string): string {
+    return join(this.root, "layers", key);
+  }
+
+  has(key: string): boolean {
+    return key in this.state.layers;
+  }
+
+  record(key: string): LayerRecord | undefined {
+    return this.state.layers[key];
+  }
+
+  /** Every blob digest and diff_id the cache can serve (for heartbeats). */
+  cachedDigests(): string[] {
+    const out = new Set<string>();
+    for (const [key, r] of Object.entries(this.state.layers)) {
+      if (!key.includes("-shift-")) out.add(key.replace("-", ":"));
+      for (const d of r.blobDigests) out.add(d);
+    }
+    return [...out].sort();
+  }
+
+  totalBytes(): number {
+    return Object.values(this.state.layers).reduce((sum, r) => sum + r.sizeBytes, 0);
+  }
+
+  /**
+   * Returns the layer's directory, running `fill(tmpDir) → size in bytes` once
+   * when it is missing. Callers asking for the same key meanwhile wait on the
+   * same fill. A failed fill leaves nothing behind.
+   */
+  ensure(key: string, blobDigest: string, fill: (tmpDir: string) => Promise<number>): Promise<string> {
+    const existing = this.state.layers[key];
+    if (existing) {
+      existing.lastUsedMs = this.now();
+      if (!existing.blobDigests.includes(blobDigest)) existing.blobDigests.push(blobDigest);
+      return this.save().then(() => this.path(key));
+    }
+    let pending = this.inflight.get(key);
+    if (!pending) {
+      pending = this.fill(key, blobDigest, fill).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, pending);
+    }
+    return pending;
+  }
+
+  private async fill(key: string, blobDigest: string, fill: (tmpDir: string) => Promise<number>): Promise<string> {
+    const tmp = await mkdtemp(join(this.root, "tmp", `${key}-`));
+    try {
+      const sizeBytes = await fill(tmp);
+      await rename(tmp, this.path(key));
+      this.state.layers[key] = { sizeBytes, lastUsedMs: this.now(), blobDigests: [blobDigest], holders: [] };
+      await this.save();
+      return this.path(key);
+    } catch (err) {
+      await rm(tmp, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  /** Records that `holder` (a container) uses these layers; idempotent. */
+  async acquire(holder: string, keys: readonly string[]): Promise<void> {
+    for (const key of keys) {
+      const r = this.state.layers[key];
+      if (!r) throw new Error(`layer ${key} is not in the cache`);
+      if (!r.holders.includes(holder)) r.holders.push(holder);
+      r.lastUsedMs = this.now();
+    }
+    await this.save();
+  }
+
+  /** Drops every reference `holder` has; idempotent. */
+  async release(holder: string): Promise<void> {
+    for (const r of Object.values(this.state.layers)) {
+      const i = r.holders.indexOf(holder);
+      if (i >= 0) r.holders.splice(i, 1);
+    }
+    await this.save();
+  }
+
+  /**
+   * Deletes least recently used layers no container holds until the cache
+   * fits under the threshold. `pinned` are layers of pulls still running.
+   */
+  async collect(thresholdBytes: number, pinned: ReadonlySet<string> = new Set()): Promise<string[]> {
+    const infos = Object.entries(this.state.layers).map(([key, r]) => ({
+      key,
+      sizeBytes: r.sizeBytes,
+      lastUsedMs: r.lastUsedMs,
+      inUse: r.holders.length > 0 || pinned.has(key),
+    }));
+    const evict = planEviction(infos, thresholdBytes);
+    for (const key of evict) delete this.state.layers[key];
+    await this.save();
+    for (const key of evict) {
+      // Renamed away first, so a crash mid-delete never leaves a half layer under its name.
+      const doomed = join(this.root, "tmp", `evict-${key}`);
+      await rename(this.path(key), doomed);
+      await rm(doomed, { recursive: true, force: true });
+    }
+    return evict;
+  }
+
+  private save(): Promise<void> {
+    const text = JSON.stringify(this.state);
+    this.saving = this.saving.catch(() => undefined).then(async () => {
+      const tmp = join(this.root, "state.json.tmp");
+      await writeFile(tmp, text);
+      await rename(tmp, join(this.root, "state.json"));
+    });
+    return this.saving;
+  }
+}

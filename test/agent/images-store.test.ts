@@ -1,0 +1,149 @@
+// The image store against the real fixture registry (docker-registry on
+// loopback): parallel verified pulls into the cache, singleflight, progress,
+// restart and crash recovery, garbage collection that spares held layers.
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { planEviction } from "../../agent/images/eviction";
+import { ImageStore, type PullProgress } from "../../agent/images/image-store";
+import { LayerCache, layerKey } from "../../agent/images/layer-cache";
+import type { InstanceImage } from "../../shared/protocol/image";
+import { resolveImage } from "../../shared/registry/resolve";
+
+const registry = inject("registry");
+let base: string;
+let layersImage: InstanceImage;
+let httpdImage: InstanceImage;
+
+/** A fetch that counts blob GETs per digest. */
+function countingFetch() {
+  const blobGets = new Map<string, number>();
+  const f: typeof fetch = (input, init) => {
+    const url = String(input instanceof Request ? input.url : input);
+    const m = /\/blobs\/(sha256:[a-f0-9]+)/.exec(url);
+    if (m) blobGets.set(m[1]!, (blobGets.get(m[1]!) ?? 0) + 1);
+    return fetch(input, init);
+  };
+  return { fetch: f, blobGets };
+}
+
+async function resolve(name: string): Promise<InstanceImage> {
+  const ref = `${registry.host}/${name}:latest`;
+  const r = await resolveImage(ref, { fetch, schemes: ["http"] });
+  return { ref, manifest_digest: r.manifest_digest, layers: r.layers };
+}
+
+function store(cache: LayerCache, f: typeof fetch = fetch, gcThresholdBytes = 2 ** 40) {
+  return new ImageStore({ cache, fetch: f, schemesFor: () => ["http"], maxFileBytes: 1 << 30, maxUncompressedBytes: 1 << 30, gcThresholdBytes });
+}
+
+beforeAll(async () => {
+  base = mkdtempSync(join(tmpdir(), "berth-store-"));
+  [layersImage, httpdImage] = await Promise.all([resolve("layers"), resolve("httpd")]);
+});
+afterAll(() => rmSync(base, { recursive: true, force: true }));
+
+describe("ImageStore.pull", () => {
+  it("pulls every layer once for concurrent pulls, with progress, into verified cache directories", async () => {
+    const cache = await LayerCache.open(join(base, "c1"));
+    const { fetch: f, blobGets } = countingFetch();
+    const s = store(cache, f);
+    const events: PullProgress[] = [];
+    const [a, b] = await Promise.all([
+      s.pull(layersImage, { holder: "ctr-a", onProgress: (p) => events.push(p) }),
+      s.pull(layersImage, { holder: "ctr-b" }),
+    ]);
+    expect(a).toEqual(b);
+    expect(a).toHaveLength(4);
+    for (const l of layersImage.layers) expect(blobGets.get(l.digest)).toBe(1);
+    const last = events.at(-1)!;
+    expect(last).toEqual({ layersDone: 4, layersTotal: 4, bytesDone: last.bytesTotal, bytesTotal: layersImage.layers.reduce((s, l) => s + l.size, 0) });
+    for (let i = 1; i < events.length; i++) expect(events[i]!.bytesDone).toBeGreaterThanOrEqual(events[i - 1]!.bytesDone);
+    expect(readFileSync(join(a[1]!.path, "data/keep.txt"), "utf8")).toBe("keep\n");
+    expect(readdirSync(join(base, "c1", "tmp"))).toEqual([]);
+    expect(cache.record(layerKey(layersImage.layers[0]!.diff_id))?.holders.sort()).toEqual(["ctr-a", "ctr-b"]);
+    expect(cache.cachedDigests()).toEqual(expect.arrayContaining(layersImage.layers.flatMap((l) => [l.digest, l.diff_id])));
+  });
+
+  it("shares layers between the gzip and zstd twins of one image (same diff_ids)", async () => {
+    const zstd = await resolve("httpd-zstd");
+    expect(zstd.layers.map((l) => l.diff_id)).toEqual(httpdImage.layers.map((l) => l.diff_id));
+    const cache = await LayerCache.open(join(base, "twins"));
+    const { fetch: f, blobGets } = countingFetch();
+    const s = store(cache, f);
+    const gz = await s.pull(httpdImage, { holder: "gz" });
+    const zs = await s.pull(zstd, { holder: "zs" });
+    expect(zs).toEqual(gz);
+    for (const l of zstd.layers) expect(blobGets.get(l.digest)).toBeUndefined();
+  });
+
+  it("pulls a zstd image on its own", async () => {
+    const zstd = await resolve("httpd-zstd");
+    const cache = await LayerCache.open(join(base, "zstd"));
+    const layers = await store(cache).pull(zstd, { holder: "z" });
+    expect(readFileSync(join(layers[1]!.path, "www/index.html"), "utf8")).toContain("berth httpd fixture");
+  });
+
+  it("keeps nothing of a layer whose diff_id does not match", async () => {
+    const cache = await LayerCache.open(join(base, "bad"));
+    const bad = { ...httpdImage, layers: httpdImage.layers.map((l, i) => (i === 1 ? { ...l, diff_id: `sha256:${"2".repeat(64)}` } : l)) };
+    await expect(store(cache).pull(bad, { holder: "x" })).rejects.toMatchObject({ code: "DIFF_ID_MISMATCH" });
+    expect(cache.has(layerKey(bad.layers[1]!.diff_id))).toBe(false);
+    expect(readdirSync(join(base, "bad", "tmp"))).toEqual([]);
+    expect(readdirSync(join(base, "bad", "layers"))).toEqual([layerKey(bad.layers[0]!.diff_id)]);
+  });
+});
+
+describe("LayerCache across restarts", () => {
+  it("keeps layers and holders, and clears what a crash left", async () => {
+    const root = join(base, "restart");
+    const first = await LayerCache.open(root);
+    const pulled = await store(first).pull(httpdImage, { holder: "ctr-1" });
+    // What a crash mid-pull leaves: an extraction in tmp/ and a renamed directory whose record was never saved.
+    mkdirSync(join(root, "tmp", "sha256-dead-123"), { recursive: true });
+    writeFileSync(join(root, "tmp", "sha256-dead-123", "partial"), "half a layer");
+    mkdirSync(join(root, "layers", `sha256-${"3".repeat(64)}`));
+
+    const again = await LayerCache.open(root);
+    expect(readdirSync(join(root, "tmp"))).toEqual([]);
+    expect(existsSync(join(root, "layers", `sha256-${"3".repeat(64)}`))).toBe(false);
+    for (const l of pulled) expect(again.record(layerKey(l.diffId))?.holders).toEqual(["ctr-1"]);
+    const { fetch: f, blobGets } = countingFetch();
+    await store(again, f).pull(httpdImage, { holder: "ctr-2" });
+    expect(blobGets.size).toBe(0);
+  });
+});
+
+describe("garbage collection", () => {
+  it("plans least recently used, unheld layers until under the threshold", () => {
+    const layers = [
+      { key: "old", sizeBytes: 10, lastUsedMs: 1, inUse: false },
+      { key: "held", sizeBytes: 10, lastUsedMs: 0, inUse: true },
+      { key: "new", sizeBytes: 10, lastUsedMs: 5, inUse: false },
+      { key: "mid", sizeBytes: 10, lastUsedMs: 3, inUse: false },
+    ];
+    expect(planEviction(layers, 40)).toEqual([]);
+    expect(planEviction(layers, 25)).toEqual(["old", "mid"]);
+    expect(planEviction(layers, 0)).toEqual(["old", "mid", "new"]);
+  });
+
+  it("never removes a layer a container holds, and removes it once released", async () => {
+    const root = join(base, "gc");
+    let clock = 1000;
+    const cache = await LayerCache.open(root, { now: () => clock });
+    const s = store(cache, fetch, 0);
+    const held = await s.pull(layersImage, { holder: "runner" });
+    clock += 1000;
+    const other = await s.pull(httpdImage, { holder: "short-lived" });
+    for (const l of [...held, ...other]) expect(existsSync(l.path)).toBe(true);
+
+    await s.release("short-lived");
+    const heldKeys = new Set(held.map((l) => layerKey(l.diffId)));
+    for (const l of other) expect(existsSync(l.path)).toBe(heldKeys.has(layerKey(l.diffId)));
+    for (const l of held) expect(existsSync(l.path)).toBe(true);
+
+    await s.release("runner");
+    expect(readdirSync(join(root, "layers"))).toEqual([]);
+  });
+});
