@@ -17,6 +17,8 @@ export default defineConfig({
                 ADMIN_TOKEN: "test-admin-token",
                 ENCRYPTION_KEY: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
                 LONG_POLL_HOLD_MS: "300",
+                LOG_KEEP_LINES: "100",
+                LOG_LINES_PER_SECOND: "50",
               },
             },
           })),

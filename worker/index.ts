@@ -20,12 +20,16 @@ import { apps } from "./routes/apps";
 import { packages } from "./routes/packages";
 import { processes } from "./routes/processes";
 import { routesApi } from "./routes/routes";
-import { builds } from "./routes/builds";
-import { droplets } from "./routes/droplets";
+import { cellsApi } from "./routes/cells";
+import { routeTableApi } from "./routes/route-table";
+import { appBuilds, builds } from "./routes/builds";
+import { appDroplets, droplets } from "./routes/droplets";
+import { appLogRoutes, cellLogRoutes } from "./routes/logs";
 
 export { CellChannel } from "./durable/cell-channel";
 export { Scheduler } from "./durable/scheduler";
 export { Stager } from "./durable/stager";
+export { AppLogs } from "./durable/app-logs";
 
 export const app = new Hono<AppEnv>();
 
@@ -47,9 +51,16 @@ app.route("/v3/admin/docker_registry_access", registry_access);
 app.route("/v3/apps", apps);
 app.route("/v3/packages", packages);
 app.route("/v3/processes", processes);
+// Before /v3/routes, whose /:guid would otherwise take "table".
+app.route("/v3/routes/table", routeTableApi);
 app.route("/v3/routes", routesApi);
 app.route("/v3/builds", builds);
 app.route("/v3/droplets", droplets);
+app.route("/v3/cells", cellsApi);
+app.route("/v3/apps", appBuilds);
+app.route("/v3/apps", appDroplets);
+app.route("/v3/apps", appLogRoutes);
+app.route("/v3/cells", cellLogRoutes);
 
 app.notFound(() => {
   throw notFoundRoute();

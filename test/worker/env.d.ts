@@ -9,7 +9,7 @@ declare global {
     }
     interface GlobalProps {
       mainModule: typeof import("../../worker/index");
-      durableNamespaces: "CellChannel" | "Scheduler" | "Stager";
+      durableNamespaces: "CellChannel" | "Scheduler" | "Stager" | "AppLogs";
     }
   }
 }

@@ -1,0 +1,195 @@
+/**
+ * @module Ships every instance's stdout/stderr lines to its app's log Durable
+ * Object over one WebSocket per app. Cursors advance (and are saved) only
+ * after the control plane acknowledges a batch, so an agent that is offline or
+ * restarts catches up from the files on disk (at-least-once).
+ */
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import WebSocket from "ws";
+import type { LogLine } from "../../shared/protocol/logs";
+import { PROTOCOL_VERSION } from "../../shared/protocol/version";
+import { readSince, type Cursor } from "./tail";
+
+export interface ShippedInstance {
+  instanceGuid: string;
+  appGuid: string;
+  index: number;
+  /** Directory holding stdout.log and stderr.log (and their rotations). */
+  logDir: string;
+}
+
+export interface ShipperOptions {
+  apiUrl: string;
+  cellGuid: string;
+  credential: string;
+  stateDir: string;
+  intervalMs: number;
+  ackTimeoutMs: number;
+  log: Logger;
+  now?: () => number;
+}
+
+const STREAMS = ["stdout", "stderr"] as const;
+type Cursors = Partial<Record<(typeof STREAMS)[number], Cursor>>;
+const BATCH_LINES = 1000;
+
+/** One app's socket; sends are serialized, each waits for its ack. */
+class AppSocket {
+  private ws: WebSocket | null = null;
+  private pending: { resolve: () => void; reject: (e: Error) => void } | null = null;
+
+  constructor(
+    private readonly url: string,
+    private readonly credential: string,
+    private readonly ackTimeoutMs: number,
+  ) {}
+
+  private connect(): Promise<WebSocket> {
+    if (this.ws?.readyState === WebSocket.OPEN) return Promise.resolve(this.ws);
+    this.ws?.terminate();
+    const ws = new WebSocket(this.url, { headers: { authorization: `Bearer ${this.credential}` }, handshakeTimeout: this.ackTimeoutMs });
+    this.ws = ws;
+    ws.on("message", (data) => {
+      const msg = JSON.parse(String(data)) as { ack?: number; error?: string };
+      const p = this.pending;
+      this.pending = null;
+      if (msg.error) p?.reject(new Error(msg.error));
+      else p?.resolve();
+    });
+    const fail = (e: Error) => {
+      this.pending?.reject(e);
+      this.pending = null;
+    };
+    ws.on("close", () => fail(new Error("log socket closed")));
+    return new Promise((resolve, reject) => {
+      ws.once("open", () => resolve(ws));
+      ws.once("error", (e) => {
+        fail(e);
+        reject(e);
+      });
+      ws.once("unexpected-response", (_req, res) => reject(new Error(`log socket refused: HTTP ${res.statusCode}`)));
+    });
+  }
+
+  async send(lines: LogLine[]): Promise<void> {
+    const ws = await this.connect();
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending = null;
+        ws.terminate();
+        reject(new Error("no ack for a log batch"));
+      }, this.ackTimeoutMs);
+      this.pending = {
+        resolve: () => (clearTimeout(timer), resolve()),
+        reject: (e) => (clearTimeout(timer), reject(e)),
+      };
+      ws.send(JSON.stringify({ protocol: PROTOCOL_VERSION, lines }));
+    });
+  }
+
+  close(): void {
+    this.ws?.close(1000);
+    this.ws = null;
+  }
+}
+
+export class LogShipper {
+  private readonly instances = new Map<string, ShippedInstance>();
+  private readonly sockets = new Map<string, AppSocket>();
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: ShipperOptions) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  private cursorFile(guid: string): string {
+    return join(this.opts.stateDir, "log-cursors", `${guid}.json`);
+  }
+
+  private async cursors(guid: string): Promise<Cursors> {
+    try {
+      return JSON.parse(await readFile(this.cursorFile(guid), "utf8")) as Cursors;
+    } catch {
+      return {};
+    }
+  }
+
+  private async saveCursors(guid: string, c: Cursors): Promise<void> {
+    await mkdir(join(this.opts.stateDir, "log-cursors"), { recursive: true });
+    const file = this.cursorFile(guid);
+    await writeFile(`${file}.tmp`, JSON.stringify(c));
+    await rename(`${file}.tmp`, file);
+  }
+
+  track(instance: ShippedInstance): void {
+    this.instances.set(instance.instanceGuid, instance);
+  }
+
+  /** Ships what is left of an instance's lines, then forgets it. */
+  async untrack(guid: string): Promise<void> {
+    const inst = this.instances.get(guid);
+    if (!inst) return;
+    await this.shipInstance(inst).catch((e) => this.opts.log.warn({ instance: guid, err: (e as Error).message }, "final log flush failed"));
+    this.instances.delete(guid);
+    await rm(this.cursorFile(guid), { force: true });
+  }
+
+  start(): void {
+    const tick = async () => {
+      this.running = this.shipAll();
+      await this.running;
+      this.timer = setTimeout(tick, this.opts.intervalMs);
+    };
+    this.timer = setTimeout(tick, 0);
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.running;
+    for (const s of this.sockets.values()) s.close();
+    this.sockets.clear();
+  }
+
+  /** One pass over every instance; an app whose socket fails waits for the next pass. */
+  async shipAll(): Promise<void> {
+    for (const inst of [...this.instances.values()]) {
+      try {
+        await this.shipInstance(inst);
+      } catch (e) {
+        this.opts.log.warn({ app: inst.appGuid, err: (e as Error).message }, "log shipping failed; lines stay on disk");
+      }
+    }
+  }
+
+  private socketFor(appGuid: string): AppSocket {
+    let s = this.sockets.get(appGuid);
+    if (!s) {
+      const url = new URL(`/v3/cells/${this.opts.cellGuid}/apps/${appGuid}/logs`, this.opts.apiUrl);
+      url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+      s = new AppSocket(url.toString(), this.opts.credential, this.opts.ackTimeoutMs);
+      this.sockets.set(appGuid, s);
+    }
+    return s;
+  }
+
+  private async shipInstance(inst: ShippedInstance): Promise<void> {
+    const cursors = await this.cursors(inst.instanceGuid);
+    const next: Cursors = { ...cursors };
+    const lines: LogLine[] = [];
+    for (const stream of STREAMS) {
+      const got = await readSince(inst.logDir, `${stream}.log`, cursors[stream] ?? null);
+      const timestamp = this.now();
+      for (const line of got.lines) lines.push({ timestamp, instance_index: inst.index, instance_guid: inst.instanceGuid, stream, line });
+      if (got.cursor) next[stream] = got.cursor;
+    }
+    if (lines.length === 0) return;
+    const socket = this.socketFor(inst.appGuid);
+    for (let i = 0; i < lines.length; i += BATCH_LINES) await socket.send(lines.slice(i, i + BATCH_LINES));
+    await this.saveCursors(inst.instanceGuid, next);
+  }
+}

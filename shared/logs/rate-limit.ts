@@ -1,0 +1,48 @@
+/**
+ * @module CF's app log rate limit as a pure function: at most `linesPerSecond`
+ * lines per app per one-second window; lines over it are dropped and counted,
+ * lines over MAX_LOG_LINE_BYTES are cut and marked. The clock is a parameter.
+ */
+import { MAX_LOG_LINE_BYTES, type LogLine } from "../protocol/logs";
+
+export interface RateWindow {
+  /** Start of the current one-second window (ms). */
+  start: number;
+  admitted: number;
+}
+
+export interface Admission {
+  window: RateWindow;
+  admitted: LogLine[];
+  dropped: number;
+  truncated: number;
+}
+
+/** Cuts a line to `maxBytes` of UTF-8 without splitting a character. */
+export function cutLine(line: string, maxBytes = MAX_LOG_LINE_BYTES): string | null {
+  const bytes = new TextEncoder().encode(line);
+  if (bytes.byteLength <= maxBytes) return null;
+  let end = maxBytes;
+  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--;
+  return new TextDecoder().decode(bytes.subarray(0, end));
+}
+
+export function admit(window: RateWindow, lines: LogLine[], now: number, linesPerSecond: number): Admission {
+  const w = now - window.start >= 1000 || now < window.start ? { start: now - (now % 1000), admitted: 0 } : { ...window };
+  const admitted: LogLine[] = [];
+  let dropped = 0;
+  let truncated = 0;
+  for (const l of lines) {
+    if (w.admitted >= linesPerSecond) {
+      dropped++;
+      continue;
+    }
+    w.admitted++;
+    const cut = cutLine(l.line);
+    if (cut !== null) {
+      truncated++;
+      admitted.push({ ...l, line: cut, truncated: true });
+    } else admitted.push(l);
+  }
+  return { window: w, admitted, dropped, truncated };
+}

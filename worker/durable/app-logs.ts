@@ -1,0 +1,121 @@
+/**
+ * @module One Durable Object per app holding its recent log lines (a bounded
+ * table in the object's SQLite) and its live tails. Cells connect a WebSocket
+ * tagged "cell" and send batches; tails connect with the tag "tail". Sockets use
+ * the hibernation API so an idle app's object costs nothing.
+ *
+ * Sending to a tail is fire-and-forget (workerd buffers per socket), so a slow
+ * tail never holds a cell up; a tail whose send throws is closed.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { admit, type RateWindow } from "../../shared/logs/rate-limit";
+import { logBatchSchema, type LogLine } from "../../shared/protocol/logs";
+import type { Bindings } from "../env";
+
+/** Lines kept per app (CF's log-cache keeps a bounded ring per source too). */
+const DEFAULT_KEEP = 1000;
+const DEFAULT_LINES_PER_SECOND = 1000;
+
+export interface RecentLogs {
+  lines: LogLine[];
+  /** Lines dropped by the rate limit since the object started. */
+  dropped: number;
+  truncated: number;
+}
+
+export class AppLogs extends DurableObject<Bindings> {
+  private window: RateWindow = { start: 0, admitted: 0 };
+
+  constructor(ctx: DurableObjectState, env: Bindings) {
+    super(ctx, env);
+    ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS lines (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT, timestamp INTEGER NOT NULL, instance_index INTEGER NOT NULL,
+      instance_guid TEXT NOT NULL, stream TEXT NOT NULL, line TEXT NOT NULL, truncated INTEGER NOT NULL)`);
+    ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS counts (name TEXT PRIMARY KEY, value INTEGER NOT NULL)");
+  }
+
+  private get keep(): number {
+    return Number(this.env.LOG_KEEP_LINES ?? DEFAULT_KEEP);
+  }
+
+  private get linesPerSecond(): number {
+    return Number(this.env.LOG_LINES_PER_SECOND ?? DEFAULT_LINES_PER_SECOND);
+  }
+
+  override async fetch(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    if (url.pathname === "/recent") return Response.json(this.recent(Number(url.searchParams.get("limit") ?? this.keep)));
+    const tag = url.pathname === "/ingest" ? "cell" : url.pathname === "/tail" ? "tail" : null;
+    if (!tag) return new Response("not found", { status: 404 });
+    if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") return new Response("expected a WebSocket", { status: 426 });
+    const pair = new WebSocketPair();
+    this.ctx.acceptWebSocket(pair[1], [tag]);
+    return new Response(null, { status: 101, webSocket: pair[0] });
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    if (!this.ctx.getTags(ws).includes("cell")) return; // tails only listen
+    let batch;
+    try {
+      batch = logBatchSchema.parse(JSON.parse(typeof message === "string" ? message : new TextDecoder().decode(message)));
+    } catch (e) {
+      ws.send(JSON.stringify({ error: `invalid log batch: ${e instanceof Error ? e.message.slice(0, 300) : "unparseable"}` }));
+      return;
+    }
+    this.ingest(batch.lines, Date.now());
+    ws.send(JSON.stringify({ ack: batch.lines.length }));
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    ws.close(code === 1005 ? 1000 : code, "closing");
+  }
+
+  /** Stores what the rate limit admits, trims to the bound, fans out to tails. */
+  ingest(lines: LogLine[], now: number): void {
+    const a = admit(this.window, lines, now, this.linesPerSecond);
+    this.window = a.window;
+    const sql = this.ctx.storage.sql;
+    for (const l of a.admitted) {
+      sql.exec(
+        "INSERT INTO lines (timestamp, instance_index, instance_guid, stream, line, truncated) VALUES (?, ?, ?, ?, ?, ?)",
+        l.timestamp, l.instance_index, l.instance_guid, l.stream, l.line, l.truncated ? 1 : 0,
+      );
+    }
+    sql.exec("DELETE FROM lines WHERE seq <= (SELECT MAX(seq) FROM lines) - ?", this.keep);
+    for (const [name, n] of [["dropped", a.dropped], ["truncated", a.truncated]] as const) {
+      if (n > 0) sql.exec("INSERT INTO counts (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", name, n);
+    }
+    if (a.admitted.length === 0) return;
+    const message = JSON.stringify({ lines: a.admitted, dropped: a.dropped });
+    for (const tail of this.ctx.getWebSockets("tail")) {
+      try {
+        tail.send(message);
+      } catch {
+        tail.close(1011, "send failed");
+      }
+    }
+  }
+
+  recent(limit: number): RecentLogs {
+    const sql = this.ctx.storage.sql;
+    const rows = sql
+      .exec<{ timestamp: number; instance_index: number; instance_guid: string; stream: string; line: string; truncated: number }>(
+        "SELECT timestamp, instance_index, instance_guid, stream, line, truncated FROM (SELECT * FROM lines ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+        Math.max(1, Math.min(limit, this.keep)),
+      )
+      .toArray();
+    const count = (name: string) => sql.exec<{ value: number }>("SELECT value FROM counts WHERE name = ?", name).toArray()[0]?.value ?? 0;
+    return {
+      lines: rows.map((r) => ({
+        timestamp: r.timestamp,
+        instance_index: r.instance_index,
+        instance_guid: r.instance_guid,
+        stream: r.stream as LogLine["stream"],
+        line: r.line,
+        ...(r.truncated ? { truncated: true } : {}),
+      })),
+      dropped: count("dropped"),
+      truncated: count("truncated"),
+    };
+  }
+}
