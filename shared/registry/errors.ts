@@ -33,11 +33,17 @@ export class RegistryError extends Error {
   readonly code: RegistryErrorCode;
   /** For rate_limited: the registry's Retry-After, in seconds. */
   readonly retryAfterSeconds?: number;
+  /**
+   * For unreachable: no HTTP answer at all (refused, reset, or a TLS handshake
+   * the runtime would not complete), as opposed to an answer with a 5xx.
+   */
+  readonly noAnswer?: boolean;
 
-  constructor(code: RegistryErrorCode, message: string, options: { cause?: unknown; retryAfterSeconds?: number } = {}) {
+  constructor(code: RegistryErrorCode, message: string, options: { cause?: unknown; retryAfterSeconds?: number; noAnswer?: boolean } = {}) {
     super(message, { cause: options.cause });
     this.code = code;
     if (options.retryAfterSeconds !== undefined) this.retryAfterSeconds = options.retryAfterSeconds;
+    if (options.noAnswer) this.noAnswer = true;
   }
 }
 

@@ -253,7 +253,7 @@ class Connection implements RegistrySession {
       disarm();
       if (signal?.aborted) throw this.budgetSpent(cause);
       if (timedOut) throw new RegistryError("timeout", `The registry ${new URL(url).host} did not answer within ${this.options.requestTimeoutMs} ms.`, { cause });
-      throw new RegistryError("unreachable", `Cannot connect to ${new URL(url).origin} (connection refused, reset, or a TLS failure).`, { cause });
+      throw new RegistryError("unreachable", `Cannot connect to ${new URL(url).origin} (connection refused, reset, or a TLS failure).`, { cause, noAnswer: true });
     }
   }
 

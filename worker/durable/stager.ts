@@ -1,8 +1,72 @@
+/**
+ * @module The Stager: one Durable Object per build (named by the build guid)
+ * that resolves the image off the request. `waitUntil` lasts only 30 s, an
+ * alarm handler much longer, so `POST /start` records the build and its
+ * deadline and sets the alarm for now; the alarm stages the build with the
+ * remaining time as its budget. An unexpected failure (a D1 hiccup) retries
+ * a second later until the deadline, then fails the build; the build's own
+ * conditional writes make a repeated run harmless.
+ */
 import { DurableObject } from "cloudflare:workers";
+import { drizzle } from "drizzle-orm/d1";
+import { z } from "zod";
+import * as schema from "../db/schema";
+import { markFailed } from "../db/builds";
 import type { Bindings } from "../env";
+import { stagingErrorText, stageBuild } from "../staging/stage";
+import { stagingBudgetMs, STAGING_RETRY_MS, requestTimeoutFor } from "../staging/budget";
+
+const startBody = z.strictObject({ build_guid: z.string().min(1) });
+const stored = z.object({ build: z.string(), deadline: z.number(), budget: z.number() });
+
+const log = (entry: Record<string, unknown>) => console.log(JSON.stringify({ component: "stager", ...entry }));
 
 export class Stager extends DurableObject<Bindings> {
-  override async fetch(_request: Request): Promise<Response> {
-    return new Response(null, { status: 204 });
+  override async fetch(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    if (request.method !== "POST" || url.pathname !== "/start") return new Response(null, { status: 404 });
+    const { build_guid } = startBody.parse(await request.json());
+    // Idempotent: a repeated start keeps the first deadline.
+    if ((await this.ctx.storage.get("build")) === undefined) {
+      const budget = stagingBudgetMs(this.env);
+      const now = Date.now();
+      await this.ctx.storage.put({ build: build_guid, deadline: now + budget, budget });
+      await this.ctx.storage.setAlarm(now);
+    }
+    return new Response(null, { status: 202 });
+  }
+
+  override async alarm(): Promise<void> {
+    const state = stored.safeParse({
+      build: await this.ctx.storage.get("build"),
+      deadline: await this.ctx.storage.get("deadline"),
+      budget: await this.ctx.storage.get("budget"),
+    });
+    if (!state.success) return;
+    const { build, deadline, budget } = state.data;
+    const db = drizzle(this.env.DB, { schema });
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) {
+      await markFailed(db, build, stagingErrorText(`staging did not finish within ${budget} ms`), new Date());
+      await this.ctx.storage.deleteAll();
+      return;
+    }
+    try {
+      const outcome = await stageBuild(build, {
+        db,
+        fetch: (input, init) => fetch(input, init),
+        encryptionKey: this.env.ENCRYPTION_KEY,
+        signal: AbortSignal.timeout(remaining),
+        requestTimeoutMs: requestTimeoutFor(remaining),
+        now: () => new Date(),
+        log,
+      });
+      log({ level: "info", msg: "staging run finished", build_guid: build, outcome: outcome.state });
+      await this.ctx.storage.deleteAll();
+    } catch (err) {
+      // Never the password: stageBuild's errors carry none, and only the message is logged.
+      log({ level: "error", msg: "staging run failed; retrying", build_guid: build, error: err instanceof Error ? err.message : String(err) });
+      await this.ctx.storage.setAlarm(Math.min(Date.now() + STAGING_RETRY_MS, deadline));
+    }
   }
 }

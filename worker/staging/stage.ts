@@ -1,0 +1,118 @@
+/**
+ * @module Staging one build in the Worker (CF's Docker builder, done as a
+ * metadata resolution): read the package, decide where to resolve, open the
+ * sealed password, resolve the image for linux/amd64 with the shared client
+ * and the global fetch, apply CF's staging rules, and record the outcome in
+ * one conditional write. Runs inside the Stager Durable Object, never on a
+ * request. The password lives only in this function's memory: it is not
+ * logged, and no error message carries it.
+ */
+import type { Credentials } from "../../shared/protocol/image";
+import { RegistryError } from "../../shared/registry/errors";
+import { DEFAULT_PLATFORM } from "../../shared/registry/platform";
+import { displayReference, parseReference, type ImageReference } from "../../shared/registry/reference";
+import { resolveImage } from "../../shared/registry/resolve";
+import { registrySchemes } from "../../shared/registry/session";
+import { executionMetadata, processTypes, stagingFailure } from "../../shared/staging/execution-metadata";
+import { openSecret, packageAad, SecretError } from "../crypto/secrets";
+import { getStagingInput, markFailed, markForCell, markStaged } from "../db/builds";
+import { getProcessByType } from "../db/processes";
+import { getRegistryAccess } from "../db/registry-access";
+import type { Db } from "../env";
+import { newGuid } from "../http/ids";
+import { initialStagingLocation, needsCell } from "./location";
+
+export interface StagingDeps {
+  db: Db;
+  fetch: typeof fetch;
+  encryptionKey: string;
+  /** The build's time budget; aborting it fails the build with a timeout. */
+  signal: AbortSignal;
+  requestTimeoutMs: number;
+  now: () => Date;
+  log: (entry: Record<string, unknown>) => void;
+}
+
+export type StagingOutcome =
+  | { state: "STAGED"; dropletGuid: string }
+  | { state: "FAILED"; error: string }
+  /** Left STAGING for a cell's staging task. */
+  | { state: "CELL" }
+  /** Nothing to do: the build is gone or already finished. */
+  | { state: "DONE" };
+
+/** CC's build error text: "<error id> - <description>", StagingError's description being "Staging error: %s". */
+export const stagingErrorText = (message: string) => `StagingError - Staging error: ${message}`;
+
+export async function stageBuild(buildGuid: string, deps: StagingDeps): Promise<StagingOutcome> {
+  const { db, now, log } = deps;
+  const input = await getStagingInput(db, buildGuid);
+  if (!input || input.state !== "STAGING") return { state: "DONE" };
+
+  const fail = async (message: string, code: string): Promise<StagingOutcome> => {
+    const error = stagingErrorText(message);
+    const changed = await markFailed(db, buildGuid, error, now());
+    log({ level: "info", msg: "staging failed", build_guid: buildGuid, code, changed });
+    return changed ? { state: "FAILED", error } : { state: "DONE" };
+  };
+  const toCell = async (reason: string): Promise<StagingOutcome> => {
+    const changed = await markForCell(db, buildGuid, now());
+    log({ level: "info", msg: "staging handed to a cell", build_guid: buildGuid, reason, changed });
+    return changed ? { state: "CELL" } : { state: "DONE" };
+  };
+
+  let ref: ImageReference;
+  try {
+    ref = parseReference(input.image);
+  } catch (e) {
+    if (e instanceof RegistryError) return fail(e.message, e.code);
+    throw e;
+  }
+  const access = await getRegistryAccess(db);
+  if (initialStagingLocation(ref.host, access) === "cell") return toCell("cell_only_registries");
+
+  let credentials: Credentials | undefined;
+  if (input.username !== null && input.passwordEncrypted !== null) {
+    try {
+      credentials = { username: input.username, password: await openSecret(deps.encryptionKey, input.passwordEncrypted, packageAad(input.packageGuid)) };
+    } catch (e) {
+      if (!(e instanceof SecretError)) throw e;
+      return fail("the stored registry password cannot be decrypted (was ENCRYPTION_KEY changed?); create the package again", "secret");
+    }
+  }
+
+  let resolved;
+  try {
+    resolved = await resolveImage(ref, {
+      fetch: deps.fetch,
+      credentials,
+      schemes: registrySchemes(ref.host, access.insecure_registries, { canSkipTlsVerify: false }),
+      platform: DEFAULT_PLATFORM,
+      signal: deps.signal,
+      requestTimeoutMs: deps.requestTimeoutMs,
+      now,
+    });
+  } catch (e) {
+    if (!(e instanceof RegistryError)) throw e;
+    if (needsCell(e, ref.host, access)) return toCell(e.code);
+    return fail(e.message, e.code);
+  }
+
+  const web = await getProcessByType(db, input.appGuid, "web");
+  const failure = stagingFailure(resolved.config, web?.command);
+  if (failure) return fail(failure, "start_command");
+
+  const dropletGuid = newGuid();
+  const staged = await markStaged(db, {
+    guid: dropletGuid,
+    appGuid: input.appGuid,
+    buildGuid,
+    packageGuid: input.packageGuid,
+    image: displayReference(ref),
+    resolved,
+    executionMetadata: executionMetadata(resolved.config),
+    processTypes: processTypes(resolved.config),
+  }, now());
+  log({ level: "info", msg: "staged", build_guid: buildGuid, droplet_guid: dropletGuid, manifest_digest: resolved.manifest_digest, changed: staged });
+  return staged ? { state: "STAGED", dropletGuid } : { state: "DONE" };
+}
