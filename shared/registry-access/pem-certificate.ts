@@ -6,39 +6,62 @@
  * before any cell or TLS stack sees it. Signatures and dates are not judged here.
  */
 
+import { base64ToBytes, bytesToBase64 } from "../base64";
+
 export type PemCertificateResult = { ok: true; pem: string; der: Uint8Array } | { ok: false; error: string };
 
-const BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g;
+// Markers are found in one linear pass; a backreferencing block regex could
+// backtrack quadratically on input full of BEGIN lines.
+const MARKER = /-----(BEGIN|END) ([A-Z0-9 ]{1,64})-----/g;
+
+interface Block {
+  label: string;
+  body: string;
+}
+
+/** Splits text into PEM blocks; null when markers do not pair up or non-blank text lies outside them. */
+function pemBlocks(text: string): Block[] | null {
+  const blocks: Block[] = [];
+  let open: { label: string; bodyStart: number } | null = null;
+  let last = 0;
+  for (const m of text.matchAll(MARKER)) {
+    const [marker, kind, label] = [m[0], m[1]!, m[2]!];
+    if (kind === "BEGIN") {
+      if (open || text.slice(last, m.index).trim() !== "") return null;
+      open = { label, bodyStart: m.index + marker.length };
+    } else {
+      if (!open || open.label !== label) return null;
+      blocks.push({ label, body: text.slice(open.bodyStart, m.index) });
+      open = null;
+      last = m.index + marker.length;
+    }
+  }
+  return open || text.slice(last).trim() !== "" ? null : blocks;
+}
 
 /** Parses one PEM certificate and returns it re-encoded canonically (64-column base64, no trailing newline). */
 export function parsePemCertificate(text: string): PemCertificateResult {
-  const blocks = [...text.matchAll(BLOCK)];
-  const outside = text.replace(BLOCK, "").trim();
-  if (blocks.length === 0) return { ok: false, error: "is not a PEM block (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)" };
-  if (outside.length > 0) return { ok: false, error: "has text outside its PEM block" };
+  const blocks = pemBlocks(text);
+  if (!blocks || blocks.length === 0) return { ok: false, error: "is not a PEM block (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----, nothing around it)" };
   if (blocks.length > 1) return { ok: false, error: `holds ${blocks.length} PEM blocks; give one certificate per entry` };
-  const [, label, body] = blocks[0]!;
+  const { label, body } = blocks[0]!;
   // Never echo the body: it could be a private key pasted by mistake.
   if (label !== "CERTIFICATE") return { ok: false, error: `is a PEM '${label}' block, not a CERTIFICATE` };
-  const der = decodeBase64(body!.replace(/\s+/g, ""));
+  const der = decodeBase64(body.replace(/\s+/g, ""));
   if (!der) return { ok: false, error: "has a body that is not valid base64" };
   const problem = x509StructureProblem(der);
   if (problem) return { ok: false, error: `is not an X.509 certificate: ${problem}` };
   return { ok: true, pem: encodePem(der), der };
 }
 
+/** Strict: padded, alphabet only (atob alone would accept missing padding). */
 function decodeBase64(b64: string): Uint8Array | null {
   if (b64.length === 0 || b64.length % 4 !== 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) return null;
-  const bin = atob(b64);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
+  return base64ToBytes(b64);
 }
 
 function encodePem(der: Uint8Array): string {
-  let bin = "";
-  for (const b of der) bin += String.fromCharCode(b);
-  const lines = btoa(bin).match(/.{1,64}/g) ?? [];
+  const lines = bytesToBase64(der).match(/.{1,64}/g) ?? [];
   return ["-----BEGIN CERTIFICATE-----", ...lines, "-----END CERTIFICATE-----"].join("\n");
 }
 

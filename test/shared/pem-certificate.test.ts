@@ -52,6 +52,9 @@ describe("parsePemCertificate", () => {
     ["-----BEGIN CERTIFICATE-----\nAAAA\n-----END X509 CRL-----", "is not a PEM block"],
     ["-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----", "'CERTIFICATE REQUEST' block"],
     ["-----BEGIN CERTIFICATE-----\n\n-----END CERTIFICATE-----", "not valid base64"],
+    ["-----BEGIN CERTIFICATE-----\n".repeat(5000), "is not a PEM block"],
+    ["-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----", "is not a PEM block"],
+    ["-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----", "holds 2 PEM blocks"],
     ["-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----", "not valid base64"],
   ])("refuses %j", (text, error) => {
     const r = parsePemCertificate(text);

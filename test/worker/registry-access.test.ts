@@ -86,7 +86,7 @@ describe("registry access", () => {
     ["not PEM", "hello", "trusted_ca_certificates.0: is not a PEM block"],
     ["a private key", "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----", "is a PEM 'PRIVATE KEY' block, not a CERTIFICATE"],
     ["two certificates in one entry", `${caA}${caB}`, "holds 2 PEM blocks"],
-    ["text around the block", `subject=foo\n${caA}`, "text outside its PEM block"],
+    ["text around the block", `subject=foo\n${caA}`, "nothing around it"],
     ["bad base64", "-----BEGIN CERTIFICATE-----\nMII*\n-----END CERTIFICATE-----", "not valid base64"],
     ["base64 of non-DER", `-----BEGIN CERTIFICATE-----\n${btoa("definitely not a certificate")}\n-----END CERTIFICATE-----`, "is not an X.509 certificate"],
     ["a truncated certificate", truncate(caA), "is not an X.509 certificate"],

@@ -9,10 +9,11 @@
  *   target: { guid: row.guid, type: "app", name: row.name }, spaceGuid: row.spaceGuid, data: { request: body },
  * })]);
  */
-import { and, count, desc, eq, inArray, type SQL, sql } from "drizzle-orm";
+import { and, desc, eq, inArray, type SQL, sql } from "drizzle-orm";
 import type { Principal } from "../auth/principal";
 import type { Db } from "../env";
 import { newGuid, isoNow } from "../http/ids";
+import { type Page, selectPage } from "./paging";
 import { type Viewer, visibleTo } from "./roles";
 import { auditEvents } from "./schema";
 
@@ -111,14 +112,12 @@ export interface AuditEvent {
   createdAt: string;
 }
 
-export interface AuditEventFilter {
+export interface AuditEventFilter extends Page {
   types?: string[];
   targetGuids?: string[];
   spaceGuids?: string[];
   /** Newest first when true (CC's `order_by=-created_at`). */
   descending: boolean;
-  page: number;
-  perPage: number;
 }
 
 function where(db: Db, viewer: Viewer, f: AuditEventFilter): SQL | undefined {
@@ -135,11 +134,8 @@ export async function listAuditEvents(db: Db, viewer: Viewer, f: AuditEventFilte
   const cond = where(db, viewer, f);
   // created_at is to the second: the rowid keeps insertion order within a second.
   const order = f.descending ? [desc(auditEvents.createdAt), sql`rowid desc`] : [auditEvents.createdAt, sql`rowid`];
-  const [totals, rows] = await db.batch([
-    db.select({ n: count() }).from(auditEvents).where(cond),
-    db.select().from(auditEvents).where(cond).orderBy(...order).limit(f.perPage).offset((f.page - 1) * f.perPage),
-  ]);
-  return { total: totals[0]?.n ?? 0, events: rows.map(toEvent) };
+  const { total, rows } = await selectPage(db, auditEvents, cond, order, f);
+  return { total, events: rows.map(toEvent) };
 }
 
 export async function getAuditEvent(db: Db, viewer: Viewer, guid: string): Promise<AuditEvent | undefined> {

@@ -9,6 +9,7 @@
  */
 import { eq, sql } from "drizzle-orm";
 import type { RegistryAccess } from "../../shared/protocol/registry-access";
+import { parsePemCertificate } from "../../shared/registry-access/pem-certificate";
 import type { Db } from "../env";
 import { isoNow } from "../http/ids";
 import { type AuditEventInput, auditEventIfChanged } from "./audit";
@@ -47,9 +48,9 @@ export async function getRegistryAccess(db: Db): Promise<RegistryAccess> {
 async function fingerprints(pems: string[]): Promise<string[]> {
   return Promise.all(
     pems.map(async (pem) => {
-      const b64 = pem.replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, "");
-      const der = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
-      const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", der));
+      const parsed = parsePemCertificate(pem);
+      if (!parsed.ok) throw new Error(`stored CA certificate ${parsed.error}`);
+      const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", parsed.der));
       return `sha256:${[...digest].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
     }),
   );

@@ -2,11 +2,12 @@
  * @module Space roles. Berth has one role type, `space_developer`: a member sees
  * and changes the apps of that space (DESIGN § Auth).
  */
-import { and, asc, count, desc, eq, inArray, type SQL } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, type SQL } from "drizzle-orm";
 import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
 import type { Db } from "../env";
 import { isoNow, newGuid } from "../http/ids";
 import { type AuditEventInput, auditEventIfChanged } from "./audit";
+import { type Page, selectPage } from "./paging";
 import { roles } from "./schema";
 
 export const ROLE_TYPES = ["space_developer"] as const;
@@ -64,13 +65,11 @@ export async function getRole(db: Db, guid: string, viewer: Viewer): Promise<Rol
   return row;
 }
 
-export interface RoleListQuery {
+export interface RoleListQuery extends Page {
   types?: RoleType[];
   userGuids?: string[];
   spaceGuids?: string[];
   orderBy: "created_at" | "-created_at";
-  page: number;
-  perPage: number;
 }
 
 export async function listRoles(db: Db, viewer: Viewer, q: RoleListQuery): Promise<{ total: number; roles: Role[] }> {
@@ -80,9 +79,6 @@ export async function listRoles(db: Db, viewer: Viewer, q: RoleListQuery): Promi
   if (q.spaceGuids) conds.push(inArray(roles.spaceGuid, q.spaceGuids));
   const cond = and(...conds);
   const dir = q.orderBy.startsWith("-") ? desc : asc;
-  const [totals, rows] = await db.batch([
-    db.select({ n: count() }).from(roles).where(cond),
-    db.select().from(roles).where(cond).orderBy(dir(roles.createdAt), dir(roles.guid)).limit(q.perPage).offset((q.page - 1) * q.perPage),
-  ]);
-  return { total: totals[0]?.n ?? 0, roles: rows };
+  const { total, rows } = await selectPage(db, roles, cond, [dir(roles.createdAt), dir(roles.guid)], q);
+  return { total, roles: rows };
 }

@@ -1,8 +1,9 @@
 /** @module Spaces: Berth's one implicit organization is split into spaces that scope apps and developers. */
-import { and, asc, count, desc, eq, inArray, type SQL } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, type SQL } from "drizzle-orm";
 import type { Db } from "../env";
 import { isoNow, newGuid } from "../http/ids";
 import { type AuditEventInput, auditEventIfChanged } from "./audit";
+import { type Page, selectPage } from "./paging";
 import { type Viewer, visibleTo } from "./roles";
 import { spaces } from "./schema";
 
@@ -42,12 +43,10 @@ export async function getSpace(db: Db, guid: string, viewer: Viewer): Promise<Sp
   return row;
 }
 
-export interface SpaceListQuery {
+export interface SpaceListQuery extends Page {
   names?: string[];
   guids?: string[];
   orderBy: "created_at" | "-created_at" | "name" | "-name";
-  page: number;
-  perPage: number;
 }
 
 export async function listSpaces(db: Db, viewer: Viewer, q: SpaceListQuery): Promise<{ total: number; spaces: Space[] }> {
@@ -57,9 +56,6 @@ export async function listSpaces(db: Db, viewer: Viewer, q: SpaceListQuery): Pro
   const cond = and(...conds);
   const col = q.orderBy.endsWith("name") ? spaces.name : spaces.createdAt;
   const dir = q.orderBy.startsWith("-") ? desc : asc;
-  const [totals, rows] = await db.batch([
-    db.select({ n: count() }).from(spaces).where(cond),
-    db.select().from(spaces).where(cond).orderBy(dir(col), dir(spaces.guid)).limit(q.perPage).offset((q.page - 1) * q.perPage),
-  ]);
-  return { total: totals[0]?.n ?? 0, spaces: rows };
+  const { total, rows } = await selectPage(db, spaces, cond, [dir(col), dir(spaces.guid)], q);
+  return { total, spaces: rows };
 }

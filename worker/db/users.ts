@@ -2,11 +2,12 @@
  * @module People who hold bearer tokens. A token is shown once, at creation;
  * only its SHA-256 is stored (auth/tokens.ts).
  */
-import { asc, count, desc, eq, inArray } from "drizzle-orm";
+import { asc, desc, eq, inArray } from "drizzle-orm";
 import { hashToken, newToken } from "../auth/tokens";
 import type { Db } from "../env";
 import { isoNow, newGuid } from "../http/ids";
 import { type AuditEventInput, auditEventIfChanged } from "./audit";
+import { type Page, selectPage } from "./paging";
 import { users } from "./schema";
 
 export interface User {
@@ -48,20 +49,15 @@ export async function getUser(db: Db, guid: string): Promise<User | undefined> {
   return row;
 }
 
-export interface UserListQuery {
+export interface UserListQuery extends Page {
   names?: string[];
   orderBy: "created_at" | "-created_at" | "username" | "-username";
-  page: number;
-  perPage: number;
 }
 
 export async function listUsers(db: Db, q: UserListQuery): Promise<{ total: number; users: User[] }> {
   const cond = q.names ? inArray(users.name, q.names) : undefined;
   const col = q.orderBy.endsWith("username") ? users.name : users.createdAt;
   const dir = q.orderBy.startsWith("-") ? desc : asc;
-  const [totals, rows] = await db.batch([
-    db.select({ n: count() }).from(users).where(cond),
-    db.select(columns).from(users).where(cond).orderBy(dir(col), dir(users.guid)).limit(q.perPage).offset((q.page - 1) * q.perPage),
-  ]);
-  return { total: totals[0]?.n ?? 0, users: rows };
+  const { total, rows } = await selectPage(db, users, cond, [dir(col), dir(users.guid)], q);
+  return { total, users: rows.map(({ tokenHash: _, ...user }) => user) };
 }
