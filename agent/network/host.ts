@@ -1,6 +1,6 @@
 /**
  * @module What the host has now, read without spawning anything: Berth's
- * host veth ends (/sys/class/net), namespace files in the run dir, the live
+ * host veth ends, namespace files in the run dir, the live
  * port map (libnftables, JSON) and the ip_forward switch.
  */
 import { readdir, readFile, writeFile } from "node:fs/promises";
@@ -11,8 +11,19 @@ import { listPortsScript, tableName, type PortMapping } from "./nft-rules";
 
 const IP_FORWARD = "/proc/sys/net/ipv4/ip_forward";
 
+/**
+ * Interfaces of the agent's own network namespace whose names start with
+ * `prefix`. Read from /proc/self/net/dev, which follows the reader's
+ * namespace; /sys/class/net follows whoever mounted /sys, so it would list
+ * the root namespace's links for an agent started with `nsenter --net`.
+ */
 export async function hostLinks(prefix: string): Promise<string[]> {
-  return (await readdir("/sys/class/net")).filter((name) => name.startsWith(prefix));
+  const text = await readFile("/proc/self/net/dev", "utf8");
+  return text
+    .split("\n")
+    .slice(2)
+    .map((line) => line.split(":")[0]!.trim())
+    .filter((name) => name.startsWith(prefix));
 }
 
 export async function netnsFiles(runDir: string): Promise<string[]> {

@@ -222,20 +222,32 @@ export class NetworkManager {
   }
 
   private async create(r: NetworkRecord): Promise<ContainerNetwork> {
+    const fail = (error: unknown) =>
+      new NetworkError("setup_failed", `network setup for ${r.containerId} failed: ${(error as Error).message}`, { cause: error });
     try {
       await this.records.put(r);
+      // The addon undoes its own partial work, and never touches a namespace file it did not create.
       await native.netSetup({ netnsPath: r.netnsPath, hostIfname: r.hostIfname, hostAddress: r.hostIp, containerAddress: r.containerIp, prefixLength: 30 });
+    } catch (error) {
+      await this.forget(r);
+      throw fail(error);
+    }
+    try {
       await native.nftRun(publishScript(this.config, r));
-      return this.view(r);
     } catch (error) {
       await this.destroy(r);
-      throw new NetworkError("setup_failed", `network setup for ${r.containerId} failed: ${(error as Error).message}`, { cause: error });
+      throw fail(error);
     }
+    return this.view(r);
   }
 
   private async destroy(r: NetworkRecord): Promise<void> {
     await native.nftRun(withdrawScript(this.config, r));
     await native.netTeardown({ netnsPath: r.netnsPath, hostIfname: r.hostIfname });
+    await this.forget(r);
+  }
+
+  private async forget(r: NetworkRecord): Promise<void> {
     await this.records.remove(r.containerId);
     this.release(r);
   }

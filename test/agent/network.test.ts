@@ -251,6 +251,12 @@ describe.sequential("NetworkManager on a real cell host", () => {
     await expect(manager.setup("x", { appPort: 1.5 })).rejects.toMatchObject({ code: "invalid_app_port" });
     await expect(manager.setup("app-a", { appPort: 8080 })).rejects.toMatchObject({ code: "already_exists" });
     await expect(new NetworkManager(config).setup("y", { appPort: 80 })).rejects.toMatchObject({ code: "not_recovered" });
+    // A namespace file already in the way: setup fails, and its record, port and slot are released.
+    await writeFile(join(config.runDir, "in-the-way"), "");
+    await expect(manager.setup("in-the-way", { appPort: 80 })).rejects.toMatchObject({ code: "setup_failed", message: /File exists/ });
+    expect(manager.get("in-the-way")).toBeUndefined();
+    expect(await readdir(join(config.stateDir, "containers"))).not.toContain("in-the-way.json");
+    await rm(join(config.runDir, "in-the-way"));
     const size = config.hostPorts.max - config.hostPorts.min + 1;
     const extra: string[] = [];
     for (let i = manager.list().length; i < size; i++) extra.push((await manager.setup(`fill-${i}`, { appPort: 80 })).containerId);
@@ -267,6 +273,7 @@ describe.sequential("NetworkManager on a real cell host", () => {
       native.netSetup({ netnsPath: taken, hostIfname: cell.ifname, hostAddress: "10.0.0.1", containerAddress: "10.0.0.2", prefixLength: 30 }),
     ).rejects.toThrow(/create veth .*File exists/);
     expect(await readdir(config.runDir)).not.toContain("taken");
+    expect(await sh(["ip", "-o", "link", "show", cell.ifname])).toContain(cell.ifname); // not someone else's to delete
     expect(() => native.netSetup({ netnsPath: "relative", hostIfname: "x", hostAddress: "10.0.0.1", containerAddress: "10.0.0.2", prefixLength: 30 })).toThrow(TypeError);
     expect(() => native.netSetup({ netnsPath: "/tmp/x", hostIfname: "a-name-too-long-for-linux", hostAddress: "10.0.0.1", containerAddress: "10.0.0.2", prefixLength: 30 })).toThrow(/interface name/);
     expect(() => native.netSetup({ netnsPath: "/tmp/x", hostIfname: "x", hostAddress: "10.0.0.999", containerAddress: "10.0.0.2", prefixLength: 30 })).toThrow(/IPv4/);

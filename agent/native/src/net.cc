@@ -192,18 +192,23 @@ struct NetSpec {
   uint8_t prefix_len = 0;
 };
 
-// Removes what NetSetup may have made; each part may already be gone.
+// Removes what NetSetup may have made; each part may already be gone, and an
+// empty name skips that part (recovery removes orphans one kind at a time).
 void NetTeardown(const std::string& netns_path, const std::string& host_ifname) {
-  Rtnl rt;
-  if (rt.ok()) LinkDelete(rt, host_ifname.c_str());
-  umount2(netns_path.c_str(), MNT_DETACH);
-  unlink(netns_path.c_str());
+  if (!host_ifname.empty()) {
+    Rtnl rt;
+    if (rt.ok()) LinkDelete(rt, host_ifname.c_str());
+  }
+  if (!netns_path.empty()) {
+    umount2(netns_path.c_str(), MNT_DETACH);
+    unlink(netns_path.c_str());
+  }
 }
 
 // Runs on a thread of its own: unshare(CLONE_NEWNET) changes only the calling
 // thread, which then ends, so no thread of the process is left in the new
 // namespace. The bind mount keeps the namespace alive, as `ip netns add` does.
-NetError SetupInNewNamespace(const NetSpec& spec) {
+NetError SetupInNewNamespace(const NetSpec& spec, bool& veth_created) {
   Fd host_ns(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
   if (host_ns.get() < 0) return {"open host netns", errno};
   Rtnl host;
@@ -216,6 +221,7 @@ NetError SetupInNewNamespace(const NetSpec& spec) {
   if (LinkUp(inner, "lo") < 0) return {"set lo up", errno};
   if (VethCreate(inner, kContainerIfname, spec.host_ifname.c_str(), host_ns.get()) < 0)
     return {"create veth " + spec.host_ifname, errno};
+  veth_created = true;
   int host_index = LinkIndex(host, spec.host_ifname.c_str());
   if (host_index < 0) return {"find " + spec.host_ifname, errno};
   if (AddressAdd(host, host_index, spec.host_address, spec.prefix_len) < 0)
@@ -236,9 +242,11 @@ NetError NetSetup(const NetSpec& spec) {
   if (fd < 0) return {"create " + spec.netns_path, errno};
   close(fd);
   NetError result;
-  std::thread worker([&] { result = SetupInNewNamespace(spec); });
+  bool veth_created = false;
+  std::thread worker([&] { result = SetupInNewNamespace(spec, veth_created); });
   worker.join();
-  if (result.err != 0) NetTeardown(spec.netns_path, spec.host_ifname);
+  // Undo only what this call made: a taken interface name belongs to someone else.
+  if (result.err != 0) NetTeardown(spec.netns_path, veth_created ? spec.host_ifname : "");
   return result;
 }
 
@@ -360,7 +368,9 @@ Napi::Value NetSetupJs(const Napi::CallbackInfo& info) {
 
 Napi::Value NetTeardownJs(const Napi::CallbackInfo& info) {
   Napi::Object o = ObjectArg(info);
-  auto* w = new TeardownWorker(info.Env(), PathArg(o, "netnsPath"), IfnameArg(o, "hostIfname"));
+  std::string path = o.Has("netnsPath") ? PathArg(o, "netnsPath") : "";
+  std::string ifname = o.Has("hostIfname") ? IfnameArg(o, "hostIfname") : "";
+  auto* w = new TeardownWorker(info.Env(), std::move(path), std::move(ifname));
   Napi::Promise promise = w->Promise();
   w->Queue();
   return promise;
