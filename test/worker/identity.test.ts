@@ -58,7 +58,7 @@ describe("discovery", () => {
     for (const token of [undefined, member.token, cell.token]) {
       const res = await api("GET", "/v3/info", { token });
       expect(res.status).toBe(200);
-      expect(res.json).toMatchObject({ name: "berth", custom: { apps_domain: "apps.localhost" }, links: { self: { href: "https://berth.test/v3/info" } } });
+      expect(res.json).toMatchObject({ name: "berth", apps_domain: "apps.localhost", links: { self: { href: "https://berth.test/v3/info" } } });
     }
   });
 
@@ -74,7 +74,7 @@ describe("users", () => {
     const name = unique("dev");
     const res = await api("POST", "/v3/users", { token: ADMIN, body: { name } });
     expect(res.status).toBe(201);
-    expect(res.json).toMatchObject({ username: name, presentation_name: name, admin: false, origin: "berth", links: { self: { href: `https://berth.test/v3/users/${res.json.guid}` } } });
+    expect(res.json).toMatchObject({ username: name, name, presentation_name: name, admin: false, origin: "berth", links: { self: { href: `https://berth.test/v3/users/${res.json.guid}` } } });
     expect(res.json.created_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
     expect(res.json.token).toMatch(/^bu_[A-Za-z0-9_-]{43}$/);
     const [row] = await db().select().from(users).where(eq(users.guid, res.json.guid));

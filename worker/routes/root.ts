@@ -1,8 +1,8 @@
 /**
  * @module Public discovery documents, as CC serves them: `GET /` (root links),
  * `GET /v3` (one link per v3 resource) and `GET /v3/info` (what this platform is).
- * Berth adds the apps domain (CC keeps it in `custom`-style operator data) so a
- * client can build default routes without an extra call.
+ * Berth adds `apps_domain` to both documents so a client (`berth push`) can
+ * build the default route `<app>.<apps_domain>` without another call.
  */
 import { Hono } from "hono";
 import { version } from "../../package.json";
@@ -47,7 +47,8 @@ root.get("/v3/info", (c) =>
     version,
     description: "Docker-image apps on your own Linux cells, with a serverless control plane",
     cli_version: { minimum: version, recommended: version },
-    custom: { apps_domain: c.env.APPS_DOMAIN },
+    apps_domain: c.env.APPS_DOMAIN,
+    custom: {},
     links: { self: link(c, "/v3/info"), support: null },
   }),
 );

@@ -31,6 +31,8 @@ export const presentUser = (c: Context, u: User) => ({
   created_at: u.createdAt,
   updated_at: u.updatedAt,
   username: u.name,
+  // `name` too: it is the field POST takes, and what clients look users up by.
+  name: u.name,
   presentation_name: u.name,
   origin: "berth",
   admin: u.admin,
