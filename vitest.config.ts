@@ -17,6 +17,8 @@ export default defineConfig({
                 ADMIN_TOKEN: "test-admin-token",
                 ENCRYPTION_KEY: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
                 LONG_POLL_HOLD_MS: "300",
+                // Short staging budget: the hanging-registry build fails in seconds.
+                STAGING_TIMEOUT_MS: "4000",
                 LOG_KEEP_LINES: "100",
                 LOG_LINES_PER_SECOND: "50",
               },
@@ -27,6 +29,8 @@ export default defineConfig({
           name: "worker",
           include: ["test/worker/**/*.test.ts"],
           setupFiles: ["./test/worker/apply-migrations.ts"],
+          // Registries and fault servers on loopback for the staging tests (workerd cannot start them).
+          globalSetup: ["./test/support/worker-global-setup.ts"],
         },
       },
       {

@@ -1,0 +1,223 @@
+/**
+ * Builds inside workerd against real registries on loopback (started by
+ * test/support/worker-global-setup.ts): app → package → build → STAGED
+ * droplet with CF's metadata, and every way staging fails, each FAILED with
+ * a message a user understands and no droplet written. The Stager's alarm is
+ * fired with runDurableObjectAlarm instead of waiting for it.
+ */
+import { runDurableObjectAlarm } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { eq } from "drizzle-orm";
+import { beforeAll, describe, expect, inject, it } from "vitest";
+import * as schema from "../../worker/db/schema";
+import { FIXTURES, HTTPD_PORT, MULTI_ARCH } from "../fixtures/images";
+import { makeApp, setDocker } from "./app-fixtures";
+import { ADMIN, addDeveloper, api, createSpace, createUser, db } from "./support";
+
+const { host } = inject("registry");
+const faults = inject("stagingRegistries");
+
+let space: { guid: string };
+let dev: { guid: string; token: string };
+
+beforeAll(async () => {
+  await setDocker(true);
+  // The Worker reaches plain-HTTP registries only when the admin lists them as insecure.
+  const access = await api("PATCH", "/v3/admin/docker_registry_access", { token: ADMIN, body: { insecure_registries: ["127.0.0.1"] } });
+  expect(access.status).toBe(200);
+  space = await createSpace();
+  dev = await createUser();
+  await addDeveloper(dev.guid, space.guid);
+});
+
+interface BuildJson { guid: string; state: string; error: string | null; droplet: { guid: string } | null; package: { guid: string }; links: Record<string, { href: string }> }
+
+async function packageFor(image: string, credentials?: { username: string; password: string }, token = dev.token) {
+  const app = await makeApp(space.guid, token);
+  const res = await api("POST", "/v3/packages", {
+    token, body: { type: "docker", relationships: { app: { data: { guid: app.guid } } }, data: { image, ...credentials } },
+  });
+  expect(res.status, JSON.stringify(res.json)).toBe(201);
+  return { app, pkg: res.json as { guid: string } };
+}
+
+/** Fires the build's Stager alarm until the build leaves STAGING (the alarm may also fire on its own). */
+async function finish(buildGuid: string, token = dev.token): Promise<BuildJson> {
+  const stub = env.STAGER.get(env.STAGER.idFromName(buildGuid));
+  for (let i = 0; i < 200; i++) {
+    await runDurableObjectAlarm(stub);
+    const res = await api("GET", `/v3/builds/${buildGuid}`, { token });
+    expect(res.status).toBe(200);
+    const build = res.json as BuildJson;
+    if (build.state !== "STAGING") return build;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`build ${buildGuid} still STAGING`);
+}
+
+async function stage(image: string, credentials?: { username: string; password: string }) {
+  const { app, pkg } = await packageFor(image, credentials);
+  const created = await api("POST", "/v3/builds", { token: dev.token, body: { package: { guid: pkg.guid } } });
+  expect(created.status, JSON.stringify(created.json)).toBe(201);
+  expect((created.json as BuildJson).state).toBe("STAGING");
+  return { app, pkg, build: await finish((created.json as BuildJson).guid) };
+}
+
+async function dropletsOf(appGuid: string) {
+  return db().select().from(schema.droplets).where(eq(schema.droplets.appGuid, appGuid));
+}
+
+describe("POST /v3/builds", () => {
+  it("stages the httpd image into a droplet with CF's execution metadata and the pinned image", async () => {
+    const { app, build, pkg } = await stage(`${host}/httpd:latest`);
+    expect(build).toMatchObject({ state: "STAGED", error: null, package: { guid: pkg.guid } });
+    expect(build.droplet).not.toBeNull();
+    expect(build.links.droplet!.href).toMatch(new RegExp(`/v3/droplets/${build.droplet!.guid}$`));
+
+    const res = await api("GET", `/v3/droplets/${build.droplet!.guid}`, { token: dev.token });
+    expect(res.status).toBe(200);
+    const droplet = res.json as Record<string, unknown>;
+    const entrypoint = FIXTURES.httpd.Entrypoint;
+    expect(droplet).toMatchObject({
+      state: "STAGED", lifecycle: { type: "docker", data: {} }, image: `${host}/httpd:latest`,
+      process_types: { web: entrypoint.join(" ") }, checksum: null, buildpacks: null, stack: null,
+      relationships: { app: { data: { guid: app.guid } } },
+    });
+    expect(JSON.parse(droplet.execution_metadata as string)).toEqual({ entrypoint, ports: [{ Port: HTTPD_PORT, Protocol: "tcp" }] });
+    expect(droplet.execution_metadata).toBe(`{"entrypoint":${JSON.stringify(entrypoint)},"ports":[{"Port":${HTTPD_PORT},"Protocol":"tcp"}]}`);
+
+    // What cells need is kept apart: the pinned digest, layers with diff_ids, the config.
+    const [row] = await dropletsOf(app.guid);
+    const head = await fetch(`http://${host}/v2/httpd/manifests/latest`, { method: "HEAD", headers: { accept: "application/vnd.oci.image.manifest.v1+json" } });
+    expect(row!.manifestDigest).toBe(head.headers.get("docker-content-digest"));
+    expect(row!.indexDigest).toBeNull();
+    const spec = row!.imageSpec as { layers: { diff_id: string; media_type: string }[]; config: { env: string[]; exposed_ports: unknown[] } };
+    expect(spec.layers).toHaveLength(2);
+    expect(spec.layers.every((l) => l.diff_id.startsWith("sha256:"))).toBe(true);
+    expect(spec.config.exposed_ports).toEqual([{ port: HTTPD_PORT, protocol: "tcp" }]);
+
+    const listed = await api("GET", `/v3/apps/${app.guid}/droplets`, { token: dev.token });
+    expect((listed.json as { resources: { guid: string }[] }).resources.map((d) => d.guid)).toEqual([build.droplet!.guid]);
+    const builds = await api("GET", `/v3/apps/${app.guid}/builds`, { token: dev.token });
+    expect((builds.json as { resources: { guid: string }[] }).resources.map((b) => b.guid)).toEqual([build.guid]);
+  });
+
+  it("pins the linux/amd64 manifest of a multi-platform image and keeps the index digest", async () => {
+    const { app, build } = await stage(`${host}/multi-arch`);
+    expect(build.state).toBe("STAGED");
+    const [row] = await dropletsOf(app.guid);
+    expect(JSON.parse(row!.executionMetadata)).toEqual({ cmd: MULTI_ARCH.amd64.Cmd });
+    expect(row!.indexDigest).toMatch(/^sha256:/);
+    expect(row!.manifestDigest).not.toBe(row!.indexDigest);
+  });
+
+  it("records user, workdir and every port (UDP too) as the builder does", async () => {
+    const ports = await stage(`${host}/ports`);
+    const [p] = await dropletsOf(ports.app.guid);
+    expect(JSON.parse(p!.executionMetadata).ports).toEqual([
+      { Port: 53, Protocol: "tcp" }, { Port: 53, Protocol: "udp" }, { Port: 8081, Protocol: "tcp" }, { Port: 8081, Protocol: "udp" }, { Port: 9090, Protocol: "tcp" },
+    ]);
+    const user = await stage(`${host}/user-uid-gid`);
+    const [u] = await dropletsOf(user.app.guid);
+    expect(JSON.parse(u!.executionMetadata)).toEqual({ cmd: FIXTURES["user-uid-gid"].Cmd, user: "1000:1001" });
+    const wd = await stage(`${host}/workdir-env`);
+    const [w] = await dropletsOf(wd.app.guid);
+    expect(JSON.parse(w!.executionMetadata)).toEqual({ cmd: FIXTURES["workdir-env"].Cmd, workdir: "/srv/app" });
+    expect((w!.imageSpec as { config: { env: string[] } }).config.env).toContain("GREETING=hello from the image");
+  });
+
+  it("pulls from a private registry with the package's credentials", async () => {
+    const { build } = await stage(`${faults.basic}/httpd`, { username: faults.basicUsername, password: faults.basicPassword });
+    expect(build.state).toBe("STAGED");
+  });
+
+  it("answers for the package, the flag and the caller before staging anything", async () => {
+    const { pkg } = await packageFor(`${host}/httpd`);
+    const outsider = await createUser();
+    const denied = await api("POST", "/v3/builds", { token: outsider.token, body: { package: { guid: pkg.guid } } });
+    expect(denied.status).toBe(422);
+    expect(denied.json.errors[0].detail).toMatch(/Unable to use package/);
+    expect((await api("POST", "/v3/builds", { token: dev.token, body: { package: { guid: "no-such-package" } } })).status).toBe(422);
+    expect((await api("POST", "/v3/builds", { token: dev.token, body: { package: {} } })).status).toBe(422);
+    expect((await api("POST", "/v3/builds", { body: { package: { guid: pkg.guid } } })).status).toBe(401);
+    expect((await api("GET", `/v3/builds/no-such-build`, { token: dev.token })).status).toBe(404);
+
+    await setDocker(false);
+    try {
+      const off = await api("POST", "/v3/builds", { token: ADMIN, body: { package: { guid: pkg.guid } } });
+      expect(off.status).toBe(403);
+      expect(off.json.errors[0]).toMatchObject({ code: 330002, title: "CF-FeatureDisabled", detail: "Feature Disabled: diego_docker" });
+    } finally {
+      await setDocker(true);
+    }
+  });
+
+  it("hides another space's builds and droplets", async () => {
+    const { build } = await stage(`${host}/cmd-only`);
+    const outsider = await createUser();
+    expect((await api("GET", `/v3/builds/${build.guid}`, { token: outsider.token })).status).toBe(404);
+    expect((await api("GET", `/v3/droplets/${build.droplet!.guid}`, { token: outsider.token })).status).toBe(404);
+    const list = await api("GET", "/v3/builds", { token: outsider.token });
+    expect((list.json as { resources: unknown[] }).resources).toEqual([]);
+  });
+});
+
+describe("failed builds", () => {
+  it.each([
+    ["an unknown tag", () => `${host}/httpd:no-such-tag`, undefined, /StagingError - Staging error: Image ".*httpd:no-such-tag" was not found: httpd has no tag no-such-tag/],
+    ["refused credentials", () => `${faults.basic}/httpd`, { username: faults.basicUsername, password: "wrong" }, /refused the username and password/],
+    ["missing credentials", () => `${faults.basic}/httpd`, undefined, /requires a username and password/],
+    ["a stopped registry", () => `${faults.stopped}/httpd`, undefined, /Cannot connect to http:\/\/127\.0\.0\.1:\d+/],
+    ["a registry that never answers", () => `${faults.hanging}/httpd`, undefined, /ran out of time/],
+    ["a tampered config blob", () => `${faults.tampered}/httpd`, undefined, /config of .* does not match its digest/],
+    ["an image with no command", () => `${host}/no-command`, undefined, /^StagingError - Staging error: Start command not specified$/],
+    ["a malformed reference", () => `${host}/Bad/Name`, undefined, /Invalid image reference .*lowercase/],
+  ])("%s", async (_name, image, credentials, message) => {
+    const { app, build } = await stage(image(), credentials);
+    expect(build.state).toBe("FAILED");
+    expect(build.error).toMatch(message);
+    expect(build.droplet).toBeNull();
+    expect(await dropletsOf(app.guid)).toEqual([]);
+    if (credentials) expect(JSON.stringify(build)).not.toContain(credentials.password);
+  });
+
+  it("stages an image without a command when the web process has one", async () => {
+    const { app, pkg } = await packageFor(`${host}/no-command`);
+    const patched = await api("PATCH", `/v3/apps/${app.guid}/processes/web`, { token: dev.token, body: { command: "/bin/busybox sleep 1" } });
+    expect(patched.status, JSON.stringify(patched.json)).toBe(200);
+    const created = await api("POST", "/v3/builds", { token: dev.token, body: { package: { guid: pkg.guid } } });
+    const build = await finish((created.json as BuildJson).guid);
+    expect(build.state).toBe("STAGED");
+  });
+});
+
+describe("staging on a cell", () => {
+  it("leaves builds for cell-only registries STAGING with staging_location cell", async () => {
+    const cellOnly = "registry.cells.internal:5000";
+    expect((await api("PATCH", "/v3/admin/docker_registry_access", { token: ADMIN, body: { cell_only_registries: [cellOnly] } })).status).toBe(200);
+    try {
+      const { pkg } = await packageFor(`${cellOnly}/app:1`);
+      const created = await api("POST", "/v3/builds", { token: dev.token, body: { package: { guid: pkg.guid } } });
+      expect(created.status).toBe(201);
+      const guid = (created.json as BuildJson).guid;
+      const [row] = await db().select().from(schema.builds).where(eq(schema.builds.guid, guid));
+      expect(row).toMatchObject({ state: "STAGING", stagingLocation: "cell" });
+    } finally {
+      await api("PATCH", "/v3/admin/docker_registry_access", { token: ADMIN, body: { cell_only_registries: [] } });
+    }
+  });
+
+  it("hands a TLS registry listed as insecure to a cell (Workers cannot skip verification)", async () => {
+    const { pkg } = await packageFor(`${faults.tls}/httpd`);
+    const created = await api("POST", "/v3/builds", { token: dev.token, body: { package: { guid: pkg.guid } } });
+    const guid = (created.json as BuildJson).guid;
+    const stub = env.STAGER.get(env.STAGER.idFromName(guid));
+    let row: typeof schema.builds.$inferSelect | undefined;
+    for (let i = 0; i < 100 && row?.stagingLocation !== "cell"; i++) {
+      await runDurableObjectAlarm(stub);
+      [row] = await db().select().from(schema.builds).where(eq(schema.builds.guid, guid));
+      if (row?.stagingLocation !== "cell") await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(row).toMatchObject({ state: "STAGING", stagingLocation: "cell", dropletGuid: null });
+  });
+});
