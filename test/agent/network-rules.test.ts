@@ -8,6 +8,16 @@ import type { NetworkRecord } from "../../agent/network/records";
 import { planRecovery } from "../../agent/network/recovery";
 import { containerResolvConf } from "../../agent/network/resolv-conf";
 
+const valid = {
+  cellName: "c1",
+  ifTag: "c1",
+  containerCidr: "10.255.0.0/22",
+  cellAddress: "198.18.0.1",
+  hostPorts: { min: 61001, max: 65000 },
+  runDir: "/run/berth/netns",
+  stateDir: "/var/lib/berth/network",
+};
+
 describe("ipv4", () => {
   it("converts addresses both ways, including the top bit", () => {
     expect(ipv4ToNumber("255.255.255.254")).toBe(0xfffffffe);
@@ -97,16 +107,7 @@ describe("planRecovery", () => {
 });
 
 describe("nft script", () => {
-  const config = parseNetworkConfig({
-    cellName: "c1",
-    ifTag: "c1",
-    containerCidr: "10.255.0.0/22",
-    cellAddress: "198.18.0.1",
-    hostPorts: { min: 61001, max: 65000 },
-    runDir: "/run/berth/netns",
-    stateDir: "/var/lib/berth/network",
-    denyNetworks: ["198.18.7.0/24"],
-  });
+  const config = parseNetworkConfig({ ...valid, denyNetworks: ["198.18.7.0/24"] });
   const mapping = { hostPort: 61001, containerIp: "10.255.0.2", appPort: 8080 };
 
   it("replaces the whole table in one transaction, with the mappings as map elements", () => {
@@ -131,15 +132,6 @@ describe("nft script", () => {
 });
 
 describe("network config", () => {
-  const valid = {
-    cellName: "c1",
-    ifTag: "c1",
-    containerCidr: "10.255.0.0/22",
-    cellAddress: "198.18.0.1",
-    hostPorts: { min: 61001, max: 65000 },
-    runDir: "/run/berth/netns",
-    stateDir: "/var/lib/berth/network",
-  };
 
   it("fills defaults", () => {
     const c = parseNetworkConfig(valid);
