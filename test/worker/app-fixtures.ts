@@ -4,7 +4,7 @@
  * tested on its own; these tests only need a droplet to point at).
  */
 import * as schema from "../../worker/db/schema";
-import { ADMIN, api, db, unique } from "./support";
+import { ADMIN, addDeveloper, api, createSpace, createUser, db, unique } from "./support";
 
 export async function setDocker(enabled: boolean, customErrorMessage: string | null = null) {
   const res = await api("PATCH", "/v3/feature_flags/diego_docker", { token: ADMIN, body: { enabled, custom_error_message: customErrorMessage } });
@@ -37,4 +37,13 @@ export async function makeStartableApp(spaceGuid: string, token = ADMIN) {
   const res = await api("PATCH", `/v3/apps/${app.guid}/relationships/current_droplet`, { token, body: { data: { guid: droplet } } });
   if (res.status !== 200) throw new Error(`set droplet failed: ${res.status} ${JSON.stringify(res.json)}`);
   return { ...app, droplet };
+}
+
+/** diego_docker on, a space, and a developer who is a member of it: the start of most app tests. */
+export async function dockerSpaceWithDeveloper() {
+  await setDocker(true);
+  const space = await createSpace();
+  const dev = await createUser();
+  await addDeveloper(dev.guid, space.guid);
+  return { space, dev };
 }

@@ -1,17 +1,14 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { eq } from "drizzle-orm";
 import * as schema from "../../worker/db/schema";
-import { ADMIN, addDeveloper, api, createSpace, createUser, db, unique } from "./support";
-import { insertDroplet, makeApp, makeStartableApp, setDocker } from "./app-fixtures";
+import { ADMIN, api, createSpace, db, unique } from "./support";
+import { dockerSpaceWithDeveloper, insertDroplet, makeApp, makeStartableApp } from "./app-fixtures";
 
 let space: { guid: string; name: string };
 let dev: { guid: string; token: string };
 
 beforeAll(async () => {
-  await setDocker(true);
-  space = await createSpace();
-  dev = await createUser();
-  await addDeveloper(dev.guid, space.guid);
+  ({ space, dev } = await dockerSpaceWithDeveloper());
 });
 
 const createBody = (name: string, spaceGuid: string, extra: Record<string, unknown> = {}) => ({

@@ -1,15 +1,12 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { makeApp, setDocker } from "./app-fixtures";
-import { ADMIN, addDeveloper, api, createSpace, createUser } from "./support";
+import { dockerSpaceWithDeveloper, makeApp } from "./app-fixtures";
+import { ADMIN, api } from "./support";
 
-let space: { guid: string };
+let space: { guid: string; name: string };
 let dev: { guid: string; token: string };
 
 beforeAll(async () => {
-  await setDocker(true);
-  space = await createSpace();
-  dev = await createUser();
-  await addDeveloper(dev.guid, space.guid);
+  ({ space, dev } = await dockerSpaceWithDeveloper());
 });
 
 const patch = (appGuid: string, vars: Record<string, unknown>, token = dev.token) =>

@@ -3,18 +3,15 @@ import { eq } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { openSecret, packageAad } from "../../worker/crypto/secrets";
 import * as schema from "../../worker/db/schema";
-import { makeApp, setDocker } from "./app-fixtures";
-import { ADMIN, addDeveloper, api, createSpace, createUser, db } from "./support";
+import { dockerSpaceWithDeveloper, makeApp } from "./app-fixtures";
+import { ADMIN, api, createSpace, createUser, db } from "./support";
 
-let space: { guid: string };
+let space: { guid: string; name: string };
 let dev: { guid: string; token: string };
 let app: { guid: string; name: string };
 
 beforeAll(async () => {
-  await setDocker(true);
-  space = await createSpace();
-  dev = await createUser();
-  await addDeveloper(dev.guid, space.guid);
+  ({ space, dev } = await dockerSpaceWithDeveloper());
   app = await makeApp(space.guid, dev.token);
 });
 

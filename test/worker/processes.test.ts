@@ -1,16 +1,13 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import * as schema from "../../worker/db/schema";
-import { makeApp, makeStartableApp, setDocker } from "./app-fixtures";
-import { ADMIN, addDeveloper, api, createSpace, createUser, db, unique } from "./support";
+import { dockerSpaceWithDeveloper, makeApp, makeStartableApp } from "./app-fixtures";
+import { ADMIN, api, db, unique } from "./support";
 
-let space: { guid: string };
+let space: { guid: string; name: string };
 let dev: { guid: string; token: string };
 
 beforeAll(async () => {
-  await setDocker(true);
-  space = await createSpace();
-  dev = await createUser();
-  await addDeveloper(dev.guid, space.guid);
+  ({ space, dev } = await dockerSpaceWithDeveloper());
 });
 
 describe("GET /v3/processes", () => {

@@ -100,7 +100,8 @@ beforeAll(async () => {
   tokens.anonymous = undefined;
 });
 
-describe("role matrix", () => {
+// Each case makes ~40 requests (and wakes the real scheduler): more than the default 5 s on a busy machine.
+describe("role matrix", { timeout: 60_000 }, () => {
   it.each(["admin", "member"])("%s: every endpoint succeeds", async (who) => {
     const f = await fixture();
     for (const e of ENDPOINTS) {

@@ -2,17 +2,14 @@ import { eq } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import * as schema from "../../worker/db/schema";
 import { appsDomainGuid } from "../../worker/presenters/routes";
-import { makeApp, setDocker } from "./app-fixtures";
-import { ADMIN, addDeveloper, api, createSpace, createUser, db, unique } from "./support";
+import { dockerSpaceWithDeveloper, makeApp } from "./app-fixtures";
+import { ADMIN, api, createSpace, createUser, db, unique } from "./support";
 
-let space: { guid: string };
+let space: { guid: string; name: string };
 let dev: { guid: string; token: string };
 
 beforeAll(async () => {
-  await setDocker(true);
-  space = await createSpace();
-  dev = await createUser();
-  await addDeveloper(dev.guid, space.guid);
+  ({ space, dev } = await dockerSpaceWithDeveloper());
 });
 
 async function tableVersion(): Promise<number> {

@@ -150,8 +150,8 @@ export interface ProcessChange {
 }
 
 /** Desired-state edits (no effect on running instances until a restart). */
-export async function updateProcess(db: Db, proc: Process, change: ProcessChange, request: Record<string, unknown>, actor: AuditEventInput["actor"], now: Date = new Date()): Promise<Process | undefined> {
-  const set: Partial<typeof processes.$inferInsert> = { updatedAt: isoNow(now) };
+export function updateProcess(db: Db, proc: Process, change: ProcessChange, request: Record<string, unknown>, actor: AuditEventInput["actor"], now: Date = new Date()) {
+  const set: ProcessSet = {};
   if (change.command !== undefined) set.command = change.command;
   if (change.user !== undefined) set.user = change.user;
   if (change.healthCheck) {
@@ -161,14 +161,7 @@ export async function updateProcess(db: Db, proc: Process, change: ProcessChange
     set.healthCheckInterval = change.healthCheck.interval;
     set.healthCheckEndpoint = change.healthCheck.endpoint;
   }
-  await db.batch([
-    db.update(processes).set(set).where(eq(processes.guid, proc.guid)),
-    auditEventIfChanged(db, {
-      type: "audit.app.process.update", actor, target: { guid: proc.appGuid, type: "app", name: proc.appName },
-      spaceGuid: proc.spaceGuid, data: { process_guid: proc.guid, process_type: proc.type, request }, now,
-    }),
-  ]);
-  return getProcess(db, proc.guid);
+  return writeProcess(db, proc, set, "audit.app.process.update", request, actor, now);
 }
 
 export interface Scale {
@@ -178,16 +171,26 @@ export interface Scale {
   logRateLimitInBytesPerSecond?: number;
 }
 
-export async function scaleProcess(db: Db, proc: Process, scale: Scale, request: Record<string, unknown>, actor: AuditEventInput["actor"], now: Date = new Date()): Promise<Process | undefined> {
-  const set: Partial<typeof processes.$inferInsert> = { updatedAt: isoNow(now) };
+export function scaleProcess(db: Db, proc: Process, scale: Scale, request: Record<string, unknown>, actor: AuditEventInput["actor"], now: Date = new Date()) {
+  const set: ProcessSet = {};
   if (scale.instances !== undefined) set.instances = scale.instances;
   if (scale.memoryInMb !== undefined) set.memoryInMb = scale.memoryInMb;
   if (scale.diskInMb !== undefined) set.diskInMb = scale.diskInMb;
   if (scale.logRateLimitInBytesPerSecond !== undefined) set.logRateLimitInBytesPerSecond = scale.logRateLimitInBytesPerSecond;
+  return writeProcess(db, proc, set, "audit.app.process.scale", request, actor, now);
+}
+
+type ProcessSet = Partial<typeof processes.$inferInsert>;
+
+/** One update of the process and its audit event (CC targets the app), in one batch. */
+async function writeProcess(
+  db: Db, proc: Process, set: ProcessSet, type: "audit.app.process.update" | "audit.app.process.scale",
+  request: Record<string, unknown>, actor: AuditEventInput["actor"], now: Date,
+): Promise<Process | undefined> {
   await db.batch([
-    db.update(processes).set(set).where(eq(processes.guid, proc.guid)),
+    db.update(processes).set({ ...set, updatedAt: isoNow(now) }).where(eq(processes.guid, proc.guid)),
     auditEventIfChanged(db, {
-      type: "audit.app.process.scale", actor, target: { guid: proc.appGuid, type: "app", name: proc.appName },
+      type, actor, target: { guid: proc.appGuid, type: "app", name: proc.appName },
       spaceGuid: proc.spaceGuid, data: { process_guid: proc.guid, process_type: proc.type, request }, now,
     }),
   ]);
