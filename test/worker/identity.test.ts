@@ -293,6 +293,18 @@ describe("roles", () => {
     }
   });
 
+  it("malformed or oversized bodies are 4xx on every create", async () => {
+    for (const path of ["/v3/spaces", "/v3/roles"]) {
+      const bad = await api("POST", path, { token: ADMIN, raw: "{\"type\":" });
+      expect(bad.status, path).toBe(400);
+      expect(bad.json.errors[0].code).toBe(1001);
+      const big = await api("POST", path, { token: ADMIN, body: { name: "x".repeat(300 * 1024) } });
+      expect(big.status, path).toBe(413);
+      const notObject = await api("POST", path, { token: ADMIN, raw: "\"space\"" });
+      expect(notObject.status, path).toBe(422);
+    }
+  });
+
   it("role matrix for creating roles", async () => {
     const body = roleBody(outsider.guid, space.guid);
     expect((await api("POST", "/v3/roles", { body })).json).toEqual(NOT_AUTHENTICATED);
