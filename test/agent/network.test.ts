@@ -16,6 +16,7 @@ import { native } from "../../agent/native/index";
 import { berthTables } from "../../agent/network/host";
 import {
   addIdleLink,
+  execIn,
   fetchIn,
   freeContainerCidr,
   hostSnapshot,
@@ -120,7 +121,8 @@ describe.sequential("NetworkManager on a real cell host", () => {
     expect(a.cellAddress).toBe(cell.address);
     for (const p of [a.hostPort, b.hostPort]) expect(p).toBeGreaterThanOrEqual(config.hostPorts.min);
     httpds.push(await startHttpd(a.netnsPath, "0.0.0.0", 8080, "hello from a"));
-    httpds.push(await startHttpd(b.netnsPath, "0.0.0.0", 9090, "hello from b"));
+    // b runs as the runtime will start it: joins the namespace first, then unshares its user namespace.
+    httpds.push(await startHttpd(b.netnsPath, "0.0.0.0", 9090, "hello from b", ["unshare", "--user", "--map-root-user"]));
 
     const [fromOutsideA, fromOutsideB, fromHostA, fromHostB] = await Promise.all([
       fetchIn(outside.netnsPath, `http://${cell.address}:${a.hostPort}/`),
@@ -135,6 +137,13 @@ describe.sequential("NetworkManager on a real cell host", () => {
     const addrs = await sh(["nsenter", `--net=${a.netnsPath}`, "ip", "-4", "-o", "addr"]);
     expect(addrs).toContain(`eth0    inet ${a.containerIp}/30`);
     expect(addrs).toContain("lo    inet 127.0.0.1/8");
+    expect(await sh(["nsenter", `--net=${a.netnsPath}`, "ip", "route"])).toContain(`default via ${a.gatewayIp} dev eth0`);
+  });
+
+  it("leaves the container's root, in its own user namespace, unable to change its addresses or routes", async () => {
+    const asContainerRoot = (argv: string[]) => execIn(a.netnsPath, ["unshare", "--user", "--map-root-user", ...argv]);
+    expect((await asContainerRoot(["ip", "addr", "add", "10.9.9.9/32", "dev", "eth0"])).code).not.toBe(0);
+    expect((await asContainerRoot(["ip", "route", "del", "default"])).code).not.toBe(0);
     expect(await sh(["nsenter", `--net=${a.netnsPath}`, "ip", "route"])).toContain(`default via ${a.gatewayIp} dev eth0`);
   });
 

@@ -143,15 +143,16 @@ export interface Httpd {
 
 /**
  * busybox httpd in a namespace serving `body` at / and the client's address
- * at /cgi-bin/peer (to see what masquerading made of it).
+ * at /cgi-bin/peer (to see what masquerading made of it); `wrapper` goes
+ * between nsenter and httpd (e.g. `unshare --user` to run it as a container would).
  */
-export async function startHttpd(netnsPath: string, bind: string, port: number, body: string): Promise<Httpd> {
+export async function startHttpd(netnsPath: string, bind: string, port: number, body: string, wrapper: string[] = []): Promise<Httpd> {
   const root = await mkdtemp(join(tmpdir(), "berth-httpd-"));
   await writeFile(join(root, "index.html"), body);
   await mkdir(join(root, "cgi-bin"));
   await writeFile(join(root, "cgi-bin", "peer"), '#!/bin/sh\nprintf "Content-Type: text/plain\\r\\n\\r\\n%s" "$REMOTE_ADDR"\n');
   await chmod(join(root, "cgi-bin", "peer"), 0o755);
-  const child = spawn("nsenter", [`--net=${netnsPath}`, "busybox", "httpd", "-f", "-p", `${bind}:${port}`, "-h", root], { stdio: "ignore" });
+  const child = spawn("nsenter", [`--net=${netnsPath}`, ...wrapper, "busybox", "httpd", "-f", "-p", `${bind}:${port}`, "-h", root], { stdio: "ignore" });
   const url = `http://${bind}:${port}/`;
   for (let i = 0; i < 100 && (await fetchIn(netnsPath, url, 1)) !== body; i++) await new Promise((r) => setTimeout(r, 20));
   return {
