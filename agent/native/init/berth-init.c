@@ -104,7 +104,6 @@ static void write_exit(int status) {
   int fd = openat(io_dir, "exit.json.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return;
   write_all(fd, text, (size_t)len);
-  fsync(fd);
   close(fd);
   renameat(io_dir, "exit.json.tmp", io_dir, "exit.json");
 }
