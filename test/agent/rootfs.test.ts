@@ -1,0 +1,177 @@
+// Root filesystems as containers see them, as root on this kernel: overlay of
+// idmapped cached layers (from the real fixture registry) plus a size-limited
+// upper on a loop-mounted ext4; ENOSPC past disk_mb; teardown that leaves no
+// mount, loop device or file behind; the chown fallback.
+import { execFileSync, spawnSync } from "node:child_process";
+import { chmodSync, closeSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { ImageStore } from "../../agent/images/image-store";
+import { LayerCache } from "../../agent/images/layer-cache";
+import { native } from "../../agent/native/index";
+import { idMapLine } from "../../agent/rootfs/id-map";
+import { RootfsManager } from "../../agent/rootfs/rootfs-manager";
+import type { InstanceImage } from "../../shared/protocol/image";
+import { resolveImage } from "../../shared/registry/resolve";
+
+const registry = inject("registry");
+const IDS = { base: 300000, size: 65536 };
+let base: string;
+let manager: RootfsManager;
+let images: ImageStore;
+let layersImage: InstanceImage;
+
+/** Runs argv inside a user namespace mapping container 0.. to IDS.base.., as container root. */
+export function inUserns(ids: { base: number; size: number }, argv: string[]) {
+  const line = idMapLine(ids);
+  const fd = native.fsUserNamespace(line, line);
+  try {
+    return spawnSync("nsenter", ["--user=/proc/self/fd/3", "-S", "0", "-G", "0", "--", ...argv], {
+      stdio: ["ignore", "pipe", "pipe", fd],
+      encoding: "utf8",
+      maxBuffer: 64 << 20,
+    });
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const mounted = (path: string) => readFileSync("/proc/self/mountinfo", "utf8").split("\n").some((l) => l.split(" ")[4] === path);
+
+beforeAll(async () => {
+  base = mkdtempSync(join(tmpdir(), "berth-rootfs-"));
+  // The container's root (an unprivileged host uid) must reach the root filesystem's path.
+  chmodSync(base, 0o755);
+  manager = await RootfsManager.open(join(base, "rootfs"));
+  images = new ImageStore({
+    cache: await LayerCache.open(join(base, "cache")),
+    fetch,
+    schemesFor: () => ["http"],
+    maxFileBytes: 2 ** 30,
+    maxUncompressedBytes: 2 ** 30,
+    gcThresholdBytes: 2 ** 40,
+  });
+  const ref = `${registry.host}/layers:latest`;
+  const r = await resolveImage(ref, { fetch, schemes: ["http"] });
+  layersImage = { ref, manifest_digest: r.manifest_digest, layers: r.layers };
+});
+afterAll(async () => {
+  await manager.close();
+  rmSync(base, { recursive: true, force: true });
+});
+
+describe("RootfsManager", () => {
+  it("uses idmapped mounts on this kernel", () => {
+    expect(manager.idmapped).toBe(true);
+    expect(manager.layerIdShift(IDS)).toBe(0);
+  });
+
+  it("mounts the layers with deletions applied and ids mapped into the container's range", async () => {
+    const layers = await images.pull(layersImage, { holder: "c-view" });
+    const rootfs = await manager.create("c-view", layers.map((l) => l.path), { ids: IDS, diskMb: 16 });
+    try {
+      const p = (x: string) => join(rootfs.path, x);
+      expect(readFileSync(p("data/keep.txt"), "utf8")).toBe("keep\n");
+      expect(readFileSync(p("etc/motd"), "utf8")).toBe("second\n");
+      expect(readFileSync(p("opaque/fresh.txt"), "utf8")).toBe("fresh\n");
+      for (const gone of ["data/gone.txt", "data/dir", "opaque/old.txt"]) expect(existsSync(p(gone))).toBe(false);
+      expect(readdirSync(p("opaque"))).toEqual(["fresh.txt"]);
+      // From the host: container ids shifted by the base; on disk the layer keeps the tar's ids.
+      expect(statSync(p("etc/passwd")).uid).toBe(IDS.base);
+      expect(statSync(p("home/app")).uid).toBe(IDS.base + 1000);
+      expect(statSync(join(layers[0]!.path, "home/app")).uid).toBe(1000);
+      expect(statSync(rootfs.path).uid).toBe(IDS.base);
+
+      // Inside the user namespace: the ids the image says, and root can write (copy-up into the upper).
+      const r = inUserns(IDS, ["sh", "-c", `stat -c '%u:%g %n' ${p("etc/passwd")} ${p("home/app")} && echo hi > ${p("etc/new")} && chown 1000:1000 ${p("etc/new")} && echo appended >> ${p("data/keep.txt")}`]);
+      expect(r.stderr).toBe("");
+      expect(r.stdout).toBe(`0:0 ${p("etc/passwd")}\n1000:1000 ${p("home/app")}\n`);
+      expect(statSync(p("etc/new")).uid).toBe(IDS.base + 1000);
+      // The cached layer is untouched by the container's write.
+      expect(readFileSync(join(layers[1]!.path, "data/keep.txt"), "utf8")).toBe("keep\n");
+      expect(readFileSync(p("data/keep.txt"), "utf8")).toBe("keep\nappended\n");
+    } finally {
+      await rootfs.destroy();
+    }
+  });
+
+  it("fails writes past disk_mb with ENOSPC and never fills the host", async () => {
+    const layers = await images.pull(layersImage, { holder: "c-full" });
+    const rootfs = await manager.create("c-full", layers.map((l) => l.path), { ids: IDS, diskMb: 8 });
+    try {
+      const r = inUserns(IDS, ["dd", "if=/dev/zero", `of=${join(rootfs.path, "fill")}`, "bs=1M", "count=32"]);
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toMatch(/No space left on device/);
+      expect(statSync(join(rootfs.path, "fill")).size).toBeLessThanOrEqual(8 << 20);
+    } finally {
+      await rootfs.destroy();
+    }
+  });
+
+  it("destroys everything: mounts, loop device, files", async () => {
+    const layers = await images.pull(layersImage, { holder: "c-gone" });
+    const rootfs = await manager.create("c-gone", layers.map((l) => l.path), { ids: IDS, diskMb: 8 });
+    const handle = JSON.parse(readFileSync(join(base, "rootfs/containers/c-gone/handle.json"), "utf8"));
+    const loopsBefore = execFileSync("losetup", ["-j", handle.upper.image], { encoding: "utf8" });
+    expect(loopsBefore).toContain(handle.upper.image);
+    expect(mounted(rootfs.path)).toBe(true);
+
+    await rootfs.destroy();
+    for (const m of [rootfs.path, handle.upper.mountpoint, ...handle.lowers]) expect(mounted(m)).toBe(false);
+    expect(existsSync(join(base, "rootfs/containers/c-gone"))).toBe(false);
+    expect(existsSync(handle.upper.image)).toBe(false);
+    expect(execFileSync("losetup", ["-a"], { encoding: "utf8" })).not.toContain(handle.upper.image);
+    await rootfs.destroy(); // idempotent
+    for (const l of layers) expect(existsSync(l.path)).toBe(true);
+  });
+
+  it("keeps containers' filesystems across a restart and can destroy them afterwards", async () => {
+    const root = join(base, "rootfs-restart");
+    const before = await RootfsManager.open(root, { spares: 1 });
+    const layers = await images.pull(layersImage, { holder: "c-restart" });
+    const rootfs = await before.create("c-restart", layers.map((l) => l.path), { ids: IDS, diskMb: 8 });
+    await before.prewarm(8);
+    // The agent dies here (no close); a new one opens the same directory.
+    const after = await RootfsManager.open(root, { spares: 0 });
+    expect(await after.list()).toEqual(["c-restart"]);
+    expect(mounted(rootfs.path)).toBe(true);
+    expect(readFileSync(join(rootfs.path, "data/keep.txt"), "utf8")).toBe("keep\n");
+    // Only the dead agent's spare was discarded: the container's upper remains.
+    expect(readdirSync(join(root, "uppers")).filter((n) => n.endsWith(".img"))).toHaveLength(1);
+    await after.destroy("c-restart");
+    expect(mounted(rootfs.path)).toBe(false);
+    expect(readdirSync(join(root, "uppers"))).toEqual([]);
+    await after.close();
+  });
+
+  it("refuses a second root filesystem for the same container and bad arguments", async () => {
+    const layers = await images.pull(layersImage, { holder: "c-dup" });
+    const rootfs = await manager.create("c-dup", layers.map((l) => l.path), { ids: IDS, diskMb: 8 });
+    try {
+      await expect(manager.create("c-dup", layers.map((l) => l.path), { ids: IDS, diskMb: 8 })).rejects.toMatchObject({ code: "EEXIST" });
+    } finally {
+      await rootfs.destroy();
+    }
+    await expect(manager.create("../x", [layers[0]!.path], { ids: IDS, diskMb: 8 })).rejects.toThrow(/invalid container id/);
+    await expect(manager.create("c-root", [layers[0]!.path], { ids: { base: 0, size: 65536 }, diskMb: 8 })).rejects.toThrow(/never host root/);
+    await expect(manager.create("c-tiny", [layers[0]!.path], { ids: IDS, diskMb: 1 })).rejects.toThrow(/disk_mb/);
+    expect(await manager.list()).not.toContain("c-tiny");
+  });
+
+  it("falls back to layers extracted with shifted ids when idmapped mounts are off", async () => {
+    const fallback = await RootfsManager.open(join(base, "rootfs-chown"), { idmappedMounts: false });
+    const shift = fallback.layerIdShift(IDS);
+    expect(shift).toBe(IDS.base);
+    const layers = await images.pull(layersImage, { holder: "c-chown", idShift: shift });
+    const rootfs = await fallback.create("c-chown", layers.map((l) => l.path), { ids: IDS, diskMb: 8 });
+    try {
+      expect(statSync(join(layers[0]!.path, "home/app")).uid).toBe(IDS.base + 1000);
+      const r = inUserns(IDS, ["stat", "-c", "%u:%g", join(rootfs.path, "home/app")]);
+      expect(r.stdout).toBe("1000:1000\n");
+    } finally {
+      await rootfs.destroy();
+      await fallback.close();
+    }
+  });
+});
