@@ -45,6 +45,13 @@ function hostFetch(url: string, localAddress?: string): Promise<string | undefin
   });
 }
 
+/** The IPv6 link-local address of a host interface (the container's way to the host over IPv6). */
+async function linkLocal(ifname: string): Promise<string> {
+  const match = /inet6 (fe80::[0-9a-f:]+)\//.exec(await sh(["ip", "-6", "-o", "addr", "show", "dev", ifname]));
+  if (!match) throw new Error(`${ifname} has no IPv6 link-local address`);
+  return match[1]!;
+}
+
 function listen(host: string, body: string): Promise<{ server: Server; port: number }> {
   const server = createServer((_req, res) => res.end(body));
   return new Promise((resolve) => server.listen(0, host, () => resolve({ server, port: (server.address() as { port: number }).port })));
@@ -166,20 +173,21 @@ describe.sequential("NetworkManager on a real cell host", () => {
 
   it("keeps a container from the host's services on every host address and on loopback", async () => {
     const token = `host-${uniqueTag(8)}`;
-    const anyAddr = await listen("0.0.0.0", token);
+    const anyAddr = await listen("::", token); // IPv4 and IPv6
     const loopback = await listen("127.0.0.1", token);
     try {
-      const [viaCell, viaGateway, viaOutsideLink, viaLoopback, controlOutside, controlLoopback] = await Promise.all([
+      const [viaCell, viaGateway, viaOutsideLink, viaLinkLocal6, viaLoopback, controlOutside, controlLoopback] = await Promise.all([
         fetchIn(a.netnsPath, `http://${cell.address}:${anyAddr.port}/`),
         fetchIn(a.netnsPath, `http://${a.gatewayIp}:${anyAddr.port}/`),
         fetchIn(a.netnsPath, `http://${outside.peerAddress}:${anyAddr.port}/`),
+        fetchIn(a.netnsPath, `http://[${await linkLocal(a.hostIfname)}%eth0]:${anyAddr.port}/`),
         fetchIn(a.netnsPath, `http://127.0.0.1:${loopback.port}/`),
         fetchIn(outside.netnsPath, `http://${cell.address}:${anyAddr.port}/`),
         hostFetch(`http://127.0.0.1:${loopback.port}/`),
       ]);
       expect(controlOutside).toBe(token);
       expect(controlLoopback).toBe(token);
-      expect([viaCell, viaGateway, viaOutsideLink, viaLoopback]).toEqual([undefined, undefined, undefined, undefined]);
+      expect([viaCell, viaGateway, viaOutsideLink, viaLinkLocal6, viaLoopback]).toEqual([undefined, undefined, undefined, undefined, undefined]);
     } finally {
       anyAddr.server.close();
       loopback.server.close();
@@ -196,19 +204,21 @@ describe.sequential("NetworkManager on a real cell host", () => {
 
   it("blocks by policy: without the table the same probes connect, and recover() puts it back", async () => {
     const token = `host-${uniqueTag(8)}`;
-    const service = await listen("0.0.0.0", token);
+    const service = await listen("::", token);
+    const gateway6 = await linkLocal(a.hostIfname);
     const probes = () =>
       Promise.all([
         fetchIn(a.netnsPath, `http://${b.containerIp}:9090/`),
         fetchIn(a.netnsPath, `http://${a.gatewayIp}:${service.port}/`),
+        fetchIn(a.netnsPath, `http://[${gateway6}%eth0]:${service.port}/`),
         fetchIn(a.netnsPath, "http://169.254.169.254/"),
       ]);
     try {
       await native.nftRun(`delete table inet berth_${config.cellName}`);
-      expect(await probes()).toEqual(["hello from b", token, "metadata"]);
+      expect(await probes()).toEqual(["hello from b", token, token, "metadata"]);
       const report = await manager.recover();
       expect(report.adopted.map((n) => n.containerId).sort()).toEqual(["app-a", "app-b"]);
-      expect(await probes()).toEqual([undefined, undefined, undefined]);
+      expect(await probes()).toEqual([undefined, undefined, undefined, undefined]);
       expect(await hostFetch(`http://${cell.address}:${b.hostPort}/`)).toBe("hello from b");
     } finally {
       service.server.close();
