@@ -5,21 +5,9 @@
  * it, the last release stops it.
  */
 import { buildAndPushFixtures } from "../fixtures/build-images";
+import type { ProvidedRegistry } from "./provided";
 import { startRegistry, type TestRegistry } from "./registry";
 
-/** What tests get through `inject("registry")`. */
-export interface ProvidedRegistry {
-  /** `127.0.0.1:PORT`, plain HTTP, anonymous. */
-  host: string;
-  /** The registry's storage: serve it again read-only with other auth or TLS (startRegistry `storageDir`). */
-  storageDir: string;
-}
-
-declare module "vitest" {
-  export interface ProvidedContext {
-    registry: ProvidedRegistry;
-  }
-}
 
 let shared: { registry: Promise<TestRegistry>; users: number } | undefined;
 

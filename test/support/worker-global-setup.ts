@@ -8,29 +8,10 @@
  * address where nothing listens.
  */
 import type { TestProject } from "vitest/node";
+import type { StagingRegistries } from "./provided";
 import { acquireFixtureRegistry, releaseFixtureRegistry } from "./fixture-registry";
 import { startHangingServer, startRegistry, stoppedAddress } from "./registry";
 import { corruptJson, startRegistryProxy } from "./registry-proxy";
-
-/** Every value is a `127.0.0.1:PORT`. */
-export interface StagingRegistries {
-  /** htpasswd Basic auth; user and password below. */
-  basic: string;
-  basicUsername: string;
-  basicPassword: string;
-  /** https with a CA nobody trusts: only a cell could use it. */
-  tls: string;
-  /** Serves the fixtures with every blob corrupted. */
-  tampered: string;
-  hanging: string;
-  stopped: string;
-}
-
-declare module "vitest" {
-  export interface ProvidedContext {
-    stagingRegistries: StagingRegistries;
-  }
-}
 
 export async function setup(project: TestProject) {
   const registry = await acquireFixtureRegistry();
@@ -43,9 +24,10 @@ export async function setup(project: TestProject) {
     startRegistryProxy(`http://${registry.host}`, (r) => (r.path.includes("/blobs/") ? { tamper: corruptJson } : undefined)),
   ]);
   project.provide("registry", registry);
-  project.provide("stagingRegistries", {
+  const provided: StagingRegistries = {
     basic: basic.host, basicUsername, basicPassword, tls: tls.host, tampered: tampered.host, hanging: hanging.host, stopped: await stoppedAddress(),
-  });
+  };
+  project.provide("stagingRegistries", provided);
   return async () => {
     await Promise.all([basic.stop(), tls.stop(), hanging.stop(), tampered.stop()]);
     await releaseFixtureRegistry();

@@ -11,11 +11,12 @@ import { eq } from "drizzle-orm";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import * as schema from "../../worker/db/schema";
 import { FIXTURES, HTTPD_PORT, MULTI_ARCH } from "../fixtures/images";
+import type { StagingRegistries } from "../support/provided";
 import { makeApp, setDocker } from "./app-fixtures";
 import { ADMIN, addDeveloper, api, createSpace, createUser, db } from "./support";
 
 const { host } = inject("registry");
-const faults = inject("stagingRegistries");
+const faults: StagingRegistries = inject("stagingRegistries");
 
 let space: { guid: string };
 let dev: { guid: string; token: string };
