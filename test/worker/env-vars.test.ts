@@ -85,6 +85,19 @@ describe("environment variables", () => {
     expect(Object.keys(now.json.var)).toEqual(["BIG1"]);
   });
 
+  it("counts bytes, not characters, and applies the cap at creation too", async () => {
+    const app = await makeApp(space.guid, dev.token);
+    // 50,000 three-byte characters: 150,000 bytes of JSON, under the cap in characters only.
+    const res = await patch(app.guid, { WIDE: "€".repeat(50_000) });
+    expect(res.status).toBe(422);
+    const create = await api("POST", "/v3/apps", {
+      token: dev.token,
+      body: { name: `big-${crypto.randomUUID()}`, relationships: { space: { data: { guid: space.guid } } }, environment_variables: { BIG: "x".repeat(140 * 1024) } },
+    });
+    expect(create.status).toBe(422);
+    expect(create.json.errors[0].detail).toBe("Environment variables would exceed 131072 bytes.");
+  });
+
   it("answers 404 for an unknown app", async () => {
     expect((await patch(crypto.randomUUID(), { A: "1" }, ADMIN)).status).toBe(404);
     expect((await api("GET", `/v3/apps/${crypto.randomUUID()}/environment_variables`, { token: ADMIN })).status).toBe(404);

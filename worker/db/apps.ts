@@ -210,7 +210,7 @@ export async function mergeEnvironmentVariables(
   const merged = sql`json_patch(${apps.environmentVariables}, ${json})`;
   const [rows] = await db.batch([
     db.update(apps).set({ environmentVariables: merged, updatedAt: isoNow(now) })
-      .where(and(eq(apps.guid, app.guid), sql`length(${merged}) <= ${MAX_ENV_JSON_BYTES}`))
+      .where(and(eq(apps.guid, app.guid), sql`length(cast(${merged} as blob)) <= ${MAX_ENV_JSON_BYTES}`))
       .returning({ env: apps.environmentVariables }),
     auditEventIfChanged(db, {
       type: "audit.app.environment_variables.update", actor, target: { guid: app.guid, type: "app", name: app.name },

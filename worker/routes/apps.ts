@@ -9,7 +9,7 @@ import { z } from "zod";
 import { requireUser } from "../auth/principal";
 import { linkerOf, reachableApp } from "../auth/scope";
 import {
-  type App, type AppAction, changeAppState, createApp, deleteApp, getCurrentDroplet, listApps, mergeEnvironmentVariables, renameApp, setCurrentDroplet,
+  type App, type AppAction, MAX_ENV_JSON_BYTES, changeAppState, createApp, deleteApp, getCurrentDroplet, listApps, mergeEnvironmentVariables, renameApp, setCurrentDroplet,
 } from "../db/apps";
 import { requireFeatureEnabled } from "../db/feature-flags";
 import { listPackages } from "../db/packages";
@@ -59,6 +59,8 @@ const listSchema = z.strictObject({
 const envPatchBody = z.strictObject({ var: envPatchSchema });
 const currentDropletBody = toOne;
 
+const envTooLarge = () => unprocessable(`Environment variables would exceed ${MAX_ENV_JSON_BYTES} bytes.`);
+
 const INVALID_SPACE = "Invalid space. Ensure that the space exists and you have access to it.";
 
 export const apps = new Hono<AppEnv>();
@@ -67,6 +69,7 @@ apps.post("/", async (c) => {
   const principal = requireUser(c);
   const body = await parseJson(c, createSchema);
   const spaceGuid = body.relationships.space.data.guid;
+  if (new TextEncoder().encode(JSON.stringify(body.environment_variables ?? {})).byteLength > MAX_ENV_JSON_BYTES) throw envTooLarge();
   if (!(await getSpace(c.var.db, spaceGuid, principal))) throw unprocessable(INVALID_SPACE);
   await requireFeatureEnabled(c.var.db, "diego_docker");
   const app = await createApp(c.var.db, { name: body.name, spaceGuid, environmentVariables: body.environment_variables ?? {} }, principal);
@@ -170,7 +173,7 @@ apps.patch("/:guid/environment_variables", async (c) => {
   const body = await parseJson(c, envPatchBody);
   const merged = await mergeEnvironmentVariables(c.var.db, app, body.var, principal);
   if (merged === undefined) throw resourceNotFound("App");
-  if (merged === "too_large") throw unprocessable("Environment variables would exceed 131072 bytes.");
+  if (merged === "too_large") throw envTooLarge();
   return c.json(presentEnvironmentVariables(app.guid, merged, linkerOf(c)));
 });
 
