@@ -34,6 +34,8 @@ export interface CellAgentDeps {
   clock?: Clock;
   /** Layer digests the image store holds (for placement). */
   cachedLayers(): Promise<string[]>;
+  /** Sees every desired set before it is applied (registry access changes). */
+  onDesiredSet?(set: DesiredSet): void;
   /** Resolves a staging task on this cell (registries only cells can reach). */
   stage(task: StagingTask, registryAccess: DesiredSet["registry_access"]): Promise<StagingOutcome>;
 }
@@ -148,6 +150,7 @@ export class CellAgent {
 
   /** Applies a desired set: start what is missing, stop what is not wanted. */
   async apply(set: DesiredSet): Promise<void> {
+    this.deps.onDesiredSet?.(set);
     const running = new Map([...this.runners].map(([g, r]) => [g, r.spec] as const));
     const plan = reconcile(set.instances, running);
     for (const guid of plan.stop) void this.stopInstance(guid);

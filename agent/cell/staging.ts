@@ -1,0 +1,35 @@
+/**
+ * @module Staging on a cell (DESIGN § Where staging runs): resolve the image
+ * metadata with the admin's CA certificates and insecure list, through the
+ * same shared client the Worker uses, for the host's own platform.
+ */
+import { arch } from "node:os";
+import type { RegistryAccess } from "../../shared/protocol/registry-access";
+import type { StagingTask } from "../../shared/protocol/staging";
+import { parseReference } from "../../shared/registry/reference";
+import { resolveImage } from "../../shared/registry/resolve";
+import { registrySchemes } from "../../shared/registry/session";
+import { createRegistryFetch } from "../images/registry-fetch";
+import type { StagingOutcome } from "./control-plane";
+
+/** Node's arch names → OCI's. */
+const OCI_ARCH: Record<string, string> = { x64: "amd64", arm64: "arm64", arm: "arm", ppc64: "ppc64le", s390x: "s390x" };
+
+export async function stageOnCell(task: StagingTask, access: RegistryAccess, timeoutMs = 120_000): Promise<StagingOutcome> {
+  const registryFetch = createRegistryFetch({ trustedCaCertificates: access.trusted_ca_certificates, insecureRegistries: access.insecure_registries });
+  try {
+    const ref = parseReference(task.image);
+    const image = await resolveImage(ref, {
+      fetch: registryFetch.fetch,
+      schemes: registrySchemes(ref.host, access.insecure_registries, { canSkipTlsVerify: true }),
+      platform: { os: "linux", architecture: OCI_ARCH[arch()] ?? arch() },
+      signal: AbortSignal.timeout(timeoutMs),
+      ...(task.credentials ? { credentials: task.credentials } : {}),
+    });
+    return { build_guid: task.build_guid, state: "STAGED", image };
+  } catch (e) {
+    return { build_guid: task.build_guid, state: "FAILED", error: (e as Error).message.slice(0, 1024) };
+  } finally {
+    await registryFetch.close();
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * @module The cell agent's configuration: a JSON file (`--config`) with flags
+ * laid over it, validated once with every default in one place.
+ */
+import { readFile } from "node:fs/promises";
+import { isAbsolute } from "node:path";
+import { z } from "zod";
+import { resourcesSchema } from "../shared/protocol/resources";
+
+const absolutePath = z.string().refine((p) => isAbsolute(p), "must be an absolute path");
+
+export const agentConfigSchema = z.strictObject({
+  /** The control plane, e.g. http://127.0.0.1:8787. */
+  api_url: z.string().url(),
+  /** One-time token from `POST /v3/cells/enrollment_tokens`; needed only until the cell has registered. */
+  enrollment_token: z.string().min(1).optional(),
+  name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,22}$/, "must be 1-23 of a-z, 0-9, '-'"),
+  zone: z.string().min(1).default("z1"),
+  /** The cell's address: where routers reach published ports. Never loopback. */
+  address: z.string().min(1),
+  state_dir: absolutePath,
+  capacity: resourcesSchema,
+  /** Host ports the apps are published on. */
+  port_range: z.strictObject({ min: z.number().int().min(1024).max(65535), max: z.number().int().min(1024).max(65535) }).default({ min: 61000, max: 61999 }),
+  container_cidr: z.string().default("10.254.0.0/22"),
+  /** Further networks containers may not reach (a control plane or registry on another host). */
+  deny_networks: z.array(z.string()).default([]),
+  cgroup_parent: z.string().regex(/^[a-z0-9_-]+$/).default("berth"),
+  heartbeat_interval_ms: z.number().int().min(100).default(5000),
+  log_ship_interval_ms: z.number().int().min(50).default(250),
+  /** Layer cache garbage collection starts above this size. */
+  layer_cache_max_bytes: z.number().int().min(0).default(10 * 1024 ** 3),
+  /** Shrinks health check timeouts and intervals (tests); 1 in production. */
+  time_scale: z.number().positive().max(1).default(1),
+  stop_grace_ms: z.number().int().min(0).default(10_000),
+  log_level: z.enum(["debug", "info", "warn", "error"]).default("info"),
+});
+
+export type AgentConfig = z.output<typeof agentConfigSchema>;
+
+/** Reads the file (if any), lays `overrides` over it and validates; the error names the field. */
+export async function loadAgentConfig(file: string | undefined, overrides: Record<string, unknown>): Promise<AgentConfig> {
+  const base = file ? (JSON.parse(await readFile(file, "utf8")) as Record<string, unknown>) : {};
+  const merged = { ...base, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };
+  const result = agentConfigSchema.safeParse(merged);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    throw new Error(`agent config: ${issue.path.join(".") || "(root)"} ${issue.message}`);
+  }
+  return result.data;
+}

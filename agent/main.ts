@@ -1,0 +1,146 @@
+/**
+ * @module The cell agent daemon: `tsx agent/main.ts --config cell.json [flags]`.
+ * Registers once, then long-polls, runs containers and reports. SIGTERM and
+ * SIGINT stop the agent but leave containers running for the next one to adopt.
+ */
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { Command } from "commander";
+import { pino } from "pino";
+import { retryDelay } from "./cell/backoff";
+import { CellAgent } from "./cell/agent";
+import { CellContainerDriver } from "./cell/container-driver";
+import { ControlPlaneClient } from "./cell/control-plane";
+import { loadOrRegister } from "./cell/identity";
+import { stageOnCell } from "./cell/staging";
+import { loadAgentConfig, type AgentConfig } from "./config";
+import { LayerCache } from "./images/layer-cache";
+import { LogShipper } from "./logs/shipper";
+import { parseNetworkConfig } from "./network/config";
+import { NetworkManager } from "./network/manager";
+import { RootfsManager } from "./rootfs/rootfs-manager";
+import { Runtime } from "./runtime/runtime";
+
+function parseFlags(argv: string[]) {
+  const int = (v: string) => Number.parseInt(v, 10);
+  const p = new Command("berth-agent")
+    .option("--config <file>", "JSON config file")
+    .option("--api <url>", "control plane URL")
+    .option("--enrollment-token <token>", "one-time enrollment token")
+    .option("--name <name>", "cell name")
+    .option("--zone <zone>", "availability zone")
+    .option("--address <ip>", "the cell's address (never loopback)")
+    .option("--state-dir <dir>", "state directory")
+    .option("--memory-mb <n>", "memory capacity", int)
+    .option("--disk-mb <n>", "disk capacity", int)
+    .option("--containers <n>", "container slots", int)
+    .option("--port-min <n>", "lowest host port", int)
+    .option("--port-max <n>", "highest host port", int)
+    .option("--container-cidr <cidr>", "cell-local container range")
+    .option("--cgroup-parent <name>", "cgroup directory for this agent's containers")
+    .option("--heartbeat-ms <n>", "heartbeat interval", int)
+    .option("--time-scale <x>", "shrink health-check timing (tests)", Number)
+    .option("--stop-grace-ms <n>", "SIGTERM → SIGKILL grace", int)
+    .parse(argv);
+  const o = p.opts();
+  const capacity = o.memoryMb !== undefined || o.diskMb !== undefined || o.containers !== undefined
+    ? { memory_mb: o.memoryMb ?? 4096, disk_mb: o.diskMb ?? 16384, containers: o.containers ?? 64 }
+    : undefined;
+  return {
+    file: o.config as string | undefined,
+    overrides: {
+      api_url: o.api, enrollment_token: o.enrollmentToken, name: o.name, zone: o.zone, address: o.address,
+      state_dir: o.stateDir, capacity, container_cidr: o.containerCidr, cgroup_parent: o.cgroupParent,
+      heartbeat_interval_ms: o.heartbeatMs, time_scale: o.timeScale, stop_grace_ms: o.stopGraceMs,
+      port_range: o.portMin !== undefined && o.portMax !== undefined ? { min: o.portMin, max: o.portMax } : undefined,
+    },
+  };
+}
+
+/** A 4-letter tag for host interface names, stable per cell name. */
+const ifTag = (name: string) => "c" + createHash("sha256").update(name).digest("hex").slice(0, 3);
+
+export async function startAgent(config: AgentConfig) {
+  const log = pino({ level: config.log_level, base: { cell: config.name }, redact: ["credentials", "*.password", "authorization"] });
+  let identity;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      identity = await loadOrRegister(config);
+      break;
+    } catch (e) {
+      const delay = retryDelay(attempt);
+      log.warn({ err: (e as Error).message, retryInMs: delay }, "registration failed");
+      if (!config.enrollment_token || /enrollment token|unreadable/.test((e as Error).message)) throw e;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+  log.info({ guid: identity.guid }, "cell registered");
+  const client = new ControlPlaneClient(config.api_url, identity.guid, identity.credential);
+  const cache = await LayerCache.open(join(config.state_dir, "layers"));
+  const rootfs = await RootfsManager.open(join(config.state_dir, "rootfs"));
+  const network = new NetworkManager(
+    parseNetworkConfig({
+      cellName: config.name.replaceAll("-", "_"),
+      ifTag: ifTag(config.name),
+      containerCidr: config.container_cidr,
+      cellAddress: config.address,
+      hostPorts: config.port_range,
+      runDir: join(config.state_dir, "netns"),
+      stateDir: join(config.state_dir, "network"),
+      denyNetworks: config.deny_networks,
+    }),
+  );
+  const recovered = await network.recover();
+  log.info({ adopted: recovered.adopted.length, discarded: recovered.discarded.length }, "network recovered");
+  const runtime = await Runtime.open({ stateDir: join(config.state_dir, "containers"), cgroupParent: config.cgroup_parent });
+  const logs = new LogShipper({
+    apiUrl: config.api_url, cellGuid: identity.guid, credential: identity.credential, stateDir: config.state_dir,
+    intervalMs: config.log_ship_interval_ms, ackTimeoutMs: 10_000, log,
+  });
+  const driver = new CellContainerDriver({
+    cache, rootfs, network, runtime, logs, log,
+    maxSlots: config.capacity.containers,
+    maxUncompressedLayerBytes: 8 * 1024 ** 3,
+    gcThresholdBytes: config.layer_cache_max_bytes,
+  });
+  const agent = new CellAgent(
+    {
+      stateDir: config.state_dir,
+      capacity: config.capacity,
+      heartbeatIntervalMs: config.heartbeat_interval_ms,
+      pollJitterMs: 50,
+      backoff: { baseMs: 250, maxMs: 10_000 },
+      runner: { startProbeIntervalMs: 100, stopGraceMs: config.stop_grace_ms, timeScale: config.time_scale },
+    },
+    {
+      client, driver, log,
+      cachedLayers: async () => cache.cachedDigests(),
+      onDesiredSet: (set) => driver.setRegistryAccess(set.registry_access),
+      stage: (task, access) => stageOnCell(task, access),
+    },
+  );
+  await agent.start();
+  logs.start();
+  log.info("cell agent running");
+  return {
+    agent,
+    async shutdown() {
+      await agent.shutdown();
+      await logs.stop();
+      log.info("cell agent stopped; containers keep running");
+    },
+  };
+}
+
+const isMain = import.meta.url === `file://${process.argv[1]}`;
+if (isMain) {
+  const flags = parseFlags(process.argv);
+  const config = await loadAgentConfig(flags.file, flags.overrides);
+  const running = await startAgent(config);
+  const stop = async () => {
+    await running.shutdown();
+    process.exit(0);
+  };
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+}
