@@ -1,8 +1,119 @@
+/**
+ * @module The scheduler: one Durable Object ("global") owns every convergence
+ * pass, so two passes never interleave (D1 has no interactive transactions: two
+ * concurrent passes could place one index twice).
+ *
+ * `POST /wake` runs a pass and answers with what it did; wakes that arrive while
+ * a pass runs share the one queued after it (it reads D1 after their change).
+ * The alarm runs a pass too, and every pass sets the alarm to the next moment
+ * something becomes due (a heartbeat expiry, a backoff end, an unplaced retry).
+ */
 import { DurableObject } from "cloudflare:workers";
+import { drizzle } from "drizzle-orm/d1";
 import type { Bindings } from "../env";
+import * as schema from "../db/schema";
+import type { ConvergenceConfig } from "../../shared/convergence/config";
+import { converge } from "../../shared/convergence/converge";
+import { nextDueAt } from "../../shared/convergence/next-due";
+import { readSnapshot } from "../scheduling/snapshot";
+import { applyPlan } from "../scheduling/apply-plan";
+import { convergenceConfig } from "../scheduling/config";
+import { notifyChannels } from "../scheduling/long-poll";
+import type { VersionSource } from "../scheduling/versions";
+
+export interface PassReport {
+  placed: { instance_guid: string; cell_guid: string }[];
+  unplaced: { instance_guid: string; placement_error: string }[];
+  stopped: string[];
+  replaced: string[];
+  lost_cells: string[];
+  /** ms since the epoch of the alarm set, or null. */
+  next_due_at: number | null;
+}
+
+const REGISTRY_ACCESS_SEEN = "registry_access_version";
 
 export class Scheduler extends DurableObject<Bindings> {
-  override async fetch(_request: Request): Promise<Response> {
-    return new Response(null, { status: 204 });
+  private running: Promise<PassReport> | null = null;
+  private queued: Promise<PassReport> | null = null;
+
+  override async fetch(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    if (request.method === "POST" && url.pathname === "/wake") {
+      try {
+        return Response.json(await this.wake());
+      } catch (err) {
+        // The waker (a request handler) must not fail because a pass did; the alarm retries.
+        console.error(JSON.stringify({ level: "error", msg: "convergence pass failed", error: String(err), stack: (err as Error).stack, cause: String((err as Error).cause ?? "") }));
+        return Response.json({ error: "convergence pass failed" }, { status: 500 });
+      }
+    }
+    return new Response("not found", { status: 404 });
+  }
+
+  override async alarm(): Promise<void> {
+    await this.wake();
+  }
+
+  /** Runs a pass now, or joins the one queued behind the running pass. */
+  wake(): Promise<PassReport> {
+    if (this.queued) return this.queued;
+    if (!this.running) return this.start();
+    const after = this.running.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.queued = after.then(() => {
+      this.queued = null;
+      return this.start();
+    });
+    return this.queued;
+  }
+
+  private start(): Promise<PassReport> {
+    const pass = this.pass().finally(() => {
+      if (this.running === pass) this.running = null;
+    });
+    this.running = pass;
+    return pass;
+  }
+
+  private async pass(): Promise<PassReport> {
+    const config = convergenceConfig(this.env);
+    try {
+      return await this.converge(config);
+    } catch (err) {
+      await this.ctx.storage.setAlarm(Date.now() + config.unplacedRetryMs);
+      throw err;
+    }
+  }
+
+  private async converge(config: ConvergenceConfig): Promise<PassReport> {
+    const db = drizzle(this.env.DB, { schema });
+    const now = Date.now();
+    const snap = await readSnapshot(db);
+    const plan = converge(snap.desired, snap.actual, snap.cells, now, config);
+    const outcome = await applyPlan(db, snap, plan, now, config);
+
+    // A registry access edit changes every cell's set (its version is part of theirs).
+    const seen = await this.ctx.storage.get<number>(REGISTRY_ACCESS_SEEN);
+    const cellsToNotify = new Set(outcome.touchedCells);
+    if (seen !== snap.registryAccessVersion) {
+      snap.cells.forEach((c) => cellsToNotify.add(c.guid));
+      await this.ctx.storage.put(REGISTRY_ACCESS_SEEN, snap.registryAccessVersion);
+    }
+    const sources: VersionSource[] = [...cellsToNotify].map((cellGuid) => ({ kind: "cell", cellGuid }));
+    if (outcome.routesChanged) sources.push({ kind: "routes_table" });
+    await notifyChannels(this.env, sources);
+
+    const due = [nextDueAt(snap.actual, snap.cells, now, config), outcome.unplaced.length > 0 ? now + config.unplacedRetryMs : null]
+      .filter((t): t is number => t !== null);
+    const next = due.length > 0 ? Math.min(...due) : null;
+    if (next === null) await this.ctx.storage.deleteAlarm();
+    else await this.ctx.storage.setAlarm(next);
+    return {
+      placed: outcome.placed, unplaced: outcome.unplaced, stopped: outcome.stopped, replaced: outcome.replaced,
+      lost_cells: outcome.lostCells, next_due_at: next,
+    };
   }
 }

@@ -1,0 +1,234 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { eq } from "drizzle-orm";
+import * as schema from "../../worker/db/schema";
+import { ADMIN, api, createSpace, createUser, db } from "./support";
+import { setDocker } from "./app-fixtures";
+import { appWithDroplet, enroll, heartbeat, instancesOfApp, pass, report } from "./cell-fixtures";
+
+let space: { guid: string };
+
+beforeAll(async () => {
+  space = await createSpace();
+  await setDocker(true);
+});
+
+describe("enrollment", () => {
+  it("gives admins a one-time token and refuses everyone else", async () => {
+    const dev = await createUser();
+    expect((await api("POST", "/v3/cells/enrollment_tokens", { body: { kind: "cell" } })).status).toBe(401);
+    expect((await api("POST", "/v3/cells/enrollment_tokens", { token: dev.token, body: { kind: "cell" } })).status).toBe(403);
+    const bad = await api("POST", "/v3/cells/enrollment_tokens", { token: ADMIN, body: { kind: "toaster" } });
+    expect(bad.status).toBe(422);
+    expect(bad.json.errors[0].detail).toMatch(/^kind: /);
+    const ok = await api("POST", "/v3/cells/enrollment_tokens", { token: ADMIN, body: { kind: "router" } });
+    expect(ok.status).toBe(201);
+    expect(ok.json).toMatchObject({ kind: "router", token: expect.stringMatching(/^be_/) });
+  });
+
+  it("registers a cell once per token and hands it a working credential", async () => {
+    const token = (await api("POST", "/v3/cells/enrollment_tokens", { token: ADMIN, body: { kind: "cell" } })).json.token;
+    const body = { protocol: 1, enrollment_token: token, name: "cell-a", zone: "z9", address: "10.9.0.1", capacity: { memory_mb: 2048, disk_mb: 4096, containers: 10 } };
+    const missing = await api("POST", "/v3/cells/register", { body: { ...body, zone: undefined } });
+    expect(missing.status).toBe(422);
+    expect(missing.json.errors[0].detail).toContain("zone");
+    const res = await api("POST", "/v3/cells/register", { body });
+    expect(res.status).toBe(201);
+    expect(res.json).toMatchObject({ protocol: 1, kind: "cell", name: "cell-a", credential: expect.stringMatching(/^bc_/) });
+    expect((await api("POST", "/v3/cells/register", { body })).status).toBe(401);
+    const set = await api("GET", `/v3/cells/${res.json.guid}/desired`, { token: res.json.credential });
+    expect(set.status).toBe(200);
+    expect(set.json).toMatchObject({ protocol: 1, instances: [], staging_tasks: [], registry_access: { version: 0 } });
+  });
+
+  it("refuses an unknown enrollment token and a wrong protocol version", async () => {
+    const res = await api("POST", "/v3/cells/register", { body: { protocol: 1, enrollment_token: "be_nope", name: "x" } });
+    expect(res.status).toBe(401);
+    expect(res.json.errors[0].title).toBe("CF-InvalidAuthToken");
+    const v2 = await api("POST", "/v3/cells/register", { body: { protocol: 2, enrollment_token: "be_nope", name: "x" } });
+    expect(v2.status).toBe(422);
+    expect(v2.json.errors[0].detail).toContain("protocol");
+  });
+
+  it("registers routers, whose credential reads the route table", async () => {
+    const router = await enroll("router");
+    const table = await api("GET", "/v3/routes/table", { token: router.credential });
+    expect(table.status).toBe(200);
+    expect(table.json).toMatchObject({ version: expect.any(Number), routes: expect.any(Array) });
+  });
+});
+
+describe("GET /v3/cells and drain", () => {
+  it("lists cells for admins only, with capacity, free, heartbeat and state", async () => {
+    const cell = await enroll("cell");
+    await api("POST", `/v3/cells/${cell.guid}/heartbeat`, { token: cell.credential, body: heartbeat([], { free: { memory_mb: 100, disk_mb: 200, containers: 3 } }) });
+    const list = await api("GET", "/v3/cells?per_page=5000", { token: ADMIN });
+    expect(list.status).toBe(200);
+    const mine = list.json.resources.find((c: { guid: string }) => c.guid === cell.guid);
+    expect(mine).toMatchObject({ zone: "z1", address: "10.1.0.1", state: "ACTIVE", capacity: { memory_mb: 4096 }, free: { memory_mb: 100, containers: 3 } });
+    expect(mine.last_heartbeat_at).toMatch(/Z$/);
+    expect((await api("GET", "/v3/cells", { token: cell.credential })).status).toBe(403);
+    expect((await api("GET", "/v3/cells", { token: (await createUser()).token })).status).toBe(403);
+  });
+
+  it("drains a cell (admin only) and 404s an unknown one", async () => {
+    const cell = await enroll("cell");
+    expect((await api("POST", `/v3/cells/${cell.guid}/actions/drain`, { token: cell.credential })).status).toBe(403);
+    const res = await api("POST", `/v3/cells/${cell.guid}/actions/drain`, { token: ADMIN });
+    expect(res.status).toBe(202);
+    expect(res.json.state).toBe("DRAINING");
+    expect((await api("POST", `/v3/cells/${crypto.randomUUID()}/actions/drain`, { token: ADMIN })).status).toBe(404);
+  });
+});
+
+describe("GET /v3/cells/:id/desired (long-poll)", () => {
+  it("lets a cell read only its own set", async () => {
+    const a = await enroll("cell");
+    const b = await enroll("cell");
+    expect((await api("GET", `/v3/cells/${b.guid}/desired`, { token: a.credential })).status).toBe(403);
+    expect((await api("GET", `/v3/cells/${a.guid}/desired`, { token: ADMIN })).status).toBe(403);
+    expect((await api("GET", `/v3/cells/${a.guid}/desired`)).status).toBe(401);
+    expect((await api("GET", `/v3/cells/${a.guid}/desired?after=-1`, { token: a.credential })).status).toBe(422);
+  });
+
+  it("answers 204 with nothing after the hold when the set did not change", async () => {
+    const cell = await enroll("cell");
+    const first = await api("GET", `/v3/cells/${cell.guid}/desired`, { token: cell.credential });
+    const started = Date.now();
+    const res = await api("GET", `/v3/cells/${cell.guid}/desired?after=${first.json.version}`, { token: cell.credential });
+    expect(res.status).toBe(204);
+    expect(res.json).toBeUndefined();
+    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+  });
+
+  it("answers the moment the set changes, with the whole set", async () => {
+    const cell = await enroll("cell");
+    const first = await api("GET", `/v3/cells/${cell.guid}/desired`, { token: cell.credential });
+    const started = Date.now();
+    const poll = api("GET", `/v3/cells/${cell.guid}/desired?after=${first.json.version}`, { token: cell.credential });
+    const app = await appWithDroplet(space.guid, { instances: 2 });
+    await db().update(schema.cells).set({ state: "DRAINING" }).where(eq(schema.cells.state, "ACTIVE"));
+    await db().update(schema.cells).set({ state: "ACTIVE" }).where(eq(schema.cells.guid, cell.guid));
+    expect((await api("POST", `/v3/apps/${app.guid}/actions/start`, { token: ADMIN })).status).toBe(200);
+    const res = await poll;
+    expect(res.status).toBe(200);
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(res.json.version).toBeGreaterThan(first.json.version);
+    expect(res.json.instances.map((i: { index: number }) => i.index).sort()).toEqual([0, 1]);
+    const spec = res.json.instances[0];
+    expect(spec).toMatchObject({
+      app_guid: app.guid, command: { kind: "exec", argv: ["/bin/httpd", "-f", "-p", "8000"] }, user: "nobody", workdir: "/www", port: 8000,
+      memory_mb: 256, health_check: { type: "port", timeout_s: 60 },
+    });
+    expect(spec.env).toMatchObject({ PATH: "/bin", FROM_IMAGE: "1", APP_VAR: "x", PORT: "8000", INSTANCE_GUID: spec.instance_guid });
+    expect(spec).not.toHaveProperty("package_guid");
+  });
+});
+
+describe("reports", () => {
+  async function placedInstance() {
+    const cell = await enroll("cell");
+    await db().update(schema.cells).set({ state: "DRAINING" }).where(eq(schema.cells.state, "ACTIVE"));
+    await db().update(schema.cells).set({ state: "ACTIVE" }).where(eq(schema.cells.guid, cell.guid));
+    const app = await appWithDroplet(space.guid);
+    await api("POST", `/v3/apps/${app.guid}/actions/start`, { token: ADMIN });
+    const [instance] = await instancesOfApp(app.guid);
+    expect(instance).toMatchObject({ cellGuid: cell.guid, state: "CLAIMED" });
+    return { cell, app, instance: instance! };
+  }
+
+  it("moves an instance to RUNNING once, however often the cell says so", async () => {
+    const { cell, instance } = await placedInstance();
+    const routesBefore = (await api("GET", "/v3/routes/table", { token: ADMIN })).json.version;
+    const send = () => api("POST", `/v3/cells/${cell.guid}/instances`, { token: cell.credential, body: { protocol: 1, instances: [report(instance.instanceGuid, "RUNNING")] } });
+    expect((await send()).status).toBe(200);
+    const [after1] = await db().select().from(schema.instances).where(eq(schema.instances.instanceGuid, instance.instanceGuid));
+    expect((await send()).status).toBe(200);
+    const [after2] = await db().select().from(schema.instances).where(eq(schema.instances.instanceGuid, instance.instanceGuid));
+    expect(after1).toMatchObject({ state: "RUNNING", hostPort: 61001 });
+    expect(after2!.since).toBe(after1!.since);
+    expect((await api("GET", "/v3/routes/table", { token: ADMIN })).json.version).toBe(routesBefore + 1);
+  });
+
+  it("records a crash with its exit details, counting per Diego", async () => {
+    const { cell, app, instance } = await placedInstance();
+    const crash = report(instance.instanceGuid, "CRASHED", { exit: { status: 137, signal: "SIGKILL", oom: true }, reason: null });
+    const send = () => api("POST", `/v3/cells/${cell.guid}/instances`, { token: cell.credential, body: { protocol: 1, instances: [crash] } });
+    expect((await send()).status).toBe(200);
+    expect((await send()).status).toBe(200);
+    const rows = await instancesOfApp(app.guid);
+    const crashed = rows.find((r) => r.instanceGuid === instance.instanceGuid);
+    // The crash woke the scheduler: a first crash restarts at once, as a new instance with the count carried.
+    expect(crashed).toBeUndefined();
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ index: 0, crashCount: 1, state: "CLAIMED" });
+    const events = await db().select().from(schema.auditEvents).where(eq(schema.auditEvents.targetGuid, app.guid));
+    const crashes = events.filter((e) => e.type === "app.crash");
+    expect(crashes).toHaveLength(1);
+    expect(crashes[0]!.data).toMatchObject({ instance: instance.instanceGuid, index: 0, exit_status: 137, exit_signal: "SIGKILL", oom: true, exit_description: "out of memory", reason: "OOM", crash_count: 1 });
+    expect(events.map((e) => e.type)).toContain("app.instances_replaced");
+  });
+
+  it("refuses reports for another cell's instance or an unknown one, writing nothing", async () => {
+    const { instance } = await placedInstance();
+    const other = await enroll("cell");
+    const theirs = await api("POST", `/v3/cells/${other.guid}/instances`, { token: other.credential, body: { protocol: 1, instances: [report(instance.instanceGuid, "RUNNING")] } });
+    expect(theirs.status).toBe(403);
+    const unknown = await api("POST", `/v3/cells/${other.guid}/instances`, { token: other.credential, body: { protocol: 1, instances: [report(crypto.randomUUID(), "RUNNING")] } });
+    expect(unknown.status).toBe(403);
+    const forOther = await api("POST", `/v3/cells/${instance.cellGuid}/instances`, { token: other.credential, body: { protocol: 1, instances: [report(instance.instanceGuid, "RUNNING")] } });
+    expect(forOther.status).toBe(403);
+    const [row] = await db().select().from(schema.instances).where(eq(schema.instances.instanceGuid, instance.instanceGuid));
+    expect(row!.state).toBe("CLAIMED");
+    // A repeated STOPPED for an instance already gone is fine.
+    expect((await api("POST", `/v3/cells/${other.guid}/instances`, { token: other.credential, body: { protocol: 1, instances: [report(crypto.randomUUID(), "STOPPED")] } })).status).toBe(200);
+    expect((await api("POST", `/v3/cells/${other.guid}/instances`, { token: other.credential, body: { protocol: 1, instances: [] } })).status).toBe(422);
+  });
+
+  it("heartbeats renew the cell, apply reports, skip foreign ones and forget stopped instances", async () => {
+    const { cell, app, instance } = await placedInstance();
+    const foreign = crypto.randomUUID();
+    const res = await api("POST", `/v3/cells/${cell.guid}/heartbeat`, { token: cell.credential, body: heartbeat([report(instance.instanceGuid, "RUNNING"), report(foreign, "RUNNING")], { cached_layers: [`sha256:${"b".repeat(64)}`] }) });
+    expect(res.status).toBe(200);
+    expect(res.json.skipped).toEqual([{ instance_guid: foreign, reason: `instance ${foreign} is not placed on this cell` }]);
+    const [c] = await db().select().from(schema.cells).where(eq(schema.cells.guid, cell.guid));
+    expect(c!.lastHeartbeatAt).toBeGreaterThan(Date.now() - 5_000);
+    expect(c!.cachedLayers).toEqual([`sha256:${"b".repeat(64)}`]);
+    expect((await instancesOfApp(app.guid))[0]!.state).toBe("RUNNING");
+
+    expect((await api("POST", `/v3/apps/${app.guid}/actions/stop`, { token: ADMIN })).status).toBe(200);
+    expect((await instancesOfApp(app.guid))[0]!.state).toBe("STOPPING");
+    const set = await api("GET", `/v3/cells/${cell.guid}/desired`, { token: cell.credential });
+    // (Other tests' instances evacuate onto this cell: only this app's must be gone.)
+    expect(set.json.instances.filter((i: { app_guid: string }) => i.app_guid === app.guid)).toEqual([]);
+    await api("POST", `/v3/cells/${cell.guid}/heartbeat`, { token: cell.credential, body: heartbeat([]) });
+    expect(await instancesOfApp(app.guid)).toEqual([]);
+  });
+
+  it("brings a LOST cell back with its first heartbeat", async () => {
+    const cell = await enroll("cell");
+    await db().update(schema.cells).set({ state: "LOST" }).where(eq(schema.cells.guid, cell.guid));
+    await api("POST", `/v3/cells/${cell.guid}/heartbeat`, { token: cell.credential, body: heartbeat([]) });
+    const [c] = await db().select().from(schema.cells).where(eq(schema.cells.guid, cell.guid));
+    expect(c!.state).toBe("ACTIVE");
+  });
+
+  it("rejects a malformed heartbeat naming the field", async () => {
+    const cell = await enroll("cell");
+    const res = await api("POST", `/v3/cells/${cell.guid}/heartbeat`, { token: cell.credential, body: heartbeat([], { free: { memory_mb: -1, disk_mb: 0, containers: 0 } }) });
+    expect(res.status).toBe(422);
+    expect(res.json.errors[0].detail).toMatch(/^free\.memory_mb/);
+  });
+});
+
+describe("GET /v3/routes/table", () => {
+  it("is for routers and admins only, and holds a poll until the table changes", async () => {
+    expect((await api("GET", "/v3/routes/table", { token: (await createUser()).token })).status).toBe(403);
+    const cell = await enroll("cell");
+    expect((await api("GET", "/v3/routes/table", { token: cell.credential })).status).toBe(403);
+    const router = await enroll("router");
+    const first = await api("GET", "/v3/routes/table", { token: router.credential });
+    const idle = await api("GET", `/v3/routes/table?after=${first.json.version}`, { token: router.credential });
+    expect(idle.status).toBe(204);
+    await pass();
+  });
+});

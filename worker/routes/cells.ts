@@ -1,0 +1,146 @@
+/**
+ * @module `/v3/cells`: enrolling cells and routers, the admin's view of cells,
+ * draining, and the agent protocol (shared/protocol): desired-set long-poll,
+ * heartbeats and instance reports. A cell's credential reaches only its own
+ * `/v3/cells/:id/...`; another cell's id answers 403.
+ */
+import { Hono, type Context } from "hono";
+import { z } from "zod";
+import type { AppEnv } from "../env";
+import { requireAdmin, requireCell } from "../auth/principal";
+import { linkerOf } from "../auth/scope";
+import { invalidAuthToken, notAuthorized, resourceNotFound, unprocessable } from "../errors";
+import { describeIssues, pageQuery, parseJson, parseQuery } from "../http/validate";
+import { paginated } from "../http/pagination";
+import { wakeAfterCommit } from "../http/wake-after-commit";
+import type { Linker } from "../presenters/links";
+import { desiredQuerySchema } from "../../shared/protocol/desired-set";
+import {
+  cellRegistrationSchema, enrollmentTokenRequestSchema, registrationBaseSchema, routerRegistrationSchema,
+} from "../../shared/protocol/enrollment";
+import { heartbeatSchema, instanceReportsSchema } from "../../shared/protocol/heartbeat";
+import { PROTOCOL_VERSION } from "../../shared/protocol/version";
+import {
+  createEnrollmentToken, drainCell, enrollmentKind, getCell, listCells, registerCell, registerRouter, type CellRecord,
+} from "../scheduling/cells-repo";
+import { buildDesiredSet } from "../scheduling/desired-set";
+import { holdUntilChanged, notifyChannels } from "../scheduling/long-poll";
+import { recordHeartbeat, recordInstanceReports, type ReportOutcome } from "../scheduling/reports";
+import { readCellSetVersion, type VersionSource } from "../scheduling/versions";
+import { convergenceConfig } from "../scheduling/config";
+
+export const cellsApi = new Hono<AppEnv>();
+
+function presentCell(cell: CellRecord, l: Linker) {
+  return {
+    guid: cell.guid,
+    name: cell.name,
+    zone: cell.zone,
+    address: cell.address,
+    state: cell.state,
+    capacity: cell.capacity,
+    free: cell.free,
+    instances: cell.instances,
+    last_heartbeat_at: cell.lastHeartbeatAt === null ? null : new Date(cell.lastHeartbeatAt).toISOString(),
+    desired_version: cell.desiredVersion,
+    created_at: cell.createdAt,
+    updated_at: cell.updatedAt,
+    links: { self: l(`/v3/cells/${cell.guid}`), drain: { ...l(`/v3/cells/${cell.guid}/actions/drain`), method: "POST" } },
+  };
+}
+
+cellsApi.post("/enrollment_tokens", async (c) => {
+  requireAdmin(c);
+  const { kind } = await parseJson(c, enrollmentTokenRequestSchema);
+  const { token, createdAt } = await createEnrollmentToken(c.var.db, kind, new Date());
+  return c.json({ kind, token, created_at: createdAt }, 201);
+});
+
+cellsApi.post("/register", async (c) => {
+  // The enrollment token is the credential here: no bearer token needed.
+  const body = await parseJson(c, registrationBaseSchema.loose());
+  const kind = await enrollmentKind(c.var.db, body.enrollment_token);
+  if (!kind) throw invalidAuthToken();
+  const now = new Date();
+  if (kind === "cell") {
+    const parsed = cellRegistrationSchema.safeParse(body);
+    if (!parsed.success) throw unprocessable(describeIssues(parsed.error));
+    const { enrollment_token, protocol: _p, ...cell } = parsed.data;
+    const registered = await registerCell(c.var.db, enrollment_token, cell, now);
+    if (!registered) throw invalidAuthToken();
+    await wakeAfterCommit(c, "cell registered");
+    return c.json({ protocol: PROTOCOL_VERSION, kind, ...registered }, 201);
+  }
+  const parsed = routerRegistrationSchema.safeParse(body);
+  if (!parsed.success) throw unprocessable(describeIssues(parsed.error));
+  const registered = await registerRouter(c.var.db, parsed.data.enrollment_token, parsed.data.name, now);
+  if (!registered) throw invalidAuthToken();
+  return c.json({ protocol: PROTOCOL_VERSION, kind, ...registered }, 201);
+});
+
+cellsApi.get("/", async (c) => {
+  requireAdmin(c);
+  const q = parseQuery(c, z.strictObject(pageQuery));
+  const { total, cells } = await listCells(c.var.db, q.page, q.per_page);
+  const l = linkerOf(c);
+  return c.json(paginated(c.req.url, q, total, cells.map((cell) => presentCell(cell, l))));
+});
+
+cellsApi.get("/:id", async (c) => {
+  requireAdmin(c);
+  const cell = await getCell(c.var.db, c.req.param("id"));
+  if (!cell) throw resourceNotFound("Cell");
+  return c.json(presentCell(cell, linkerOf(c)));
+});
+
+cellsApi.post("/:id/actions/drain", async (c) => {
+  requireAdmin(c);
+  const guid = c.req.param("id");
+  if (!(await drainCell(c.var.db, guid, new Date()))) throw resourceNotFound("Cell");
+  await wakeAfterCommit(c, "cell draining");
+  return c.json(presentCell((await getCell(c.var.db, guid))!, linkerOf(c)), 202);
+});
+
+cellsApi.get("/:id/desired", async (c) => {
+  const cellGuid = c.req.param("id");
+  requireCell(c, cellGuid);
+  const { after } = parseQuery(c, desiredQuerySchema);
+  if (after !== undefined && (await readCellSetVersion(c.var.db, cellGuid)) === after) {
+    const changed = await holdUntilChanged(c.env, { kind: "cell", cellGuid }, after, c.req.raw.signal);
+    if (!changed) return c.body(null, 204);
+  }
+  const set = await buildDesiredSet(c.var.db, c.env, cellGuid);
+  if (!set) throw notAuthorized();
+  // A set can move on between the notify and this read: it is still the newest, never stale.
+  return c.json(set);
+});
+
+/** After a report: tell routers and the cell what moved, and let the scheduler converge. */
+async function afterReport(c: Context<AppEnv>, cellGuid: string, outcome: ReportOutcome, reason: string): Promise<void> {
+  const sources: VersionSource[] = [];
+  if (outcome.routesChanged) sources.push({ kind: "routes_table" });
+  if (outcome.cellSetChanged) sources.push({ kind: "cell", cellGuid });
+  await notifyChannels(c.env, sources);
+  if (outcome.wake) await wakeAfterCommit(c, reason);
+}
+
+cellsApi.post("/:id/heartbeat", async (c) => {
+  const cellGuid = c.req.param("id");
+  const cell = requireCell(c, cellGuid);
+  const heartbeat = await parseJson(c, heartbeatSchema);
+  const outcome = await recordHeartbeat(c.var.db, cell, cellGuid, heartbeat, Date.now(), convergenceConfig(c.env).restart);
+  await afterReport(c, cellGuid, outcome, "cell heartbeat");
+  // Reports for instances no longer on this cell are skipped, and named so the agent can log them.
+  return c.json({ protocol: PROTOCOL_VERSION, skipped: outcome.rejected });
+});
+
+cellsApi.post("/:id/instances", async (c) => {
+  const cellGuid = c.req.param("id");
+  const cell = requireCell(c, cellGuid);
+  const { instances } = await parseJson(c, instanceReportsSchema);
+  const outcome = await recordInstanceReports(c.var.db, cell, cellGuid, instances, Date.now(), convergenceConfig(c.env).restart);
+  // Nothing was written: a cell reports only for instances placed on it.
+  if (outcome.rejected.length > 0) throw notAuthorized();
+  await afterReport(c, cellGuid, outcome, "instance state change");
+  return c.json({ protocol: PROTOCOL_VERSION, skipped: [] });
+});

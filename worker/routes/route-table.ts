@@ -1,0 +1,25 @@
+/**
+ * @module `GET /v3/routes/table?after=VERSION` (shared/protocol/route-table.ts):
+ * routers (and admins) long-poll the route table; held by the "routes_table"
+ * CellChannel object, answered at once when the counter moves, 204 after the hold.
+ */
+import { Hono } from "hono";
+import type { AppEnv } from "../env";
+import { requireRouter } from "../auth/principal";
+import { parseQuery } from "../http/validate";
+import { routeTableQuerySchema } from "../../shared/protocol/route-table";
+import { ROUTES_TABLE_COUNTER, readCounter } from "../db/counters";
+import { buildRouteTable } from "../scheduling/route-table";
+import { holdUntilChanged } from "../scheduling/long-poll";
+
+export const routeTableApi = new Hono<AppEnv>();
+
+routeTableApi.get("/", async (c) => {
+  requireRouter(c);
+  const { after } = parseQuery(c, routeTableQuerySchema);
+  if (after !== undefined && (await readCounter(c.var.db, ROUTES_TABLE_COUNTER)) === after) {
+    const changed = await holdUntilChanged(c.env, { kind: "routes_table" }, after, c.req.raw.signal);
+    if (!changed) return c.body(null, 204);
+  }
+  return c.json(await buildRouteTable(c.var.db));
+});

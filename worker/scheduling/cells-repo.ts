@@ -1,0 +1,104 @@
+/**
+ * @module Cells and enrollment in D1: one-time enrollment tokens, registration
+ * (a cell or a router trades its token once for a credential), listing and
+ * draining.
+ */
+import { and, asc, count, eq, isNull, sql } from "drizzle-orm";
+import type { Db } from "../env";
+import type { EnrollmentKind } from "../../shared/protocol/enrollment";
+import type { Resources } from "../../shared/protocol/resources";
+import { cells, enrollmentTokens, instances, routers } from "../db/schema";
+import { hashToken, newToken } from "../auth/tokens";
+import { isoNow, newGuid } from "../http/ids";
+
+export async function createEnrollmentToken(db: Db, kind: EnrollmentKind, now: Date): Promise<{ token: string; createdAt: string }> {
+  const token = newToken("enrollment");
+  const createdAt = isoNow(now);
+  await db.insert(enrollmentTokens).values({ tokenHash: await hashToken(token), kind, createdAt });
+  return { token, createdAt };
+}
+
+/** The kind of an unused enrollment token, or undefined when it is unknown or spent. */
+export async function enrollmentKind(db: Db, token: string): Promise<EnrollmentKind | undefined> {
+  const [row] = await db.select({ kind: enrollmentTokens.kind }).from(enrollmentTokens)
+    .where(and(eq(enrollmentTokens.tokenHash, await hashToken(token)), isNull(enrollmentTokens.usedAt))).limit(1);
+  return row?.kind;
+}
+
+/** Spends the token; false when another registration spent it first. */
+async function spend(db: Db, token: string, now: Date): Promise<boolean> {
+  const res = await db.update(enrollmentTokens).set({ usedAt: isoNow(now) })
+    .where(and(eq(enrollmentTokens.tokenHash, await hashToken(token)), isNull(enrollmentTokens.usedAt)));
+  return res.meta.changes === 1;
+}
+
+export interface Registered {
+  guid: string;
+  name: string;
+  credential: string;
+}
+
+export async function registerCell(
+  db: Db,
+  token: string,
+  cell: { name: string; zone: string; address: string; capacity: Resources },
+  now: Date,
+): Promise<Registered | undefined> {
+  if (!(await spend(db, token, now))) return undefined;
+  const guid = newGuid();
+  const credential = newToken("cell");
+  await db.insert(cells).values({
+    guid, name: cell.name, zone: cell.zone, address: cell.address, tokenHash: await hashToken(credential),
+    capacity: cell.capacity, state: "ACTIVE", createdAt: isoNow(now), updatedAt: isoNow(now),
+  });
+  return { guid, name: cell.name, credential };
+}
+
+export async function registerRouter(db: Db, token: string, name: string, now: Date): Promise<Registered | undefined> {
+  if (!(await spend(db, token, now))) return undefined;
+  const guid = newGuid();
+  const credential = newToken("router");
+  await db.insert(routers).values({ guid, name, tokenHash: await hashToken(credential), createdAt: isoNow(now), updatedAt: isoNow(now) });
+  return { guid, name, credential };
+}
+
+export interface CellRecord {
+  guid: string;
+  name: string;
+  zone: string;
+  address: string;
+  state: "ACTIVE" | "DRAINING" | "LOST";
+  capacity: Resources;
+  free: Resources | null;
+  lastHeartbeatAt: number | null;
+  desiredVersion: number;
+  instances: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+const cellColumns = {
+  guid: cells.guid, name: cells.name, zone: cells.zone, address: cells.address, state: cells.state, capacity: cells.capacity,
+  free: cells.free, lastHeartbeatAt: cells.lastHeartbeatAt, desiredVersion: cells.desiredVersion, createdAt: cells.createdAt,
+  updatedAt: cells.updatedAt,
+  instances: sql<number>`(select count(*) from ${instances} where ${instances.cellGuid} = ${cells.guid})`,
+};
+
+export async function listCells(db: Db, page: number, perPage: number): Promise<{ total: number; cells: CellRecord[] }> {
+  const [totals, rows] = await db.batch([
+    db.select({ n: count() }).from(cells),
+    db.select(cellColumns).from(cells).orderBy(asc(cells.createdAt), sql`rowid`).limit(perPage).offset((page - 1) * perPage),
+  ]);
+  return { total: totals[0]?.n ?? 0, cells: rows };
+}
+
+export async function getCell(db: Db, guid: string): Promise<CellRecord | undefined> {
+  const [row] = await db.select(cellColumns).from(cells).where(eq(cells.guid, guid)).limit(1);
+  return row;
+}
+
+/** Marks the cell DRAINING (convergence evacuates it); false for an unknown cell. */
+export async function drainCell(db: Db, guid: string, now: Date): Promise<boolean> {
+  const res = await db.update(cells).set({ state: "DRAINING", updatedAt: isoNow(now) }).where(eq(cells.guid, guid));
+  return res.meta.changes === 1;
+}

@@ -1,0 +1,162 @@
+/**
+ * @module Applying what cells report (heartbeats and state changes) to D1: one
+ * batch per message, so a report either lands whole or not at all. Decisions
+ * are `decideReport`'s; this module loads rows and turns decisions into writes.
+ */
+import { and, eq, inArray, sql } from "drizzle-orm";
+import type { BatchItem } from "drizzle-orm/batch";
+import type { Db } from "../env";
+import type { RestartPolicy } from "../../shared/convergence/config";
+import type { Heartbeat } from "../../shared/protocol/heartbeat";
+import type { InstanceReport } from "../../shared/protocol/instance";
+import { apps, cells, instances } from "../db/schema";
+import { auditEvent, type AuditEventInput } from "../db/audit";
+import { bumpRouteTable } from "../db/counters";
+import { decideReport, type InstanceRow } from "./report-decision";
+
+export interface ReportOutcome {
+  /** Reports refused: the instance is not (or no longer) placed on this cell. */
+  rejected: { instance_guid: string; reason: string }[];
+  /** Convergence should run (a crash, a replacement now RUNNING, a cell back or resized). */
+  wake: boolean;
+  routesChanged: boolean;
+  /** The cell's own desired set changed (a crashed instance left it). */
+  cellSetChanged: boolean;
+}
+
+interface LoadedRow extends InstanceRow {
+  appGuid: string;
+  index: number;
+  appName: string | null;
+  spaceGuid: string | null;
+}
+
+/** D1 allows 100 bound parameters a statement. */
+const CHUNK = 90;
+
+function chunks<T>(xs: T[], size = CHUNK): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i += size) out.push(xs.slice(i, i + size));
+  return out;
+}
+
+const rowColumns = {
+  instanceGuid: instances.instanceGuid, cellGuid: instances.cellGuid, state: instances.state, presence: instances.presence,
+  since: instances.since, crashCount: instances.crashCount, hostPort: instances.hostPort, appGuid: instances.appGuid,
+  index: instances.index, appName: apps.name, spaceGuid: apps.spaceGuid,
+};
+
+async function loadRows(db: Db, guids: string[]): Promise<Map<string, LoadedRow>> {
+  const out = new Map<string, LoadedRow>();
+  for (const part of chunks([...new Set(guids)])) {
+    const rows = await db.select(rowColumns).from(instances).leftJoin(apps, eq(apps.guid, instances.appGuid)).where(inArray(instances.instanceGuid, part));
+    for (const r of rows) out.set(r.instanceGuid, r);
+  }
+  return out;
+}
+
+type Statement = BatchItem<"sqlite">;
+
+function decisionsToStatements(
+  db: Db,
+  actor: AuditEventInput["actor"],
+  cellGuid: string,
+  rows: Map<string, LoadedRow>,
+  reports: InstanceReport[],
+  now: number,
+  policy: RestartPolicy,
+): { statements: Statement[]; outcome: ReportOutcome } {
+  const statements: Statement[] = [];
+  const outcome: ReportOutcome = { rejected: [], wake: false, routesChanged: false, cellSetChanged: false };
+  for (const report of reports) {
+    const row = rows.get(report.instance_guid);
+    const d = decideReport(row, cellGuid, report, now, policy);
+    if (d.kind === "reject") outcome.rejected.push({ instance_guid: report.instance_guid, reason: d.reason });
+    if (!row || d.kind === "reject" || d.kind === "ignore") continue;
+    const byGuid = eq(instances.instanceGuid, row.instanceGuid);
+    if (d.kind === "delete") {
+      statements.push(db.delete(instances).where(byGuid));
+      outcome.routesChanged ||= d.wasRoutable;
+      outcome.cellSetChanged ||= d.leftSet;
+      outcome.wake = true;
+      continue;
+    }
+    statements.push(db.update(instances).set({ ...d.change, lastReportAt: now }).where(byGuid));
+    outcome.routesChanged ||= d.routesChanged;
+    outcome.cellSetChanged ||= d.leftSet;
+    outcome.wake ||= d.converge;
+    if (d.crash) {
+      statements.push(auditEvent(db, {
+        type: "app.crash",
+        actor,
+        target: { guid: row.appGuid, type: "app", name: row.appName ?? row.appGuid },
+        spaceGuid: row.spaceGuid,
+        // CF's app.crash data (instance, index, cell_id, exit_status, exit_description, reason, crash_count).
+        data: {
+          instance: row.instanceGuid, index: row.index, cell_id: cellGuid,
+          exit_status: d.crash.exit_status, exit_signal: d.crash.exit_signal, oom: d.crash.oom,
+          exit_description: d.crash.reason, reason: d.crash.oom ? "OOM" : "CRASHED", crash_count: d.crash.crash_count,
+          crash_timestamp: now,
+        },
+        now: new Date(now),
+      }));
+    }
+  }
+  if (outcome.routesChanged) statements.push(bumpRouteTable(db));
+  if (outcome.cellSetChanged) statements.push(db.update(cells).set({ desiredVersion: sql`${cells.desiredVersion} + 1` }).where(eq(cells.guid, cellGuid)));
+  return { statements, outcome };
+}
+
+/** `POST /v3/cells/:id/instances`: all reports land, or (any rejected) none. */
+export async function recordInstanceReports(
+  db: Db,
+  actor: AuditEventInput["actor"],
+  cellGuid: string,
+  reports: InstanceReport[],
+  now: number,
+  policy: RestartPolicy,
+): Promise<ReportOutcome> {
+  const rows = await loadRows(db, reports.map((r) => r.instance_guid));
+  const { statements, outcome } = decisionsToStatements(db, actor, cellGuid, rows, reports, now, policy);
+  if (outcome.rejected.length === 0 && statements.length > 0) await db.batch(statements as [Statement, ...Statement[]]);
+  return outcome;
+}
+
+/**
+ * `POST /v3/cells/:id/heartbeat`: renews the cell's presence and resources,
+ * applies every report it carries (reports for instances no longer on the cell
+ * are skipped: the desired set tells the cell to drop them), and forgets
+ * STOPPING instances the cell no longer lists (it has stopped them).
+ */
+export async function recordHeartbeat(
+  db: Db,
+  actor: AuditEventInput["actor"],
+  cellGuid: string,
+  heartbeat: Heartbeat,
+  now: number,
+  policy: RestartPolicy,
+): Promise<ReportOutcome> {
+  const [[cell], stopping] = await db.batch([
+    db.select({ state: cells.state, capacity: cells.capacity }).from(cells).where(eq(cells.guid, cellGuid)).limit(1),
+    db.select({ guid: instances.instanceGuid }).from(instances).where(and(eq(instances.cellGuid, cellGuid), eq(instances.state, "STOPPING"))),
+  ]);
+  if (!cell) throw new Error(`cell ${cellGuid} vanished while heartbeating`);
+  const rows = await loadRows(db, heartbeat.instances.map((r) => r.instance_guid));
+  const { statements, outcome } = decisionsToStatements(db, actor, cellGuid, rows, heartbeat.instances, now, policy);
+  const listed = new Set(heartbeat.instances.map((r) => r.instance_guid));
+  const gone = stopping.map((s) => s.guid).filter((g) => !listed.has(g));
+  for (const part of chunks(gone)) statements.push(db.delete(instances).where(inArray(instances.instanceGuid, part)));
+  const resized = JSON.stringify(cell.capacity) !== JSON.stringify(heartbeat.capacity);
+  statements.push(
+    db.update(cells).set({
+      lastHeartbeatAt: now,
+      capacity: heartbeat.capacity,
+      free: heartbeat.free,
+      cachedLayers: heartbeat.cached_layers,
+      // A LOST cell that heartbeats again is back; a DRAINING one keeps draining.
+      ...(cell.state === "LOST" ? { state: "ACTIVE" as const } : {}),
+    }).where(eq(cells.guid, cellGuid)),
+  );
+  await db.batch(statements as [Statement, ...Statement[]]);
+  return { ...outcome, wake: outcome.wake || gone.length > 0 || cell.state === "LOST" || resized };
+}
