@@ -5,7 +5,10 @@
 // async-signal-safe work: raw syscalls over memory prepared before clone
 // (ChildPlan), fixed stack buffers, no allocation, no locks, no JavaScript.
 // Credential changes use raw syscalls because glibc's setresuid() would try to
-// signal the parent's other threads, which do not exist here.
+// signal the parent's other threads, which do not exist here. The child shares
+// the agent's memory until it execs (CLONE_VM): it writes only its own stack,
+// the plan's init_args and errno (the create thread's TLS, which that thread
+// does not read while it waits on the sync socket).
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
@@ -318,11 +321,20 @@ void SetUser(const ChildPlan& plan) {
 
 int ClearCloexec(int fd) { return fcntl(fd, F_SETFD, 0); }
 
-}  // namespace
+struct AppArgs {
+  const ChildPlan* plan;
+  int devnull, out_w, err_w;
+};
+
+int AppMain(void* arg) {
+  const AppArgs* a = static_cast<const AppArgs*>(arg);
+  RunApp(*a->plan, a->devnull, a->out_w, a->err_w);
+}
 
 [[noreturn]] void RunChild(const ChildPlan& plan) {
   const ContainerConfig& c = *plan.config;
   int sync = plan.sync_fd;
+  close(plan.parent_sync_fd);
   // Handlers inherited from Node are meaningless here; signals stay blocked
   // (berth-init reads them from a signalfd, the app unblocks them before exec).
   struct sigaction dfl;
@@ -360,9 +372,11 @@ int ClearCloexec(int fd) { return fcntl(fd, F_SETFD, 0); }
   int out[2], err[2];
   if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) Fail(sync, "stdio", "pipe2", "");
 
-  pid_t app = static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0));
+  // CLONE_VFORK: we sleep until the app has exec'd (or died), so the shared
+  // memory is never used by both at once.
+  AppArgs app_args{&plan, devnull, out[1], err[1]};
+  pid_t app = clone(AppMain, plan.app_stack_top, CLONE_VM | CLONE_VFORK | SIGCHLD, &app_args);
   if (app < 0) Fail(sync, "exec", "clone", "");
-  if (app == 0) RunApp(plan, devnull, out[1], err[1]);
   close(devnull);
   close(out[1]);
   close(err[1]);
@@ -387,5 +401,9 @@ int ClearCloexec(int fd) { return fcntl(fd, F_SETFD, 0); }
   syscall(SYS_execveat, plan.init_fd, "", init_argv, init_envp, AT_EMPTY_PATH);
   Fail(sync, "init", "execveat", c.init_path.c_str());
 }
+
+}  // namespace
+
+int ChildMain(void* plan) { RunChild(*static_cast<const ChildPlan*>(plan)); }
 
 }  // namespace berth

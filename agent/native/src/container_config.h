@@ -5,9 +5,14 @@
 //
 // Processes (pid namespaces nest left to right):
 //
-//   agent (Node) -- create thread --clone3(NEWUSER|NEWNS|NEWPID|NEWUTS|NEWIPC[|NEWNET])-->
-//     child = PID 1: setup steps, fork app, then execveat(berth-init)
+//   agent (Node) -- create thread --clone(CLONE_VM|NEWUSER|NEWNS|NEWPID|NEWUTS|NEWIPC[|NEWNET])-->
+//     child = PID 1: setup steps, clone(CLONE_VM|CLONE_VFORK) the app, then execveat(berth-init)
 //       app (PID 2): user, caps, no_new_privs, seccomp, execve(argv)
+//
+// Both clones share the agent's memory (as posix_spawn does) instead of
+// copying its page tables twice: each runs on a stack the parent mapped, reads
+// only the plan, and execs. The parent unmaps the stacks once the sync socket
+// reports both execs (or after reaping a failed child).
 //
 // Sync socket (AF_UNIX SOCK_SEQPACKET, close-on-exec on both child copies):
 //
@@ -122,14 +127,22 @@ struct ChildPlan {
   // berth-init's argv as text, filled by the child after it knows the fds
   // (fixed buffers: the child must not allocate).
   char init_args[6][24];
+  // The parent's end of the sync socket, which the child closes first.
+  int parent_sync_fd;
+  // Stack for the app's vfork-style clone (the child and the app share the
+  // agent's memory until they exec, so nothing is copied; see container_parent.cc).
+  char* app_stack_top;
 };
+
+constexpr size_t kChildStackSize = 256 * 1024;
+
+// Entry point of the clone child (glibc clone() calls it on its own stack).
+int ChildMain(void* plan);
 
 // Compiles the profile with libseccomp, once per distinct profile (thread-safe).
 // Throws std::runtime_error naming the failing libseccomp call.
 std::vector<sock_filter> CompileSeccomp(const SeccompProfile& profile);
 
-// The child's whole life: never returns (execs berth-init or _exits).
-[[noreturn]] void RunChild(const ChildPlan& plan);
 
 // A failed step, as the JS side will see it.
 struct StepError {

@@ -3,11 +3,11 @@
 // container_config.h). Every failure is a StepError naming step, syscall, path.
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/sched.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -61,6 +61,18 @@ std::string MapText(const std::vector<IdMapping>& map) {
     text += std::to_string(m.container_id) + " " + std::to_string(m.host_id) + " " + std::to_string(m.size) + "\n";
   return text;
 }
+
+// The two clone stacks, unmapped when CreateContainer returns (by then the
+// child and the app have exec'd or been reaped).
+struct Stacks {
+  void* base = MAP_FAILED;
+  Stacks() {
+    base = mmap(nullptr, 2 * kChildStackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (base == MAP_FAILED) Throw("clone", "mmap", "");
+  }
+  ~Stacks() { munmap(base, 2 * kChildStackSize); }
+  char* top(int i) const { return static_cast<char*>(base) + (i + 1) * kChildStackSize; }
+};
 
 void KillAndReap(int pidfd) {
   syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
@@ -130,7 +142,11 @@ Created CreateContainer(const ContainerConfig& c) {
   plan.init_fd = init_fd.fd;
   plan.io_dir_fd = io_fd.fd;
 
-  uint64_t flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_PIDFD;
+  Stacks stacks;
+  plan.app_stack_top = stacks.top(1);
+  plan.parent_sync_fd = parent_end.fd;
+
+  int flags = CLONE_VM | CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_PIDFD | SIGCHLD;
   if (!c.netns_path.empty()) {
     // setns(CLONE_NEWNET) changes only this thread, a dedicated one that ends
     // after create; the child inherits the namespace. Joining must happen here,
@@ -143,23 +159,14 @@ Created CreateContainer(const ContainerConfig& c) {
   }
 
   int pidfd = -1;
-  struct clone_args args;
-  memset(&args, 0, sizeof args);
-  args.flags = flags;
-  args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
-  args.exit_signal = SIGCHLD;
   // Signals blocked across clone so no Node handler ever runs in the child.
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  long pid = syscall(SYS_clone3, &args, sizeof args);
-  if (pid == 0) {
-    close(parent_end.fd);
-    RunChild(plan);
-  }
+  long pid = clone(ChildMain, stacks.top(0), flags, &plan, &pidfd);
   int clone_errno = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  if (pid < 0) Throw("clone", "clone3", "", clone_errno);
+  if (pid < 0) Throw("clone", "clone", "", clone_errno);
   Fd pid_fd(pidfd);
   close(child_end.fd);
   child_end.fd = -1;
