@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { CfError } from "../../worker/errors";
 import { DEFAULT_FLAGS, flagUpdateStatements, getFlag, listFlags, requireFeatureEnabled, updateFlag, applyFlagChange } from "../../worker/db/feature-flags";
 import { listAuditEvents, SYSTEM_ACTOR } from "../../worker/db/audit";
+import { retryCompareAndSet } from "../../worker/db/compare-and-set";
 import { requestRecordingWakes } from "./scheduler-spy";
 import { ADMIN, addDeveloper, api, createCell, createRouter, createSpace, createUser, db } from "./support";
 
@@ -68,6 +69,15 @@ describe("feature flag repository", () => {
     expect(w2.meta.changes).toBe(0);
     expect((await events("task_creation")).total).toBe(2);
     expect(await getFlag(db(), "task_creation")).toMatchObject({ enabled: true, customErrorMessage: null });
+  });
+});
+
+describe("retryCompareAndSet", () => {
+  it("retries lost races and gives up after the configured tries", async () => {
+    let calls = 0;
+    await expect(retryCompareAndSet("thing", async () => (++calls < 3 ? null : "won"), { tries: 3, stepMs: 0 })).resolves.toBe("won");
+    expect(calls).toBe(3);
+    await expect(retryCompareAndSet("thing", async () => null, { tries: 2, stepMs: 0 })).rejects.toThrow("thing: gave up after 2 conflicting updates");
   });
 });
 
@@ -160,6 +170,19 @@ describe("/v3/feature_flags", () => {
     expect(events.json.resources[0]).toMatchObject({ actor: { guid: "admin", type: "user", name: "admin" }, space: null });
     // Flag events have no space: developers never see them.
     expect((await api("GET", "/v3/audit_events?types=audit.feature_flag.update", { token: member.token })).json.resources).toEqual([]);
+  });
+
+  it("concurrent PATCHes are all recorded with the true previous value", async () => {
+    const messages = Array.from({ length: 6 }, (_, i) => `message ${i}`);
+    const results = await Promise.all(messages.map((m) => api("PATCH", "/v3/feature_flags/resource_matching", { token: ADMIN, body: { custom_error_message: m } })));
+    expect(results.map((r) => r.status)).toEqual(Array(6).fill(200));
+    const events = await api("GET", "/v3/audit_events?types=audit.feature_flag.update&target_guids=resource_matching", { token: ADMIN });
+    const data = events.json.resources.map((e: any) => e.data);
+    expect(data).toHaveLength(6);
+    // Each event's "old" is the previous event's "new": no two edits saw the same state.
+    expect(data[0].old.custom_error_message).toBeNull();
+    for (let i = 1; i < data.length; i++) expect(data[i].old).toEqual(data[i - 1].new);
+    expect((await getFlag(db(), "resource_matching")).customErrorMessage).toBe(data[5].new.custom_error_message);
   });
 
   it("custom_error_message: 1..250 characters, or null to clear", async () => {

@@ -82,6 +82,23 @@ describe("registry access", () => {
     expect(await count()).toBe(events);
   });
 
+  it("concurrent edits each get their own version; the audit trail is an unbroken chain", async () => {
+    const before = (await getRegistryAccess(db())).version;
+    const results = await Promise.all(Array.from({ length: 8 }, (_, i) => patch({ insecure_registries: [`10.8.0.${i}`] })));
+    expect(results.map((r) => r.status)).toEqual(Array(8).fill(200));
+    expect(results.map((r) => r.json.version).sort((a, b) => a - b)).toEqual(Array.from({ length: 8 }, (_, i) => before + 1 + i));
+    const after = await getRegistryAccess(db());
+    expect(after.version).toBe(before + 8);
+    const events = await api("GET", "/v3/audit_events?types=audit.docker_registry_access.update&order_by=-created_at&per_page=8", { token: ADMIN });
+    const chain = events.json.resources.map((e: any) => e.data).sort((a: any, b: any) => a.new.version - b.new.version);
+    chain.forEach((d: any, i: number) => {
+      expect(d.old.version).toBe(before + i);
+      expect(d.new.version).toBe(before + i + 1);
+      if (i > 0) expect(d.old.insecure_registries).toEqual(chain[i - 1].new.insecure_registries);
+    });
+    expect(chain[7].new.insecure_registries).toEqual(after.insecure_registries);
+  });
+
   const certCases: [string, unknown, string][] = [
     ["not PEM", "hello", "trusted_ca_certificates.0: is not a PEM block"],
     ["a private key", "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----", "is a PEM 'PRIVATE KEY' block, not a CERTIFICATE"],

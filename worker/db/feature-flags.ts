@@ -11,6 +11,7 @@ import type { Db } from "../env";
 import { featureDisabled } from "../errors";
 import { isoNow } from "../http/ids";
 import { type AuditEventInput, auditEventIfChanged } from "./audit";
+import { retryCompareAndSet } from "./compare-and-set";
 import { featureFlags } from "./schema";
 
 /** CF's defaults. diego_docker is off, and (unlike ADMIN_SKIPPABLE flags) binds admins too. */
@@ -146,11 +147,10 @@ export async function updateFlag(
   actor: AuditEventInput["actor"],
   now: Date = new Date(),
 ): Promise<{ before: FeatureFlag; after: FeatureFlag }> {
-  for (let attempt = 0; ; attempt++) {
+  return retryCompareAndSet(`feature flag ${name}`, async () => {
     const before = await getFlag(db, name);
     const after = applyFlagChange(before, change, now);
     const [write] = await db.batch(flagUpdateStatements(db, before, after, actor, now));
-    if (write.meta.changes === 1) return { before, after };
-    if (attempt >= 4) throw new Error(`feature flag ${name}: gave up after ${attempt + 1} conflicting updates`);
-  }
+    return write.meta.changes === 1 ? { before, after } : null;
+  });
 }

@@ -13,6 +13,7 @@ import { parsePemCertificate } from "../../shared/registry-access/pem-certificat
 import type { Db } from "../env";
 import { isoNow } from "../http/ids";
 import { type AuditEventInput, auditEventIfChanged } from "./audit";
+import { retryCompareAndSet } from "./compare-and-set";
 import { registryAccess } from "./schema";
 
 const SINGLETON = 1;
@@ -103,7 +104,7 @@ export async function updateRegistryAccess(
   actor: AuditEventInput["actor"],
   now: Date = new Date(),
 ): Promise<RegistryAccessRecord> {
-  for (let attempt = 0; ; attempt++) {
+  return retryCompareAndSet("registry access", async () => {
     const before = (await getRegistryAccessRecord(db)).access;
     const after: RegistryAccess = {
       version: before.version + 1,
@@ -112,7 +113,6 @@ export async function updateRegistryAccess(
       cell_only_registries: change.cell_only_registries ?? before.cell_only_registries,
     };
     const [write] = await db.batch(await registryAccessUpdateStatements(db, before, after, actor, now));
-    if (write.meta.changes === 1) return { access: after, updatedAt: isoNow(now) };
-    if (attempt >= 4) throw new Error(`registry access: gave up after ${attempt + 1} conflicting edits`);
-  }
+    return write.meta.changes === 1 ? { access: after, updatedAt: isoNow(now) } : null;
+  });
 }
