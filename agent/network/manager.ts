@@ -96,7 +96,7 @@ export class NetworkManager {
       links: new Set(await hostLinks(this.linkPrefix())),
       netns: new Set(await netnsFiles(this.config.runDir)),
       ports: await livePortMappings(this.config),
-    });
+    }, this.range);
     await Promise.all([
       ...plan.orphanLinks.map((hostIfname) => native.netTeardown({ hostIfname })),
       ...plan.orphanNetns.map((name) => native.netTeardown({ netnsPath: join(this.config.runDir, name) })),

@@ -6,6 +6,7 @@
  * absent.
  */
 import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { isIPv4 } from "node:net";
 import { join } from "node:path";
 import { z } from "zod";
 
@@ -18,8 +19,8 @@ const recordSchema = z.strictObject({
   slot: z.number().int().min(0),
   hostIfname: z.string(),
   netnsPath: z.string(),
-  hostIp: z.string(),
-  containerIp: z.string(),
+  hostIp: z.string().refine((s) => isIPv4(s)),
+  containerIp: z.string().refine((s) => isIPv4(s)),
   hostPort: z.number().int(),
   appPort: z.number().int(),
 });

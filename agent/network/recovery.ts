@@ -5,6 +5,7 @@
  * veths, namespace files and port map elements belong to no record.
  */
 import { basename } from "node:path";
+import { cidrContains, ipv4ToNumber, type Cidr } from "./ipv4";
 import type { PortMapping } from "./nft-rules";
 import type { NetworkRecord } from "./records";
 
@@ -30,13 +31,17 @@ function samePort(a: PortMapping, b: PortMapping): boolean {
   return a.hostPort === b.hostPort && a.containerIp === b.containerIp && a.appPort === b.appPort;
 }
 
-export function planRecovery(records: readonly NetworkRecord[], live: LiveNetwork): RecoveryPlan {
+/**
+ * `range` is the container range configured now: a record from before a
+ * change of range could not be masqueraded or fenced, so it is discarded.
+ */
+export function planRecovery(records: readonly NetworkRecord[], live: LiveNetwork, range: Cidr): RecoveryPlan {
   const adopt: NetworkRecord[] = [];
   const discard: NetworkRecord[] = [];
   const ports = new Set<number>();
   const slots = new Set<number>();
   for (const r of [...records].sort((a, b) => a.containerId.localeCompare(b.containerId))) {
-    const alive = live.links.has(r.hostIfname) && live.netns.has(basename(r.netnsPath));
+    const alive = live.links.has(r.hostIfname) && live.netns.has(basename(r.netnsPath)) && cidrContains(range, ipv4ToNumber(r.containerIp));
     // Two records can only claim one port or slot after a hand edit; keep the first.
     if (alive && !ports.has(r.hostPort) && !slots.has(r.slot)) {
       adopt.push(r);

@@ -78,28 +78,34 @@ function record(containerId: string, slot: number, hostPort: number): NetworkRec
 }
 
 describe("planRecovery", () => {
-  it("adopts whole records, discards broken ones and names every orphan", () => {
+  const range = parseCidr("10.0.0.0/24");
+  it("adopts whole records, discards broken or out-of-range ones and names every orphan", () => {
     const whole = record("a", 0, 61001);
     const noVeth = record("b", 1, 61002);
-    const plan = planRecovery([whole, noVeth], {
-      links: new Set(["brtx-0", "brtx-9"]),
-      netns: new Set(["a", "b", "stray"]),
-      ports: [
-        { hostPort: 61001, containerIp: whole.containerIp, appPort: 8080 },
-        { hostPort: 61002, containerIp: noVeth.containerIp, appPort: 8080 },
-      ],
-    });
+    const outOfRange = { ...record("c", 2, 61003), containerIp: "10.9.0.2" };
+    const plan = planRecovery(
+      [whole, noVeth, outOfRange],
+      {
+        links: new Set(["brtx-0", "brtx-2", "brtx-9"]),
+        netns: new Set(["a", "b", "c", "stray"]),
+        ports: [
+          { hostPort: 61001, containerIp: whole.containerIp, appPort: 8080 },
+          { hostPort: 61002, containerIp: noVeth.containerIp, appPort: 8080 },
+        ],
+      },
+      range,
+    );
     expect(plan.adopt).toEqual([whole]);
-    expect(plan.discard).toEqual([noVeth]);
-    expect(plan.orphanLinks).toEqual(["brtx-9"]);
-    expect(plan.orphanNetns).toEqual(["b", "stray"]);
+    expect(plan.discard).toEqual([noVeth, outOfRange]);
+    expect(plan.orphanLinks).toEqual(["brtx-2", "brtx-9"]);
+    expect(plan.orphanNetns).toEqual(["b", "c", "stray"]);
     expect(plan.orphanPorts.map((p) => p.hostPort)).toEqual([61002]);
   });
 
   it("keeps only the first of two records claiming one host port", () => {
     const first = record("a", 0, 61001);
     const clash = { ...record("b", 1, 61001) };
-    const plan = planRecovery([clash, first], { links: new Set(["brtx-0", "brtx-1"]), netns: new Set(["a", "b"]), ports: [] });
+    const plan = planRecovery([clash, first], { links: new Set(["brtx-0", "brtx-1"]), netns: new Set(["a", "b"]), ports: [] }, range);
     expect(plan.adopt.map((r) => r.containerId)).toEqual(["a"]);
     expect(plan.discard.map((r) => r.containerId)).toEqual(["b"]);
     expect(plan.orphanLinks).toEqual(["brtx-1"]);
