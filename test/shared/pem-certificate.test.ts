@@ -47,16 +47,17 @@ describe("parsePemCertificate", () => {
     expect(r.ok && r.pem).toBe(rsaPem.trim());
   });
 
+  const C = (body: string) => `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----`;
   it.each([
-    ["", "is not a PEM block"],
-    ["-----BEGIN CERTIFICATE-----\nAAAA\n-----END X509 CRL-----", "is not a PEM block"],
-    ["-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----", "'CERTIFICATE REQUEST' block"],
-    ["-----BEGIN CERTIFICATE-----\n\n-----END CERTIFICATE-----", "not valid base64"],
-    ["-----BEGIN CERTIFICATE-----\n".repeat(5000), "is not a PEM block"],
-    ["-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----", "is not a PEM block"],
-    ["-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----", "holds 2 PEM blocks"],
-    ["-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----", "not valid base64"],
-  ])("refuses %j", (text, error) => {
+    ["empty text", "", "is not a PEM block"],
+    ["mismatched END label", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END X509 CRL-----", "is not a PEM block"],
+    ["a CSR", "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----", "'CERTIFICATE REQUEST' block"],
+    ["an empty body", C(""), "not valid base64"],
+    ["unpadded base64", C("AAA"), "not valid base64"],
+    ["5000 BEGIN lines and no END", "-----BEGIN CERTIFICATE-----\n".repeat(5000), "is not a PEM block"],
+    ["an END before the BEGIN", `-----END CERTIFICATE-----\n${C("AAAA")}`, "is not a PEM block"],
+    ["two blocks", `${C("AAAA")}\n${C("AAAA")}`, "holds 2 PEM blocks"],
+  ])("refuses %s", (_, text, error) => {
     const r = parsePemCertificate(text);
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.error).toContain(error);
