@@ -144,6 +144,7 @@ describe.sequential("NetworkManager on a real cell host", () => {
     const addrs = await sh(["nsenter", `--net=${a.netnsPath}`, "ip", "-4", "-o", "addr"]);
     expect(addrs).toContain(`eth0    inet ${a.containerIp}/30`);
     expect(addrs).toContain("lo    inet 127.0.0.1/8");
+    expect(await sh(["nsenter", `--net=${a.netnsPath}`, "ip", "-o", "link", "show", "lo"])).toMatch(/<LOOPBACK,UP,LOWER_UP>/);
     expect(await sh(["nsenter", `--net=${a.netnsPath}`, "ip", "route"])).toContain(`default via ${a.gatewayIp} dev eth0`);
   });
 
@@ -202,6 +203,14 @@ describe.sequential("NetworkManager on a real cell host", () => {
     expect(await fetchIn(a.netnsPath, "http://169.254.169.254/")).toBeUndefined();
   });
 
+  it("forwards only container traffic when it had to turn ip_forward on itself", async () => {
+    httpds.push(await startHttpd(metadata.netnsPath, metadata.address, 81, "routed"));
+    // The outside host routes through the cell host to the metadata host: no
+    // container is involved, so this is the host's own forwarding.
+    const routed = await fetchIn(outside.netnsPath, `http://${metadata.address}:81/`);
+    expect(routed).toBe(forwardingBefore === "0" ? undefined : "routed");
+  });
+
   it("blocks by policy: without the table the same probes connect, and recover() puts it back", async () => {
     const token = `host-${uniqueTag(8)}`;
     const service = await listen("::", token);
@@ -212,13 +221,14 @@ describe.sequential("NetworkManager on a real cell host", () => {
         fetchIn(a.netnsPath, `http://${a.gatewayIp}:${service.port}/`),
         fetchIn(a.netnsPath, `http://[${gateway6}%eth0]:${service.port}/`),
         fetchIn(a.netnsPath, "http://169.254.169.254/"),
+        fetchIn(outside.netnsPath, `http://${metadata.address}:81/`),
       ]);
     try {
       await native.nftRun(`delete table inet berth_${config.cellName}`);
-      expect(await probes()).toEqual(["hello from b", token, token, "metadata"]);
+      expect(await probes()).toEqual(["hello from b", token, token, "metadata", "routed"]);
       const report = await manager.recover();
       expect(report.adopted.map((n) => n.containerId).sort()).toEqual(["app-a", "app-b"]);
-      expect(await probes()).toEqual([undefined, undefined, undefined, undefined]);
+      expect(await probes()).toEqual([undefined, undefined, undefined, undefined, forwardingBefore === "0" ? undefined : "routed"]);
       expect(await hostFetch(`http://${cell.address}:${b.hostPort}/`)).toBe("hello from b");
     } finally {
       service.server.close();
