@@ -12,8 +12,8 @@ export interface NetSetupSpec {
 export interface NativeNet {
   /** New namespace with lo up, a veth pair, both addresses and a default route via the host end. Undone on failure. */
   netSetup(spec: NetSetupSpec): Promise<void>;
-  /** Deletes the host end (and so its peer), unmounts and removes the namespace file; missing parts are fine. */
-  netTeardown(spec: { netnsPath: string; hostIfname: string }): Promise<void>;
+  /** Deletes the host end (and so its peer), unmounts and removes the namespace file; missing or omitted parts are skipped. */
+  netTeardown(spec: { netnsPath?: string; hostIfname?: string }): Promise<void>;
   /** Runs an nft script as one transaction; resolves with nft's output (JSON when `json`). */
   nftRun(script: string, json?: boolean): Promise<string>;
   /** Makes a directory a shared mount, as `ip netns` does for /run/netns. */
