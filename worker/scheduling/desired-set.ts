@@ -7,29 +7,17 @@
 import { and, eq, inArray } from "drizzle-orm";
 import type { Bindings, Db } from "../env";
 import type { DesiredSet } from "../../shared/protocol/desired-set";
-import type { RegistryAccess } from "../../shared/protocol/registry-access";
 import type { Credentials } from "../../shared/protocol/image";
 import type { InstanceSpec } from "../../shared/protocol/instance";
 import { PROTOCOL_VERSION } from "../../shared/protocol/version";
-import { builds, instances, packages, registryAccess } from "../db/schema";
+import { builds, instances, packages } from "../db/schema";
+import { getRegistryAccess } from "../db/registry-access";
 import { openSecret, packageAad } from "../crypto/secrets";
 import { cellVersionQuery } from "./versions";
 import { parseStoredSpec } from "./stored-spec";
 
 /** Instance states whose containers the cell should keep running. */
 export const RUNNABLE_STATES = ["CLAIMED", "STARTING", "RUNNING"] as const;
-
-const NO_REGISTRY_ACCESS: RegistryAccess = { version: 0, trusted_ca_certificates: [], insecure_registries: [], cell_only_registries: [] };
-
-function registryAccessOf(row: typeof registryAccess.$inferSelect | undefined): RegistryAccess {
-  if (!row) return NO_REGISTRY_ACCESS;
-  return {
-    version: row.version,
-    trusted_ca_certificates: row.trustedCaCertificates,
-    insecure_registries: row.insecureRegistries,
-    cell_only_registries: row.cellOnlyRegistries,
-  };
-}
 
 /** Opens each package's password once per set. */
 function credentialsOpener(db: Db, env: Pick<Bindings, "ENCRYPTION_KEY">) {
@@ -53,9 +41,8 @@ function credentialsOpener(db: Db, env: Pick<Bindings, "ENCRYPTION_KEY">) {
 /** The whole desired set of a cell, or undefined for an unknown cell. */
 export async function buildDesiredSet(db: Db, env: Pick<Bindings, "ENCRYPTION_KEY">, cellGuid: string): Promise<DesiredSet | undefined> {
   const stagingHere = and(eq(builds.stagingLocation, "cell"), eq(builds.stagingCellGuid, cellGuid), eq(builds.state, "STAGING"));
-  const [cell, access, rows, tasks, taskPackages] = await db.batch([
+  const [cell, rows, tasks, taskPackages] = await db.batch([
     cellVersionQuery(db, cellGuid),
-    db.select().from(registryAccess).where(eq(registryAccess.id, 1)).limit(1),
     db.select({ guid: instances.instanceGuid, spec: instances.spec }).from(instances)
       .where(and(eq(instances.cellGuid, cellGuid), inArray(instances.state, [...RUNNABLE_STATES])))
       .orderBy(instances.processGuid, instances.index),
@@ -66,7 +53,8 @@ export async function buildDesiredSet(db: Db, env: Pick<Bindings, "ENCRYPTION_KE
   ]);
   const images = new Map(taskPackages.map((p) => [p.guid, p.image]));
   if (!cell[0]) return undefined;
-  const registry = registryAccessOf(access[0]);
+  // Read apart from the batch: the set's version is computed from this very access, so they agree.
+  const registry = await getRegistryAccess(db);
   const credentials = credentialsOpener(db, env);
   const specs: InstanceSpec[] = await Promise.all(
     rows.map(async (r) => {

@@ -1,0 +1,203 @@
+import { beforeEach, describe, expect, it } from "vitest";
+import { eq, inArray } from "drizzle-orm";
+import { env } from "cloudflare:workers";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import * as schema from "../../worker/db/schema";
+import { ADMIN, api, createSpace, db } from "./support";
+import { setDocker } from "./app-fixtures";
+import { appWithDroplet, enroll, heartbeat, instancesOfApp, pass, report } from "./cell-fixtures";
+
+const scheduler = () => env.SCHEDULER.get(env.SCHEDULER.idFromName("global"));
+/** Sets the alarm a minute ahead, for runDurableObjectAlarm to fire now (one due now would fire on its own). */
+const armAlarm = () => runInDurableObject(scheduler(), async (_obj, state) => state.storage.setAlarm(Date.now() + 60_000));
+let space: { guid: string };
+
+/** Each test starts from no running apps and no live cells (storage is shared within the file). */
+beforeEach(async () => {
+  space ??= await createSpace();
+  await setDocker(true);
+  await db().update(schema.apps).set({ state: "STOPPED" });
+  await db().update(schema.cells).set({ state: "LOST", lastHeartbeatAt: 1 });
+  await pass();
+  await db().delete(schema.instances);
+});
+
+const start = async (appGuid: string) => expect((await api("POST", `/v3/apps/${appGuid}/actions/start`, { token: ADMIN })).status).toBe(200);
+const setOf = async (cell: { guid: string; credential: string }) => (await api("GET", `/v3/cells/${cell.guid}/desired`, { token: cell.credential })).json;
+const runningReport = (cell: { guid: string; credential: string }, guids: string[]) =>
+  api("POST", `/v3/cells/${cell.guid}/instances`, { token: cell.credential, body: { protocol: 1, instances: guids.map((g) => report(g, "RUNNING")) } });
+
+describe("scheduler passes", () => {
+  it("places a started app's instances across zones, into the cells' desired sets", async () => {
+    const a = await enroll("cell", { zone: "za" });
+    const b = await enroll("cell", { zone: "zb" });
+    const app = await appWithDroplet(space.guid, { instances: 4 });
+    await start(app.guid);
+    const rows = await instancesOfApp(app.guid);
+    expect(rows.map((r) => [r.index, r.state])).toEqual([[0, "CLAIMED"], [1, "CLAIMED"], [2, "CLAIMED"], [3, "CLAIMED"]]);
+    expect(rows.filter((r) => r.cellGuid === a.guid)).toHaveLength(2);
+    expect(rows.filter((r) => r.cellGuid === b.guid)).toHaveLength(2);
+    const setA = await setOf(a);
+    expect(setA.instances.map((i: { instance_guid: string }) => i.instance_guid).sort()).toEqual(rows.filter((r) => r.cellGuid === a.guid).map((r) => r.instanceGuid).sort());
+    const events = await db().select().from(schema.auditEvents).where(eq(schema.auditEvents.targetGuid, app.guid));
+    expect(events.find((e) => e.type === "app.instances_placed")!.data).toMatchObject({ reason: expect.stringContaining("missing") });
+    // A second pass has nothing to do.
+    expect(await pass()).toMatchObject({ placed: [], stopped: [], replaced: [], unplaced: [] });
+  });
+
+  it("stops every Docker instance when diego_docker is turned off, and brings them back when it is on", async () => {
+    const cell = await enroll("cell");
+    const app = await appWithDroplet(space.guid, { instances: 2 });
+    await start(app.guid);
+    const placed = await instancesOfApp(app.guid);
+    await runningReport(cell, placed.map((r) => r.instanceGuid));
+    const before = await setOf(cell);
+    expect(before.instances).toHaveLength(2);
+
+    await setDocker(false); // the flag endpoint wakes the scheduler
+    const stopping = await instancesOfApp(app.guid);
+    expect(stopping.map((r) => r.state)).toEqual(["STOPPING", "STOPPING"]);
+    const after = await setOf(cell);
+    expect(after.version).toBeGreaterThan(before.version);
+    expect(after.instances).toEqual([]);
+    const [appRow] = await db().select().from(schema.apps).where(eq(schema.apps.guid, app.guid));
+    expect(appRow!.state).toBe("STARTED");
+    const stops = (await db().select().from(schema.auditEvents).where(eq(schema.auditEvents.targetGuid, app.guid))).filter((e) => e.type === "app.instances_stopped");
+    expect(stops.at(-1)!.data).toMatchObject({ reason: "feature flag diego_docker is disabled", instances: [expect.objectContaining({ cause: "diego_docker_disabled" }), expect.anything()] });
+    const stats = await api("GET", `/v3/processes/${app.guid}/stats`, { token: ADMIN });
+    expect(stats.json.resources.map((r: { state: string }) => r.state)).not.toContain("RUNNING");
+
+    await api("POST", `/v3/cells/${cell.guid}/heartbeat`, { token: cell.credential, body: heartbeat([]) });
+    expect(await instancesOfApp(app.guid)).toEqual([]);
+    await setDocker(true);
+    expect((await instancesOfApp(app.guid)).map((r) => r.state)).toEqual(["CLAIMED", "CLAIMED"]);
+  });
+
+  it("stops the highest indices first on scale-down", async () => {
+    await enroll("cell");
+    const app = await appWithDroplet(space.guid, { instances: 3 });
+    await start(app.guid);
+    await db().update(schema.processes).set({ instances: 1 }).where(eq(schema.processes.guid, app.guid));
+    const report = await pass();
+    const rows = await instancesOfApp(app.guid);
+    expect(report.stopped).toEqual([rows[2]!.instanceGuid, rows[1]!.instanceGuid]);
+    expect(rows.map((r) => [r.index, r.state])).toEqual([[0, "CLAIMED"], [1, "STOPPING"], [2, "STOPPING"]]);
+  });
+
+  it("records a placement error when no cell has room, and places once one does", async () => {
+    await enroll("cell");
+    const app = await appWithDroplet(space.guid, { instances: 1, memory: 8192 });
+    await start(app.guid);
+    const [row] = await instancesOfApp(app.guid);
+    expect(row).toMatchObject({ state: "UNCLAIMED", cellGuid: null, placementError: "insufficient resources: memory" });
+    const stats = await api("GET", `/v3/processes/${app.guid}/stats`, { token: ADMIN });
+    expect(stats.json.resources[0]).toMatchObject({ state: "DOWN", details: "insufficient resources: memory" });
+    // The retry is on the alarm; the same failure records nothing new.
+    expect((await pass()).unplaced).toEqual([]);
+    const big = await enroll("cell", { capacity: { memory_mb: 16384, disk_mb: 16384, containers: 10 } });
+    expect((await instancesOfApp(app.guid))[0]).toMatchObject({ state: "CLAIMED", cellGuid: big.guid, placementError: null });
+  });
+
+  it("replaces the instances of a cell that stopped heartbeating, keeping them routable until the replacement runs", async () => {
+    const a = await enroll("cell", { zone: "za" });
+    const b = await enroll("cell", { zone: "zb" });
+    const app = await appWithDroplet(space.guid, { instances: 2 });
+    await start(app.guid);
+    const rows = await instancesOfApp(app.guid);
+    const onA = rows.find((r) => r.cellGuid === a.guid)!;
+    await runningReport(a, [onA.instanceGuid]);
+    await api("POST", `/v3/cells/${b.guid}/heartbeat`, { token: b.credential, body: heartbeat([]) });
+    await db().update(schema.cells).set({ lastHeartbeatAt: Date.now() - 60_000 }).where(eq(schema.cells.guid, a.guid));
+
+    // The alarm, not a wake, notices the silence.
+    await armAlarm();
+    expect(await runDurableObjectAlarm(scheduler())).toBe(true);
+    const [cellA] = await db().select().from(schema.cells).where(eq(schema.cells.guid, a.guid));
+    expect(cellA!.state).toBe("LOST");
+    const after = await instancesOfApp(app.guid);
+    const suspect = after.find((r) => r.instanceGuid === onA.instanceGuid)!;
+    expect(suspect).toMatchObject({ presence: "SUSPECT", state: "RUNNING" });
+    const replacement = after.find((r) => r.index === onA.index && r.instanceGuid !== onA.instanceGuid)!;
+    expect(replacement).toMatchObject({ cellGuid: b.guid, state: "CLAIMED", presence: "ORDINARY" });
+    const lost = (await db().select().from(schema.auditEvents).where(eq(schema.auditEvents.targetGuid, app.guid))).find((e) => e.type === "app.instance_lost");
+    expect(lost!.data).toMatchObject({ instances: [expect.objectContaining({ instance_guid: onA.instanceGuid, kept_as: "SUSPECT" })] });
+
+    await runningReport(b, [replacement.instanceGuid]);
+    const settled = await instancesOfApp(app.guid);
+    expect(settled.find((r) => r.instanceGuid === onA.instanceGuid)).toBeUndefined();
+    expect(settled.filter((r) => r.index === onA.index)).toHaveLength(1);
+  });
+
+  it("evacuates a drained cell: the running copy serves until its replacement runs", async () => {
+    const a = await enroll("cell", { zone: "za" });
+    const app = await appWithDroplet(space.guid, { instances: 1 });
+    await start(app.guid);
+    const [first] = await instancesOfApp(app.guid);
+    await runningReport(a, [first!.instanceGuid]);
+    const b = await enroll("cell", { zone: "zb" });
+    expect((await api("POST", `/v3/cells/${a.guid}/actions/drain`, { token: ADMIN })).status).toBe(202);
+    const during = await instancesOfApp(app.guid);
+    expect(during.find((r) => r.instanceGuid === first!.instanceGuid)).toMatchObject({ presence: "EVACUATING", state: "RUNNING" });
+    const replacement = during.find((r) => r.instanceGuid !== first!.instanceGuid)!;
+    expect(replacement).toMatchObject({ cellGuid: b.guid, state: "CLAIMED" });
+
+    await runningReport(b, [replacement.instanceGuid]);
+    expect((await instancesOfApp(app.guid)).find((r) => r.instanceGuid === first!.instanceGuid)).toMatchObject({ state: "STOPPING" });
+    expect((await setOf(a)).instances).toEqual([]);
+  });
+
+  it("holds a third crash for 30 s, with the alarm set for its end", async () => {
+    const cell = await enroll("cell");
+    const app = await appWithDroplet(space.guid, { instances: 1 });
+    await start(app.guid);
+    const [row] = await instancesOfApp(app.guid);
+    await db().update(schema.instances).set({ crashCount: 2 }).where(eq(schema.instances.instanceGuid, row!.instanceGuid));
+    await api("POST", `/v3/cells/${cell.guid}/instances`, { token: cell.credential, body: { protocol: 1, instances: [report(row!.instanceGuid, "CRASHED", { exit: { status: 1, signal: null, oom: false } })] } });
+    const [crashed] = await instancesOfApp(app.guid);
+    expect(crashed).toMatchObject({ instanceGuid: row!.instanceGuid, state: "CRASHED", crashCount: 3, crashReason: "exited with status 1" });
+    // The alarm is due no later than the backoff's end (the cell's heartbeat expiry may come first).
+    const alarm = await runInDurableObject(scheduler(), async (_obj, state) => state.storage.getAlarm());
+    expect(alarm).toBeGreaterThan(Date.now());
+    expect(alarm).toBeLessThanOrEqual(crashed!.since + 30_000);
+    expect((await pass()).replaced).toEqual([]);
+    // Once the backoff is over (moved into the past here), the alarm restarts it.
+    await db().update(schema.instances).set({ since: Date.now() - 30_001 }).where(eq(schema.instances.instanceGuid, row!.instanceGuid));
+    await armAlarm();
+    expect(await runDurableObjectAlarm(scheduler())).toBe(true);
+    const [restarted] = await instancesOfApp(app.guid);
+    expect(restarted).toMatchObject({ state: "CLAIMED", crashCount: 3, index: 0 });
+    expect(restarted!.instanceGuid).not.toBe(row!.instanceGuid);
+  });
+
+  it("never runs two passes at once: concurrent wakes place each index once", async () => {
+    await enroll("cell");
+    await enroll("cell");
+    const app = await appWithDroplet(space.guid, { instances: 5 });
+    await db().update(schema.apps).set({ state: "STARTED" }).where(eq(schema.apps.guid, app.guid));
+    await Promise.all([pass(), pass(), pass(), pass()]);
+    const rows = await instancesOfApp(app.guid);
+    expect(rows.map((r) => r.index)).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it("lists running instances in the route table at their cell's address and host port", async () => {
+    const cell = await enroll("cell", { address: "10.7.0.7" });
+    const app = await appWithDroplet(space.guid, { instances: 1 });
+    const route = await api("POST", "/v3/routes", { token: ADMIN, body: { host: `r${Date.now()}`, relationships: { space: { data: { guid: space.guid } } } } });
+    expect(route.status).toBe(201);
+    await api("POST", `/v3/routes/${route.json.guid}/destinations`, { token: ADMIN, body: { destinations: [{ app: { guid: app.guid } }] } });
+    await start(app.guid);
+    const router = await enroll("router");
+    const before = await api("GET", "/v3/routes/table", { token: router.credential });
+    const host = `${route.json.host}.apps.localhost`;
+    expect(before.json.routes.find((r: { host: string }) => r.host === host)).toEqual({ host, instances: [] });
+    const poll = api("GET", `/v3/routes/table?after=${before.json.version}`, { token: router.credential });
+    const [row] = await instancesOfApp(app.guid);
+    await runningReport(cell, [row!.instanceGuid]);
+    const changed = await poll;
+    expect(changed.status).toBe(200);
+    expect(changed.json.routes.find((r: { host: string }) => r.host === host)).toEqual({
+      host, instances: [{ instance_guid: row!.instanceGuid, address: "10.7.0.7", port: 61001, index: 0 }],
+    });
+    await db().delete(schema.routeDestinations).where(inArray(schema.routeDestinations.routeGuid, [route.json.guid]));
+  });
+});
