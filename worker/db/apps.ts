@@ -54,7 +54,10 @@ export async function getApp(db: Db, guid: string): Promise<App | undefined> {
   return row && toApp(row);
 }
 
-export type AppOrder = "created_at" | "-created_at" | "updated_at" | "-updated_at" | "name" | "-name";
+const ORDER_COLUMNS = { created_at: apps.createdAt, updated_at: apps.updatedAt, name: apps.name };
+type OrderKey = keyof typeof ORDER_COLUMNS;
+/** CC's order_by: a column, descending with a leading "-". */
+export type AppOrder = OrderKey | `-${OrderKey}`;
 
 export interface AppFilter {
   names?: string[];
@@ -74,12 +77,13 @@ export async function listApps(db: Db, f: AppFilter): Promise<{ total: number; a
     f.guids && inArray(apps.guid, f.guids),
     visibleTo(db, f.viewer, apps.spaceGuid),
   );
-  const column = { created_at: apps.createdAt, updated_at: apps.updatedAt, name: apps.name }[f.orderBy.replace(/^-/, "") as "name"];
-  const dir = f.orderBy.startsWith("-") ? desc : asc;
+  const descending = f.orderBy.startsWith("-");
+  const column = ORDER_COLUMNS[descending ? (f.orderBy.slice(1) as OrderKey) : (f.orderBy as OrderKey)];
+  const dir = descending ? desc : asc;
   // Timestamps are to the second: rowid keeps creation order within one.
   const [totals, rows] = await db.batch([
     db.select({ n: count() }).from(apps).where(cond),
-    db.select().from(apps).where(cond).orderBy(dir(column), f.orderBy.startsWith("-") ? sql`rowid desc` : sql`rowid`)
+    db.select().from(apps).where(cond).orderBy(dir(column), descending ? sql`rowid desc` : sql`rowid`)
       .limit(f.perPage).offset((f.page - 1) * f.perPage),
   ]);
   return { total: totals[0]?.n ?? 0, apps: rows.map(toApp) };
