@@ -7,7 +7,7 @@
  * request. The password lives only in this function's memory: it is not
  * logged, and no error message carries it.
  */
-import type { Credentials } from "../../shared/protocol/image";
+import type { Credentials, ResolvedImage } from "../../shared/protocol/image";
 import { RegistryError } from "../../shared/registry/errors";
 import { DEFAULT_PLATFORM } from "../../shared/registry/platform";
 import { displayReference, parseReference, type ImageReference } from "../../shared/registry/reference";
@@ -15,7 +15,7 @@ import { resolveImage } from "../../shared/registry/resolve";
 import { registrySchemes } from "../../shared/registry/session";
 import { executionMetadata, processTypes, stagingFailure } from "../../shared/staging/execution-metadata";
 import { openSecret, packageAad, SecretError } from "../crypto/secrets";
-import { getStagingInput, markFailed, markForCell, markStaged } from "../db/builds";
+import { getStagingInput, markFailed, markForCell, markStaged, type StagingInput } from "../db/builds";
 import { getProcessByType } from "../db/processes";
 import { getRegistryAccess } from "../db/registry-access";
 import type { Db } from "../env";
@@ -49,12 +49,7 @@ export async function stageBuild(buildGuid: string, deps: StagingDeps): Promise<
   const input = await getStagingInput(db, buildGuid);
   if (!input || input.state !== "STAGING") return { state: "DONE" };
 
-  const fail = async (message: string, code: string): Promise<StagingOutcome> => {
-    const error = stagingErrorText(message);
-    const changed = await markFailed(db, buildGuid, error, now());
-    log({ level: "info", msg: "staging failed", build_guid: buildGuid, code, changed });
-    return changed ? { state: "FAILED", error } : { state: "DONE" };
-  };
+  const fail = (message: string, code: string) => failStaging(db, buildGuid, message, code, now, log);
   const toCell = async (reason: string): Promise<StagingOutcome> => {
     const changed = await markForCell(db, buildGuid, now());
     log({ level: "info", msg: "staging handed to a cell", build_guid: buildGuid, reason, changed });
@@ -98,9 +93,34 @@ export async function stageBuild(buildGuid: string, deps: StagingDeps): Promise<
     return fail(e.message, e.code);
   }
 
+  return completeStaging(db, input, ref, resolved, now, log);
+}
+
+/** Fails a STAGING build with CC's error text; DONE when it had already finished. */
+export async function failStaging(db: Db, buildGuid: string, message: string, code: string, now: () => Date, log: StagingDeps["log"]): Promise<StagingOutcome> {
+  const error = stagingErrorText(message);
+  const changed = await markFailed(db, buildGuid, error, now());
+  log({ level: "info", msg: "staging failed", build_guid: buildGuid, code, changed });
+  return changed ? { state: "FAILED", error } : { state: "DONE" };
+}
+
+/**
+ * CF's staging completion for a resolved image (staging_completion_handler.rb):
+ * the build fails when nothing says what to run, else the droplet is written
+ * and the build STAGED. Shared by Worker staging and cells' staging results.
+ */
+export async function completeStaging(
+  db: Db,
+  input: StagingInput,
+  ref: ImageReference,
+  resolved: ResolvedImage,
+  now: () => Date,
+  log: StagingDeps["log"],
+): Promise<StagingOutcome> {
+  const buildGuid = input.buildGuid;
   const web = await getProcessByType(db, input.appGuid, "web");
   const failure = stagingFailure(resolved.config, web?.command);
-  if (failure) return fail(failure, "start_command");
+  if (failure) return failStaging(db, buildGuid, failure, "start_command", now, log);
 
   const dropletGuid = newGuid();
   const staged = await markStaged(db, {
