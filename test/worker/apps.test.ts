@@ -153,6 +153,10 @@ describe("GET/PATCH/DELETE /v3/apps/:guid", () => {
     const missing = await api("GET", `/v3/apps/${crypto.randomUUID()}`, { token: ADMIN });
     expect(missing.status).toBe(404);
     expect(missing.json.errors[0]).toEqual({ code: 10010, title: "CF-ResourceNotFound", detail: "App not found" });
+    for (const odd of ["%ZZ", "%E0%A4%A", "a%00b", "x".repeat(2000)]) {
+      expect((await api("GET", `/v3/apps/${odd}`, { token: ADMIN })).status).toBe(404);
+      expect((await api("GET", `/v3/apps/${odd}/processes/%ZZ/stats`, { token: ADMIN })).status).toBe(404);
+    }
   });
 
   it("renames, accepts the docker lifecycle, and refuses a taken name or another lifecycle", async () => {
