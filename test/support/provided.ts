@@ -18,8 +18,10 @@ export interface StagingRegistries {
   basic: string;
   basicUsername: string;
   basicPassword: string;
-  /** https with a CA nobody trusts: only a cell could use it. */
+  /** https with a certificate from a test CA the Worker does not trust: only a cell could use it. */
   tls: string;
+  /** That test CA's certificate (PEM), for the admin's trusted_ca_certificates. */
+  tlsCaPem: string;
   /** Serves the fixtures with every blob corrupted. */
   tampered: string;
   hanging: string;

@@ -25,7 +25,7 @@ export async function setup(project: TestProject) {
   ]);
   project.provide("registry", registry);
   const provided: StagingRegistries = {
-    basic: basic.host, basicUsername, basicPassword, tls: tls.host, tampered: tampered.host, hanging: hanging.host, stopped: await stoppedAddress(),
+    basic: basic.host, basicUsername, basicPassword, tls: tls.host, tlsCaPem: tls.caPem!, tampered: tampered.host, hanging: hanging.host, stopped: await stoppedAddress(),
   };
   project.provide("stagingRegistries", provided);
   return async () => {

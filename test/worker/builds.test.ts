@@ -208,17 +208,43 @@ describe("staging on a cell", () => {
     }
   });
 
-  it("hands a TLS registry listed as insecure to a cell (Workers cannot skip verification)", async () => {
-    const { pkg } = await packageFor(`${faults.tls}/httpd`);
+  /** Starts a build and fires its Stager until the build is handed to a cell or finished. */
+  async function stageTowardsCell(image: string) {
+    const { pkg } = await packageFor(image);
     const created = await api("POST", "/v3/builds", { token: dev.token, body: { package: { guid: pkg.guid } } });
     const guid = (created.json as BuildJson).guid;
     const stub = env.STAGER.get(env.STAGER.idFromName(guid));
     let row: typeof schema.builds.$inferSelect | undefined;
-    for (let i = 0; i < 100 && row?.stagingLocation !== "cell"; i++) {
+    for (let i = 0; i < 100 && row?.stagingLocation !== "cell" && row?.state !== "FAILED"; i++) {
       await runDurableObjectAlarm(stub);
       [row] = await db().select().from(schema.builds).where(eq(schema.builds.guid, guid));
       if (row?.stagingLocation !== "cell") await new Promise((r) => setTimeout(r, 50));
     }
-    expect(row).toMatchObject({ state: "STAGING", stagingLocation: "cell", dropletGuid: null });
+    return row;
+  }
+
+  it("hands a TLS registry listed as insecure to a cell (Workers cannot skip verification)", async () => {
+    expect(await stageTowardsCell(`${faults.tls}/httpd`)).toMatchObject({ state: "STAGING", stagingLocation: "cell", dropletGuid: null });
+  });
+
+  it("hands a registry the Worker cannot verify to a cell when the admin configured CAs", async () => {
+    const set = await api("PATCH", "/v3/admin/docker_registry_access", { token: ADMIN, body: { insecure_registries: [], trusted_ca_certificates: [faults.tlsCaPem] } });
+    expect(set.status, JSON.stringify(set.json)).toBe(200);
+    try {
+      expect(await stageTowardsCell(`${faults.tls}/httpd`)).toMatchObject({ state: "STAGING", stagingLocation: "cell", dropletGuid: null });
+    } finally {
+      await api("PATCH", "/v3/admin/docker_registry_access", { token: ADMIN, body: { insecure_registries: ["127.0.0.1"], trusted_ca_certificates: [] } });
+    }
+  });
+
+  it("speaks only https to a registry the admin did not list as insecure", async () => {
+    expect((await api("PATCH", "/v3/admin/docker_registry_access", { token: ADMIN, body: { insecure_registries: [] } })).status).toBe(200);
+    try {
+      const { build } = await stage(`${host}/httpd`);
+      expect(build.state).toBe("FAILED");
+      expect(build.error).toMatch(/Cannot connect to https:\/\/127\.0\.0\.1:\d+/);
+    } finally {
+      await api("PATCH", "/v3/admin/docker_registry_access", { token: ADMIN, body: { insecure_registries: ["127.0.0.1"] } });
+    }
   });
 });
