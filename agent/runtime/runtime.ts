@@ -115,22 +115,29 @@ export class Runtime {
   async create(input: unknown): Promise<Container> {
     const spec = parseContainerSpec(input);
     const ids = idRangeForSlot(spec.slot, this.options.ids);
-    const user = resolveUser(spec.user, await readRootfsEtc(spec.rootfs, "passwd"), await readRootfsEtc(spec.rootfs, "group"));
     const dir = this.dir(spec.id);
-    // mkdir without recursive fails with EEXIST: two creates of one id never share a directory.
-    await mkdir(dir, { mode: 0o711 });
+    // Independent file work runs concurrently: each await is a thread-pool round trip.
+    const [passwd, group, hostResolv] = await Promise.all([
+      readRootfsEtc(spec.rootfs, "passwd"),
+      readRootfsEtc(spec.rootfs, "group"),
+      readFile(this.options.hostResolvConf, "utf8").catch(() => ""),
+      // mkdir without recursive fails with EEXIST: two creates of one id never share a directory.
+      mkdir(dir, { mode: 0o711 }),
+    ]);
+    const user = resolveUser(spec.user, passwd, group);
     const cgroupPaths = containerCgroupPaths(this.layout, this.options.cgroupParent, spec.id);
     try {
       const hostname = spec.hostname ?? spec.id.slice(0, 63);
       const etc = { hosts: join(dir, "hosts"), resolvConf: join(dir, "resolv.conf"), hostname: join(dir, "hostname") };
-      const hostResolv = await readFile(this.options.hostResolvConf, "utf8").catch(() => "");
-      await writeFile(etc.hosts, hostsFile(hostname, spec.address), { mode: 0o644 });
-      await writeFile(etc.resolvConf, containerResolvConf(hostResolv, this.options.fallbackNameservers), { mode: 0o644 });
-      await writeFile(etc.hostname, `${hostname}\n`, { mode: 0o644 });
       const ioDir = join(dir, "io");
-      await mkdir(ioDir, { mode: 0o700 });
+      const owned = (write: Promise<void>, path: string) => write.then(() => chown(path, ids.hostId, ids.hostId));
       // The files appear root-owned inside; the io dir is where berth-init (mapped root) writes.
-      for (const p of [etc.hosts, etc.resolvConf, etc.hostname, ioDir]) await chown(p, ids.hostId, ids.hostId);
+      await Promise.all([
+        owned(writeFile(etc.hosts, hostsFile(hostname, spec.address), { mode: 0o644 }), etc.hosts),
+        owned(writeFile(etc.resolvConf, containerResolvConf(hostResolv, this.options.fallbackNameservers), { mode: 0o644 }), etc.resolvConf),
+        owned(writeFile(etc.hostname, `${hostname}\n`, { mode: 0o644 }), etc.hostname),
+        owned(mkdir(ioDir, { mode: 0o700 }).then(() => undefined), ioDir),
+      ]);
 
       const config = toRuntimeConfig(spec, {
         initPath: this.options.initPath,
@@ -186,9 +193,11 @@ export class Runtime {
 
   /** @internal */
   async readExit(state: ContainerState, init: NativeExit | null): Promise<Exit> {
-    const recorded = await readJson(join(this.dir(state.id), "io", "exit.json"));
-    const oom = state.oomCounterFile ? parseOomKills(await readFile(state.oomCounterFile, "utf8").catch(() => "")) : 0;
-    return containerExit(recorded === null ? null : initExitSchema.parse(recorded), init, oom);
+    const [recorded, oomText] = await Promise.all([
+      readJson(join(this.dir(state.id), "io", "exit.json")),
+      state.oomCounterFile ? readFile(state.oomCounterFile, "utf8").catch(() => "") : "",
+    ]);
+    return containerExit(recorded === null ? null : initExitSchema.parse(recorded), init, parseOomKills(oomText));
   }
 
   /** @internal */
