@@ -21,7 +21,9 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 
 addon=agent/native/build/Release/berth_native.node
-if [ ! -f "$addon" ] || [ -n "$(find agent/native/src agent/native/binding.gyp -newer "$addon" -print -quit)" ]; then
+# berth-init (agent/native/init) is built by the same binding.gyp, beside the addon.
+if [ ! -f "$addon" ] || [ ! -f agent/native/build/Release/berth-init ] ||
+  [ -n "$(find agent/native/src agent/native/init agent/native/binding.gyp -newer "$addon" -print -quit)" ]; then
   echo "setup: building the native addon"
   (cd agent/native && npx node-gyp rebuild >/dev/null)
 fi
