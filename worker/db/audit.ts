@@ -10,6 +10,7 @@
  * })]);
  */
 import { and, desc, eq, inArray, type SQL, sql } from "drizzle-orm";
+import type { BatchItem } from "drizzle-orm/batch";
 import type { Principal } from "../auth/principal";
 import type { Db } from "../env";
 import { newGuid, isoNow } from "../http/ids";
@@ -100,6 +101,16 @@ export function auditEventIfChanged(db: Db, event: AuditEventInput) {
   return db.insert(auditEvents).select(
     sql`select ${r.guid}, ${r.type}, ${r.actorGuid}, ${r.actorType}, ${r.actorName}, ${r.targetGuid}, ${r.targetType}, ${r.targetName}, ${r.spaceGuid}, ${JSON.stringify(r.data)}, ${r.createdAt} where changes() = 1`,
   );
+}
+
+/**
+ * Runs a conditional write (e.g. an insert with ON CONFLICT DO NOTHING) and its
+ * event as one batch; the event is kept only if the write changed a row.
+ * Returns whether it did.
+ */
+export async function writeAudited(db: Db, write: BatchItem<"sqlite">, event: AuditEventInput): Promise<boolean> {
+  const [result]: [D1Result, ...unknown[]] = await db.batch([write, auditEventIfChanged(db, event)]);
+  return result.meta.changes === 1;
 }
 
 export interface AuditEvent {

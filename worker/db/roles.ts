@@ -6,7 +6,7 @@ import { and, asc, desc, eq, inArray, type SQL } from "drizzle-orm";
 import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
 import type { Db } from "../env";
 import { isoNow, newGuid } from "../http/ids";
-import { type AuditEventInput, auditEventIfChanged } from "./audit";
+import { type AuditEventInput, writeAudited } from "./audit";
 import { type Page, selectPage } from "./paging";
 import { roles } from "./schema";
 
@@ -46,18 +46,15 @@ export async function createRole(
 ): Promise<Role | null> {
   const at = isoNow(now);
   const role: Role = { guid: newGuid(), type: input.type, userGuid: input.user.guid, spaceGuid: input.space.guid, createdAt: at, updatedAt: at };
-  const [insert] = await db.batch([
-    db.insert(roles).values(role).onConflictDoNothing(),
-    auditEventIfChanged(db, {
-      type: "audit.role.create",
-      actor,
-      target: { guid: role.guid, type: "role", name: input.type },
-      spaceGuid: input.space.guid,
-      data: { user: input.user, space: input.space },
-      now,
-    }),
-  ]);
-  return insert.meta.changes === 1 ? role : null;
+  const created = await writeAudited(db, db.insert(roles).values(role).onConflictDoNothing(), {
+    type: "audit.role.create",
+    actor,
+    target: { guid: role.guid, type: "role", name: input.type },
+    spaceGuid: input.space.guid,
+    data: { user: input.user, space: input.space },
+    now,
+  });
+  return created ? role : null;
 }
 
 export async function getRole(db: Db, guid: string, viewer: Viewer): Promise<Role | undefined> {

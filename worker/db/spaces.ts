@@ -2,7 +2,7 @@
 import { and, asc, desc, eq, inArray, type SQL } from "drizzle-orm";
 import type { Db } from "../env";
 import { isoNow, newGuid } from "../http/ids";
-import { type AuditEventInput, auditEventIfChanged } from "./audit";
+import { type AuditEventInput, writeAudited } from "./audit";
 import { type Page, selectPage } from "./paging";
 import { type Viewer, visibleTo } from "./roles";
 import { spaces } from "./schema";
@@ -23,18 +23,15 @@ export async function createSpace(
 ): Promise<Space | null> {
   const at = isoNow(now);
   const space: Space = { guid: newGuid(), name, createdAt: at, updatedAt: at };
-  const [insert] = await db.batch([
-    db.insert(spaces).values(space).onConflictDoNothing(),
-    auditEventIfChanged(db, {
-      type: "audit.space.create",
-      actor,
-      target: { guid: space.guid, type: "space", name },
-      spaceGuid: space.guid,
-      data: { request: { name } },
-      now,
-    }),
-  ]);
-  return insert.meta.changes === 1 ? space : null;
+  const created = await writeAudited(db, db.insert(spaces).values(space).onConflictDoNothing(), {
+    type: "audit.space.create",
+    actor,
+    target: { guid: space.guid, type: "space", name },
+    spaceGuid: space.guid,
+    data: { request: { name } },
+    now,
+  });
+  return created ? space : null;
 }
 
 /** The space if it exists and the viewer may see it (CF answers 404 to outsiders). */

@@ -6,7 +6,7 @@ import { asc, desc, eq, inArray } from "drizzle-orm";
 import { hashToken, newToken } from "../auth/tokens";
 import type { Db } from "../env";
 import { isoNow, newGuid } from "../http/ids";
-import { type AuditEventInput, auditEventIfChanged } from "./audit";
+import { type AuditEventInput, writeAudited } from "./audit";
 import { type Page, selectPage } from "./paging";
 import { users } from "./schema";
 
@@ -30,18 +30,15 @@ export async function createUser(
   const token = newToken("user");
   const at = isoNow(now);
   const user: User = { guid: newGuid(), name: input.name, admin: input.admin, createdAt: at, updatedAt: at };
-  const [insert] = await db.batch([
-    // DO NOTHING on a taken name: the event below is then skipped too (changes() = 0).
-    db.insert(users).values({ ...user, tokenHash: await hashToken(token) }).onConflictDoNothing(),
-    auditEventIfChanged(db, {
-      type: "audit.user.create",
-      actor,
-      target: { guid: user.guid, type: "user", name: user.name },
-      data: { request: { name: user.name, admin: user.admin } },
-      now,
-    }),
-  ]);
-  return insert.meta.changes === 1 ? { user, token } : null;
+  // DO NOTHING on a taken name: the event is then dropped too.
+  const created = await writeAudited(db, db.insert(users).values({ ...user, tokenHash: await hashToken(token) }).onConflictDoNothing(), {
+    type: "audit.user.create",
+    actor,
+    target: { guid: user.guid, type: "user", name: user.name },
+    data: { request: { name: user.name, admin: user.admin } },
+    now,
+  });
+  return created ? { user, token } : null;
 }
 
 export async function getUser(db: Db, guid: string): Promise<User | undefined> {
