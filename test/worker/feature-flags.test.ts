@@ -7,7 +7,7 @@ import { CfError } from "../../worker/errors";
 import { DEFAULT_FLAGS, flagUpdateStatements, getFlag, listFlags, requireFeatureEnabled, updateFlag, applyFlagChange } from "../../worker/db/feature-flags";
 import { listAuditEvents, SYSTEM_ACTOR } from "../../worker/db/audit";
 import { retryCompareAndSet } from "../../worker/db/compare-and-set";
-import { requestRecordingWakes } from "./scheduler-spy";
+import { requestRecordingWakes, requestWithScheduler, unreachableScheduler } from "./scheduler-spy";
 import { ADMIN, addDeveloper, api, createCell, createRouter, createSpace, createUser, db } from "./support";
 
 const admin = { guid: "a-1", type: "user", name: "alice" } as const;
@@ -170,6 +170,14 @@ describe("/v3/feature_flags", () => {
     expect(events.json.resources[0]).toMatchObject({ actor: { guid: "admin", type: "user", name: "admin" }, space: null });
     // Flag events have no space: developers never see them.
     expect((await api("GET", "/v3/audit_events?types=audit.feature_flag.update", { token: member.token })).json.resources).toEqual([]);
+  });
+
+  it("a scheduler that cannot be reached does not undo or fail a committed flip", async () => {
+    const res = await requestWithScheduler(unreachableScheduler(), "PATCH", "/v3/feature_flags/diego_docker", ADMIN, { enabled: true });
+    expect(res.status).toBe(200);
+    expect(res.json.enabled).toBe(true);
+    expect((await getFlag(db(), "diego_docker")).enabled).toBe(true);
+    await api("PATCH", "/v3/feature_flags/diego_docker", { token: ADMIN, body: { enabled: false } });
   });
 
   it("concurrent PATCHes are all recorded with the true previous value", async () => {

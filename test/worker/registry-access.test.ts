@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { getRegistryAccess, getRegistryAccessRecord, registryAccessUpdateStatements } from "../../worker/db/registry-access";
 import caA from "./fixtures/registry-ca-a.pem?raw";
 import caB from "./fixtures/registry-ca-b.pem?raw";
-import { requestRecordingWakes } from "./scheduler-spy";
+import { requestRecordingWakes, requestWithScheduler, unreachableScheduler } from "./scheduler-spy";
 import { ADMIN, addDeveloper, api, createCell, createRouter, createSpace, createUser, db } from "./support";
 
 const PATH = "/v3/admin/docker_registry_access";
@@ -60,6 +60,13 @@ describe("registry access", () => {
     const res = await patch({ cell_only_registries: [] });
     expect(res.status).toBe(200);
     expect(res.json).toMatchObject({ version: before.version + 1, insecure_registries: before.insecure_registries, trusted_ca_certificates: before.trusted_ca_certificates, cell_only_registries: [] });
+  });
+
+  it("a scheduler that cannot be reached does not fail a committed edit", async () => {
+    const before = (await getRegistryAccess(db())).version;
+    const res = await requestWithScheduler(unreachableScheduler(), "PATCH", PATH, ADMIN, { cell_only_registries: ["cells.internal:5000"] });
+    expect(res.status).toBe(200);
+    expect((await getRegistryAccess(db())).version).toBe(before + 1);
   });
 
   it("an empty body changes nothing and wakes nobody", async () => {
