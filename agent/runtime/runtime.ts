@@ -121,10 +121,10 @@ export class Runtime {
       readRootfsEtc(spec.rootfs, "passwd"),
       readRootfsEtc(spec.rootfs, "group"),
       readFile(this.options.hostResolvConf, "utf8").catch(() => ""),
-      // mkdir without recursive fails with EEXIST: two creates of one id never share a directory.
-      mkdir(dir, { mode: 0o711 }),
     ]);
     const user = resolveUser(spec.user, passwd, group);
+    // mkdir without recursive fails with EEXIST: two creates of one id never share a directory.
+    await mkdir(dir, { mode: 0o711 });
     const cgroupPaths = containerCgroupPaths(this.layout, this.options.cgroupParent, spec.id);
     try {
       const hostname = spec.hostname ?? spec.id.slice(0, 63);

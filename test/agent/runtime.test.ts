@@ -114,6 +114,23 @@ describe("the app process", () => {
     expect(err).toMatchObject({ step: "cwd", syscall: "chdir", code: "ENOENT", path: "/does/not/exist" });
   });
 
+  it.each([
+    ["a missing rootfs", { rootfs: "/nonexistent/rootfs" }, { step: "mount_rootfs", syscall: "mount", code: "ENOENT", path: "/nonexistent/rootfs" }],
+    ["a missing network namespace", { netnsPath: "/run/netns/berth-none" }, { step: "netns", syscall: "open", code: "ENOENT", path: "/run/netns/berth-none" }],
+  ] as const)("reports %s as a NativeError and cleans up", async (_name, override, expected) => {
+    const s = spec(override);
+    const err = await runtime.create(s).catch((e: unknown) => e);
+    expect(err).toMatchObject({ name: "NativeError", ...expected });
+    for (const p of containerCgroupPaths(runtime.layout, CGROUP_PARENT, s.id)) expect(existsSync(p)).toBe(false);
+    expect(await runtime.list()).not.toContain(s.id);
+  });
+
+  it("refuses an unknown user before creating anything", async () => {
+    const s = spec({ user: "ghost" });
+    await expect(runtime.create(s)).rejects.toThrow("unable to find user ghost");
+    expect(existsSync(join(base, "state", s.id))).toBe(false);
+  });
+
   it("refuses a spec without a start command before touching anything", async () => {
     await expect(runtime.create(spec({ command: { kind: "none" } }))).rejects.toThrow("No start command found or specified");
   });
