@@ -52,6 +52,11 @@ describe("discovery", () => {
     expect(res.json.links.apps).toEqual({ href: "https://berth.test/v3/apps" });
     expect(res.json.links.feature_flags).toEqual({ href: "https://berth.test/v3/feature_flags" });
     expect(res.json.links.self).toEqual({ href: "https://berth.test/v3" });
+    // Every advertised resource answers (401 without a token, or 200 when public), never 404.
+    for (const [name, l] of Object.entries(res.json.links as Record<string, { href: string }>)) {
+      const r = await api("GET", new URL(l.href).pathname);
+      expect([200, 401], name).toContain(r.status);
+    }
   });
 
   it("GET /v3/info is public, even with a token", async () => {

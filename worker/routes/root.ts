@@ -11,7 +11,7 @@ import { link } from "../http/links";
 
 /** The v3 resources this control plane serves, as listed by `GET /v3`. */
 const V3_RESOURCES = [
-  "apps", "audit_events", "builds", "droplets", "feature_flags", "info",
+  "apps", "audit_events", "builds", "cells", "droplets", "feature_flags", "info",
   "packages", "processes", "roles", "routes", "spaces", "users",
 ] as const;
 
