@@ -1,9 +1,12 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { eq } from "drizzle-orm";
+import { env } from "cloudflare:workers";
 import * as schema from "../../worker/db/schema";
+import { bumpCellSet } from "../../worker/scheduling/cells-repo";
+import { notifyChannels } from "../../worker/scheduling/long-poll";
 import { ADMIN, api, createSpace, createUser, db } from "./support";
 import { setDocker } from "./app-fixtures";
-import { appWithDroplet, enroll, heartbeat, instancesOfApp, pass, report } from "./cell-fixtures";
+import { IMAGE, appWithDroplet, enroll, heartbeat, instancesOfApp, pass, report } from "./cell-fixtures";
 
 let space: { guid: string };
 
@@ -102,17 +105,19 @@ describe("GET /v3/cells/:id/desired (long-poll)", () => {
 
   it("answers the moment the set changes, with the whole set", async () => {
     const cell = await enroll("cell");
-    const first = await api("GET", `/v3/cells/${cell.guid}/desired`, { token: cell.credential });
-    const started = Date.now();
-    const poll = api("GET", `/v3/cells/${cell.guid}/desired?after=${first.json.version}`, { token: cell.credential });
     const app = await appWithDroplet(space.guid, { instances: 2 });
     await db().update(schema.cells).set({ state: "DRAINING" }).where(eq(schema.cells.state, "ACTIVE"));
     await db().update(schema.cells).set({ state: "ACTIVE" }).where(eq(schema.cells.guid, cell.guid));
     expect((await api("POST", `/v3/apps/${app.guid}/actions/start`, { token: ADMIN })).status).toBe(200);
+    const first = await api("GET", `/v3/cells/${cell.guid}/desired`, { token: cell.credential });
+    const poll = api("GET", `/v3/cells/${cell.guid}/desired?after=${first.json.version}`, { token: cell.credential });
+    // What a scheduler pass does after writing: move the version, notify the channel.
+    await bumpCellSet(db(), cell.guid);
+    await notifyChannels(env, [{ kind: "cell", cellGuid: cell.guid }]);
     const res = await poll;
+    // Answered by the change, not by the end of the 300 ms hold (which would be a 204).
     expect(res.status).toBe(200);
-    expect(Date.now() - started).toBeLessThan(1000);
-    expect(res.json.version).toBeGreaterThan(first.json.version);
+    expect(res.json.version).toBe(first.json.version + 1);
     expect(res.json.instances.map((i: { index: number }) => i.index).sort()).toEqual([0, 1]);
     const spec = res.json.instances[0];
     expect(spec).toMatchObject({
@@ -230,5 +235,54 @@ describe("GET /v3/routes/table", () => {
     const idle = await api("GET", `/v3/routes/table?after=${first.json.version}`, { token: router.credential });
     expect(idle.status).toBe(204);
     await pass();
+  });
+});
+
+describe("staging tasks on cells", () => {
+  async function cellStagedBuild() {
+    const cell = await enroll("cell");
+    await db().update(schema.cells).set({ state: "DRAINING" }).where(eq(schema.cells.state, "ACTIVE"));
+    await db().update(schema.cells).set({ state: "ACTIVE" }).where(eq(schema.cells.guid, cell.guid));
+    const app = await appWithDroplet(space.guid);
+    const pkg = await api("POST", "/v3/packages", { token: ADMIN, body: { type: "docker", relationships: { app: { data: { guid: app.guid } } }, data: { image: "private.registry:5000/web:2", username: "u", password: "s3cret" } } });
+    expect(pkg.status).toBe(201);
+    const build = crypto.randomUUID();
+    await db().insert(schema.builds).values({ guid: build, appGuid: app.guid, packageGuid: pkg.json.guid, state: "STAGING", stagingLocation: "cell", createdByGuid: "admin" });
+    await pass();
+    return { cell, app, build };
+  }
+
+  it("hands the task to a live cell in its desired set, with the package's credentials", async () => {
+    const { cell, build } = await cellStagedBuild();
+    const set = await api("GET", `/v3/cells/${cell.guid}/desired`, { token: cell.credential });
+    expect(set.json.staging_tasks.filter((t: { build_guid: string }) => t.build_guid === build)).toEqual([{ build_guid: build, image: "private.registry:5000/web:2", credentials: { username: "u", password: "s3cret" }, registry_access_version: 0 }]);
+  });
+
+  it("stages the build from the cell's result, as Worker staging would", async () => {
+    const { cell, build } = await cellStagedBuild();
+    const before = await api("GET", `/v3/cells/${cell.guid}/desired`, { token: cell.credential });
+    const other = await enroll("cell");
+    const body = { protocol: 1, build_guid: build, state: "STAGED", image: { ...IMAGE, ref: "private.registry:5000/web:2" } };
+    expect((await api("POST", `/v3/cells/${other.guid}/staging_results`, { token: other.credential, body })).status).toBe(403);
+    const res = await api("POST", `/v3/cells/${cell.guid}/staging_results`, { token: cell.credential, body });
+    expect(res.status).toBe(200);
+    expect(res.json).toEqual({ build_guid: build, state: "STAGED" });
+    const [row] = await db().select().from(schema.builds).where(eq(schema.builds.guid, build));
+    const [droplet] = await db().select().from(schema.droplets).where(eq(schema.droplets.guid, row!.dropletGuid!));
+    expect(droplet).toMatchObject({ state: "STAGED", manifestDigest: IMAGE.manifest_digest, processTypes: { web: "/bin/httpd -f -p 8000" } });
+    expect(droplet!.imageSpec).toMatchObject({ ref: "private.registry:5000/web:2", layers: IMAGE.layers });
+    const after = await api("GET", `/v3/cells/${cell.guid}/desired`, { token: cell.credential });
+    expect(after.json.version).toBeGreaterThan(before.json.version);
+    expect(after.json.staging_tasks.filter((t: { build_guid: string }) => t.build_guid === build)).toEqual([]);
+    // A repeated result changes nothing.
+    expect((await api("POST", `/v3/cells/${cell.guid}/staging_results`, { token: cell.credential, body })).json).toEqual({ build_guid: build, state: "STAGED" });
+  });
+
+  it("fails the build with CC's staging error text", async () => {
+    const { cell, build } = await cellStagedBuild();
+    const res = await api("POST", `/v3/cells/${cell.guid}/staging_results`, { token: cell.credential, body: { protocol: 1, build_guid: build, state: "FAILED", error: "manifest unknown" } });
+    expect(res.json).toEqual({ build_guid: build, state: "FAILED" });
+    const [row] = await db().select().from(schema.builds).where(eq(schema.builds.guid, build));
+    expect(row).toMatchObject({ state: "FAILED", error: "StagingError - Staging error: manifest unknown" });
   });
 });

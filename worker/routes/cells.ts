@@ -19,9 +19,15 @@ import {
   cellRegistrationSchema, enrollmentTokenRequestSchema, registrationBaseSchema, routerRegistrationSchema,
 } from "../../shared/protocol/enrollment";
 import { heartbeatSchema, instanceReportsSchema } from "../../shared/protocol/heartbeat";
+import { stagingResultSchema } from "../../shared/protocol/staging";
+import { RegistryError } from "../../shared/registry/errors";
+import { parseReference } from "../../shared/registry/reference";
+import { getStagingInput } from "../db/builds";
+import { completeStaging, failStaging } from "../staging/stage";
 import { PROTOCOL_VERSION } from "../../shared/protocol/version";
 import {
-  createEnrollmentToken, drainCell, enrollmentKind, getCell, listCells, registerCell, registerRouter, type CellRecord,
+  bumpCellSet, createEnrollmentToken, drainCell, enrollmentKind, getCell, listCells, registerCell, registerRouter, stagingTaskOf,
+  type CellRecord,
 } from "../scheduling/cells-repo";
 import { buildDesiredSet } from "../scheduling/desired-set";
 import { holdUntilChanged, notifyChannels } from "../scheduling/long-poll";
@@ -143,4 +149,34 @@ cellsApi.post("/:id/instances", async (c) => {
   if (outcome.rejected.length > 0) throw notAuthorized();
   await afterReport(c, cellGuid, outcome, "instance state change");
   return c.json({ protocol: PROTOCOL_VERSION, skipped: [] });
+});
+
+cellsApi.post("/:id/staging_results", async (c) => {
+  const cellGuid = c.req.param("id");
+  requireCell(c, cellGuid);
+  const result = await parseJson(c, stagingResultSchema);
+  const task = await stagingTaskOf(c.var.db, result.build_guid);
+  // Only the cell the task was given to may answer it.
+  if (!task || task.stagingLocation !== "cell" || task.stagingCellGuid !== cellGuid) throw notAuthorized();
+  const input = await getStagingInput(c.var.db, result.build_guid);
+  // Already finished (a repeated result): nothing more to do.
+  if (!input || input.state !== "STAGING") return c.json({ build_guid: result.build_guid, state: input?.state ?? task.state });
+  const now = () => new Date();
+  const log = (entry: Record<string, unknown>) => console.log(JSON.stringify({ ...entry, requestId: c.var.requestId, cell_guid: cellGuid }));
+  let outcome;
+  if (result.state === "FAILED") {
+    outcome = await failStaging(c.var.db, input.buildGuid, result.error, "cell", now, log);
+  } else {
+    try {
+      outcome = await completeStaging(c.var.db, input, parseReference(input.image), result.image, now, log);
+    } catch (e) {
+      if (!(e instanceof RegistryError)) throw e;
+      outcome = await failStaging(c.var.db, input.buildGuid, e.message, e.code, now, log);
+    }
+  }
+  // The task has left the cell's set.
+  await bumpCellSet(c.var.db, cellGuid);
+  await notifyChannels(c.env, [{ kind: "cell", cellGuid }]);
+  const build = await stagingTaskOf(c.var.db, result.build_guid);
+  return c.json({ build_guid: result.build_guid, state: build?.state ?? outcome.state });
 });

@@ -7,7 +7,7 @@ import { and, asc, count, eq, isNull, sql } from "drizzle-orm";
 import type { Db } from "../env";
 import type { EnrollmentKind } from "../../shared/protocol/enrollment";
 import type { Resources } from "../../shared/protocol/resources";
-import { cells, enrollmentTokens, instances, routers } from "../db/schema";
+import { builds, cells, enrollmentTokens, instances, routers } from "../db/schema";
 import { hashToken, newToken } from "../auth/tokens";
 import { isoNow, newGuid } from "../http/ids";
 
@@ -101,4 +101,16 @@ export async function getCell(db: Db, guid: string): Promise<CellRecord | undefi
 export async function drainCell(db: Db, guid: string, now: Date): Promise<boolean> {
   const res = await db.update(cells).set({ state: "DRAINING", updatedAt: isoNow(now) }).where(eq(cells.guid, guid));
   return res.meta.changes === 1;
+}
+
+/** Where a build stages and in which state, for checking a cell's staging result. */
+export async function stagingTaskOf(db: Db, buildGuid: string) {
+  const [row] = await db.select({ state: builds.state, stagingLocation: builds.stagingLocation, stagingCellGuid: builds.stagingCellGuid })
+    .from(builds).where(eq(builds.guid, buildGuid)).limit(1);
+  return row;
+}
+
+/** Moves a cell's desired-set version (its contents changed outside a scheduler pass). */
+export async function bumpCellSet(db: Db, cellGuid: string): Promise<void> {
+  await db.update(cells).set({ desiredVersion: sql`${cells.desiredVersion} + 1` }).where(eq(cells.guid, cellGuid));
 }
