@@ -1,4 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
+import { listInstancesOfProcess, type ActualInstance } from "../../worker/db/instances";
+import type { Process } from "../../worker/db/processes";
+import { presentStats } from "../../worker/presenters/processes";
 import * as schema from "../../worker/db/schema";
 import { dockerSpaceWithDeveloper, makeApp, makeStartableApp } from "./app-fixtures";
 import { ADMIN, api, db, unique } from "./support";
@@ -120,73 +123,81 @@ describe("scale", () => {
   });
 });
 
+// The real scheduler runs on every wake (start, scale) and writes the instances
+// table itself, so the CF state mapping is tested on the pure presenter, the
+// query on rows inserted with no wake in between, and the endpoint on whatever
+// the scheduler made.
 describe("stats", () => {
-  async function cell(address: string) {
-    const guid = crypto.randomUUID();
-    await db().insert(schema.cells).values({
-      guid, name: unique("cell"), zone: "z1", address, tokenHash: unique("h"), capacity: { memory_mb: 1, disk_mb: 1, containers: 1 }, state: "ACTIVE",
-    });
-    return guid;
-  }
+  const proc = (over: Partial<Process> = {}): Process => ({
+    guid: "p1", appGuid: "p1", spaceGuid: "s1", appName: "a", appState: "STARTED", type: "web", version: "v2",
+    command: null, detectedCommand: null, user: null, instances: 6, memoryInMb: 256, diskInMb: 512,
+    logRateLimitInBytesPerSecond: -1, createdAt: "", updatedAt: "",
+    healthCheck: { type: "port", timeout: null, invocationTimeout: null, interval: null, endpoint: null }, ...over,
+  });
+  const NOW = Date.UTC(2026, 10, 27, 12, 0, 0);
+  const row = (over: Partial<ActualInstance> & Pick<ActualInstance, "index" | "state">): ActualInstance => ({
+    instanceGuid: crypto.randomUUID(), processVersion: "v2", since: NOW - 65_000, cellAddress: null, hostPort: null,
+    containerPort: 8080, memoryMb: 256, diskMb: 512, crashReason: null, placementError: null, usage: null, lastReportAt: null, ...over,
+  });
 
-  type Row = Partial<typeof schema.instances.$inferInsert> & { index: number; state: typeof schema.instances.$inferInsert.state };
-  async function instance(app: { guid: string }, version: string, row: Row) {
-    await db().insert(schema.instances).values({
-      instanceGuid: crypto.randomUUID(), processGuid: app.guid, appGuid: app.guid, processVersion: version, spec: { port: 8080, memory_mb: 256, disk_mb: 512 },
-      since: Date.now() - 65_000, ...row,
-    });
-  }
-
-  it("renders every desired index from the instances table with CF's state mapping", async () => {
-    const app = await makeStartableApp(space.guid, dev.token);
-    await api("POST", `/v3/processes/${app.guid}/actions/scale`, { token: dev.token, body: { instances: 6, memory_in_mb: 256, disk_in_mb: 512 } });
-    await api("POST", `/v3/apps/${app.guid}/actions/start`, { token: dev.token });
-    const version = (await api("GET", `/v3/processes/${app.guid}`, { token: dev.token })).json.version;
-    const c1 = await cell("10.1.0.7");
-    const reportAt = Date.UTC(2026, 10, 27, 12, 0, 0);
-    await instance(app, version, { index: 0, state: "RUNNING", cellGuid: c1, hostPort: 61001, usage: { cpu: 0.25, mem: 1000, disk: 2000 }, lastReportAt: reportAt });
-    await instance(app, version, { index: 1, state: "UNCLAIMED", placementError: "insufficient resources: memory" });
-    await instance(app, version, { index: 2, state: "UNCLAIMED" });
-    await instance(app, version, { index: 3, state: "CLAIMED", cellGuid: c1 });
-    await instance(app, version, { index: 4, state: "CRASHED", cellGuid: c1, crashReason: "exited with status 1" });
-    // Index 5 has nothing; an old version's row and a row past `instances` are not shown.
-    await instance(app, "old-version", { index: 5, state: "RUNNING", cellGuid: c1, hostPort: 61002 });
-    await instance(app, version, { index: 9, state: "RUNNING", cellGuid: c1 });
-    // A replacement starting beside a running one: the running one is shown.
-    await instance(app, version, { index: 0, state: "STARTING", cellGuid: c1 });
-
-    const res = await api("GET", `/v3/processes/${app.guid}/stats`, { token: dev.token });
-    expect(res.status).toBe(200);
-    const r = res.json.resources;
-    expect(r.map((s: any) => [s.index, s.state])).toEqual([[0, "RUNNING"], [1, "DOWN"], [2, "STARTING"], [3, "STARTING"], [4, "CRASHED"], [5, "DOWN"]]);
-    expect(r[0]).toMatchObject({
-      type: "web", routable: true, host: "10.1.0.7", instance_internal_ip: "", mem_quota: 256 * 1024 * 1024, disk_quota: 512 * 1024 * 1024,
-      log_rate_limit: -1, fds_quota: 16384, isolation_segment: null, details: null,
+  it("maps actual LRPs to CF's states for every desired index", () => {
+    const rows = [
+      row({ index: 0, state: "RUNNING", cellAddress: "10.1.0.7", hostPort: 61001, usage: { cpu: 0.25, mem: 1000, disk: 2000 }, lastReportAt: NOW }),
+      row({ index: 0, state: "STARTING" }), // a replacement beside a running one: the running one is shown
+      row({ index: 1, state: "UNCLAIMED", placementError: "insufficient resources: memory" }),
+      row({ index: 2, state: "UNCLAIMED" }),
+      row({ index: 3, state: "CLAIMED", cellAddress: "10.1.0.7" }),
+      row({ index: 4, state: "CRASHED", cellAddress: "10.1.0.7", crashReason: "exited with status 1" }),
+      row({ index: 5, state: "RUNNING", processVersion: "v1" }), // an old version's row is not shown
+      row({ index: 9, state: "RUNNING" }), // past `instances`
+    ];
+    const r = presentStats(proc(), rows, NOW).resources as any[];
+    expect(r.map((s) => [s.index, s.state])).toEqual([[0, "RUNNING"], [1, "DOWN"], [2, "STARTING"], [3, "STARTING"], [4, "CRASHED"], [5, "DOWN"]]);
+    expect(r[0]).toEqual({
+      type: "web", index: 0, instance_guid: rows[0]!.instanceGuid, state: "RUNNING", routable: true, host: "10.1.0.7", instance_internal_ip: "",
+      uptime: 65, mem_quota: 256 * 1024 * 1024, disk_quota: 512 * 1024 * 1024, log_rate_limit: -1, fds_quota: 16384, isolation_segment: null, details: null,
       instance_ports: [{ external: 61001, internal: 8080, external_tls_proxy_port: 0, internal_tls_proxy_port: 0 }],
       usage: { time: "2026-11-27T12:00:00.000Z", cpu: 0.25, cpu_entitlement: 0, mem: 1000, disk: 2000, log_rate: 0 },
     });
-    expect(r[0].uptime).toBeGreaterThanOrEqual(64);
-    expect(r[0].instance_guid).toMatch(/^[0-9a-f-]{36}$/);
     expect(r[1]).toMatchObject({ state: "DOWN", details: "insufficient resources: memory", routable: false });
     expect(r[2]).toMatchObject({ usage: {}, instance_ports: [], host: "" });
     expect(r[5]).toEqual({ type: "web", index: 5, state: "DOWN", routable: false, uptime: 0, isolation_segment: null, details: null });
-    const nested = await api("GET", `/v3/apps/${app.guid}/processes/web/stats`, { token: dev.token });
-    expect(nested.json).toEqual(res.json);
   });
 
-  it("shows a stopped process's leftovers as STOPPING and nothing once they are gone", async () => {
-    const app = await makeStartableApp(space.guid, dev.token);
-    const version = (await api("GET", `/v3/processes/${app.guid}`, { token: dev.token })).json.version;
-    expect((await api("GET", `/v3/processes/${app.guid}/stats`, { token: dev.token })).json).toEqual({ resources: [] });
-    await instance(app, version, { index: 0, state: "RUNNING" });
-    const res = await api("GET", `/v3/processes/${app.guid}/stats`, { token: dev.token });
-    expect(res.json.resources.map((s: any) => s.state)).toEqual(["STOPPING"]);
+  it("shows a stopped process's leftovers as STOPPING, and a started one with nothing as DOWN", () => {
+    const stopped = presentStats(proc({ appState: "STOPPED" }), [row({ index: 0, state: "RUNNING" })], NOW).resources;
+    expect(stopped.map((s) => s.state)).toEqual(["STOPPING"]);
+    expect(presentStats(proc({ appState: "STOPPED" }), [], NOW)).toEqual({ resources: [] });
+    expect(presentStats(proc({ instances: 1 }), [], NOW).resources).toEqual([{ type: "web", index: 0, state: "DOWN", routable: false, uptime: 0, isolation_segment: null, details: null }]);
   });
 
-  it("shows a started process with no instances yet as DOWN", async () => {
+  it("reads the instances table with the cell's address and the spec's port and quotas", async () => {
+    const app = await makeApp(space.guid, dev.token);
+    const cellGuid = crypto.randomUUID();
+    await db().insert(schema.cells).values({
+      guid: cellGuid, name: unique("cell"), zone: "z1", address: "10.1.0.8", tokenHash: unique("h"), capacity: { memory_mb: 1, disk_mb: 1, containers: 1 }, state: "ACTIVE",
+    });
+    const instanceGuid = crypto.randomUUID();
+    await db().insert(schema.instances).values({
+      instanceGuid, processGuid: app.guid, appGuid: app.guid, index: 0, processVersion: "v", since: 123,
+      spec: { port: 9000, memory_mb: 128, disk_mb: 256 }, cellGuid, state: "RUNNING", hostPort: 61010,
+      usage: { cpu: 0.5, mem: 1, disk: 2 }, lastReportAt: 456, placementError: null,
+    });
+    expect(await listInstancesOfProcess(db(), app.guid)).toEqual([{
+      instanceGuid, index: 0, processVersion: "v", state: "RUNNING", since: 123, cellAddress: "10.1.0.8", hostPort: 61010,
+      containerPort: 9000, memoryMb: 128, diskMb: 256, crashReason: null, placementError: null, usage: { cpu: 0.5, mem: 1, disk: 2 }, lastReportAt: 456,
+    }]);
+  });
+
+  it("renders what the scheduler made once the app starts: one entry per desired index", async () => {
     const app = await makeStartableApp(space.guid, dev.token);
-    await api("POST", `/v3/apps/${app.guid}/actions/start`, { token: dev.token });
-    const res = await api("GET", `/v3/processes/${app.guid}/stats`, { token: dev.token });
-    expect(res.json.resources).toEqual([{ type: "web", index: 0, state: "DOWN", routable: false, uptime: 0, isolation_segment: null, details: null }]);
+    await api("POST", `/v3/processes/${app.guid}/actions/scale`, { token: dev.token, body: { instances: 2 } });
+    expect((await api("POST", `/v3/apps/${app.guid}/actions/start`, { token: dev.token })).status).toBe(200);
+    for (const path of [`/v3/processes/${app.guid}/stats`, `/v3/apps/${app.guid}/processes/web/stats`]) {
+      const res = await api("GET", path, { token: dev.token });
+      expect(res.status).toBe(200);
+      expect(res.json.resources.map((s: any) => s.index)).toEqual([0, 1]);
+      for (const s of res.json.resources) expect(["DOWN", "STARTING", "RUNNING", "CRASHED"]).toContain(s.state);
+    }
   });
 });
