@@ -27,7 +27,7 @@ import { clientAddress, clientResponseHeaders, upstreamRequestHeaders, type Upst
 import { routeKey } from "./host";
 import { sendPage, type RouterError } from "./pages";
 import { pickBackend, type Backend, type CompiledTable, type Route } from "./table";
-import type { UpstreamPools } from "./upstream-pools";
+import { isConnectFailure, type UpstreamPools } from "./upstream-pools";
 
 export interface ProxyContext {
   /** The current table, null until the first one arrives. */
@@ -40,6 +40,8 @@ export interface ProxyContext {
   readonly proto: string;
   /** True while shutting down: responses then close their connection. */
   readonly draining: () => boolean;
+  /** Called once per request when its response is over (finished or cut). */
+  readonly requestDone: () => void;
   readonly log: Logger;
 }
 
@@ -55,13 +57,6 @@ export function resolveRoute(table: CompiledTable | null, host: string): Resolut
 }
 
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
-
-class ConnectTimeoutError extends Error {
-  readonly code = "ETIMEDOUT";
-  constructor(ms: number) {
-    super(`connect timed out after ${ms} ms`);
-  }
-}
 
 class UpstreamTimeoutError extends Error {
   readonly code = "ETIMEDOUT";
@@ -123,31 +118,31 @@ class Exchange {
       timeout: ctx.upstreamIdleMs,
     });
     this.proxyReq = proxyReq;
-    let connected = false;
-    const sendBody = (): void => {
-      connected = true;
-      if (this.fwd.hasBody) req.pipe(proxyReq);
-    };
-    proxyReq.on("socket", (socket: Socket) => {
-      if (!socket.connecting) return sendBody();
-      const timer = setTimeout(() => socket.destroy(new ConnectTimeoutError(ctx.connectMs)), ctx.connectMs);
-      socket.once("connect", () => {
-        clearTimeout(timer);
-        sendBody();
-      });
-      socket.once("close", () => clearTimeout(timer));
-    });
     proxyReq.on("response", (proxyRes) => this.onResponse(proxyRes));
     proxyReq.on("timeout", () => proxyReq.destroy(new UpstreamTimeoutError(ctx.upstreamIdleMs)));
-    proxyReq.on("error", (err) => this.onUpstreamError(err, connected, proxyReq.reusedSocket));
-    // Without a body the request is complete now; with one, sendBody pipes it once connected.
-    if (!this.fwd.hasBody) proxyReq.end();
+    proxyReq.on("error", (err) => this.onUpstreamError(err, proxyReq.reusedSocket));
+    if (!this.fwd.hasBody) {
+      // The request is complete now; nothing of the client's is consumed if connecting fails.
+      proxyReq.end();
+      return;
+    }
+    // The body flows only once a connection is open, so a failed connect leaves it unread for the next attempt.
+    proxyReq.once("socket", (socket: Socket) => {
+      if (socket.connecting) socket.once("connect", () => req.pipe(proxyReq));
+      else req.pipe(proxyReq);
+    });
   }
 
   private onResponse(proxyRes: IncomingMessage): void {
     this.responded = true;
     const { res } = this;
     res.writeHead(proxyRes.statusCode!, proxyRes.statusMessage, clientResponseHeaders(proxyRes.rawHeaders));
+    // By hand rather than pipe(): three listeners instead of pipe's eight, on every request.
+    proxyRes.on("data", (chunk: Buffer) => {
+      if (!res.write(chunk)) proxyRes.pause();
+    });
+    res.on("drain", () => proxyRes.resume());
+    proxyRes.once("end", () => res.end());
     proxyRes.once("close", () => {
       // The instance went away mid-body: the client must not take a short body for a whole one.
       if (!proxyRes.complete) {
@@ -155,17 +150,16 @@ class Exchange {
         res.destroy();
       }
     });
-    proxyRes.pipe(res);
   }
 
-  private onUpstreamError(err: Error, connected: boolean, reused: boolean): void {
+  private onUpstreamError(err: Error, reused: boolean): void {
     if (this.res.destroyed || this.res.writableFinished) return;
     this.error = errorCode(err);
     if (this.responded) {
       this.res.destroy();
       return;
     }
-    if (this.retryable(connected, reused)) {
+    if (this.retryable(isConnectFailure(err), reused)) {
       (this.tried ??= new Set()).add(this.upstream!);
       const next = pickBackend(this.route!, this.tried);
       if (next !== undefined) return this.attempt(next);
@@ -173,9 +167,9 @@ class Exchange {
     this.fail(err instanceof UpstreamTimeoutError ? "endpoint_timeout" : "endpoint_failure");
   }
 
-  private retryable(connected: boolean, reused: boolean): boolean {
+  private retryable(connectFailed: boolean, reused: boolean): boolean {
     if (this.attempts >= this.ctx.maxAttempts) return false;
-    if (!connected) return true;
+    if (connectFailed) return true;
     return reused && !this.fwd.hasBody && IDEMPOTENT.has(this.req.method ?? "");
   }
 
@@ -187,6 +181,7 @@ class Exchange {
 
   private onClientClose(): void {
     const { res } = this;
+    this.ctx.requestDone();
     // The client left first (or we cut it): stop the instance's side too.
     if (!res.writableFinished) this.proxyReq?.destroy();
     logAccess(this.ctx.log, {

@@ -46,7 +46,7 @@ export function createRouter(options: RouterOptions): Router {
   let requests = 0;
   let shutdownDone: Promise<void> | null = null;
   const upgraded = new Set<Duplex>();
-  const pools = new UpstreamPools({ idleMs: timeouts.upstreamKeepAliveMs });
+  const pools = new UpstreamPools({ idleMs: timeouts.upstreamKeepAliveMs, connectMs: timeouts.connectMs });
   const ctx: ProxyContext = {
     table: () => table,
     pools,
@@ -55,6 +55,11 @@ export function createRouter(options: RouterOptions): Router {
     maxAttempts: options.maxAttempts,
     proto: "http",
     draining: () => draining,
+    requestDone: () => {
+      requests--;
+      // A response begun before shutdown may have left its connection in keep-alive.
+      if (draining) setImmediate(() => server.closeIdleConnections());
+    },
     log,
   };
 
@@ -66,11 +71,6 @@ export function createRouter(options: RouterOptions): Router {
   });
   server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
     requests++;
-    res.once("close", () => {
-      requests--;
-      // A response begun before shutdown may have left its connection in keep-alive.
-      if (draining) setImmediate(() => server.closeIdleConnections());
-    });
     handleRequest(ctx, req, res);
   });
   server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => handleUpgrade(ctx, req, socket, head, upgraded));

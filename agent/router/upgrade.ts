@@ -7,7 +7,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
-import net from "node:net";
+import type net from "node:net";
 import type { Duplex } from "node:stream";
 import { CLIENT_CLOSED_REQUEST, errorCode, logAccess } from "./access-log";
 import { clientAddress, upstreamRequestHeaders, type UpstreamRequestHeaders } from "./headers";
@@ -15,6 +15,7 @@ import { routeKey } from "./host";
 import { rawPage, statusOf, type RouterError } from "./pages";
 import { resolveRoute, type ProxyContext } from "./proxy";
 import { pickBackend, type Backend, type Route } from "./table";
+import { connectWithDeadline } from "./upstream-pools";
 
 /** The request line and headers as HTTP/1.1 bytes (Node's parser already rejected CR/LF in them). */
 export function serializeRequestHead(method: string, url: string, headers: readonly string[]): string {
@@ -76,12 +77,10 @@ class Tunnel {
     this.attempts++;
     this.upstream = backend;
     const { ctx, client } = this;
-    const socket = net.connect({ host: backend.address, port: backend.port, noDelay: true });
+    const socket = connectWithDeadline({ host: backend.address, port: backend.port, noDelay: true }, ctx.connectMs);
     this.upstreamSocket = socket;
     let connected = false;
-    const timer = setTimeout(() => socket.destroy(new Error(`connect timed out after ${ctx.connectMs} ms`)), ctx.connectMs);
     socket.once("connect", () => {
-      clearTimeout(timer);
       connected = true;
       socket.write(serializeRequestHead(this.req.method ?? "GET", this.req.url ?? "/", this.fwd.headers));
       if (this.head.length > 0) socket.write(this.head);
@@ -94,7 +93,6 @@ class Tunnel {
       client.pipe(socket);
     });
     socket.on("error", (err) => {
-      clearTimeout(timer);
       if (client.destroyed) return;
       if (connected) {
         this.log(statusOf("endpoint_failure"), errorCode(err));

@@ -5,7 +5,54 @@
  * instance that left the table be retired on its own.
  */
 import http from "node:http";
+import net from "node:net";
+import type { Duplex } from "node:stream";
 import type { Backend } from "./table";
+
+/** Connecting to an instance took longer than `connectMs`. */
+export class ConnectTimeoutError extends Error {
+  readonly code = "ETIMEDOUT";
+  constructor(ms: number) {
+    super(`connect timed out after ${ms} ms`);
+    this.name = "ConnectTimeoutError";
+  }
+}
+
+/**
+ * Whether an upstream error happened before the connection was open, so
+ * nothing of the request reached the instance: refused, unreachable, reset
+ * during the handshake (Node tags those `syscall: "connect"`), or too slow.
+ */
+export function isConnectFailure(err: Error): boolean {
+  return err instanceof ConnectTimeoutError || (err as NodeJS.ErrnoException).syscall === "connect";
+}
+
+/** net.createConnection, destroyed with a {@link ConnectTimeoutError} if not open within `connectMs`. */
+export function connectWithDeadline(options: net.NetConnectOpts, connectMs: number): net.Socket {
+  const socket = net.createConnection(options);
+  const timer = setTimeout(() => socket.destroy(new ConnectTimeoutError(connectMs)), connectMs);
+  socket.once("connect", () => clearTimeout(timer));
+  socket.once("close", () => clearTimeout(timer));
+  return socket;
+}
+
+/**
+ * An Agent whose new connections carry their own connect deadline: one timer
+ * per connection, not per request, since most requests reuse a connection.
+ */
+class ConnectDeadlineAgent extends http.Agent {
+  constructor(
+    options: http.AgentOptions,
+    private readonly connectMs: number,
+  ) {
+    super(options);
+  }
+
+  // Returning the socket (no callback) is how http.Agent takes a synchronous connection.
+  override createConnection(options: net.NetConnectOpts): Duplex {
+    return connectWithDeadline(options, this.connectMs);
+  }
+}
 
 export interface PoolOptions {
   /**
@@ -14,6 +61,7 @@ export interface PoolOptions {
    * instance is closing; Node also honours a shorter `Keep-Alive: timeout=`.
    */
   readonly idleMs: number;
+  readonly connectMs: number;
 }
 
 export class UpstreamPools {
@@ -24,7 +72,8 @@ export class UpstreamPools {
   agentFor(backend: Backend): http.Agent {
     let agent = this.#agents.get(backend.key);
     if (agent === undefined) {
-      agent = new http.Agent({ keepAlive: true, timeout: this.options.idleMs, scheduling: "lifo" });
+      // noDelay: a proxy relays small writes at once; Nagle plus delayed ACKs cost ~40 ms a request here.
+      agent = new ConnectDeadlineAgent({ keepAlive: true, noDelay: true, timeout: this.options.idleMs, scheduling: "lifo" }, this.options.connectMs);
       this.#agents.set(backend.key, agent);
     }
     return agent;

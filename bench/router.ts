@@ -1,0 +1,250 @@
+/**
+ * Router bench: the same keep-alive load (autocannon, loopback, bounded
+ * duration) three ways in one run:
+ *   - direct to the backend (a small Node HTTP server in its own process),
+ *   - through nginx from Debian as a reverse proxy to that backend
+ *     (worker_processes auto, upstream keepalive, temp dir for pid/logs),
+ *   - through the Berth router daemon (agent/router/main.ts, one worker per
+ *     core) fed its route table by a stand-in control plane.
+ * Prints requests/s, p50 and p99 for each and Berth/nginx ratios. Target:
+ * ≥ 0.5× nginx's throughput with p99 within 3× nginx's.
+ *
+ * Both proxies write an access log line per request to a file, buffered
+ * (nginx `buffer=4k`, Berth's 3 KB pino buffer), so neither skips that work.
+ *
+ * Run: npx tsx bench/router.ts [--duration 8] [--connections 50] [--rounds 1] [--workers N]
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import autocannon from "autocannon";
+import { request } from "undici";
+import { LOOPBACK, refusedPort, route, startFakeControlPlane, until } from "../test/router/support";
+
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  const v = i >= 0 ? Number(process.argv[i + 1]) : fallback;
+  if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name} must be a positive integer`);
+  return v;
+}
+
+const DURATION = arg("duration", 8);
+const CONNECTIONS = arg("connections", 50);
+const ROUNDS = arg("rounds", 1);
+const WORKERS = arg("workers", os.availableParallelism());
+const HOST = "bench.apps.test";
+const TOKEN = "bench-router-token";
+const MAIN = path.resolve(import.meta.dirname, "../agent/router/main.ts");
+
+const BACKEND_SCRIPT = `
+const http = require("node:http");
+const body = Buffer.from("hello from the backend\\n");
+const server = http.createServer((req, res) => {
+  res.writeHead(200, { "content-type": "text/plain", "content-length": body.length });
+  res.end(body);
+});
+server.keepAliveTimeout = 65000;
+server.listen(0, "127.0.0.1", () => process.stdout.write(server.address().port + "\\n"));
+`;
+
+interface Target {
+  readonly name: string;
+  readonly port: number;
+  /** The process whose CPU time is counted: the proxy's, or the backend's for "direct". */
+  readonly pid: number | undefined;
+}
+
+const children: ChildProcess[] = [];
+function track(child: ChildProcess): ChildProcess {
+  children.push(child);
+  return child;
+}
+
+async function startBackend(): Promise<Target> {
+  const child = track(spawn(process.execPath, ["-e", BACKEND_SCRIPT], { stdio: ["ignore", "pipe", "inherit"] }));
+  const [chunk] = (await once(child.stdout!, "data")) as [Buffer];
+  return { name: "direct", port: Number(chunk.toString().trim()), pid: child.pid };
+}
+
+function nginxConf(dir: string, listenPort: number, backendPort: number): string {
+  return `worker_processes auto;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log ${dir}/access.log combined buffer=4k;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  upstream backend {
+    server 127.0.0.1:${backendPort};
+    keepalive 128;
+  }
+  server {
+    listen 127.0.0.1:${listenPort};
+    server_name ${HOST};
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Request-Id $request_id;
+    }
+  }
+}
+`;
+}
+
+async function startNginx(dir: string, backendPort: number): Promise<Target> {
+  const listenPort = await refusedPort();
+  const conf = path.join(dir, "nginx.conf");
+  writeFileSync(conf, nginxConf(dir, listenPort, backendPort));
+  const child = track(spawn("nginx", ["-c", conf, "-p", dir, "-g", "daemon off;"], { stdio: ["ignore", "inherit", "inherit"] }));
+  await waitForOk(`http://${LOOPBACK}:${listenPort}/`, () => child.exitCode !== null);
+  return { name: "nginx", port: listenPort, pid: child.pid };
+}
+
+async function startBerth(dir: string, apiUrl: string): Promise<Target> {
+  const logFile = path.join(dir, "berth-router.log");
+  const out = openSync(logFile, "w");
+  const child = track(
+    spawn(
+      process.execPath,
+      ["--import", "tsx", MAIN, "--api-url", apiUrl, "--listen", LOOPBACK, "--port", "0", "--workers", String(WORKERS)],
+      { env: { ...process.env, BERTH_ROUTER_TOKEN: TOKEN }, stdio: ["ignore", out, "inherit"] },
+    ),
+  );
+  let port = 0;
+  let synced = false;
+  await until(
+    () => {
+      if (child.exitCode !== null) throw new Error(`router exited with ${child.exitCode}`);
+      for (const line of readFileSync(logFile, "utf8").split("\n")) {
+        if (line.length === 0) continue;
+        const entry = JSON.parse(line) as { msg?: string; port?: number };
+        if (entry.msg === "listening") port = entry.port!;
+        if (entry.msg === "workers in sync") synced = true;
+      }
+      return port !== 0 && synced;
+    },
+    90_000,
+    "the Berth router listening with its table",
+  );
+  await waitForOk(`http://${LOOPBACK}:${port}/`, () => child.exitCode !== null);
+  return { name: "berth", port, pid: child.pid };
+}
+
+async function waitForOk(url: string, died: () => boolean): Promise<void> {
+  let last: unknown = "no answer";
+  for (let i = 0; i < 200; i++) {
+    if (died()) throw new Error(`${url}: server exited`);
+    try {
+      const res = await request(url, { headers: { host: HOST } });
+      const text = await res.body.text();
+      if (res.statusCode === 200 && text.startsWith("hello")) return;
+      last = `HTTP ${res.statusCode}: ${text}`;
+    } catch (err) {
+      last = err; // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${url} never answered 200`, { cause: last });
+}
+
+interface Figure {
+  readonly rps: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly bad: number;
+  /** CPU time per request of the proxy's processes (of the backend's for "direct"). */
+  readonly cpuUs: number;
+}
+
+const CLOCK_TICKS_PER_S = 100; // USER_HZ on Linux
+
+/** utime + stime of a process and all its children (nginx workers, cluster workers), in ms. */
+function cpuMs(rootPid: number): number {
+  let total = 0;
+  const pids = [rootPid];
+  while (pids.length > 0) {
+    const pid = pids.pop()!;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") continue; // exited meanwhile
+      throw err;
+    }
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    total += ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_S;
+    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim();
+    if (children.length > 0) pids.push(...children.split(" ").map(Number));
+  }
+  return total;
+}
+
+async function load(port: number, duration: number, proxyPid: number | undefined): Promise<Figure> {
+  const before = proxyPid === undefined ? 0 : cpuMs(proxyPid);
+  const result = await autocannon({ url: `http://${LOOPBACK}:${port}/`, connections: CONNECTIONS, duration, headers: { host: HOST } });
+  const cpuUs = proxyPid === undefined ? Number.NaN : ((cpuMs(proxyPid) - before) * 1000) / (result.requests.average * duration);
+  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, bad: result.non2xx + result.errors, cpuUs };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "berth-bench-router-"));
+  for (const sub of ["body", "proxy", "fastcgi", "uwsgi", "scgi"]) mkdirSync(path.join(dir, sub));
+  const cp = await startFakeControlPlane({ token: TOKEN, holdMs: 30_000 });
+  try {
+    const backend = await startBackend();
+    cp.publish([route(HOST, backend.port)]);
+    const targets: Target[] = [backend, await startNginx(dir, backend.port), await startBerth(dir, cp.url)];
+    console.log(`load: autocannon, ${CONNECTIONS} keep-alive connections, ${DURATION} s per run, ${ROUNDS} round(s); ${os.availableParallelism()} cores; Berth workers: ${WORKERS}`);
+    for (const t of targets) await load(t.port, 2, t.pid); // warm-up: JIT, pools, nginx upstream keepalive
+    const figures = new Map<string, Figure[]>(targets.map((t) => [t.name, []]));
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const t of targets) figures.get(t.name)!.push(await load(t.port, DURATION, t.pid));
+    }
+    const summary = new Map<string, Figure>();
+    for (const [name, runs] of figures) {
+      summary.set(name, {
+        rps: median(runs.map((f) => f.rps)),
+        p50: median(runs.map((f) => f.p50)),
+        p99: median(runs.map((f) => f.p99)),
+        bad: runs.reduce((n, f) => n + f.bad, 0),
+        cpuUs: median(runs.map((f) => f.cpuUs)),
+      });
+    }
+    console.log(`\n${"target".padEnd(8)} ${"req/s".padStart(10)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"non-2xx+errors".padStart(15)} ${"CPU µs/req".padStart(11)}`);
+    for (const [name, f] of summary) {
+      const cpu = f.cpuUs.toFixed(0);
+      console.log(`${name.padEnd(8)} ${f.rps.toFixed(0).padStart(10)} ${f.p50.toFixed(2).padStart(8)} ${f.p99.toFixed(2).padStart(8)} ${String(f.bad).padStart(15)} ${cpu.padStart(11)}`);
+    }
+    const berth = summary.get("berth")!;
+    const nginx = summary.get("nginx")!;
+    const throughput = berth.rps / nginx.rps;
+    const tail = berth.p99 / nginx.p99;
+    console.log(`\nBerth/nginx throughput: ${throughput.toFixed(2)}× (target ≥ 0.5×) ${throughput >= 0.5 ? "met" : "NOT met"}`);
+    console.log(`Berth/nginx p99:        ${tail.toFixed(2)}× (target ≤ 3×) ${tail <= 3 ? "met" : "NOT met"}`);
+    console.log(`Berth/direct throughput: ${(berth.rps / summary.get("direct")!.rps).toFixed(2)}×`);
+    console.log(`CPU per request: Berth/nginx ${(berth.cpuUs / nginx.cpuUs).toFixed(2)}×, Berth/backend ${(berth.cpuUs / summary.get("direct")!.cpuUs).toFixed(2)}× (CPU µs/req: the proxy's processes; the backend's for "direct")`);
+    console.log(`machine load average at the end: ${os.loadavg().map((l) => l.toFixed(1)).join(" ")} on ${os.availableParallelism()} cores`);
+  } finally {
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+    await Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? once(c, "exit") : undefined)));
+    await cp.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
