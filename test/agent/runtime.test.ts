@@ -314,6 +314,20 @@ describe("init", () => {
     expect(r.stdout).not.toMatch(/ Z$/m);
   });
 
+  it("keeps only CAP_KILL itself, and a non-root app cannot kill it", async () => {
+    const c = await runtime.create(spec({ ...sh("kill -KILL 1; echo rc=$?; sleep 30"), user: "app" }));
+    try {
+      for (let i = 0; i < 100 && !(await logs(c.id)).stdout; i++) await sleep(20);
+      expect((await logs(c.id)).stdout).toBe("rc=1\n");
+      const status = await readFile(`/proc/${c.pid}/status`, "utf8");
+      expect(status).toMatch(/^CapEff:\t0000000000000020$/m);
+      expect(status).toMatch(/^CapBnd:\t0000000000000020$/m);
+      expect(status).toMatch(/^NoNewPrivs:\t1$/m);
+    } finally {
+      await c.destroy();
+    }
+  });
+
   it("forwards signals to the app", async () => {
     const c = await runtime.create(spec(sh("trap 'echo got TERM; exit 3' TERM; sleep 30 & wait")));
     try {

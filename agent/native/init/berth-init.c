@@ -20,6 +20,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -29,6 +30,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -108,6 +110,19 @@ static void write_exit(int status) {
   renameat(io_dir, "exit.json.tmp", io_dir, "exit.json");
 }
 
+/* Keep only CAP_KILL (to signal an app running as another user, and kill(-1)
+ * at the end); the io directory belongs to our own uid, so writing there
+ * needs no capability. */
+static void drop_privileges(void) {
+  for (int cap = 0; cap < 64; cap++)
+    if (cap != CAP_KILL && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno == EINVAL) break;
+  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2] = {{0}};
+  data[0].effective = data[0].permitted = 1u << CAP_KILL;
+  syscall(SYS_capset, &header, data);
+  prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+}
+
 int main(int argc, char **argv) {
   if (argc != 7) return 127;
   pid_t app = (pid_t)atoi(argv[1]);
@@ -119,6 +134,7 @@ int main(int argc, char **argv) {
 
   /* Nothing in the container may read our fds (the io directory is on the host). */
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  drop_privileges();
   for (int i = 0; i < 2; i++) {
     fcntl(logs[i].pipe, F_SETFD, FD_CLOEXEC);
     open_log(&logs[i]);
