@@ -110,9 +110,10 @@ export class LayerCache {
   ensure(key: string, blobDigest: string, fill: (tmpDir: string) => Promise<number>): Promise<string> {
     const existing = this.state.layers[key];
     if (existing) {
+      // Kept in memory: the pull's acquire() that follows persists it.
       existing.lastUsedMs = this.now();
       if (!existing.blobDigests.includes(blobDigest)) existing.blobDigests.push(blobDigest);
-      return this.save().then(() => this.path(key));
+      return Promise.resolve(this.path(key));
     }
     let pending = this.inflight.get(key);
     if (!pending) {
@@ -168,6 +169,7 @@ export class LayerCache {
       inUse: r.holders.length > 0 || pinned.has(key),
     }));
     const evict = planEviction(infos, thresholdBytes);
+    if (evict.length === 0) return [];
     for (const key of evict) delete this.state.layers[key];
     await this.save();
     for (const key of evict) {

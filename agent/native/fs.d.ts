@@ -41,8 +41,8 @@ export interface NativeFs {
   fsMountIdmapped(source: string, target: string, usernsFd: number): void;
   /** lowers are top-most first; upper "" makes a read-only overlay of the lowers alone. */
   fsMountOverlay(target: string, lowers: string[], upper: string, work: string): void;
-  /** Returns the loop device; it detaches itself when the filesystem is unmounted. */
-  fsLoopMount(file: string, target: string, fstype: string): string;
+  /** Resolves to the loop device; it detaches itself when the filesystem is unmounted. Runs off the main thread. */
+  fsLoopMount(file: string, target: string, fstype: string): Promise<string>;
   fsUnmount(target: string, detach: boolean): void;
   /** Every xattr of path itself (a symlink is not followed). */
   fsGetXattrs(path: string): Record<string, Buffer>;

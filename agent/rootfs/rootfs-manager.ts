@@ -15,8 +15,8 @@
  * Layout per container: `<root>/containers/<id>/{lower/<n>/, rootfs/, handle.json}`.
  * The handle lists what was mounted, so a restarted agent can still destroy it.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { chown, mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdir, readFile, readdir, rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { tmpdir } from "node:os";
 import { z } from "zod";
@@ -127,29 +127,29 @@ export class RootfsManager {
     await mkdir(dir); // fails if the container already has one
     const upper = await this.uppers.take(opts.diskMb);
     const handle: Handle = { version: 1, rootfs: join(dir, "rootfs"), lowers: [], upper: { mountpoint: upper.mountpoint, image: upper.image } };
+    // From here on, plain synchronous syscalls of microseconds each: queueing
+    // them on libuv's threadpool behind running pulls would cost more than they take.
     try {
-      await writeFile(join(dir, "handle.json"), JSON.stringify(handle));
       const upperDir = join(upper.mountpoint, "upper");
       const workDir = join(upper.mountpoint, "work");
-      await mkdir(upperDir, { mode: 0o755 });
-      await mkdir(workDir, { mode: 0o700 });
+      mkdirSync(upperDir, { mode: 0o755 });
+      mkdirSync(workDir, { mode: 0o700 });
       // The overlay root takes the upper directory's owner: the container's root.
-      await chown(upperDir, opts.ids.base, opts.ids.base);
+      chownSync(upperDir, opts.ids.base, opts.ids.base);
 
       let lowers = [...layers];
       if (this.idmapped) {
+        handle.lowers = layers.map((_, i) => join(dir, "lower", String(i)));
+        // The handle names every mount before it exists, so a crash in between is still torn down.
+        writeFileSync(join(dir, "handle.json"), JSON.stringify(handle));
         const fd = this.userns.fdFor(opts.ids);
-        lowers = [];
         for (const [i, layer] of layers.entries()) {
-          const target = join(dir, "lower", String(i));
-          await mkdir(target, { recursive: true });
-          native.fsMountIdmapped(layer, target, fd);
-          lowers.push(target);
-          handle.lowers.push(target);
+          mkdirSync(handle.lowers[i]!, { recursive: true });
+          native.fsMountIdmapped(layer, handle.lowers[i]!, fd);
         }
-        await writeFile(join(dir, "handle.json"), JSON.stringify(handle));
-      }
-      await mkdir(handle.rootfs);
+        lowers = [...handle.lowers];
+      } else writeFileSync(join(dir, "handle.json"), JSON.stringify(handle));
+      mkdirSync(handle.rootfs);
       native.fsMountOverlay(handle.rootfs, lowers.reverse(), upperDir, workDir);
     } catch (err) {
       await this.teardown(dir, handle).catch(() => undefined);

@@ -80,7 +80,8 @@ export class UpperPool {
   async take(diskMb: number): Promise<UpperFs> {
     checkDiskMb(diskMb);
     const fs = this.ready.get(diskMb)?.shift() ?? (await this.prepare(diskMb));
-    this.refill(diskMb).catch((err) => this.opts.onError?.(err));
+    // Refill once the caller's start has gone on: spawning mkfs forks this process.
+    setImmediate(() => this.refill(diskMb).catch((err) => this.opts.onError?.(err)));
     return fs;
   }
 
@@ -127,7 +128,7 @@ export class UpperPool {
     try {
       await run("mkfs.ext4", [...MKFS_ARGS, image]);
       await mkdir(mountpoint);
-      native.fsLoopMount(image, mountpoint, "ext4");
+      await native.fsLoopMount(image, mountpoint, "ext4");
     } catch (err) {
       await rm(image, { force: true });
       await rm(mountpoint, { recursive: true, force: true });

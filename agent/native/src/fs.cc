@@ -445,12 +445,9 @@ Napi::Value MountOverlay(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// fsLoopMount(file, target, fstype) -> the loop device path. The device is
-// configured with LO_FLAGS_AUTOCLEAR, so unmounting the filesystem detaches it.
-Napi::Value LoopMount(const Napi::CallbackInfo& info) {
-  std::string file = StrArg(info, 0, "file");
-  std::string target = StrArg(info, 1, "target");
-  std::string fstype = StrArg(info, 2, "fstype");
+// Attaches file to a free loop device (LO_FLAGS_AUTOCLEAR, so unmounting the
+// filesystem detaches it) and mounts it on target. Returns the device path.
+std::string LoopMountImpl(const std::string& file, const std::string& target, const std::string& fstype) {
   Fd backing(open(file.c_str(), O_RDWR | O_CLOEXEC));
   if (backing.get() < 0) Fail("loop mount", "open", errno, file);
   Fd ctl(open("/dev/loop-control", O_RDWR | O_CLOEXEC));
@@ -474,9 +471,44 @@ Napi::Value LoopMount(const Napi::CallbackInfo& info) {
       ioctl(loop.get(), LOOP_CLR_FD, 0);
       Fail("loop mount", "mount", e, target);
     }
-    return Napi::String::New(info.Env(), dev);
+    return dev;
   }
   Fail("loop mount", "ioctl(LOOP_CONFIGURE)", EBUSY, file);
+}
+
+// Mounting ext4 reads its metadata and can take tens of milliseconds: off the
+// main thread, so a pool refill never stalls a container start. Execute()
+// touches no JS; the error travels as a SysError copy.
+class LoopMountWorker : public Napi::AsyncWorker {
+ public:
+  LoopMountWorker(Napi::Env env, std::string file, std::string target, std::string fstype)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), file_(std::move(file)),
+        target_(std::move(target)), fstype_(std::move(fstype)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      dev_ = LoopMountImpl(file_, target_, fstype_);
+    } catch (const SysError& e) {
+      error_ = e;
+      SetError(e.step);
+    }
+  }
+  void OnOK() override { deferred_.Resolve(Napi::String::New(Env(), dev_)); }
+  void OnError(const Napi::Error&) override { deferred_.Reject(ToJsError(Env(), error_).Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::string file_, target_, fstype_, dev_;
+  SysError error_;
+};
+
+// fsLoopMount(file, target, fstype) -> Promise of the loop device path.
+Napi::Value LoopMount(const Napi::CallbackInfo& info) {
+  auto* worker = new LoopMountWorker(info.Env(), StrArg(info, 0, "file"), StrArg(info, 1, "target"), StrArg(info, 2, "fstype"));
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
 }
 
 // fsUnmount(target, detach): umount2, lazily with detach.
