@@ -100,6 +100,11 @@ describe("the app process", () => {
     expect(app.stdout).toContain("CapEff:\t0000000000000000");
   });
 
+  it("applies the rlimits and sees only the default devices in /dev", async () => {
+    const r = await run(sh("ulimit -n; ulimit -Hn; ls /dev | tr '\\n' ' '"));
+    expect(r.stdout).toBe("1024\n4096\nfd full mqueue null ptmx pts random shm stderr stdin stdout tty urandom zero ");
+  });
+
   it("fails with a NativeError naming step, syscall, errno and path when argv[0] is missing, leaving nothing behind", async () => {
     const s = spec({ command: { kind: "exec", argv: ["no-such-program"] } });
     const err = await runtime.create(s).catch((e: unknown) => e);
