@@ -5,11 +5,12 @@
  * a message a user understands and no droplet written. The Stager's alarm is
  * fired with runDurableObjectAlarm instead of waiting for it.
  */
-import { runDurableObjectAlarm } from "cloudflare:test";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import * as schema from "../../worker/db/schema";
+import type { Stager } from "../../worker/durable/stager";
 import { FIXTURES, HTTPD_PORT, MULTI_ARCH } from "../fixtures/images";
 import type { StagingRegistries } from "../support/provided";
 import { makeApp, setDocker } from "./app-fixtures";
@@ -246,5 +247,39 @@ describe("staging on a cell", () => {
     } finally {
       await api("PATCH", "/v3/admin/docker_registry_access", { token: ADMIN, body: { insecure_registries: ["127.0.0.1"] } });
     }
+  });
+});
+
+describe("the Stager's time budget", () => {
+  it("fails a build whose deadline passed before its run (an evicted or retried alarm)", async () => {
+    // A cell-only registry: POST starts no Stager, so this test drives one alone.
+    const cellOnly = "registry.budget.internal:5000";
+    await api("PATCH", "/v3/admin/docker_registry_access", { token: ADMIN, body: { cell_only_registries: [cellOnly] } });
+    let guid: string;
+    try {
+      const { pkg } = await packageFor(`${cellOnly}/app`);
+      guid = ((await api("POST", "/v3/builds", { token: dev.token, body: { package: { guid: pkg.guid } } })).json as BuildJson).guid;
+    } finally {
+      await api("PATCH", "/v3/admin/docker_registry_access", { token: ADMIN, body: { cell_only_registries: [] } });
+    }
+    const stub = env.STAGER.get(env.STAGER.idFromName(guid));
+    await runInDurableObject(stub, async (obj, state) => {
+      await state.storage.put({ build: guid, deadline: Date.now() - 1, budget: 1234 });
+      await (obj as Stager).alarm();
+      expect(await state.storage.get("build")).toBeUndefined();
+    });
+    const build = (await api("GET", `/v3/builds/${guid}`, { token: dev.token })).json as BuildJson;
+    expect(build).toMatchObject({ state: "FAILED", error: "StagingError - Staging error: staging did not finish within 1234 ms", droplet: null });
+  });
+
+  it("ignores a second start and a run for a finished build", async () => {
+    const { build } = await stage(`${host}/cmd-only`);
+    const stub = env.STAGER.get(env.STAGER.idFromName(build.guid));
+    const again = await stub.fetch("https://stager/start", { method: "POST", body: JSON.stringify({ build_guid: build.guid }) });
+    expect(again.status).toBe(202);
+    await runDurableObjectAlarm(stub);
+    const after = await api("GET", `/v3/builds/${build.guid}`, { token: dev.token });
+    expect(after.json).toMatchObject({ state: "STAGED", droplet: { guid: build.droplet!.guid } });
+    expect((await dropletsOf((after.json as { relationships: { app: { data: { guid: string } } } }).relationships.app.data.guid)).length).toBe(1);
   });
 });
