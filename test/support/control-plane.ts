@@ -31,6 +31,11 @@ export interface ControlPlaneOptions {
   /** Reuse a persist directory (to restart the same control plane). */
   persistDir?: string;
   port?: number;
+  /**
+   * Another wrangler config (e.g. one pointing at a prebuilt bundle, so edits
+   * elsewhere in the tree do not reload the Worker mid-run).
+   */
+  config?: string;
 }
 
 /** A port that was free a moment ago (wrangler takes no port 0). */
@@ -51,7 +56,8 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const host = opts.host ?? "127.0.0.1";
   const persistDir = opts.persistDir ?? (await mkdtemp(join(tmpdir(), "berth-d1-")));
   const env = { ...process.env, ...QUIET_ENV };
-  await run(WRANGLER, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir], { cwd: ROOT, env });
+  const config = opts.config ? ["--config", opts.config] : [];
+  await run(WRANGLER, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir, ...config], { cwd: ROOT, env });
   const adminToken = `bu_${randomBytes(24).toString("hex")}`;
   const vars = {
     ADMIN_TOKEN: adminToken,
@@ -59,7 +65,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     ...opts.vars,
   };
   const port = opts.port ?? (await freePort(host));
-  const args = ["dev", "--ip", host, "--port", String(port), "--inspector-port", "0", "--persist-to", persistDir,
+  const args = ["dev", ...config, "--ip", host, "--port", String(port), "--inspector-port", "0", "--persist-to", persistDir,
     "--show-interactive-dev-session=false", "--log-level", "warn"];
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
   const child = spawn(WRANGLER, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
