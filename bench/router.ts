@@ -5,7 +5,11 @@
  *   - through nginx from Debian as a reverse proxy to that backend
  *     (worker_processes auto, upstream keepalive, temp dir for pid/logs),
  *   - through the Berth router daemon (agent/router/main.ts, one worker per
- *     core) fed its route table by a stand-in control plane.
+ *     core) fed its route table by a stand-in control plane,
+ *   - through a bare node:http proxy (keep-alive agent, pipe, one process per
+ *     core with node:cluster, no routing, no logging): the floor any Node
+ *     proxy starts from, so the Berth-vs-nginx gap can be split into what
+ *     Node's HTTP stack costs and what the router adds.
  * Prints requests/s, p50 and p99 for each and Berth/nginx ratios. Target:
  * ≥ 0.5× nginx's throughput with p99 within 3× nginx's.
  *
@@ -66,6 +70,37 @@ async function startBackend(): Promise<Target> {
   const child = track(spawn(process.execPath, ["-e", BACKEND_SCRIPT], { stdio: ["ignore", "pipe", "inherit"] }));
   const [chunk] = (await once(child.stdout!, "data")) as [Buffer];
   return { name: "direct", port: Number(chunk.toString().trim()), pid: child.pid };
+}
+
+const BARE_PROXY_SCRIPT = `
+const cluster = require("node:cluster");
+const http = require("node:http");
+const [port, workers] = process.argv.slice(1).map(Number);
+if (cluster.isPrimary) {
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
+  for (let i = 0; i < workers; i++) cluster.fork();
+  let up = 0;
+  cluster.on("listening", (_w, address) => { if (++up === workers) process.stdout.write(address.port + "\\n"); });
+  process.on("SIGTERM", () => { for (const w of Object.values(cluster.workers)) w.kill(); process.exit(0); });
+} else {
+  const agent = new http.Agent({ keepAlive: true, noDelay: true });
+  http.createServer((req, res) => {
+    const up = http.request({ host: "127.0.0.1", port, method: req.method, path: req.url, headers: req.headers, agent }, (upRes) => {
+      res.writeHead(upRes.statusCode, upRes.headers);
+      upRes.pipe(res);
+    });
+    up.on("error", () => res.destroy());
+    req.pipe(up);
+  }).listen(0, "127.0.0.1");
+}
+`;
+
+async function startBareProxy(backendPort: number): Promise<Target> {
+  const child = track(spawn(process.execPath, ["-e", BARE_PROXY_SCRIPT, String(backendPort), String(WORKERS)], { stdio: ["ignore", "pipe", "inherit"] }));
+  const [chunk] = (await once(child.stdout!, "data")) as [Buffer];
+  const port = Number(chunk.toString().trim());
+  await waitForOk(`http://${LOOPBACK}:${port}/`, () => child.exitCode !== null);
+  return { name: "bare", port, pid: child.pid };
 }
 
 function nginxConf(dir: string, listenPort: number, backendPort: number): string {
@@ -208,7 +243,7 @@ async function main(): Promise<void> {
   try {
     const backend = await startBackend();
     cp.publish([route(HOST, backend.port)]);
-    const targets: Target[] = [backend, await startNginx(dir, backend.port), await startBerth(dir, cp.url)];
+    const targets: Target[] = [backend, await startNginx(dir, backend.port), await startBerth(dir, cp.url), await startBareProxy(backend.port)];
     console.log(`load: autocannon, ${CONNECTIONS} keep-alive connections, ${DURATION} s per run, ${ROUNDS} round(s); ${os.availableParallelism()} cores; Berth workers: ${WORKERS}`);
     for (const t of targets) await load(t.port, 2, t.pid); // warm-up: JIT, pools, nginx upstream keepalive
     const figures = new Map<string, Figure[]>(targets.map((t) => [t.name, []]));
@@ -236,7 +271,9 @@ async function main(): Promise<void> {
     const tail = berth.p99 / nginx.p99;
     console.log(`\nBerth/nginx throughput: ${throughput.toFixed(2)}× (target ≥ 0.5×) ${throughput >= 0.5 ? "met" : "NOT met"}`);
     console.log(`Berth/nginx p99:        ${tail.toFixed(2)}× (target ≤ 3×) ${tail <= 3 ? "met" : "NOT met"}`);
+    const bare = summary.get("bare")!;
     console.log(`Berth/direct throughput: ${(berth.rps / summary.get("direct")!.rps).toFixed(2)}×`);
+    console.log(`Berth/bare Node proxy: throughput ${(berth.rps / bare.rps).toFixed(2)}×, CPU per request ${(berth.cpuUs / bare.cpuUs).toFixed(2)}×`);
     console.log(`CPU per request: Berth/nginx ${(berth.cpuUs / nginx.cpuUs).toFixed(2)}×, Berth/backend ${(berth.cpuUs / summary.get("direct")!.cpuUs).toFixed(2)}× (CPU µs/req: the proxy's processes; the backend's for "direct")`);
     console.log(`machine load average at the end: ${os.loadavg().map((l) => l.toFixed(1)).join(" ")} on ${os.availableParallelism()} cores`);
   } finally {
