@@ -41,9 +41,11 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const mount of [...Object.values(runtime.layout.v1), runtime.layout.v2?.mount])
+  // runtime is unset when beforeAll failed; the parent directories may then not exist either.
+  const layout = runtime?.layout;
+  for (const mount of layout ? [...Object.values(layout.v1), layout.v2?.mount] : [])
     if (mount) await rmdir(join(mount, CGROUP_PARENT)).catch(() => undefined);
-  await rm(base, { recursive: true, force: true });
+  if (base) await rm(base, { recursive: true, force: true });
 });
 
 function spec(overrides: Partial<ContainerSpecInput>): ContainerSpecInput {
