@@ -336,13 +336,12 @@ describe("init", () => {
   });
 
   it("forwards signals to the app", async () => {
-    const c = await runtime.create(spec(sh("trap 'echo got TERM; exit 3' TERM; sleep 30 & wait")));
+    const c = await runtime.create(spec(sh("trap 'echo got TERM; exit 3' TERM; echo ready; sleep 30 & wait")));
     try {
-      for (let i = 0; i < 100 && !(await readFile(`/proc/${c.pid}/task/${c.pid}/children`, "utf8").catch(() => "")); i++) await sleep(10);
-      await sleep(200); // the shell installs its trap after starting
+      for (let i = 0; i < 200 && !(await logs(c.id)).stdout; i++) await sleep(20);
       expect(c.signal("SIGTERM")).toBe(true);
       expect(await c.exited).toEqual({ status: 3, signal: null, oom: false });
-      expect((await logs(c.id)).stdout).toBe("got TERM\n");
+      expect((await logs(c.id)).stdout).toBe("ready\ngot TERM\n");
     } finally {
       await c.destroy();
     }
