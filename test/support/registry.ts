@@ -88,12 +88,17 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
   const configPath = join(dir, "config.yml");
   await writeFile(configPath, JSON.stringify(config));
 
-  const child = spawn("docker-registry", ["serve", configPath], { stdio: ["ignore", "ignore", "pipe"] });
+  // A shell holds the registry on a leash: when our end of its stdin closes —
+  // stop(), or this process dying without a teardown — it kills the registry,
+  // so a crashed test run leaves no registry behind on this shared machine.
+  const child = spawn("sh", ["-c", 'docker-registry serve "$1" & pid=$!; read _; kill $pid; wait $pid', "sh", configPath], {
+    stdio: ["pipe", "ignore", "pipe"],
+  });
   let port: number;
   try {
     port = await listeningPort(child, opts.startTimeoutMs ?? 10_000);
   } catch (err) {
-    child.kill("SIGKILL");
+    await stopChild(child);
     await tokenIssuer?.stop();
     await rm(dir, { recursive: true, force: true });
     throw err;
@@ -145,8 +150,8 @@ function listeningPort(child: ChildProcess, timeoutMs: number): Promise<number> 
 async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 3_000);
+  child.stdin?.end();
+  const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
   await exited;
   clearTimeout(timer);
 }
