@@ -13,8 +13,8 @@
  */
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { promisify } from "node:util";
@@ -70,6 +70,16 @@ async function buildLayers(): Promise<Buffer[]> {
   return Promise.all(layers.map((e) => tarBuffer(e)));
 }
 
+/** CPU seconds of this process's reaped children (utime + stime of /proc/self/stat, fields 16 and 17, in clock ticks of 100 Hz). */
+function childrenCpuMs(): number {
+  const fields = readFileSync("/proc/self/stat", "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[13]) + Number(fields[14])) * 10;
+}
+const selfCpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const p90 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * 0.9))]!;
 const ms = (x: number) => `${x.toFixed(1)} ms`;
@@ -104,16 +114,21 @@ async function measure(ref: string, base: string, manager: RootfsManager) {
     await manager.prewarm(DISK_MB);
     const berth: number[] = [];
     const peer: number[] = [];
+    // CPU time too: this machine is shared, and wall time swings with everyone else's load.
+    const berthCpu: number[] = [];
+    const peerCpu: number[] = [];
     for (let r = 0; r < RUNS; r++) {
       // Berth cold: empty cache, resolve + pull + mounted root filesystem.
       const cache = await LayerCache.open(join(base, `cache-${r}`));
       const store = new ImageStore({ cache, fetch, schemesFor: () => ["http"], maxFileBytes: 2 ** 30, maxUncompressedBytes: 2 ** 31, gcThresholdBytes: 2 ** 40 });
       let t = performance.now();
+      let cpu = selfCpuMs();
       const resolved = await resolveImage(ref, { fetch, schemes: ["http"] });
       const image: InstanceImage = { ref, manifest_digest: resolved.manifest_digest, layers: resolved.layers };
       const layers = await store.pull(image, { holder: `cold-${r}` });
       const rootfs = await manager.create(`cold-${r}`, layers.map((l) => l.path), { ids: IDS, diskMb: DISK_MB });
       berth.push(performance.now() - t);
+      berthCpu.push(selfCpuMs() - cpu);
       await rootfs.destroy();
       await manager.prewarm(DISK_MB);
 
@@ -121,14 +136,17 @@ async function measure(ref: string, base: string, manager: RootfsManager) {
       const dir = join(base, `peer-${r}`);
       mkdirSync(dir);
       t = performance.now();
+      cpu = childrenCpuMs();
       await run("skopeo", ["copy", "--quiet", "--src-tls-verify=false", `docker://${ref}`, `oci:${dir}/layout:t`]);
       await run("umoci", ["unpack", "--image", `${dir}/layout:t`, `${dir}/bundle`]);
       peer.push(performance.now() - t);
+      peerCpu.push(childrenCpuMs() - cpu);
       rmSync(dir, { recursive: true, force: true });
       if (r < RUNS - 1) rmSync(join(base, `cache-${r}`), { recursive: true, force: true });
-      console.log(`cold run ${r + 1}: berth ${ms(berth.at(-1)!)}, skopeo+umoci ${ms(peer.at(-1)!)}`);
+      console.log(`cold run ${r + 1}: berth ${ms(berth.at(-1)!)} (cpu ${ms(berthCpu.at(-1)!)}), skopeo+umoci ${ms(peer.at(-1)!)} (cpu ${ms(peerCpu.at(-1)!)})`);
     }
     console.log(`cold pull + unpack (median of ${RUNS}): berth ${ms(median(berth))}, skopeo+umoci ${ms(median(peer))}, ratio ${(median(peer) / median(berth)).toFixed(2)}x (target >= 1.5x)`);
+    console.log(`cold CPU time (median): berth ${ms(median(berthCpu))}, skopeo+umoci ${ms(median(peerCpu))}, ratio ${(median(peerCpu) / median(berthCpu)).toFixed(2)}x; load average ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")} on ${availableParallelism()} cores`);
 
     // Warm: every layer cached (the last cold run's cache), to a mounted root filesystem.
     const cache = await LayerCache.open(join(base, `cache-${RUNS - 1}`));
