@@ -11,7 +11,8 @@ import { type AuditEventInput, auditEvent, auditEventIfChanged } from "./audit";
 import { apps, builds, cells, droplets, instances, packages, processes, routeDestinations } from "./schema";
 import { bumpRouteTable } from "./counters";
 import { webProcessInsert } from "./processes";
-import { type Viewer, visibleTo } from "./roles";
+import type { Listing } from "./listing";
+import { visibleTo } from "./roles";
 
 export type AppState = "STARTED" | "STOPPED";
 
@@ -59,15 +60,11 @@ type OrderKey = keyof typeof ORDER_COLUMNS;
 /** CC's order_by: a column, descending with a leading "-". */
 export type AppOrder = OrderKey | `-${OrderKey}`;
 
-export interface AppFilter {
+export interface AppFilter extends Listing {
   names?: string[];
   spaceGuids?: string[];
   guids?: string[];
-  /** Who lists: a developer sees only their spaces. */
-  viewer: Viewer;
   orderBy: AppOrder;
-  page: number;
-  perPage: number;
 }
 
 export async function listApps(db: Db, f: AppFilter): Promise<{ total: number; apps: App[] }> {

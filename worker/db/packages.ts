@@ -7,7 +7,8 @@ import type { Db } from "../env";
 import { isoNow } from "../http/ids";
 import { type AuditEventInput, auditEventIfChanged } from "./audit";
 import { apps, packages } from "./schema";
-import { type Viewer, visibleTo } from "./roles";
+import type { Listing } from "./listing";
+import { visibleTo } from "./roles";
 
 export interface Package {
   guid: string;
@@ -67,16 +68,12 @@ export async function getPackage(db: Db, guid: string): Promise<Package | undefi
   return row && toPackage(row);
 }
 
-export interface PackageFilter {
+export interface PackageFilter extends Listing {
   appGuids?: string[];
   guids?: string[];
   states?: string[];
   types?: string[];
   spaceGuids?: string[];
-  /** Who lists: a developer sees only their spaces. */
-  viewer: Viewer;
-  page: number;
-  perPage: number;
 }
 
 export async function listPackages(db: Db, f: PackageFilter): Promise<{ total: number; packages: Package[] }> {

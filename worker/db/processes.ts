@@ -8,7 +8,8 @@ import type { Db } from "../env";
 import { isoNow, newGuid } from "../http/ids";
 import { type AuditEventInput, auditEventIfChanged } from "./audit";
 import { apps, droplets, processes } from "./schema";
-import { type Viewer, visibleTo } from "./roles";
+import type { Listing } from "./listing";
+import { visibleTo } from "./roles";
 
 export type HealthCheckType = "port" | "process" | "http";
 
@@ -115,15 +116,11 @@ export async function getProcessByType(db: Db, appGuid: string, type: string): P
   return row && toProcess(row);
 }
 
-export interface ProcessFilter {
+export interface ProcessFilter extends Listing {
   appGuids?: string[];
   types?: string[];
   spaceGuids?: string[];
   guids?: string[];
-  /** Who lists: a developer sees only their spaces. */
-  viewer: Viewer;
-  page: number;
-  perPage: number;
 }
 
 export async function listProcesses(db: Db, f: ProcessFilter): Promise<{ total: number; processes: Process[] }> {

@@ -9,7 +9,8 @@ import { isoNow, newGuid } from "../http/ids";
 import { type AuditEventInput, auditEvent, auditEventIfChanged } from "./audit";
 import { bumpRouteTable } from "./counters";
 import { apps, routeDestinations, routes } from "./schema";
-import { type Viewer, visibleTo } from "./roles";
+import type { Listing } from "./listing";
+import { visibleTo } from "./roles";
 
 export interface Destination {
   guid: string;
@@ -51,15 +52,11 @@ export async function getRoute(db: Db, guid: string): Promise<Route | undefined>
   return toRoute(row, (await destinationsOf(db, [guid])).get(guid) ?? []);
 }
 
-export interface RouteFilter {
+export interface RouteFilter extends Listing {
   hosts?: string[];
   spaceGuids?: string[];
   appGuids?: string[];
   guids?: string[];
-  /** Who lists: a developer sees only their spaces. */
-  viewer: Viewer;
-  page: number;
-  perPage: number;
 }
 
 export async function listRoutes(db: Db, f: RouteFilter): Promise<{ total: number; routes: Route[] }> {
