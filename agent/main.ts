@@ -4,6 +4,7 @@
  * SIGINT stop the agent but leave containers running for the next one to adopt.
  */
 import { createHash } from "node:crypto";
+import { chmod } from "node:fs/promises";
 import { join } from "node:path";
 import { Command } from "commander";
 import { pino } from "pino";
@@ -75,6 +76,9 @@ export async function startAgent(config: AgentConfig) {
     }
   }
   log.info({ guid: identity.guid }, "cell registered");
+  // Containers' mapped root users must traverse the state dir to reach their
+  // rootfs and /etc bind sources (mkdtemp and umask 077 would make it 0700).
+  await chmod(config.state_dir, 0o711);
   const client = new ControlPlaneClient(config.api_url, identity.guid, identity.credential);
   const cache = await LayerCache.open(join(config.state_dir, "layers"));
   const rootfs = await RootfsManager.open(join(config.state_dir, "rootfs"));

@@ -13,12 +13,12 @@ export interface Ctx {
   space(): { guid: string; name: string };
 }
 
-export async function makeCtx(opts: { json: boolean; env?: NodeJS.ProcessEnv; fetchImpl?: typeof fetch }): Promise<Ctx> {
+export async function makeCtx(opts: { json: boolean; env?: NodeJS.ProcessEnv; fetchImpl?: typeof fetch; write?: (s: string) => void }): Promise<Ctx> {
   const env = opts.env ?? process.env;
   const config = await loadConfig(env);
   const ctx: Ctx = {
     config,
-    out: makeOut(opts.json),
+    out: makeOut(opts.json, opts.write),
     env,
     api: () => Api.fromConfig(ctx.config, opts.fetchImpl),
     async save(next) {

@@ -34,7 +34,7 @@ export function buildProgram(opts: RunOptions = {}): Command {
   const action: Action = (fn) => async (...args) => {
     const cmd = args.at(-1) as Command;
     const json = Boolean(cmd.optsWithGlobals().json);
-    const ctx = await makeCtx({ json, env: opts.env });
+    const ctx = await makeCtx({ json, env: opts.env, ...(opts.stdout ? { write: opts.stdout } : {}) });
     // commander passes (...positionals, options, command); commands take (ctx, ...positionals, options).
     await (fn as (ctx: Ctx, ...a: unknown[]) => Promise<void>)(ctx, ...args.slice(0, -1));
   };

@@ -1,0 +1,118 @@
+/**
+ * The whole stack on this machine (issue: CLI, local stack and end to end):
+ * wrangler dev, one cell agent, the router and the fixture registry; the CLI
+ * pushes the busybox httpd image and curls it through the router.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { run } from "../../cli/main";
+import { startControlPlane, type ControlPlane } from "../support/control-plane";
+import { freeContainerCidr, makeCellAddress, type CellAddress } from "../support/netns";
+import { adminCall, enrollmentToken, eventually, getVia, registerRouter, startAgentProcess, startRouterProcess, type Daemon } from "../support/stack";
+
+const registry = inject("registry");
+let cp: ControlPlane;
+let cell: CellAddress;
+let agent: Daemon;
+let router: Daemon & { port: number };
+let home: string;
+
+async function berth(...argv: string[]) {
+  let out = "";
+  let err = "";
+  const code = await run(argv, {
+    env: { ...process.env, BERTH_HOME: home, BERTH_STARTUP_TIMEOUT_MS: "120000" },
+    stdout: (s) => (out += s),
+    stderr: (s) => (err += s),
+  });
+  return { code, out, err };
+}
+
+async function ok(...argv: string[]) {
+  const r = await berth(...argv);
+  if (r.code !== 0) throw new Error(`berth ${argv.join(" ")} failed (${r.code}): ${r.err}`);
+  return r;
+}
+
+const viaRouter = (host: string) => getVia(router.port, host);
+
+// The page names the instance and the app's GREETING, so the test can tell instances and env apart.
+const START = `echo "instance $INSTANCE_INDEX greeting $GREETING" > /www/index.html; exec /bin/busybox httpd -f -p $PORT -h /www`;
+
+beforeAll(async () => {
+  home = await mkdtemp(join(tmpdir(), "berth-e2e-home-"));
+  cp = await startControlPlane({ vars: { LONG_POLL_HOLD_MS: "5000" } });
+  cell = await makeCellAddress();
+  const stateDir = await mkdtemp(join(tmpdir(), "berth-e2e-cell-"));
+  agent = await startAgentProcess({
+    apiUrl: cp.url, enrollmentToken: await enrollmentToken(cp, "cell"), name: `e2e-${process.pid}`,
+    address: cell.address, stateDir, containerCidr: await freeContainerCidr(), portMin: 42000, portMax: 42999,
+  });
+  router = await startRouterProcess(cp.url, await registerRouter(cp, `router-${process.pid}`), join(stateDir, "router.log"));
+  await adminCall(cp, "PATCH", "/v3/admin/docker_registry_access", { insecure_registries: [registry.host] });
+}, 180_000);
+
+afterAll(async () => {
+  await berth("delete", "web", "-f").catch(() => undefined);
+  await router?.kill();
+  await agent?.kill();
+  await cp?.stop();
+  await cell?.remove();
+  await rm(home, { recursive: true, force: true });
+}, 60_000);
+
+describe.sequential("berth CLI against the whole stack", () => {
+  it("logs in, creates a space and enables diego_docker", async () => {
+    await ok("api", cp.url);
+    await ok("login", "-t", cp.adminToken);
+    await ok("create-space", "demo");
+    await ok("target", "-s", "demo");
+    const off = await berth("push", "web", "-o", `${registry.host}/httpd:latest`);
+    expect(off.code).toBe(1);
+    expect(off.err).toContain("CF-FeatureDisabled: Feature Disabled: diego_docker");
+    await ok("enable-feature-flag", "diego_docker");
+  });
+
+  it("pushes the httpd image and serves it through the router", async () => {
+    const r = await ok("push", "web", "-o", `${registry.host}/httpd:latest`, "-m", "64M", "-k", "64M", "-c", START);
+    expect(r.out).toContain("route: http://web.apps.localhost");
+    const page = await eventually("the page through the router", async () => {
+      const p = await viaRouter("web.apps.localhost");
+      return p.status === 200 ? p.body : undefined;
+    });
+    expect(page).toBe("instance 0 greeting \n");
+  }, 180_000);
+
+  it("scales to 3 and answers from 3 different instances", async () => {
+    await ok("scale", "web", "-i", "3");
+    const seen = await eventually("3 distinct instances", async () => {
+      const bodies = new Set<string>();
+      for (let i = 0; i < 12; i++) bodies.add((await viaRouter("web.apps.localhost")).body);
+      return bodies.size === 3 ? bodies : undefined;
+    }, 120_000);
+    expect([...seen].sort()).toEqual(["instance 0 greeting \n", "instance 1 greeting \n", "instance 2 greeting \n"]);
+    const app = JSON.parse((await ok("app", "web", "--json")).out);
+    expect(app.instances.filter((i: { state: string }) => i.state === "RUNNING")).toHaveLength(3);
+  }, 180_000);
+
+  it("set-env + restart makes the new value visible", async () => {
+    await ok("set-env", "web", "GREETING", "hello");
+    expect((await viaRouter("web.apps.localhost")).body).toMatch(/greeting \n$/);
+    await ok("restart", "web");
+    await eventually("the new env value", async () => ((await viaRouter("web.apps.localhost")).body.includes("greeting hello") ? true : undefined), 120_000);
+  }, 180_000);
+
+  it("disabling diego_docker refuses pushes and stops the running app; enabling brings it back", async () => {
+    const t0 = Date.now();
+    await ok("disable-feature-flag", "diego_docker");
+    const refused = await berth("push", "other", "-o", `${registry.host}/httpd:latest`);
+    expect(refused.code).toBe(1);
+    expect(refused.err).toContain("CF-FeatureDisabled");
+    await eventually("the app to stop serving", async () => ((await viaRouter("web.apps.localhost")).status === 503 ? true : undefined), 60_000);
+    console.log(`diego_docker off → no instance serving: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    await ok("enable-feature-flag", "diego_docker");
+    await eventually("the app to serve again", async () => ((await viaRouter("web.apps.localhost")).status === 200 ? true : undefined), 120_000);
+  }, 240_000);
+});

@@ -1,0 +1,140 @@
+/**
+ * The whole Berth stack on this machine for end-to-end tests and the local
+ * stack: the control plane under wrangler dev, cell agents and a router as real
+ * processes (tsx), enrolled through the real API.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream } from "node:fs";
+import { request } from "node:http";
+import { mkdir } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { PROTOCOL_VERSION } from "../../shared/protocol/version";
+import { freePort, type ControlPlane } from "./control-plane";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const TSX = join(ROOT, "node_modules/.bin/tsx");
+
+export async function adminCall<T = any>(cp: Pick<ControlPlane, "url" | "adminToken">, method: string, path: string, body?: unknown): Promise<T> {
+  const res = await fetch(`${cp.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${cp.adminToken}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return (text ? JSON.parse(text) : undefined) as T;
+}
+
+export const enrollmentToken = async (cp: ControlPlane, kind: "cell" | "router") =>
+  (await adminCall<{ token: string }>(cp, "POST", "/v3/cells/enrollment_tokens", { kind })).token;
+
+export async function registerRouter(cp: ControlPlane, name: string): Promise<string> {
+  const res = await fetch(`${cp.url}/v3/cells/register`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ protocol: PROTOCOL_VERSION, enrollment_token: await enrollmentToken(cp, "router"), name }),
+  });
+  if (!res.ok) throw new Error(`router registration: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { credential: string }).credential;
+}
+
+export interface Daemon {
+  process: ChildProcess;
+  logFile: string;
+  /** Sends a signal; resolves when the process has exited. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+function daemon(argv: string[], env: NodeJS.ProcessEnv, logFile: string, opts: { netns?: string } = {}): Daemon {
+  const out = createWriteStream(logFile, { flags: "a" });
+  // nsenter --net only (not `ip netns exec`): the agent must see the host's mounts.
+  const [cmd, ...args] = opts.netns ? ["nsenter", `--net=${opts.netns}`, ...argv] : argv;
+  const child = spawn(cmd!, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  child.stdout!.pipe(out);
+  child.stderr!.pipe(out);
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  return {
+    process: child,
+    logFile,
+    async kill(signal = "SIGTERM") {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
+    },
+  };
+}
+
+export interface AgentOptions {
+  apiUrl: string;
+  enrollmentToken: string;
+  name: string;
+  address: string;
+  stateDir: string;
+  containerCidr: string;
+  portMin: number;
+  portMax: number;
+  zone?: string;
+  memoryMb?: number;
+  netns?: string;
+  extra?: string[];
+}
+
+export async function startAgentProcess(o: AgentOptions): Promise<Daemon> {
+  await mkdir(o.stateDir, { recursive: true });
+  return daemon(
+    [TSX, "agent/main.ts", "--api", o.apiUrl, "--enrollment-token", o.enrollmentToken, "--name", o.name, "--zone", o.zone ?? "z1",
+      "--address", o.address, "--state-dir", o.stateDir, "--container-cidr", o.containerCidr, "--cgroup-parent", `berth-${o.name}`,
+      "--port-min", String(o.portMin), "--port-max", String(o.portMax), "--memory-mb", String(o.memoryMb ?? 4096),
+      "--disk-mb", "16384", "--containers", "32", "--heartbeat-ms", "1000", "--stop-grace-ms", "2000", ...(o.extra ?? [])],
+    {},
+    join(o.stateDir, "agent.log"),
+    o.netns ? { netns: o.netns } : {},
+  );
+}
+
+/** Starts the router on a free loopback port; resolves once it listens. */
+export async function startRouterProcess(apiUrl: string, token: string, logFile: string, port?: number): Promise<Daemon & { port: number }> {
+  const listenPort = port ?? (await freePort());
+  const d = daemon([TSX, "agent/router/main.ts", "--api-url", apiUrl, "--listen", "127.0.0.1", "--port", String(listenPort), "--workers", "0"], { BERTH_ROUTER_TOKEN: token }, logFile);
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      await getVia(listenPort, "nothing.invalid");
+      break;
+    } catch {
+      if (d.process.exitCode !== null || Date.now() > deadline) throw new Error(`router did not start; see ${logFile}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  return { ...d, port: listenPort };
+}
+
+/** GET through the router with a Host header (fetch forbids setting Host). */
+export function getVia(port: number, host: string, path = "/"): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port, path, headers: { host }, agent: false, timeout: 10_000 }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => (body += d));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+    });
+    req.once("timeout", () => req.destroy(new Error("router request timed out")));
+    req.once("error", reject);
+    req.end();
+  });
+}
+
+/** Polls `check` until it returns a value (not undefined) or the timeout passes. */
+export async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000, intervalMs = 200): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
