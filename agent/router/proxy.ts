@@ -18,43 +18,14 @@
  * has no response headers yet; once it has, its connection is destroyed, the
  * only way to tell it the body is incomplete.
  */
-import { randomUUID } from "node:crypto";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import type { Logger } from "pino";
-import { CLIENT_CLOSED_REQUEST, errorCode, logAccess } from "./access-log";
-import { clientAddress, clientResponseHeaders, upstreamRequestHeaders, type UpstreamRequestHeaders } from "./headers";
-import { routeKey } from "./host";
+import { CLIENT_CLOSED_REQUEST, errorCode } from "./access-log";
+import { Forwarding, type ProxyContext } from "./forwarding";
+import { clientResponseHeaders } from "./headers";
 import { sendPage, type RouterError } from "./pages";
-import { pickBackend, type Backend, type CompiledTable, type Route } from "./table";
-import { isConnectFailure, type UpstreamPools } from "./upstream-pools";
-
-export interface ProxyContext {
-  /** The current table, null until the first one arrives. */
-  readonly table: () => CompiledTable | null;
-  readonly pools: UpstreamPools;
-  readonly connectMs: number;
-  readonly upstreamIdleMs: number;
-  readonly maxAttempts: number;
-  /** The scheme clients use to reach this listener (X-Forwarded-Proto when absent). */
-  readonly proto: string;
-  /** True while shutting down: responses then close their connection. */
-  readonly draining: () => boolean;
-  /** Called once per request when its response is over (finished or cut). */
-  readonly requestDone: () => void;
-  readonly log: Logger;
-}
-
-export type Resolution = { readonly route: Route } | { readonly error: RouterError };
-
-/** Route for a host, or the router error that answers it instead. */
-export function resolveRoute(table: CompiledTable | null, host: string): Resolution {
-  if (table === null) return { error: "table_not_loaded" };
-  const route = table.routes.get(host);
-  if (route === undefined) return { error: "unknown_route" };
-  if (route.backends.length === 0) return { error: "no_endpoints" };
-  return { route };
-}
+import type { Backend } from "./table";
+import { isConnectFailure } from "./upstream-pools";
 
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
 
@@ -70,43 +41,29 @@ export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: Serv
   new Exchange(ctx, req, res).start();
 }
 
-class Exchange {
-  private readonly startedAt = performance.now();
-  private readonly fwd: UpstreamRequestHeaders;
-  private readonly host: string;
-  private route: Route | null = null;
-  private tried: Set<Backend> | null = null;
-  private attempts = 0;
-  private upstream: Backend | null = null;
+class Exchange extends Forwarding {
   private proxyReq: http.ClientRequest | null = null;
   private responded = false;
   private error: string | undefined;
 
   constructor(
-    private readonly ctx: ProxyContext,
-    private readonly req: IncomingMessage,
+    ctx: ProxyContext,
+    req: IncomingMessage,
     private readonly res: ServerResponse,
   ) {
-    this.fwd = upstreamRequestHeaders(
-      req.rawHeaders,
-      { clientAddress: clientAddress(req.socket.remoteAddress), proto: ctx.proto, newRequestId: randomUUID },
-      false,
-    );
-    this.host = routeKey(this.fwd.host);
+    super(ctx, req, false);
   }
 
   start(): void {
     if (this.ctx.draining()) this.res.shouldKeepAlive = false;
     this.res.once("close", () => this.onClientClose());
-    const resolution = resolveRoute(this.ctx.table(), this.host);
-    if ("error" in resolution) return this.fail(resolution.error);
-    this.route = resolution.route;
-    this.attempt(pickBackend(resolution.route, null)!);
+    const first = this.firstBackend();
+    if (typeof first === "string") return this.fail(first);
+    this.attempt(first);
   }
 
   private attempt(backend: Backend): void {
-    this.attempts++;
-    this.upstream = backend;
+    this.attemptOn(backend);
     const { ctx, req } = this;
     const proxyReq = http.request({
       host: backend.address,
@@ -160,15 +117,13 @@ class Exchange {
       return;
     }
     if (this.retryable(isConnectFailure(err), reused)) {
-      (this.tried ??= new Set()).add(this.upstream!);
-      const next = pickBackend(this.route!, this.tried);
+      const next = this.nextBackend();
       if (next !== undefined) return this.attempt(next);
     }
     this.fail(err instanceof UpstreamTimeoutError ? "endpoint_timeout" : "endpoint_failure");
   }
 
   private retryable(connectFailed: boolean, reused: boolean): boolean {
-    if (this.attempts >= this.ctx.maxAttempts) return false;
     if (connectFailed) return true;
     return reused && !this.fwd.hasBody && IDEMPOTENT.has(this.req.method ?? "");
   }
@@ -184,16 +139,6 @@ class Exchange {
     this.ctx.requestDone();
     // The client left first (or we cut it): stop the instance's side too.
     if (!res.writableFinished) this.proxyReq?.destroy();
-    logAccess(this.ctx.log, {
-      host: this.host,
-      method: this.req.method,
-      url: this.req.url,
-      status: res.headersSent ? res.statusCode : CLIENT_CLOSED_REQUEST,
-      upstream: this.upstream === null ? null : this.upstream.key,
-      startedAt: this.startedAt,
-      now: performance.now(),
-      requestId: this.fwd.requestId,
-      error: this.error,
-    });
+    this.logAccess(res.headersSent ? res.statusCode : CLIENT_CLOSED_REQUEST, this.error);
   }
 }

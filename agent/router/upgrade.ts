@@ -5,16 +5,13 @@
  * answer and every frame pass through untouched. Connect failures are retried
  * on another instance like ordinary requests (nothing was sent yet).
  */
-import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type net from "node:net";
 import type { Duplex } from "node:stream";
-import { CLIENT_CLOSED_REQUEST, errorCode, logAccess } from "./access-log";
-import { clientAddress, upstreamRequestHeaders, type UpstreamRequestHeaders } from "./headers";
-import { routeKey } from "./host";
+import { CLIENT_CLOSED_REQUEST, errorCode } from "./access-log";
+import { Forwarding, type ProxyContext } from "./forwarding";
 import { rawPage, statusOf, type RouterError } from "./pages";
-import { resolveRoute, type ProxyContext } from "./proxy";
-import { pickBackend, type Backend, type Route } from "./table";
+import type { Backend } from "./table";
 import { connectWithDeadline } from "./upstream-pools";
 
 /** The request line and headers as HTTP/1.1 bytes (Node's parser already rejected CR/LF in them). */
@@ -31,30 +28,18 @@ export function handleUpgrade(ctx: ProxyContext, req: IncomingMessage, client: D
   new Tunnel(ctx, req, client, head, tracked).start();
 }
 
-class Tunnel {
-  private readonly startedAt = performance.now();
-  private readonly fwd: UpstreamRequestHeaders;
-  private readonly host: string;
-  private route: Route | null = null;
-  private tried: Set<Backend> | null = null;
-  private attempts = 0;
-  private upstream: Backend | null = null;
+class Tunnel extends Forwarding {
   private upstreamSocket: net.Socket | null = null;
   private logged = false;
 
   constructor(
-    private readonly ctx: ProxyContext,
-    private readonly req: IncomingMessage,
+    ctx: ProxyContext,
+    req: IncomingMessage,
     private readonly client: Duplex,
     private readonly head: Buffer,
     private readonly tracked: Set<Duplex>,
   ) {
-    this.fwd = upstreamRequestHeaders(
-      req.rawHeaders,
-      { clientAddress: clientAddress(req.socket.remoteAddress), proto: ctx.proto, newRequestId: randomUUID },
-      true,
-    );
-    this.host = routeKey(this.fwd.host);
+    super(ctx, req, true);
   }
 
   start(): void {
@@ -67,15 +52,13 @@ class Tunnel {
       this.upstreamSocket?.destroy();
       this.log(CLIENT_CLOSED_REQUEST, "client_closed");
     });
-    const resolution = resolveRoute(this.ctx.table(), this.host);
-    if ("error" in resolution) return this.fail(resolution.error);
-    this.route = resolution.route;
-    this.connect(pickBackend(resolution.route, null)!);
+    const first = this.firstBackend();
+    if (typeof first === "string") return this.fail(first);
+    this.connect(first);
   }
 
   private connect(backend: Backend): void {
-    this.attempts++;
-    this.upstream = backend;
+    this.attemptOn(backend);
     const { ctx, client } = this;
     const socket = connectWithDeadline({ host: backend.address, port: backend.port, noDelay: true }, ctx.connectMs);
     this.upstreamSocket = socket;
@@ -99,11 +82,9 @@ class Tunnel {
         client.destroy();
         return;
       }
-      if (this.attempts < ctx.maxAttempts) {
-        (this.tried ??= new Set()).add(backend);
-        const next = pickBackend(this.route!, this.tried);
-        if (next !== undefined) return this.connect(next);
-      }
+      // Not connected: nothing was sent, another instance may take it.
+      const next = this.nextBackend();
+      if (next !== undefined) return this.connect(next);
       this.fail("endpoint_failure", errorCode(err));
     });
   }
@@ -117,17 +98,7 @@ class Tunnel {
   private log(status: number, error: string | undefined): void {
     if (this.logged) return;
     this.logged = true;
-    logAccess(this.ctx.log, {
-      host: this.host,
-      method: this.req.method,
-      url: this.req.url,
-      status,
-      upstream: this.upstream === null ? null : this.upstream.key,
-      startedAt: this.startedAt,
-      now: performance.now(),
-      requestId: this.fwd.requestId,
-      error,
-    });
+    this.logAccess(status, error);
   }
 }
 
