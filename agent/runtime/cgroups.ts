@@ -137,6 +137,26 @@ export function oomCounterFile(layout: CgroupLayout, parent: string, id: string)
   return null;
 }
 
+/**
+ * Files to read the container's memory and CPU use from: v1 memory.usage_in_bytes
+ * or v2 memory.current; v2 cpu.stat (its usage_usec exists in every cgroup2
+ * directory, controller or not, so the hybrid's empty unified tree has it too).
+ */
+export function usageFiles(layout: CgroupLayout, parent: string, id: string): { memory: string | null; cpuStat: string | null } {
+  const memory = layout.v1.memory
+    ? `${layout.v1.memory}/${parent}/${id}/memory.usage_in_bytes`
+    : layout.v2?.controllers.includes("memory")
+      ? `${layout.v2.mount}/${parent}/${id}/memory.current`
+      : null;
+  return { memory, cpuStat: layout.v2 ? `${layout.v2.mount}/${parent}/${id}/cpu.stat` : null };
+}
+
+/** usage_usec from cgroup v2 cpu.stat text. */
+export function parseCpuUsageUsec(text: string): number | null {
+  const m = /^usage_usec (\d+)$/m.exec(text);
+  return m ? Number(m[1]) : null;
+}
+
 /** The oom_kill count from memory.oom_control (v1) or memory.events (v2) text. */
 export function parseOomKills(text: string): number {
   const m = /^oom_kill (\d+)$/m.exec(text);

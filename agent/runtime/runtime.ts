@@ -15,7 +15,16 @@ import type { NativeExit, NativeRlimit } from "../native/container";
 import { native } from "../native/index";
 import type { Exit } from "../../shared/protocol/instance";
 import { containerResolvConf } from "../network/resolv-conf";
-import { cgroupLayout, containerCgroupPaths, oomCounterFile, parseCgroupMounts, parseOomKills, type CgroupLayout } from "./cgroups";
+import {
+  cgroupLayout,
+  containerCgroupPaths,
+  oomCounterFile,
+  parseCgroupMounts,
+  parseCpuUsageUsec,
+  parseOomKills,
+  usageFiles,
+  type CgroupLayout,
+} from "./cgroups";
 import { RLIMIT_NOFILE, toRuntimeConfig, validate } from "./config";
 import { containerExit } from "./exit";
 import { DEFAULT_ID_RANGE, idRangeForSlot, type IdRangeOptions } from "./ids";
@@ -160,6 +169,7 @@ export class Runtime {
         slot: spec.slot,
         cgroupPaths,
         oomCounterFile: oomCounterFile(this.layout, this.options.cgroupParent, spec.id),
+        usageFiles: usageFiles(this.layout, this.options.cgroupParent, spec.id),
         createdAt: Date.now(),
       };
       await writeFileAtomic(join(dir, "state.json"), JSON.stringify(state));
@@ -265,6 +275,13 @@ export class Container {
   /** Signals the app (berth-init forwards everything but SIGKILL, which ends the whole container). */
   signal(signal: NodeJS.Signals): boolean {
     return native.containerSignal(this.state.pid, this.state.startTime, osConstants.signals[signal]);
+  }
+
+  /** Memory in bytes and CPU time in microseconds used so far, from the cgroups; null where unknown. */
+  async usage(): Promise<{ memoryBytes: number | null; cpuUsec: number | null }> {
+    const read = (path: string | null) => (path ? readFile(path, "utf8").catch(() => null) : Promise.resolve(null));
+    const [memory, cpuStat] = await Promise.all([read(this.state.usageFiles.memory), read(this.state.usageFiles.cpuStat)]);
+    return { memoryBytes: memory === null ? null : Number(memory.trim()), cpuUsec: cpuStat === null ? null : parseCpuUsageUsec(cpuStat) };
   }
 
   /** Kills every process, waits, removes cgroups and state; idempotent. */

@@ -15,6 +15,7 @@ export const containerStateSchema = z.strictObject({
   slot: z.number().int().nonnegative(),
   cgroupPaths: z.array(z.string()),
   oomCounterFile: z.string().nullable(),
+  usageFiles: z.strictObject({ memory: z.string().nullable(), cpuStat: z.string().nullable() }),
   createdAt: z.number().int(),
 });
 

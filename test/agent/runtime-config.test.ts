@@ -11,7 +11,9 @@ import {
   containerCgroupPaths,
   oomCounterFile,
   parseCgroupMounts,
+  parseCpuUsageUsec,
   parseOomKills,
+  usageFiles,
   weightToShares,
   type CgroupLayout,
 } from "../../agent/runtime/cgroups";
@@ -169,6 +171,16 @@ describe("cgroups", () => {
     [10_000, 262_144],
   ])("cpu weight %i is %i shares", (w, s) => {
     expect(weightToShares(w)).toBe(s);
+  });
+
+  it("finds the usage files on the hybrid and on v2, and parses cpu.stat", () => {
+    expect(usageFiles(hybrid, "p", "c")).toEqual({
+      memory: "/sys/fs/cgroup/memory/p/c/memory.usage_in_bytes",
+      cpuStat: "/sys/fs/cgroup/unified/p/c/cpu.stat",
+    });
+    expect(usageFiles(v2, "p", "c")).toEqual({ memory: "/sys/fs/cgroup/p/c/memory.current", cpuStat: "/sys/fs/cgroup/p/c/cpu.stat" });
+    expect(parseCpuUsageUsec("usage_usec 1234\nuser_usec 1000\nsystem_usec 234\n")).toBe(1234);
+    expect(parseCpuUsageUsec("")).toBeNull();
   });
 
   it("finds the OOM counter on v1 and v2 and parses it", () => {

@@ -297,6 +297,18 @@ describe("limits", () => {
     }
   });
 
+  it("reports memory and CPU use from the cgroups", async () => {
+    const c = await runtime.create(spec(sh("i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo done; sleep 30")));
+    try {
+      for (let i = 0; i < 250 && !(await logs(c.id)).stdout; i++) await sleep(20);
+      const u = await c.usage();
+      expect(u.memoryBytes).toBeGreaterThan(0);
+      expect(u.cpuUsec).toBeGreaterThan(0);
+    } finally {
+      await c.destroy();
+    }
+  });
+
   it("applies memory, cpu and pids limits in the cgroup files", async () => {
     const c = await runtime.create(spec({ ...sh("sleep 30"), memoryMb: 48, cpuWeight: 200, pidsMax: 77 }));
     try {
