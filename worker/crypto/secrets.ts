@@ -11,6 +11,8 @@
  * const plain = await openSecret(env.ENCRYPTION_KEY, stored, packageAad(pkg.guid));
  */
 
+import { base64ToBytes, bytesToBase64 } from "../../shared/base64";
+
 const VERSION = "v1";
 const IV_BYTES = 12;
 
@@ -24,19 +26,6 @@ export class SecretError extends Error {
 /** The AAD for a package's registry password. */
 export const packageAad = (packageGuid: string): string => `package:${packageGuid}`;
 
-function fromBase64(b64: string): Uint8Array {
-  const bin = atob(b64);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-
-function toBase64(bytes: Uint8Array): string {
-  let bin = "";
-  for (const b of bytes) bin += String.fromCharCode(b);
-  return btoa(bin);
-}
-
 interface Key {
   id: string;
   key: CryptoKey;
@@ -45,7 +34,7 @@ interface Key {
 async function importKey(keyB64: string): Promise<Key> {
   let raw: Uint8Array;
   try {
-    raw = fromBase64(keyB64.trim());
+    raw = base64ToBytes(keyB64.trim());
   } catch (e) {
     throw new SecretError("ENCRYPTION_KEY is not valid base64", { cause: e });
   }
@@ -70,7 +59,7 @@ export async function sealSecret(keyB64: string, plaintext: string, aad: string)
   const packed = new Uint8Array(IV_BYTES + ct.byteLength);
   packed.set(iv, 0);
   packed.set(ct, IV_BYTES);
-  return `${VERSION}:${id}:${toBase64(packed)}`;
+  return `${VERSION}:${id}:${bytesToBase64(packed)}`;
 }
 
 /** Decrypts a stored value; throws SecretError for another key, a wrong AAD or tampering. */
@@ -81,7 +70,7 @@ export async function openSecret(keyB64: string, stored: string, aad: string): P
   if (keyId !== id) throw new SecretError(`secret was sealed with key ${keyId}, not the configured key ${id}`);
   let packed: Uint8Array;
   try {
-    packed = fromBase64(body);
+    packed = base64ToBytes(body);
   } catch (e) {
     throw new SecretError("secret body is not valid base64", { cause: e });
   }

@@ -3,7 +3,7 @@
  * env vars are merged by SQLite's json_patch in one statement (RFC 7396: null
  * deletes), so parallel PATCHes of distinct keys all survive without a lock.
  */
-import { and, asc, count, desc, eq, inArray, sql } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, sql } from "drizzle-orm";
 import { z } from "zod";
 import type { Db } from "../env";
 import { newGuid, isoNow } from "../http/ids";
@@ -12,6 +12,7 @@ import { apps, builds, cells, droplets, instances, packages, processes, routeDes
 import { bumpRouteTable } from "./counters";
 import { webProcessInsert } from "./processes";
 import type { Listing } from "./listing";
+import { selectPage } from "./paging";
 import { visibleTo } from "./roles";
 
 export type AppState = "STARTED" | "STOPPED";
@@ -78,12 +79,8 @@ export async function listApps(db: Db, f: AppFilter): Promise<{ total: number; a
   const column = ORDER_COLUMNS[descending ? (f.orderBy.slice(1) as OrderKey) : (f.orderBy as OrderKey)];
   const dir = descending ? desc : asc;
   // Timestamps are to the second: rowid keeps creation order within one.
-  const [totals, rows] = await db.batch([
-    db.select({ n: count() }).from(apps).where(cond),
-    db.select().from(apps).where(cond).orderBy(dir(column), descending ? sql`rowid desc` : sql`rowid`)
-      .limit(f.perPage).offset((f.page - 1) * f.perPage),
-  ]);
-  return { total: totals[0]?.n ?? 0, apps: rows.map(toApp) };
+  const { total, rows } = await selectPage(db, apps, cond, [dir(column), descending ? sql`rowid desc` : sql`rowid`], f);
+  return { total, apps: rows.map(toApp) };
 }
 
 export interface NewApp {

@@ -3,13 +3,14 @@
  * `routes_table` counter in the same batch, so routers long-polling on it see
  * each change exactly once it is committed.
  */
-import { and, asc, count, eq, inArray, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, sql } from "drizzle-orm";
 import type { Db } from "../env";
 import { isoNow, newGuid } from "../http/ids";
 import { type AuditEventInput, auditEvent, auditEventIfChanged } from "./audit";
 import { bumpRouteTable } from "./counters";
 import { apps, routeDestinations, routes } from "./schema";
 import type { Listing } from "./listing";
+import { selectPage } from "./paging";
 import { visibleTo } from "./roles";
 
 export interface Destination {
@@ -67,12 +68,9 @@ export async function listRoutes(db: Db, f: RouteFilter): Promise<{ total: numbe
     f.appGuids && inArray(routes.guid, db.select({ g: routeDestinations.routeGuid }).from(routeDestinations).where(inArray(routeDestinations.appGuid, f.appGuids))),
     visibleTo(db, f.viewer, routes.spaceGuid),
   );
-  const [totals, rows] = await db.batch([
-    db.select({ n: count() }).from(routes).where(cond),
-    db.select().from(routes).where(cond).orderBy(asc(routes.createdAt), sql`rowid`).limit(f.perPage).offset((f.page - 1) * f.perPage),
-  ]);
+  const { total, rows } = await selectPage(db, routes, cond, [asc(routes.createdAt), sql`rowid`], f);
   const dests = await destinationsOf(db, rows.map((r) => r.guid));
-  return { total: totals[0]?.n ?? 0, routes: rows.map((r) => toRoute(r, dests.get(r.guid) ?? [])) };
+  return { total, routes: rows.map((r) => toRoute(r, dests.get(r.guid) ?? [])) };
 }
 
 /** Creates a route; null when the host is already taken on the domain. */
