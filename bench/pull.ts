@@ -18,11 +18,9 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { promisify } from "node:util";
-import { ImageStore } from "../agent/images/image-store";
 import { LayerCache } from "../agent/images/layer-cache";
 import { RootfsManager } from "../agent/rootfs/rootfs-manager";
-import type { InstanceImage } from "../shared/protocol/image";
-import { resolveImage } from "../shared/registry/resolve";
+import { loopbackImageStore, resolveInstanceImage } from "../test/fixtures/layers/harness";
 import { pushOciImage, writeOciImage } from "../test/fixtures/layers/oci-image";
 import { tarBuffer, type TarEntry } from "../test/fixtures/layers/tar";
 import { startRegistry } from "../test/support/registry";
@@ -120,11 +118,10 @@ async function measure(ref: string, base: string, manager: RootfsManager) {
     for (let r = 0; r < RUNS; r++) {
       // Berth cold: empty cache, resolve + pull + mounted root filesystem.
       const cache = await LayerCache.open(join(base, `cache-${r}`));
-      const store = new ImageStore({ cache, fetch, schemesFor: () => ["http"], maxFileBytes: 2 ** 30, maxUncompressedBytes: 2 ** 31, gcThresholdBytes: 2 ** 40 });
+      const store = loopbackImageStore(cache);
       let t = performance.now();
       let cpu = selfCpuMs();
-      const resolved = await resolveImage(ref, { fetch, schemes: ["http"] });
-      const image: InstanceImage = { ref, manifest_digest: resolved.manifest_digest, layers: resolved.layers };
+      const image = await resolveInstanceImage(ref);
       const layers = await store.pull(image, { holder: `cold-${r}` });
       const rootfs = await manager.create(`cold-${r}`, layers.map((l) => l.path), { ids: IDS, diskMb: DISK_MB });
       berth.push(performance.now() - t);
@@ -150,9 +147,8 @@ async function measure(ref: string, base: string, manager: RootfsManager) {
 
     // Warm: every layer cached (the last cold run's cache), to a mounted root filesystem.
     const cache = await LayerCache.open(join(base, `cache-${RUNS - 1}`));
-    const store = new ImageStore({ cache, fetch, schemesFor: () => ["http"], maxFileBytes: 2 ** 30, maxUncompressedBytes: 2 ** 31, gcThresholdBytes: 2 ** 40 });
-    const resolved = await resolveImage(ref, { fetch, schemes: ["http"] });
-    const image: InstanceImage = { ref, manifest_digest: resolved.manifest_digest, layers: resolved.layers };
+    const store = loopbackImageStore(cache);
+    const image = await resolveInstanceImage(ref);
     const warm: number[] = [];
     for (let r = 0; r < WARM_RUNS; r++) {
       await manager.prewarm(DISK_MB);

@@ -6,10 +6,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { planEviction } from "../../agent/images/eviction";
-import { ImageStore, type PullProgress } from "../../agent/images/image-store";
+import type { PullProgress } from "../../agent/images/image-store";
 import { LayerCache, layerKey } from "../../agent/images/layer-cache";
 import type { InstanceImage } from "../../shared/protocol/image";
-import { resolveImage } from "../../shared/registry/resolve";
+import { loopbackImageStore, resolveInstanceImage } from "../fixtures/layers/harness";
 
 const registry = inject("registry");
 let base: string;
@@ -28,15 +28,8 @@ function countingFetch() {
   return { fetch: f, blobGets };
 }
 
-async function resolve(name: string): Promise<InstanceImage> {
-  const ref = `${registry.host}/${name}:latest`;
-  const r = await resolveImage(ref, { fetch, schemes: ["http"] });
-  return { ref, manifest_digest: r.manifest_digest, layers: r.layers };
-}
-
-function store(cache: LayerCache, f: typeof fetch = fetch, gcThresholdBytes = 2 ** 40) {
-  return new ImageStore({ cache, fetch: f, schemesFor: () => ["http"], maxFileBytes: 1 << 30, maxUncompressedBytes: 1 << 30, gcThresholdBytes });
-}
+const resolve = (name: string) => resolveInstanceImage(`${registry.host}/${name}:latest`);
+const store = (cache: LayerCache, f: typeof fetch = fetch, gcThresholdBytes = 2 ** 40) => loopbackImageStore(cache, { fetch: f, gcThresholdBytes });
 
 beforeAll(async () => {
   base = mkdtempSync(join(tmpdir(), "berth-store-"));

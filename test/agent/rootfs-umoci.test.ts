@@ -4,19 +4,17 @@
 // xattrs), equals what `umoci unpack` writes for the same image pulled by
 // skopeo. umoci 0.4.7 refuses zstd, so a zstd image is compared with its
 // gzip twin (same diff_ids). Every allowed difference is in UMOCI_DIFFERENCES.
-import { execFile, spawn } from "node:child_process";
-import { chmodSync, closeSync, mkdtempSync, rmSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { ImageStore } from "../../agent/images/image-store";
+import type { ImageStore } from "../../agent/images/image-store";
 import { LayerCache } from "../../agent/images/layer-cache";
-import { native } from "../../agent/native/index";
-import { idMapLine } from "../../agent/rootfs/id-map";
 import { RootfsManager } from "../../agent/rootfs/rootfs-manager";
-import { resolveImage } from "../../shared/registry/resolve";
+import { inUserns, loopbackImageStore, resolveInstanceImage } from "../fixtures/layers/harness";
 import { pushOciImage, writeOciImage } from "../fixtures/layers/oci-image";
 import { specialTarballs } from "../fixtures/layers/special-image";
 import { applyUmociDifferences, type TreeEntry } from "../fixtures/layers/umoci-differences";
@@ -34,20 +32,9 @@ const parse = (out: string): TreeEntry[] => out.trim().split("\n").map((l) => JS
 
 /** The tree as the container sees it: the walker runs as container root inside the user namespace. */
 async function walkInUserns(path: string): Promise<TreeEntry[]> {
-  const line = idMapLine(IDS);
-  const fd = native.fsUserNamespace(line, line);
-  try {
-    const child = spawn("nsenter", ["--user=/proc/self/fd/3", "-S", "0", "-G", "0", "--", process.execPath, WALKER, path], { stdio: ["ignore", "pipe", "pipe", fd] });
-    let out = "";
-    let err = "";
-    child.stdout!.on("data", (c: Buffer) => (out += c));
-    child.stderr!.on("data", (c: Buffer) => (err += c));
-    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
-    if (code !== 0) throw new Error(`walker failed (${code}): ${err}`);
-    return parse(out);
-  } finally {
-    closeSync(fd);
-  }
+  const r = await inUserns(IDS, [process.execPath, WALKER, path]);
+  if (r.status !== 0) throw new Error(`walker failed (${r.status}): ${r.stderr}`);
+  return parse(r.stdout);
 }
 
 async function umociTree(name: string): Promise<TreeEntry[]> {
@@ -58,10 +45,8 @@ async function umociTree(name: string): Promise<TreeEntry[]> {
 }
 
 async function berthTree(name: string): Promise<TreeEntry[]> {
-  const ref = `${registry.host}/${name}:latest`;
-  const r = await resolveImage(ref, { fetch, schemes: ["http"] });
   const id = `cmp-${name}-${randomBytes(3).toString("hex")}`;
-  const layers = await images.pull({ ref, manifest_digest: r.manifest_digest, layers: r.layers }, { holder: id });
+  const layers = await images.pull(await resolveInstanceImage(`${registry.host}/${name}:latest`), { holder: id });
   const rootfs = await manager.create(id, layers.map((l) => l.path), { ids: IDS, diskMb: 16 });
   try {
     return await walkInUserns(rootfs.path);
@@ -75,14 +60,7 @@ beforeAll(async () => {
   base = mkdtempSync(join(tmpdir(), "berth-umoci-"));
   chmodSync(base, 0o755);
   manager = await RootfsManager.open(join(base, "rootfs"), { spares: 1 });
-  images = new ImageStore({
-    cache: await LayerCache.open(join(base, "cache")),
-    fetch,
-    schemesFor: () => ["http"],
-    maxFileBytes: 2 ** 30,
-    maxUncompressedBytes: 2 ** 30,
-    gcThresholdBytes: 2 ** 40,
-  });
+  images = loopbackImageStore(await LayerCache.open(join(base, "cache")));
   const layout = join(base, "special-layout");
   const tarballs = await specialTarballs();
   await writeOciImage(layout, "latest", tarballs, "gzip");

@@ -2,18 +2,17 @@
 // idmapped cached layers (from the real fixture registry) plus a size-limited
 // upper on a loop-mounted ext4; ENOSPC past disk_mb; teardown that leaves no
 // mount, loop device or file behind; the chown fallback.
-import { execFileSync, spawnSync } from "node:child_process";
-import { chmodSync, closeSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { ImageStore } from "../../agent/images/image-store";
+import type { ImageStore } from "../../agent/images/image-store";
 import { LayerCache } from "../../agent/images/layer-cache";
 import { native } from "../../agent/native/index";
-import { idMapLine } from "../../agent/rootfs/id-map";
 import { RootfsManager } from "../../agent/rootfs/rootfs-manager";
 import type { InstanceImage } from "../../shared/protocol/image";
-import { resolveImage } from "../../shared/registry/resolve";
+import { inUserns, loopbackImageStore, resolveInstanceImage } from "../fixtures/layers/harness";
 
 const registry = inject("registry");
 const IDS = { base: 300000, size: 65536 };
@@ -22,21 +21,6 @@ let manager: RootfsManager;
 let images: ImageStore;
 let layersImage: InstanceImage;
 
-/** Runs argv inside a user namespace mapping container 0.. to IDS.base.., as container root. */
-export function inUserns(ids: { base: number; size: number }, argv: string[]) {
-  const line = idMapLine(ids);
-  const fd = native.fsUserNamespace(line, line);
-  try {
-    return spawnSync("nsenter", ["--user=/proc/self/fd/3", "-S", "0", "-G", "0", "--", ...argv], {
-      stdio: ["ignore", "pipe", "pipe", fd],
-      encoding: "utf8",
-      maxBuffer: 64 << 20,
-    });
-  } finally {
-    closeSync(fd);
-  }
-}
-
 const mounted = (path: string) => readFileSync("/proc/self/mountinfo", "utf8").split("\n").some((l) => l.split(" ")[4] === path);
 
 beforeAll(async () => {
@@ -44,17 +28,8 @@ beforeAll(async () => {
   // The container's root (an unprivileged host uid) must reach the root filesystem's path.
   chmodSync(base, 0o755);
   manager = await RootfsManager.open(join(base, "rootfs"));
-  images = new ImageStore({
-    cache: await LayerCache.open(join(base, "cache")),
-    fetch,
-    schemesFor: () => ["http"],
-    maxFileBytes: 2 ** 30,
-    maxUncompressedBytes: 2 ** 30,
-    gcThresholdBytes: 2 ** 40,
-  });
-  const ref = `${registry.host}/layers:latest`;
-  const r = await resolveImage(ref, { fetch, schemes: ["http"] });
-  layersImage = { ref, manifest_digest: r.manifest_digest, layers: r.layers };
+  images = loopbackImageStore(await LayerCache.open(join(base, "cache")));
+  layersImage = await resolveInstanceImage(`${registry.host}/layers:latest`);
 });
 afterAll(async () => {
   await manager.close();
@@ -84,7 +59,7 @@ describe("RootfsManager", () => {
       expect(statSync(rootfs.path).uid).toBe(IDS.base);
 
       // Inside the user namespace: the ids the image says, and root can write (copy-up into the upper).
-      const r = inUserns(IDS, ["sh", "-c", `stat -c '%u:%g %n' ${p("etc/passwd")} ${p("home/app")} && echo hi > ${p("etc/new")} && chown 1000:1000 ${p("etc/new")} && echo appended >> ${p("data/keep.txt")}`]);
+      const r = await inUserns(IDS, ["sh", "-c", `stat -c '%u:%g %n' ${p("etc/passwd")} ${p("home/app")} && echo hi > ${p("etc/new")} && chown 1000:1000 ${p("etc/new")} && echo appended >> ${p("data/keep.txt")}`]);
       expect(r.stderr).toBe("");
       expect(r.stdout).toBe(`0:0 ${p("etc/passwd")}\n1000:1000 ${p("home/app")}\n`);
       expect(statSync(p("etc/new")).uid).toBe(IDS.base + 1000);
@@ -100,7 +75,7 @@ describe("RootfsManager", () => {
     const layers = await images.pull(layersImage, { holder: "c-full" });
     const rootfs = await manager.create("c-full", layers.map((l) => l.path), { ids: IDS, diskMb: 8 });
     try {
-      const r = inUserns(IDS, ["dd", "if=/dev/zero", `of=${join(rootfs.path, "fill")}`, "bs=1M", "count=32"]);
+      const r = await inUserns(IDS, ["dd", "if=/dev/zero", `of=${join(rootfs.path, "fill")}`, "bs=1M", "count=32"]);
       expect(r.status).not.toBe(0);
       expect(r.stderr).toMatch(/No space left on device/);
       expect(statSync(join(rootfs.path, "fill")).size).toBeLessThanOrEqual(8 << 20);
@@ -167,7 +142,7 @@ describe("RootfsManager", () => {
     const rootfs = await fallback.create("c-chown", layers.map((l) => l.path), { ids: IDS, diskMb: 8 });
     try {
       expect(statSync(join(layers[0]!.path, "home/app")).uid).toBe(IDS.base + 1000);
-      const r = inUserns(IDS, ["stat", "-c", "%u:%g", join(rootfs.path, "home/app")]);
+      const r = await inUserns(IDS, ["stat", "-c", "%u:%g", join(rootfs.path, "home/app")]);
       expect(r.stdout).toBe("1000:1000\n");
     } finally {
       await rootfs.destroy();

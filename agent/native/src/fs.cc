@@ -162,6 +162,15 @@ void RemoveTree(int parent, const std::string& name, const std::string& shown) {
     Fail("remove existing directory", "unlinkat", errno, shown);
 }
 
+// The parent of rel (created as needed) and rel's last component, with
+// whatever was at rel removed: where a new symlink, link or node goes.
+std::pair<Fd, std::string> ClearedTarget(int root, const std::string& rel) {
+  Fd parent = OpenParent(root, rel, true);
+  std::string base = SplitParent(rel).second;
+  RemoveAt(parent.get(), base, rel);
+  return {std::move(parent), base};
+}
+
 // fsOpenRoot(path) -> O_PATH directory fd used as the root of later calls.
 Napi::Value OpenRoot(const Napi::CallbackInfo& info) {
   std::string path = StrArg(info, 0, "path");
@@ -211,9 +220,7 @@ Napi::Value Symlink(const Napi::CallbackInfo& info) {
   int root = IntArg(info, 0, "root");
   std::string rel = StrArg(info, 1, "rel");
   std::string target = StrArg(info, 2, "target");
-  Fd parent = OpenParent(root, rel, true);
-  std::string base = SplitParent(rel).second;
-  RemoveAt(parent.get(), base, rel);
+  auto [parent, base] = ClearedTarget(root, rel);
   if (symlinkat(target.c_str(), parent.get(), base.c_str()) < 0) Fail("create symlink", "symlinkat", errno, rel);
   return info.Env().Undefined();
 }
@@ -226,12 +233,10 @@ Napi::Value Link(const Napi::CallbackInfo& info) {
   std::string target = StrArg(info, 2, "target");
   Fd oldParent = OpenParent(root, target, false);
   std::string oldBase = SplitParent(target).second;
-  Fd parent = OpenParent(root, rel, true);
-  std::string base = SplitParent(rel).second;
   struct stat st;
   if (fstatat(oldParent.get(), oldBase.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) Fail("create hard link", "fstatat", errno, target);
   if (S_ISDIR(st.st_mode)) Fail("create hard link", "linkat", EPERM, target);
-  RemoveAt(parent.get(), base, rel);
+  auto [parent, base] = ClearedTarget(root, rel);
   if (linkat(oldParent.get(), oldBase.c_str(), parent.get(), base.c_str(), 0) < 0) Fail("create hard link", "linkat", errno, rel);
   return info.Env().Undefined();
 }
@@ -245,9 +250,7 @@ Napi::Value Mknod(const Napi::CallbackInfo& info) {
   if (kind == "fifo") mode = S_IFIFO | 0600;
   else if (kind == "whiteout") mode = S_IFCHR;
   else throw Napi::TypeError::New(info.Env(), "kind must be fifo or whiteout");
-  Fd parent = OpenParent(root, rel, true);
-  std::string base = SplitParent(rel).second;
-  RemoveAt(parent.get(), base, rel);
+  auto [parent, base] = ClearedTarget(root, rel);
   if (mknodat(parent.get(), base.c_str(), mode, makedev(0, 0)) < 0) Fail("create " + kind, "mknodat", errno, rel);
   return info.Env().Undefined();
 }
