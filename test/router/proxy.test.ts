@@ -3,6 +3,8 @@
  * router's own pages, retries, broken backends and forwarded headers. The
  * table is applied directly here; poll.test.ts feeds it over the long-poll.
  */
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import http from "node:http";
 import net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
@@ -150,6 +152,48 @@ describe("retries", () => {
     const post = await get(p, "f.apps.test", "/", { method: "POST", body: "once" });
     expect(seen).toBe(4);
     expect(post.status).toBe(502); // reached flaky's reused connection: not replayed
+  });
+});
+
+/**
+ * A loopback port whose connects hang: a child process listens with a
+ * backlog of 1 and then blocks its event loop, so it never accepts; once its
+ * accept queue is full, the kernel drops further SYNs.
+ */
+async function hangingPort(): Promise<number> {
+  const script = `
+    const server = require("node:net").createServer();
+    server.listen({ port: 0, host: "127.0.0.1", backlog: 1 }, () => {
+      process.stdout.write(server.address().port + "\\n", () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0));
+    });`;
+  const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"] });
+  cleanups.push(async () => {
+    child.kill("SIGKILL");
+    await once(child, "exit");
+  });
+  const [chunk] = (await once(child.stdout!, "data")) as [Buffer];
+  const p = Number(chunk.toString().trim());
+  // Fill the accept queue; these connections are never served. Two fit; the third must hang.
+  const fillers = Array.from({ length: 3 }, () => {
+    const filler = net.connect(p, "127.0.0.1");
+    filler.on("error", () => filler.destroy());
+    cleanups.push(async () => filler.destroy());
+    return filler;
+  });
+  await until(() => fillers.filter((f) => !f.connecting).length >= 2, 2_000, "accept queue filled");
+  expect(fillers[2]!.connecting).toBe(true);
+  return p;
+}
+
+describe("connect timeouts", () => {
+  it("counts a connect that hangs past connectMs as a connect failure: retried, else 502", async () => {
+    const blackhole = await hangingPort();
+    const live = await backend("live");
+    const { port: p } = await router({ timeouts: { connectMs: 150 }, table: { version: 1, routes: [route("t.apps.test", blackhole, live.port), route("only.apps.test", blackhole)] } });
+    expect(await whoAnswers(p, "t.apps.test")).toBe("live");
+    const reply = await get(p, "only.apps.test");
+    expect(reply.status).toBe(502);
+    expect(reply.headers[ROUTER_ERROR_HEADER.toLowerCase()]).toBe("endpoint_failure");
   });
 });
 
