@@ -161,6 +161,11 @@ describe("POST /v3/builds", () => {
     expect((await api("GET", `/v3/droplets/${build.droplet!.guid}`, { token: outsider.token })).status).toBe(404);
     const list = await api("GET", "/v3/builds", { token: outsider.token });
     expect((list.json as { resources: unknown[] }).resources).toEqual([]);
+    expect((await api("GET", "/v3/droplets", { token: outsider.token })).json.resources).toEqual([]);
+    const mine = await api("GET", `/v3/droplets?guids=${build.droplet!.guid}`, { token: dev.token });
+    expect(mine.json.resources.map((d: { guid: string }) => d.guid)).toEqual([build.droplet!.guid]);
+    const byState = await api("GET", `/v3/builds?guids=${build.guid}&states=STAGED`, { token: dev.token });
+    expect(byState.json.pagination.total_results).toBe(1);
   });
 });
 

@@ -5,7 +5,8 @@
  * deadline and sets the alarm for now; the alarm stages the build with the
  * remaining time as its budget. An unexpected failure (a D1 hiccup) retries
  * a second later until the deadline, then fails the build; the build's own
- * conditional writes make a repeated run harmless.
+ * conditional writes make a repeated run harmless. A build handed to a cell
+ * leaves its Stager: the agent protocol's staging task owns it from then on.
  */
 import { DurableObject } from "cloudflare:workers";
 import { drizzle } from "drizzle-orm/d1";
