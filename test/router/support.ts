@@ -193,12 +193,14 @@ export async function startFakeControlPlane(options: { token: string; holdMs: nu
       res.writeHead(401, { "content-type": "application/json" });
       return void res.end(JSON.stringify({ errors: [{ code: 1000, title: "CF-InvalidAuthToken", detail: "Invalid Auth Token" }] }));
     }
-    if (override !== null) return void res.writeHead(override.status, { "content-type": "application/json" }).end(override.body);
     const after = url.searchParams.get("after");
+    // A held poll woken by publish() misbehaves too when told to.
     const answer = (): void => {
+      if (override !== null) return void res.writeHead(override.status, { "content-type": "application/json" }).end(override.body);
       res.writeHead(200, { "content-type": "application/json" });
       res.end(JSON.stringify(table));
     };
+    if (override !== null) return answer();
     if (after === null || Number(after) !== table.version) return answer();
     const timer = setTimeout(() => {
       waiting.delete(wake);
