@@ -1,0 +1,273 @@
+/**
+ * Convergence at scale: many light fake cells speaking the real agent protocol
+ * (the agent's own ControlPlaneClient: register, desired-set long-poll,
+ * instance reports, heartbeats) against the real control plane under
+ * `wrangler dev` with its local D1. A fake cell "runs" an instance by
+ * reporting it RUNNING at once, and stops one by reporting STOPPED; no
+ * containers are made (that is the agent's bench), so the figures are the
+ * control plane's: scheduler passes, long-polls, report handling.
+ *
+ * Measured:
+ *   A. every app started (the last step of a push) → all instances RUNNING;
+ *   B. diego_docker turned off → every instance stopped on its cell;
+ *   C. diego_docker back on → all RUNNING again;
+ *   D. one cell silenced → its instances RUNNING elsewhere.
+ * Peer: Diego's documented figures — flag off stops apps "within a few
+ * convergence cycles, on the order of a minute" (30 s diego_sync + 30 s BBS
+ * convergence), a cell is gone after its 15 s presence TTL and its LRPs are
+ * re-auctioned on the next convergence (CellDisappeared triggers one at once).
+ *
+ * Apps are seeded straight into D1 (with STAGED droplets) before the Worker
+ * starts: staging is not what this measures.
+ *
+ * Run: npx tsx bench/convergence-sim.ts [--cells 100] [--apps 200] [--instances 10] [--ttl-ms 8000] [--beat-ms 2000]
+ */
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import { randomUUID } from "node:crypto";
+import { ControlPlaneClient, register } from "../agent/cell/control-plane";
+import type { InstanceReport } from "../shared/protocol/instance";
+import type { ResolvedImage } from "../shared/protocol/image";
+import { startControlPlane, type ControlPlane } from "../test/support/control-plane";
+
+const run = promisify(execFile);
+const ROOT = resolve(import.meta.dirname, "..");
+
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  const v = i >= 0 ? Number(process.argv[i + 1]) : fallback;
+  if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name} must be a positive integer`);
+  return v;
+}
+
+const CELLS = arg("cells", 100);
+const APPS = arg("apps", 200);
+const PER_APP = arg("instances", 10);
+const TTL_MS = arg("ttl-ms", 8000);
+const BEAT_MS = arg("beat-ms", 2000);
+const TOTAL = APPS * PER_APP;
+
+const D = (c: string) => `sha256:${c.repeat(64)}`;
+const IMAGE: ResolvedImage = {
+  ref: "registry.bench:5000/web:1", manifest_digest: D("a"),
+  layers: [{ digest: D("b"), size: 1_000_000, media_type: "application/vnd.oci.image.layer.v1.tar+gzip", diff_id: D("c") }],
+  config: { env: ["PATH=/bin"], entrypoint: ["/bin/httpd"], cmd: ["-f"], user: "", workdir: "", exposed_ports: [{ port: 8080, protocol: "tcp" }] },
+};
+
+const q = (s: string | null) => (s === null ? "NULL" : `'${s.replaceAll("'", "''")}'`);
+
+/** SQL seeding one space, the flag on, and APPS stopped apps with a current STAGED droplet. */
+function seedSql(appGuids: string[]): string {
+  const now = new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
+  const space = randomUUID();
+  const lines = [
+    `INSERT INTO spaces (guid, name) VALUES (${q(space)}, 'bench');`,
+    `INSERT INTO feature_flags (name, enabled, custom_error_message, updated_at) VALUES ('diego_docker', 1, NULL, ${q(now)});`,
+  ];
+  appGuids.forEach((app, i) => {
+    const droplet = randomUUID();
+    lines.push(
+      `INSERT INTO apps (guid, name, space_guid, state, lifecycle_type, current_droplet_guid) VALUES (${q(app)}, 'app-${i}', ${q(space)}, 'STOPPED', 'docker', ${q(droplet)});`,
+      `INSERT INTO processes (guid, app_guid, type, version, instances, memory_in_mb, disk_in_mb, health_check_type) VALUES (${q(app)}, ${q(app)}, 'web', ${q(randomUUID())}, ${PER_APP}, 64, 64, 'port');`,
+      `INSERT INTO droplets (guid, app_guid, state, image, manifest_digest, execution_metadata, process_types, image_spec) VALUES (${q(droplet)}, ${q(app)}, 'STAGED', ${q(IMAGE.ref)}, ${q(IMAGE.manifest_digest)}, '{}', '{"web":"/bin/httpd -f"}', ${q(JSON.stringify(IMAGE))});`,
+    );
+  });
+  return lines.join("\n");
+}
+
+/** Protocol errors the fake cells saw (they retry); summarized after the figures. */
+const errors: string[] = [];
+
+/** A cell that "runs" whatever its desired set says, reporting each change at once. */
+class FakeCell {
+  readonly running = new Map<string, InstanceReport>();
+  private version: number | null = null;
+  private stopped = false;
+  private readonly abort = new AbortController();
+  private nextPort = 61000;
+
+  constructor(readonly client: ControlPlaneClient) {}
+
+  start(): void {
+    void this.pollLoop();
+    void this.beatLoop();
+  }
+
+  silence(): void {
+    this.stopped = true;
+    this.abort.abort();
+  }
+
+  private async pollLoop(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        const set = await this.client.desired(this.version, this.abort.signal);
+        if (!set) continue;
+        this.version = set.version;
+        const wanted = new Set(set.instances.map((i) => i.instance_guid));
+        const changes: InstanceReport[] = [];
+        for (const spec of set.instances) {
+          if (this.running.has(spec.instance_guid)) continue;
+          const r: InstanceReport = { instance_guid: spec.instance_guid, state: "RUNNING", since: Date.now(), host_port: this.nextPort++, crash_count: 0, exit: null, reason: null, usage: null };
+          this.running.set(spec.instance_guid, r);
+          changes.push(r);
+        }
+        for (const [guid, r] of this.running) {
+          if (wanted.has(guid)) continue;
+          this.running.delete(guid);
+          changes.push({ ...r, state: "STOPPED", since: Date.now(), host_port: null });
+        }
+        for (let i = 0; i < changes.length; i += 500) await this.client.reportInstances(changes.slice(i, i + 500), this.abort.signal);
+      } catch (e) {
+        if (this.stopped) return;
+        errors.push(`cell ${this.client.cellGuid}: ${(e as Error).message}`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
+  private async beatLoop(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        await this.client.heartbeat({
+          capacity: { memory_mb: 8192, disk_mb: 16384, containers: 250 }, free: { memory_mb: 8192, disk_mb: 16384, containers: 250 },
+          cached_layers: [], instances: [...this.running.values()],
+        }, this.abort.signal);
+      } catch (e) {
+        if (this.stopped) return;
+        errors.push(`heartbeat ${this.client.cellGuid}: ${(e as Error).message}`);
+      }
+      await new Promise((r) => setTimeout(r, BEAT_MS));
+    }
+  }
+}
+
+/** Requests wrangler dev cut ("Your worker restarted mid-request"), counted and reported with the figures. */
+let restarts = 0;
+
+async function admin(cp: ControlPlane, method: string, path: string, body?: unknown): Promise<unknown> {
+  for (let attempt = 0; ; attempt++) {
+    const res = await fetch(`${cp.url}${path}`, {
+      method, headers: { authorization: `Bearer ${cp.adminToken}`, "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    // Every admin call here is idempotent (start, flag set), so a cut one is simply sent again.
+    if (res.status === 503 && text.includes("restarted") && attempt < 5) {
+      restarts++;
+      continue;
+    }
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+    return text ? JSON.parse(text) : undefined;
+  }
+}
+
+async function inParallel<T>(items: T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: width }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  }));
+}
+
+async function until(what: string, check: () => boolean, timeoutMs = 300_000): Promise<number> {
+  const started = performance.now();
+  while (!check()) {
+    if (performance.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return performance.now() - started;
+}
+
+/**
+ * Bundles the Worker once and writes a config that runs the bundle: wrangler dev
+ * on the source tree reloads whenever anyone edits a file, cutting requests.
+ */
+async function frozenConfig(dir: string, wrangler: string, env: NodeJS.ProcessEnv): Promise<string> {
+  const out = join(dir, "bundle");
+  await run(wrangler, ["deploy", "--dry-run", "--outdir", out], { cwd: ROOT, env, maxBuffer: 16 << 20 });
+  const toml = (await readFile(join(ROOT, "wrangler.toml"), "utf8"))
+    .replace(/^main = .*$/m, `main = ${JSON.stringify(join(out, "index.js"))}\nno_bundle = true`)
+    .replace(/^migrations_dir = .*$/m, `migrations_dir = ${JSON.stringify(join(ROOT, "migrations"))}`);
+  const path = join(dir, "wrangler.toml");
+  await writeFile(path, toml);
+  return path;
+}
+
+async function main(): Promise<void> {
+  const persistDir = await mkdtemp(join(tmpdir(), "berth-conv-"));
+  const env = { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" };
+  const wrangler = join(ROOT, "node_modules/.bin/wrangler");
+  // Apart from persistDir: wrangler dev watches the bundle's folder, and D1 writes there would reload it.
+  const bundleDir = await mkdtemp(join(tmpdir(), "berth-conv-bundle-"));
+  const config = await frozenConfig(bundleDir, wrangler, env);
+  await run(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir, "--config", config], { cwd: ROOT, env });
+  const apps = Array.from({ length: APPS }, () => randomUUID());
+  const seed = join(persistDir, "seed.sql");
+  await writeFile(seed, seedSql(apps));
+  await run(wrangler, ["d1", "execute", "DB", "--local", "--persist-to", persistDir, "--config", config, "--file", seed], { cwd: ROOT, env, maxBuffer: 64 << 20 });
+
+  const cp = await startControlPlane({ persistDir, config, vars: { LONG_POLL_HOLD_MS: "20000", HEARTBEAT_TTL_MS: String(TTL_MS) } });
+  const cells: FakeCell[] = [];
+  // The Worker's own log, for post-mortems of a run.
+  const log = join(tmpdir(), `berth-conv-${process.pid}.log`);
+  const logLines: string[] = [];
+  cp.process.stdout!.on("data", (d) => logLines.push(String(d)));
+  cp.process.stderr!.on("data", (d) => logLines.push(String(d)));
+  try {
+    await inParallel(Array.from({ length: CELLS }, (_, i) => i), 10, async (i) => {
+      const { token } = (await admin(cp, "POST", "/v3/cells/enrollment_tokens", { kind: "cell" })) as { token: string };
+      const reg = await register(cp.url, {
+        enrollment_token: token, name: `fake-${i}`, zone: `z${i % 3}`, address: `10.200.${i >> 8}.${i & 255}`,
+        capacity: { memory_mb: 8192, disk_mb: 16384, containers: 250 },
+      });
+      cells.push(new FakeCell(new ControlPlaneClient(cp.url, reg.guid, reg.credential)));
+    });
+    cells.forEach((c) => c.start());
+    const runningTotal = (among = cells) => among.reduce((n, c) => n + c.running.size, 0);
+    console.log(`convergence-sim: ${CELLS} fake cells, ${APPS} apps × ${PER_APP} = ${TOTAL} instances, heartbeat ${BEAT_MS} ms, TTL ${TTL_MS} ms`);
+
+    const t0 = performance.now();
+    await inParallel(apps, 8, async (app) => void (await admin(cp, "POST", `/v3/apps/${app}/actions/start`)));
+    const startsSent = performance.now() - t0;
+    const a = startsSent + (await until("all RUNNING", () => runningTotal() === TOTAL));
+    console.log(`A. start every app → all ${TOTAL} RUNNING: ${(a / 1000).toFixed(2)} s (start requests took ${(startsSent / 1000).toFixed(2)} s)`);
+
+    const t1 = performance.now();
+    await admin(cp, "PATCH", "/v3/feature_flags/diego_docker", { enabled: false });
+    const b = await until("all stopped", () => runningTotal() === 0);
+    console.log(`B. diego_docker off → all stopped on their cells: ${(b / 1000).toFixed(2)} s (flag request ${((performance.now() - t1 - b) / 1000).toFixed(2)} s)`);
+
+    await admin(cp, "PATCH", "/v3/feature_flags/diego_docker", { enabled: true });
+    const c = await until("all RUNNING again", () => runningTotal() === TOTAL);
+    console.log(`C. diego_docker on → all RUNNING again: ${(c / 1000).toFixed(2)} s`);
+
+    const victim = cells.reduce((x, y) => (y.running.size > x.running.size ? y : x));
+    const lostCount = victim.running.size;
+    victim.silence();
+    const survivors = cells.filter((x) => x !== victim);
+    const d = await until("lost cell's instances replaced", () => runningTotal(survivors) === TOTAL);
+    console.log(`D. one cell silenced (${lostCount} instances) → all RUNNING elsewhere: ${(d / 1000).toFixed(2)} s (of which the TTL is ${(TTL_MS / 1000).toFixed(1)} s; after expiry ${((d - TTL_MS) / 1000).toFixed(2)} s)`);
+
+    const kinds = new Map<string, number>();
+    for (const e of errors) {
+      const k = e.replace(/^\S+ [0-9a-f-]+: /, "");
+      kinds.set(k, (kinds.get(k) ?? 0) + 1);
+    }
+    console.log(`Cut admin requests retried: ${restarts}; cell-side errors (retried): ${errors.length}`);
+    for (const [k, n] of kinds) console.log(`  ${n} × ${k.slice(0, 140)}`);
+    console.log("Peer (Diego, documented): flag off → stopped 'on the order of a minute' (30 s sync + 30 s convergence);");
+    console.log(`  Berth/Diego for B: ${(b / 60_000).toFixed(3)}×.  Lost cell: Diego 15 s TTL + re-auction; Berth with a 15 s TTL would take ≈ ${((15_000 + d - TTL_MS) / 1000).toFixed(1)} s.`);
+  } finally {
+    await writeFile(log, logLines.join(""));
+    console.log(`Worker log: ${log}`);
+    cells.forEach((c) => c.silence());
+    await cp.stop();
+    await rm(persistDir, { recursive: true, force: true });
+    await rm(bundleDir, { recursive: true, force: true });
+  }
+}
+
+await main();
