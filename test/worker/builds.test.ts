@@ -8,7 +8,7 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
-import { beforeAll, describe, expect, inject, it } from "vitest";
+import { beforeAll, describe, expect, inject, it, vi } from "vitest";
 import * as schema from "../../worker/db/schema";
 import type { Stager } from "../../worker/durable/stager";
 import { FIXTURES, HTTPD_PORT, MULTI_ARCH } from "../fixtures/images";
@@ -128,9 +128,24 @@ describe("POST /v3/builds", () => {
     expect((w!.imageSpec as { config: { env: string[] } }).config.env).toContain("GREETING=hello from the image");
   });
 
-  it("pulls from a private registry with the package's credentials", async () => {
-    const { build } = await stage(`${faults.basic}/httpd`, { username: faults.basicUsername, password: faults.basicPassword });
-    expect(build.state).toBe("STAGED");
+  it("pulls from a private registry with the package's credentials, never showing the password", async () => {
+    const lines: string[] = [];
+    const spies = (["log", "info", "warn", "error"] as const).map((level) =>
+      vi.spyOn(console, level).mockImplementation((...args: unknown[]) => { lines.push(args.map(String).join(" ")); }));
+    try {
+      const { build, pkg } = await stage(`${faults.basic}/httpd`, { username: faults.basicUsername, password: faults.basicPassword });
+      expect(build.state).toBe("STAGED");
+      const shown = await api("GET", `/v3/packages/${pkg.guid}`, { token: dev.token });
+      expect(shown.json.data).toMatchObject({ username: faults.basicUsername, password: "***" });
+      for (const res of [build, shown.json, (await api("GET", `/v3/droplets/${build.droplet!.guid}`, { token: dev.token })).json]) {
+        expect(JSON.stringify(res)).not.toContain(faults.basicPassword);
+      }
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
+    // The Stager runs in this isolate, so its log lines were captured here.
+    expect(lines.some((l) => l.includes('"msg":"staged"'))).toBe(true);
+    expect(lines.join("\n")).not.toContain(faults.basicPassword);
   });
 
   it("answers for the package, the flag and the caller before staging anything", async () => {
