@@ -12,10 +12,12 @@ export interface AccessRecord {
   readonly status: number;
   /** `address:port` of the last instance tried, null when none was. */
   readonly upstream: string | null;
+  /** Instances tried (more than 1 after connect failures). */
+  readonly attempts: number;
   readonly startedAt: number;
   readonly now: number;
   readonly requestId: string;
-  /** Why the router answered or cut the exchange itself, when it did. */
+  /** Why the router answered or cut the exchange itself, when it did (router error: upstream error code). */
   readonly error: string | undefined;
 }
 
@@ -31,6 +33,7 @@ export function logAccess(log: Logger, r: AccessRecord): void {
       path: q === -1 ? url : url.slice(0, q),
       status: r.status,
       upstream: r.upstream,
+      attempts: r.attempts,
       duration_ms: Math.round((r.now - r.startedAt) * 1000) / 1000,
       request_id: r.requestId,
       error: r.error,

@@ -83,6 +83,7 @@ export abstract class Forwarding {
       url: this.req.url,
       status,
       upstream: this.upstream === null ? null : this.upstream.key,
+      attempts: this.attempts,
       startedAt: this.startedAt,
       now: performance.now(),
       requestId: this.fwd.requestId,

@@ -111,8 +111,8 @@ class Exchange extends Forwarding {
 
   private onUpstreamError(err: Error, reused: boolean): void {
     if (this.res.destroyed || this.res.writableFinished) return;
-    this.error = errorCode(err);
     if (this.responded) {
+      this.error = errorCode(err);
       this.res.destroy();
       return;
     }
@@ -120,7 +120,7 @@ class Exchange extends Forwarding {
       const next = this.nextBackend();
       if (next !== undefined) return this.attempt(next);
     }
-    this.fail(err instanceof UpstreamTimeoutError ? "endpoint_timeout" : "endpoint_failure");
+    this.fail(err instanceof UpstreamTimeoutError ? "endpoint_timeout" : "endpoint_failure", errorCode(err));
   }
 
   private retryable(connectFailed: boolean, reused: boolean): boolean {
@@ -128,8 +128,8 @@ class Exchange extends Forwarding {
     return reused && !this.fwd.hasBody && IDEMPOTENT.has(this.req.method ?? "");
   }
 
-  private fail(error: RouterError): void {
-    this.error = error;
+  private fail(error: RouterError, cause?: string): void {
+    this.error = cause === undefined ? error : `${error}: ${cause}`;
     if (this.res.headersSent) this.res.destroy();
     else sendPage(this.res, error, this.host, this.fwd.requestId);
   }

@@ -90,7 +90,7 @@ class Tunnel extends Forwarding {
   }
 
   private fail(error: RouterError, cause?: string): void {
-    this.log(statusOf(error), cause ?? error);
+    this.log(statusOf(error), cause === undefined ? error : `${error}: ${cause}`);
     this.client.end(rawPage(error, this.host, this.fwd.requestId));
   }
 
