@@ -84,8 +84,16 @@ export class ImageStore {
       const openSession = () => (session ??= this.openSession(image, opts.signal));
 
       const paths = await mapLimit(image.layers, this.opts.concurrency ?? 4, async (layer, i) => {
-        const path = await cache.ensure(keys[i]!, layer.digest, (tmp) => this.download(layer, tmp, openSession, shift, progress, opts));
+        let counted = 0;
+        const onBytes = (n: number) => {
+          counted += n;
+          progress.bytesDone += n;
+          opts.onProgress?.({ ...progress });
+        };
+        const path = await cache.ensure(keys[i]!, layer.digest, (tmp) => this.download(layer, tmp, openSession, shift, onBytes, opts));
         if (missing.includes(layer)) {
+          // A layer another pull was already fetching arrives without passing through onBytes.
+          progress.bytesDone += layer.size - counted;
           progress.layersDone++;
           opts.onProgress?.({ ...progress });
         }
@@ -125,7 +133,7 @@ export class ImageStore {
     dir: string,
     openSession: () => Promise<RegistrySession>,
     idShift: number,
-    progress: PullProgress,
+    onBytes: (n: number) => void,
     opts: PullOptions,
   ): Promise<number> {
     const res = await blobRequest(await openSession(), layer.digest);
@@ -135,10 +143,7 @@ export class ImageStore {
       maxFileBytes: this.opts.maxFileBytes,
       maxUncompressedBytes: this.opts.maxUncompressedBytes,
       idShift,
-      onCompressedBytes: (n) => {
-        progress.bytesDone += n;
-        opts.onProgress?.({ ...progress });
-      },
+      onCompressedBytes: onBytes,
     });
     return result.uncompressedBytes;
   }

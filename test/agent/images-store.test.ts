@@ -43,10 +43,13 @@ describe("ImageStore.pull", () => {
     const { fetch: f, blobGets } = countingFetch();
     const s = store(cache, f);
     const events: PullProgress[] = [];
+    const eventsB: PullProgress[] = [];
     const [a, b] = await Promise.all([
       s.pull(layersImage, { holder: "ctr-a", onProgress: (p) => events.push(p) }),
-      s.pull(layersImage, { holder: "ctr-b" }),
+      // Joins ctr-a's downloads: its progress still ends complete.
+      s.pull(layersImage, { holder: "ctr-b", onProgress: (p) => eventsB.push(p) }),
     ]);
+    expect(eventsB.at(-1)).toEqual(events.at(-1));
     expect(a).toEqual(b);
     expect(a).toHaveLength(4);
     for (const l of layersImage.layers) expect(blobGets.get(l.digest)).toBe(1);
@@ -85,6 +88,14 @@ describe("ImageStore.pull", () => {
     expect(cache.has(layerKey(bad.layers[1]!.diff_id))).toBe(false);
     expect(readdirSync(join(base, "bad", "tmp"))).toEqual([]);
     expect(readdirSync(join(base, "bad", "layers"))).toEqual([layerKey(bad.layers[0]!.diff_id)]);
+  });
+
+  it("fails with the registry's answer for a blob it does not have, leaving nothing behind", async () => {
+    const cache = await LayerCache.open(join(base, "missing"));
+    const missing = { ...httpdImage, layers: [{ ...httpdImage.layers[0]!, digest: `sha256:${"4".repeat(64)}` }] };
+    await expect(store(cache).pull(missing, { holder: "x" })).rejects.toMatchObject({ name: "RegistryError", code: "not_found" });
+    expect(readdirSync(join(base, "missing", "tmp"))).toEqual([]);
+    expect(readdirSync(join(base, "missing", "layers"))).toEqual([]);
   });
 });
 
