@@ -4,8 +4,8 @@
  * SIGINT stop the agent but leave containers running for the next one to adopt.
  */
 import { createHash } from "node:crypto";
-import { chmod } from "node:fs/promises";
-import { join } from "node:path";
+import { chmod, stat } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { Command } from "commander";
 import { pino } from "pino";
 import { retryDelay } from "./cell/backoff";
@@ -58,6 +58,17 @@ function parseFlags(argv: string[]) {
   };
 }
 
+/** Every ancestor of the state dir must let others search it (o+x), or no container can start. */
+async function checkTraversable(dir: string): Promise<void> {
+  for (let d = dir; ; d = dirname(d)) {
+    const mode = (await stat(d)).mode;
+    if ((mode & 0o001) === 0) {
+      throw new Error(`${d} (mode ${(mode & 0o777).toString(8)}) is not searchable by others: containers' mapped root users could not reach their root filesystems under it; chmod o+x ${d} or choose another --state-dir`);
+    }
+    if (d === dirname(d)) return;
+  }
+}
+
 /** A 4-letter tag for host interface names, stable per cell name. */
 const ifTag = (name: string) => "c" + createHash("sha256").update(name).digest("hex").slice(0, 3);
 
@@ -79,6 +90,7 @@ export async function startAgent(config: AgentConfig) {
   // Containers' mapped root users must traverse the state dir to reach their
   // rootfs and /etc bind sources (mkdtemp and umask 077 would make it 0700).
   await chmod(config.state_dir, 0o711);
+  await checkTraversable(dirname(config.state_dir));
   const client = new ControlPlaneClient(config.api_url, identity.guid, identity.credential);
   const cache = await LayerCache.open(join(config.state_dir, "layers"));
   const rootfs = await RootfsManager.open(join(config.state_dir, "rootfs"));
@@ -131,6 +143,8 @@ export async function startAgent(config: AgentConfig) {
     async shutdown() {
       await agent.shutdown();
       await logs.stop();
+      // Spare upper filesystems hold loop devices; containers' own stay mounted.
+      await rootfs.close();
       log.info("cell agent stopped; containers keep running");
     },
   };

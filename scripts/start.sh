@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `npm start`: the whole local stack on this machine. Installs what it needs on
-# first run, creates .dev.vars (ADMIN_TOKEN, ENCRYPTION_KEY) when absent, applies
-# the D1 migrations locally and runs the control plane under wrangler dev.
+# first run, creates .dev.vars (ADMIN_TOKEN, ENCRYPTION_KEY) when absent, then
+# runs scripts/stack.ts: control plane, registry with the demo image, cell, router.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -14,12 +14,4 @@ if [ ! -f .dev.vars ]; then
   } > .dev.vars
   echo "start: created .dev.vars"
 fi
-admin_token=$(sed -n 's/^ADMIN_TOKEN=//p' .dev.vars)
-
-npx wrangler d1 migrations apply DB --local >/dev/null
-cat <<MSG
-Berth control plane: http://127.0.0.1:${BERTH_API_PORT:-8787}
-Admin token:         ${admin_token}
-Try:  curl -H "Authorization: Bearer ${admin_token}" http://127.0.0.1:${BERTH_API_PORT:-8787}/v3/feature_flags/diego_docker
-MSG
-exec npx wrangler dev --ip 127.0.0.1 --port "${BERTH_API_PORT:-8787}"
+exec npx tsx scripts/stack.ts

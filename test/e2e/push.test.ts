@@ -3,7 +3,7 @@
  * wrangler dev, one cell agent, the router and the fixture registry; the CLI
  * pushes the busybox httpd image and curls it through the router.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -18,6 +18,7 @@ let cell: CellAddress;
 let agent: Daemon;
 let router: Daemon & { port: number };
 let home: string;
+let stateDir: string;
 
 async function berth(...argv: string[]) {
   let out = "";
@@ -45,7 +46,7 @@ beforeAll(async () => {
   home = await mkdtemp(join(tmpdir(), "berth-e2e-home-"));
   cp = await startControlPlane({ vars: { LONG_POLL_HOLD_MS: "5000" } });
   cell = await makeCellAddress();
-  const stateDir = await mkdtemp(join(tmpdir(), "berth-e2e-cell-"));
+  stateDir = await mkdtemp(join(tmpdir(), "berth-e2e-cell-"));
   agent = await startAgentProcess({
     apiUrl: cp.url, enrollmentToken: await enrollmentToken(cp, "cell"), name: `e2e-${process.pid}`,
     address: cell.address, stateDir, containerCidr: await freeContainerCidr(), portMin: 42000, portMax: 42999,
@@ -55,7 +56,9 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  await berth("delete", "web", "-f").catch(() => undefined);
+  await berth("delete", "web", "-f");
+  // Leave nothing behind: wait until the cell has stopped every container.
+  await eventually("the cell to stop its containers", async () => ((await readdir(join(stateDir, "instances")).catch(() => [])).length === 0 ? true : undefined));
   await router?.kill();
   await agent?.kill();
   await cp?.stop();

@@ -36,6 +36,11 @@ export interface ControlPlaneOptions {
    * elsewhere in the tree do not reload the Worker mid-run).
    */
   config?: string;
+  /** Fixed secrets (the local stack keeps them in .dev.vars); random when absent. */
+  adminToken?: string;
+  encryptionKey?: string;
+  /** Where wrangler's output goes (default: kept in memory for error messages). */
+  log?: (chunk: string) => void;
 }
 
 /** A port that was free a moment ago (wrangler takes no port 0). */
@@ -58,10 +63,10 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const env = { ...process.env, ...QUIET_ENV };
   const config = opts.config ? ["--config", opts.config] : [];
   await run(WRANGLER, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir, ...config], { cwd: ROOT, env });
-  const adminToken = `bu_${randomBytes(24).toString("hex")}`;
+  const adminToken = opts.adminToken ?? `bu_${randomBytes(24).toString("hex")}`;
   const vars = {
     ADMIN_TOKEN: adminToken,
-    ENCRYPTION_KEY: randomBytes(32).toString("base64"),
+    ENCRYPTION_KEY: opts.encryptionKey ?? randomBytes(32).toString("base64"),
     ...opts.vars,
   };
   const port = opts.port ?? (await freePort(host));
@@ -70,8 +75,12 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
   const child = spawn(WRANGLER, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
   let output = "";
-  child.stdout!.on("data", (d) => (output += d));
-  child.stderr!.on("data", (d) => (output += d));
+  const onData = (d: Buffer) => {
+    output = (output + d).slice(-20_000);
+    opts.log?.(String(d));
+  };
+  child.stdout!.on("data", onData);
+  child.stderr!.on("data", onData);
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {

@@ -65,7 +65,8 @@ function daemon(argv: string[], env: NodeJS.ProcessEnv, logFile: string, opts: {
 
 export interface AgentOptions {
   apiUrl: string;
-  enrollmentToken: string;
+  /** Needed until the cell has registered (its state dir then holds cell.json). */
+  enrollmentToken?: string;
   name: string;
   address: string;
   stateDir: string;
@@ -81,7 +82,7 @@ export interface AgentOptions {
 export async function startAgentProcess(o: AgentOptions): Promise<Daemon> {
   await mkdir(o.stateDir, { recursive: true });
   return daemon(
-    [TSX, "agent/main.ts", "--api", o.apiUrl, "--enrollment-token", o.enrollmentToken, "--name", o.name, "--zone", o.zone ?? "z1",
+    [TSX, "agent/main.ts", "--api", o.apiUrl, ...(o.enrollmentToken ? ["--enrollment-token", o.enrollmentToken] : []), "--name", o.name, "--zone", o.zone ?? "z1",
       "--address", o.address, "--state-dir", o.stateDir, "--container-cidr", o.containerCidr, "--cgroup-parent", `berth-${o.name}`,
       "--port-min", String(o.portMin), "--port-max", String(o.portMax), "--memory-mb", String(o.memoryMb ?? 4096),
       "--disk-mb", "16384", "--containers", "32", "--heartbeat-ms", "1000", "--stop-grace-ms", "2000", ...(o.extra ?? [])],
