@@ -67,3 +67,9 @@ export const heartbeat = (instances: InstanceReport[], extra: Record<string, unk
 export async function instancesOfApp(appGuid: string) {
   return db().select().from(schema.instances).where(eq(schema.instances.appGuid, appGuid)).orderBy(schema.instances.index);
 }
+
+/** Drains every other cell, so the scheduler places new work on this one only. */
+export async function onlyActiveCell(cellGuid: string) {
+  await db().update(schema.cells).set({ state: "DRAINING" }).where(eq(schema.cells.state, "ACTIVE"));
+  await db().update(schema.cells).set({ state: "ACTIVE" }).where(eq(schema.cells.guid, cellGuid));
+}

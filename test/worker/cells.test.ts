@@ -6,7 +6,7 @@ import { bumpCellSet } from "../../worker/scheduling/cells-repo";
 import { notifyChannels } from "../../worker/scheduling/long-poll";
 import { ADMIN, api, createSpace, createUser, db } from "./support";
 import { setDocker } from "./app-fixtures";
-import { IMAGE, appWithDroplet, enroll, heartbeat, instancesOfApp, pass, report } from "./cell-fixtures";
+import { IMAGE, appWithDroplet, enroll, onlyActiveCell, heartbeat, instancesOfApp, pass, report } from "./cell-fixtures";
 
 let space: { guid: string };
 
@@ -106,8 +106,7 @@ describe("GET /v3/cells/:id/desired (long-poll)", () => {
   it("answers the moment the set changes, with the whole set", async () => {
     const cell = await enroll("cell");
     const app = await appWithDroplet(space.guid, { instances: 2 });
-    await db().update(schema.cells).set({ state: "DRAINING" }).where(eq(schema.cells.state, "ACTIVE"));
-    await db().update(schema.cells).set({ state: "ACTIVE" }).where(eq(schema.cells.guid, cell.guid));
+    await onlyActiveCell(cell.guid);
     expect((await api("POST", `/v3/apps/${app.guid}/actions/start`, { token: ADMIN })).status).toBe(200);
     const first = await api("GET", `/v3/cells/${cell.guid}/desired`, { token: cell.credential });
     const poll = api("GET", `/v3/cells/${cell.guid}/desired?after=${first.json.version}`, { token: cell.credential });
@@ -132,8 +131,7 @@ describe("GET /v3/cells/:id/desired (long-poll)", () => {
 describe("reports", () => {
   async function placedInstance() {
     const cell = await enroll("cell");
-    await db().update(schema.cells).set({ state: "DRAINING" }).where(eq(schema.cells.state, "ACTIVE"));
-    await db().update(schema.cells).set({ state: "ACTIVE" }).where(eq(schema.cells.guid, cell.guid));
+    await onlyActiveCell(cell.guid);
     const app = await appWithDroplet(space.guid);
     await api("POST", `/v3/apps/${app.guid}/actions/start`, { token: ADMIN });
     const [instance] = await instancesOfApp(app.guid);
@@ -241,8 +239,7 @@ describe("GET /v3/routes/table", () => {
 describe("staging tasks on cells", () => {
   async function cellStagedBuild() {
     const cell = await enroll("cell");
-    await db().update(schema.cells).set({ state: "DRAINING" }).where(eq(schema.cells.state, "ACTIVE"));
-    await db().update(schema.cells).set({ state: "ACTIVE" }).where(eq(schema.cells.guid, cell.guid));
+    await onlyActiveCell(cell.guid);
     const app = await appWithDroplet(space.guid);
     const pkg = await api("POST", "/v3/packages", { token: ADMIN, body: { type: "docker", relationships: { app: { data: { guid: app.guid } } }, data: { image: "private.registry:5000/web:2", username: "u", password: "s3cret" } } });
     expect(pkg.status).toBe(201);
