@@ -19,7 +19,9 @@ import { readSnapshot } from "../scheduling/snapshot";
 import { applyPlan } from "../scheduling/apply-plan";
 import { convergenceConfig } from "../scheduling/config";
 import { notifyChannels } from "../scheduling/long-poll";
-import type { VersionSource } from "../scheduling/versions";
+import { parseSourceName, registryAccessVersionQuery, sourceName, type VersionSource } from "../scheduling/versions";
+import { ROUTES_TABLE_COUNTER } from "../db/counters";
+import { eq } from "drizzle-orm";
 
 export interface PassReport {
   placed: { instance_guid: string; cell_guid: string }[];
@@ -31,7 +33,8 @@ export interface PassReport {
   next_due_at: number | null;
 }
 
-const REGISTRY_ACCESS_SEEN = "registry_access_version";
+/** Storage key of the versions held long-polls were last told about. */
+const NOTIFIED = "notified_versions";
 
 export class Scheduler extends DurableObject<Bindings> {
   private running: Promise<PassReport> | null = null;
@@ -78,6 +81,29 @@ export class Scheduler extends DurableObject<Bindings> {
     return pass;
   }
 
+  /**
+   * Every long-poll source whose version moved since the last pass told its
+   * channel: this pass's own writes, and those of request handlers that changed
+   * desired state and woke the scheduler (an app delete, a route edit, a
+   * registry access edit — its version is part of every cell's set).
+   */
+  private async movedSources(db: ReturnType<typeof drizzle<typeof schema>>): Promise<VersionSource[]> {
+    const [cellRows, access, routes] = await db.batch([
+      db.select({ guid: schema.cells.guid, version: schema.cells.desiredVersion }).from(schema.cells),
+      registryAccessVersionQuery(db),
+      db.select({ value: schema.counters.value }).from(schema.counters).where(eq(schema.counters.name, ROUTES_TABLE_COUNTER)),
+    ]);
+    const accessVersion = access[0]?.version ?? 0;
+    const current: Record<string, number> = Object.fromEntries(cellRows.map((c) => [sourceName({ kind: "cell", cellGuid: c.guid }), c.version + accessVersion]));
+    current[sourceName({ kind: "routes_table" })] = routes[0]?.value ?? 0;
+    const last = (await this.ctx.storage.get<Record<string, number>>(NOTIFIED)) ?? {};
+    await this.ctx.storage.put(NOTIFIED, current);
+    return Object.entries(current)
+      .filter(([name, v]) => last[name] !== v)
+      .map(([name]) => parseSourceName(name)!)
+      .filter(Boolean);
+  }
+
   private async pass(): Promise<PassReport> {
     const config = convergenceConfig(this.env);
     try {
@@ -95,16 +121,7 @@ export class Scheduler extends DurableObject<Bindings> {
     const plan = converge(snap.desired, snap.actual, snap.cells, now, config);
     const outcome = await applyPlan(db, snap, plan, now, config);
 
-    // A registry access edit changes every cell's set (its version is part of theirs).
-    const seen = await this.ctx.storage.get<number>(REGISTRY_ACCESS_SEEN);
-    const cellsToNotify = new Set(outcome.touchedCells);
-    if (seen !== snap.registryAccessVersion) {
-      snap.cells.forEach((c) => cellsToNotify.add(c.guid));
-      await this.ctx.storage.put(REGISTRY_ACCESS_SEEN, snap.registryAccessVersion);
-    }
-    const sources: VersionSource[] = [...cellsToNotify].map((cellGuid) => ({ kind: "cell", cellGuid }));
-    if (outcome.routesChanged) sources.push({ kind: "routes_table" });
-    await notifyChannels(this.env, sources);
+    await notifyChannels(this.env, await this.movedSources(db));
 
     const due = [nextDueAt(snap.actual, snap.cells, now, config), outcome.unplaced.length > 0 ? now + config.unplacedRetryMs : null]
       .filter((t): t is number => t !== null);
