@@ -36,11 +36,24 @@ export default defineConfig({
       {
         test: {
           name: "node",
-          include: ["test/{shared,agent,router,cli,e2e}/**/*.test.ts"],
+          include: ["test/{shared,agent,router,cli}/**/*.test.ts"],
           globalSetup: ["./test/support/global-setup.ts"],
           testTimeout: 60_000,
           hookTimeout: 120_000,
           pool: "forks",
+        },
+      },
+      {
+        // The whole stack: agents change host-wide state (ip_forward, nft tables),
+        // so scripts/test.sh runs this project after the others, one file at a time.
+        test: {
+          name: "e2e",
+          include: ["test/e2e/**/*.test.ts"],
+          globalSetup: ["./test/support/global-setup.ts"],
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
+          pool: "forks",
+          fileParallelism: false,
         },
       },
     ],

@@ -117,6 +117,8 @@ cellsApi.get("/:id/desired", async (c) => {
   }
   const set = await buildDesiredSet(c.var.db, c.env, cellGuid);
   if (!set) throw notAuthorized();
+  // A wake that moved nothing of this cell's (a pass notifies broadly) is still "unchanged".
+  if (after !== undefined && set.version === after) return c.body(null, 204);
   // A set can move on between the notify and this read: it is still the newest, never stale.
   return c.json(set);
 });

@@ -21,5 +21,8 @@ routeTableApi.get("/", async (c) => {
     const changed = await holdUntilChanged(c.env, { kind: "routes_table" }, after, c.req.raw.signal);
     if (!changed) return c.body(null, 204);
   }
-  return c.json(await buildRouteTable(c.var.db));
+  const table = await buildRouteTable(c.var.db);
+  // A wake that did not move the table (a pass notifies broadly) is still "unchanged".
+  if (after !== undefined && table.version === after) return c.body(null, 204);
+  return c.json(table);
 });
