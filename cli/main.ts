@@ -9,6 +9,7 @@ import { registerAdmin } from "./commands/admin";
 import { AllInstancesCrashed, registerApps } from "./commands/apps";
 import { registerEnv } from "./commands/env";
 import { registerFlags } from "./commands/flags";
+import { registerLogs } from "./commands/logs";
 import { registerPush } from "./commands/push";
 import { registerRoutes } from "./commands/routes";
 import { registerSession } from "./commands/session";
@@ -45,6 +46,7 @@ export function buildProgram(opts: RunOptions = {}): Command {
   registerEnv(program, action);
   registerRoutes(program, action);
   registerFlags(program, action);
+  registerLogs(program, action);
   registerAdmin(program, action);
   return program;
 }

@@ -7,6 +7,7 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import WebSocket from "ws";
 import { run } from "../../cli/main";
 import { startControlPlane, type ControlPlane } from "../support/control-plane";
 import { freeContainerCidr, makeCellAddress, type CellAddress } from "../support/netns";
@@ -105,6 +106,34 @@ describe.sequential("berth CLI against the whole stack", () => {
     expect((await viaRouter("web.apps.localhost")).body).toMatch(/greeting \n$/);
     await ok("restart", "web");
     await eventually("the new env value", async () => ((await viaRouter("web.apps.localhost")).body.includes("greeting hello") ? true : undefined), 120_000);
+  }, 180_000);
+
+  it("ships a container's numbered lines: recent logs show them in order, a live tail sees a new one within 1 s", async () => {
+    const counter = "i=0; while :; do i=$((i+1)); echo line $i; sleep 0.1; done";
+    await ok("push", "counter", "-o", `${registry.host}/httpd:latest`, "-m", "32M", "-k", "32M", "-u", "process", "-c", counter, "--no-route");
+    const recent = await eventually("20 lines in recent logs", async () => {
+      const r = JSON.parse((await ok("logs", "counter", "--recent", "--json")).out) as { lines: { line: string }[] };
+      return r.lines.length >= 20 ? r.lines.map((l) => l.line) : undefined;
+    }, 60_000);
+    const numbers = recent.map((l) => Number(/^line (\d+)$/.exec(l)?.[1]));
+    expect(numbers[0]).toBe(1);
+    expect(numbers).toEqual(numbers.map((_, i) => i + 1));
+
+    const app = JSON.parse((await ok("app", "counter", "--json")).out) as { app: { guid: string } };
+    const url = `${cp.url.replace("http", "ws")}/v3/apps/${app.app.guid}/logs/tail`;
+    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${cp.adminToken}` } });
+    const latencyMs = await new Promise<number>((resolve, reject) => {
+      ws.once("error", reject);
+      ws.on("message", (data) => {
+        const { lines } = JSON.parse(String(data)) as { lines: { timestamp: number }[] };
+        // The line's timestamp is when the cell read it; arrival here is at most 1 s later.
+        resolve(Date.now() - lines[lines.length - 1]!.timestamp);
+      });
+    });
+    ws.close();
+    console.log(`log tail: a new line arrived ${latencyMs} ms after the cell read it`);
+    expect(latencyMs).toBeLessThan(1000);
+    await ok("delete", "counter", "-f");
   }, 180_000);
 
   it("disabling diego_docker refuses pushes and stops the running app; enabling brings it back", async () => {
