@@ -84,7 +84,10 @@ const errors: string[] = [];
 /** A cell that "runs" whatever its desired set says, reporting each change at once. */
 class FakeCell {
   readonly running = new Map<string, InstanceReport>();
-  /** When the control plane last accepted a heartbeat (performance.now()). */
+  /**
+   * When the last heartbeat the control plane accepted was sent (performance.now()):
+   * the control plane stamps it between sending and answering, so this is a lower bound.
+   */
   lastBeatAt = 0;
   private version: number | null = null;
   private stopped = false;
@@ -133,12 +136,13 @@ class FakeCell {
 
   private async beatLoop(): Promise<void> {
     while (!this.stopped) {
+      const sent = performance.now();
       try {
         await this.client.heartbeat({
           capacity: { memory_mb: 8192, disk_mb: 16384, containers: 250 }, free: { memory_mb: 8192, disk_mb: 16384, containers: 250 },
           cached_layers: [], instances: [...this.running.values()],
         }, this.abort.signal);
-        this.lastBeatAt = performance.now();
+        this.lastBeatAt = sent;
       } catch (e) {
         if (this.stopped) return;
         errors.push(`heartbeat ${this.client.cellGuid}: ${(e as Error).message}`);
@@ -207,10 +211,13 @@ async function frozenConfig(dir: string, wrangler: string, env: NodeJS.ProcessEn
 
 async function main(): Promise<void> {
   const persistDir = await mkdtemp(join(tmpdir(), "berth-conv-"));
-  const env = { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" };
   const wrangler = join(ROOT, "node_modules/.bin/wrangler");
   // Apart from persistDir: wrangler dev watches the bundle's folder, and D1 writes there would reload it.
   const bundleDir = await mkdtemp(join(tmpdir(), "berth-conv-bundle-"));
+  // A private dev registry: other wrangler dev sessions on this machine coming and
+  // going would otherwise be announced to ours (and reload it).
+  process.env.WRANGLER_REGISTRY_PATH = join(bundleDir, "registry");
+  const env = { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" };
   const config = await frozenConfig(bundleDir, wrangler, env);
   await run(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir, "--config", config], { cwd: ROOT, env });
   const apps = Array.from({ length: APPS }, () => randomUUID());
