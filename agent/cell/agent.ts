@@ -13,7 +13,7 @@ import type { StagingTask } from "../../shared/protocol/staging";
 import type { ContainerDriver } from "../supervisor/driver";
 import { InstanceRunner, realClock, type Clock, type RunnerConfig } from "../supervisor/runner";
 import { retryDelay, type BackoffConfig } from "./backoff";
-import type { ControlPlaneClient, StagingOutcome } from "./control-plane";
+import { ControlPlaneError, type ControlPlaneClient, type StagingOutcome } from "./control-plane";
 import { InstanceStore } from "./instance-store";
 import { reconcile } from "./reconcile";
 
@@ -123,6 +123,12 @@ export class CellAgent {
           for (const r of batch) if (this.unsent.get(r.instance_guid) === r) this.unsent.delete(r.instance_guid);
           attempt = 0;
         } catch (e) {
+          if (e instanceof ControlPlaneError && e.permanent) {
+            // Refused for good (e.g. the instance was moved off this cell): resending cannot help.
+            this.deps.log.warn({ err: e.message, instances: batch.map((r) => r.instance_guid) }, "instance report refused; dropped");
+            for (const r of batch) if (this.unsent.get(r.instance_guid) === r) this.unsent.delete(r.instance_guid);
+            continue;
+          }
           this.deps.log.warn({ err: (e as Error).message }, "instance report failed; retrying");
           await this.clock.sleep(retryDelay(attempt++, this.config.backoff), this.abort.signal);
         }
