@@ -11,6 +11,7 @@ import { containerMounts, MASKED_PATHS, READONLY_PATHS, type EtcFiles } from "./
 import { dockerDefaultSeccomp } from "./seccomp";
 import type { ContainerSpec } from "./spec";
 import type { ResolvedUser } from "./user";
+import { commandArgv } from "../../shared/staging/launch";
 
 export const RLIMIT_NOFILE = 7;
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -27,18 +28,6 @@ export interface RuntimeConfigContext {
   etc: EtcFiles;
   log: { maxBytes: number; keepFiles: number };
   rlimits: NativeRlimit[];
-}
-
-/** The app's argv by DESIGN rule 5 ("none" was refused by parseContainerSpec). */
-export function commandArgv(command: ContainerSpec["command"]): string[] {
-  switch (command.kind) {
-    case "shell":
-      return ["/bin/sh", "-c", command.script];
-    case "exec":
-      return command.argv;
-    case "none":
-      throw new Error("unreachable: parseContainerSpec refuses a missing command");
-  }
 }
 
 /** The env as NAME=value; PATH and HOME filled in when the image and app set neither (as Docker does). */

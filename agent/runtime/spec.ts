@@ -6,6 +6,7 @@
 import { isIP } from "node:net";
 import { z } from "zod";
 import { commandSchema } from "../../shared/protocol/instance";
+import { NO_START_COMMAND } from "../../shared/staging/launch";
 
 const absolutePath = z.string().regex(/^\/[^\0]*$/, "must be an absolute path");
 const noNul = z.string().regex(/^[^\0]*$/, "must not contain NUL");
@@ -51,7 +52,6 @@ export class SpecError extends Error {
   }
 }
 
-export const NO_START_COMMAND = "No start command found or specified";
 
 /** Parses and checks a spec; throws SpecError naming the first bad field. */
 export function parseContainerSpec(input: unknown): ContainerSpec {

@@ -17,7 +17,8 @@ import {
   weightToShares,
   type CgroupLayout,
 } from "../../agent/runtime/cgroups";
-import { commandArgv, processEnv, RuntimeConfigError, toRuntimeConfig, validate, type RuntimeConfigContext } from "../../agent/runtime/config";
+import { commandArgv } from "../../shared/staging/launch";
+import { processEnv, RuntimeConfigError, toRuntimeConfig, validate, type RuntimeConfigContext } from "../../agent/runtime/config";
 import { containerExit, signalName } from "../../agent/runtime/exit";
 import { freeSlot, idMap, idRangeForSlot } from "../../agent/runtime/ids";
 import { containerMounts, hostsFile, MASKED_PATHS, MS, READONLY_PATHS } from "../../agent/runtime/mounts";

@@ -6,14 +6,14 @@
  */
 import { spawn } from "node:child_process";
 import type { Exit, InstanceSpec } from "../../shared/protocol/instance";
+import { commandArgv } from "../../shared/staging/launch";
 import type { ContainerDriver, RunningContainer } from "../../agent/supervisor/driver";
 
 export class ProcessDriver implements ContainerDriver {
   readonly started: RunningContainer[] = [];
 
   async start(spec: InstanceSpec): Promise<RunningContainer> {
-    const argv = spec.command.kind === "exec" ? spec.command.argv : spec.command.kind === "shell" ? ["/bin/sh", "-c", spec.command.script] : null;
-    if (!argv) throw new Error("No start command found or specified");
+    const argv = commandArgv(spec.command);
     const child = spawn(argv[0]!, argv.slice(1), { env: { PATH: process.env.PATH, ...spec.env, PORT: String(spec.port) }, stdio: "ignore" });
     const exited = new Promise<Exit>((resolve) =>
       child.once("exit", (status, signal) => resolve({ status, signal, oom: false })),
