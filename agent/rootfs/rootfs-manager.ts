@@ -22,6 +22,7 @@ import { tmpdir } from "node:os";
 import { z } from "zod";
 import { native } from "../native/index";
 import { checkIdRange, type IdRange } from "./id-map";
+import { claimRoot } from "./root-lock";
 import { checkDiskMb, UpperPool, type UpperPoolOptions } from "./upper-pool";
 import { UserNamespacePool } from "./userns-pool";
 
@@ -92,9 +93,13 @@ export class RootfsManager {
     this.idmapped = opts.idmappedMounts ?? probeIdmappedMounts(this.userns);
   }
 
-  /** Opens the manager at root; root filesystems of containers from a previous run stay mounted. */
+  /**
+   * Opens the manager at root; root filesystems of containers from a previous
+   * run stay mounted. Refused while another live process has root open.
+   */
   static async open(root: string, opts: RootfsManagerOptions = {}): Promise<RootfsManager> {
     await mkdir(join(root, "containers"), { recursive: true });
+    await claimRoot(root);
     const inUse = new Set<string>();
     for (const id of await readdir(join(root, "containers"))) {
       const handle = await readHandle(join(root, "containers", id));
@@ -125,7 +130,14 @@ export class RootfsManager {
     if (layers.length === 0) throw new TypeError("a root filesystem needs at least one layer");
     const dir = join(this.root, "containers", containerId);
     await mkdir(dir); // fails if the container already has one
-    const upper = await this.uppers.take(opts.diskMb);
+    let upper;
+    try {
+      upper = await this.uppers.take(opts.diskMb);
+    } catch (err) {
+      // Nothing is mounted yet: drop the directory so a retry of this id can start.
+      await rm(dir, { recursive: true, force: true });
+      throw err;
+    }
     const handle: Handle = { version: 1, rootfs: join(dir, "rootfs"), lowers: [], upper: { mountpoint: upper.mountpoint, image: upper.image } };
     // From here on, plain synchronous syscalls of microseconds each: queueing
     // them on libuv's threadpool behind running pulls would cost more than they take.

@@ -2,14 +2,15 @@
 // idmapped cached layers (from the real fixture registry) plus a size-limited
 // upper on a loop-mounted ext4; ENOSPC past disk_mb; teardown that leaves no
 // mount, loop device or file behind; the chown fallback.
-import { execFileSync } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { ImageStore } from "../../agent/images/image-store";
 import { LayerCache } from "../../agent/images/layer-cache";
 import { native } from "../../agent/native/index";
+import { claimRoot } from "../../agent/rootfs/root-lock";
 import { RootfsManager } from "../../agent/rootfs/rootfs-manager";
 import type { InstanceImage } from "../../shared/protocol/image";
 import { inUserns, loopbackImageStore, resolveInstanceImage } from "../fixtures/layers/harness";
@@ -118,6 +119,30 @@ describe("RootfsManager", () => {
     expect(mounted(rootfs.path)).toBe(false);
     expect(readdirSync(join(root, "uppers"))).toEqual([]);
     await after.close();
+  });
+
+  it("refuses a root another live agent process has open, and takes over one whose owner died", async () => {
+    const root = join(base, "rootfs-owned");
+    mkdirSync(root, { recursive: true });
+    // A real other process stands for an agent that survived (a kill -9 of its wrapper only).
+    const other = spawn("sleep", ["60"], { stdio: "ignore" });
+    await new Promise((r) => other.once("spawn", r));
+    await claimRoot(root, other.pid!);
+    await expect(RootfsManager.open(root)).rejects.toThrow(`${root} is in use by process ${other.pid}`);
+    other.kill("SIGKILL");
+    await new Promise((r) => other.once("exit", r));
+    const taken = await RootfsManager.open(root, { spares: 0 });
+    expect(JSON.parse(readFileSync(join(root, "owner.json"), "utf8")).pid).toBe(process.pid);
+    await taken.close();
+  });
+
+  it("leaves no container directory when no upper filesystem can be made, so the id can be retried", async () => {
+    const layers = await images.pull(layersImage, { holder: "c-retry" });
+    // 32 TiB is past ext4's file size limit (16 TiB): the sparse file cannot be sized.
+    await expect(manager.create("c-retry", layers.map((l) => l.path), { ids: IDS, diskMb: 2 ** 25 })).rejects.toMatchObject({ code: "EFBIG" });
+    expect(await manager.list()).not.toContain("c-retry");
+    const rootfs = await manager.create("c-retry", layers.map((l) => l.path), { ids: IDS, diskMb: 8 });
+    await rootfs.destroy();
   });
 
   it("refuses a second root filesystem for the same container and bad arguments", async () => {
