@@ -7,7 +7,8 @@
  * containers are made (that is the agent's bench), so the figures are the
  * control plane's: scheduler passes, long-polls, report handling.
  *
- * Measured:
+ * Measured ("all RUNNING" = every desired index has a running instance on some
+ * cell; SUSPECT/EVACUATING copies may run beside it for a while):
  *   A. every app started (the last step of a push) → all instances RUNNING;
  *   B. diego_docker turned off → every instance stopped on its cell;
  *   C. diego_docker back on → all RUNNING again;
@@ -84,6 +85,8 @@ const errors: string[] = [];
 /** A cell that "runs" whatever its desired set says, reporting each change at once. */
 class FakeCell {
   readonly running = new Map<string, InstanceReport>();
+  /** `process_guid/index` of each running instance: SUSPECT or EVACUATING copies make an index run twice. */
+  readonly indexOf = new Map<string, string>();
   /**
    * When the last heartbeat the control plane accepted was sent (performance.now()):
    * the control plane stamps it between sending and answering, so this is a lower bound.
@@ -118,11 +121,13 @@ class FakeCell {
           if (this.running.has(spec.instance_guid)) continue;
           const r: InstanceReport = { instance_guid: spec.instance_guid, state: "RUNNING", since: Date.now(), host_port: this.nextPort++, crash_count: 0, exit: null, reason: null, usage: null };
           this.running.set(spec.instance_guid, r);
+          this.indexOf.set(spec.instance_guid, `${spec.process_guid}/${spec.index}`);
           changes.push(r);
         }
         for (const [guid, r] of this.running) {
           if (wanted.has(guid)) continue;
           this.running.delete(guid);
+          this.indexOf.delete(guid);
           changes.push({ ...r, state: "STOPPED", since: Date.now(), host_port: null });
         }
         for (let i = 0; i < changes.length; i += 500) await this.client.reportInstances(changes.slice(i, i + 500), this.abort.signal);
@@ -247,13 +252,15 @@ async function main(): Promise<void> {
     });
     cells.forEach((c) => c.start());
     const runningTotal = (among = cells) => among.reduce((n, c) => n + c.running.size, 0);
-    const progress = () => `${runningTotal()} running on cells, ${errors.length} cell-side errors so far`;
+    /** Desired indices with at least one running instance: convergence, whatever copies still run. */
+    const indicesRunning = (among = cells) => new Set(among.flatMap((c) => [...c.indexOf.values()])).size;
+    const progress = () => `${indicesRunning()} of ${TOTAL} indices running (${runningTotal()} instances on cells), ${errors.length} cell-side errors so far`;
     console.log(`convergence-sim: ${CELLS} fake cells, ${APPS} apps × ${PER_APP} = ${TOTAL} instances, heartbeat ${BEAT_MS} ms, TTL ${TTL_MS} ms`);
 
     const t0 = performance.now();
     await inParallel(apps, 25, async (app) => void (await admin(cp, "POST", `/v3/apps/${app}/actions/start`)));
     const startsSent = performance.now() - t0;
-    const a = startsSent + (await until("all RUNNING", () => runningTotal() === TOTAL, progress));
+    const a = startsSent + (await until("all RUNNING", () => indicesRunning() === TOTAL, progress));
     console.log(`A. start every app → all ${TOTAL} RUNNING: ${(a / 1000).toFixed(2)} s (start requests took ${(startsSent / 1000).toFixed(2)} s)`);
 
     const t1 = performance.now();
@@ -262,7 +269,7 @@ async function main(): Promise<void> {
     console.log(`B. diego_docker off → all stopped on their cells: ${(b / 1000).toFixed(2)} s (flag request ${((performance.now() - t1 - b) / 1000).toFixed(2)} s)`);
 
     await admin(cp, "PATCH", "/v3/feature_flags/diego_docker", { enabled: true });
-    const c = await until("all RUNNING again", () => runningTotal() === TOTAL, progress);
+    const c = await until("all RUNNING again", () => indicesRunning() === TOTAL, progress);
     console.log(`C. diego_docker on → all RUNNING again: ${(c / 1000).toFixed(2)} s`);
 
     const victim = cells.reduce((x, y) => (y.running.size > x.running.size ? y : x));
@@ -270,7 +277,7 @@ async function main(): Promise<void> {
     victim.silence();
     const silencedAt = performance.now();
     const survivors = cells.filter((x) => x !== victim);
-    const d = await until("lost cell's instances replaced", () => runningTotal(survivors) === TOTAL, () => `${runningTotal(survivors)} running on the other cells`);
+    const d = await until("lost cell's instances replaced", () => indicesRunning(survivors) === TOTAL, () => `${indicesRunning(survivors)} indices running on the other cells`);
     // The cell counts as gone TTL after its last accepted heartbeat, which came up to one beat before the silence.
     const afterExpiry = silencedAt + d - (victim.lastBeatAt + TTL_MS);
     console.log(`D. one cell silenced (${lostCount} instances) → all RUNNING elsewhere: ${(d / 1000).toFixed(2)} s after the silence; ${(afterExpiry / 1000).toFixed(2)} s after its presence expired (TTL ${(TTL_MS / 1000).toFixed(1)} s from its last heartbeat)`);
