@@ -12,7 +12,9 @@ import { PROTOCOL_VERSION } from "../../shared/protocol/version";
 import { freePort, type ControlPlane } from "./control-plane";
 
 const ROOT = resolve(import.meta.dirname, "../..");
-const TSX = join(ROOT, "node_modules/.bin/tsx");
+// node with tsx's loader, not the tsx binary: that one runs the script in a
+// child node it cannot pass a SIGKILL to, so a "kill -9" left the daemon alive.
+const TSX = [process.execPath, "--import", "tsx"];
 
 export async function adminCall<T = any>(cp: Pick<ControlPlane, "url" | "adminToken">, method: string, path: string, body?: unknown): Promise<T> {
   const res = await fetch(`${cp.url}${path}`, {
@@ -82,7 +84,7 @@ export interface AgentOptions {
 export async function startAgentProcess(o: AgentOptions): Promise<Daemon> {
   await mkdir(o.stateDir, { recursive: true });
   return daemon(
-    [TSX, "agent/main.ts", "--api", o.apiUrl, ...(o.enrollmentToken ? ["--enrollment-token", o.enrollmentToken] : []), "--name", o.name, "--zone", o.zone ?? "z1",
+    [...TSX, "agent/main.ts", "--api", o.apiUrl, ...(o.enrollmentToken ? ["--enrollment-token", o.enrollmentToken] : []), "--name", o.name, "--zone", o.zone ?? "z1",
       "--address", o.address, "--state-dir", o.stateDir, "--container-cidr", o.containerCidr, "--cgroup-parent", `berth-${o.name}`,
       "--port-min", String(o.portMin), "--port-max", String(o.portMax), "--memory-mb", String(o.memoryMb ?? 4096),
       "--disk-mb", "16384", "--containers", "32", "--heartbeat-ms", "1000", "--stop-grace-ms", "2000", ...(o.extra ?? [])],
@@ -95,7 +97,7 @@ export async function startAgentProcess(o: AgentOptions): Promise<Daemon> {
 /** Starts the router on a free loopback port; resolves once it listens. */
 export async function startRouterProcess(apiUrl: string, token: string, logFile: string, port?: number): Promise<Daemon & { port: number }> {
   const listenPort = port ?? (await freePort());
-  const d = daemon([TSX, "agent/router/main.ts", "--api-url", apiUrl, "--listen", "127.0.0.1", "--port", String(listenPort), "--workers", "0"], { BERTH_ROUTER_TOKEN: token }, logFile);
+  const d = daemon([...TSX, "agent/router/main.ts", "--api-url", apiUrl, "--listen", "127.0.0.1", "--port", String(listenPort), "--workers", "0"], { BERTH_ROUTER_TOKEN: token }, logFile);
   const deadline = Date.now() + 30_000;
   for (;;) {
     try {
