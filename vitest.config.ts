@@ -28,6 +28,8 @@ export default defineConfig({
         test: {
           name: "worker",
           include: ["test/worker/**/*.test.ts"],
+          // Staging tests wait out a registry that never answers (STAGING_TIMEOUT_MS); leave room on a loaded machine.
+          testTimeout: 30_000,
           setupFiles: ["./test/worker/apply-migrations.ts"],
           // Registries and fault servers on loopback for the staging tests (workerd cannot start them).
           globalSetup: ["./test/support/worker-global-setup.ts"],
