@@ -10,10 +10,13 @@
  * When is a failed attempt retried (on another instance, at most maxAttempts)?
  * - The connection was never established (refused, reset, unreachable, connect
  *   timeout): nothing reached the instance.
- * - A reused keep-alive connection failed before any response, for a request
- *   without body whose method is idempotent: the instance closed an idle
- *   connection just as the request went out, the race Node's http docs
- *   describe for `request.reusedSocket`; replaying a GET is safe.
+ * - A request without body whose method is safe (GET, HEAD, OPTIONS, TRACE)
+ *   failed before any response: the instance died or closed the connection;
+ *   replaying it elsewhere is harmless.
+ * - A reused keep-alive connection failed before any response, for an
+ *   idempotent request without body (PUT, DELETE too): the instance closed an
+ *   idle connection just as the request went out, the race Node's http docs
+ *   describe for `request.reusedSocket`.
  * Anything else fails the request: 502 (504 on a timeout) while the client
  * has no response headers yet; once it has, its connection is destroyed, the
  * only way to tell it the body is incomplete.
@@ -28,6 +31,7 @@ import type { Backend } from "./table";
 import { isConnectFailure } from "./upstream-pools";
 
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
+const SAFE = new Set(["GET", "HEAD", "OPTIONS", "TRACE"]);
 
 class UpstreamTimeoutError extends Error {
   readonly code = "ETIMEDOUT";
@@ -125,7 +129,11 @@ class Exchange extends Forwarding {
 
   private retryable(connectFailed: boolean, reused: boolean): boolean {
     if (connectFailed) return true;
-    return reused && !this.fwd.hasBody && IDEMPOTENT.has(this.req.method ?? "");
+    if (this.fwd.hasBody) return false;
+    const method = this.req.method ?? "";
+    // A safe request (no body) that failed before any response changed nothing
+    // worth keeping: another instance may answer it, as when one dies under load.
+    return SAFE.has(method) || (reused && IDEMPOTENT.has(method));
   }
 
   private fail(error: RouterError, cause?: string): void {
