@@ -73,6 +73,9 @@ async function checkTraversable(dir: string): Promise<void> {
 const ifTag = (name: string) => "c" + createHash("sha256").update(name).digest("hex").slice(0, 3);
 
 export async function startAgent(config: AgentConfig) {
+  // Containers' mapped root users must traverse the directories the agent makes
+  // (rootfs, /etc bind sources); an inherited umask such as 077 would lock them out.
+  process.umask(0o022);
   const log = pino({ level: config.log_level, base: { cell: config.name }, redact: ["credentials", "*.password", "authorization"] });
   let identity;
   for (let attempt = 0; ; attempt++) {

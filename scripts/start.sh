@@ -7,11 +7,14 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
 if [ ! -f .dev.vars ]; then
-  umask 077
-  {
-    echo "ADMIN_TOKEN=bu_$(openssl rand -hex 32)"
-    echo "ENCRYPTION_KEY=$(openssl rand -base64 32)"
-  } > .dev.vars
+  # A subshell: the tight umask is for this secrets file only.
+  (
+    umask 077
+    {
+      echo "ADMIN_TOKEN=bu_$(openssl rand -hex 32)"
+      echo "ENCRYPTION_KEY=$(openssl rand -base64 32)"
+    } > .dev.vars
+  )
   echo "start: created .dev.vars"
 fi
 exec npx tsx scripts/stack.ts
