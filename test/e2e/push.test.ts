@@ -11,6 +11,7 @@ import WebSocket from "ws";
 import { run } from "../../cli/main";
 import { startControlPlane, type ControlPlane } from "../support/control-plane";
 import { freeContainerCidr, makeCellAddress, type CellAddress } from "../support/netns";
+import { startRegistry } from "../support/registry";
 import { adminCall, enrollmentToken, eventually, getVia, registerRouter, startAgentProcess, startRouterProcess, type Daemon } from "../support/stack";
 
 const registry = inject("registry");
@@ -135,6 +136,29 @@ describe.sequential("berth CLI against the whole stack", () => {
     expect(latencyMs).toBeLessThan(1000);
     await ok("delete", "counter", "-f");
   }, 180_000);
+
+  it("stages on the cell an image from a TLS registry whose CA only the admin's registry access names", async () => {
+    // The same fixture images, served over https with a certificate of a fresh test CA.
+    const tls = await startRegistry({ tls: true, storageDir: registry.storageDir });
+    try {
+      await adminCall(cp, "PATCH", "/v3/admin/docker_registry_access", {
+        insecure_registries: [registry.host], trusted_ca_certificates: [tls.caPem!], cell_only_registries: [tls.host],
+      });
+      // The Worker may not reach a cell-only registry (nor trust this CA): only the cell can stage and pull it.
+      const r = await ok("push", "secure", "-o", `${tls.host}/httpd:latest`, "-m", "32M", "-k", "32M");
+      expect(r.out).toContain(`Staged: ${tls.host}/httpd:latest`);
+      expect(r.out).toContain("App secure is running.");
+      const page = await eventually("the TLS-pulled app through the router", async () => {
+        const p = await viaRouter("secure.apps.localhost");
+        return p.status === 200 ? p.body : undefined;
+      });
+      expect(page).toBe("<h1>berth httpd fixture</h1>\n");
+      await ok("delete", "secure", "-f");
+    } finally {
+      await adminCall(cp, "PATCH", "/v3/admin/docker_registry_access", { insecure_registries: [registry.host], trusted_ca_certificates: [], cell_only_registries: [] });
+      await tls.stop();
+    }
+  }, 240_000);
 
   it("disabling diego_docker refuses pushes and stops the running app; enabling brings it back", async () => {
     const t0 = Date.now();
