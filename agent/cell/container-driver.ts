@@ -17,7 +17,7 @@ import type { NetworkManager, ContainerNetwork } from "../network/manager";
 import type { RootfsManager } from "../rootfs/rootfs-manager";
 import { freeSlot, idRangeForSlot } from "../runtime/ids";
 import type { Container, Runtime } from "../runtime/runtime";
-import { cpuFraction, sampleUsage, type UsageSample } from "../runtime/usage";
+import { cpuFraction, type UsageSample } from "../runtime/usage";
 import type { ContainerDriver, PullProgress, RunningContainer } from "../supervisor/driver";
 
 export interface DriverDeps {
@@ -136,10 +136,11 @@ export class CellContainerDriver implements ContainerDriver {
       },
       destroy: () => this.cleanup(id, container),
       usage: async (): Promise<Usage> => {
-        const sample = await sampleUsage(container.state.cgroupPaths, Date.now());
+        const u = await container.usage();
+        const sample = { at: Date.now(), cpuUsec: u.cpuUsec ?? 0 };
         const cpu = last ? cpuFraction(last, sample) : 0;
         last = sample;
-        return { cpu, mem: sample.memBytes, disk: 0 };
+        return { cpu, mem: u.memoryBytes ?? 0, disk: 0 };
       },
     };
   }
