@@ -5,7 +5,7 @@
 // skopeo. umoci 0.4.7 refuses zstd, so a zstd image is compared with its
 // gzip twin (same diff_ids). Every allowed difference is in UMOCI_DIFFERENCES.
 import { execFile } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,7 +22,10 @@ import { applyUmociDifferences, type TreeEntry } from "../fixtures/layers/umoci-
 const run = promisify(execFile);
 const registry = inject("registry");
 const IDS = { base: 400000, size: 65536 };
-const WALKER = join(import.meta.dirname, "../fixtures/layers/walk-tree.mjs");
+const WALKER_SOURCE = join(import.meta.dirname, "../fixtures/layers/walk-tree.mjs");
+/** Copies (walker and addon) under the test's own 0755 directory: the checkout may sit where container root cannot reach (a 0700 clone). */
+let WALKER: string;
+let ADDON: string;
 let base: string;
 let manager: RootfsManager;
 let images: ImageStore;
@@ -32,7 +35,7 @@ const parse = (out: string): TreeEntry[] => out.trim().split("\n").map((l) => JS
 
 /** The tree as the container sees it: the walker runs as container root inside the user namespace. */
 async function walkInUserns(path: string): Promise<TreeEntry[]> {
-  const r = await inUserns(IDS, [process.execPath, WALKER, path]);
+  const r = await inUserns(IDS, [process.execPath, WALKER, path, ADDON]);
   if (r.status !== 0) throw new Error(`walker failed (${r.status}): ${r.stderr}`);
   return parse(r.stdout);
 }
@@ -41,7 +44,7 @@ async function umociTree(name: string): Promise<TreeEntry[]> {
   const dir = mkdtempSync(join(base, `umoci-${name}-`));
   await run("skopeo", ["copy", "--quiet", "--src-tls-verify=false", `docker://${registry.host}/${name}:latest`, `oci:${dir}/layout:t`]);
   await run("umoci", ["unpack", "--image", `${dir}/layout:t`, `${dir}/bundle`]);
-  return parse((await run(process.execPath, [WALKER, `${dir}/bundle/rootfs`], { maxBuffer: 64 << 20 })).stdout);
+  return parse((await run(process.execPath, [WALKER, `${dir}/bundle/rootfs`, ADDON], { maxBuffer: 64 << 20 })).stdout);
 }
 
 async function berthTree(name: string): Promise<TreeEntry[]> {
@@ -59,6 +62,10 @@ async function berthTree(name: string): Promise<TreeEntry[]> {
 beforeAll(async () => {
   base = mkdtempSync(join(tmpdir(), "berth-umoci-"));
   chmodSync(base, 0o755);
+  WALKER = join(base, "walk-tree.mjs");
+  copyFileSync(WALKER_SOURCE, WALKER);
+  ADDON = join(base, "berth_native.node");
+  copyFileSync(join(import.meta.dirname, "../../agent/native/build/Release/berth_native.node"), ADDON);
   manager = await RootfsManager.open(join(base, "rootfs"), { spares: 1 });
   images = loopbackImageStore(await LayerCache.open(join(base, "cache")));
   const layout = join(base, "special-layout");
