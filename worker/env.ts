@@ -17,6 +17,10 @@ export interface Bindings {
   LONG_POLL_HOLD_MS: string;
   /** Cell presence TTL in ms (Diego: 15 s); unset means the default. */
   HEARTBEAT_TTL_MS?: string;
+  /** How long a cell may leave a placement unacknowledged, in ms (default 30 s). */
+  CLAIM_TIMEOUT_MS?: string;
+  /** First crash backoff in ms (Diego: 30 s), doubling up to the 16 min cap. */
+  CRASH_BACKOFF_BASE_MS?: string;
   /** Time budget for resolving one build's image, in ms (default 10 min). */
   STAGING_TIMEOUT_MS?: string;
   /** Secret: the bootstrap admin token. */

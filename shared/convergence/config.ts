@@ -21,6 +21,12 @@ export interface ConvergenceConfig {
   heartbeatTtlMs: number;
   /** How soon to retry instances that could not be placed. */
   unplacedRetryMs: number;
+  /**
+   * A live cell that has not acknowledged a placement (no STARTING report)
+   * this long after it was claimed never got it or lost it: placed again.
+   * Agents report STARTING as soon as the desired set reaches them, before any pull.
+   */
+  claimTimeoutMs: number;
   restart: RestartPolicy;
 }
 
@@ -35,5 +41,6 @@ export const DEFAULT_RESTART_POLICY: RestartPolicy = {
 export const DEFAULT_CONVERGENCE_CONFIG: ConvergenceConfig = {
   heartbeatTtlMs: 15_000,
   unplacedRetryMs: 5_000,
+  claimTimeoutMs: 30_000,
   restart: DEFAULT_RESTART_POLICY,
 };

@@ -17,9 +17,11 @@
  *    routable as SUSPECT until the replacement runs.
  * 8. drainingCellInstances — on a draining cell: replaced elsewhere; a RUNNING
  *    one keeps serving as EVACUATING (Diego's evacuation).
- * 9. crashedInstances — CRASHED whose backoff has ended: restarted (replaced).
- * 10. unplacedInstances — UNCLAIMED: placement tried again.
- * 11. missingInstances — desired indices with no instance: placed.
+ * 9. unacknowledgedClaims — CLAIMED on a live cell past the claim timeout:
+ *    the cell never took it; placed again.
+ * 10. crashedInstances — CRASHED whose backoff has ended: restarted (replaced).
+ * 11. unplacedInstances — UNCLAIMED: placement tried again.
+ * 12. missingInstances — desired indices with no instance: placed.
  */
 import { DEFAULT_CONVERGENCE_CONFIG, type ConvergenceConfig } from "./config";
 import { cellIsAlive } from "./cells";
@@ -154,6 +156,15 @@ export function lostCellInstances(ordinary: ActualInstance[], ctx: Context): Rep
     }));
 }
 
+export function unacknowledgedClaims(ordinary: ActualInstance[], ctx: Context): ReplaceAction[] {
+  return ordinary
+    .filter((i) => i.state === "CLAIMED" && isOnLiveCell(i, ctx) && ctx.now - i.since > ctx.config.claimTimeoutMs)
+    .map((i) => ({
+      instance_guid: i.instance_guid, process_guid: i.process_guid, index: i.index, crash_count: i.crash_count, keep: null,
+      reason: `cell ${i.cell_guid} did not acknowledge it within ${ctx.config.claimTimeoutMs / 1000} s`,
+    }));
+}
+
 export function drainingCellInstances(ordinary: ActualInstance[], ctx: Context): ReplaceAction[] {
   return ordinary
     .filter((i) => startedStates.has(i.state) && i.cell_guid !== null && ctx.cells.get(i.cell_guid)?.state === "DRAINING")
@@ -233,6 +244,7 @@ export function converge(
   stop(duplicateInstances(ordinary()));
   replace(lostCellInstances(ordinary(), ctx));
   replace(drainingCellInstances(ordinary(), ctx));
+  replace(unacknowledgedClaims(ordinary(), ctx));
   replace(crashedInstances(ordinary(), ctx));
   plan.place.push(...unplacedInstances(ordinary()));
   // Replaced instances still cover their index: their replacement is in plan.replace.

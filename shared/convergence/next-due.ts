@@ -1,7 +1,8 @@
 /**
  * @module When the scheduler must look again although nothing reported in:
- * the next heartbeat expiry, the next crash backoff ending, the next retry of
- * instances that found no cell. The scheduler sets its alarm to this.
+ * the next heartbeat expiry, the next crash backoff ending, the next claim
+ * timing out, the next retry of instances that found no cell. The scheduler
+ * sets its alarm to this.
  */
 import type { ConvergenceConfig } from "./config";
 import { cellExpiresAt, cellIsAlive } from "./cells";
@@ -19,6 +20,8 @@ export function nextDueAt(actual: ActualInstance[], cells: CellView[], now: numb
     if (i.state === "CRASHED") {
       const at = restartDueAt(i, config.restart);
       if (at !== null) due.push(at);
+    } else if (i.state === "CLAIMED") {
+      due.push(i.since + config.claimTimeoutMs + 1);
     } else if (i.state === "UNCLAIMED") {
       due.push(now + config.unplacedRetryMs);
     }

@@ -196,7 +196,38 @@ describe("converge: drained cells (evacuation)", () => {
   });
 });
 
+describe("converge: placements a cell never acknowledged", () => {
+  it("places a CLAIMED instance again once the claim timeout passes, not before", () => {
+    const claimed = (age: number) => inst({ instance_guid: "c", state: "CLAIMED", since: NOW - age });
+    expect(converge(desired([proc({ instances: 1 })]), [claimed(30_000)], cells, NOW).replace).toEqual([]);
+    const plan = converge(desired([proc({ instances: 1 })]), [claimed(30_001)], cells, NOW);
+    expect(plan.replace).toEqual([{
+      instance_guid: "c", process_guid: "p1", index: 0, crash_count: 0, keep: null, reason: "cell c1 did not acknowledge it within 30 s",
+    }]);
+    expect(plan.place).toEqual([]);
+  });
+
+  it("honours a configured timeout and leaves STARTING instances alone", () => {
+    const config = { ...C, claimTimeoutMs: 1_000 };
+    const plan = converge(desired([proc()]), [
+      inst({ instance_guid: "c", state: "CLAIMED", since: NOW - 1_001 }),
+      inst({ instance_guid: "s", index: 1, state: "STARTING", since: NOW - 120_000 }),
+    ], cells, NOW, config);
+    expect(ids(plan.replace)).toEqual(["c"]);
+  });
+
+  it("keeps its crash count (a lost placement is not a crash)", () => {
+    const plan = converge(desired([proc({ instances: 1 })]), [inst({ instance_guid: "c", state: "CLAIMED", crash_count: 4, since: NOW - 31_000 })], cells, NOW);
+    expect(plan.replace[0]!.crash_count).toBe(4);
+  });
+});
+
 describe("nextDueAt", () => {
+  it("includes the moment a claim times out", () => {
+    const claimed = inst({ instance_guid: "c", state: "CLAIMED", since: NOW - 10_000 });
+    expect(nextDueAt([claimed], [], NOW, C)).toBe(NOW + 20_001);
+  });
+
   it("is the earliest heartbeat expiry, backoff end or unplaced retry", () => {
     const cs = [cell({ guid: "c1", last_heartbeat_at: NOW - 1_000 }), cell({ guid: "c2", last_heartbeat_at: NOW - 10_000 })];
     expect(nextDueAt([], cs, NOW, C)).toBe(NOW - 10_000 + 15_001);

@@ -1,10 +1,27 @@
-/** @module The scheduler's timings: Diego's defaults, the heartbeat TTL overridable by a Worker var. */
+/**
+ * @module The scheduler's timings: Diego's defaults, each overridable by a
+ * Worker var (tests and benches shorten them; production keeps Diego's).
+ */
 import { DEFAULT_CONVERGENCE_CONFIG, type ConvergenceConfig } from "../../shared/convergence/config";
 import type { Bindings } from "../env";
 
-export function convergenceConfig(env: Pick<Bindings, "HEARTBEAT_TTL_MS">): ConvergenceConfig {
-  if (env.HEARTBEAT_TTL_MS === undefined || env.HEARTBEAT_TTL_MS === "") return DEFAULT_CONVERGENCE_CONFIG;
-  const ttl = Number(env.HEARTBEAT_TTL_MS);
-  if (!Number.isSafeInteger(ttl) || ttl <= 0) throw new Error(`HEARTBEAT_TTL_MS must be a positive integer, got ${env.HEARTBEAT_TTL_MS}`);
-  return { ...DEFAULT_CONVERGENCE_CONFIG, heartbeatTtlMs: ttl };
+type TimingVars = Pick<Bindings, "HEARTBEAT_TTL_MS" | "CLAIM_TIMEOUT_MS" | "CRASH_BACKOFF_BASE_MS">;
+
+/** A var's value as a positive integer, or `fallback` when unset; a bad value stops the Worker loudly. */
+function positiveInt(vars: TimingVars, name: keyof TimingVars, fallback: number): number {
+  const raw = vars[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got ${raw}`);
+  return n;
+}
+
+export function convergenceConfig(env: TimingVars): ConvergenceConfig {
+  const d = DEFAULT_CONVERGENCE_CONFIG;
+  return {
+    ...d,
+    heartbeatTtlMs: positiveInt(env, "HEARTBEAT_TTL_MS", d.heartbeatTtlMs),
+    claimTimeoutMs: positiveInt(env, "CLAIM_TIMEOUT_MS", d.claimTimeoutMs),
+    restart: { ...d.restart, backoffBaseMs: positiveInt(env, "CRASH_BACKOFF_BASE_MS", d.restart.backoffBaseMs) },
+  };
 }
