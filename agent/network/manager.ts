@@ -10,9 +10,22 @@
  * table is written only at recovery. Records on disk (records.ts) make host
  * ports and addresses survive an agent restart without collisions.
  *
+ * With `poolSize` > 0, that many namespaces are kept prepared (spares), so a
+ * setup only writes its record and publishes its port; the pool refills in
+ * the background after each take. Making a namespace costs tens of
+ * milliseconds on a busy cell: the veth is created under the rtnl lock,
+ * which waits behind the kernel deleting the veths of stopped containers. A
+ * spare is exactly what setup would make (lo, veth, both addresses, default
+ * route), is never used twice, and has no record: its namespace file is
+ * `<runDir>/_<hostIfname>` (container ids cannot start with `_`) and its
+ * host end `brt<ifTag>-<slot>` like any other. recover() removes the spares
+ * of an earlier run with the other orphans, dispose() removes the live ones,
+ * and spares() lists them.
+ *
  * @example
  * const net = new NetworkManager(parseNetworkConfig({...}));
  * await net.recover();
+ * await net.prewarm(); // with poolSize > 0: the spares are ready
  * const { netnsPath, hostPort } = await net.setup("c1", { appPort: 8080 });
  * // the runtime joins netnsPath; the route points at cellAddress:hostPort
  * await net.teardown("c1");
@@ -22,9 +35,10 @@ import { join } from "node:path";
 import { native } from "../native/index";
 import { pickFree } from "./allocate";
 import type { NetworkConfig } from "./config";
-import { berthTables, hostLinks, ipForwarding, livePortMappings, netnsFiles, setIpForwarding } from "./host";
+import { decommissionNetwork } from "./decommission";
+import { hostLinks, ipForwarding, livePortMappings, netnsFiles, setIpForwarding } from "./host";
 import { parseCidr, slotAddresses, slotCount, type Cidr } from "./ipv4";
-import { deleteTableScript, publishScript, tableScript, VETH_PREFIX, withdrawScript } from "./nft-rules";
+import { publishScript, tableScript, VETH_PREFIX, withdrawScript } from "./nft-rules";
 import { CONTAINER_ID, RecordStore, type NetworkRecord } from "./records";
 import { planRecovery } from "./recovery";
 import { containerResolvConf } from "./resolv-conf";
@@ -40,6 +54,14 @@ export interface ContainerNetwork {
   cellAddress: string;
   hostPort: number;
   appPort: number;
+}
+
+/** A prepared namespace: a record's place (slot, veth, addresses) without a container or port. */
+export type SpareNetwork = Pick<NetworkRecord, "slot" | "hostIfname" | "netnsPath" | "hostIp" | "containerIp">;
+
+export interface NetworkManagerOptions {
+  /** Called when a background refill of the pool fails (the next setup tries again). */
+  onPoolError?: (error: unknown) => void;
 }
 
 export interface RecoveryReport {
@@ -72,11 +94,16 @@ export class NetworkManager {
   private readonly inFlight = new Map<string, Promise<unknown>>();
   private readonly usedPorts = new Set<number>();
   private readonly usedSlots = new Set<number>();
+  private readonly spareList: SpareNetwork[] = [];
+  private refilling: Promise<void> | null = null;
   private lastPort = 0;
   private lastSlot = -1;
   private recovered = false;
 
-  constructor(readonly config: NetworkConfig) {
+  constructor(
+    readonly config: NetworkConfig,
+    private readonly options: NetworkManagerOptions = {},
+  ) {
     this.records = new RecordStore(config.stateDir);
     this.range = parseCidr(config.containerCidr);
   }
@@ -85,9 +112,11 @@ export class NetworkManager {
    * Brings the host in line with the records: adopts containers whose
    * namespace and veth survived, removes everything else of this agent's
    * (veths, namespace files, stale records), rewrites the nft table with the
-   * adopted ports, and turns on forwarding. Call once before setup().
+   * adopted ports, and turns on forwarding. Call once before setup(); the
+   * pool starts filling in the background.
    */
   async recover(): Promise<RecoveryReport> {
+    await this.stopRefill();
     await this.records.init();
     await mkdir(this.config.runDir, { recursive: true, mode: 0o755 });
     native.netnsShareDir(this.config.runDir);
@@ -103,6 +132,7 @@ export class NetworkManager {
     ]);
     await Promise.all([...plan.discard.map((r) => this.records.remove(r.containerId)), ...unreadable.map((p) => this.records.removeFile(p))]);
     this.active.clear();
+    this.spareList.length = 0; // spares have no record: their links and files were orphans just removed
     this.usedPorts.clear();
     this.usedSlots.clear();
     for (const r of plan.adopt) this.reserve(r);
@@ -111,6 +141,7 @@ export class NetworkManager {
     const guard = await this.enableForwarding();
     await native.nftRun(tableScript(this.config, plan.adopt, guard));
     this.recovered = true;
+    this.topUp();
     return {
       adopted: plan.adopt.map((r) => this.view(r)),
       discarded: plan.discard.map((r) => r.containerId),
@@ -128,8 +159,28 @@ export class NetworkManager {
     const { appPort } = options;
     if (!Number.isInteger(appPort) || appPort < 1 || appPort > 65535) throw new NetworkError("invalid_app_port", `app port ${appPort} must be an integer in 1..65535`);
     if (this.active.has(containerId) || this.inFlight.has(containerId)) throw new NetworkError("already_exists", `container ${containerId} already has a network`);
-    const record = this.allocate(containerId, appPort);
-    return this.track(containerId, this.create(record));
+    const { record, prepared } = this.allocate(containerId, appPort);
+    try {
+      return await this.track(containerId, this.create(record, prepared));
+    } finally {
+      // After the take, so the refill does not compete with it.
+      this.topUp();
+    }
+  }
+
+  /**
+   * Fills the pool up to `poolSize`; resolves once it is full (or the
+   * container range has no free /30 left).
+   */
+  prewarm(): Promise<void> {
+    if (!this.recovered) return Promise.reject(new NetworkError("not_recovered", "call recover() before prewarm()"));
+    this.refilling ??= this.fill().finally(() => (this.refilling = null));
+    return this.refilling;
+  }
+
+  /** The prepared namespaces no container has taken yet. */
+  spares(): SpareNetwork[] {
+    return this.spareList.map((s) => ({ ...s }));
   }
 
   /** Removes everything setup() made for `containerId`; false when it had nothing. */
@@ -158,16 +209,15 @@ export class NetworkManager {
   }
 
   /**
-   * Decommissions the cell's networking: every container's network, the nft
-   * table and the records; ip_forward goes back off if this agent turned it
-   * on and no other Berth table is left.
+   * Decommissions the cell's networking: every container's network, then
+   * what decommissionNetwork() removes (the nft table, the run dir's mount,
+   * the records, ip_forward if this agent turned it on and no other Berth
+   * table is left).
    */
   async dispose(): Promise<void> {
-    await Promise.all([...this.active.keys()].map((id) => this.teardown(id)));
-    await native.nftRun(deleteTableScript(this.config));
-    const host = await this.records.readHost();
-    if (host?.forwardingEnabledByBerth && (await berthTables()).length === 0) await setIpForwarding(false);
-    await this.records.removeHost();
+    await this.stopRefill();
+    await Promise.all([...this.spareList.splice(0).map((s) => this.discardSpare(s)), ...[...this.active.keys()].map((id) => this.teardown(id))]);
+    await decommissionNetwork(this.config);
     this.recovered = false;
   }
 
@@ -196,39 +246,82 @@ export class NetworkManager {
     this.usedSlots.delete(r.slot);
   }
 
-  /** Synchronous, so concurrent setups never pick the same port or slot. */
-  private allocate(containerId: string, appPort: number): NetworkRecord {
+  /**
+   * Synchronous, so concurrent setups never pick the same port or slot. A
+   * spare is taken when there is one (`prepared`), else a free slot.
+   */
+  private allocate(containerId: string, appPort: number): { record: NetworkRecord; prepared: boolean } {
     const { min, max } = this.config.hostPorts;
     const hostPort = pickFree(min, max, this.usedPorts, this.lastPort);
     if (hostPort === undefined) throw new NetworkError("ports_exhausted", `no free host port in ${min}-${max}`);
-    const slot = pickFree(0, slotCount(this.range) - 1, this.usedSlots, this.lastSlot);
-    if (slot === undefined) throw new NetworkError("addresses_exhausted", `no free /30 in ${this.config.containerCidr}`);
-    const { hostIp, containerIp } = slotAddresses(this.range, slot);
-    const record: NetworkRecord = {
-      version: 1,
-      containerId,
-      slot,
-      hostIfname: `${this.linkPrefix()}${slot.toString(36)}`,
-      netnsPath: join(this.config.runDir, containerId),
-      hostIp,
-      containerIp,
-      hostPort,
-      appPort,
-    };
+    const spare = this.spareList.shift();
+    const place = spare ?? this.place(containerId);
+    if (!place) throw new NetworkError("addresses_exhausted", `no free /30 in ${this.config.containerCidr}`);
+    const record: NetworkRecord = { version: 1, containerId, ...place, hostPort, appPort };
     this.lastPort = hostPort;
-    this.lastSlot = slot;
     this.reserve(record);
-    return record;
+    return { record, prepared: spare !== undefined };
   }
 
-  private async create(r: NetworkRecord): Promise<ContainerNetwork> {
+  /**
+   * Takes a free /30; its namespace file is named after the container, or
+   * for a spare (no container yet) after its host end. Undefined when the
+   * range is full.
+   */
+  private place(containerId: string | null): SpareNetwork | undefined {
+    const slot = pickFree(0, slotCount(this.range) - 1, this.usedSlots, this.lastSlot);
+    if (slot === undefined) return undefined;
+    this.lastSlot = slot;
+    this.usedSlots.add(slot);
+    const { hostIp, containerIp } = slotAddresses(this.range, slot);
+    const hostIfname = `${this.linkPrefix()}${slot.toString(36)}`;
+    return { slot, hostIfname, netnsPath: join(this.config.runDir, containerId ?? `_${hostIfname}`), hostIp, containerIp };
+  }
+
+  private makeNamespace(p: SpareNetwork): Promise<void> {
+    // The addon undoes its own partial work, and never touches a namespace file it did not create.
+    return native.netSetup({ netnsPath: p.netnsPath, hostIfname: p.hostIfname, hostAddress: p.hostIp, containerAddress: p.containerIp, prefixLength: 30 });
+  }
+
+  private async fill(): Promise<void> {
+    while (this.recovered && this.spareList.length < this.config.poolSize) {
+      const spare = this.place(null);
+      if (!spare) return;
+      try {
+        await this.makeNamespace(spare);
+      } catch (error) {
+        this.usedSlots.delete(spare.slot);
+        throw new NetworkError("setup_failed", `preparing a spare network namespace failed: ${(error as Error).message}`, { cause: error });
+      }
+      if (this.recovered) this.spareList.push(spare);
+      else await this.discardSpare(spare); // dispose() or recover() began meanwhile
+    }
+  }
+
+  /** Refills the pool in the background. */
+  private topUp(): void {
+    if (this.recovered && this.config.poolSize > 0) this.prewarm().catch((error) => this.options.onPoolError?.(error));
+  }
+
+  /** No setup or refill from here until recover() ends; spares already made stay listed. */
+  private async stopRefill(): Promise<void> {
+    this.recovered = false;
+    await this.refilling?.catch(() => undefined);
+  }
+
+  private async discardSpare(s: SpareNetwork): Promise<void> {
+    await native.netTeardown({ netnsPath: s.netnsPath, hostIfname: s.hostIfname });
+    this.usedSlots.delete(s.slot);
+  }
+
+  private async create(r: NetworkRecord, prepared: boolean): Promise<ContainerNetwork> {
     const fail = (error: unknown) =>
       new NetworkError("setup_failed", `network setup for ${r.containerId} failed: ${(error as Error).message}`, { cause: error });
     try {
       await this.records.put(r);
-      // The addon undoes its own partial work, and never touches a namespace file it did not create.
-      await native.netSetup({ netnsPath: r.netnsPath, hostIfname: r.hostIfname, hostAddress: r.hostIp, containerAddress: r.containerIp, prefixLength: 30 });
+      if (!prepared) await this.makeNamespace(r);
     } catch (error) {
+      if (prepared) await native.netTeardown({ netnsPath: r.netnsPath, hostIfname: r.hostIfname });
       await this.forget(r);
       throw fail(error);
     }

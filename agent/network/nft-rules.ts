@@ -84,7 +84,7 @@ export function tableScript(config: NetworkConfig, mappings: readonly PortMappin
   ].join("\n");
 }
 
-export function deleteTableScript(config: NetworkConfig): string {
+export function deleteTableScript(config: Pick<NetworkConfig, "cellName">): string {
   return `add table inet ${tableName(config)}\ndelete table inet ${tableName(config)}`;
 }
 

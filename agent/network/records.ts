@@ -101,8 +101,4 @@ export class RecordStore {
   async putHost(record: HostRecord): Promise<void> {
     await writeAtomic(this.hostPath, record);
   }
-
-  async removeHost(): Promise<void> {
-    await rm(this.hostPath, { force: true });
-  }
 }
