@@ -1,7 +1,7 @@
 /**
  * @module A real registry for tests: Debian's `docker-registry` (distribution
- * 2.8) listening on 127.0.0.1 port 0, its port read from its
- * "listening on 127.0.0.1:PORT" log line. Modes: anonymous, htpasswd Basic,
+ * 2.8) listening on 127.0.0.1 (or a given address) port 0, its port read
+ * from its "listening on ADDRESS:PORT" log line. Modes: anonymous, htpasswd Basic,
  * bearer tokens from a small issuer (token-issuer.ts), each optionally over
  * TLS with a CA the test makes. Several registries can serve one storage
  * directory (the extra ones read-only), so the fixtures are pushed once.
@@ -33,6 +33,8 @@ export interface StartRegistryOptions {
   storageDir?: string;
   /** How long to wait for the "listening on" line. */
   startTimeoutMs?: number;
+  /** IPv4 address to listen on (default 127.0.0.1; another for cells in network namespaces). */
+  listen?: string;
 }
 
 export interface TestRegistry {
@@ -53,7 +55,8 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
   let tokenIssuer: TokenIssuer | undefined;
   let caPem: string | undefined;
 
-  const http: Record<string, unknown> = { addr: "127.0.0.1:0", secret: randomBytes(16).toString("hex") };
+  const listen = opts.listen ?? "127.0.0.1";
+  const http: Record<string, unknown> = { addr: `${listen}:0`, secret: randomBytes(16).toString("hex") };
   if (opts.tls) {
     const ca = await makeTestCa(dir);
     caPem = ca.caPem;
@@ -96,14 +99,14 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
   });
   let port: number;
   try {
-    port = await listeningPort(child, opts.startTimeoutMs ?? 10_000);
+    port = await listeningPort(child, listen, opts.startTimeoutMs ?? 10_000);
   } catch (err) {
     await stopChild(child);
     await tokenIssuer?.stop();
     await rm(dir, { recursive: true, force: true });
     throw err;
   }
-  const host = `127.0.0.1:${port}`;
+  const host = `${listen}:${port}`;
   return {
     host,
     url: `${opts.tls ? "https" : "http"}://${host}`,
@@ -118,14 +121,15 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
   };
 }
 
-/** Resolves with the port from the registry's "listening on 127.0.0.1:PORT" log line. */
-function listeningPort(child: ChildProcess, timeoutMs: number): Promise<number> {
+/** Resolves with the port from the registry's "listening on ADDRESS:PORT" log line. */
+function listeningPort(child: ChildProcess, listen: string, timeoutMs: number): Promise<number> {
+  const line = new RegExp(`listening on ${listen.replaceAll(".", "\\.")}:(\\d+)`);
   return new Promise((resolve, reject) => {
     let log = "";
     const timer = setTimeout(() => fail(new Error(`docker-registry did not report its port within ${timeoutMs} ms:\n${log}`)), timeoutMs);
     const onData = (chunk: Buffer) => {
       log += chunk.toString();
-      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(log);
+      const m = line.exec(log);
       if (m) {
         cleanup();
         // Keep draining stderr so the registry never blocks on a full pipe.
