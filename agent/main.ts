@@ -3,7 +3,6 @@
  * Registers once, then long-polls, runs containers and reports. SIGTERM and
  * SIGINT stop the agent but leave containers running for the next one to adopt.
  */
-import { createHash } from "node:crypto";
 import { chmod, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { Command } from "commander";
@@ -11,6 +10,7 @@ import { pino } from "pino";
 import { retryDelay } from "./cell/backoff";
 import { CellAgent } from "./cell/agent";
 import { CellContainerDriver } from "./cell/container-driver";
+import { cellHostLayout } from "./cell/host-layout";
 import { ControlPlaneClient } from "./cell/control-plane";
 import { loadOrRegister } from "./cell/identity";
 import { stageOnCell } from "./cell/staging";
@@ -69,9 +69,6 @@ async function checkTraversable(dir: string): Promise<void> {
   }
 }
 
-/** A 4-letter tag for host interface names, stable per cell name. */
-const ifTag = (name: string) => "c" + createHash("sha256").update(name).digest("hex").slice(0, 3);
-
 export async function startAgent(config: AgentConfig) {
   // Containers' mapped root users must traverse the directories the agent makes
   // (rootfs, /etc bind sources); an inherited umask such as 077 would lock them out.
@@ -95,23 +92,24 @@ export async function startAgent(config: AgentConfig) {
   await chmod(config.state_dir, 0o711);
   await checkTraversable(dirname(config.state_dir));
   const client = new ControlPlaneClient(config.api_url, identity.guid, identity.credential);
-  const cache = await LayerCache.open(join(config.state_dir, "layers"));
-  const rootfs = await RootfsManager.open(join(config.state_dir, "rootfs"));
+  const paths = cellHostLayout(config);
+  const cache = await LayerCache.open(paths.layers);
+  const rootfs = await RootfsManager.open(paths.rootfs);
   const network = new NetworkManager(
     parseNetworkConfig({
-      cellName: config.name.replaceAll("-", "_"),
-      ifTag: ifTag(config.name),
+      cellName: paths.cellName,
+      ifTag: paths.ifTag,
       containerCidr: config.container_cidr,
       cellAddress: config.address,
       hostPorts: config.port_range,
-      runDir: join(config.state_dir, "netns"),
-      stateDir: join(config.state_dir, "network"),
+      runDir: paths.netnsRunDir,
+      stateDir: paths.networkState,
       denyNetworks: config.deny_networks,
     }),
   );
   const recovered = await network.recover();
   log.info({ adopted: recovered.adopted.length, discarded: recovered.discarded.length }, "network recovered");
-  const runtime = await Runtime.open({ stateDir: join(config.state_dir, "containers"), cgroupParent: config.cgroup_parent });
+  const runtime = await Runtime.open({ stateDir: paths.containers, cgroupParent: config.cgroup_parent });
   const logs = new LogShipper({
     apiUrl: config.api_url, cellGuid: identity.guid, credential: identity.credential, stateDir: config.state_dir,
     intervalMs: config.log_ship_interval_ms, ackTimeoutMs: 10_000, log,
