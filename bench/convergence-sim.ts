@@ -221,7 +221,9 @@ async function main(): Promise<void> {
   const bundleDir = await mkdtemp(join(tmpdir(), "berth-conv-bundle-"));
   // A private dev registry: other wrangler dev sessions on this machine coming and
   // going would otherwise be announced to ours (and reload it).
-  process.env.WRANGLER_REGISTRY_PATH = join(bundleDir, "registry");
+  // Its own folder: the registry rewrites its files, and wrangler watches the config's folder.
+  const registryDir = await mkdtemp(join(tmpdir(), "berth-conv-registry-"));
+  process.env.WRANGLER_REGISTRY_PATH = registryDir;
   const env = { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" };
   const config = await frozenConfig(bundleDir, wrangler, env);
   await run(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir, "--config", config], { cwd: ROOT, env });
@@ -298,6 +300,7 @@ async function main(): Promise<void> {
     await cp.stop();
     await rm(persistDir, { recursive: true, force: true });
     await rm(bundleDir, { recursive: true, force: true });
+    await rm(registryDir, { recursive: true, force: true });
   }
 }
 

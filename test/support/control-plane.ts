@@ -55,7 +55,7 @@ export async function freePort(host = "127.0.0.1"): Promise<number> {
   });
 }
 
-const QUIET_ENV = { WRANGLER_SEND_METRICS: "false", WRANGLER_LOG: "warn", NO_COLOR: "1" };
+const QUIET_ENV = { WRANGLER_SEND_METRICS: "false", WRANGLER_LOG: process.env.BERTH_WRANGLER_LOG ?? "warn", NO_COLOR: "1" };
 
 export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const host = opts.host ?? "127.0.0.1";
@@ -71,7 +71,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   };
   const port = opts.port ?? (await freePort(host));
   const args = ["dev", ...config, "--ip", host, "--port", String(port), "--inspector-port", "0", "--persist-to", persistDir,
-    "--show-interactive-dev-session=false", "--log-level", "warn"];
+    "--show-interactive-dev-session=false", "--log-level", process.env.BERTH_WRANGLER_LOG ?? "warn"];
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
   const child = spawn(WRANGLER, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
   let output = "";
