@@ -37,6 +37,12 @@ export const networkConfigSchema = z
     stateDir: absolutePath,
     /** Further ranges containers may not reach (a control plane or registry off the host). */
     denyNetworks: z.array(cidr).default([]),
+    /**
+     * Namespaces kept prepared (veth, addresses, route; no port yet), so a
+     * start only publishes its port: creating one takes the rtnl lock and
+     * waits on the kernel behind any veth being deleted. 0 turns it off.
+     */
+    poolSize: z.number().int().min(0).max(64).default(0),
     fallbackNameservers: z.array(ipv4).min(1).default(["1.1.1.1", "8.8.8.8"]),
     hostResolvConf: absolutePath.default("/etc/resolv.conf"),
   })
