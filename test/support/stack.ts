@@ -94,6 +94,24 @@ export async function startAgentProcess(o: AgentOptions): Promise<Daemon> {
   );
 }
 
+/**
+ * `agent/main.ts teardown` for a cell this file's startAgentProcess ran (its
+ * cgroup parent is `berth-<name>`): decommissions what the agent left on the host.
+ */
+export function teardownAgentCell(o: { name: string; stateDir: string; cgroupParent?: string }): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = spawn(TSX[0]!, [...TSX.slice(1), "agent/main.ts", "teardown", "--name", o.name, "--state-dir", o.stateDir, "--cgroup-parent", o.cgroupParent ?? `berth-${o.name}`], {
+    cwd: ROOT, stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve, reject) => {
+    child.once("error", reject);
+    child.once("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
 /** Starts the router on a free loopback port; resolves once it listens. */
 export async function startRouterProcess(apiUrl: string, token: string, logFile: string, port?: number): Promise<Daemon & { port: number }> {
   const listenPort = port ?? (await freePort());
