@@ -145,4 +145,11 @@ export interface NativeContainer {
   containerSignal(pid: number, startTime: number, signal: number): boolean;
   /** Start time of a live process, null when there is none. */
   processStartTime(pid: number): number | null;
+  /**
+   * Runs a helper program (PATH lookup, stdin and stdout on /dev/null) and
+   * resolves when it ends, with the first 16 KiB of its stderr. posix_spawn,
+   * not child_process: forking the whole agent stops its event loop for as
+   * long as copying its page tables takes. Rejects only when it cannot start.
+   */
+  spawnWait(argv: string[]): Promise<{ status: number | null; signal: number | null; stderr: string }>;
 }

@@ -9,14 +9,10 @@
  *
  * Layout: `<dir>/<id>.img` (the sparse file) mounted on `<dir>/<id>/`.
  */
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdir, open, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { native } from "../native/index";
-
-const run = promisify(execFile);
 
 export interface UpperFs {
   id: string;
@@ -80,7 +76,7 @@ export class UpperPool {
   async take(diskMb: number): Promise<UpperFs> {
     checkDiskMb(diskMb);
     const fs = this.ready.get(diskMb)?.shift() ?? (await this.prepare(diskMb));
-    // Refill once the caller's start has gone on: spawning mkfs forks this process.
+    // Refill once the caller's start has gone on: mkfs competes with it for the CPU.
     setImmediate(() => this.refill(diskMb).catch((err) => this.opts.onError?.(err)));
     return fs;
   }
@@ -126,7 +122,9 @@ export class UpperPool {
       await f.close();
     }
     try {
-      await run("mkfs.ext4", [...MKFS_ARGS, image]);
+      // Not child_process: forking the agent stops its event loop while the page tables are copied.
+      const mkfs = await native.spawnWait(["mkfs.ext4", ...MKFS_ARGS, image]);
+      if (mkfs.status !== 0) throw new Error(`mkfs.ext4 ${image} failed (${mkfs.status ?? `signal ${mkfs.signal}`}): ${mkfs.stderr.trim()}`);
       await mkdir(mountpoint);
       await native.fsLoopMount(image, mountpoint, "ext4");
     } catch (err) {

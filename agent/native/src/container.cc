@@ -19,6 +19,7 @@
 
 #include "container_config.h"
 #include "modules.h"
+#include "spawn.h"
 
 namespace berth {
 namespace {
@@ -309,6 +310,30 @@ Napi::Value StartTime(const Napi::CallbackInfo& info) {
   return t ? Napi::Number::New(env, static_cast<double>(t)) : env.Null();
 }
 
+Napi::Value Spawn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* usage = "spawnWait(argv): argv must be a non-empty array of strings without NUL";
+  if (!info[0].IsArray()) throw Napi::TypeError::New(env, usage);
+  Napi::Array a = info[0].As<Napi::Array>();
+  std::vector<std::string> argv;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value v = a.Get(i);
+    if (!v.IsString()) throw Napi::TypeError::New(env, usage);
+    argv.push_back(v.As<Napi::String>().Utf8Value());
+    if (argv.back().find('\0') != std::string::npos) throw Napi::TypeError::New(env, usage);
+  }
+  if (argv.empty() || argv[0].empty()) throw Napi::TypeError::New(env, usage);
+  return OffThread<SpawnResult>(
+      env, [argv = std::move(argv)]() { return SpawnWait(argv); },
+      [](Napi::Env e, const SpawnResult& r) {
+        Napi::Object o = Napi::Object::New(e);
+        o.Set("status", r.code < 0 ? e.Null() : Napi::Number::New(e, r.code));
+        o.Set("signal", r.signal == 0 ? e.Null() : Napi::Number::New(e, r.signal));
+        o.Set("stderr", r.stderr_text);
+        return static_cast<Napi::Value>(o);
+      });
+}
+
 }  // namespace
 
 void InitContainer(Napi::Env env, Napi::Object exports) {
@@ -316,6 +341,7 @@ void InitContainer(Napi::Env env, Napi::Object exports) {
   exports.Set("containerWatch", Napi::Function::New(env, Watch));
   exports.Set("containerSignal", Napi::Function::New(env, Signal));
   exports.Set("processStartTime", Napi::Function::New(env, StartTime));
+  exports.Set("spawnWait", Napi::Function::New(env, Spawn));
 }
 
 }  // namespace berth
