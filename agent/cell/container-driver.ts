@@ -1,7 +1,7 @@
 /**
- * @module The cell's real ContainerDriver: image store → root filesystem →
- * network namespace → native runtime, undone in reverse on failure and on
- * destroy. Re-adoption finds each part again by the instance's guid, which is
+ * @module The cell's real ContainerDriver: image store → root filesystem and
+ * network namespace (at once) → native runtime, undone in reverse on failure
+ * and on destroy. Re-adoption finds each part again by the instance's guid, which is
  * also the container's id everywhere.
  */
 import { dirname } from "node:path";
@@ -85,10 +85,18 @@ export class CellContainerDriver implements ContainerDriver {
       });
       undo.push(() => store.release(id));
       opts.signal.throwIfAborted();
-      const rootfs = await this.deps.rootfs.create(id, layers.map((l) => l.path), { ids: { base: ids.hostId, size: ids.size }, diskMb: spec.disk_mb });
-      undo.push(() => rootfs.destroy());
-      const net = await this.deps.network.setup(id, { appPort: spec.port });
-      undo.push(() => this.deps.network.teardown(id));
+      // Independent of each other: the network (a record and a published port, or a whole
+      // namespace when the pool is empty) is made while the rootfs is mounted.
+      const [made, networked] = await Promise.allSettled([
+        this.deps.rootfs.create(id, layers.map((l) => l.path), { ids: { base: ids.hostId, size: ids.size }, diskMb: spec.disk_mb }),
+        this.deps.network.setup(id, { appPort: spec.port }),
+      ]);
+      if (made.status === "fulfilled") undo.push(() => made.value.destroy());
+      if (networked.status === "fulfilled") undo.push(() => this.deps.network.teardown(id));
+      if (made.status === "rejected") throw made.reason;
+      if (networked.status === "rejected") throw networked.reason;
+      const rootfs = made.value;
+      const net = networked.value;
       opts.signal.throwIfAborted();
       const container = await this.deps.runtime.create({
         id,
