@@ -3,11 +3,13 @@
  * InstanceRunner → layers found in the cache → rootfs mounted → network
  * namespace, veth and published port → container started → port health
  * check passing → the page fetched at cellAddress:hostPort. p50/p95 over N
- * starts (the first start, which pulls, is reported apart).
+ * starts (the first start, which pulls, is reported apart), and the same for
+ * each phase: the driver's collaborators are wrapped with timers, so phases
+ * that overlap each show their own duration.
  *
- * Usage (root): npx tsx bench/instance-start.ts [starts=20]
+ * Usage (root): npx tsx bench/instance-start.ts [starts=20] [network pool size=2]
  */
-import { chmod, mkdtemp } from "node:fs/promises";
+import { chmod, mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
@@ -28,6 +30,8 @@ import { startRegistry } from "../test/support/registry";
 import { makeSpec } from "../test/support/specs";
 
 const N = Number(process.argv[2] ?? 20);
+/** Prepared network namespaces (the agent's network_pool_size); 0 makes each one during its start. */
+const POOL = Number(process.argv[3] ?? 2);
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))]!;
 
 const registry = await startRegistry();
@@ -42,21 +46,55 @@ const rootfs = await RootfsManager.open(join(state, "rootfs"));
 await rootfs.prewarm(64);
 const network = new NetworkManager(parseNetworkConfig({
   cellName: "bench", ifTag: "bnch", containerCidr: await freeContainerCidr(), cellAddress: cell.address,
-  hostPorts: { min: 44000, max: 44999 }, runDir: join(state, "netns"), stateDir: join(state, "network"),
-}));
+  hostPorts: { min: 44000, max: 44999 }, runDir: join(state, "netns"), stateDir: join(state, "network"), poolSize: POOL,
+}), { onPoolError: (err) => log.error({ err }, "network pool refill failed") });
 await network.recover();
+await network.prewarm();
 const runtime = await Runtime.open({ stateDir: join(state, "containers"), cgroupParent: "berth-bench" });
 // Lines are only collected here (the shipper is never started: no control plane in this bench).
 const logs = new LogShipper({ apiUrl: "http://127.0.0.1:1", cellGuid: "bench", credential: "none", stateDir: state, intervalMs: 1000, ackTimeoutMs: 1000, log });
+
+/** Per start: when each phase began and ended, relative to the spec handed over. */
+type Phase = "rootfs" | "network" | "runtime";
+let marks: Partial<Record<`${Phase}${"Start" | "End"}`, number>> = {};
+function timed<T extends object, K extends keyof T>(target: T, method: K, phase: Phase): void {
+  const original = (target[method] as (...args: unknown[]) => Promise<unknown>).bind(target);
+  target[method] = (async (...args: unknown[]) => {
+    marks[`${phase}Start`] ??= performance.now();
+    try {
+      return await original(...args);
+    } finally {
+      marks[`${phase}End`] = performance.now();
+    }
+  }) as T[K];
+}
+timed(rootfs, "create", "rootfs");
+timed(network, "setup", "network");
+timed(runtime, "create", "runtime");
+
 const driver = new CellContainerDriver({ cache, rootfs, network, runtime, logs, log, maxSlots: 64, maxUncompressedLayerBytes: 1 << 30, gcThresholdBytes: 1 << 30 });
 driver.setRegistryAccess({ version: 1, trusted_ca_certificates: [], insecure_registries: [registry.host], cell_only_registries: [] });
 
-async function startOnce(): Promise<{ ms: number; runner: InstanceRunner }> {
+interface Sample {
+  total: number;
+  /** Spec handed over → first of rootfs/network begun (the cached layers found). */
+  layers: number;
+  rootfs: number;
+  network: number;
+  runtime: number;
+  /** Container created → RUNNING reported (the port health check). */
+  probe: number;
+  /** RUNNING → page fetched on cellAddress:hostPort. */
+  page: number;
+}
+
+async function startOnce(): Promise<{ sample: Sample; runner: InstanceRunner }> {
   const spec = makeSpec({
     image: { ref: resolved.ref, manifest_digest: resolved.manifest_digest, layers: resolved.layers },
     command: { kind: "exec", argv: [...resolved.config.entrypoint, ...resolved.config.cmd] },
     env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", PORT: "8080" }, port: 8080, memory_mb: 64, disk_mb: 64,
   });
+  marks = {};
   const t0 = performance.now();
   let resolveRunning: (r: InstanceReport) => void;
   const running = new Promise<InstanceReport>((r) => (resolveRunning = r));
@@ -65,11 +103,22 @@ async function startOnce(): Promise<{ ms: number; runner: InstanceRunner }> {
   }, { startProbeIntervalMs: 2, stopGraceMs: 2000, timeScale: 1 });
   runner.start();
   const report = await running;
+  const tRunning = performance.now();
   if (report.state !== "RUNNING") throw new Error(`instance crashed: ${report.reason}`);
   const page = await getViaHost(cell.address, report.host_port!);
-  const ms = performance.now() - t0;
+  const tPage = performance.now();
   if (page.status !== 200) throw new Error(`page answered ${page.status}`);
-  return { ms, runner };
+  const m = marks as Required<typeof marks>;
+  const sample: Sample = {
+    total: tPage - t0,
+    layers: Math.min(m.rootfsStart, m.networkStart) - t0,
+    rootfs: m.rootfsEnd - m.rootfsStart,
+    network: m.networkEnd - m.networkStart,
+    runtime: m.runtimeEnd - m.runtimeStart,
+    probe: tRunning - m.runtimeEnd,
+    page: tPage - tRunning,
+  };
+  return { sample, runner };
 }
 
 /** GET http://address:port/ (the published port on the cell's address). */
@@ -80,15 +129,21 @@ async function getViaHost(address: string, port: number) {
 
 const cold = await startOnce();
 await cold.runner.stop();
-const times: number[] = [];
+const samples: Sample[] = [];
 for (let i = 0; i < N; i++) {
-  const { ms, runner } = await startOnce();
-  times.push(ms);
+  const { sample, runner } = await startOnce();
+  samples.push(sample);
   await runner.stop();
 }
-console.log(`instance start (cached image → health check passing → page served on cellAddress:hostPort), ${N} starts`);
-console.log(`  first start (pulls the image): ${cold.ms.toFixed(1)} ms`);
+const times = samples.map((s) => s.total);
+const load = (await readFile("/proc/loadavg", "utf8")).split(" ").slice(0, 3).join(" ");
+console.log(`instance start (cached image → health check passing → page served on cellAddress:hostPort), ${N} starts, network pool ${POOL}, load ${load}`);
+console.log(`  first start (pulls the image): ${cold.sample.total.toFixed(1)} ms`);
 console.log(`  p50 ${pct(times, 0.5).toFixed(1)} ms   p95 ${pct(times, 0.95).toFixed(1)} ms   (target p50 < 50 ms)`);
+for (const phase of ["layers", "rootfs", "network", "runtime", "probe", "page"] as const) {
+  const xs = samples.map((s) => s[phase]);
+  console.log(`    ${phase.padEnd(8)} p50 ${pct(xs, 0.5).toFixed(1).padStart(5)} ms   p95 ${pct(xs, 0.95).toFixed(1).padStart(5)} ms`);
+}
 await rootfs.close();
 await network.dispose();
 await cell.remove();
