@@ -38,11 +38,27 @@ export const agentConfigSchema = z.strictObject({
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;
 
+/**
+ * What `teardown` needs: the fields that name the cell's host resources. Not
+ * strict, so the daemon's own config file serves as is.
+ */
+export const teardownConfigSchema = agentConfigSchema.pick({ name: true, state_dir: true, cgroup_parent: true }).strip();
+
+export type TeardownConfig = z.output<typeof teardownConfigSchema>;
+
 /** Reads the file (if any), lays `overrides` over it and validates; the error names the field. */
-export async function loadAgentConfig(file: string | undefined, overrides: Record<string, unknown>): Promise<AgentConfig> {
+export function loadAgentConfig(file: string | undefined, overrides: Record<string, unknown>): Promise<AgentConfig> {
+  return loadConfig(agentConfigSchema, file, overrides);
+}
+
+export function loadTeardownConfig(file: string | undefined, overrides: Record<string, unknown>): Promise<TeardownConfig> {
+  return loadConfig(teardownConfigSchema, file, overrides);
+}
+
+async function loadConfig<S extends z.ZodType>(schema: S, file: string | undefined, overrides: Record<string, unknown>): Promise<z.output<S>> {
   const base = file ? (JSON.parse(await readFile(file, "utf8")) as Record<string, unknown>) : {};
   const merged = { ...base, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };
-  const result = agentConfigSchema.safeParse(merged);
+  const result = schema.safeParse(merged);
   if (!result.success) {
     const issue = result.error.issues[0]!;
     throw new Error(`agent config: ${issue.path.join(".") || "(root)"} ${issue.message}`);

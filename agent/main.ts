@@ -2,6 +2,8 @@
  * @module The cell agent daemon: `tsx agent/main.ts --config cell.json [flags]`.
  * Registers once, then long-polls, runs containers and reports. SIGTERM and
  * SIGINT stop the agent but leave containers running for the next one to adopt.
+ * `tsx agent/main.ts teardown --config cell.json` decommissions the host of a
+ * drained cell whose agent has stopped (agent/cell/teardown.ts).
  */
 import { chmod, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -14,7 +16,8 @@ import { cellHostLayout } from "./cell/host-layout";
 import { ControlPlaneClient } from "./cell/control-plane";
 import { loadOrRegister } from "./cell/identity";
 import { stageOnCell } from "./cell/staging";
-import { loadAgentConfig, type AgentConfig } from "./config";
+import { teardownCell } from "./cell/teardown";
+import { loadAgentConfig, loadTeardownConfig, type AgentConfig } from "./config";
 import { LayerCache } from "./images/layer-cache";
 import { LogShipper } from "./logs/shipper";
 import { parseNetworkConfig } from "./network/config";
@@ -151,8 +154,32 @@ export async function startAgent(config: AgentConfig) {
   };
 }
 
+/** `main.ts teardown [--config FILE] [--name N] [--state-dir DIR] [--cgroup-parent P]`: decommissions the cell's host. */
+async function runTeardown(argv: string[]): Promise<number> {
+  const o = new Command("berth-agent teardown")
+    .description("remove every host resource of a drained cell whose agent has stopped (refused while anything runs)")
+    .option("--config <file>", "the agent's JSON config file (its name, state_dir and cgroup_parent are used)")
+    .option("--name <name>", "cell name")
+    .option("--state-dir <dir>", "state directory")
+    .option("--cgroup-parent <name>", "cgroup directory of this agent's containers")
+    .parse(argv, { from: "user" })
+    .opts();
+  try {
+    const config = await loadTeardownConfig(o.config, { name: o.name, state_dir: o.stateDir, cgroup_parent: o.cgroupParent });
+    const report = await teardownCell(config);
+    const left = report.leftInStateDir.length > 0 ? `; left in ${config.state_dir}: ${report.leftInStateDir.join(", ")}` : "";
+    console.log(`cell ${config.name} torn down (remains of ${report.removedContainers.length} stopped containers removed)${left}`);
+    return 0;
+  } catch (e) {
+    console.error(`teardown: ${(e as Error).message}`);
+    return 1;
+  }
+}
+
 const isMain = import.meta.url === `file://${process.argv[1]}`;
-if (isMain) {
+if (isMain && process.argv[2] === "teardown") {
+  process.exitCode = await runTeardown(process.argv.slice(3));
+} else if (isMain) {
   const flags = parseFlags(process.argv);
   const config = await loadAgentConfig(flags.file, flags.overrides);
   const running = await startAgent(config);

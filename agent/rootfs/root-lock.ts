@@ -26,19 +26,22 @@ export function processStart(pid: number): string | null {
   return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
 }
 
-/** Records `pid` (this process by default) as the owner of root; throws if another live process owns it. */
-export async function claimRoot(root: string, pid = process.pid): Promise<void> {
-  const file = join(root, "owner.json");
-  const text = await readFile(file, "utf8").catch((err: NodeJS.ErrnoException) => {
+/** The pid of the live process that owns root, or null when none does (no owner, or it is gone). */
+export async function liveOwner(root: string): Promise<number | null> {
+  const text = await readFile(join(root, "owner.json"), "utf8").catch((err: NodeJS.ErrnoException) => {
     if (err.code === "ENOENT") return null;
     throw err;
   });
-  if (text !== null) {
-    const owner = ownerSchema.parse(JSON.parse(text));
-    if (owner.pid !== pid && processStart(owner.pid) === owner.start) {
-      throw new Error(`${root} is in use by process ${owner.pid}: one cell agent per state directory`);
-    }
-  }
+  if (text === null) return null;
+  const owner = ownerSchema.parse(JSON.parse(text));
+  return processStart(owner.pid) === owner.start ? owner.pid : null;
+}
+
+/** Records `pid` (this process by default) as the owner of root; throws if another live process owns it. */
+export async function claimRoot(root: string, pid = process.pid): Promise<void> {
+  const file = join(root, "owner.json");
+  const owner = await liveOwner(root);
+  if (owner !== null && owner !== pid) throw new Error(`${root} is in use by process ${owner}: one cell agent per state directory`);
   const start = processStart(pid);
   if (start === null) throw new Error(`process ${pid} does not exist`);
   await writeFile(`${file}.tmp`, JSON.stringify({ pid, start }));

@@ -93,11 +93,16 @@ function v2Files(controller: Controller, limits: CgroupLimits): NativeCgroupDir[
   }
 }
 
+/** The agent's parent cgroup directories, one per v1 hierarchy plus the v2 one. */
+export function parentCgroupPaths(layout: CgroupLayout, parent: string): string[] {
+  const paths = Object.values(layout.v1).map((mount) => `${mount}/${parent}`);
+  if (layout.v2) paths.push(`${layout.v2.mount}/${parent}`);
+  return [...new Set(paths)];
+}
+
 /** The container's cgroup directories, one per v1 hierarchy plus the v2 one. */
 export function containerCgroupPaths(layout: CgroupLayout, parent: string, id: string): string[] {
-  const paths = Object.values(layout.v1).map((mount) => `${mount}/${parent}/${id}`);
-  if (layout.v2) paths.push(`${layout.v2.mount}/${parent}/${id}`);
-  return [...new Set(paths)];
+  return parentCgroupPaths(layout, parent).map((p) => `${p}/${id}`);
 }
 
 /**

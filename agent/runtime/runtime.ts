@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import { chown, lstat, mkdir, open, readFile, readdir, rename, rm, rmdir, writeFile } from "node:fs/promises";
 import { constants as fsConstants } from "node:fs";
 import { constants as osConstants } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import type { NativeExit, NativeRlimit } from "../native/container";
@@ -19,6 +19,7 @@ import {
   cgroupLayout,
   containerCgroupPaths,
   oomCounterFile,
+  parentCgroupPaths,
   parseCgroupMounts,
   parseCpuUsageUsec,
   parseOomKills,
@@ -188,6 +189,36 @@ export class Runtime {
   }
 
   /**
+   * Containers with a process still alive, by id: by state file (its init)
+   * and by cgroup (any process under the parent, so also a container whose
+   * state file was never written). A process in the parent itself is named
+   * by the parent's path.
+   */
+  async running(): Promise<string[]> {
+    const ids = new Set<string>();
+    for (const id of await this.list()) {
+      const state = containerStateSchema.parse(await readJson(join(this.dir(id), "state.json")));
+      if (native.processStartTime(state.pid) === state.startTime) ids.add(id);
+    }
+    for (const parent of parentCgroupPaths(this.layout, this.options.cgroupParent)) {
+      for (const dir of [parent, ...(await cgroupDirsUnder(parent))]) {
+        const procs = await readFile(join(dir, "cgroup.procs"), "utf8").catch(() => "");
+        if (procs.trim()) ids.add(dir === parent ? parent : relative(parent, dir).split("/")[0]!);
+      }
+    }
+    return [...ids].sort();
+  }
+
+  /** Removes the parent cgroup directories with what dead containers left under them (decommissioning); idempotent. */
+  async removeCgroupParents(): Promise<void> {
+    for (const parent of parentCgroupPaths(this.layout, this.options.cgroupParent)) {
+      if (!existsSync(parent)) continue;
+      // Deepest first: a cgroup directory with children cannot be removed.
+      await removeCgroups([...(await cgroupDirsUnder(parent)).reverse(), parent], this.options.cgroupRemoveTimeoutMs);
+    }
+  }
+
+  /**
    * Re-adopts a container started by an earlier agent process: its exit is
    * still learned (pidfd_open works on any pid) and recorded by berth-init.
    * Null when no state exists.
@@ -219,6 +250,19 @@ export class Runtime {
   logPath(id: string, stream: "stdout" | "stderr"): string {
     return join(this.dir(id), "io", `${stream}.log`);
   }
+}
+
+/** Every cgroup directory below `dir`, parents before their children; none when `dir` is missing. */
+async function cgroupDirsUnder(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const entries = await readdir(dir, { withFileTypes: true }).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === "ENOENT") return [];
+    throw e;
+  });
+  for (const e of entries) {
+    if (e.isDirectory()) out.push(join(dir, e.name), ...(await cgroupDirsUnder(join(dir, e.name))));
+  }
+  return out;
 }
 
 /**

@@ -8,62 +8,39 @@
  * stop, a stop past the grace period, a crash and starts that fail halfway
  * must each leave the host exactly as it was.
  */
-import { chmod, mkdtemp, readFile, rm, rmdir } from "node:fs/promises";
+import { mkdtemp, readFile, rm, rmdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { CellContainerDriver } from "../../agent/cell/container-driver";
-import { LayerCache } from "../../agent/images/layer-cache";
-import { LogShipper } from "../../agent/logs/shipper";
-import { parseNetworkConfig, type NetworkConfig } from "../../agent/network/config";
-import { NetworkManager } from "../../agent/network/manager";
-import { tableName } from "../../agent/network/nft-rules";
-import { RootfsManager } from "../../agent/rootfs/rootfs-manager";
-import { Runtime } from "../../agent/runtime/runtime";
+import type { CellContainerDriver } from "../../agent/cell/container-driver";
+import type { NetworkManager } from "../../agent/network/manager";
+import type { RootfsManager } from "../../agent/rootfs/rootfs-manager";
 import { InstanceRunner, type RunnerConfig } from "../../agent/supervisor/runner";
 import type { InstanceReport, InstanceSpec } from "../../shared/protocol/instance";
-import { resolveImage } from "../../shared/registry/resolve";
-import { registrySchemes } from "../../shared/registry/session";
 import { HTTPD_PAGE, HTTPD_PORT } from "../fixtures/images";
+import { openTestCell, resolveHttpd, TEST_DISK_MB, httpdSpec as specOf, type HttpdImage } from "../support/cell";
 import { cellHostState, type CellHostScope, type CellHostState } from "../support/cell-host";
 import { freeContainerCidr, makeCellAddress, uniqueTag, type CellAddress } from "../support/netns";
-import { makeSpec } from "../support/specs";
 
 const registry = inject("registry");
-const DISK_MB = 64;
 const runnerConfig: RunnerConfig = { startProbeIntervalMs: 20, stopGraceMs: 600, timeScale: 1 };
 
 let dir: string;
 let cell: CellAddress;
-let config: NetworkConfig;
 let scope: CellHostScope;
-let httpd: Awaited<ReturnType<typeof resolveImage>>;
+let httpd: HttpdImage;
 let rootfs: RootfsManager;
 let network: NetworkManager;
-let runtime: Runtime;
 let driver: CellContainerDriver;
 let before: CellHostState;
 
 /** The host now, once the rootfs pool has finished refilling (a refill in flight is neither leak nor spare yet). */
 async function snapshot(): Promise<CellHostState> {
-  await rootfs.prewarm(DISK_MB);
+  await rootfs.prewarm(TEST_DISK_MB);
   return cellHostState(scope);
 }
 
-/** What an instance of the httpd image runs; `script` replaces its command with a shell one. */
-function httpdSpec(overrides: Partial<InstanceSpec> = {}): InstanceSpec {
-  return makeSpec({
-    image: { ref: httpd.ref, manifest_digest: httpd.manifest_digest, layers: httpd.layers },
-    command: { kind: "exec", argv: [...httpd.config.entrypoint, ...httpd.config.cmd] },
-    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", PORT: String(HTTPD_PORT) },
-    port: HTTPD_PORT,
-    memory_mb: 64,
-    disk_mb: DISK_MB,
-    health_check: { type: "port", timeout_s: 20, invocation_timeout_s: 1, interval_s: 30, endpoint: null },
-    ...overrides,
-  });
-}
+const httpdSpec = (overrides: Partial<InstanceSpec> = {}) => specOf(httpd, overrides);
 
 interface Started {
   runner: InstanceRunner;
@@ -106,30 +83,16 @@ async function settlesTo(expected: CellHostState, timeoutMs = 10_000): Promise<C
 }
 
 beforeAll(async () => {
-  httpd = await resolveImage(`${registry.host}/httpd:latest`, { fetch, schemes: registrySchemes(registry.host, [registry.host], { canSkipTlsVerify: false }) });
+  httpd = await resolveHttpd(registry.host);
   dir = await mkdtemp(join(tmpdir(), "berth-leaks-"));
-  // The containers' mapped root users must traverse it to their rootfs and /etc files.
-  await chmod(dir, 0o711);
   cell = await makeCellAddress();
   const tag = uniqueTag(4);
   const min = 40000 + Math.floor(Math.random() * 20000);
-  // Two host ports: the third concurrent instance runs out of them (a start failing at the network).
-  config = parseNetworkConfig({
-    cellName: `lk_${tag}`, ifTag: tag, containerCidr: await freeContainerCidr(), cellAddress: cell.address,
-    hostPorts: { min, max: min + 1 }, runDir: join(dir, "netns"), stateDir: join(dir, "network"),
-  });
-  const cgroupParent = `berth-leaks-${tag}`;
-  scope = { stateDir: dir, cgroupParent, tableName: tableName(config), vethPrefix: `brt${tag}-`, containerCidr: config.containerCidr };
-  const log = pino({ level: "silent" });
-  const cache = await LayerCache.open(join(dir, "layers"));
-  rootfs = await RootfsManager.open(join(dir, "rootfs"));
-  network = new NetworkManager(config);
-  await network.recover();
-  runtime = await Runtime.open({ stateDir: join(dir, "containers"), cgroupParent });
-  // The shipper is never started: no control plane here; untrack's last flush fails and is only logged.
-  const logs = new LogShipper({ apiUrl: "http://127.0.0.1:1", cellGuid: "leaks", credential: "none", stateDir: dir, intervalMs: 1000, ackTimeoutMs: 1000, log });
-  driver = new CellContainerDriver({ cache, rootfs, network, runtime, logs, log, maxSlots: 8, maxUncompressedLayerBytes: 1 << 30, gcThresholdBytes: 1 << 30 });
-  driver.setRegistryAccess({ version: 1, trusted_ca_certificates: [], insecure_registries: [registry.host], cell_only_registries: [] });
+  ({ driver, rootfs, network, scope } = await openTestCell({
+    name: `lk-${tag}`, stateDir: dir, cgroupParent: `berth-leaks-${tag}`, cellAddress: cell.address, containerCidr: await freeContainerCidr(),
+    // Two host ports: the third concurrent instance runs out of them (a start failing at the network).
+    hostPorts: { min, max: min + 1 }, registryHost: registry.host,
+  }));
   // The first start pulls the image into the cache, which keeps it (by design): pull before the snapshot.
   const warm = start(httpdSpec());
   expect((await warm.reach("RUNNING", "CRASHED")).state).toBe("RUNNING");
