@@ -157,7 +157,13 @@ class FakeCell {
   }
 }
 
-/** Requests wrangler dev cut ("Your worker restarted mid-request"), counted and reported with the figures. */
+/**
+ * Requests wrangler dev's proxy failed, counted and reported with the figures.
+ * Its ProxyWorker words every failed non-GET forward as "Your worker restarted
+ * mid-request" (it compares the request's URL, path included, with the bare
+ * Worker URL, so they never match): under this load these are connections
+ * between the proxy and workerd failing, not reloads; production has no such hop.
+ */
 let restarts = 0;
 
 async function admin(cp: ControlPlane, method: string, path: string, body?: unknown): Promise<unknown> {
@@ -167,7 +173,7 @@ async function admin(cp: ControlPlane, method: string, path: string, body?: unkn
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await res.text();
-    // Every admin call here is idempotent (start, flag set), so a cut one is simply sent again.
+    // Every admin call here is idempotent (start, flag set), so a failed one is simply sent again.
     if (res.status === 503 && text.includes("restarted") && attempt < 5) {
       restarts++;
       continue;
@@ -289,7 +295,7 @@ async function main(): Promise<void> {
       const k = e.replace(/^\S+ [0-9a-f-]+: /, "");
       kinds.set(k, (kinds.get(k) ?? 0) + 1);
     }
-    console.log(`Cut admin requests retried: ${restarts}; cell-side errors (retried): ${errors.length}`);
+    console.log(`Admin requests wrangler dev's proxy failed, retried: ${restarts}; cell-side errors (retried): ${errors.length}`);
     for (const [k, n] of kinds) console.log(`  ${n} × ${k.slice(0, 140)}`);
     console.log("Peer (Diego, documented): flag off → stopped 'on the order of a minute' (30 s sync + 30 s convergence);");
     console.log(`  Berth/Diego for B: ${(b / 60_000).toFixed(3)}×.  Lost cell: Diego 15 s TTL + re-auction; Berth re-placed them ${(afterExpiry / 1000).toFixed(2)} s after the TTL (Diego: the next convergence, ≤ 30 s, or at once on CellDisappeared).`);
