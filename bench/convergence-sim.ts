@@ -290,6 +290,11 @@ async function main(): Promise<void> {
     const afterExpiry = silencedAt + d - (victim.lastBeatAt + TTL_MS);
     console.log(`D. one cell silenced (${lostCount} instances) → all RUNNING elsewhere: ${(d / 1000).toFixed(2)} s after the silence; ${(afterExpiry / 1000).toFixed(2)} s after its presence expired (TTL ${(TTL_MS / 1000).toFixed(1)} s from its last heartbeat)`);
 
+    // Every replacement is recorded: outside D there should be none (no claim timed out, no cell flapped).
+    const count = async (types: string) =>
+      ((await admin(cp, "GET", `/v3/audit_events?types=${types}&per_page=1`)) as { pagination: { total_results: number } }).pagination.total_results;
+    console.log(`Replacements recorded: ${await count("app.instances_replaced")} replaced, ${await count("app.instance_lost")} lost (D alone accounts for ${lostCount})`);
+
     const kinds = new Map<string, number>();
     for (const e of errors) {
       const k = e.replace(/^\S+ [0-9a-f-]+: /, "");
