@@ -169,6 +169,32 @@ describe("scheduler passes", () => {
     expect(restarted!.instanceGuid).not.toBe(row!.instanceGuid);
   });
 
+  it("places again a claim its live cell never acknowledged, once the claim timeout passes", async () => {
+    const a = await enroll("cell", { zone: "za" });
+    const app = await appWithDroplet(space.guid, { instances: 1 });
+    await start(app.guid);
+    const [claimed] = await instancesOfApp(app.guid);
+    expect(claimed).toMatchObject({ state: "CLAIMED", cellGuid: a.guid });
+    // The alarm is due no later than the claim's timeout.
+    const alarm = await runInDurableObject(scheduler(), async (_obj, state) => state.storage.getAlarm());
+    expect(alarm).toBeLessThanOrEqual(claimed!.since + 30_001);
+    // Still heartbeating (without the instance), 31 s after the claim.
+    await api("POST", `/v3/cells/${a.guid}/heartbeat`, { token: a.credential, body: heartbeat([]) });
+    await db().update(schema.instances).set({ since: Date.now() - 31_000 }).where(eq(schema.instances.instanceGuid, claimed!.instanceGuid));
+    await armAlarm();
+    expect(await runDurableObjectAlarm(scheduler())).toBe(true);
+    const rows = await instancesOfApp(app.guid);
+    const again = rows.find((r) => r.instanceGuid !== claimed!.instanceGuid);
+    expect(again).toMatchObject({ state: "CLAIMED", index: 0, cellGuid: a.guid, crashCount: 0 });
+    expect(rows.find((r) => r.instanceGuid === claimed!.instanceGuid)).toMatchObject({ state: "STOPPING" });
+    expect((await setOf(a)).instances.map((i: { instance_guid: string }) => i.instance_guid)).toEqual([again!.instanceGuid]);
+    // The cell's next heartbeat does not list the old claim: it is forgotten.
+    await api("POST", `/v3/cells/${a.guid}/heartbeat`, { token: a.credential, body: heartbeat([]) });
+    expect((await instancesOfApp(app.guid)).map((r) => r.instanceGuid)).toEqual([again!.instanceGuid]);
+    const replaced = (await db().select().from(schema.auditEvents).where(eq(schema.auditEvents.targetGuid, app.guid))).find((e) => e.type === "app.instances_replaced");
+    expect(JSON.stringify(replaced!.data)).toContain("did not acknowledge it within 30 s");
+  });
+
   it("never runs two passes at once: concurrent wakes place each index once", async () => {
     await enroll("cell");
     await enroll("cell");
