@@ -23,6 +23,8 @@ export const agentConfigSchema = z.strictObject({
   /** Host ports the apps are published on. */
   port_range: z.strictObject({ min: z.number().int().min(1024).max(65535), max: z.number().int().min(1024).max(65535) }).default({ min: 61000, max: 61999 }),
   container_cidr: z.string().default("10.254.0.0/22"),
+  /** Network namespaces kept prepared, so a start only publishes its port (agent/network/manager.ts). */
+  network_pool_size: z.number().int().min(0).max(64).default(4),
   /** Further networks containers may not reach (a control plane or registry on another host). */
   deny_networks: z.array(z.string()).default([]),
   cgroup_parent: z.string().regex(/^[a-z0-9_-]+$/).default("berth"),

@@ -108,7 +108,9 @@ export async function startAgent(config: AgentConfig) {
       runDir: paths.netnsRunDir,
       stateDir: paths.networkState,
       denyNetworks: config.deny_networks,
+      poolSize: config.network_pool_size,
     }),
+    { onPoolError: (err) => log.warn({ err: (err as Error).message }, "network pool refill failed") },
   );
   const recovered = await network.recover();
   log.info({ adopted: recovered.adopted.length, discarded: recovered.discarded.length }, "network recovered");
