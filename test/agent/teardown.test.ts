@@ -2,7 +2,7 @@
  * Decommissioning a cell (`agent/main.ts teardown`) against real resources:
  * a stand-in agent process (test/support/cell-child.ts) runs httpd instances
  * through the real driver, one is stopped, the agent is killed with -9 (its
- * spare upper filesystems stay mounted), one container then dies while no
+ * spare upper filesystems and prepared network namespaces stay), one container then dies while no
  * agent watches. Teardown refuses while the agent or any container runs,
  * naming them, and otherwise leaves the host exactly as it was before the
  * cell existed: no veth, address, nft table, mount, loop device, cgroup,
@@ -64,7 +64,7 @@ beforeAll(async () => {
   const min = 40000 + Math.floor(Math.random() * 20000);
   options = {
     name: `td-${tag}`, stateDir: join(base, "cell"), cgroupParent: `berth-td-${tag}`, cellAddress: cell.address,
-    containerCidr: await freeContainerCidr(), hostPorts: { min, max: min + 9 }, registryHost: registry.host,
+    containerCidr: await freeContainerCidr(), hostPorts: { min, max: min + 9 }, registryHost: registry.host, networkPool: 2,
   };
   forwardingBefore = (await readFile("/proc/sys/net/ipv4/ip_forward", "utf8")).trim();
   pristine = await snapshot();
@@ -90,7 +90,9 @@ describe.sequential("teardown of a cell's host", () => {
     for (const i of instances) expect(await (await fetch(`http://${cell.address}:${i.hostPort}/`)).text()).toBe(HTTPD_PAGE);
     const now = await snapshot();
     expect(now.nft).toMatch(/table inet berth_td_/);
-    expect(now.links).toHaveLength(3);
+    expect(now.links).toHaveLength(3 + 2); // the instances' and the network pool's
+    // Pool namespaces are named after their veth; the instances run in three of them.
+    expect(now.files.filter((f) => f.startsWith("netns/_"))).toHaveLength(3 + 2);
     expect(now.cgroupParents.length).toBeGreaterThanOrEqual(3);
     expect(now.mounts.some((m) => m.startsWith(`${options.stateDir}/netns `))).toBe(true); // the run dir's own bind mount
     expect(now.loops.length).toBeGreaterThanOrEqual(3);

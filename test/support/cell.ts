@@ -31,6 +31,8 @@ export interface TestCellOptions {
   hostPorts: { min: number; max: number };
   /** The fixture registry (plain HTTP). */
   registryHost: string;
+  /** Prepared network namespaces kept ready (NetworkConfig.poolSize); 0 as in agent/main.ts when absent. */
+  networkPool?: number;
 }
 
 export interface TestCell {
@@ -60,9 +62,10 @@ export async function openTestCell(o: TestCellOptions): Promise<TestCell> {
   const rootfs = await RootfsManager.open(paths.rootfs);
   const network = new NetworkManager(parseNetworkConfig({
     cellName: paths.cellName, ifTag: paths.ifTag, containerCidr: o.containerCidr, cellAddress: o.cellAddress,
-    hostPorts: o.hostPorts, runDir: paths.netnsRunDir, stateDir: paths.networkState,
+    hostPorts: o.hostPorts, runDir: paths.netnsRunDir, stateDir: paths.networkState, poolSize: o.networkPool ?? 0,
   }));
   await network.recover();
+  await network.prewarm();
   const runtime = await Runtime.open({ stateDir: paths.containers, cgroupParent: o.cgroupParent });
   // The shipper is never started (no control plane): untrack's last flush fails and is only logged.
   const logs = new LogShipper({ apiUrl: "http://127.0.0.1:1", cellGuid: o.name, credential: "none", stateDir: o.stateDir, intervalMs: 1000, ackTimeoutMs: 1000, log });
