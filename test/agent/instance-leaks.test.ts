@@ -6,13 +6,15 @@
  * devices, cgroups on every hierarchy, processes, the network records (host
  * port reservations), the rootfs, runtime and layer-cache state. A normal
  * stop, a stop past the grace period, a crash and starts that fail halfway
- * must each leave the host exactly as it was.
+ * must each leave the host exactly as it was — without and with a pool of
+ * prepared network namespaces.
  */
-import { mkdtemp, readFile, rm, rmdir } from "node:fs/promises";
+import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { CellContainerDriver } from "../../agent/cell/container-driver";
+import { teardownCell } from "../../agent/cell/teardown";
 import type { NetworkManager } from "../../agent/network/manager";
 import type { RootfsManager } from "../../agent/rootfs/rootfs-manager";
 import { InstanceRunner, type RunnerConfig } from "../../agent/supervisor/runner";
@@ -26,6 +28,7 @@ const registry = inject("registry");
 const runnerConfig: RunnerConfig = { startProbeIntervalMs: 20, stopGraceMs: 600, timeScale: 1 };
 
 let dir: string;
+let cellName: string;
 let cell: CellAddress;
 let scope: CellHostScope;
 let httpd: HttpdImage;
@@ -34,10 +37,10 @@ let network: NetworkManager;
 let driver: CellContainerDriver;
 let before: CellHostState;
 
-/** The host now, once the rootfs pool has finished refilling (a refill in flight is neither leak nor spare yet). */
+/** The host now, once both pools have finished refilling (a refill in flight is neither leak nor spare yet). */
 async function snapshot(): Promise<CellHostState> {
-  await rootfs.prewarm(TEST_DISK_MB);
-  return cellHostState(scope);
+  await Promise.all([rootfs.prewarm(TEST_DISK_MB), network.prewarm()]);
+  return cellHostState(scope, network.spares().map((s) => s.hostIfname));
 }
 
 const httpdSpec = (overrides: Partial<InstanceSpec> = {}) => specOf(httpd, overrides);
@@ -82,42 +85,43 @@ async function settlesTo(expected: CellHostState, timeoutMs = 10_000): Promise<C
   }
 }
 
-beforeAll(async () => {
-  httpd = await resolveHttpd(registry.host);
-  dir = await mkdtemp(join(tmpdir(), "berth-leaks-"));
-  cell = await makeCellAddress();
-  const tag = uniqueTag(4);
-  const min = 40000 + Math.floor(Math.random() * 20000);
-  ({ driver, rootfs, network, scope } = await openTestCell({
-    name: `lk-${tag}`, stateDir: dir, cgroupParent: `berth-leaks-${tag}`, cellAddress: cell.address, containerCidr: await freeContainerCidr(),
-    // Two host ports: the third concurrent instance runs out of them (a start failing at the network).
-    hostPorts: { min, max: min + 1 }, registryHost: registry.host,
-  }));
-  // The first start pulls the image into the cache, which keeps it (by design): pull before the snapshot.
-  const warm = start(httpdSpec());
-  expect((await warm.reach("RUNNING", "CRASHED")).state).toBe("RUNNING");
-  await warm.runner.stop();
-  before = await snapshot();
-}, 120_000);
+describe.sequential.each([0, 2])("instances on a real cell (network pool of %i) leave the host as they found it", (networkPool) => {
+  beforeAll(async () => {
+    httpd = await resolveHttpd(registry.host);
+    dir = await mkdtemp(join(tmpdir(), "berth-leaks-"));
+    cell = await makeCellAddress();
+    const tag = uniqueTag(4);
+    const min = 40000 + Math.floor(Math.random() * 20000);
+    cellName = `lk-${tag}`;
+    ({ driver, rootfs, network, scope } = await openTestCell({
+      name: cellName, stateDir: dir, cgroupParent: `berth-leaks-${tag}`, cellAddress: cell.address, containerCidr: await freeContainerCidr(),
+      // Two host ports: the third concurrent instance runs out of them (a start failing at the network).
+      hostPorts: { min, max: min + 1 }, registryHost: registry.host, networkPool,
+    }));
+    // The first start pulls the image into the cache, which keeps it (by design): pull before the snapshot.
+    const warm = start(httpdSpec());
+    expect((await warm.reach("RUNNING", "CRASHED")).state).toBe("RUNNING");
+    await warm.runner.stop();
+    before = await snapshot();
+  }, 120_000);
 
-afterAll(async () => {
-  await rootfs?.close();
-  await network?.dispose();
-  for (const hierarchy of before?.cgroupParents ?? []) await rmdir(hierarchy).catch(() => undefined);
-  await cell?.remove();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+  afterAll(async () => {
+    await rootfs?.close();
+    await network?.dispose();
+    // This process owns the cell: its teardown removes the rest (cgroup parents, state dir).
+    if (scope) await teardownCell({ name: cellName, state_dir: dir, cgroup_parent: scope.cgroupParent });
+    await cell?.remove();
+  });
 
-describe.sequential("instances on a real cell leave the host as they found it", () => {
   it("the snapshot sees an instance's veth, address, port element, mounts, cgroups, processes and records", async () => {
     const a = start(httpdSpec());
     const running = await a.reach("RUNNING", "CRASHED");
     expect(running.state).toBe("RUNNING");
-    const during = await cellHostState(scope);
+    const during = await snapshot();
     expect(during.links).toHaveLength(before.links.length + 1);
     expect(during.addresses).toHaveLength(before.addresses.length + 1);
     expect(during.nft).toContain(`${running.host_port} : `);
-    expect(during.mounts.filter((m) => m.includes(a.runner.spec.instance_guid)).length).toBeGreaterThanOrEqual(3); // overlay, lower, netns
+    expect(during.mounts.filter((m) => m.includes(a.runner.spec.instance_guid)).length).toBeGreaterThanOrEqual(2); // overlay, lower
     expect(during.cgroups.filter((c) => c.endsWith(a.runner.spec.instance_guid)).length).toBeGreaterThanOrEqual(3);
     expect(during.processes.some((p) => p.endsWith(" httpd") || p.endsWith(" busybox"))).toBe(true);
     expect(during.files).toContain(`network/containers/${a.runner.spec.instance_guid}.json`);
@@ -180,7 +184,7 @@ describe.sequential("instances on a real cell leave the host as they found it", 
     }
   });
 
-  it("a start that runs out of host ports after its rootfs was mounted leaves nothing, and the running ones are untouched", async () => {
+  it("a start that runs out of host ports while its rootfs is mounted leaves nothing, and the running ones are untouched", async () => {
     const running = [start(httpdSpec()), start(httpdSpec())];
     for (const r of running) expect((await r.reach("RUNNING", "CRASHED")).state).toBe("RUNNING");
     const full = await snapshot();

@@ -6,8 +6,10 @@
  * difference names the leak.
  *
  * Spare upper filesystems of the rootfs pool are prepared with random ids and
- * replaced as containers take them, so their ids are written as `*` (lists
- * keep duplicates: a spare count that grew is still a difference).
+ * replaced as containers take them, so their ids are written as `*`; spare
+ * network namespaces of the network pool (the caller lists them) are written
+ * as `(spare)`. Lists keep duplicates: a spare count that grew is still a
+ * difference.
  */
 import { readdir, readFile, readlink } from "node:fs/promises";
 import { join } from "node:path";
@@ -53,7 +55,7 @@ export interface CellHostState {
 const WATCHED_DIRS = ["", "netns", "network", "network/containers", "rootfs", "rootfs/containers", "rootfs/uppers", "containers", "instances", "log-cursors"];
 
 const UPPER_ID = /(rootfs\/uppers\/)[0-9a-f]{12}/g;
-const normalize = (text: string) => text.replace(UPPER_ID, "$1*");
+const normalizeUppers = (text: string) => text.replace(UPPER_ID, "$1*");
 
 async function entries(dir: string): Promise<string[] | null> {
   return readdir(dir).catch(() => null);
@@ -90,16 +92,21 @@ async function pidsUnder(stateDir: string): Promise<string[]> {
   return found.filter((p): p is string => p !== null);
 }
 
-export async function cellHostState(scope: CellHostScope): Promise<CellHostState> {
+/** `spareLinks`: host veth ends of the network pool's prepared namespaces (NetworkManager.spares()). */
+export async function cellHostState(scope: CellHostScope, spareLinks: readonly string[] = []): Promise<CellHostState> {
   const { stateDir } = scope;
   const under = (p: string) => p === stateDir || p.startsWith(`${stateDir}/`);
   const range = parseCidr(scope.containerCidr);
+  const spare = new Set(spareLinks);
+  // Spare namespace files are `_<host veth end>`.
+  const normalize = (text: string) => normalizeUppers(text).replace(/\/_([a-z0-9-]+)/g, (m, link: string) => (spare.has(link) ? "/_(spare)" : m));
 
   const netDev = await readFile("/proc/self/net/dev", "utf8");
   const links = netDev.split("\n").slice(2).map((l) => l.split(":")[0]!.trim()).filter((n) => n.startsWith(scope.vethPrefix));
   const addresses = (await sh(["ip", "-4", "-o", "addr"])).split("\n").filter(Boolean).flatMap((line) => {
     const [, ifname, , cidr] = line.split(/\s+/);
-    return cidr && cidrContains(range, ipv4ToNumber(cidr.split("/")[0]!)) ? [`${ifname} ${cidr}`] : [];
+    if (!cidr || !cidrContains(range, ipv4ToNumber(cidr.split("/")[0]!))) return [];
+    return [spare.has(ifname!) ? "(spare)" : `${ifname} ${cidr}`];
   });
   const nft = await sh(["nft", "list", "table", "inet", scope.tableName]).catch(() => "absent");
 
@@ -133,7 +140,7 @@ export async function cellHostState(scope: CellHostScope): Promise<CellHostState
   for (const rel of WATCHED_DIRS) {
     const names = await entries(join(stateDir, rel));
     if (names === null) continue;
-    files.push(`${rel}/`, ...names.map((n) => normalize(rel ? `${rel}/${n}` : n)));
+    files.push(`${rel}/`, ...names.map((n) => normalize(`/${rel}/${n}`).replace(/^\/+/, "")));
   }
   const cacheState = JSON.parse(await readFile(join(stateDir, "layers", "state.json"), "utf8").catch(() => "{}")) as {
     layers?: Record<string, { holders: string[] }>;
@@ -142,8 +149,8 @@ export async function cellHostState(scope: CellHostScope): Promise<CellHostState
 
   const sorted = (xs: string[]) => [...new Set(xs)].sort();
   return {
-    links: sorted(links),
-    addresses: sorted(addresses),
+    links: links.map((l) => (spare.has(l) ? "(spare)" : l)).sort(),
+    addresses: addresses.sort(),
     nft,
     mounts: mounts.sort(),
     loops: loops.sort(),
