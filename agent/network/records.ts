@@ -5,7 +5,8 @@
  * Writes go through a temporary file and a rename, so a record is whole or
  * absent.
  */
-import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { renameSync, writeFileSync } from "node:fs";
+import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { isIPv4 } from "node:net";
 import { join } from "node:path";
 import { z } from "zod";
@@ -43,10 +44,15 @@ function parseJson(text: string): unknown {
   }
 }
 
-async function writeAtomic(path: string, value: unknown): Promise<void> {
+/**
+ * Synchronous: a few syscalls on a file this small take microseconds, where
+ * each thread-pool round trip of fs/promises waits behind the pulls and
+ * mounts of other starts (a record is written on every start).
+ */
+function writeAtomic(path: string, value: unknown): void {
   const tmp = `${path}.tmp`;
-  await writeFile(tmp, JSON.stringify(value) + "\n", { mode: 0o600 });
-  await rename(tmp, path);
+  writeFileSync(tmp, JSON.stringify(value) + "\n", { mode: 0o600 });
+  renameSync(tmp, path);
 }
 
 export class RecordStore {
@@ -80,7 +86,7 @@ export class RecordStore {
   }
 
   async put(record: NetworkRecord): Promise<void> {
-    await writeAtomic(join(this.containersDir, `${record.containerId}.json`), record);
+    writeAtomic(join(this.containersDir, `${record.containerId}.json`), record);
   }
 
   async remove(containerId: string): Promise<void> {
@@ -99,6 +105,6 @@ export class RecordStore {
   }
 
   async putHost(record: HostRecord): Promise<void> {
-    await writeAtomic(this.hostPath, record);
+    writeAtomic(this.hostPath, record);
   }
 }
