@@ -4,8 +4,8 @@
  * /etc files, the io directory), re-adoption after an agent restart, and
  * destroy. Decisions live in the pure modules beside this one.
  */
-import { existsSync } from "node:fs";
-import { chown, lstat, mkdir, open, readFile, readdir, rename, rm, rmdir, writeFile } from "node:fs/promises";
+import { chownSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { mkdir, readFile, readdir, rm, rmdir, writeFile } from "node:fs/promises";
 import { constants as fsConstants } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { join, relative } from "node:path";
@@ -66,18 +66,27 @@ export async function detectCgroupLayout(): Promise<CgroupLayout> {
  * Reads a file of the rootfs without following symlinks out of it: /etc must
  * be a real directory and the file is opened O_NOFOLLOW. Missing → "".
  */
-async function readRootfsEtc(rootfs: string, name: string): Promise<string> {
+function readRootfsEtc(rootfs: string, name: string): string {
   try {
-    if (!(await lstat(join(rootfs, "etc"))).isDirectory()) return "";
-    const fh = await open(join(rootfs, "etc", name), fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+    if (!lstatSync(join(rootfs, "etc")).isDirectory()) return "";
+    const fd = openSync(join(rootfs, "etc", name), fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
     try {
-      return await fh.readFile("utf8");
+      return readFileSync(fd, "utf8");
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
   } catch (e) {
     if (e instanceof Error && "code" in e && e.code === "ENOENT") return "";
     throw new SpecError("user", `cannot read /etc/${name} of the rootfs: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+/** A host file such as resolv.conf; "" when it cannot be read. */
+function readHostFile(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return "";
   }
 }
 
@@ -90,9 +99,9 @@ async function readJson(path: string): Promise<unknown> {
   }
 }
 
-async function writeFileAtomic(path: string, text: string): Promise<void> {
-  await writeFile(`${path}.tmp`, text, { mode: 0o644 });
-  await rename(`${path}.tmp`, path);
+function writeFileAtomic(path: string, text: string): void {
+  writeFileSync(`${path}.tmp`, text, { mode: 0o644 });
+  renameSync(`${path}.tmp`, path);
 }
 
 export class Runtime {
@@ -126,28 +135,25 @@ export class Runtime {
     const spec = parseContainerSpec(input);
     const ids = idRangeForSlot(spec.slot, this.options.ids);
     const dir = this.dir(spec.id);
-    // Independent file work runs concurrently: each await is a thread-pool round trip.
-    const [passwd, group, hostResolv] = await Promise.all([
-      readRootfsEtc(spec.rootfs, "passwd"),
-      readRootfsEtc(spec.rootfs, "group"),
-      readFile(this.options.hostResolvConf, "utf8").catch(() => ""),
-    ]);
-    const user = resolveUser(spec.user, passwd, group);
+    // The small files of a start are read and written with plain synchronous
+    // syscalls (microseconds each), as rootfs-manager does: each fs/promises
+    // call is a thread-pool round trip that queues behind other starts' pulls
+    // and mounts, and there are about twenty here.
+    const user = resolveUser(spec.user, readRootfsEtc(spec.rootfs, "passwd"), readRootfsEtc(spec.rootfs, "group"));
+    const hostResolv = readHostFile(this.options.hostResolvConf);
     // mkdir without recursive fails with EEXIST: two creates of one id never share a directory.
-    await mkdir(dir, { mode: 0o711 });
+    mkdirSync(dir, { mode: 0o711 });
     const cgroupPaths = containerCgroupPaths(this.layout, this.options.cgroupParent, spec.id);
     try {
       const hostname = spec.hostname ?? spec.id.slice(0, 63);
       const etc = { hosts: join(dir, "hosts"), resolvConf: join(dir, "resolv.conf"), hostname: join(dir, "hostname") };
       const ioDir = join(dir, "io");
-      const owned = (write: Promise<void>, path: string) => write.then(() => chown(path, ids.hostId, ids.hostId));
       // The files appear root-owned inside; the io dir is where berth-init (mapped root) writes.
-      await Promise.all([
-        owned(writeFile(etc.hosts, hostsFile(hostname, spec.address), { mode: 0o644 }), etc.hosts),
-        owned(writeFile(etc.resolvConf, containerResolvConf(hostResolv, this.options.fallbackNameservers), { mode: 0o644 }), etc.resolvConf),
-        owned(writeFile(etc.hostname, `${hostname}\n`, { mode: 0o644 }), etc.hostname),
-        owned(mkdir(ioDir, { mode: 0o700 }).then(() => undefined), ioDir),
-      ]);
+      writeFileSync(etc.hosts, hostsFile(hostname, spec.address), { mode: 0o644 });
+      writeFileSync(etc.resolvConf, containerResolvConf(hostResolv, this.options.fallbackNameservers), { mode: 0o644 });
+      writeFileSync(etc.hostname, `${hostname}\n`, { mode: 0o644 });
+      mkdirSync(ioDir, { mode: 0o700 });
+      for (const path of [etc.hosts, etc.resolvConf, etc.hostname, ioDir]) chownSync(path, ids.hostId, ids.hostId);
 
       const config = toRuntimeConfig(spec, {
         initPath: this.options.initPath,
@@ -173,7 +179,7 @@ export class Runtime {
         usageFiles: usageFiles(this.layout, this.options.cgroupParent, spec.id),
         createdAt: Date.now(),
       };
-      await writeFileAtomic(join(dir, "state.json"), JSON.stringify(state));
+      writeFileAtomic(join(dir, "state.json"), JSON.stringify(state));
       return new Container(this, state, native.containerWatch(proc.pid, proc.startTime));
     } catch (e) {
       await removeCgroups(cgroupPaths, this.options.cgroupRemoveTimeoutMs);
