@@ -209,7 +209,8 @@ export class NetworkManager {
   }
 
   /**
-   * Decommissions the cell's networking: every container's network, then
+   * Decommissions the cell's networking: the pool's spares and every
+   * container's network (a refill in flight is waited for first), then
    * what decommissionNetwork() removes (the nft table, the run dir's mount,
    * the records, ip_forward if this agent turned it on and no other Berth
    * table is left).

@@ -10,9 +10,9 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseNetworkConfig, type NetworkConfig } from "../../agent/network/config";
+import type { NetworkConfig } from "../../agent/network/config";
 import { NetworkManager } from "../../agent/network/manager";
-import { addIdleLink, freeContainerCidr, hostSnapshot, makeCellAddress, sh, startHttpd, uniqueTag, type CellAddress, type Httpd } from "../support/netns";
+import { addIdleLink, hostSnapshot, makeCellAddress, sh, startHttpd, testNetworkConfig, type CellAddress, type Httpd } from "../support/netns";
 
 function hostFetch(url: string): Promise<string | undefined> {
   return new Promise((resolve) => {
@@ -50,18 +50,7 @@ describe.sequential("NetworkManager's pool of prepared namespaces", () => {
     before = await hostSnapshot();
     dir = await mkdtemp(join(tmpdir(), "berth-netpool-"));
     cell = await makeCellAddress();
-    const min = 40000 + Math.floor(Math.random() * 20000);
-    const tag = uniqueTag(4);
-    config = parseNetworkConfig({
-      cellName: `p_${tag}`,
-      ifTag: tag,
-      containerCidr: await freeContainerCidr(),
-      cellAddress: cell.address,
-      hostPorts: { min, max: min + 9 },
-      runDir: join(dir, "run"),
-      stateDir: join(dir, "state"),
-      poolSize: 2,
-    });
+    config = await testNetworkConfig("p", dir, cell.address, { poolSize: 2 });
     manager = new NetworkManager(config, { onPoolError: (e) => poolErrors.push(e) });
     await manager.recover();
   });

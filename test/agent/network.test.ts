@@ -10,7 +10,7 @@ import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseNetworkConfig, type NetworkConfig } from "../../agent/network/config";
+import type { NetworkConfig } from "../../agent/network/config";
 import { NetworkManager, type ContainerNetwork } from "../../agent/network/manager";
 import { native } from "../../agent/native/index";
 import { berthTables } from "../../agent/network/host";
@@ -18,12 +18,12 @@ import {
   addIdleLink,
   execIn,
   fetchIn,
-  freeContainerCidr,
   hostSnapshot,
   makeCellAddress,
   makeTestHost,
   sh,
   startHttpd,
+  testNetworkConfig,
   uniqueTag,
   type CellAddress,
   type Httpd,
@@ -84,17 +84,7 @@ describe.sequential("NetworkManager on a real cell host", () => {
     cell = await makeCellAddress();
     outside = await makeTestHost();
     metadata = await makeTestHost();
-    const min = 40000 + Math.floor(Math.random() * 20000);
-    const tag = uniqueTag(4);
-    config = parseNetworkConfig({
-      cellName: `t_${tag}`,
-      ifTag: tag,
-      containerCidr: await freeContainerCidr(),
-      cellAddress: cell.address,
-      hostPorts: { min, max: min + 9 },
-      runDir: join(dir, "run"),
-      stateDir: join(dir, "state"),
-    });
+    config = await testNetworkConfig("t", dir, cell.address);
     // Only the test's container range is routed to the metadata host, so the
     // machine's own link-local traffic is never diverted.
     await sh(["nsenter", `--net=${metadata.netnsPath}`, "ip", "addr", "add", "169.254.169.254/32", "dev", "lo"]);

@@ -11,6 +11,7 @@ import { mkdtemp, mkdir, rm, writeFile, chmod, readdir } from "node:fs/promises"
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { parseNetworkConfig, type NetworkConfig, type NetworkConfigInput } from "../../agent/network/config";
 
 const run = promisify(execFile);
 
@@ -50,6 +51,26 @@ export async function freeContainerCidr(): Promise<string> {
     const cidr = `10.${randomInt(200, 250)}.${randomInt(0, 256)}.0/24`;
     if (!routes.includes(cidr.slice(0, cidr.lastIndexOf(".")) + ".")) return cidr;
   }
+}
+
+/**
+ * A network manager config of the test's own: table `<prefix>_<tag>`, veths
+ * `brt<tag>-*`, a free container range, ten host ports from a random base,
+ * run and state dirs under `dir`; `extra` overrides.
+ */
+export async function testNetworkConfig(prefix: string, dir: string, cellAddress: string, extra: Partial<NetworkConfigInput> = {}): Promise<NetworkConfig> {
+  const min = 40000 + randomInt(20000);
+  const tag = uniqueTag(4);
+  return parseNetworkConfig({
+    cellName: `${prefix}_${tag}`,
+    ifTag: tag,
+    containerCidr: await freeContainerCidr(),
+    cellAddress,
+    hostPorts: { min, max: min + 9 },
+    runDir: join(dir, "run"),
+    stateDir: join(dir, "state"),
+    ...extra,
+  });
 }
 
 export interface CellAddress {

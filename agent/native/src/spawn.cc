@@ -24,25 +24,21 @@ namespace {
 // Enough of stderr to explain a failure.
 constexpr size_t kMaxStderr = 16 * 1024;
 
-class Actions {
+// A posix_spawn attribute object, destroyed when the scope ends.
+template <typename T, int (*Init)(T*), int (*Destroy)(T*)>
+class Scoped {
  public:
-  Actions() { posix_spawn_file_actions_init(&a_); }
-  ~Actions() { posix_spawn_file_actions_destroy(&a_); }
-  posix_spawn_file_actions_t* get() { return &a_; }
+  Scoped() { Init(&v_); }
+  Scoped(const Scoped&) = delete;
+  Scoped& operator=(const Scoped&) = delete;
+  ~Scoped() { Destroy(&v_); }
+  T* get() { return &v_; }
 
  private:
-  posix_spawn_file_actions_t a_;
+  T v_;
 };
-
-class Attr {
- public:
-  Attr() { posix_spawnattr_init(&a_); }
-  ~Attr() { posix_spawnattr_destroy(&a_); }
-  posix_spawnattr_t* get() { return &a_; }
-
- private:
-  posix_spawnattr_t a_;
-};
+using Actions = Scoped<posix_spawn_file_actions_t, posix_spawn_file_actions_init, posix_spawn_file_actions_destroy>;
+using Attr = Scoped<posix_spawnattr_t, posix_spawnattr_init, posix_spawnattr_destroy>;
 
 // Returns 0 or an errno; stdin and stdout are /dev/null, stderr is collected.
 int Run(const std::vector<std::string>& argv, SpawnResult& result) {
