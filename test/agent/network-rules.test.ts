@@ -143,6 +143,7 @@ describe("network config", () => {
     const c = parseNetworkConfig(valid);
     expect(c.denyNetworks).toEqual([]);
     expect(c.hostResolvConf).toBe("/etc/resolv.conf");
+    expect(c.poolSize).toBe(0);
   });
 
   it.each([
@@ -160,6 +161,8 @@ describe("network config", () => {
     ["runDir", { runDir: "relative/dir" }],
     ["denyNetworks.0", { denyNetworks: ["not-a-cidr"] }],
     ["fallbackNameservers", { fallbackNameservers: [] }],
+    ["poolSize", { poolSize: -1 }],
+    ["poolSize", { poolSize: 1.5 }],
   ])("names %s when it is invalid", (field, patch) => {
     expect(() => parseNetworkConfig({ ...valid, ...patch })).toThrow(expect.objectContaining({ field }));
   });
