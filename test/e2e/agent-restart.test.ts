@@ -5,14 +5,14 @@
  * serving and the agent catches up when it returns.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readFile, readdir } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { run } from "../../cli/main";
 import { freePort, startControlPlane, type ControlPlane } from "../support/control-plane";
 import { freeContainerCidr, makeCellAddress, type CellAddress } from "../support/netns";
-import { adminCall, enrollmentToken, eventually, getVia, registerRouter, startAgentProcess, startRouterProcess, type Daemon } from "../support/stack";
+import { adminCall, enrollmentToken, eventually, getVia, registerRouter, startAgentProcess, startRouterProcess, teardownAgentCell, type Daemon } from "../support/stack";
 
 const registry = inject("registry");
 const secrets = { adminToken: `bu_${randomBytes(24).toString("hex")}`, encryptionKey: randomBytes(32).toString("base64") };
@@ -84,6 +84,12 @@ afterAll(async () => {
   await agent?.kill();
   await cp?.stop();
   await cell?.remove();
+  // Decommission the cell (docs/deploy.md): the run leaves no table, mount, cgroup or loop device behind.
+  if (agentOptions) {
+    const t = await teardownAgentCell({ name: agentOptions.name, stateDir });
+    if (t.code !== 0) throw new Error(`cell teardown failed: ${t.stderr}`);
+    await rm(stateDir, { recursive: true, force: true });
+  }
 }, 120_000);
 
 describe.sequential("cell agent and control plane failures", () => {

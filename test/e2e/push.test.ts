@@ -12,7 +12,7 @@ import { run } from "../../cli/main";
 import { startControlPlane, type ControlPlane } from "../support/control-plane";
 import { freeContainerCidr, makeCellAddress, type CellAddress } from "../support/netns";
 import { startRegistry } from "../support/registry";
-import { adminCall, enrollmentToken, eventually, getVia, registerRouter, startAgentProcess, startRouterProcess, type Daemon } from "../support/stack";
+import { adminCall, enrollmentToken, eventually, getVia, registerRouter, startAgentProcess, startRouterProcess, teardownAgentCell, type Daemon } from "../support/stack";
 
 const registry = inject("registry");
 let cp: ControlPlane;
@@ -21,6 +21,7 @@ let agent: Daemon;
 let router: Daemon & { port: number };
 let home: string;
 let stateDir: string;
+const cellName = `e2e-${process.pid}`;
 
 async function berth(...argv: string[]) {
   let out = "";
@@ -50,7 +51,7 @@ beforeAll(async () => {
   cell = await makeCellAddress();
   stateDir = await mkdtemp(join(tmpdir(), "berth-e2e-cell-"));
   agent = await startAgentProcess({
-    apiUrl: cp.url, enrollmentToken: await enrollmentToken(cp, "cell"), name: `e2e-${process.pid}`,
+    apiUrl: cp.url, enrollmentToken: await enrollmentToken(cp, "cell"), name: cellName,
     address: cell.address, stateDir, containerCidr: await freeContainerCidr(), portMin: 42000, portMax: 42999,
   });
   router = await startRouterProcess(cp.url, await registerRouter(cp, `router-${process.pid}`), join(stateDir, "router.log"));
@@ -66,6 +67,12 @@ afterAll(async () => {
   await cp?.stop();
   await cell?.remove();
   await rm(home, { recursive: true, force: true });
+  // Decommission the cell (docs/deploy.md): the run leaves no table, mount, cgroup or loop device behind.
+  if (stateDir) {
+    const t = await teardownAgentCell({ name: cellName, stateDir });
+    if (t.code !== 0) throw new Error(`cell teardown failed: ${t.stderr}`);
+    await rm(stateDir, { recursive: true, force: true });
+  }
 }, 60_000);
 
 describe.sequential("berth CLI against the whole stack", () => {
