@@ -3,7 +3,8 @@
  * libnftables in the addon) against the peer way of doing the same steps by
  * spawning the tools (`unshare --net=FILE`, `ip`, `nsenter ip -batch`, `nft`),
  * as kawasaki does with ip/iptables. 20 containers each, one after another,
- * then 20 set up at once. Run as root: `npx tsx bench/network-setup.ts [count]`.
+ * then 20 set up at once; Berth also with a pool of 2 prepared namespaces.
+ * Run as root: `npx tsx bench/network-setup.ts [count]`.
  */
 import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -35,7 +36,11 @@ interface Figures {
   concurrent20: number;
 }
 
-async function benchBerth(cellAddress: string, dir: string): Promise<Figures> {
+/**
+ * With `poolSize` > 0 each one-after-another setup first waits for the pool
+ * to be full again (as between starts on a cell); 20 at once drain it.
+ */
+async function benchBerth(cellAddress: string, dir: string, poolSize: number): Promise<Figures> {
   const tag = uniqueTag(4);
   const config = parseNetworkConfig({
     cellName: `bench_${tag}`,
@@ -43,17 +48,22 @@ async function benchBerth(cellAddress: string, dir: string): Promise<Figures> {
     containerCidr: await freeContainerCidr(),
     cellAddress,
     hostPorts: { min: 61001, max: 65000 },
-    runDir: join(dir, "run"),
-    stateDir: join(dir, "state"),
+    runDir: join(dir, `run${poolSize}`),
+    stateDir: join(dir, `state${poolSize}`),
+    poolSize,
   });
   const manager = new NetworkManager(config);
   await manager.recover();
   const setup: number[] = [];
   const teardown: number[] = [];
   try {
-    for (let i = 0; i < count; i++) setup.push(await time(() => manager.setup(`c${i}`, { appPort: 8080 })));
+    for (let i = 0; i < count; i++) {
+      await manager.prewarm();
+      setup.push(await time(() => manager.setup(`c${i}`, { appPort: 8080 })));
+    }
     for (let i = 0; i < count; i++) teardown.push(await time(() => manager.teardown(`c${i}`)));
     const ids = Array.from({ length: 20 }, (_, i) => `p${i}`);
+    await manager.prewarm();
     const concurrent20 = await time(() => Promise.all(ids.map((id) => manager.setup(id, { appPort: 8080 }))));
     await Promise.all(ids.map((id) => manager.teardown(id)));
     return { setup, teardown, concurrent20 };
@@ -108,11 +118,13 @@ function row(name: string, f: Figures): string[] {
 const cell = await makeCellAddress();
 const dir = await mkdtemp(join(tmpdir(), "berth-bench-net-"));
 try {
-  const berth = await benchBerth(cell.address, dir);
+  const berth = await benchBerth(cell.address, dir, 0);
+  const pooled = await benchBerth(cell.address, dir, 2);
   const peer = await benchSpawned(cell.address, dir);
   console.log(`network setup/teardown, ${count} containers one after another, then 20 at once (ms)`);
   console.log(["".padEnd(22), "setup50", "setup95", "tear50", "tear95", " 20-at-once"].join(" "));
   console.log(row("berth (netlink+libnft)", berth).join(" "));
+  console.log(row("berth, pool of 2", pooled).join(" "));
   console.log(row("peer (ip/nft spawned)", peer).join(" "));
   const ratio = (a: number, b: number) => `${(a / b).toFixed(1)}x`;
   console.log(
