@@ -62,7 +62,7 @@ export async function teardownCell(config: TeardownConfig): Promise<TeardownRepo
   if (running.length > 0) {
     throw new TeardownRefusedError(
       "containers_running",
-      `containers of cell ${config.name} still run: ${running.join(", ")}; drain the cell and wait until its instances have moved before stopping its agent`,
+      `containers of cell ${config.name} still run: ${running.join(", ")}; drain the cell and let its agent stop them before you stop the agent`,
       running,
     );
   }
