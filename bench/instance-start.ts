@@ -9,7 +9,7 @@
  *
  * Usage (root): npx tsx bench/instance-start.ts [starts=20] [network pool size=2]
  */
-import { chmod, mkdtemp, readFile } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm } from "node:fs/promises";
 import { get } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -51,7 +51,7 @@ const network = new NetworkManager(parseNetworkConfig({
 }), { onPoolError: (err) => log.error({ err }, "network pool refill failed") });
 await network.recover();
 await network.prewarm();
-const runtime = await Runtime.open({ stateDir: join(state, "containers"), cgroupParent: "berth-bench" });
+const runtime = await Runtime.open({ stateDir: join(state, "containers"), cgroupParent: `berth-bench-${process.pid}` });
 // Lines are only collected here (the shipper is never started: no control plane in this bench).
 const logs = new LogShipper({ apiUrl: "http://127.0.0.1:1", cellGuid: "bench", credential: "none", stateDir: state, intervalMs: 1000, ackTimeoutMs: 1000, log });
 
@@ -158,6 +158,8 @@ for (const phase of ["layers", "rootfs", "network", "runtime", "probe", "page"] 
 }
 await rootfs.close();
 await network.dispose();
+await runtime.removeCgroupParents();
 await cell.remove();
 await registry.stop();
+await rm(state, { recursive: true, force: true });
 process.exit(0);
