@@ -45,6 +45,7 @@ export class UpperPool {
   private readonly ready = new Map<number, UpperFs[]>();
   private readonly filling = new Map<number, Promise<void>>();
   private readonly spares: number;
+  private closed = false;
 
   private constructor(
     readonly dir: string,
@@ -92,19 +93,24 @@ export class UpperPool {
     await rm(fs.image, { force: true });
   }
 
-  /** Unmounts and deletes the spare filesystems. */
+  /**
+   * Unmounts and deletes the spare filesystems; no refill starts after it
+   * (one a take deferred until after a close would leave spares mounted).
+   */
   async close(): Promise<void> {
+    this.closed = true;
     await Promise.all([...this.filling.values()].map((p) => p.catch(() => undefined)));
     for (const list of this.ready.values()) for (const fs of list.splice(0)) await this.discard(fs);
   }
 
   private refill(diskMb: number): Promise<void> {
     let p = this.filling.get(diskMb);
+    if (!p && this.closed) return Promise.resolve();
     if (!p) {
       p = (async () => {
         const list = this.ready.get(diskMb) ?? [];
         this.ready.set(diskMb, list);
-        while (list.length < this.spares) list.push(await this.prepare(diskMb));
+        while (!this.closed && list.length < this.spares) list.push(await this.prepare(diskMb));
       })().finally(() => this.filling.delete(diskMb));
       this.filling.set(diskMb, p);
     }

@@ -9,7 +9,7 @@
  * must each leave the host exactly as it was — without and with a pool of
  * prepared network namespaces.
  */
-import { mkdtemp, readFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -17,6 +17,7 @@ import type { CellContainerDriver } from "../../agent/cell/container-driver";
 import { teardownCell } from "../../agent/cell/teardown";
 import type { NetworkManager } from "../../agent/network/manager";
 import type { RootfsManager } from "../../agent/rootfs/rootfs-manager";
+import { UpperPool } from "../../agent/rootfs/upper-pool";
 import { InstanceRunner, type RunnerConfig } from "../../agent/supervisor/runner";
 import type { InstanceReport, InstanceSpec } from "../../shared/protocol/instance";
 import { HTTPD_PAGE, HTTPD_PORT } from "../fixtures/images";
@@ -196,5 +197,25 @@ describe.sequential.each([0, 2])("instances on a real cell (network pool of %i) 
     await third.runner.stop();
     for (const r of running) await r.runner.stop();
     expect(await snapshot()).toEqual(before);
+  });
+});
+
+describe("the rootfs pool closed right after a take (an agent shutting down mid-start)", () => {
+  it("keeps no spare filesystem mounted: the refill the take deferred does not start after close", async () => {
+    const poolDir = await mkdtemp(join(tmpdir(), "berth-leaks-pool-"));
+    const mountedInPool = async () =>
+      (await readFile("/proc/self/mountinfo", "utf8")).split("\n").map((l) => l.split(" ")[4]).filter((m): m is string => m?.startsWith(`${poolDir}/`) ?? false);
+    const pool = await UpperPool.open(poolDir, new Set());
+    try {
+      const taken = await pool.take(8);
+      await pool.close();
+      await new Promise((r) => setImmediate(r)); // the deferred refill's turn
+      await pool.prewarm(8); // waits for any fill in flight
+      expect(await mountedInPool()).toEqual([taken.mountpoint]);
+    } finally {
+      // Whatever is mounted, the taken one or leaked spares, so a failure leaves nothing either.
+      for (const m of await mountedInPool()) await pool.discard({ mountpoint: m, image: `${m}.img` });
+      await rm(poolDir, { recursive: true, force: true });
+    }
   });
 });
