@@ -31,7 +31,7 @@ export interface TestCellOptions {
   hostPorts: { min: number; max: number };
   /** The fixture registry (plain HTTP). */
   registryHost: string;
-  /** Prepared network namespaces kept ready (NetworkConfig.poolSize); 0 as in agent/main.ts when absent. */
+  /** Prepared network namespaces kept ready (the agent's network_pool_size); none when absent. */
   networkPool?: number;
 }
 
