@@ -39,8 +39,7 @@ export const networkConfigSchema = z
     denyNetworks: z.array(cidr).default([]),
     /**
      * Namespaces kept prepared (veth, addresses, route; no port yet), so a
-     * start only publishes its port: creating one takes the rtnl lock and
-     * waits on the kernel behind any veth being deleted. 0 turns it off.
+     * start only records and publishes its port. 0 turns it off.
      */
     poolSize: z.number().int().min(0).max(64).default(0),
     fallbackNameservers: z.array(ipv4).min(1).default(["1.1.1.1", "8.8.8.8"]),

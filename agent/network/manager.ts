@@ -12,9 +12,8 @@
  *
  * With `poolSize` > 0, that many namespaces are kept prepared (spares), so a
  * setup only writes its record and publishes its port; the pool refills in
- * the background after each take. Making a namespace costs tens of
- * milliseconds on a busy cell: the veth is created under the rtnl lock,
- * which waits behind the kernel deleting the veths of stopped containers. A
+ * the background after each take. Making a namespace took 3.3 ms p50 and
+ * 9-32 ms p95 here, taking a spare 0.6 ms p50 (bench/network-setup.ts). A
  * spare is exactly what setup would make (lo, veth, both addresses, default
  * route), is never used twice, and has no record: its namespace file is
  * `<runDir>/_<hostIfname>` (container ids cannot start with `_`) and its
