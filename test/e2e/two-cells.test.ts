@@ -15,7 +15,7 @@ import { run } from "../../cli/main";
 import { startControlPlane, type ControlPlane } from "../support/control-plane";
 import { freeContainerCidr, makeCellAddress, makeTestHost, type CellAddress, type TestHost } from "../support/netns";
 import { startRegistry, type TestRegistry } from "../support/registry";
-import { adminCall, enrollmentToken, eventually, getVia, registerRouter, startAgentProcess, startRouterProcess, type AgentOptions, type Daemon } from "../support/stack";
+import { adminCall, enrollmentToken, eventually, getVia, registerRouter, startAgentProcess, startRouterProcess, teardownAgentCell, type AgentOptions, type Daemon } from "../support/stack";
 
 const fixtures = inject("registry");
 const BACKOFF_BASE_MS = 4000;
@@ -120,7 +120,10 @@ afterAll(async () => {
   await router?.kill();
   for (const c of cells) {
     await c.agent.kill();
+    const t = await teardownAgentCell({ name: c.name, stateDir: c.options.stateDir, netns: c.host.netnsPath });
+    if (t.code !== 0) throw new Error(`teardown of ${c.name} failed: ${t.stderr}`);
     await c.host.remove();
+    await rm(c.options.stateDir, { recursive: true, force: true });
   }
   await cp?.stop();
   await cellRegistry?.stop();

@@ -47,10 +47,12 @@ export interface Daemon {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
+/** argv run in the network namespace at `netns` when given: nsenter --net only (not `ip netns exec`), so the host's mounts stay visible. */
+const inNetns = (argv: string[], netns?: string): string[] => (netns ? ["nsenter", `--net=${netns}`, ...argv] : argv);
+
 function daemon(argv: string[], env: NodeJS.ProcessEnv, logFile: string, opts: { netns?: string } = {}): Daemon {
   const out = createWriteStream(logFile, { flags: "a" });
-  // nsenter --net only (not `ip netns exec`): the agent must see the host's mounts.
-  const [cmd, ...args] = opts.netns ? ["nsenter", `--net=${opts.netns}`, ...argv] : argv;
+  const [cmd, ...args] = inNetns(argv, opts.netns);
   const child = spawn(cmd!, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   child.stdout!.pipe(out);
   child.stderr!.pipe(out);
@@ -98,10 +100,11 @@ export async function startAgentProcess(o: AgentOptions): Promise<Daemon> {
  * `agent/main.ts teardown` for a cell this file's startAgentProcess ran (its
  * cgroup parent is `berth-<name>`): decommissions what the agent left on the host.
  */
-export function teardownAgentCell(o: { name: string; stateDir: string; cgroupParent?: string }): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = spawn(TSX[0]!, [...TSX.slice(1), "agent/main.ts", "teardown", "--name", o.name, "--state-dir", o.stateDir, "--cgroup-parent", o.cgroupParent ?? `berth-${o.name}`], {
-    cwd: ROOT, stdio: ["ignore", "pipe", "pipe"],
-  });
+export function teardownAgentCell(o: { name: string; stateDir: string; cgroupParent?: string; netns?: string }): Promise<{ code: number; stdout: string; stderr: string }> {
+  const argv = [...TSX, "agent/main.ts", "teardown", "--name", o.name, "--state-dir", o.stateDir, "--cgroup-parent", o.cgroupParent ?? `berth-${o.name}`];
+  // In the cell's network namespace, where its veths and nft table live.
+  const [cmd, ...args] = inNetns(argv, o.netns);
+  const child = spawn(cmd!, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
