@@ -9,7 +9,7 @@ import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { run } from "../../cli/main";
+import { berthCli } from "../support/cli";
 import { freePort, startControlPlane, type ControlPlane } from "../support/control-plane";
 import { freeContainerCidr, makeCellAddress, type CellAddress } from "../support/netns";
 import { adminCall, enrollmentToken, eventually, getVia, registerRouter, startAgentProcess, startRouterProcess, teardownAgentCell, type Daemon } from "../support/stack";
@@ -26,13 +26,7 @@ let home: string;
 let stateDir: string;
 let agentOptions: Parameters<typeof startAgentProcess>[0];
 
-async function ok(...argv: string[]) {
-  let out = "";
-  let err = "";
-  const code = await run(argv, { env: { ...process.env, BERTH_HOME: home }, stdout: (s) => (out += s), stderr: (s) => (err += s) });
-  if (code !== 0) throw new Error(`berth ${argv.join(" ")} failed (${code}): ${err}`);
-  return out;
-}
+const { ok, intoNewSpace } = berthCli(() => home);
 
 const startCp = () => startControlPlane({ port: cpPort, persistDir, ...secrets, vars: { LONG_POLL_HOLD_MS: "5000" } });
 
@@ -69,10 +63,7 @@ beforeAll(async () => {
   router = await startRouterProcess(cp.url, await registerRouter(cp, `router-r-${process.pid}`), join(stateDir, "router.log"));
   await adminCall(cp, "PATCH", "/v3/admin/docker_registry_access", { insecure_registries: [registry.host] });
   await adminCall(cp, "PATCH", "/v3/feature_flags/diego_docker", { enabled: true });
-  await ok("api", cp.url);
-  await ok("login", "-t", secrets.adminToken);
-  await ok("create-space", "ops");
-  await ok("target", "-s", "ops");
+  await intoNewSpace(cp.url, secrets.adminToken, "ops");
   await ok("push", "keep", "-o", `${registry.host}/httpd:latest`, "-i", "2", "-m", "32M", "-k", "32M");
   await eventually("2 running instances", async () => ((await runningCount()) === 2 ? true : undefined), 120_000);
 }, 300_000);

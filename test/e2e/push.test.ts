@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import WebSocket from "ws";
-import { run } from "../../cli/main";
+import { berthCli } from "../support/cli";
 import { startControlPlane, type ControlPlane } from "../support/control-plane";
 import { freeContainerCidr, makeCellAddress, type CellAddress } from "../support/netns";
 import { startRegistry } from "../support/registry";
@@ -23,22 +23,7 @@ let home: string;
 let stateDir: string;
 const cellName = `e2e-${process.pid}`;
 
-async function berth(...argv: string[]) {
-  let out = "";
-  let err = "";
-  const code = await run(argv, {
-    env: { ...process.env, BERTH_HOME: home, BERTH_STARTUP_TIMEOUT_MS: "120000" },
-    stdout: (s) => (out += s),
-    stderr: (s) => (err += s),
-  });
-  return { code, out, err };
-}
-
-async function ok(...argv: string[]) {
-  const r = await berth(...argv);
-  if (r.code !== 0) throw new Error(`berth ${argv.join(" ")} failed (${r.code}): ${r.err}`);
-  return r;
-}
+const { berth, ok, intoNewSpace } = berthCli(() => home);
 
 const viaRouter = (host: string) => getVia(router.port, host);
 
@@ -77,10 +62,7 @@ afterAll(async () => {
 
 describe.sequential("berth CLI against the whole stack", () => {
   it("logs in, creates a space and enables diego_docker", async () => {
-    await ok("api", cp.url);
-    await ok("login", "-t", cp.adminToken);
-    await ok("create-space", "demo");
-    await ok("target", "-s", "demo");
+    await intoNewSpace(cp.url, cp.adminToken, "demo");
     const off = await berth("push", "web", "-o", `${registry.host}/httpd:latest`);
     expect(off.code).toBe(1);
     expect(off.err).toContain("CF-FeatureDisabled: Feature Disabled: diego_docker");
@@ -88,8 +70,8 @@ describe.sequential("berth CLI against the whole stack", () => {
   });
 
   it("pushes the httpd image and serves it through the router", async () => {
-    const r = await ok("push", "web", "-o", `${registry.host}/httpd:latest`, "-m", "64M", "-k", "64M", "-c", START);
-    expect(r.out).toContain("route: http://web.apps.localhost");
+    const out = await ok("push", "web", "-o", `${registry.host}/httpd:latest`, "-m", "64M", "-k", "64M", "-c", START);
+    expect(out).toContain("route: http://web.apps.localhost");
     const page = await eventually("the page through the router", async () => {
       const p = await viaRouter("web.apps.localhost");
       return p.status === 200 ? p.body : undefined;
@@ -105,7 +87,7 @@ describe.sequential("berth CLI against the whole stack", () => {
       return bodies.size === 3 ? bodies : undefined;
     }, 120_000);
     expect([...seen].sort()).toEqual(["instance 0 greeting \n", "instance 1 greeting \n", "instance 2 greeting \n"]);
-    const app = JSON.parse((await ok("app", "web", "--json")).out);
+    const app = JSON.parse(await ok("app", "web", "--json"));
     expect(app.instances.filter((i: { state: string }) => i.state === "RUNNING")).toHaveLength(3);
   }, 180_000);
 
@@ -120,14 +102,14 @@ describe.sequential("berth CLI against the whole stack", () => {
     const counter = "i=0; while :; do i=$((i+1)); echo line $i; sleep 0.1; done";
     await ok("push", "counter", "-o", `${registry.host}/httpd:latest`, "-m", "32M", "-k", "32M", "-u", "process", "-c", counter, "--no-route");
     const recent = await eventually("20 lines in recent logs", async () => {
-      const r = JSON.parse((await ok("logs", "counter", "--recent", "--json")).out) as { lines: { line: string }[] };
+      const r = JSON.parse(await ok("logs", "counter", "--recent", "--json")) as { lines: { line: string }[] };
       return r.lines.length >= 20 ? r.lines.map((l) => l.line) : undefined;
     }, 60_000);
     const numbers = recent.map((l) => Number(/^line (\d+)$/.exec(l)?.[1]));
     expect(numbers[0]).toBe(1);
     expect(numbers).toEqual(numbers.map((_, i) => i + 1));
 
-    const app = JSON.parse((await ok("app", "counter", "--json")).out) as { app: { guid: string } };
+    const app = JSON.parse(await ok("app", "counter", "--json")) as { app: { guid: string } };
     const url = `${cp.url.replace("http", "ws")}/v3/apps/${app.app.guid}/logs/tail`;
     const ws = new WebSocket(url, { headers: { authorization: `Bearer ${cp.adminToken}` } });
     const latencyMs = await new Promise<number>((resolve, reject) => {
@@ -152,9 +134,9 @@ describe.sequential("berth CLI against the whole stack", () => {
         insecure_registries: [registry.host], trusted_ca_certificates: [tls.caPem!], cell_only_registries: [tls.host],
       });
       // The Worker may not reach a cell-only registry (nor trust this CA): only the cell can stage and pull it.
-      const r = await ok("push", "secure", "-o", `${tls.host}/httpd:latest`, "-m", "32M", "-k", "32M");
-      expect(r.out).toContain(`Staged: ${tls.host}/httpd:latest`);
-      expect(r.out).toContain("App secure is running.");
+      const out = await ok("push", "secure", "-o", `${tls.host}/httpd:latest`, "-m", "32M", "-k", "32M");
+      expect(out).toContain(`Staged: ${tls.host}/httpd:latest`);
+      expect(out).toContain("App secure is running.");
       const page = await eventually("the TLS-pulled app through the router", async () => {
         const p = await viaRouter("secure.apps.localhost");
         return p.status === 200 ? p.body : undefined;

@@ -11,7 +11,7 @@ import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { run } from "../../cli/main";
+import { berthCli } from "../support/cli";
 import { startControlPlane, type ControlPlane } from "../support/control-plane";
 import { freeContainerCidr, makeCellAddress, makeTestHost, type CellAddress, type TestHost } from "../support/netns";
 import { startRegistry, type TestRegistry } from "../support/registry";
@@ -37,18 +37,7 @@ let home: string;
 const cells: Cell[] = [];
 let image: string;
 
-async function berth(...argv: string[]) {
-  let out = "";
-  let err = "";
-  const code = await run(argv, { env: { ...process.env, BERTH_HOME: home, BERTH_STARTUP_TIMEOUT_MS: "120000" }, stdout: (s) => (out += s), stderr: (s) => (err += s) });
-  return { code, out, err };
-}
-
-async function ok(...argv: string[]) {
-  const r = await berth(...argv);
-  if (r.code !== 0) throw new Error(`berth ${argv.join(" ")} failed (${r.code}): ${r.err}`);
-  return r.out;
-}
+const { berth, ok, intoNewSpace } = berthCli(() => home);
 
 interface InstanceView {
   index: number;
@@ -101,10 +90,7 @@ beforeAll(async () => {
   router = await startRouterProcess(cp.url, await registerRouter(cp, `router-two-${process.pid}`), join(home, "router.log"));
   await adminCall(cp, "PATCH", "/v3/admin/docker_registry_access", { insecure_registries: [cellRegistry.host] });
   await adminCall(cp, "PATCH", "/v3/feature_flags/diego_docker", { enabled: true });
-  await ok("api", cp.url);
-  await ok("login", "-t", cp.adminToken);
-  await ok("create-space", "conv");
-  await ok("target", "-s", "conv");
+  await intoNewSpace(cp.url, cp.adminToken, "conv");
   const listed = await eventually("both cells heartbeating", async () => {
     const { resources } = await adminCall<{ resources: { guid: string; name: string; state: string; last_heartbeat_at: string | null }[] }>(cp, "GET", "/v3/cells");
     const ours = cells.map((c) => resources.find((r) => r.name === c.name && r.state === "ACTIVE" && r.last_heartbeat_at));
@@ -194,7 +180,8 @@ describe.sequential("convergence on two cells", () => {
     await adminCall(cp, "PATCH", "/v3/feature_flags/diego_docker", { enabled: false });
     await eventually("no container process on either cell", async () => ((await Promise.all(cells.map(containerProcesses))).every((n) => n === 0) ? true : undefined), 60_000, 50);
     console.log(`diego_docker off → last container process gone on both cells: ${seconds(t0)} s`);
-    expect((await instancesOf("spread")).map((i) => i.state)).toEqual(["DOWN", "DOWN"]);
+    // Stats say DOWN once the cells have reported the stops (just after the last process went).
+    await eventually("stats to show both instances DOWN", async () => ((await instancesOf("spread")).map((i) => i.state).join() === "DOWN,DOWN" ? true : undefined), 30_000, 100);
     expect(JSON.parse(await ok("app", "spread", "--json")).app.state).toBe("STARTED");
     expect((await getVia(router.port, "spread.apps.localhost")).status).toBe(503);
 
