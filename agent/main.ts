@@ -11,6 +11,7 @@ import { Command } from "commander";
 import { pino } from "pino";
 import { retryDelay } from "./cell/backoff";
 import { CellAgent } from "./cell/agent";
+import { defaultRunnerConfig } from "./supervisor/runner";
 import { CellContainerDriver } from "./cell/container-driver";
 import { cellHostLayout } from "./cell/host-layout";
 import { ControlPlaneClient } from "./cell/control-plane";
@@ -132,7 +133,7 @@ export async function startAgent(config: AgentConfig) {
       heartbeatIntervalMs: config.heartbeat_interval_ms,
       pollJitterMs: 50,
       backoff: { baseMs: 250, maxMs: 10_000 },
-      runner: { startProbeIntervalMs: 100, stopGraceMs: config.stop_grace_ms, timeScale: config.time_scale },
+      runner: { ...defaultRunnerConfig, stopGraceMs: config.stop_grace_ms, timeScale: config.time_scale },
     },
     {
       client, driver, log,

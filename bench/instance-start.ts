@@ -21,7 +21,7 @@ import { parseNetworkConfig } from "../agent/network/config";
 import { NetworkManager } from "../agent/network/manager";
 import { RootfsManager } from "../agent/rootfs/rootfs-manager";
 import { Runtime } from "../agent/runtime/runtime";
-import { InstanceRunner } from "../agent/supervisor/runner";
+import { defaultRunnerConfig, InstanceRunner } from "../agent/supervisor/runner";
 import type { InstanceReport } from "../shared/protocol/instance";
 import { resolveImage } from "../shared/registry/resolve";
 import { registrySchemes } from "../shared/registry/session";
@@ -101,7 +101,7 @@ async function startOnce(): Promise<{ sample: Sample; runner: InstanceRunner }> 
   const running = new Promise<InstanceReport>((r) => (resolveRunning = r));
   const runner = new InstanceRunner(spec, driver, (r) => {
     if (r.state === "RUNNING" || r.state === "CRASHED") resolveRunning(r);
-  }, { startProbeIntervalMs: 2, stopGraceMs: 2000, timeScale: 1 });
+  }, { ...defaultRunnerConfig, stopGraceMs: 2000 });
   runner.start();
   const report = await running;
   const tRunning = performance.now();

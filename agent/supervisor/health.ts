@@ -10,6 +10,15 @@ import type { HealthCheck } from "../../shared/protocol/instance";
 
 export type Probe = () => Promise<string | null>;
 
+/**
+ * The wait after failed start probe number `attempt` (0-based): short at first,
+ * since most apps listen within milliseconds of starting, doubling up to `maxMs`
+ * so a slow starter is not probed in a busy loop.
+ */
+export function startProbeDelayMs(attempt: number, firstMs: number, maxMs: number): number {
+  return Math.min(maxMs, firstMs * 2 ** attempt);
+}
+
 export function tcpProbe(host: string, port: number, timeoutMs: number): Probe {
   return () =>
     new Promise((resolve) => {

@@ -6,7 +6,7 @@
  */
 import type { Exit, InstanceReport, InstanceSpec, ReportedState } from "../../shared/protocol/instance";
 import type { ContainerDriver, PullProgress, RunningContainer } from "./driver";
-import { probeFor, type Probe } from "./health";
+import { probeFor, startProbeDelayMs, type Probe } from "./health";
 import { transition, type LifecycleEvent } from "./lifecycle";
 
 export interface Clock {
@@ -31,7 +31,9 @@ export const realClock: Clock = {
 };
 
 export interface RunnerConfig {
-  /** Probe interval while STARTING (CF probes quickly until the first success). */
+  /** First wait between probes while STARTING; it doubles up to startProbeIntervalMs. */
+  startProbeFirstMs: number;
+  /** Longest wait between probes while STARTING (CF probes quickly until the first success). */
   startProbeIntervalMs: number;
   /** SIGTERM → SIGKILL grace period (CF: 10 s). */
   stopGraceMs: number;
@@ -39,7 +41,7 @@ export interface RunnerConfig {
   timeScale: number;
 }
 
-export const defaultRunnerConfig: RunnerConfig = { startProbeIntervalMs: 100, stopGraceMs: 10_000, timeScale: 1 };
+export const defaultRunnerConfig: RunnerConfig = { startProbeFirstMs: 2, startProbeIntervalMs: 100, stopGraceMs: 10_000, timeScale: 1 };
 
 export class InstanceRunner {
   private state: ReportedState = "STARTING";
@@ -168,7 +170,7 @@ export class InstanceRunner {
     const timeoutMs = this.spec.health_check.timeout_s * 1000 * this.config.timeScale;
     const deadline = this.clock.now() + timeoutMs;
     let lastError: string | null = null;
-    while (!signal.aborted && this.state === "STARTING") {
+    for (let attempt = 0; !signal.aborted && this.state === "STARTING"; attempt++) {
       lastError = await probe();
       if (lastError === null) {
         this.apply({ type: "healthy" });
@@ -178,7 +180,7 @@ export class InstanceRunner {
         this.apply({ type: "start_timeout", timeoutS: this.spec.health_check.timeout_s, lastError });
         return;
       }
-      await this.clock.sleep(this.config.startProbeIntervalMs, signal);
+      await this.clock.sleep(startProbeDelayMs(attempt, this.config.startProbeFirstMs, this.config.startProbeIntervalMs), signal);
     }
   }
 

@@ -2,6 +2,7 @@ import { existsSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { startProbeDelayMs } from "../../agent/supervisor/health";
 import { exitReason, transition } from "../../agent/supervisor/lifecycle";
 import { InstanceRunner, type RunnerConfig } from "../../agent/supervisor/runner";
 import type { InstanceReport } from "../../shared/protocol/instance";
@@ -32,7 +33,7 @@ describe("transition()", () => {
   });
 });
 
-const fast: RunnerConfig = { startProbeIntervalMs: 20, stopGraceMs: 300, timeScale: 0.25 };
+const fast: RunnerConfig = { startProbeFirstMs: 2, startProbeIntervalMs: 20, stopGraceMs: 300, timeScale: 0.25 };
 const busybox = "/bin/busybox";
 
 function collect() {
@@ -48,6 +49,13 @@ function collect() {
   };
   return { reports, onChange: (r: InstanceReport) => reports.push(r), waitFor };
 }
+
+describe("startProbeDelayMs()", () => {
+  it("starts short and doubles up to the longest interval", () => {
+    expect(Array.from({ length: 9 }, (_, i) => startProbeDelayMs(i, 2, 100))).toEqual([2, 4, 8, 16, 32, 64, 100, 100, 100]);
+    expect(startProbeDelayMs(0, 50, 20)).toBe(20);
+  });
+});
 
 describe("InstanceRunner with real processes", () => {
   it("is RUNNING once the port check passes and STOPPED after a stop", async () => {
