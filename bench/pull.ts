@@ -32,7 +32,7 @@ const arg = (name: string, fallback: number) => {
 };
 const RUNS = arg("runs", 3);
 const WARM_RUNS = arg("warm-runs", 20);
-const IDS = { base: 500000, size: 65536 };
+const IDS = { hostId: 500000, size: 65536 };
 const DISK_MB = 256;
 
 /** Text-like data: compresses roughly 4:1 like source trees and libraries do. */

@@ -80,7 +80,7 @@ export class CellContainerDriver implements ContainerDriver {
       const layers = await store.pull(spec.image, {
         holder: id,
         signal: opts.signal,
-        idShift: this.deps.rootfs.layerIdShift({ base: ids.hostId, size: ids.size }),
+        idShift: this.deps.rootfs.layerIdShift(ids),
         ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       });
       undo.push(() => store.release(id));
@@ -88,7 +88,7 @@ export class CellContainerDriver implements ContainerDriver {
       // Independent of each other: the network (a record and a published port, or a whole
       // namespace when the pool is empty) is made while the rootfs is mounted.
       const [made, networked] = await Promise.allSettled([
-        this.deps.rootfs.create(id, layers.map((l) => l.path), { ids: { base: ids.hostId, size: ids.size }, diskMb: spec.disk_mb }),
+        this.deps.rootfs.create(id, layers.map((l) => l.path), { ids, diskMb: spec.disk_mb }),
         this.deps.network.setup(id, { appPort: spec.port }),
       ]);
       if (made.status === "fulfilled") undo.push(() => made.value.destroy());

@@ -21,7 +21,7 @@ import { basename, join } from "node:path";
 import { tmpdir } from "node:os";
 import { z } from "zod";
 import { native } from "../native/index";
-import { checkIdRange, type IdRange } from "./id-map";
+import { checkIdRange, type IdRange } from "../runtime/ids";
 import { claimRoot } from "./root-lock";
 import { checkDiskMb, UpperPool, type UpperPoolOptions } from "./upper-pool";
 import { UserNamespacePool } from "./userns-pool";
@@ -35,7 +35,7 @@ const handleSchema = z.object({
 type Handle = z.infer<typeof handleSchema>;
 
 export interface RootfsOptions {
-  /** The container's id range: its root is host uid/gid `ids.base`. */
+  /** The container's id range: its root is host uid/gid `ids.hostId`. */
   ids: IdRange;
   /** Size of the writable layer in MiB. */
   diskMb: number;
@@ -63,7 +63,7 @@ function ignoreNotMounted(err: unknown): void {
 export function probeIdmappedMounts(userns: UserNamespacePool): boolean {
   const dir = mkdtempSync(join(tmpdir(), "berth-idmap-probe-"));
   try {
-    native.fsMountIdmapped(dir, dir, userns.fdFor({ base: 100000, size: 65536 }));
+    native.fsMountIdmapped(dir, dir, userns.fdFor({ hostId: 100000, size: 65536 }));
     native.fsUnmount(dir, true);
     return true;
   } catch {
@@ -111,7 +111,7 @@ export class RootfsManager {
 
   /** How much the image store must shift layer ids for this range: 0 with idmapped mounts. */
   layerIdShift(ids: IdRange): number {
-    return this.idmapped ? 0 : ids.base;
+    return this.idmapped ? 0 : ids.hostId;
   }
 
   /** Prepares upper filesystems of this size ahead of time. */
@@ -147,7 +147,7 @@ export class RootfsManager {
       mkdirSync(upperDir, { mode: 0o755 });
       mkdirSync(workDir, { mode: 0o700 });
       // The overlay root takes the upper directory's owner: the container's root.
-      chownSync(upperDir, opts.ids.base, opts.ids.base);
+      chownSync(upperDir, opts.ids.hostId, opts.ids.hostId);
 
       let lowers = [...layers];
       if (this.idmapped) {

@@ -8,13 +8,13 @@
  */
 import { closeSync } from "node:fs";
 import { native } from "../native/index";
-import { idMapLine, type IdRange } from "./id-map";
+import { idMapLine, type IdRange } from "../runtime/ids";
 
 export class UserNamespacePool {
   private readonly fds = new Map<string, number>();
 
   fdFor(range: IdRange): number {
-    const key = `${range.base}:${range.size}`;
+    const key = `${range.hostId}:${range.size}`;
     let fd = this.fds.get(key);
     if (fd === undefined) {
       const line = idMapLine(range);

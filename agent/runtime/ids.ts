@@ -1,8 +1,8 @@
 /**
  * @module Subordinate id ranges: container slot N maps container ids
  * 0..size-1 to host ids base + N*size onwards, so container root is never host
- * root and no two containers share an id. The image store idmaps lower layers
- * with the same range (agent/rootfs), so it imports this too.
+ * root and no two containers share an id. The rootfs idmaps lower layers with
+ * the same range, so it takes this type too.
  */
 import type { NativeIdMapping } from "../native/container";
 
@@ -17,8 +17,15 @@ export const DEFAULT_ID_RANGE: IdRangeOptions = { base: 100_000, size: 65_536 };
 const MAX_HOST_ID = 0xffffffff - 1;
 
 export interface IdRange {
+  /** Host uid/gid of the container's root. */
   hostId: number;
+  /** How many ids the container gets (65536 covers nobody/nogroup). */
   size: number;
+}
+
+export function checkIdRange(r: IdRange): void {
+  if (!Number.isInteger(r.hostId) || r.hostId <= 0) throw new RangeError(`uid base must be a positive integer (never host root), got ${r.hostId}`);
+  if (!Number.isInteger(r.size) || r.size <= 0 || r.hostId + r.size - 1 > MAX_HOST_ID) throw new RangeError(`id range ${r.hostId}+${r.size} does not fit in 32-bit ids`);
 }
 
 export function idRangeForSlot(slot: number, opts: IdRangeOptions = DEFAULT_ID_RANGE): IdRange {
@@ -32,6 +39,12 @@ export function idRangeForSlot(slot: number, opts: IdRangeOptions = DEFAULT_ID_R
 /** The single-line map written to /proc/PID/uid_map and gid_map. */
 export function idMap(range: IdRange): NativeIdMapping[] {
   return [{ containerId: 0, hostId: range.hostId, size: range.size }];
+}
+
+/** The same map as the text line /proc/PID/uid_map and gid_map take. */
+export function idMapLine(r: IdRange): string {
+  checkIdRange(r);
+  return `0 ${r.hostId} ${r.size}\n`;
 }
 
 /** The lowest slot no live container uses. */

@@ -21,7 +21,7 @@ import { applyUmociDifferences, type TreeEntry } from "../fixtures/layers/umoci-
 
 const run = promisify(execFile);
 const registry = inject("registry");
-const IDS = { base: 400000, size: 65536 };
+const IDS = { hostId: 400000, size: 65536 };
 const WALKER_SOURCE = join(import.meta.dirname, "../fixtures/layers/walk-tree.mjs");
 /** Copies (walker and addon) under the test's own 0755 directory: the checkout may sit where container root cannot reach (a 0700 clone). */
 let WALKER: string;

@@ -16,7 +16,7 @@ import type { InstanceImage } from "../../shared/protocol/image";
 import { inUserns, loopbackImageStore, resolveInstanceImage } from "../fixtures/layers/harness";
 
 const registry = inject("registry");
-const IDS = { base: 300000, size: 65536 };
+const IDS = { hostId: 300000, size: 65536 };
 let base: string;
 let manager: RootfsManager;
 let images: ImageStore;
@@ -54,16 +54,16 @@ describe("RootfsManager", () => {
       for (const gone of ["data/gone.txt", "data/dir", "opaque/old.txt"]) expect(existsSync(p(gone))).toBe(false);
       expect(readdirSync(p("opaque"))).toEqual(["fresh.txt"]);
       // From the host: container ids shifted by the base; on disk the layer keeps the tar's ids.
-      expect(statSync(p("etc/passwd")).uid).toBe(IDS.base);
-      expect(statSync(p("home/app")).uid).toBe(IDS.base + 1000);
+      expect(statSync(p("etc/passwd")).uid).toBe(IDS.hostId);
+      expect(statSync(p("home/app")).uid).toBe(IDS.hostId + 1000);
       expect(statSync(join(layers[0]!.path, "home/app")).uid).toBe(1000);
-      expect(statSync(rootfs.path).uid).toBe(IDS.base);
+      expect(statSync(rootfs.path).uid).toBe(IDS.hostId);
 
       // Inside the user namespace: the ids the image says, and root can write (copy-up into the upper).
       const r = await inUserns(IDS, ["sh", "-c", `stat -c '%u:%g %n' ${p("etc/passwd")} ${p("home/app")} && echo hi > ${p("etc/new")} && chown 1000:1000 ${p("etc/new")} && echo appended >> ${p("data/keep.txt")}`]);
       expect(r.stderr).toBe("");
       expect(r.stdout).toBe(`0:0 ${p("etc/passwd")}\n1000:1000 ${p("home/app")}\n`);
-      expect(statSync(p("etc/new")).uid).toBe(IDS.base + 1000);
+      expect(statSync(p("etc/new")).uid).toBe(IDS.hostId + 1000);
       // The cached layer is untouched by the container's write.
       expect(readFileSync(join(layers[1]!.path, "data/keep.txt"), "utf8")).toBe("keep\n");
       expect(readFileSync(p("data/keep.txt"), "utf8")).toBe("keep\nappended\n");
@@ -154,7 +154,7 @@ describe("RootfsManager", () => {
       await rootfs.destroy();
     }
     await expect(manager.create("../x", [layers[0]!.path], { ids: IDS, diskMb: 8 })).rejects.toThrow(/invalid container id/);
-    await expect(manager.create("c-root", [layers[0]!.path], { ids: { base: 0, size: 65536 }, diskMb: 8 })).rejects.toThrow(/never host root/);
+    await expect(manager.create("c-root", [layers[0]!.path], { ids: { hostId: 0, size: 65536 }, diskMb: 8 })).rejects.toThrow(/never host root/);
     await expect(manager.create("c-tiny", [layers[0]!.path], { ids: IDS, diskMb: 1 })).rejects.toThrow(/disk_mb/);
     expect(await manager.list()).not.toContain("c-tiny");
   });
@@ -162,11 +162,11 @@ describe("RootfsManager", () => {
   it("falls back to layers extracted with shifted ids when idmapped mounts are off", async () => {
     const fallback = await RootfsManager.open(join(base, "rootfs-chown"), { idmappedMounts: false });
     const shift = fallback.layerIdShift(IDS);
-    expect(shift).toBe(IDS.base);
+    expect(shift).toBe(IDS.hostId);
     const layers = await images.pull(layersImage, { holder: "c-chown", idShift: shift });
     const rootfs = await fallback.create("c-chown", layers.map((l) => l.path), { ids: IDS, diskMb: 8 });
     try {
-      expect(statSync(join(layers[0]!.path, "home/app")).uid).toBe(IDS.base + 1000);
+      expect(statSync(join(layers[0]!.path, "home/app")).uid).toBe(IDS.hostId + 1000);
       const r = await inUserns(IDS, ["stat", "-c", "%u:%g", join(rootfs.path, "home/app")]);
       expect(r.stdout).toBe("1000:1000\n");
     } finally {
