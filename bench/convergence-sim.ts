@@ -29,6 +29,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { randomUUID } from "node:crypto";
+import { nextHeartbeatDelay } from "../agent/cell/backoff";
 import { ControlPlaneClient, register } from "../agent/cell/control-plane";
 import type { InstanceReport } from "../shared/protocol/instance";
 import type { ResolvedImage } from "../shared/protocol/image";
@@ -139,9 +140,11 @@ class FakeCell {
     }
   }
 
+  /** As the agent beats: start to start, a failed beat sent again sooner. */
   private async beatLoop(): Promise<void> {
     while (!this.stopped) {
       const sent = performance.now();
+      let delivered = true;
       try {
         await this.client.heartbeat({
           capacity: { memory_mb: 8192, disk_mb: 16384, containers: 250 }, free: { memory_mb: 8192, disk_mb: 16384, containers: 250 },
@@ -150,9 +153,10 @@ class FakeCell {
         this.lastBeatAt = sent;
       } catch (e) {
         if (this.stopped) return;
+        delivered = false;
         errors.push(`heartbeat ${this.client.cellGuid}: ${(e as Error).message}`);
       }
-      await new Promise((r) => setTimeout(r, BEAT_MS));
+      await new Promise((r) => setTimeout(r, nextHeartbeatDelay(sent, performance.now(), BEAT_MS, delivered)));
     }
   }
 }

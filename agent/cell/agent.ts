@@ -12,7 +12,7 @@ import type { Resources } from "../../shared/protocol/resources";
 import type { StagingTask } from "../../shared/protocol/staging";
 import type { ContainerDriver } from "../supervisor/driver";
 import { InstanceRunner, realClock, type Clock, type RunnerConfig } from "../supervisor/runner";
-import { retryDelay, type BackoffConfig } from "./backoff";
+import { nextHeartbeatDelay, retryDelay, type BackoffConfig } from "./backoff";
 import { ControlPlaneError, type ControlPlaneClient, type StagingOutcome } from "./control-plane";
 import { InstanceStore } from "./instance-store";
 import { reconcile } from "./reconcile";
@@ -207,13 +207,16 @@ export class CellAgent {
 
   private async heartbeatLoop(): Promise<void> {
     while (!this.abort.signal.aborted) {
+      const startedAt = this.clock.now();
+      let delivered = true;
       try {
         await this.deps.client.heartbeat(await this.heartbeat(), this.abort.signal);
       } catch (e) {
         if (this.abort.signal.aborted) return;
+        delivered = false;
         this.deps.log.warn({ err: (e as Error).message }, "heartbeat failed");
       }
-      await this.clock.sleep(this.config.heartbeatIntervalMs, this.abort.signal);
+      await this.clock.sleep(nextHeartbeatDelay(startedAt, this.clock.now(), this.config.heartbeatIntervalMs, delivered), this.abort.signal);
     }
   }
 

@@ -12,3 +12,14 @@ export function retryDelay(attempt: number, config: BackoffConfig = defaultBacko
   const cap = Math.min(config.maxMs, config.baseMs * 2 ** Math.min(attempt, 30));
   return Math.round(cap / 2 + (random() * cap) / 2);
 }
+
+/**
+ * The wait before the next heartbeat. Start to start, so a slow control plane
+ * does not stretch the gap between beats toward the presence TTL; a beat that
+ * failed is sent again after a quarter of the interval, since three missed
+ * intervals make the cell lost.
+ */
+export function nextHeartbeatDelay(startedAt: number, now: number, intervalMs: number, delivered: boolean): number {
+  const due = delivered ? startedAt + intervalMs : now + intervalMs / 4;
+  return Math.max(0, Math.round(due - now));
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { retryDelay } from "../../agent/cell/backoff";
+import { nextHeartbeatDelay, retryDelay } from "../../agent/cell/backoff";
 import { reconcile } from "../../agent/cell/reconcile";
 import { makeSpec } from "../support/specs";
 
@@ -33,5 +33,17 @@ describe("retryDelay()", () => {
     [0, 0, 50], [0, 1, 100], [1, 0, 100], [3, 1, 800], [10, 1, 2000], [10, 0, 1000],
   ])("attempt %d with random %d waits %d ms", (attempt, r, ms) => {
     expect(retryDelay(attempt, cfg, () => r)).toBe(ms);
+  });
+});
+
+describe("nextHeartbeatDelay()", () => {
+  it("keeps beats an interval apart start to start, whatever the request took", () => {
+    expect(nextHeartbeatDelay(1000, 1200, 5000, true)).toBe(4800);
+    expect(nextHeartbeatDelay(1000, 5500, 5000, true)).toBe(500);
+    expect(nextHeartbeatDelay(1000, 7000, 5000, true)).toBe(0);
+  });
+
+  it("sends a failed beat again after a quarter interval", () => {
+    expect(nextHeartbeatDelay(1000, 4000, 5000, false)).toBe(1250);
   });
 });
