@@ -4,7 +4,7 @@
  * and in order, when it is back; a tail that never reads holds nobody up.
  */
 import { randomBytes } from "node:crypto";
-import { appendFile, mkdtemp, writeFile } from "node:fs/promises";
+import { appendFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
@@ -29,9 +29,17 @@ const lines = (from: number, to: number) => Array.from({ length: to - from + 1 }
 const recent = async () =>
   (await adminCall<{ lines: { line: string }[] }>(cp, "GET", `/v3/apps/${instance.appGuid}/logs`)).lines.map((l) => l.line);
 
+/** Every directory the file makes, removed at the end. */
+const made: string[] = [];
+async function tempDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(prefix);
+  made.push(dir);
+  return dir;
+}
+
 beforeAll(async () => {
   port = await freePort();
-  persistDir = await mkdtemp(join(tmpdir(), "berth-logs-d1-"));
+  persistDir = await tempDir(join(tmpdir(), "berth-logs-d1-"));
   cp = await startCp();
   await adminCall(cp, "PATCH", "/v3/feature_flags/diego_docker", { enabled: true });
   await adminCall(cp, "PATCH", "/v3/admin/docker_registry_access", { insecure_registries: [registry.host] });
@@ -63,16 +71,17 @@ beforeAll(async () => {
     return s && s.instances.length > 0 ? s : undefined;
   });
   const spec = set.instances[0]!;
-  instance = { instanceGuid: spec.instance_guid, appGuid: spec.app_guid, index: spec.index, logDir: await mkdtemp(join(tmpdir(), "berth-logs-io-")) };
+  instance = { instanceGuid: spec.instance_guid, appGuid: spec.app_guid, index: spec.index, logDir: await tempDir(join(tmpdir(), "berth-logs-io-")) };
 }, 180_000);
 
 afterAll(async () => {
   await cp?.stop();
+  for (const dir of made) await rm(dir, { recursive: true, force: true });
 });
 
 describe("log shipper", () => {
   it("keeps lines on disk while the control plane is down and ships each once, in order, when it is back", async () => {
-    const stateDir = await mkdtemp(join(tmpdir(), "berth-logs-state-"));
+    const stateDir = await tempDir(join(tmpdir(), "berth-logs-state-"));
     const shipper = new LogShipper({ apiUrl: cp.url, cellGuid, credential, stateDir, intervalMs: 100, ackTimeoutMs: 5000, log: pino({ level: "silent" }) });
     shipper.track(instance);
     await writeFile(join(instance.logDir, "stdout.log"), lines(1, 30));
@@ -94,9 +103,9 @@ describe("log shipper", () => {
     await new Promise((r, j) => tail.once("open", r).once("error", j));
     // Stop reading from the socket: the control plane's sends pile up on its side.
     (tail as unknown as { _socket: { pause(): void } })._socket.pause();
-    const stateDir = await mkdtemp(join(tmpdir(), "berth-logs-state-"));
+    const stateDir = await tempDir(join(tmpdir(), "berth-logs-state-"));
     const shipper = new LogShipper({ apiUrl: cp.url, cellGuid, credential, stateDir, intervalMs: 100, ackTimeoutMs: 5000, log: pino({ level: "silent" }) });
-    const busy = { ...instance, logDir: await mkdtemp(join(tmpdir(), "berth-logs-io-")) };
+    const busy = { ...instance, logDir: await tempDir(join(tmpdir(), "berth-logs-io-")) };
     shipper.track(busy);
     const long = "x".repeat(1000);
     await writeFile(join(busy.logDir, "stdout.log"), Array.from({ length: 40 }, (_, i) => `${i} ${long}\n`).join(""));

@@ -81,6 +81,7 @@ afterAll(async () => {
     if (t.code !== 0) throw new Error(`cell teardown failed: ${t.stderr}`);
     await rm(stateDir, { recursive: true, force: true });
   }
+  for (const dir of [persistDir, home]) if (dir) await rm(dir, { recursive: true, force: true });
 }, 120_000);
 
 describe.sequential("cell agent and control plane failures", () => {
