@@ -14,7 +14,7 @@
  */
 import { existsSync } from "node:fs";
 import { readFile, readdir, rm, rmdir } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { z } from "zod";
 import type { TeardownConfig } from "../config";
 import { decommissionNetwork } from "../network/decommission";
@@ -90,8 +90,9 @@ export async function teardownCell(config: TeardownConfig): Promise<TeardownRepo
     if (e.code === "ENOENT") return [];
     throw e;
   });
+  // EBUSY: the state dir is a mount point (a volume of its own), which stays with the host.
   if (leftInStateDir.length === 0) await rmdir(config.state_dir).catch((e: NodeJS.ErrnoException) => {
-    if (e.code !== "ENOENT") throw e;
+    if (e.code !== "ENOENT" && e.code !== "EBUSY") throw e;
   });
   return { removedContainers, leftInStateDir: leftInStateDir.sort() };
 }
@@ -117,11 +118,15 @@ function parseJsonOrNull(text: string): unknown {
   }
 }
 
-/** Mount points at or below `dir` in this process's mount namespace. */
+/**
+ * Mount points below `dir` in this process's mount namespace; `dir` itself
+ * may be one (a volume for the state dir), which removing its entries never crosses.
+ */
 async function mountsUnder(dir: string): Promise<string[]> {
+  const root = resolve(dir); // mountinfo's form: a trailing slash would match nothing
   const mountinfo = await readFile("/proc/self/mountinfo", "utf8");
   return mountinfo
     .split("\n")
     .map((line) => line.split(" ")[4])
-    .filter((m): m is string => m !== undefined && (m === dir || m.startsWith(`${dir}/`)));
+    .filter((m): m is string => m !== undefined && m.startsWith(`${root}/`));
 }
