@@ -4,7 +4,7 @@
  * /etc files, the io directory), re-adoption after an agent restart, and
  * destroy. Decisions live in the pure modules beside this one.
  */
-import { chownSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { chownSync, closeSync, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { mkdir, readFile, readdir, rm, rmdir, writeFile } from "node:fs/promises";
 import { constants as fsConstants } from "node:fs";
 import { constants as osConstants } from "node:os";
@@ -64,13 +64,16 @@ export async function detectCgroupLayout(): Promise<CgroupLayout> {
 
 /**
  * Reads a file of the rootfs without following symlinks out of it: /etc must
- * be a real directory and the file is opened O_NOFOLLOW. Missing → "".
+ * be a real directory and the file is opened O_NOFOLLOW. Missing → "". The
+ * image chose what is there: O_NONBLOCK and the regular-file check keep a
+ * FIFO (or device) from holding this thread in open() or read() forever.
  */
 function readRootfsEtc(rootfs: string, name: string): string {
   try {
     if (!lstatSync(join(rootfs, "etc")).isDirectory()) return "";
-    const fd = openSync(join(rootfs, "etc", name), fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+    const fd = openSync(join(rootfs, "etc", name), fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
     try {
+      if (!fstatSync(fd).isFile()) throw new Error("not a regular file");
       return readFileSync(fd, "utf8");
     } finally {
       closeSync(fd);
