@@ -21,5 +21,6 @@ export function retryDelay(attempt: number, config: BackoffConfig = defaultBacko
  */
 export function nextHeartbeatDelay(startedAt: number, now: number, intervalMs: number, delivered: boolean): number {
   const due = delivered ? startedAt + intervalMs : now + intervalMs / 4;
-  return Math.max(0, Math.round(due - now));
+  // At most an interval: the clock is the wall clock, which can step back (NTP) during a beat.
+  return Math.min(intervalMs, Math.max(0, Math.round(due - now)));
 }

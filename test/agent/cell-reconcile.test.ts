@@ -46,4 +46,9 @@ describe("nextHeartbeatDelay()", () => {
   it("sends a failed beat again after a quarter interval", () => {
     expect(nextHeartbeatDelay(1000, 4000, 5000, false)).toBe(1250);
   });
+
+  it("never waits longer than an interval when the wall clock stepped back during a beat", () => {
+    // now < startedAt: an NTP step of an hour must not silence the cell for an hour (it would go LOST).
+    expect(nextHeartbeatDelay(3_600_000 + 1000, 1200, 5000, true)).toBe(5000);
+  });
 });
