@@ -209,22 +209,13 @@ export class CellAgent {
     while (!this.abort.signal.aborted) {
       const startedAt = this.clock.now();
       let delivered = true;
-      // A beat unanswered after two intervals is given up and sent again: three make the cell
-      // lost, and fetch alone would wait up to 300 s (its header timeout) on a stalled request.
-      // Not AbortSignal.any: on Node 20 each call stays referenced by the long-lived signal.
-      const beat = new AbortController();
-      const giveUp = () => beat.abort();
-      const timer = setTimeout(giveUp, 2 * this.config.heartbeatIntervalMs);
-      this.abort.signal.addEventListener("abort", giveUp, { once: true });
       try {
-        await this.deps.client.heartbeat(await this.heartbeat(), beat.signal);
+        // A beat unanswered after two intervals is given up and sent again: three make the cell lost.
+        await this.deps.client.heartbeat(await this.heartbeat(), this.abort.signal, 2 * this.config.heartbeatIntervalMs);
       } catch (e) {
         if (this.abort.signal.aborted) return;
         delivered = false;
         this.deps.log.warn({ err: (e as Error).message }, "heartbeat failed");
-      } finally {
-        clearTimeout(timer);
-        this.abort.signal.removeEventListener("abort", giveUp);
       }
       await this.clock.sleep(nextHeartbeatDelay(startedAt, this.clock.now(), this.config.heartbeatIntervalMs, delivered), this.abort.signal);
     }

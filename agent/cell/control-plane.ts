@@ -30,7 +30,9 @@ export class ControlPlaneError extends Error {
   }
 }
 
-async function check(res: Awaited<ReturnType<typeof fetch>>, what: string): Promise<unknown> {
+type FetchResponse = Awaited<ReturnType<typeof fetch>>;
+
+async function check(res: FetchResponse, what: string): Promise<unknown> {
   const text = await res.text();
   if (!res.ok) {
     let detail = text.slice(0, 300);
@@ -54,46 +56,74 @@ export async function register(apiUrl: string, registration: Omit<CellRegistrati
   return registrationResponseSchema.parse(await check(res, "register"));
 }
 
+export interface ClientTimeouts {
+  /** A request the control plane answers at once; fetch alone would wait up to 300 s for headers on a stalled one. */
+  requestMs: number;
+  /** The desired-set long poll: the control plane holds it at most 50 s (DESIGN § Agent protocol). */
+  longPollMs: number;
+}
+
+export const DEFAULT_CLIENT_TIMEOUTS: ClientTimeouts = { requestMs: 30_000, longPollMs: 75_000 };
+
 export class ControlPlaneClient {
   constructor(
     readonly apiUrl: string,
     readonly cellGuid: string,
     private readonly credential: string,
+    private readonly timeouts: ClientTimeouts = DEFAULT_CLIENT_TIMEOUTS,
   ) {}
 
-  private async call(method: string, path: string, body: unknown, what: string, signal?: AbortSignal) {
-    const res = await fetch(new URL(path, this.apiUrl), {
-      method,
-      signal,
-      headers: { authorization: `Bearer ${this.credential}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { res, what };
+  /**
+   * One request, its body read by `read`, all within `timeoutMs`: a connection
+   * dropped silently on the way fails the call instead of hanging it, and the
+   * caller's retry takes over.
+   */
+  private async call<T>(
+    method: string, path: string, body: unknown, what: string, read: (res: FetchResponse) => Promise<T>,
+    opts: { signal?: AbortSignal; timeoutMs?: number } = {},
+  ): Promise<T> {
+    const timeoutMs = opts.timeoutMs ?? this.timeouts.requestMs;
+    // A controller per request, not AbortSignal.any: on Node 20 each combined signal stays referenced by the long-lived one.
+    const request = new AbortController();
+    const cancel = () => request.abort(opts.signal?.reason);
+    const timer = setTimeout(() => request.abort(new Error(`${what}: no answer within ${timeoutMs} ms`)), timeoutMs);
+    opts.signal?.addEventListener("abort", cancel, { once: true });
+    try {
+      opts.signal?.throwIfAborted();
+      const res = await fetch(new URL(path, this.apiUrl), {
+        method,
+        signal: request.signal,
+        headers: { authorization: `Bearer ${this.credential}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return await read(res);
+    } finally {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener("abort", cancel);
+    }
   }
 
   /** The desired set when it differs from `after`; null when the hold ended unchanged (204). */
   async desired(after: number | null, signal?: AbortSignal): Promise<DesiredSet | null> {
     const q = after === null ? "" : `?after=${after}`;
-    const { res } = await this.call("GET", `/v3/cells/${this.cellGuid}/desired${q}`, undefined, "desired", signal);
-    if (res.status === 204) {
-      await res.body?.cancel();
-      return null;
-    }
-    return desiredSetSchema.parse(await check(res, "desired"));
+    return this.call("GET", `/v3/cells/${this.cellGuid}/desired${q}`, undefined, "desired", async (res) => {
+      if (res.status === 204) {
+        await res.body?.cancel();
+        return null;
+      }
+      return desiredSetSchema.parse(await check(res, "desired"));
+    }, { signal, timeoutMs: this.timeouts.longPollMs });
   }
 
-  async heartbeat(beat: Omit<Heartbeat, "protocol">, signal?: AbortSignal): Promise<void> {
-    const { res } = await this.call("POST", `/v3/cells/${this.cellGuid}/heartbeat`, { protocol: PROTOCOL_VERSION, ...beat }, "heartbeat", signal);
-    await check(res, "heartbeat");
+  async heartbeat(beat: Omit<Heartbeat, "protocol">, signal?: AbortSignal, timeoutMs?: number): Promise<void> {
+    await this.call("POST", `/v3/cells/${this.cellGuid}/heartbeat`, { protocol: PROTOCOL_VERSION, ...beat }, "heartbeat", (res) => check(res, "heartbeat"), { signal, timeoutMs });
   }
 
   async reportInstances(instances: InstanceReport[], signal?: AbortSignal): Promise<void> {
-    const { res } = await this.call("POST", `/v3/cells/${this.cellGuid}/instances`, { protocol: PROTOCOL_VERSION, instances }, "instance report", signal);
-    await check(res, "instance report");
+    await this.call("POST", `/v3/cells/${this.cellGuid}/instances`, { protocol: PROTOCOL_VERSION, instances }, "instance report", (res) => check(res, "instance report"), { signal });
   }
 
   async stagingResult(result: StagingOutcome, signal?: AbortSignal): Promise<void> {
-    const { res } = await this.call("POST", `/v3/cells/${this.cellGuid}/staging_results`, { protocol: PROTOCOL_VERSION, ...result }, "staging result", signal);
-    await check(res, "staging result");
+    await this.call("POST", `/v3/cells/${this.cellGuid}/staging_results`, { protocol: PROTOCOL_VERSION, ...result }, "staging result", (res) => check(res, "staging result"), { signal });
   }
 }
