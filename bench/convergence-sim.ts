@@ -142,21 +142,22 @@ class FakeCell {
 
   /** As the agent beats: start to start, a failed beat sent again sooner. */
   private async beatLoop(): Promise<void> {
+    let failures = 0;
     while (!this.stopped) {
       const sent = performance.now();
-      let delivered = true;
       try {
         await this.client.heartbeat({
           capacity: { memory_mb: 8192, disk_mb: 16384, containers: 250 }, free: { memory_mb: 8192, disk_mb: 16384, containers: 250 },
           cached_layers: [], instances: [...this.running.values()],
         }, this.abort.signal);
         this.lastBeatAt = sent;
+        failures = 0;
       } catch (e) {
         if (this.stopped) return;
-        delivered = false;
+        failures += 1;
         errors.push(`heartbeat ${this.client.cellGuid}: ${(e as Error).message}`);
       }
-      await new Promise((r) => setTimeout(r, nextHeartbeatDelay(sent, performance.now(), BEAT_MS, delivered)));
+      await new Promise((r) => setTimeout(r, nextHeartbeatDelay(sent, performance.now(), BEAT_MS, failures)));
     }
   }
 }

@@ -206,18 +206,19 @@ export class CellAgent {
   }
 
   private async heartbeatLoop(): Promise<void> {
+    let failures = 0;
     while (!this.abort.signal.aborted) {
       const startedAt = this.clock.now();
-      let delivered = true;
       try {
         // A beat unanswered after two intervals is given up and sent again: three make the cell lost.
         await this.deps.client.heartbeat(await this.heartbeat(), this.abort.signal, 2 * this.config.heartbeatIntervalMs);
+        failures = 0;
       } catch (e) {
         if (this.abort.signal.aborted) return;
-        delivered = false;
+        failures += 1;
         this.deps.log.warn({ err: (e as Error).message }, "heartbeat failed");
       }
-      await this.clock.sleep(nextHeartbeatDelay(startedAt, this.clock.now(), this.config.heartbeatIntervalMs, delivered), this.abort.signal);
+      await this.clock.sleep(nextHeartbeatDelay(startedAt, this.clock.now(), this.config.heartbeatIntervalMs, failures), this.abort.signal);
     }
   }
 

@@ -15,12 +15,13 @@ export function retryDelay(attempt: number, config: BackoffConfig = defaultBacko
 
 /**
  * The wait before the next heartbeat. Start to start, so a slow control plane
- * does not stretch the gap between beats toward the presence TTL; a beat that
- * failed is sent again after a quarter of the interval, since three missed
- * intervals make the cell lost.
+ * does not stretch the gap between beats toward the presence TTL. After
+ * `failures` failed beats in a row the next is sent sooner — from a quarter
+ * interval, doubling to one, with full jitter so cells coming back from one
+ * outage do not beat in step — since three missed intervals make the cell lost.
  */
-export function nextHeartbeatDelay(startedAt: number, now: number, intervalMs: number, delivered: boolean): number {
-  const due = delivered ? startedAt + intervalMs : now + intervalMs / 4;
+export function nextHeartbeatDelay(startedAt: number, now: number, intervalMs: number, failures: number, random: () => number = Math.random): number {
+  const due = failures === 0 ? startedAt + intervalMs : now + retryDelay(failures - 1, { baseMs: intervalMs / 4, maxMs: intervalMs }, random);
   // At most an interval: the clock is the wall clock, which can step back (NTP) during a beat.
   return Math.min(intervalMs, Math.max(0, Math.round(due - now)));
 }

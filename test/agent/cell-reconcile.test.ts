@@ -38,17 +38,18 @@ describe("retryDelay()", () => {
 
 describe("nextHeartbeatDelay()", () => {
   it("keeps beats an interval apart start to start, whatever the request took", () => {
-    expect(nextHeartbeatDelay(1000, 1200, 5000, true)).toBe(4800);
-    expect(nextHeartbeatDelay(1000, 5500, 5000, true)).toBe(500);
-    expect(nextHeartbeatDelay(1000, 7000, 5000, true)).toBe(0);
+    expect(nextHeartbeatDelay(1000, 1200, 5000, 0)).toBe(4800);
+    expect(nextHeartbeatDelay(1000, 5500, 5000, 0)).toBe(500);
+    expect(nextHeartbeatDelay(1000, 7000, 5000, 0)).toBe(0);
   });
 
-  it("sends a failed beat again after a quarter interval", () => {
-    expect(nextHeartbeatDelay(1000, 4000, 5000, false)).toBe(1250);
+  it("sends a failed beat again sooner: a quarter interval, doubling to one, jittered", () => {
+    expect([1, 2, 3, 4].map((n) => nextHeartbeatDelay(1000, 4000, 5000, n, () => 1))).toEqual([1250, 2500, 5000, 5000]);
+    expect(nextHeartbeatDelay(1000, 4000, 5000, 1, () => 0)).toBe(625);
   });
 
   it("never waits longer than an interval when the wall clock stepped back during a beat", () => {
     // now < startedAt: an NTP step of an hour must not silence the cell for an hour (it would go LOST).
-    expect(nextHeartbeatDelay(3_600_000 + 1000, 1200, 5000, true)).toBe(5000);
+    expect(nextHeartbeatDelay(3_600_000 + 1000, 1200, 5000, 0)).toBe(5000);
   });
 });
