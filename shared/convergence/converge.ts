@@ -161,6 +161,7 @@ export function unacknowledgedClaims(ordinary: ActualInstance[], ctx: Context): 
     .filter((i) => i.state === "CLAIMED" && isOnLiveCell(i, ctx) && ctx.now - i.since > ctx.config.claimTimeoutMs)
     .map((i) => ({
       instance_guid: i.instance_guid, process_guid: i.process_guid, index: i.index, crash_count: i.crash_count, keep: null,
+      avoid_cell: i.cell_guid!,
       reason: `cell ${i.cell_guid} did not acknowledge it within ${ctx.config.claimTimeoutMs / 1000} s`,
     }));
 }

@@ -81,6 +81,8 @@ export interface ReplaceAction {
   index: number;
   crash_count: number;
   keep: "SUSPECT" | "EVACUATING" | null;
+  /** The replacement goes elsewhere if any other cell fits (the old cell never took it). */
+  avoid_cell?: string;
   reason: string;
 }
 

@@ -13,6 +13,8 @@
  *   + 1000 × instances of the same process on the cell
  *   − 0.5 × fraction of the image's bytes the cell already caches (Berth's
  *     addition: prefer cells holding the layers, never above spreading).
+ * - A request may name a cell to avoid (one that never took it before): that
+ *   cell wins only when no other fits.
  * - No fit anywhere: placement_error "insufficient resources: <what>" (CF's
  *   wording, the lacking resources sorted and joined), or "found no compatible
  *   cell" when no cell can take work at all.
@@ -27,6 +29,8 @@ export interface PlacementRequest {
   memory_mb: number;
   disk_mb: number;
   layers: { digest: string; size: number }[];
+  /** A cell to use only when no other fits. */
+  avoid?: string;
 }
 
 export interface PlacementCell {
@@ -113,6 +117,22 @@ function commit(state: CellState, req: PlacementRequest): void {
   state.processes.set(req.process_guid, (state.processes.get(req.process_guid) ?? 0) + 1);
 }
 
+/** The best cell for `req` among `states`: least-loaded zone group first, lowest score within it; what lacked goes to `problems`. */
+function pick(req: PlacementRequest, states: CellState[], problems: Set<Lack>): CellState | undefined {
+  for (const group of zoneGroups(states, req.process_guid)) {
+    let best: { state: CellState; score: number } | undefined;
+    for (const s of group) {
+      const missing = lacks(s, req);
+      missing.forEach((m) => problems.add(m));
+      if (missing.length > 0) continue;
+      const sc = score(s, req);
+      if (!best || sc < best.score || (sc === best.score && s.cell.guid < best.state.cell.guid)) best = { state: s, score: sc };
+    }
+    if (best) return best.state;
+  }
+  return undefined;
+}
+
 export function place(requests: PlacementRequest[], cells: PlacementCell[]): Placement {
   const states: CellState[] = cells.map((cell) => ({
     cell,
@@ -128,22 +148,9 @@ export function place(requests: PlacementRequest[], cells: PlacementCell[]): Pla
   const ordered = [...requests].sort((a, b) => a.index - b.index || b.memory_mb - a.memory_mb);
   const result: Placement = { placed: [], failed: [] };
   for (const req of ordered) {
-    let winner: CellState | undefined;
     const problems = new Set<Lack>();
-    for (const group of zoneGroups(states, req.process_guid)) {
-      let best: { state: CellState; score: number } | undefined;
-      for (const s of group) {
-        const missing = lacks(s, req);
-        missing.forEach((m) => problems.add(m));
-        if (missing.length > 0) continue;
-        const sc = score(s, req);
-        if (!best || sc < best.score || (sc === best.score && s.cell.guid < best.state.cell.guid)) best = { state: s, score: sc };
-      }
-      if (best) {
-        winner = best.state;
-        break;
-      }
-    }
+    const others = req.avoid === undefined ? states : states.filter((s) => s.cell.guid !== req.avoid);
+    const winner = pick(req, others, problems) ?? (others === states ? undefined : pick(req, states, problems));
     if (winner) {
       commit(winner, req);
       result.placed.push({ key: req.key, cell_guid: winner.cell.guid });

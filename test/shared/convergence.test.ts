@@ -202,7 +202,7 @@ describe("converge: placements a cell never acknowledged", () => {
     expect(converge(desired([proc({ instances: 1 })]), [claimed(30_000)], cells, NOW).replace).toEqual([]);
     const plan = converge(desired([proc({ instances: 1 })]), [claimed(30_001)], cells, NOW);
     expect(plan.replace).toEqual([{
-      instance_guid: "c", process_guid: "p1", index: 0, crash_count: 0, keep: null, reason: "cell c1 did not acknowledge it within 30 s",
+      instance_guid: "c", process_guid: "p1", index: 0, crash_count: 0, keep: null, avoid_cell: "c1", reason: "cell c1 did not acknowledge it within 30 s",
     }]);
     expect(plan.place).toEqual([]);
   });

@@ -25,6 +25,18 @@ describe("place", () => {
     expect(where(place([req({ key: "x", index: 1 })], cells))).toEqual({ x: "a1" });
   });
 
+  it("keeps off a cell to avoid while another fits, even in a more loaded zone", () => {
+    const cells = [cell({ guid: "a1", zone: "a" }), cell({ guid: "b1", zone: "b", processes: { p1: 1 } })];
+    expect(where(place([req({ key: "x", index: 1 })], cells))).toEqual({ x: "a1" });
+    expect(where(place([req({ key: "x", index: 1, avoid: "a1" })], cells))).toEqual({ x: "b1" });
+  });
+
+  it("uses the avoided cell when nothing else fits", () => {
+    const cells = [cell({ guid: "a1" }), cell({ guid: "full", allocated: { memory_mb: 4096, disk_mb: 0, containers: 1 } })];
+    expect(place([req({ key: "x", avoid: "a1" })], cells)).toEqual({ placed: [{ key: "x", cell_guid: "a1" }], failed: [] });
+    expect(place([req({ key: "x", avoid: "a1", memory_mb: 8192 })], cells).failed).toEqual([{ key: "x", placement_error: "insufficient resources: memory" }]);
+  });
+
   it("prefers the emptier cell (Diego's resource score)", () => {
     const cells = [cell({ guid: "full", allocated: { memory_mb: 3000, disk_mb: 6000, containers: 8 } }), cell({ guid: "empty" })];
     expect(where(place([req({ key: "x" })], cells))).toEqual({ x: "empty" });

@@ -161,8 +161,8 @@ export async function applyPlan(db: Db, snap: Snapshot, plan: Plan, now: number,
     instanceGuid, processGuid: i.process_guid, appGuid: i.app_guid, index: i.index, processVersion: i.version,
     spec, cellGuid: null, state: "UNCLAIMED" as const, presence: "ORDINARY" as const, since: now, crashCount: i.crash_count, placementError: null,
   });
-  const request = (key: string, process_guid: string, index: number, memory_mb: number, disk_mb: number): PlacementRequest => ({
-    key, process_guid, index, memory_mb, disk_mb,
+  const request = (key: string, process_guid: string, index: number, memory_mb: number, disk_mb: number, avoid?: string): PlacementRequest => ({
+    key, process_guid, index, memory_mb, disk_mb, ...(avoid === undefined ? {} : { avoid }),
     layers: snap.desired.processes.find((d) => d.process_guid === process_guid)?.layers ?? [],
   });
 
@@ -188,7 +188,7 @@ export async function applyPlan(db: Db, snap: Snapshot, plan: Plan, now: number,
     }
     const spec = reidentifySpec(oldSpec, newGuid());
     const row = newRow({ ...old, version: old.process_version, crash_count: r.crash_count }, spec.instance_guid, spec);
-    pending.push({ key: spec.instance_guid, row, request: request(spec.instance_guid, old.process_guid, old.index, spec.memory_mb, spec.disk_mb), reason: r.reason });
+    pending.push({ key: spec.instance_guid, row, request: request(spec.instance_guid, old.process_guid, old.index, spec.memory_mb, spec.disk_mb, r.avoid_cell), reason: r.reason });
     outcome.replaced.push(old.instance_guid);
     record(r.keep === "SUSPECT" ? "app.instance_lost" : "app.instances_replaced", old.app_guid, r.reason, {
       instance_guid: old.instance_guid, index: old.index, replacement_guid: spec.instance_guid, kept_as: r.keep, crash_count: r.crash_count,
