@@ -14,7 +14,7 @@
  */
 import { existsSync } from "node:fs";
 import { readFile, readdir, rm, rmdir } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { z } from "zod";
 import type { TeardownConfig } from "../config";
 import { decommissionNetwork } from "../network/decommission";
@@ -51,6 +51,14 @@ export async function teardownCell(config: TeardownConfig): Promise<TeardownRepo
   const registered = await registeredName(config.state_dir);
   if (registered !== null && registered !== config.name) {
     throw new Error(`${config.state_dir} belongs to cell ${JSON.stringify(registered)}, not ${JSON.stringify(config.name)}`);
+  }
+  // What teardown deletes goes by common names (containers/, layers/…): in a dir no agent marked
+  // (a mistyped --state-dir such as /var/lib) they may be someone else's.
+  const ours = [paths.layers, paths.rootfs, paths.containers, paths.networkState, paths.netnsRunDir, ...AGENT_FILES.map((f) => join(config.state_dir, f))];
+  const marked = registered !== null || existsSync(join(paths.rootfs, "owner.json"));
+  const present = ours.filter((p) => existsSync(p));
+  if (!marked && present.length > 0) {
+    throw new Error(`${config.state_dir} has no cell.json nor rootfs/owner.json, so it is no cell's state dir; nothing removed (it holds ${present.map((p) => basename(p)).join(", ")})`);
   }
   const owner = await liveOwner(paths.rootfs);
   // The owner itself may tear down (an agent process, or a test, that is done with the cell).

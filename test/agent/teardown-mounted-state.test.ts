@@ -45,6 +45,7 @@ describe("teardown of a cell whose state dir is a mount point", () => {
     const name = `tdm-${tag}`;
     const below = join(stateDir!, "layers", "foreign");
     await mkdir(below, { recursive: true });
+    await writeFile(join(stateDir!, "cell.json"), JSON.stringify({ name }));
     await sh(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", below]);
     try {
       await writeFile(join(below, "kept"), "not the cell's");

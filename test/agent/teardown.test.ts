@@ -151,6 +151,7 @@ describe.sequential("teardown of a cell's host", () => {
   it("keeps files in the state dir that are not the agent's, and the dir with them", async () => {
     await mkdir(options.stateDir, { recursive: true });
     await writeFile(join(options.stateDir, "agent.log"), "log\n");
+    await writeFile(join(options.stateDir, "cell.json"), JSON.stringify({ name: options.name }));
     await mkdir(join(options.stateDir, "layers"));
     const r = await teardown();
     expect(r.code).toBe(0);
@@ -168,6 +169,15 @@ describe.sequential("teardown of a cell's host", () => {
     expect(existsSync(join(options.stateDir, "cell.json"))).toBe(true);
     await writeFile(join(options.stateDir, "cell.json"), "{not json");
     expect((await teardown()).stderr).toContain("cell.json is unreadable: it names no cell");
+    await rm(options.stateDir, { recursive: true });
+    // A dir no agent marked (a mistyped --state-dir): its containers/ is not ours to delete.
+    const foreign = join(options.stateDir, "containers", "keep.txt");
+    await mkdir(join(options.stateDir, "containers"), { recursive: true });
+    await writeFile(foreign, "not the cell's");
+    const unmarked = await teardown();
+    expect(unmarked.code).toBe(1);
+    expect(unmarked.stderr).toContain(`${options.stateDir} has no cell.json nor rootfs/owner.json, so it is no cell's state dir; nothing removed (it holds containers)`);
+    expect(await readFile(foreign, "utf8")).toBe("not the cell's");
     await rm(options.stateDir, { recursive: true });
     const relative = await teardownAgentCell({ name: options.name, stateDir: "relative/dir" });
     expect(relative).toMatchObject({ code: 1, stderr: "teardown: agent config: state_dir must be an absolute path\n" });
