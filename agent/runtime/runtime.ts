@@ -68,12 +68,17 @@ export async function detectCgroupLayout(): Promise<CgroupLayout> {
  * image chose what is there: O_NONBLOCK and the regular-file check keep a
  * FIFO (or device) from holding this thread in open() or read() forever.
  */
+/** Larger /etc/passwd or /etc/group files are refused: they are read whole, on the agent's thread. */
+const MAX_ETC_FILE_BYTES = 1 << 20;
+
 function readRootfsEtc(rootfs: string, name: string): string {
   try {
     if (!lstatSync(join(rootfs, "etc")).isDirectory()) return "";
     const fd = openSync(join(rootfs, "etc", name), fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
     try {
-      if (!fstatSync(fd).isFile()) throw new Error("not a regular file");
+      const st = fstatSync(fd);
+      if (!st.isFile()) throw new Error("not a regular file");
+      if (st.size > MAX_ETC_FILE_BYTES) throw new Error(`${st.size} bytes, more than the ${MAX_ETC_FILE_BYTES} allowed`);
       return readFileSync(fd, "utf8");
     } finally {
       closeSync(fd);

@@ -3,10 +3,11 @@
  * start (to resolve the user), so a hostile image must not be able to stall
  * it there: a FIFO in their place (the layer extractor creates FIFOs) fails
  * that start with a clear error instead of blocking the agent's thread on an
- * open that waits for a writer.
+ * open that waits for a writer; a file too large to read at once is refused
+ * before it is read.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { Runtime } from "../../agent/runtime/runtime";
@@ -35,5 +36,17 @@ describe("Runtime.create with an image whose /etc files are not regular files", 
     await expect(
       runtime.create({ id: `etc-${process.pid}`, rootfs, slot: 30_000 + (process.pid % 1000), command: { kind: "exec", argv: ["/bin/true"] }, env: {}, memoryMb: 64, user: "app" }),
     ).rejects.toThrow(/\/etc\/passwd of the rootfs: not a regular file/);
+  });
+
+  it("refuses an /etc/group of more than 1 MiB without reading it", async () => {
+    const rootfs = join(base!, "rootfs-big");
+    await mkdir(join(rootfs, "etc"), { recursive: true });
+    await writeFile(join(rootfs, "etc", "passwd"), "app:x:1000:1000::/:/bin/sh\n");
+    // Sparse: 2 GiB that cost no disk, and would cost the agent's memory and thread if read.
+    await writeFile(join(rootfs, "etc", "group"), "");
+    await truncate(join(rootfs, "etc", "group"), 2 ** 31);
+    await expect(
+      runtime!.create({ id: `etc-big-${process.pid}`, rootfs, slot: 31_000 + (process.pid % 1000), command: { kind: "exec", argv: ["/bin/true"] }, env: {}, memoryMb: 64, user: "app" }),
+    ).rejects.toThrow("cannot read /etc/group of the rootfs: 2147483648 bytes, more than the 1048576 allowed");
   });
 });
