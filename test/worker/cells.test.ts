@@ -83,6 +83,38 @@ describe("GET /v3/cells and drain", () => {
   });
 });
 
+describe("DELETE /v3/cells/:id", () => {
+  it("refuses a cell that still heartbeats, and anyone but an admin", async () => {
+    const cell = await enroll("cell");
+    expect((await api("DELETE", `/v3/cells/${cell.guid}`, { token: cell.credential })).status).toBe(403);
+    expect((await api("DELETE", `/v3/cells/${cell.guid}`, { token: (await createUser()).token })).status).toBe(403);
+    const live = await api("DELETE", `/v3/cells/${cell.guid}`, { token: ADMIN });
+    expect(live.status).toBe(422);
+    expect(live.json.errors[0].detail).toBe(`Cell ${cell.name} (${cell.guid}) is still heartbeating: drain it, stop its agent, then delete it`);
+    expect((await api("GET", `/v3/cells/${cell.guid}`, { token: ADMIN })).status).toBe(200);
+    expect((await api("DELETE", `/v3/cells/${crypto.randomUUID()}`, { token: ADMIN })).status).toBe(404);
+  });
+
+  it("forgets a gone cell: its row, its credential and the instances recorded on it, routes included", async () => {
+    const cell = await enroll("cell");
+    await onlyActiveCell(cell.guid);
+    const app = await appWithDroplet(space.guid);
+    await api("POST", `/v3/apps/${app.guid}/actions/start`, { token: ADMIN });
+    const [instance] = await instancesOfApp(app.guid);
+    await api("POST", `/v3/cells/${cell.guid}/instances`, { token: cell.credential, body: { protocol: 1, instances: [report(instance!.instanceGuid, "RUNNING")] } });
+    const tableBefore = (await api("GET", "/v3/routes/table", { token: ADMIN })).json.version;
+    await db().update(schema.cells).set({ lastHeartbeatAt: Date.now() - 60_000 }).where(eq(schema.cells.guid, cell.guid));
+    expect((await api("DELETE", `/v3/cells/${cell.guid}`, { token: ADMIN })).status).toBe(204);
+    expect((await api("GET", `/v3/cells/${cell.guid}`, { token: ADMIN })).status).toBe(404);
+    // The agent, if it ever comes back, must enroll again.
+    expect((await api("POST", `/v3/cells/${cell.guid}/heartbeat`, { token: cell.credential, body: heartbeat([]) })).status).toBe(401);
+    expect((await instancesOfApp(app.guid)).filter((r) => r.instanceGuid === instance!.instanceGuid)).toEqual([]);
+    expect((await api("GET", "/v3/routes/table", { token: ADMIN })).json.version).toBeGreaterThan(tableBefore);
+    // Not to be placed on the next tests' cells.
+    await api("POST", `/v3/apps/${app.guid}/actions/stop`, { token: ADMIN });
+  });
+});
+
 describe("GET /v3/cells/:id/desired (long-poll)", () => {
   it("lets a cell read only its own set", async () => {
     const a = await enroll("cell");

@@ -26,7 +26,7 @@ import { getStagingInput } from "../db/builds";
 import { completeStaging, failStaging } from "../staging/stage";
 import { PROTOCOL_VERSION } from "../../shared/protocol/version";
 import {
-  bumpCellSet, createEnrollmentToken, drainCell, enrollmentKind, getCell, listCells, registerCell, registerRouter, stagingTaskOf,
+  bumpCellSet, createEnrollmentToken, drainCell, enrollmentKind, forgetCell, getCell, listCells, registerCell, registerRouter, stagingTaskOf,
   type CellRecord,
 } from "../scheduling/cells-repo";
 import { buildDesiredSet } from "../scheduling/desired-set";
@@ -34,6 +34,7 @@ import { holdUntilChanged, notifyChannels } from "../scheduling/long-poll";
 import { recordHeartbeat, recordInstanceReports, type ReportOutcome } from "../scheduling/reports";
 import { readCellSetVersion, type VersionSource } from "../scheduling/versions";
 import { convergenceConfig } from "../scheduling/config";
+import { cellIsAlive } from "../../shared/convergence/cells";
 
 export const cellsApi = new Hono<AppEnv>();
 
@@ -105,6 +106,21 @@ cellsApi.post("/:id/actions/drain", async (c) => {
   if (!(await drainCell(c.var.db, guid, new Date()))) throw resourceNotFound("Cell");
   await wakeAfterCommit(c, "cell draining");
   return c.json(presentCell((await getCell(c.var.db, guid))!, linkerOf(c)), 202);
+});
+
+/** Forgets a cell that stopped heartbeating (after drain, agent stop and teardown); a live one is refused. */
+cellsApi.delete("/:id", async (c) => {
+  requireAdmin(c);
+  const cell = await getCell(c.var.db, c.req.param("id"));
+  if (!cell) throw resourceNotFound("Cell");
+  const view = { last_heartbeat_at: cell.lastHeartbeatAt, registered_at: Date.parse(cell.createdAt) };
+  if (cellIsAlive(view, Date.now(), convergenceConfig(c.env))) {
+    throw unprocessable(`Cell ${cell.name} (${cell.guid}) is still heartbeating: drain it, stop its agent, then delete it`);
+  }
+  const { routable } = await forgetCell(c.var.db, cell.guid);
+  if (routable) await notifyChannels(c.env, [{ kind: "routes_table" }]);
+  await wakeAfterCommit(c, "cell forgotten");
+  return c.body(null, 204);
 });
 
 cellsApi.get("/:id/desired", async (c) => {

@@ -9,6 +9,7 @@ import type { EnrollmentKind } from "../../shared/protocol/enrollment";
 import type { Resources } from "../../shared/protocol/resources";
 import { builds, cells, enrollmentTokens, instances, routers } from "../db/schema";
 import { hashToken, newToken } from "../auth/tokens";
+import { bumpRouteTable } from "../db/counters";
 import { isoNow, newGuid } from "../http/ids";
 
 export async function createEnrollmentToken(db: Db, kind: EnrollmentKind, now: Date): Promise<{ token: string; createdAt: string }> {
@@ -101,6 +102,25 @@ export async function getCell(db: Db, guid: string): Promise<CellRecord | undefi
 export async function drainCell(db: Db, guid: string, now: Date): Promise<boolean> {
   const res = await db.update(cells).set({ state: "DRAINING", updatedAt: isoNow(now) }).where(eq(cells.guid, guid));
   return res.meta.changes === 1;
+}
+
+/**
+ * Forgets a cell that is gone (Kubernetes' `kubectl delete node`; Nomad GCs
+ * down nodes): its row and credential — an agent coming back must enroll
+ * again — and the instances still recorded on it (replaced already, or
+ * SUSPECT copies whose routes go with them). Reports whether any of those
+ * was routable.
+ */
+export async function forgetCell(db: Db, guid: string): Promise<{ routable: boolean }> {
+  const [routable] = await db.select({ n: count() }).from(instances)
+    .where(and(eq(instances.cellGuid, guid), eq(instances.state, "RUNNING")));
+  const wasRoutable = (routable?.n ?? 0) > 0;
+  await db.batch([
+    db.delete(instances).where(eq(instances.cellGuid, guid)),
+    db.delete(cells).where(eq(cells.guid, guid)),
+    ...(wasRoutable ? [bumpRouteTable(db)] : []),
+  ]);
+  return { routable: wasRoutable };
 }
 
 /** Where a build stages and in which state, for checking a cell's staging result. */
