@@ -1,4 +1,4 @@
-/** @module Admin commands: create-user, create-space, set-space-role, cells, registry-access. */
+/** @module Admin commands: create-user, create-space, set-space-role, cells, drain-cell, delete-cell, registry-access. */
 import type { Command } from "commander";
 import { readFile } from "node:fs/promises";
 import { UsageError, type Ctx } from "../context";
@@ -16,6 +16,23 @@ async function byName<T extends { name: string }>(ctx: Ctx, path: string, kind: 
   const found = (await ctx.api().all<T>(path)).find((x) => x.name === name);
   if (!found) throw new UsageError(`${kind} '${name}' not found.`);
   return found;
+}
+
+interface Cell {
+  guid: string;
+  name: string;
+  state: string;
+}
+
+/** A cell by guid, or by name when only one cell has it (names repeat once a host enrolls again). */
+async function cellByRef(ctx: Ctx, ref: string): Promise<Cell> {
+  const cells = await ctx.api().all<Cell>("/v3/cells");
+  const byGuid = cells.find((c) => c.guid === ref);
+  if (byGuid) return byGuid;
+  const named = cells.filter((c) => c.name === ref);
+  if (named.length === 1) return named[0]!;
+  if (named.length === 0) throw new UsageError(`Cell '${ref}' not found.`);
+  throw new UsageError(`${named.length} cells are named '${ref}' (${named.map((c) => `${c.guid} ${c.state}`).join(", ")}): name one by its guid.`);
 }
 
 function showRegistryAccess(ctx: Ctx, ra: RegistryAccess) {
@@ -68,15 +85,35 @@ export function registerAdmin(program: Command, action: Action) {
       ctx.out.say("Getting cells...\n");
       const cells = await ctx.api().all<any>("/v3/cells");
       ctx.out.table(
-        ["name", "zone", "address", "state", "memory free/total", "containers free/total", "last heartbeat"],
+        ["name", "guid", "zone", "address", "state", "memory free/total", "containers free/total", "last heartbeat"],
         cells.map((c) => [
-          c.name, c.zone, c.address, c.state,
+          c.name, c.guid, c.zone, c.address, c.state,
           `${c.free ? formatMegabytes(c.free.memory_mb) : "?"}/${formatMegabytes(c.capacity.memory_mb)}`,
           `${c.free?.containers ?? "?"}/${c.capacity.containers}`,
           c.last_heartbeat_at ?? "never",
         ]),
       );
       ctx.out.data(cells);
+    }));
+
+  program
+    .command("drain-cell <cell>")
+    .description("Move a cell's instances elsewhere, each kept serving until its replacement runs (name or guid)")
+    .action(action(async (ctx, ref: string) => {
+      const cell = await cellByRef(ctx, ref);
+      const drained = await ctx.api().post<Cell>(`/v3/cells/${cell.guid}/actions/drain`);
+      ctx.out.say(`Draining cell ${cell.name} (${cell.guid})...\nOK\n\nTIP: once 'berth cells' shows all its containers free, stop its agent, run its teardown and 'berth delete-cell ${cell.guid}'.`);
+      ctx.out.data(drained);
+    }));
+
+  program
+    .command("delete-cell <cell>")
+    .description("Forget a cell that no longer heartbeats (name or guid); its agent would have to enroll again")
+    .action(action(async (ctx, ref: string) => {
+      const cell = await cellByRef(ctx, ref);
+      await ctx.api().delete(`/v3/cells/${cell.guid}`);
+      ctx.out.say(`Deleting cell ${cell.name} (${cell.guid})...\nOK`);
+      ctx.out.data({ guid: cell.guid, name: cell.name });
     }));
 
   const ra = program.command("registry-access").description("Docker registry access (admin): CAs, insecure and cell-only registries");

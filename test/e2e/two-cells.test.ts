@@ -221,7 +221,7 @@ describe.sequential("convergence on two cells", () => {
     let minRunning = Infinity;
     const failures: string[] = [];
     const t0 = Date.now();
-    await adminCall(cp, "POST", `/v3/cells/${drained!.guid}/actions/drain`);
+    await ok("drain-cell", drained!.name);
     await eventually("every instance RUNNING on the other cell and the drained cell empty", async () => {
       const [l, page] = await Promise.all([instancesOf("spread"), getVia(router.port, "spread.apps.localhost")]);
       minRunning = Math.min(minRunning, running(l).length);
@@ -233,4 +233,19 @@ describe.sequential("convergence on two cells", () => {
     expect(minRunning).toBeGreaterThanOrEqual(1);
     expect(failures).toEqual([]);
   }, 240_000);
+
+  it("a drained cell is decommissioned: agent stopped, host torn down, cell deleted", async () => {
+    const drained = cells[1]!;
+    const refused = await berth("delete-cell", drained.name);
+    expect(refused.code).toBe(1);
+    expect(refused.err).toContain("is still heartbeating: drain it, stop its agent, then delete it");
+    await drained.agent.kill();
+    const t = await teardownAgentCell({ name: drained.name, stateDir: drained.options.stateDir, netns: drained.host.netnsPath });
+    expect(t.code).toBe(0);
+    expect(await containerProcesses(drained)).toBe(0);
+    // Gone once its presence (TTL 4 s) has expired.
+    await eventually("the cell to be deleted", async () => ((await berth("delete-cell", drained.guid!)).code === 0 ? true : undefined), 30_000, 500);
+    expect(JSON.parse(await ok("cells", "--json")).map((c: { guid: string }) => c.guid)).not.toContain(drained.guid);
+    expect((await getVia(router.port, "spread.apps.localhost")).body).toContain(FIXTURE_PAGE);
+  }, 60_000);
 });
