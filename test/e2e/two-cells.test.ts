@@ -3,8 +3,9 @@
  * test's own, two agents each in its own network namespace (entered with
  * `nsenter --net` only) with their own state directory and cgroup parent, a
  * registry serving the fixtures on that address, and the router. Spreading,
- * scaling, crash backoff, the diego_docker flag, a cell killed with -9 and a
- * drained cell, with the seconds each convergence took printed.
+ * scaling, crash backoff, the diego_docker flag, a cell killed with -9, a
+ * drained cell and its decommissioning, with the seconds each convergence
+ * took printed.
  */
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
