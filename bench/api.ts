@@ -10,13 +10,7 @@
  */
 import autocannon from "autocannon";
 import { startControlPlane } from "../test/support/control-plane";
-
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : fallback;
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name} must be a positive integer`);
-  return v;
-}
+import { arg } from "./args";
 
 const APPS = arg("apps", 1000);
 const DURATION = arg("duration", 10);

@@ -34,16 +34,10 @@ import { ControlPlaneClient, register } from "../agent/cell/control-plane";
 import type { InstanceReport } from "../shared/protocol/instance";
 import type { ResolvedImage } from "../shared/protocol/image";
 import { startControlPlane, type ControlPlane } from "../test/support/control-plane";
+import { arg } from "./args";
 
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, "..");
-
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : fallback;
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name} must be a positive integer`);
-  return v;
-}
 
 const CELLS = arg("cells", 100);
 const APPS = arg("apps", 200);

@@ -26,13 +26,7 @@ import path from "node:path";
 import autocannon from "autocannon";
 import { request } from "undici";
 import { LOOPBACK, refusedPort, route, startFakeControlPlane, until } from "../test/router/support";
-
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : fallback;
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name} must be a positive integer`);
-  return v;
-}
+import { arg } from "./args";
 
 const DURATION = arg("duration", 8);
 const CONNECTIONS = arg("connections", 50);
