@@ -3,7 +3,6 @@
  * written while the control plane is down stay on disk and are shipped, once
  * and in order, when it is back; a tail that never reads holds nobody up.
  */
-import { randomBytes } from "node:crypto";
 import { appendFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,11 +11,11 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import WebSocket from "ws";
 import { ControlPlaneClient, register } from "../../agent/cell/control-plane";
 import { LogShipper, type ShippedInstance } from "../../agent/logs/shipper";
-import { freePort, startControlPlane, type ControlPlane } from "../support/control-plane";
+import { controlPlaneSecrets, freePort, startControlPlane, type ControlPlane } from "../support/control-plane";
 import { adminCall, enrollmentToken, eventually } from "../support/stack";
 
 const registry = inject("registry");
-const secrets = { adminToken: `bu_${randomBytes(24).toString("hex")}`, encryptionKey: randomBytes(32).toString("base64") };
+const secrets = controlPlaneSecrets();
 let cp: ControlPlane;
 let port: number;
 let persistDir: string;

@@ -4,18 +4,17 @@
  * reported and replaced; with the control plane gone, everything keeps
  * serving and the agent catches up when it returns.
  */
-import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { berthCli } from "../support/cli";
-import { freePort, startControlPlane, type ControlPlane } from "../support/control-plane";
+import { controlPlaneSecrets, freePort, startControlPlane, type ControlPlane } from "../support/control-plane";
 import { freeContainerCidr, makeCellAddress, type CellAddress } from "../support/netns";
 import { adminCall, enrollmentToken, eventually, getVia, registerRouter, startAgentProcess, startRouterProcess, teardownAgentCell, type Daemon } from "../support/stack";
 
 const registry = inject("registry");
-const secrets = { adminToken: `bu_${randomBytes(24).toString("hex")}`, encryptionKey: randomBytes(32).toString("base64") };
+const secrets = controlPlaneSecrets();
 let cp: ControlPlane;
 let cpPort: number;
 let persistDir: string;

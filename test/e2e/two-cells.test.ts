@@ -7,7 +7,6 @@
  * drained cell and its decommissioning, with the seconds each convergence
  * took printed.
  */
-import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -82,7 +81,6 @@ beforeAll(async () => {
   cpAddress = await makeCellAddress();
   cp = await startControlPlane({
     host: cpAddress.address,
-    adminToken: `bu_${randomBytes(24).toString("hex")}`,
     vars: { LONG_POLL_HOLD_MS: "5000", HEARTBEAT_TTL_MS: "4000", CRASH_BACKOFF_BASE_MS: String(BACKOFF_BASE_MS) },
   });
   cellRegistry = await startRegistry({ storageDir: fixtures.storageDir, listen: cpAddress.address });

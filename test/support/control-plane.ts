@@ -55,6 +55,11 @@ export async function freePort(host = "127.0.0.1"): Promise<number> {
   });
 }
 
+/** A fresh admin token and encryption key; a test that restarts one control plane keeps them. */
+export function controlPlaneSecrets(): { adminToken: string; encryptionKey: string } {
+  return { adminToken: `bu_${randomBytes(24).toString("hex")}`, encryptionKey: randomBytes(32).toString("base64") };
+}
+
 const QUIET_ENV = { WRANGLER_SEND_METRICS: "false", WRANGLER_LOG: process.env.BERTH_WRANGLER_LOG ?? "warn", NO_COLOR: "1" };
 
 export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
@@ -63,10 +68,11 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const env = { ...process.env, ...QUIET_ENV };
   const config = opts.config ? ["--config", opts.config] : [];
   await run(WRANGLER, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir, ...config], { cwd: ROOT, env });
-  const adminToken = opts.adminToken ?? `bu_${randomBytes(24).toString("hex")}`;
+  const fresh = controlPlaneSecrets();
+  const adminToken = opts.adminToken ?? fresh.adminToken;
   const vars = {
     ADMIN_TOKEN: adminToken,
-    ENCRYPTION_KEY: opts.encryptionKey ?? randomBytes(32).toString("base64"),
+    ENCRYPTION_KEY: opts.encryptionKey ?? fresh.encryptionKey,
     ...opts.vars,
   };
   const port = opts.port ?? (await freePort(host));
