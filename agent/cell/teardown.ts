@@ -18,7 +18,7 @@ import { basename, join, resolve } from "node:path";
 import { z } from "zod";
 import type { TeardownConfig } from "../config";
 import { decommissionNetwork } from "../network/decommission";
-import { liveOwner } from "../rootfs/root-lock";
+import { liveOwner, ownerFile } from "../rootfs/root-lock";
 import { RootfsManager } from "../rootfs/rootfs-manager";
 import { Runtime } from "../runtime/runtime";
 import { cellHostLayout } from "./host-layout";
@@ -52,11 +52,12 @@ export async function teardownCell(config: TeardownConfig): Promise<TeardownRepo
   if (registered !== null && registered !== config.name) {
     throw new Error(`${config.state_dir} belongs to cell ${JSON.stringify(registered)}, not ${JSON.stringify(config.name)}`);
   }
+  // Removed at the end; the network's two directories go with decommissionNetwork.
+  const agentFiles = [paths.layers, paths.rootfs, paths.containers, ...AGENT_FILES.map((f) => join(config.state_dir, f))];
   // What teardown deletes goes by common names (containers/, layers/…): in a dir no agent marked
   // (a mistyped --state-dir such as /var/lib) they may be someone else's.
-  const ours = [paths.layers, paths.rootfs, paths.containers, paths.networkState, paths.netnsRunDir, ...AGENT_FILES.map((f) => join(config.state_dir, f))];
-  const marked = registered !== null || existsSync(join(paths.rootfs, "owner.json"));
-  const present = ours.filter((p) => existsSync(p));
+  const marked = registered !== null || existsSync(ownerFile(paths.rootfs));
+  const present = [...agentFiles, paths.networkState, paths.netnsRunDir].filter((p) => existsSync(p));
   if (!marked && present.length > 0) {
     throw new Error(`${config.state_dir} has no cell.json nor rootfs/owner.json, so it is no cell's state dir; nothing removed (it holds ${present.map((p) => basename(p)).join(", ")})`);
   }
@@ -91,9 +92,7 @@ export async function teardownCell(config: TeardownConfig): Promise<TeardownRepo
   // Removing a tree that still holds a mount would delete through it.
   const mounted = await mountsUnder(config.state_dir);
   if (mounted.length > 0) throw new Error(`teardown left mounts under ${config.state_dir}: ${mounted.join(", ")}`);
-  for (const p of [paths.layers, paths.rootfs, paths.containers, ...AGENT_FILES.map((f) => join(config.state_dir, f))]) {
-    await rm(p, { recursive: true, force: true });
-  }
+  for (const p of agentFiles) await rm(p, { recursive: true, force: true });
   const leftInStateDir = await readdir(config.state_dir).catch((e: NodeJS.ErrnoException) => {
     if (e.code === "ENOENT") return [];
     throw e;

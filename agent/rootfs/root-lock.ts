@@ -26,9 +26,12 @@ export function processStart(pid: number): string | null {
   return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
 }
 
+/** Where root's owner is recorded: its presence marks a directory some agent used. */
+export const ownerFile = (root: string): string => join(root, "owner.json");
+
 /** The pid of the live process that owns root, or null when none does (no owner, or it is gone). */
 export async function liveOwner(root: string): Promise<number | null> {
-  const text = await readFile(join(root, "owner.json"), "utf8").catch((err: NodeJS.ErrnoException) => {
+  const text = await readFile(ownerFile(root), "utf8").catch((err: NodeJS.ErrnoException) => {
     if (err.code === "ENOENT") return null;
     throw err;
   });
@@ -39,7 +42,7 @@ export async function liveOwner(root: string): Promise<number | null> {
 
 /** Records `pid` (this process by default) as the owner of root; throws if another live process owns it. */
 export async function claimRoot(root: string, pid = process.pid): Promise<void> {
-  const file = join(root, "owner.json");
+  const file = ownerFile(root);
   const owner = await liveOwner(root);
   if (owner !== null && owner !== pid) throw new Error(`${root} is in use by process ${owner}: one cell agent per state directory`);
   const start = processStart(pid);
