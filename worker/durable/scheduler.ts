@@ -16,22 +16,15 @@ import type { ConvergenceConfig } from "../../shared/convergence/config";
 import { converge } from "../../shared/convergence/converge";
 import { nextDueAt } from "../../shared/convergence/next-due";
 import { readSnapshot } from "../scheduling/snapshot";
-import { applyPlan } from "../scheduling/apply-plan";
+import { applyPlan, type PassOutcome } from "../scheduling/apply-plan";
 import { convergenceConfig } from "../scheduling/config";
 import { notifyChannels } from "../scheduling/long-poll";
 import { parseSourceName, registryAccessVersionQuery, sourceName, type VersionSource } from "../scheduling/versions";
 import { ROUTES_TABLE_COUNTER } from "../db/counters";
 import { eq } from "drizzle-orm";
 
-export interface PassReport {
-  placed: { instance_guid: string; cell_guid: string }[];
-  unplaced: { instance_guid: string; placement_error: string }[];
-  stopped: string[];
-  replaced: string[];
-  lost_cells: string[];
-  /** ms since the epoch of the alarm set, or null. */
-  next_due_at: number | null;
-}
+/** What a pass did, and the alarm it set (ms since the epoch, or null). */
+export type PassReport = PassOutcome & { next_due_at: number | null };
 
 /** Storage key of the versions held long-polls were last told about. */
 const NOTIFIED = "notified_versions";
@@ -128,9 +121,6 @@ export class Scheduler extends DurableObject<Bindings> {
     const next = due.length > 0 ? Math.min(...due) : null;
     if (next === null) await this.ctx.storage.deleteAlarm();
     else await this.ctx.storage.setAlarm(next);
-    return {
-      placed: outcome.placed, unplaced: outcome.unplaced, stopped: outcome.stopped, replaced: outcome.replaced,
-      lost_cells: outcome.lostCells, next_due_at: next,
-    };
+    return { ...outcome, next_due_at: next };
   }
 }

@@ -42,10 +42,7 @@ export interface PassOutcome {
   unplaced: { instance_guid: string; placement_error: string }[];
   stopped: string[];
   replaced: string[];
-  lostCells: string[];
-  /** Cells whose desired set changed: their channels must be notified. */
-  touchedCells: string[];
-  routesChanged: boolean;
+  lost_cells: string[];
 }
 
 interface Write {
@@ -105,7 +102,7 @@ const indexOf = (t: Target) => (t.existing ? t.existing.index : t.row.index);
 export async function applyPlan(db: Db, snap: Snapshot, plan: Plan, now: number, config: ConvergenceConfig): Promise<PassOutcome> {
   const facts = new Map(snap.actual.map((i) => [i.instance_guid, i]));
   const writes: Write[] = [];
-  const outcome: PassOutcome = { placed: [], unplaced: [], stopped: [], replaced: [], lostCells: [], touchedCells: [], routesChanged: false };
+  const outcome: PassOutcome = { placed: [], unplaced: [], stopped: [], replaced: [], lost_cells: [] };
   const events = new Map<string, { type: AuditEventType; app: string; data: { reason: string; instances: Record<string, unknown>[] } }>();
   const record = (type: AuditEventType, app: string, reason: string, instance: Record<string, unknown>) => {
     const k = `${type}\u0000${app}\u0000${reason}`;
@@ -136,7 +133,7 @@ export async function applyPlan(db: Db, snap: Snapshot, plan: Plan, now: number,
     writes.push({
       statement: db.update(cells).set({ state: "LOST" }).where(sql`${cells.guid} = ${lost.cell_guid} and ${cells.state} = 'ACTIVE' and ${cells.lastHeartbeatAt} is ${seen}`),
     });
-    outcome.lostCells.push(lost.cell_guid);
+    outcome.lost_cells.push(lost.cell_guid);
   }
 
   for (const stop of plan.stop) {
@@ -267,9 +264,7 @@ export async function applyPlan(db: Db, snap: Snapshot, plan: Plan, now: number,
     });
   }
 
-  const touched = await commit(db, writes);
-  outcome.touchedCells = [...touched.cells];
-  outcome.routesChanged = touched.routes;
+  await commit(db, writes);
   return outcome;
 }
 
@@ -294,8 +289,7 @@ function assignStagingTasks(db: Db, snap: Snapshot, now: number, config: Converg
 }
 
 /** Runs the writes in batches, each ending with the version bumps for what it touched. */
-async function commit(db: Db, writes: Write[]): Promise<{ cells: Set<string>; routes: boolean }> {
-  const all = { cells: new Set<string>(), routes: false };
+async function commit(db: Db, writes: Write[]): Promise<void> {
   for (let start = 0; start < writes.length; start += BATCH_LIMIT) {
     const slice = writes.slice(start, start + BATCH_LIMIT);
     const touched = new Set(slice.flatMap((w) => (w.cells ?? []).filter((g): g is string => g !== null)));
@@ -307,8 +301,5 @@ async function commit(db: Db, writes: Write[]): Promise<{ cells: Set<string>; ro
     }
     if (routes) statements.push(bumpRouteTable(db));
     await db.batch(statements as [Statement, ...Statement[]]);
-    touched.forEach((g) => all.cells.add(g));
-    all.routes ||= routes;
   }
-  return all;
 }
