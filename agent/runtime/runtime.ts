@@ -62,15 +62,15 @@ export async function detectCgroupLayout(): Promise<CgroupLayout> {
   return cgroupLayout(mounts, controllers, memory !== undefined && existsSync(join(memory, "memory.memsw.limit_in_bytes")));
 }
 
+/** Larger /etc/passwd or /etc/group files are refused: they are read whole, on the agent's thread. */
+const MAX_ETC_FILE_BYTES = 1 << 20;
+
 /**
  * Reads a file of the rootfs without following symlinks out of it: /etc must
  * be a real directory and the file is opened O_NOFOLLOW. Missing → "". The
  * image chose what is there: O_NONBLOCK and the regular-file check keep a
  * FIFO (or device) from holding this thread in open() or read() forever.
  */
-/** Larger /etc/passwd or /etc/group files are refused: they are read whole, on the agent's thread. */
-const MAX_ETC_FILE_BYTES = 1 << 20;
-
 function readRootfsEtc(rootfs: string, name: string): string {
   try {
     if (!lstatSync(join(rootfs, "etc")).isDirectory()) return "";

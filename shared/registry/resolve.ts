@@ -39,7 +39,6 @@ async function registryErrorCode(res: Response): Promise<string | undefined> {
     }
   } catch {
     // An unreadable error body only costs the message its detail.
-    return undefined;
   }
   return undefined;
 }
