@@ -118,15 +118,17 @@ export class CellAgent {
       let attempt = 0;
       while (this.unsent.size > 0 && !this.abort.signal.aborted) {
         const batch = [...this.unsent.values()];
+        // Done with these reports; a newer one of the same instance, queued meanwhile, stays.
+        const settle = () => batch.forEach((r) => this.unsent.get(r.instance_guid) === r && this.unsent.delete(r.instance_guid));
         try {
           await this.deps.client.reportInstances(batch, this.abort.signal);
-          for (const r of batch) if (this.unsent.get(r.instance_guid) === r) this.unsent.delete(r.instance_guid);
+          settle();
           attempt = 0;
         } catch (e) {
           if (e instanceof ControlPlaneError && e.permanent) {
             // Refused for good (e.g. the instance was moved off this cell): resending cannot help.
             this.deps.log.warn({ err: e.message, instances: batch.map((r) => r.instance_guid) }, "instance report refused; dropped");
-            for (const r of batch) if (this.unsent.get(r.instance_guid) === r) this.unsent.delete(r.instance_guid);
+            settle();
             continue;
           }
           this.deps.log.warn({ err: (e as Error).message }, "instance report failed; retrying");

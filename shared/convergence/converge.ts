@@ -30,6 +30,7 @@ import type {
   ActualInstance, ActualState, CellView, DesiredProcess, DesiredState, MarkLostAction, Plan, PlaceAction,
   PromoteAction, ReplaceAction, StopAction,
 } from "./model";
+import { isStarted } from "./model";
 
 interface Context {
   /** Processes that should run now (empty of Docker processes while diego_docker is off). */
@@ -144,11 +145,10 @@ export function duplicateInstances(ordinary: ActualInstance[]): StopAction[] {
   return stops;
 }
 
-const startedStates = new Set<ActualState>(["CLAIMED", "STARTING", "RUNNING"]);
 
 export function lostCellInstances(ordinary: ActualInstance[], ctx: Context): ReplaceAction[] {
   return ordinary
-    .filter((i) => placedOnCell(i) && startedStates.has(i.state) && !isOnLiveCell(i, ctx))
+    .filter((i) => placedOnCell(i) && isStarted(i.state) && !isOnLiveCell(i, ctx))
     .map((i) => ({
       instance_guid: i.instance_guid, process_guid: i.process_guid, index: i.index, crash_count: i.crash_count,
       keep: i.state === "RUNNING" ? ("SUSPECT" as const) : null,
@@ -168,7 +168,7 @@ export function unacknowledgedClaims(ordinary: ActualInstance[], ctx: Context): 
 
 export function drainingCellInstances(ordinary: ActualInstance[], ctx: Context): ReplaceAction[] {
   return ordinary
-    .filter((i) => startedStates.has(i.state) && i.cell_guid !== null && ctx.cells.get(i.cell_guid)?.state === "DRAINING")
+    .filter((i) => isStarted(i.state) && i.cell_guid !== null && ctx.cells.get(i.cell_guid)?.state === "DRAINING")
     .map((i) => ({
       instance_guid: i.instance_guid, process_guid: i.process_guid, index: i.index, crash_count: i.crash_count,
       keep: i.state === "RUNNING" ? ("EVACUATING" as const) : null,

@@ -27,6 +27,10 @@ export interface DesiredState {
 
 export type ActualState = "UNCLAIMED" | "CLAIMED" | "STARTING" | "RUNNING" | "CRASHED" | "STOPPING";
 
+/** Placed and not given up: the states whose containers the cell should keep running. */
+export const STARTED_STATES = ["CLAIMED", "STARTING", "RUNNING"] as const satisfies readonly ActualState[];
+export const isStarted = (state: ActualState): boolean => (STARTED_STATES as readonly ActualState[]).includes(state);
+
 /**
  * Diego's presence: ORDINARY; EVACUATING (its cell drains, it keeps serving until
  * its replacement runs); SUSPECT (its cell stopped heartbeating, it stays routable

@@ -28,7 +28,7 @@ import { bumpRouteTable } from "../db/counters";
 import { newGuid } from "../http/ids";
 import type { InstanceFacts, Snapshot } from "./snapshot";
 import { storedSpecSchema, type StoredSpec } from "./stored-spec";
-import { RUNNABLE_STATES } from "./desired-set";
+import { isStarted } from "../../shared/convergence/model";
 import { buildInstanceSpec, reidentifySpec } from "./instance-spec";
 
 type Statement = BatchItem<"sqlite">;
@@ -51,8 +51,6 @@ interface Write {
   cells?: (string | null)[];
   routes?: boolean;
 }
-
-const runnable = new Set<string>(RUNNABLE_STATES);
 
 function placementCells(snap: Snapshot, now: number, config: ConvergenceConfig): PlacementCell[] {
   const eligible = new Map<string, PlacementCell>();
@@ -115,7 +113,7 @@ export async function applyPlan(db: Db, snap: Snapshot, plan: Plan, now: number,
 
   /** Removes an instance from its cell's set: STOPPING while a live cell still runs it, else gone. */
   const retire = (i: InstanceFacts) => {
-    const inSet = runnable.has(i.state);
+    const inSet = isStarted(i.state);
     const stillRunsIt = inSet && i.cell_guid !== null && aliveCells.has(i.cell_guid);
     writes.push({
       statement: stillRunsIt

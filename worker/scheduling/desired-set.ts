@@ -13,11 +13,10 @@ import { PROTOCOL_VERSION } from "../../shared/protocol/version";
 import { builds, instances, packages } from "../db/schema";
 import { getRegistryAccess } from "../db/registry-access";
 import { openSecret, packageAad } from "../crypto/secrets";
+import { STARTED_STATES } from "../../shared/convergence/model";
 import { cellVersionQuery } from "./versions";
 import { parseStoredSpec } from "./stored-spec";
 
-/** Instance states whose containers the cell should keep running. */
-export const RUNNABLE_STATES = ["CLAIMED", "STARTING", "RUNNING"] as const;
 
 /** Opens each package's password once per set. */
 function credentialsOpener(db: Db, env: Pick<Bindings, "ENCRYPTION_KEY">) {
@@ -44,7 +43,7 @@ export async function buildDesiredSet(db: Db, env: Pick<Bindings, "ENCRYPTION_KE
   const [cell, rows, tasks, taskPackages] = await db.batch([
     cellVersionQuery(db, cellGuid),
     db.select({ guid: instances.instanceGuid, spec: instances.spec }).from(instances)
-      .where(and(eq(instances.cellGuid, cellGuid), inArray(instances.state, [...RUNNABLE_STATES])))
+      .where(and(eq(instances.cellGuid, cellGuid), inArray(instances.state, [...STARTED_STATES])))
       .orderBy(instances.processGuid, instances.index),
     // No joins in a D1 batch (drizzle maps batch rows by column name; both tables have guid).
     db.select({ buildGuid: builds.guid, packageGuid: builds.packageGuid }).from(builds).where(stagingHere).orderBy(builds.createdAt),

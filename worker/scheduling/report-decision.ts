@@ -17,7 +17,7 @@
  */
 import type { RestartPolicy } from "../../shared/convergence/config";
 import { crashCountAfterCrash } from "../../shared/convergence/restart-calculator";
-import type { ActualState, Presence } from "../../shared/convergence/model";
+import { isStarted, type ActualState, type Presence } from "../../shared/convergence/model";
 import type { InstanceReport } from "../../shared/protocol/instance";
 
 export interface InstanceRow {
@@ -63,7 +63,6 @@ export type ReportDecision =
       crash?: CrashFacts;
     };
 
-const STARTED = new Set<ActualState>(["CLAIMED", "STARTING", "RUNNING"]);
 
 function describeExit(report: InstanceReport): string {
   if (report.reason) return report.reason;
@@ -108,7 +107,7 @@ export function decideReport(
   if (row.state === "STOPPING") {
     return report.state === "STOPPED" || report.state === "CRASHED" ? { kind: "delete", wasRoutable: false, leftSet: false } : { kind: "ignore" };
   }
-  if (!STARTED.has(row.state)) return { kind: "ignore" };
+  if (!isStarted(row.state)) return { kind: "ignore" };
 
   switch (report.state) {
     case "STOPPED":
