@@ -29,13 +29,13 @@ import { newGuid } from "../http/ids";
 import type { InstanceFacts, Snapshot } from "./snapshot";
 import { storedSpecSchema, type StoredSpec } from "./stored-spec";
 import { isStarted } from "../../shared/convergence/model";
+import { paramChunks } from "../db/param-chunks";
 import { buildInstanceSpec, reidentifySpec } from "./instance-spec";
 
 type Statement = BatchItem<"sqlite">;
 
 /** Statements per D1 batch (D1 caps queries per invocation; each batch stays one transaction). */
 export const BATCH_LIMIT = 400;
-const PARAM_CHUNK = 90;
 
 export interface PassOutcome {
   placed: { instance_guid: string; cell_guid: string }[];
@@ -76,9 +76,9 @@ function placementCells(snap: Snapshot, now: number, config: ConvergenceConfig):
 /** Stored specs of these instances; one that does not parse (kept `{}` after a spec error) is left out. */
 async function loadSpecs(db: Db, guids: string[]): Promise<Map<string, StoredSpec>> {
   const out = new Map<string, StoredSpec>();
-  for (let i = 0; i < guids.length; i += PARAM_CHUNK) {
+  for (const part of paramChunks(guids)) {
     const rows = await db.select({ guid: instances.instanceGuid, spec: instances.spec }).from(instances)
-      .where(inArray(instances.instanceGuid, guids.slice(i, i + PARAM_CHUNK)));
+      .where(inArray(instances.instanceGuid, part));
     for (const r of rows) {
       const parsed = storedSpecSchema.safeParse(r.spec);
       if (parsed.success) out.set(r.guid, parsed.data);
@@ -294,8 +294,8 @@ async function commit(db: Db, writes: Write[]): Promise<void> {
     const routes = slice.some((w) => w.routes);
     const statements: Statement[] = slice.map((w) => w.statement);
     const guids = [...touched];
-    for (let i = 0; i < guids.length; i += PARAM_CHUNK) {
-      statements.push(db.update(cells).set({ desiredVersion: sql`${cells.desiredVersion} + 1` }).where(inArray(cells.guid, guids.slice(i, i + PARAM_CHUNK))));
+    for (const part of paramChunks(guids)) {
+      statements.push(db.update(cells).set({ desiredVersion: sql`${cells.desiredVersion} + 1` }).where(inArray(cells.guid, part)));
     }
     if (routes) statements.push(bumpRouteTable(db));
     await db.batch(statements as [Statement, ...Statement[]]);

@@ -13,6 +13,7 @@ import { apps, cells, instances } from "../db/schema";
 import { auditEvent, type AuditEventInput } from "../db/audit";
 import { bumpRouteTable } from "../db/counters";
 import { decideReport, type InstanceRow } from "./report-decision";
+import { paramChunks } from "../db/param-chunks";
 
 export interface ReportOutcome {
   /** Reports refused: the instance is not (or no longer) placed on this cell. */
@@ -31,14 +32,6 @@ interface LoadedRow extends InstanceRow {
   spaceGuid: string | null;
 }
 
-/** D1 allows 100 bound parameters a statement. */
-const CHUNK = 90;
-
-function chunks<T>(xs: T[], size = CHUNK): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < xs.length; i += size) out.push(xs.slice(i, i + size));
-  return out;
-}
 
 const rowColumns = {
   instanceGuid: instances.instanceGuid, cellGuid: instances.cellGuid, state: instances.state, presence: instances.presence,
@@ -48,7 +41,7 @@ const rowColumns = {
 
 async function loadRows(db: Db, guids: string[]): Promise<Map<string, LoadedRow>> {
   const out = new Map<string, LoadedRow>();
-  for (const part of chunks([...new Set(guids)])) {
+  for (const part of paramChunks([...new Set(guids)])) {
     const rows = await db.select(rowColumns).from(instances).leftJoin(apps, eq(apps.guid, instances.appGuid)).where(inArray(instances.instanceGuid, part));
     for (const r of rows) out.set(r.instanceGuid, r);
   }
@@ -145,7 +138,7 @@ export async function recordHeartbeat(
   const { statements, outcome } = decisionsToStatements(db, actor, cellGuid, rows, heartbeat.instances, now, policy);
   const listed = new Set(heartbeat.instances.map((r) => r.instance_guid));
   const gone = stopping.map((s) => s.guid).filter((g) => !listed.has(g));
-  for (const part of chunks(gone)) statements.push(db.delete(instances).where(inArray(instances.instanceGuid, part)));
+  for (const part of paramChunks(gone)) statements.push(db.delete(instances).where(inArray(instances.instanceGuid, part)));
   const resized = JSON.stringify(cell.capacity) !== JSON.stringify(heartbeat.capacity);
   statements.push(
     db.update(cells).set({
