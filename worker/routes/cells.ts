@@ -12,7 +12,7 @@ import { linkerOf } from "../auth/scope";
 import { invalidAuthToken, notAuthorized, resourceNotFound, unprocessable } from "../errors";
 import { describeIssues, pageQuery, parseJson, parseQuery } from "../http/validate";
 import { paginated } from "../http/pagination";
-import { wakeAfterCommit } from "../http/wake-after-commit";
+import { notifyAfterCommit, wakeAfterCommit } from "../http/wake-after-commit";
 import type { Linker } from "../presenters/links";
 import { desiredQuerySchema } from "../../shared/protocol/desired-set";
 import {
@@ -118,7 +118,7 @@ cellsApi.delete("/:id", async (c) => {
     throw unprocessable(`Cell ${cell.name} (${cell.guid}) is still heartbeating: drain it, stop its agent, then delete it`);
   }
   const { routable } = await forgetCell(c.var.db, cell.guid);
-  if (routable) await notifyChannels(c.env, [{ kind: "routes_table" }]);
+  if (routable) await notifyAfterCommit(c, [{ kind: "routes_table" }], "cell forgotten");
   await wakeAfterCommit(c, "cell forgotten");
   return c.body(null, 204);
 });

@@ -15,11 +15,15 @@ import { resourceNotFound, unprocessable } from "../errors";
 import { filterList } from "../http/list-query";
 import { paginated } from "../http/pagination";
 import { pageQuery, parseJson, parseQuery } from "../http/validate";
-import { wakeAfterCommit } from "../http/wake-after-commit";
+import { notifyAfterCommit } from "../http/wake-after-commit";
+import type { VersionSource } from "../scheduling/versions";
 import { appsDomainGuid, presentDestinations, presentRoute } from "../presenters/routes";
 
 /** One DNS label (RFC 1123): letters, digits and inner hyphens, at most 63. */
 export const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** Route edits move the routers' table and no desired state: routers are told directly. */
+const ROUTES_TABLE: VersionSource[] = [{ kind: "routes_table" }];
 
 const toOne = z.strictObject({ data: z.strictObject({ guid: z.string().min(1).max(255) }) });
 
@@ -94,8 +98,7 @@ routesApi.get("/:guid", async (c) => {
 routesApi.delete("/:guid", async (c) => {
   const { principal, route } = await reachableRoute(c);
   await deleteRoute(c.var.db, route, principal);
-  // The scheduler tells waiting routers that the route table moved.
-  await wakeAfterCommit(c, `delete route ${route.guid}`);
+  await notifyAfterCommit(c, ROUTES_TABLE, `delete route ${route.guid}`);
   return c.body(null, 202);
 });
 
@@ -118,7 +121,7 @@ routesApi.post("/:guid/destinations", async (c) => {
   const destinations = await addDestinations(c.var.db, route, body.destinations.map((d) => ({
     appGuid: d.app.guid, processType: d.app.process?.type ?? "web", port: d.port ?? null,
   })));
-  await wakeAfterCommit(c, `map route ${route.guid}`);
+  await notifyAfterCommit(c, ROUTES_TABLE, `map route ${route.guid}`);
   return c.json(presentDestinations({ ...route, destinations }, linkerOf(c)));
 });
 
@@ -126,6 +129,6 @@ routesApi.delete("/:guid/destinations/:destination", async (c) => {
   const { route } = await reachableRoute(c);
   const removed = await removeDestination(c.var.db, route, c.req.param("destination"));
   if (!removed) throw unprocessable("Unable to unmap route from destination. Ensure the route has a destination with this guid.");
-  await wakeAfterCommit(c, `unmap route ${route.guid}`);
+  await notifyAfterCommit(c, ROUTES_TABLE, `unmap route ${route.guid}`);
   return c.body(null, 204);
 });
