@@ -47,15 +47,6 @@ async function check(res: FetchResponse, what: string): Promise<unknown> {
   return text ? JSON.parse(text) : undefined;
 }
 
-export async function register(apiUrl: string, registration: Omit<CellRegistration, "protocol">): Promise<RegistrationResponse> {
-  const res = await fetch(new URL("/v3/cells/register", apiUrl), {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ protocol: PROTOCOL_VERSION, ...registration }),
-  });
-  return registrationResponseSchema.parse(await check(res, "register"));
-}
-
 export interface ClientTimeouts {
   /** A request the control plane answers at once; fetch alone would wait up to 300 s for headers on a stalled one. */
   requestMs: number;
@@ -65,6 +56,51 @@ export interface ClientTimeouts {
 
 export const DEFAULT_CLIENT_TIMEOUTS: ClientTimeouts = { requestMs: 30_000, longPollMs: 75_000 };
 
+interface RequestOptions<T> {
+  credential?: string;
+  signal?: AbortSignal;
+  timeoutMs: number;
+  /** Reads the answer (default: `check`, the JSON body or a ControlPlaneError). */
+  read?: (res: FetchResponse) => Promise<T>;
+}
+
+/**
+ * One request to the control plane, its body read, all within `timeoutMs`: a
+ * connection dropped silently on the way fails the call instead of hanging
+ * it, and the caller's retry takes over.
+ */
+async function request<T>(url: URL, method: string, body: unknown, what: string, opts: RequestOptions<T>): Promise<T> {
+  const read = opts.read ?? ((res: FetchResponse) => check(res, what) as Promise<T>);
+  // A controller per request, not AbortSignal.any: on Node 20 each combined signal stays referenced by the long-lived one.
+  const controller = new AbortController();
+  const cancel = () => controller.abort(opts.signal?.reason);
+  const timer = setTimeout(() => controller.abort(new Error(`${what}: no answer within ${opts.timeoutMs} ms`)), opts.timeoutMs);
+  opts.signal?.addEventListener("abort", cancel, { once: true });
+  try {
+    opts.signal?.throwIfAborted();
+    const res = await fetch(url, {
+      method,
+      signal: controller.signal,
+      headers: {
+        ...(opts.credential === undefined ? {} : { authorization: `Bearer ${opts.credential}` }),
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return await read(res);
+  } finally {
+    clearTimeout(timer);
+    opts.signal?.removeEventListener("abort", cancel);
+  }
+}
+
+export async function register(
+  apiUrl: string, registration: Omit<CellRegistration, "protocol">, timeoutMs = DEFAULT_CLIENT_TIMEOUTS.requestMs,
+): Promise<RegistrationResponse> {
+  const body = { protocol: PROTOCOL_VERSION, ...registration };
+  return registrationResponseSchema.parse(await request(new URL("/v3/cells/register", apiUrl), "POST", body, "register", { timeoutMs }));
+}
+
 export class ControlPlaneClient {
   constructor(
     readonly apiUrl: string,
@@ -73,57 +109,32 @@ export class ControlPlaneClient {
     private readonly timeouts: ClientTimeouts = DEFAULT_CLIENT_TIMEOUTS,
   ) {}
 
-  /**
-   * One request, its body read by `read`, all within `timeoutMs`: a connection
-   * dropped silently on the way fails the call instead of hanging it, and the
-   * caller's retry takes over.
-   */
-  private async call<T>(
-    method: string, path: string, body: unknown, what: string, read: (res: FetchResponse) => Promise<T>,
-    opts: { signal?: AbortSignal; timeoutMs?: number } = {},
-  ): Promise<T> {
-    const timeoutMs = opts.timeoutMs ?? this.timeouts.requestMs;
-    // A controller per request, not AbortSignal.any: on Node 20 each combined signal stays referenced by the long-lived one.
-    const request = new AbortController();
-    const cancel = () => request.abort(opts.signal?.reason);
-    const timer = setTimeout(() => request.abort(new Error(`${what}: no answer within ${timeoutMs} ms`)), timeoutMs);
-    opts.signal?.addEventListener("abort", cancel, { once: true });
-    try {
-      opts.signal?.throwIfAborted();
-      const res = await fetch(new URL(path, this.apiUrl), {
-        method,
-        signal: request.signal,
-        headers: { authorization: `Bearer ${this.credential}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      return await read(res);
-    } finally {
-      clearTimeout(timer);
-      opts.signal?.removeEventListener("abort", cancel);
-    }
+  private call<T>(method: string, path: string, body: unknown, what: string, opts: Partial<RequestOptions<T>> = {}): Promise<T> {
+    return request(new URL(path, this.apiUrl), method, body, what, { ...opts, timeoutMs: opts.timeoutMs ?? this.timeouts.requestMs, credential: this.credential });
   }
 
-  /** The desired set when it differs from `after`; null when the hold ended unchanged (204). */
+/** The desired set when it differs from `after`; null when the hold ended unchanged (204). */
   async desired(after: number | null, signal?: AbortSignal): Promise<DesiredSet | null> {
     const q = after === null ? "" : `?after=${after}`;
-    return this.call("GET", `/v3/cells/${this.cellGuid}/desired${q}`, undefined, "desired", async (res) => {
+    const read = async (res: FetchResponse) => {
       if (res.status === 204) {
         await res.body?.cancel();
         return null;
       }
       return desiredSetSchema.parse(await check(res, "desired"));
-    }, { signal, timeoutMs: this.timeouts.longPollMs });
+    };
+    return this.call("GET", `/v3/cells/${this.cellGuid}/desired${q}`, undefined, "desired", { signal, timeoutMs: this.timeouts.longPollMs, read });
   }
 
   async heartbeat(beat: Omit<Heartbeat, "protocol">, signal?: AbortSignal, timeoutMs?: number): Promise<void> {
-    await this.call("POST", `/v3/cells/${this.cellGuid}/heartbeat`, { protocol: PROTOCOL_VERSION, ...beat }, "heartbeat", (res) => check(res, "heartbeat"), { signal, timeoutMs });
+    await this.call("POST", `/v3/cells/${this.cellGuid}/heartbeat`, { protocol: PROTOCOL_VERSION, ...beat }, "heartbeat", { signal, timeoutMs });
   }
 
   async reportInstances(instances: InstanceReport[], signal?: AbortSignal): Promise<void> {
-    await this.call("POST", `/v3/cells/${this.cellGuid}/instances`, { protocol: PROTOCOL_VERSION, instances }, "instance report", (res) => check(res, "instance report"), { signal });
+    await this.call("POST", `/v3/cells/${this.cellGuid}/instances`, { protocol: PROTOCOL_VERSION, instances }, "instance report", { signal });
   }
 
   async stagingResult(result: StagingOutcome, signal?: AbortSignal): Promise<void> {
-    await this.call("POST", `/v3/cells/${this.cellGuid}/staging_results`, { protocol: PROTOCOL_VERSION, ...result }, "staging result", (res) => check(res, "staging result"), { signal });
+    await this.call("POST", `/v3/cells/${this.cellGuid}/staging_results`, { protocol: PROTOCOL_VERSION, ...result }, "staging result", { signal });
   }
 }

@@ -8,7 +8,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ControlPlaneClient } from "../../agent/cell/control-plane";
+import { ControlPlaneClient, register } from "../../agent/cell/control-plane";
 
 const held: ServerResponse[] = [];
 const server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -58,6 +58,12 @@ describe("ControlPlaneClient timeouts", () => {
     const beat = { capacity: { memory_mb: 1, disk_mb: 1, containers: 1 }, free: { memory_mb: 1, disk_mb: 1, containers: 1 }, cached_layers: [], instances: [] };
     const err = await failsWithin(client.heartbeat(beat, undefined, 100), 100, 3000);
     expect(err.message).toBe("heartbeat: no answer within 100 ms");
+  });
+
+  it("bounds registration too", async () => {
+    const registration = { enrollment_token: "t", name: "c", zone: "z", address: "192.0.2.1", capacity: { memory_mb: 1, disk_mb: 1, containers: 1 } };
+    const err = await failsWithin(register(client.apiUrl, registration, 150), 150, 3000);
+    expect(err.message).toBe("register: no answer within 150 ms");
   });
 
   it("stops at once when the caller aborts, with the caller's reason", async () => {
