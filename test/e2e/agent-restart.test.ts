@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { berthCli } from "../support/cli";
 import { controlPlaneSecrets, freePort, startControlPlane, type ControlPlane } from "../support/control-plane";
 import { freeContainerCidr, makeCellAddress, type CellAddress } from "../support/netns";
-import { adminCall, enrollmentToken, eventually, getVia, registerRouter, startAgentProcess, startRouterProcess, teardownAgentCell, type Daemon } from "../support/stack";
+import { adminCall, enrollmentToken, eventually, getVia, registerRouter, startAgentProcess, startRouterProcess, decommissionAgentCell, keptInstances, type Daemon } from "../support/stack";
 
 const registry = inject("registry");
 const secrets = controlPlaneSecrets();
@@ -69,17 +69,13 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await ok("delete", "keep", "-f").catch(() => undefined);
-  await eventually("the cell to stop its containers", async () => ((await readdir(join(stateDir, "instances")).catch(() => [])).length === 0 ? true : undefined)).catch(() => undefined);
+  await eventually("the cell to stop its containers", async () => ((await keptInstances(stateDir)) === 0 ? true : undefined)).catch(() => undefined);
   await router?.kill();
   await agent?.kill();
   await cp?.stop();
   await cell?.remove();
   // Decommission the cell (docs/deploy.md): the run leaves no table, mount, cgroup or loop device behind.
-  if (agentOptions) {
-    const t = await teardownAgentCell({ name: agentOptions.name, stateDir });
-    if (t.code !== 0) throw new Error(`cell teardown failed: ${t.stderr}`);
-    await rm(stateDir, { recursive: true, force: true });
-  }
+  if (agentOptions) await decommissionAgentCell({ name: agentOptions.name, stateDir });
   for (const dir of [persistDir, home]) if (dir) await rm(dir, { recursive: true, force: true });
 }, 120_000);
 

@@ -3,7 +3,7 @@
  * wrangler dev, one cell agent, the router and the fixture registry; the CLI
  * pushes the busybox httpd image and curls it through the router.
  */
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -12,7 +12,7 @@ import { berthCli } from "../support/cli";
 import { startControlPlane, type ControlPlane } from "../support/control-plane";
 import { freeContainerCidr, makeCellAddress, type CellAddress } from "../support/netns";
 import { startRegistry } from "../support/registry";
-import { adminCall, enrollmentToken, eventually, getVia, registerRouter, startAgentProcess, startRouterProcess, teardownAgentCell, type Daemon } from "../support/stack";
+import { adminCall, enrollmentToken, eventually, getVia, registerRouter, startAgentProcess, startRouterProcess, decommissionAgentCell, keptInstances, type Daemon } from "../support/stack";
 
 const registry = inject("registry");
 let cp: ControlPlane;
@@ -46,18 +46,14 @@ beforeAll(async () => {
 afterAll(async () => {
   await berth("delete", "web", "-f");
   // Leave nothing behind: wait until the cell has stopped every container.
-  await eventually("the cell to stop its containers", async () => ((await readdir(join(stateDir, "instances")).catch(() => [])).length === 0 ? true : undefined));
+  await eventually("the cell to stop its containers", async () => ((await keptInstances(stateDir)) === 0 ? true : undefined));
   await router?.kill();
   await agent?.kill();
   await cp?.stop();
   await cell?.remove();
   await rm(home, { recursive: true, force: true });
   // Decommission the cell (docs/deploy.md): the run leaves no table, mount, cgroup or loop device behind.
-  if (stateDir) {
-    const t = await teardownAgentCell({ name: cellName, stateDir });
-    if (t.code !== 0) throw new Error(`cell teardown failed: ${t.stderr}`);
-    await rm(stateDir, { recursive: true, force: true });
-  }
+  if (stateDir) await decommissionAgentCell({ name: cellName, stateDir });
 }, 60_000);
 
 describe.sequential("berth CLI against the whole stack", () => {

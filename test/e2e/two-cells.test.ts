@@ -15,7 +15,7 @@ import { berthCli } from "../support/cli";
 import { startControlPlane, type ControlPlane } from "../support/control-plane";
 import { freeContainerCidr, makeCellAddress, makeTestHost, type CellAddress, type TestHost } from "../support/netns";
 import { startRegistry, type TestRegistry } from "../support/registry";
-import { adminCall, enrollmentToken, eventually, getVia, registerRouter, startAgentProcess, startRouterProcess, teardownAgentCell, type AgentOptions, type Daemon } from "../support/stack";
+import { adminCall, enrollmentToken, eventually, getVia, registerRouter, startAgentProcess, startRouterProcess, decommissionAgentCell, keptInstances, teardownAgentCell, type AgentOptions, type Daemon } from "../support/stack";
 
 const fixtures = inject("registry");
 const BACKOFF_BASE_MS = 4000;
@@ -60,7 +60,7 @@ async function containerProcesses(cell: Cell): Promise<number> {
   return walk(`/sys/fs/cgroup/pids/berth-${cell.name}`);
 }
 
-const instanceDirs = async (cell: Cell) => (await readdir(join(cell.options.stateDir, "instances")).catch(() => [])).length;
+const instanceDirs = (cell: Cell) => keptInstances(cell.options.stateDir);
 
 const seconds = (since: number) => ((Date.now() - since) / 1000).toFixed(1);
 
@@ -105,10 +105,8 @@ afterAll(async () => {
   await router?.kill();
   for (const c of cells) {
     await c.agent.kill();
-    const t = await teardownAgentCell({ name: c.name, stateDir: c.options.stateDir, netns: c.host.netnsPath });
-    if (t.code !== 0) throw new Error(`teardown of ${c.name} failed: ${t.stderr}`);
+    await decommissionAgentCell({ name: c.name, stateDir: c.options.stateDir, netns: c.host.netnsPath });
     await c.host.remove();
-    await rm(c.options.stateDir, { recursive: true, force: true });
   }
   await cp?.stop();
   await cellRegistry?.stop();

@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream } from "node:fs";
 import { request } from "node:http";
-import { mkdir } from "node:fs/promises";
+import { mkdir, readdir, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { PROTOCOL_VERSION } from "../../shared/protocol/version";
 import { freePort, type ControlPlane } from "./control-plane";
@@ -114,6 +114,16 @@ export function teardownAgentCell(o: { name: string; stateDir: string; cgroupPar
     child.once("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
   });
 }
+
+/** Decommissions a stopped test cell (docs/deploy.md): teardown, then its state dir; the run leaves nothing on the host. */
+export async function decommissionAgentCell(o: Parameters<typeof teardownAgentCell>[0]): Promise<void> {
+  const t = await teardownAgentCell(o);
+  if (t.code !== 0) throw new Error(`teardown of cell ${o.name} failed: ${t.stderr}`);
+  await rm(o.stateDir, { recursive: true, force: true });
+}
+
+/** How many instances the agent with this state dir still keeps (its saved specs). */
+export const keptInstances = async (stateDir: string): Promise<number> => (await readdir(join(stateDir, "instances")).catch(() => [])).length;
 
 /** Starts the router on a free loopback port; resolves once it listens. */
 export async function startRouterProcess(apiUrl: string, token: string, logFile: string, port?: number): Promise<Daemon & { port: number }> {
