@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { native } from "../native/index";
 import type { NetworkConfig } from "./config";
 import { berthTables, hostLinks, netnsFiles, setIpForwarding } from "./host";
-import { deleteTableScript, VETH_PREFIX } from "./nft-rules";
+import { deleteTableScript, vethPrefix } from "./nft-rules";
 import { RecordStore } from "./records";
 
 export type CellNetworkNames = Pick<NetworkConfig, "cellName" | "ifTag" | "runDir" | "stateDir">;
@@ -20,7 +20,7 @@ export type CellNetworkNames = Pick<NetworkConfig, "cellName" | "ifTag" | "runDi
 const missing = (err: unknown) => ["ENOENT", "EINVAL"].includes((err as { code?: string }).code ?? "");
 
 export async function decommissionNetwork(cell: CellNetworkNames): Promise<void> {
-  const links = await hostLinks(`${VETH_PREFIX}${cell.ifTag}-`);
+  const links = await hostLinks(vethPrefix(cell));
   const netns = await netnsFiles(cell.runDir).catch((err: unknown) => {
     if (missing(err)) return [];
     throw err;

@@ -37,7 +37,7 @@ import type { NetworkConfig } from "./config";
 import { decommissionNetwork } from "./decommission";
 import { hostLinks, ipForwarding, livePortMappings, netnsFiles, setIpForwarding } from "./host";
 import { parseCidr, slotAddresses, slotCount, type Cidr } from "./ipv4";
-import { publishScript, tableScript, VETH_PREFIX, withdrawScript } from "./nft-rules";
+import { publishScript, tableScript, vethPrefix, withdrawScript } from "./nft-rules";
 import { CONTAINER_ID, RecordStore, type NetworkRecord } from "./records";
 import { planRecovery } from "./recovery";
 import { containerResolvConf } from "./resolv-conf";
@@ -222,7 +222,7 @@ export class NetworkManager {
   }
 
   private linkPrefix(): string {
-    return `${VETH_PREFIX}${this.config.ifTag}-`;
+    return vethPrefix(this.config);
   }
 
   private async track<T>(containerId: string, work: Promise<T>): Promise<T> {

@@ -34,9 +34,14 @@ export function tableName(config: Pick<NetworkConfig, "cellName">): string {
   return `berth_${config.cellName}`;
 }
 
+/** What this agent's host veth ends start with: `brt<ifTag>-`, then the slot. */
+export function vethPrefix(config: Pick<NetworkConfig, "ifTag">): string {
+  return `${VETH_PREFIX}${config.ifTag}-`;
+}
+
 /** Wildcard matching this agent's host veth ends. */
 export function vethPattern(config: Pick<NetworkConfig, "ifTag">): string {
-  return `${VETH_PREFIX}${config.ifTag}-*`;
+  return `${vethPrefix(config)}*`;
 }
 
 function element(m: PortMapping): string {

@@ -12,7 +12,7 @@ import { LayerCache } from "../../agent/images/layer-cache";
 import { LogShipper } from "../../agent/logs/shipper";
 import { parseNetworkConfig } from "../../agent/network/config";
 import { NetworkManager } from "../../agent/network/manager";
-import { tableName } from "../../agent/network/nft-rules";
+import { tableName, vethPrefix } from "../../agent/network/nft-rules";
 import { RootfsManager } from "../../agent/rootfs/rootfs-manager";
 import { Runtime } from "../../agent/runtime/runtime";
 import type { InstanceSpec } from "../../shared/protocol/instance";
@@ -49,7 +49,7 @@ export const TEST_DISK_MB = 64;
 /** What cellHostState() reads for the cell `o` describes (before or after it exists). */
 export function testCellScope(o: Pick<TestCellOptions, "name" | "stateDir" | "cgroupParent" | "containerCidr">): CellHostScope {
   const paths = cellHostLayout({ name: o.name, state_dir: o.stateDir });
-  return { stateDir: o.stateDir, cgroupParent: o.cgroupParent, tableName: tableName(paths), vethPrefix: `brt${paths.ifTag}-`, containerCidr: o.containerCidr };
+  return { stateDir: o.stateDir, cgroupParent: o.cgroupParent, tableName: tableName(paths), vethPrefix: vethPrefix(paths), containerCidr: o.containerCidr };
 }
 
 export async function openTestCell(o: TestCellOptions): Promise<TestCell> {
