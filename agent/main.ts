@@ -8,6 +8,7 @@
 import { chmod, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { Command } from "commander";
+import { integer } from "./flags";
 import { pino } from "pino";
 import { retryDelay } from "./cell/backoff";
 import { CellAgent } from "./cell/agent";
@@ -27,7 +28,6 @@ import { RootfsManager } from "./rootfs/rootfs-manager";
 import { Runtime } from "./runtime/runtime";
 
 function parseFlags(argv: string[]) {
-  const int = (v: string) => Number.parseInt(v, 10);
   const p = new Command("berth-agent")
     .option("--config <file>", "JSON config file")
     .option("--api <url>", "control plane URL")
@@ -36,16 +36,16 @@ function parseFlags(argv: string[]) {
     .option("--zone <zone>", "availability zone")
     .option("--address <ip>", "the cell's address (never loopback)")
     .option("--state-dir <dir>", "state directory")
-    .option("--memory-mb <n>", "memory capacity", int)
-    .option("--disk-mb <n>", "disk capacity", int)
-    .option("--containers <n>", "container slots", int)
-    .option("--port-min <n>", "lowest host port", int)
-    .option("--port-max <n>", "highest host port", int)
+    .option("--memory-mb <n>", "memory capacity", integer)
+    .option("--disk-mb <n>", "disk capacity", integer)
+    .option("--containers <n>", "container slots", integer)
+    .option("--port-min <n>", "lowest host port", integer)
+    .option("--port-max <n>", "highest host port", integer)
     .option("--container-cidr <cidr>", "cell-local container range")
     .option("--cgroup-parent <name>", "cgroup directory for this agent's containers")
-    .option("--heartbeat-ms <n>", "heartbeat interval", int)
+    .option("--heartbeat-ms <n>", "heartbeat interval", integer)
     .option("--time-scale <x>", "shrink health-check timing (tests)", Number)
-    .option("--stop-grace-ms <n>", "SIGTERM → SIGKILL grace", int)
+    .option("--stop-grace-ms <n>", "SIGTERM → SIGKILL grace", integer)
     .parse(argv);
   const o = p.opts();
   const capacity = o.memoryMb !== undefined || o.diskMb !== undefined || o.containers !== undefined

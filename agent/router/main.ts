@@ -9,18 +9,14 @@
  * Logs are JSON lines on stdout; the first "listening" line has the port.
  */
 import { readFileSync } from "node:fs";
-import { Command, InvalidArgumentError } from "commander";
+import { Command } from "commander";
+import { integer } from "../flags";
 import { parseRouterConfig, type RouterConfig, type RouterConfigInput } from "./config";
 import { isClusterWorker, runPrimary, runWorker } from "./cluster";
 import { createDaemonLogger, type DaemonLogger } from "./logger";
 import { startPoller } from "./poller";
 import { createRouter } from "./router";
 import { httpTableSource } from "./table-source";
-
-function integer(value: string): number {
-  if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`expected a non-negative integer, got '${value}'`);
-  return Number(value);
-}
 
 interface Flags {
   apiUrl?: string;
