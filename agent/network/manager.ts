@@ -3,7 +3,10 @@
  * path: a /30 of the cell's container range on a veth pair (eth0 inside, a
  * `brt<tag>-<slot>` end on the host), the app's port published on a host
  * port of the cell address, egress NATed and fenced by the table that
- * nft-rules.ts describes.
+ * nft-rules.ts describes. Every namespace starts with
+ * net.ipv4.ip_unprivileged_port_start=0, as Docker's and containerd's do:
+ * the namespace is the host user namespace's, so without it an image's root
+ * (or any USER) could not listen on 80.
  *
  * Per container, setup is one netlink exchange in the addon (namespace, veth,
  * addresses, routes) and one nft element; teardown the reverse. The whole

@@ -138,6 +138,20 @@ describe.sequential("NetworkManager on a real cell host", () => {
     expect(await sh(["nsenter", `--net=${a.netnsPath}`, "ip", "route"])).toContain(`default via ${a.gatewayIp} dev eth0`);
   });
 
+  it("lets the container's root (in its own user namespace) and a non-root user listen on ports below 1024, without changing the host's setting", async () => {
+    const hostStart = (await sh(["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"])).trim();
+    expect((await execIn(a.netnsPath, ["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"])).stdout.trim()).toBe("0");
+    httpds.push(await startHttpd(a.netnsPath, a.containerIp, 80, "root on 80", ["unshare", "--user", "--map-root-user"]));
+    expect(await fetchIn(a.netnsPath, `http://${a.containerIp}:80/`)).toBe("root on 80");
+    // nobody listening on 443: it holds until timeout(1) ends it (124) in the container's namespace,
+    // and fails at once (nc exits 1) in a namespace with the host's setting (the control).
+    expect(hostStart).not.toBe("0");
+    const nobodyListens = ["timeout", "1", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "busybox", "nc", "-l", "-p", "443"];
+    expect((await execIn(a.netnsPath, nobodyListens)).code).toBe(124);
+    expect((await execIn(outside.netnsPath, nobodyListens)).code).toBe(1);
+    expect((await sh(["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"])).trim()).toBe(hostStart);
+  });
+
   it("leaves the container's root, in its own user namespace, unable to change its addresses or routes", async () => {
     const asContainerRoot = (argv: string[]) => execIn(a.netnsPath, ["unshare", "--user", "--map-root-user", ...argv]);
     expect((await asContainerRoot(["ip", "addr", "add", "10.9.9.9/32", "dev", "eth0"])).code).not.toBe(0);

@@ -205,6 +205,17 @@ void NetTeardown(const std::string& netns_path, const std::string& host_ifname) 
   }
 }
 
+// Lets every user of the namespace bind ports below 1024, as Docker and
+// containerd do for a container's own network namespace. The namespace
+// belongs to the host's user namespace, so the container's root holds no
+// CAP_NET_BIND_SERVICE over it; and this way a non-root USER binds 80 too.
+// /proc/sys/net resolves to the namespace of the thread that opens it.
+int AllowLowPorts() {
+  Fd fd(open("/proc/sys/net/ipv4/ip_unprivileged_port_start", O_WRONLY | O_CLOEXEC));
+  if (fd.get() < 0) return -1;
+  return write(fd.get(), "0", 1) == 1 ? 0 : -1;
+}
+
 // Runs on a thread of its own: unshare(CLONE_NEWNET) changes only the calling
 // thread, which then ends, so no thread of the process is left in the new
 // namespace. The bind mount keeps the namespace alive, as `ip netns add` does.
@@ -216,6 +227,7 @@ NetError SetupInNewNamespace(const NetSpec& spec, bool& veth_created) {
   if (unshare(CLONE_NEWNET) < 0) return {"unshare(CLONE_NEWNET)", errno};
   if (mount("/proc/thread-self/ns/net", spec.netns_path.c_str(), nullptr, MS_BIND, nullptr) < 0)
     return {"bind-mount netns to " + spec.netns_path, errno};
+  if (AllowLowPorts() < 0) return {"set net.ipv4.ip_unprivileged_port_start=0", errno};
   Rtnl inner;
   if (!inner.ok()) return {"open netns rtnetlink", errno};
   if (LinkUp(inner, "lo") < 0) return {"set lo up", errno};
