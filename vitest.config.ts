@@ -38,7 +38,7 @@ export default defineConfig({
       {
         test: {
           name: "node",
-          include: ["test/{shared,agent,router,cli}/**/*.test.ts"],
+          include: ["test/{shared,agent,router,cli,security}/**/*.test.ts"],
           globalSetup: ["./test/support/global-setup.ts"],
           testTimeout: 60_000,
           hookTimeout: 120_000,

@@ -14,6 +14,7 @@ import { retryDelay } from "./cell/backoff";
 import { CellAgent } from "./cell/agent";
 import { defaultRunnerConfig } from "./supervisor/runner";
 import { CellContainerDriver } from "./cell/container-driver";
+import { DEFAULT_PULL_LIMITS } from "./images/image-store";
 import { cellHostLayout } from "./cell/host-layout";
 import { ControlPlaneClient } from "./cell/control-plane";
 import { loadOrRegister } from "./cell/identity";
@@ -123,7 +124,7 @@ export async function startAgent(config: AgentConfig) {
   const driver = new CellContainerDriver({
     cache, rootfs, network, runtime, logs, log,
     maxSlots: config.capacity.containers,
-    maxUncompressedLayerBytes: 8 * 1024 ** 3,
+    pullLimits: DEFAULT_PULL_LIMITS,
     gcThresholdBytes: config.layer_cache_max_bytes,
   });
   const agent = new CellAgent(

@@ -9,7 +9,7 @@ import type { Logger } from "pino";
 import type { InstanceSpec, Usage } from "../../shared/protocol/instance";
 import type { RegistryAccess } from "../../shared/protocol/registry-access";
 import { registrySchemes } from "../../shared/registry/session";
-import { ImageStore } from "../images/image-store";
+import { ImageStore, type PullLimits } from "../images/image-store";
 import type { LayerCache } from "../images/layer-cache";
 import { createRegistryFetch, type RegistryFetch } from "../images/registry-fetch";
 import type { LogShipper } from "../logs/shipper";
@@ -28,8 +28,8 @@ export interface DriverDeps {
   logs: LogShipper;
   log: Logger;
   maxSlots: number;
-  /** Limits for hostile or huge layers. */
-  maxUncompressedLayerBytes: number;
+  /** Limits for hostile or huge images. */
+  pullLimits: PullLimits;
   gcThresholdBytes: number;
 }
 
@@ -55,8 +55,7 @@ export class CellContainerDriver implements ContainerDriver {
       cache: this.deps.cache,
       fetch: fetch.fetch,
       schemesFor: (host) => registrySchemes(host, access.insecure_registries, { canSkipTlsVerify: true }),
-      maxFileBytes: this.deps.maxUncompressedLayerBytes,
-      maxUncompressedBytes: this.deps.maxUncompressedLayerBytes,
+      ...this.deps.pullLimits,
       gcThresholdBytes: this.deps.gcThresholdBytes,
     });
     this.puller = { version: access.version, store, fetch };

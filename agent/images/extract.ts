@@ -15,12 +15,17 @@ import tar, { type Header as TarHeader } from "tar-stream";
 import { native } from "../native/index";
 import type { EntryMeta, NativeFsError } from "../native/fs";
 import { cleanEntryPath, joinPath, parseWhiteout, splitPath } from "./entry-path";
+import type { ImageBudget } from "./image-budget";
 import { LayerError } from "./layer-error";
 import { XATTR_PREFIX } from "./tar-pax";
 
 export interface ExtractOptions {
   /** The disk limit: no single file may be bigger. */
   maxFileBytes: number;
+  /** Entries one layer may hold: per-entry bookkeeping grows with them. */
+  maxEntries: number;
+  /** What the whole image may still take, shared by the layers of one pull (image-budget.ts). */
+  image?: ImageBudget;
   /** Added to every uid/gid: the chown fallback for kernels without idmapped mounts. */
   idShift?: number;
 }
@@ -51,6 +56,15 @@ export interface ExtractResult {
 }
 
 const OPAQUE_XATTR = "trusted.overlay.opaque";
+
+/**
+ * Bytes of names the writer keeps per layer (paths it created, directories
+ * whose times it sets last, whiteouts, dropped entries): with names up to
+ * PATH_MAX, the entry cap alone would still let a layer make it keep GiBs.
+ */
+export const MAX_KEPT_NAME_BYTES = 16 << 20;
+/** Linux's PATH_MAX: a longer name could not be created anyway. */
+const PATH_MAX = 4096;
 
 type Header = Omit<TarHeader, "pax" | "type"> & { type: string; pax?: Record<string, string> | null };
 
@@ -94,8 +108,10 @@ export async function extractLayer(tarStream: AsyncIterable<Buffer>, dir: string
 class LayerWriter {
   private readonly shift: number;
   private readonly result: ExtractResult = { entries: 0, bytes: 0, dropped: [] };
-  /** Directory metadata is applied last: writing children would change their mtimes. */
+  /** Directories get their metadata again last (without xattrs, set at mkdir): writing children changes their mtimes. */
   private readonly dirMeta = new Map<string, EntryMeta>();
+  /** Bytes of names held by the sets and maps here (MAX_KEPT_NAME_BYTES). */
+  private keptNameBytes = 0;
   /** Paths this layer created, so a whiteout never hides the layer's own entry. */
   private readonly created = new Set<string>();
   /** Whiteout devices made per directory, removed again if the directory turns opaque. */
@@ -114,8 +130,8 @@ class LayerWriter {
     const feeding = feed(tarStream, extract);
     try {
       for await (const entry of extract) {
+        this.count(entry.header.name);
         await this.write(entry.header as Header, entry as AsyncIterable<Buffer>);
-        this.result.entries++;
       }
     } catch (err) {
       extract.destroy(err as Error);
@@ -127,6 +143,23 @@ class LayerWriter {
     return this.result;
   }
 
+  /** Refuses the entry past the layer's or the image's entry cap, or with a name no filesystem takes. */
+  private count(name: string): void {
+    if (++this.result.entries > this.opts.maxEntries)
+      throw new LayerError("TOO_MANY_ENTRIES", `the layer holds more than ${this.opts.maxEntries} entries`);
+    this.opts.image?.takeEntry();
+    if (Buffer.byteLength(name) > PATH_MAX)
+      throw new LayerError("NAME_TOO_LONG", `entry ${JSON.stringify(name.slice(0, 64) + "…")} has a name over ${PATH_MAX} bytes`);
+  }
+
+  /** Accounts for a name kept until the end of the layer. */
+  private keep(rel: string): string {
+    this.keptNameBytes += rel.length;
+    if (this.keptNameBytes > MAX_KEPT_NAME_BYTES)
+      throw new LayerError("TOO_MANY_ENTRIES", `the layer's entries name more than ${MAX_KEPT_NAME_BYTES} bytes of paths`);
+    return rel;
+  }
+
   private async write(h: Header, body: AsyncIterable<Buffer>): Promise<void> {
     const rel = cleanEntryPath(h.name);
     const whiteout = rel === "" ? null : parseWhiteout(rel);
@@ -134,7 +167,7 @@ class LayerWriter {
       await drain(body);
       if (whiteout.kind === "opaque") this.markOpaque(whiteout.dir);
       else if (whiteout.kind === "whiteout") this.whiteout(whiteout.dir, whiteout.target);
-      else this.result.dropped.push({ path: rel, reason: "aufs" });
+      else this.drop(rel, "aufs");
       return;
     }
     if (rel === "") {
@@ -148,8 +181,10 @@ class LayerWriter {
       case "directory":
         await drain(body);
         n.fsMkdir(this.root, rel, 0o700);
-        this.dirMeta.delete(rel);
-        this.dirMeta.set(rel, meta);
+        // Xattrs now, so what is kept for the end stays a few bytes per directory.
+        this.setMeta(rel, meta);
+        if (!this.dirMeta.delete(rel)) this.keep(rel);
+        this.dirMeta.set(rel, { ...meta, xattrs: [] });
         break;
       case "file":
       case "contiguous-file":
@@ -181,12 +216,16 @@ class LayerWriter {
       case "character-device":
       case "block-device":
         await drain(body);
-        this.result.dropped.push({ path: rel, reason: "device" });
+        this.drop(rel, "device");
         return;
       default:
         throw new LayerError("UNSUPPORTED_ENTRY", `entry ${JSON.stringify(rel)} has unsupported tar type ${String(h.type)}`);
     }
-    this.created.add(rel);
+    if (!this.created.has(rel)) this.created.add(this.keep(rel));
+  }
+
+  private drop(path: string, reason: DroppedEntry["reason"]): void {
+    this.result.dropped.push({ path: this.keep(path), reason });
   }
 
   private async writeFile(rel: string, size: number, body: AsyncIterable<Buffer>): Promise<void> {
@@ -207,12 +246,12 @@ class LayerWriter {
   private setMeta(rel: string, meta: EntryMeta): void {
     const xattrs = meta.xattrs?.filter(([name]) => {
       if (!name.startsWith("trusted.overlay.")) return true;
-      this.result.dropped.push({ path: `${rel} (${name})`, reason: "overlay-xattr" });
+      this.drop(`${rel} (${name})`, "overlay-xattr");
       return false;
     });
     const extra = this.opaque.has(rel) ? [[OPAQUE_XATTR, Buffer.from("y")] as [string, Buffer]] : [];
     const refused = native.fsSetMeta(this.root, rel, { ...meta, xattrs: [...(xattrs ?? []), ...extra] });
-    for (const name of refused) this.result.dropped.push({ path: `${rel} (${name})`, reason: "xattr-refused" });
+    for (const name of refused) this.drop(`${rel} (${name})`, "xattr-refused");
   }
 
   private whiteout(dir: string, target: string): void {
@@ -220,18 +259,18 @@ class LayerWriter {
     // A whiteout hides lower layers only; this layer's own entry (or an opaque dir) wins.
     if (this.created.has(rel) || this.opaque.has(dir)) return;
     native.fsMknod(this.root, rel, "whiteout");
-    this.whiteouts.set(dir, [...(this.whiteouts.get(dir) ?? []), rel]);
+    this.whiteouts.set(dir, [...(this.whiteouts.get(dir) ?? []), this.keep(rel)]);
   }
 
   private markOpaque(dir: string): void {
     if (dir !== "" && !this.created.has(dir)) {
       native.fsMkdir(this.root, dir, 0o755);
-      this.created.add(dir);
+      this.created.add(this.keep(dir));
     }
     // Plain whiteouts under an opaque directory would show up in readdir (umoci's overlayfsWhiteout).
     for (const rel of this.whiteouts.get(dir) ?? []) native.fsRemove(this.root, rel);
     this.whiteouts.delete(dir);
-    this.opaque.add(dir);
+    if (!this.opaque.has(dir)) this.opaque.add(this.keep(dir));
     native.fsSetXattr(this.root, dir, OPAQUE_XATTR, Buffer.from("y"));
   }
 }

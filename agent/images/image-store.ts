@@ -16,7 +16,8 @@ import type { InstanceImage, Layer } from "../../shared/protocol/image";
 import { parseReference } from "../../shared/registry/reference";
 import { blobRequest, openRegistrySession, type RegistrySession, type Scheme } from "../../shared/registry/session";
 import { LayerError } from "./layer-error";
-import { layerKey, type LayerCache } from "./layer-cache";
+import { ImageBudget, type ImageLimits } from "./image-budget";
+import { layerKey, type FilledLayer, type LayerCache } from "./layer-cache";
 import { unpackLayer } from "./layer-stream";
 
 export interface PullProgress {
@@ -28,15 +29,35 @@ export interface PullProgress {
   bytesTotal: number;
 }
 
-export interface ImageStoreOptions {
+/** What a hostile or huge image may take: each cap fails the pull with a LayerError. */
+export interface PullLimits {
+  /** The largest single file a layer may hold. */
+  maxFileBytes: number;
+  /** Cap on one layer's uncompressed size (decompression bombs). */
+  maxUncompressedBytes: number;
+  /** Entries one layer may hold (per-entry bookkeeping grows with them). */
+  maxLayerEntries: number;
+  /** What one image may take over all its layers: entries (inodes) and uncompressed bytes. */
+  image: ImageLimits;
+}
+
+/**
+ * The cell's limits. Real images stay far below them (a large Debian or
+ * Python layer holds some 50k entries); the entry caps bound the agent's
+ * memory per layer and the inodes per image.
+ */
+export const DEFAULT_PULL_LIMITS: PullLimits = {
+  maxFileBytes: 8 * 1024 ** 3,
+  maxUncompressedBytes: 8 * 1024 ** 3,
+  maxLayerEntries: 250_000,
+  image: { maxEntries: 1_000_000, maxBytes: 16 * 1024 ** 3 },
+};
+
+export interface ImageStoreOptions extends PullLimits {
   cache: LayerCache;
   fetch: typeof fetch;
   /** Which schemes to try for a registry host (shared/registry registrySchemes). */
   schemesFor: (host: string) => Scheme[];
-  /** The disk limit: the largest single file a layer may hold. */
-  maxFileBytes: number;
-  /** Cap on one layer's uncompressed size (decompression bombs). */
-  maxUncompressedBytes: number;
   /** Collect least recently used, unheld layers while the cache is bigger than this. */
   gcThresholdBytes: number;
   /** Layers downloaded at once. */
@@ -73,6 +94,7 @@ export class ImageStore {
     keys.forEach((k) => this.pinned.set(k, (this.pinned.get(k) ?? 0) + 1));
     try {
       const missing = image.layers.filter((_, i) => !cache.has(keys[i]!));
+      const budget = this.budgetOf(image, keys.filter((k) => cache.has(k)));
       const progress: PullProgress = {
         layersDone: image.layers.length - missing.length,
         layersTotal: image.layers.length,
@@ -90,7 +112,7 @@ export class ImageStore {
           progress.bytesDone += n;
           opts.onProgress?.({ ...progress });
         };
-        const path = await cache.ensure(keys[i]!, layer.digest, (tmp) => this.download(layer, tmp, openSession, shift, onBytes, opts));
+        const path = await cache.ensure(keys[i]!, layer.digest, (tmp) => this.download(layer, tmp, openSession, shift, onBytes, budget, opts));
         if (missing.includes(layer)) {
           // A layer another pull was already fetching arrives without passing through onBytes.
           progress.bytesDone += layer.size - counted;
@@ -99,6 +121,8 @@ export class ImageStore {
         }
         return path;
       });
+      // Layers another pull filled were not charged as they arrived: the whole image is checked again.
+      this.budgetOf(image, keys);
       await cache.acquire(opts.holder, keys);
       return image.layers.map((l, i) => ({ diffId: l.diff_id, path: paths[i]! }));
     } finally {
@@ -115,6 +139,16 @@ export class ImageStore {
   async release(holder: string): Promise<void> {
     await this.opts.cache.release(holder);
     await this.opts.cache.collect(this.opts.gcThresholdBytes, new Set(this.pinned.keys()));
+  }
+
+  /** A budget for the image with the cached `keys` already charged (throws if they alone are over). */
+  private budgetOf(image: InstanceImage, keys: readonly string[]): ImageBudget {
+    const budget = new ImageBudget(this.opts.image, image.ref);
+    for (const k of new Set(keys)) {
+      const r = this.opts.cache.record(k);
+      if (r) budget.charge(r.entries, r.sizeBytes);
+    }
+    return budget;
   }
 
   private openSession(image: InstanceImage, signal?: AbortSignal): Promise<RegistrySession> {
@@ -134,18 +168,21 @@ export class ImageStore {
     openSession: () => Promise<RegistrySession>,
     idShift: number,
     onBytes: (n: number) => void,
+    image: ImageBudget,
     opts: PullOptions,
-  ): Promise<number> {
+  ): Promise<FilledLayer> {
     const res = await blobRequest(await openSession(), layer.digest);
     if (!res.body) throw new LayerError("FETCH_FAILED", `the registry sent no body for layer ${layer.digest}`);
     const body = Readable.fromWeb(res.body as WebReadableStream<Uint8Array>, opts.signal ? { signal: opts.signal } : {});
     const result = await unpackLayer(body, layer, dir, {
       maxFileBytes: this.opts.maxFileBytes,
       maxUncompressedBytes: this.opts.maxUncompressedBytes,
+      maxEntries: this.opts.maxLayerEntries,
+      image,
       idShift,
       onCompressedBytes: onBytes,
     });
-    return result.uncompressedBytes;
+    return { sizeBytes: result.uncompressedBytes, entries: result.entries };
   }
 }
 

@@ -24,6 +24,8 @@ const stateSchema = z.object({
     z.string(),
     z.object({
       sizeBytes: z.number().int().min(0),
+      /** Tar entries (inodes), for the image's entry cap; 0 in records written before it was kept. */
+      entries: z.number().int().min(0).default(0),
       lastUsedMs: z.number(),
       blobDigests: z.array(z.string()),
       holders: z.array(z.string()),
@@ -32,6 +34,12 @@ const stateSchema = z.object({
 });
 type State = z.infer<typeof stateSchema>;
 export type LayerRecord = State["layers"][string];
+
+/** What a fill reports of the layer it wrote. */
+export interface FilledLayer {
+  sizeBytes: number;
+  entries: number;
+}
 
 export interface LayerCacheOptions {
   now?: () => number;
@@ -103,11 +111,11 @@ export class LayerCache {
   }
 
   /**
-   * Returns the layer's directory, running `fill(tmpDir) → size in bytes` once
+   * Returns the layer's directory, running `fill(tmpDir) → size and entries` once
    * when it is missing. Callers asking for the same key meanwhile wait on the
    * same fill. A failed fill leaves nothing behind.
    */
-  ensure(key: string, blobDigest: string, fill: (tmpDir: string) => Promise<number>): Promise<string> {
+  ensure(key: string, blobDigest: string, fill: (tmpDir: string) => Promise<FilledLayer>): Promise<string> {
     const existing = this.state.layers[key];
     if (existing) {
       // Kept in memory: the pull's acquire() that follows persists it.
@@ -123,12 +131,12 @@ export class LayerCache {
     return pending;
   }
 
-  private async fill(key: string, blobDigest: string, fill: (tmpDir: string) => Promise<number>): Promise<string> {
+  private async fill(key: string, blobDigest: string, fill: (tmpDir: string) => Promise<FilledLayer>): Promise<string> {
     const tmp = await mkdtemp(join(this.root, "tmp", `${key}-`));
     try {
-      const sizeBytes = await fill(tmp);
+      const { sizeBytes, entries } = await fill(tmp);
       await rename(tmp, this.path(key));
-      this.state.layers[key] = { sizeBytes, lastUsedMs: this.now(), blobDigests: [blobDigest], holders: [] };
+      this.state.layers[key] = { sizeBytes, entries, lastUsedMs: this.now(), blobDigests: [blobDigest], holders: [] };
       await this.save();
       return this.path(key);
     } catch (err) {

@@ -9,6 +9,10 @@ export type LayerErrorCode =
   | "UNSUPPORTED_ENTRY" // a tar entry type we do not write (sparse, unknown)
   | "FILE_TOO_LARGE" // one file bigger than the disk limit
   | "LAYER_TOO_LARGE" // more uncompressed bytes than the cap (decompression bomb)
+  | "HEADER_TOO_LARGE" // a PAX or GNU long-name header over MAX_LONG_HEADER_BYTES
+  | "NAME_TOO_LONG" // an entry name over PATH_MAX
+  | "TOO_MANY_ENTRIES" // more entries (or bytes of names to keep) than one layer may hold
+  | "IMAGE_TOO_LARGE" // the image's layers together hold more entries or file bytes than allowed
   | "CORRUPT_LAYER" // truncated or invalid compressed data or tar
   | "SIZE_MISMATCH" // the blob's length differs from its descriptor
   | "DIGEST_MISMATCH" // sha256 of the blob differs from its descriptor

@@ -11,6 +11,7 @@ import { PassThrough, Transform, type Readable, type TransformCallback } from "n
 import { createGunzip } from "node:zlib";
 import { DecompressStream } from "zstd-napi";
 import { extractLayer, type ExtractResult } from "./extract";
+import type { ImageBudget } from "./image-budget";
 import { LayerError } from "./layer-error";
 
 export interface LayerDescriptor {
@@ -25,6 +26,10 @@ export interface UnpackLimits {
   maxFileBytes: number;
   /** Cap on the uncompressed tar: a gzip bomb stops here. */
   maxUncompressedBytes: number;
+  /** Entries one layer may hold. */
+  maxEntries: number;
+  /** What the whole image may still take (entries and uncompressed bytes), shared by the pull's layers. */
+  image?: ImageBudget;
   idShift?: number;
   /** Called with each chunk's length as compressed bytes arrive (pull progress). */
   onCompressedBytes?: (n: number) => void;
@@ -60,7 +65,7 @@ export function checkLayerMediaType(mediaType: string): void {
     throw new LayerError("UNSUPPORTED_MEDIA_TYPE", `layer media type ${JSON.stringify(mediaType)} is not a tar layer`);
 }
 
-/** Counts and hashes what flows through; optionally refuses more than `cap` bytes. */
+/** Counts and hashes what flows through; refuses more than `cap` bytes, or what `charge` throws at. */
 class Tap extends Transform {
   bytes = 0;
   private readonly hash: Hash;
@@ -68,6 +73,7 @@ class Tap extends Transform {
     algorithm: string,
     private readonly cap: number,
     private readonly overCap: () => LayerError,
+    private readonly charge: (n: number) => void = () => undefined,
   ) {
     super();
     this.hash = createHash(algorithm);
@@ -75,6 +81,11 @@ class Tap extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.bytes += chunk.length;
     if (this.bytes > this.cap) return cb(this.overCap());
+    try {
+      this.charge(chunk.length);
+    } catch (err) {
+      return cb(err as Error);
+    }
     this.hash.update(chunk);
     cb(null, chunk);
   }
@@ -131,7 +142,8 @@ export async function unpackLayer(blob: Readable, layer: LayerDescriptor, dir: s
   const compressed = new Tap(blobAlgo.algorithm, layer.size, () =>
     new LayerError("SIZE_MISMATCH", `layer ${layer.digest} is longer than its descriptor's ${layer.size} bytes`));
   const uncompressed = new Tap(diffAlgo.algorithm, limits.maxUncompressedBytes, () =>
-    new LayerError("LAYER_TOO_LARGE", `layer ${layer.digest} expands past the cap of ${limits.maxUncompressedBytes} bytes (decompression bomb?)`));
+    new LayerError("LAYER_TOO_LARGE", `layer ${layer.digest} expands past the cap of ${limits.maxUncompressedBytes} bytes (decompression bomb?)`),
+    limits.image ? (n) => limits.image!.takeBytes(n) : undefined);
   blob.on("error", (err) => compressed.destroy(err));
   if (limits.onCompressedBytes) blob.on("data", (chunk: Buffer) => limits.onCompressedBytes!(chunk.length));
   blob.pipe(compressed);

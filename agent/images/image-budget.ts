@@ -1,0 +1,47 @@
+/**
+ * @module What one image may take of the cell: entries (inodes) and
+ * uncompressed bytes over all its layers. One budget is shared by the layers of a
+ * pull, extracted in parallel; layers already cached are charged from their
+ * records first. Past either cap the layer being written fails with
+ * IMAGE_TOO_LARGE, so nothing is written beyond the cap.
+ */
+import { LayerError } from "./layer-error";
+
+export interface ImageLimits {
+  maxEntries: number;
+  maxBytes: number;
+}
+
+export class ImageBudget {
+  private entries = 0;
+  private bytes = 0;
+
+  constructor(
+    private readonly limits: ImageLimits,
+    private readonly image: string,
+  ) {}
+
+  /** Charges a layer that is already on disk (a cache hit). */
+  charge(entries: number, bytes: number): void {
+    this.entries += entries;
+    this.bytes += bytes;
+    this.check();
+  }
+
+  takeEntry(): void {
+    this.entries++;
+    this.check();
+  }
+
+  takeBytes(n: number): void {
+    this.bytes += n;
+    this.check();
+  }
+
+  private check(): void {
+    if (this.entries > this.limits.maxEntries)
+      throw new LayerError("IMAGE_TOO_LARGE", `image ${this.image} holds more than ${this.limits.maxEntries} entries over its layers`);
+    if (this.bytes > this.limits.maxBytes)
+      throw new LayerError("IMAGE_TOO_LARGE", `image ${this.image} holds more than ${this.limits.maxBytes} uncompressed bytes over its layers`);
+  }
+}
