@@ -12,6 +12,8 @@ export default defineConfig({
           cloudflareTest(async () => ({
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
+              // A second, empty D1 for tests that apply migrations one by one to data (migrations.test.ts).
+              d1Databases: ["MIGRATION_DB"],
               bindings: {
                 TEST_MIGRATIONS: await readD1Migrations("migrations"),
                 ADMIN_TOKEN: "test-admin-token",

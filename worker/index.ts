@@ -11,6 +11,7 @@ import { CfError, notFoundRoute } from "./errors";
 import { wakeScheduler } from "./durable/wake";
 import { root } from "./routes/root";
 import { users } from "./routes/users";
+import { organizations } from "./routes/organizations";
 import { spaces } from "./routes/spaces";
 import { roles } from "./routes/roles";
 import { feature_flags } from "./routes/feature-flags";
@@ -43,6 +44,7 @@ app.use(async (c, next) => {
 
 app.route("/", root);
 app.route("/v3/users", users);
+app.route("/v3/organizations", organizations);
 app.route("/v3/spaces", spaces);
 app.route("/v3/roles", roles);
 app.route("/v3/feature_flags", feature_flags);

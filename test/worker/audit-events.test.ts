@@ -5,6 +5,7 @@
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { auditEvent, listAuditEvents, SYSTEM_ACTOR } from "../../worker/db/audit";
+import { DEFAULT_ORGANIZATION_GUID } from "../../worker/db/organizations";
 import { spaces } from "../../worker/db/schema";
 import { ADMIN, addDeveloper, api, createCell, createRouter, createSpace, createUser, db, unique } from "./support";
 
@@ -42,13 +43,13 @@ describe("audit event repository", () => {
   it("an event written in a batch with its change shares its fate", async () => {
     const d = db();
     const name = unique("failing");
-    await d.insert(spaces).values({ guid: crypto.randomUUID(), name });
+    await d.insert(spaces).values({ guid: crypto.randomUUID(), name, organizationGuid: DEFAULT_ORGANIZATION_GUID });
     const target = crypto.randomUUID();
     // The second insert violates the unique space name: the whole batch rolls back.
     await expect(
       d.batch([
         auditEvent(d, { type: "audit.space.create", actor: SYSTEM_ACTOR, target: { guid: target, type: "space", name }, data: {} }),
-        d.insert(spaces).values({ guid: crypto.randomUUID(), name }),
+        d.insert(spaces).values({ guid: crypto.randomUUID(), name, organizationGuid: DEFAULT_ORGANIZATION_GUID }),
       ]),
     ).rejects.toThrow();
     expect((await listAuditEvents(d, { guid: "x", admin: true }, { targetGuids: [target], descending: false, page: 1, perPage: 10 })).total).toBe(0);

@@ -6,6 +6,8 @@ declare global {
   namespace Cloudflare {
     interface Env extends Bindings {
       TEST_MIGRATIONS: import("cloudflare:test").D1Migration[];
+      /** Empty D1 for migration tests (vitest.config.ts). */
+      MIGRATION_DB: D1Database;
     }
     interface GlobalProps {
       mainModule: typeof import("../../worker/index");

@@ -204,7 +204,7 @@ describe("spaces", () => {
     await api("POST", "/v3/spaces", { token: ADMIN, body: { name } });
     const dup = await api("POST", "/v3/spaces", { token: ADMIN, body: { name } });
     expect(dup.status).toBe(422);
-    expect(detail(dup)).toBe(`Space with name '${name}' already exists.`);
+    expect(detail(dup)).toBe("Name must be unique per organization");
     for (const [body, text] of [[{}, "name:"], [{ name: " pad" }, "whitespace"], [{ name: "a\u0007b" }, "control"], [{ name: "x", org: "o" }, "'org'"]] as const) {
       const res = await api("POST", "/v3/spaces", { token: ADMIN, body });
       expect(res.status).toBe(422);

@@ -7,6 +7,7 @@ import { drizzle } from "drizzle-orm/d1";
 import { env, exports } from "cloudflare:workers";
 import * as schema from "../../worker/db/schema";
 import { hashToken, newToken } from "../../worker/auth/tokens";
+import { DEFAULT_ORGANIZATION_GUID } from "../../worker/db/organizations";
 
 export const ADMIN = "test-admin-token";
 export const db = () => drizzle(env.DB, { schema });
@@ -22,14 +23,14 @@ export async function createUser(opts: { admin?: boolean; name?: string } = {}) 
   return { guid, token };
 }
 
-export async function createSpace(name = unique("space")) {
+export async function createSpace(name = unique("space"), organizationGuid = DEFAULT_ORGANIZATION_GUID) {
   const guid = crypto.randomUUID();
-  await db().insert(schema.spaces).values({ guid, name });
+  await db().insert(schema.spaces).values({ guid, name, organizationGuid });
   return { guid, name };
 }
 
-export async function addDeveloper(userGuid: string, spaceGuid: string) {
-  await db().insert(schema.roles).values({ guid: crypto.randomUUID(), type: "space_developer", userGuid, spaceGuid });
+export async function addDeveloper(userGuid: string, spaceGuid: string, organizationGuid = DEFAULT_ORGANIZATION_GUID) {
+  await db().insert(schema.roles).values({ guid: crypto.randomUUID(), type: "space_developer", userGuid, organizationGuid, spaceGuid });
 }
 
 export async function createCell(opts: { zone?: string; address?: string } = {}) {

@@ -75,13 +75,6 @@ export function requireRouter(c: Context<AppEnv>): Principal {
   throw notAuthorized();
 }
 
-/** Space guids the user may see, or "all" for admins. */
-export async function visibleSpaces(db: Db, p: UserPrincipal): Promise<"all" | string[]> {
-  if (p.admin) return "all";
-  const rows = await db.select({ spaceGuid: roles.spaceGuid }).from(roles).where(eq(roles.userGuid, p.guid));
-  return rows.map((r) => r.spaceGuid);
-}
-
 /** Whether a user is admin or a developer of the space (CF answers 404, not 403, to outsiders). */
 export async function canAccessSpace(db: Db, p: UserPrincipal, spaceGuid: string): Promise<boolean> {
   if (p.admin) return true;

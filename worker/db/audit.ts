@@ -21,6 +21,7 @@ import { auditEvents } from "./schema";
 /** CC's audit event types Berth records; the scheduler's own are named after CF's app events. */
 export type AuditEventType =
   | "audit.user.create"
+  | "audit.organization.create"
   | "audit.space.create"
   | "audit.role.create"
   | "audit.feature_flag.update"

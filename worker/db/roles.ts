@@ -15,9 +15,10 @@ export type RoleType = (typeof ROLE_TYPES)[number];
 
 export interface Role {
   guid: string;
-  type: RoleType;
+  type: (typeof roles.$inferSelect)["type"];
   userGuid: string;
-  spaceGuid: string;
+  organizationGuid: string;
+  spaceGuid: string | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -40,18 +41,21 @@ export function visibleTo(db: Db, viewer: Viewer, spaceColumn: SQLiteColumn): SQ
 /** Creates a role; null when the user already has it in that space. Callers check that both exist. */
 export async function createRole(
   db: Db,
-  input: { type: RoleType; user: { guid: string; name: string }; space: { guid: string; name: string } },
+  input: { type: RoleType; user: { guid: string; name: string }; space: { guid: string; name: string; organizationGuid: string } },
   actor: AuditEventInput["actor"],
   now: Date = new Date(),
 ): Promise<Role | null> {
   const at = isoNow(now);
-  const role: Role = { guid: newGuid(), type: input.type, userGuid: input.user.guid, spaceGuid: input.space.guid, createdAt: at, updatedAt: at };
+  const role: Role = {
+    guid: newGuid(), type: input.type, userGuid: input.user.guid, organizationGuid: input.space.organizationGuid, spaceGuid: input.space.guid,
+    createdAt: at, updatedAt: at,
+  };
   const created = await writeAudited(db, db.insert(roles).values(role).onConflictDoNothing(), {
     type: "audit.role.create",
     actor,
     target: { guid: role.guid, type: "role", name: input.type },
     spaceGuid: input.space.guid,
-    data: { user: input.user, space: input.space },
+    data: { user: input.user, space: { guid: input.space.guid, name: input.space.name } },
     now,
   });
   return created ? role : null;

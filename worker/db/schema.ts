@@ -13,33 +13,94 @@ const timestamps = {
   updatedAt: text("updated_at").notNull().default(sql`(strftime('%Y-%m-%dT%H:%M:%SZ','now'))`),
 };
 
-/** People and robots that hold bearer tokens. Only the SHA-256 of a token is kept. */
+/**
+ * People and robots. A user signs in with a password (stored only as a PBKDF2
+ * hash, auth/passwords.ts), holds an opaque bearer token (only its SHA-256 is
+ * kept), or both.
+ */
 export const users = sqliteTable("users", {
   guid: text("guid").primaryKey(),
   name: text("name").notNull().unique(),
   admin: integer("admin", { mode: "boolean" }).notNull().default(false),
-  tokenHash: text("token_hash").notNull().unique(),
+  tokenHash: text("token_hash").unique(),
+  passwordHash: text("password_hash"),
   ...timestamps,
 });
 
-/** Berth has one implicit organization; spaces scope apps and developer access. */
-export const spaces = sqliteTable("spaces", {
+/** CF's organizations: spaces belong to one; names are unique across the platform. */
+export const organizations = sqliteTable("organizations", {
   guid: text("guid").primaryKey(),
   name: text("name").notNull().unique(),
+  suspended: integer("suspended", { mode: "boolean" }).notNull().default(false),
   ...timestamps,
 });
 
+/** Spaces scope apps and access; a space's name is unique within its organization (CC's rule). */
+export const spaces = sqliteTable(
+  "spaces",
+  {
+    guid: text("guid").primaryKey(),
+    name: text("name").notNull(),
+    organizationGuid: text("organization_guid").notNull().references(() => organizations.guid),
+    ...timestamps,
+  },
+  (t) => [uniqueIndex("spaces_org_name").on(t.organizationGuid, t.name), index("spaces_org").on(t.organizationGuid)],
+);
+
+export const ORGANIZATION_ROLE_TYPES = [
+  "organization_user", "organization_auditor", "organization_manager", "organization_billing_manager",
+] as const;
+export const SPACE_ROLE_TYPES = ["space_developer", "space_auditor", "space_manager", "space_supporter"] as const;
+
+/**
+ * CF's roles. An organization role has no space; a space role names its space and
+ * (denormalized, spaces never move) that space's organization, so "everything in
+ * this organization" is one indexed lookup.
+ */
 export const roles = sqliteTable(
   "roles",
   {
     guid: text("guid").primaryKey(),
-    type: text("type", { enum: ["space_developer"] }).notNull(),
+    type: text("type", { enum: [...ORGANIZATION_ROLE_TYPES, ...SPACE_ROLE_TYPES] }).notNull(),
     userGuid: text("user_guid").notNull().references(() => users.guid, { onDelete: "cascade" }),
-    spaceGuid: text("space_guid").notNull().references(() => spaces.guid, { onDelete: "cascade" }),
+    organizationGuid: text("organization_guid").notNull().references(() => organizations.guid, { onDelete: "cascade" }),
+    spaceGuid: text("space_guid").references(() => spaces.guid, { onDelete: "cascade" }),
     ...timestamps,
   },
-  (t) => [uniqueIndex("roles_user_space_type").on(t.userGuid, t.spaceGuid, t.type)],
+  (t) => [
+    uniqueIndex("roles_user_space_type").on(t.userGuid, t.spaceGuid, t.type),
+    // Space roles are unique by the index above; NULLs are distinct there, so org roles need their own.
+    uniqueIndex("roles_user_org_type").on(t.userGuid, t.organizationGuid, t.type).where(sql`space_guid IS NULL`),
+    index("roles_org").on(t.organizationGuid),
+    index("roles_space").on(t.spaceGuid),
+  ],
 );
+
+/**
+ * One row per sign-in (password grant): the refresh token's jti is its guid and
+ * every access token from it names it (`sid`). Deleting the row (logout, a new
+ * password, a deleted user) revokes the refresh token and its access tokens.
+ */
+export const sessions = sqliteTable(
+  "sessions",
+  {
+    guid: text("guid").primaryKey(),
+    userGuid: text("user_guid").notNull().references(() => users.guid, { onDelete: "cascade" }),
+    clientId: text("client_id").notNull(),
+    /** Epoch ms after which the refresh token is refused. */
+    expiresAt: integer("expires_at").notNull(),
+    createdAt: text("created_at").notNull(),
+  },
+  (t) => [index("sessions_user").on(t.userGuid)],
+);
+
+/** Failed sign-ins per user name in the current window, for UAA-style lockout. */
+export const loginFailures = sqliteTable("login_failures", {
+  username: text("username").primaryKey(),
+  failures: integer("failures").notNull(),
+  /** Epoch ms of the window's first failure. */
+  windowStart: integer("window_start").notNull(),
+});
 
 /** Only flags an operator has set have a row; the rest take CF's defaults. */
 export const featureFlags = sqliteTable("feature_flags", {

@@ -1,4 +1,4 @@
-/** @module Spaces: Berth's one implicit organization is split into spaces that scope apps and developers. */
+/** @module Spaces: an organization is split into spaces that scope apps and access. */
 import { and, asc, desc, eq, inArray, type SQL } from "drizzle-orm";
 import type { Db } from "../env";
 import { isoNow, newGuid } from "../http/ids";
@@ -10,25 +10,27 @@ import { spaces } from "./schema";
 export interface Space {
   guid: string;
   name: string;
+  organizationGuid: string;
   createdAt: string;
   updatedAt: string;
 }
 
-/** Creates a space; null when the name is taken. */
+/** Creates a space in an organization the caller checked exists; null when the name is taken there. */
 export async function createSpace(
   db: Db,
-  name: string,
+  input: { name: string; organization: { guid: string; name: string } },
   actor: AuditEventInput["actor"],
   now: Date = new Date(),
 ): Promise<Space | null> {
   const at = isoNow(now);
-  const space: Space = { guid: newGuid(), name, createdAt: at, updatedAt: at };
+  const name = input.name;
+  const space: Space = { guid: newGuid(), name, organizationGuid: input.organization.guid, createdAt: at, updatedAt: at };
   const created = await writeAudited(db, db.insert(spaces).values(space).onConflictDoNothing(), {
     type: "audit.space.create",
     actor,
     target: { guid: space.guid, type: "space", name },
     spaceGuid: space.guid,
-    data: { request: { name } },
+    data: { request: { name, organization: input.organization } },
     now,
   });
   return created ? space : null;
@@ -43,6 +45,7 @@ export async function getSpace(db: Db, guid: string, viewer: Viewer): Promise<Sp
 export interface SpaceListQuery extends Page {
   names?: string[];
   guids?: string[];
+  organizationGuids?: string[];
   orderBy: "created_at" | "-created_at" | "name" | "-name";
 }
 
@@ -50,6 +53,7 @@ export async function listSpaces(db: Db, viewer: Viewer, q: SpaceListQuery): Pro
   const conds: (SQL | undefined)[] = [visibleTo(db, viewer, spaces.guid)];
   if (q.names) conds.push(inArray(spaces.name, q.names));
   if (q.guids) conds.push(inArray(spaces.guid, q.guids));
+  if (q.organizationGuids) conds.push(inArray(spaces.organizationGuid, q.organizationGuids));
   const cond = and(...conds);
   const col = q.orderBy.endsWith("name") ? spaces.name : spaces.createdAt;
   const dir = q.orderBy.startsWith("-") ? desc : asc;

@@ -56,5 +56,5 @@ export async function listUsers(db: Db, q: UserListQuery): Promise<{ total: numb
   const col = q.orderBy.endsWith("username") ? users.name : users.createdAt;
   const dir = q.orderBy.startsWith("-") ? desc : asc;
   const { total, rows } = await selectPage(db, users, cond, [dir(col), dir(users.guid)], q);
-  return { total, users: rows.map(({ tokenHash: _, ...user }) => user) };
+  return { total, users: rows.map(({ tokenHash: _t, passwordHash: _p, ...user }) => user) };
 }

@@ -54,3 +54,11 @@ export const pageQuery = {
   page: z.coerce.number().int().min(1).default(1),
   per_page: z.coerce.number().int().min(1).max(5000).default(50),
 };
+
+/** CC's rule for organization and space names is 1..255 characters; Berth also keeps them printable and trimmed. */
+export const resourceName = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^\S(.*\S)?$/, "must not start or end with whitespace")
+  .regex(/^[^\p{Cc}]*$/u, "must not contain control characters");

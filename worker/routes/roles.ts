@@ -39,13 +39,13 @@ const presentRole = (c: Context, r: Role) => ({
   type: r.type,
   relationships: {
     user: { data: { guid: r.userGuid } },
-    space: { data: { guid: r.spaceGuid } },
-    organization: { data: null },
+    space: { data: r.spaceGuid ? { guid: r.spaceGuid } : null },
+    organization: { data: r.spaceGuid ? null : { guid: r.organizationGuid } },
   },
   links: {
     self: link(c, `/v3/roles/${r.guid}`),
     user: link(c, `/v3/users/${r.userGuid}`),
-    space: link(c, `/v3/spaces/${r.spaceGuid}`),
+    ...(r.spaceGuid ? { space: link(c, `/v3/spaces/${r.spaceGuid}`) } : { organization: link(c, `/v3/organizations/${r.organizationGuid}`) }),
   },
 });
 
@@ -60,7 +60,7 @@ roles.post("/", async (c) => {
   // CC's wording for relationships that do not resolve.
   if (!user) throw unprocessable("Invalid user. Ensure that the user exists and you have access to it.");
   if (!space) throw unprocessable("Invalid space. Ensure that the space exists and you have access to it.");
-  const role = await createRole(db, { type: body.type, user: { guid: user.guid, name: user.name }, space: { guid: space.guid, name: space.name } }, actor);
+  const role = await createRole(db, { type: body.type, user: { guid: user.guid, name: user.name }, space }, actor);
   if (!role) throw unprocessable(`User '${user.name}' already has '${body.type}' role in space '${space.name}'.`);
   return c.json(presentRole(c, role), 201);
 });

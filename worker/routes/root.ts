@@ -12,7 +12,7 @@ import { link } from "../http/links";
 /** The v3 resources this control plane serves, as listed by `GET /v3`. */
 const V3_RESOURCES = [
   "apps", "audit_events", "builds", "cells", "droplets", "feature_flags", "info",
-  "packages", "processes", "roles", "routes", "spaces", "users",
+  "organizations", "packages", "processes", "roles", "routes", "spaces", "users",
 ] as const;
 
 export const root = new Hono<AppEnv>();
