@@ -15,6 +15,7 @@ import { isNativeError } from "../../agent/runtime/errors";
 import { idRangeForSlot } from "../../agent/runtime/ids";
 import { Runtime, type Container } from "../../agent/runtime/runtime";
 import type { ContainerSpecInput } from "../../agent/runtime/spec";
+import { parseStat } from "../support/procs";
 import { makeBusyboxRootfs } from "../support/rootfs";
 
 // Slots far from the agent's and other suites', different per test process.
@@ -354,6 +355,19 @@ describe("init", () => {
       expect(c.signal("SIGTERM")).toBe(true);
       expect(await c.exited).toEqual({ status: 3, signal: null, oom: false });
       expect((await logs(c.id)).stdout).toBe("ready\ngot TERM\n");
+    } finally {
+      await c.destroy();
+    }
+  });
+
+  it("leads a session of its own, so a signal to the agent's process group (Ctrl-C on npm start) never reaches it", async () => {
+    const c = await runtime.create(spec(sh("sleep 30")));
+    try {
+      const { pgrp, session } = parseStat(await readFile(`/proc/${c.pid}/stat`, "utf8"));
+      expect(session).toBe(c.pid);
+      expect(pgrp).toBe(c.pid);
+      const ours = parseStat(await readFile("/proc/self/stat", "utf8"));
+      expect(pgrp).not.toBe(ours.pgrp);
     } finally {
       await c.destroy();
     }

@@ -348,6 +348,11 @@ int AppMain(void* arg) {
   while (n < 0 && errno == EINTR);
   if (n != 1 || go != kSyncGo) _exit(127);  // the parent gave up: nobody to tell
 
+  // A session of its own (runc's init does the same): a signal to the agent's
+  // process group — Ctrl-C on `npm start`, a supervisor killing what a stopped
+  // agent left — never reaches the container, which outlives its agent.
+  if (setsid() < 0) Fail(sync, "session", "setsid", "");
+
   // map_ids is done by the parent; become the mapped root.
   if (syscall(SYS_setresgid, 0, 0, 0) < 0) Fail(sync, "map_ids", "setresgid", "");
   if (syscall(SYS_setresuid, 0, 0, 0) < 0) Fail(sync, "map_ids", "setresuid", "");
