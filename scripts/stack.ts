@@ -1,9 +1,12 @@
 /**
  * The whole local stack (`npm start`): the control plane under wrangler dev
- * with its local D1 (state in .wrangler/), a registry on loopback holding the
- * demo image (busybox httpd, built offline), one cell agent and the router.
- * State lives in .berth/; Ctrl-C stops the daemons and leaves containers for
- * the next start to re-adopt.
+ * with its local D1, a registry on loopback holding the demo image (busybox
+ * httpd, built offline), one cell agent and the router. State lives in .berth/
+ * (BERTH_STATE_DIR moves it, D1 included). The stack owns what it starts: every
+ * daemon is on a leash (test/support/leash.ts), so Ctrl-C, SIGTERM, a closed
+ * terminal or this script dying in any way stops them all, and containers stay
+ * for the next start to re-adopt. It refuses to start on a port another
+ * process holds.
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -11,13 +14,19 @@ import { chmod, mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { buildAndPushFixtures } from "../test/fixtures/build-images";
 import { startControlPlane } from "../test/support/control-plane";
+import { requireFreePort } from "../test/support/ports";
 import { startRegistry } from "../test/support/registry";
 import { adminCall, enrollmentToken, registerRouter, startAgentProcess, startRouterProcess } from "../test/support/stack";
 
 const ROOT = resolve(import.meta.dirname, "..");
-const STATE = join(ROOT, ".berth");
-const API_PORT = Number(process.env.BERTH_API_PORT ?? 8787);
-const ROUTER_PORT = Number(process.env.BERTH_ROUTER_PORT ?? 8080);
+const env = process.env;
+const STATE = env.BERTH_STATE_DIR ? resolve(env.BERTH_STATE_DIR) : join(ROOT, ".berth");
+// The D1 sits with the rest of the state when that was moved; else where wrangler keeps it.
+const D1_DIR = env.BERTH_STATE_DIR ? join(STATE, "d1") : join(ROOT, ".wrangler/state");
+const API_PORT = Number(env.BERTH_API_PORT ?? 8787);
+const ROUTER_PORT = Number(env.BERTH_ROUTER_PORT ?? 8080);
+const CELL_NAME = env.BERTH_CELL_NAME ?? "local";
+const CONTAINER_CIDR = env.BERTH_CONTAINER_CIDR ?? "10.254.0.0/22";
 
 function devVars(): Record<string, string> {
   const text = readFileSync(join(ROOT, ".dev.vars"), "utf8");
@@ -35,17 +44,37 @@ function hostAddress(): string {
 
 const say = (s: string) => process.stdout.write(`stack: ${s}\n`);
 
+/** What has started, stopped in reverse groups: router and agent first, then what they talk to. */
+const running: { stop(): Promise<unknown> }[][] = [[], []];
+let stopping: Promise<void> | undefined;
+
+function stop(why: string, code: number): Promise<void> {
+  stopping ??= (async () => {
+    if (running.flat().length === 0) process.exit(code);
+    say(`${why}: stopping...`);
+    for (const group of running) await Promise.all(group.map((d) => d.stop().catch((e) => say(`stop: ${(e as Error).message}`))));
+    say("stopped (containers keep running and are re-adopted next time)");
+    process.exit(code);
+  })();
+  return stopping;
+}
+
 async function main() {
+  // Before anything starts: never go on against someone else's process on our ports.
+  await requireFreePort("127.0.0.1", API_PORT, "BERTH_API_PORT");
+  await requireFreePort("127.0.0.1", ROUTER_PORT, "BERTH_ROUTER_PORT");
   // 0711: containers' mapped root users traverse it to their root filesystems.
   await mkdir(STATE, { recursive: true, mode: 0o711 });
   await chmod(STATE, 0o711);
   const vars = devVars();
   say("starting the control plane (wrangler dev, local D1)...");
   const cp = await startControlPlane({
-    port: API_PORT, persistDir: join(ROOT, ".wrangler/state"), adminToken: vars.ADMIN_TOKEN, encryptionKey: vars.ENCRYPTION_KEY,
+    port: API_PORT, persistDir: D1_DIR, adminToken: vars.ADMIN_TOKEN, encryptionKey: vars.ENCRYPTION_KEY,
   });
+  running[1]!.push(cp);
   say("starting the registry and building the demo image...");
   const registry = await startRegistry();
+  running[1]!.push(registry);
   await buildAndPushFixtures(registry.host);
   await adminCall(cp, "PATCH", "/v3/admin/docker_registry_access", { insecure_registries: [registry.host] });
 
@@ -54,19 +83,21 @@ async function main() {
   say("starting the cell agent...");
   const agent = await startAgentProcess({
     apiUrl: cp.url, ...(registered ? {} : { enrollmentToken: await enrollmentToken(cp, "cell") }),
-    name: "local", address: hostAddress(), stateDir: cellDir, containerCidr: "10.254.0.0/22", portMin: 61000, portMax: 61999,
+    name: CELL_NAME, address: hostAddress(), stateDir: cellDir, containerCidr: CONTAINER_CIDR, portMin: 61000, portMax: 61999,
   });
+  running[0]!.push(agent);
   const tokenFile = join(STATE, "router-token");
-  if (!existsSync(tokenFile)) await writeFile(tokenFile, await registerRouter(cp, "local-router"), { mode: 0o600 });
+  if (!existsSync(tokenFile)) await writeFile(tokenFile, await registerRouter(cp, `${CELL_NAME}-router`), { mode: 0o600 });
   say("starting the router...");
   const router = await startRouterProcess(cp.url, readFileSync(tokenFile, "utf8").trim(), join(STATE, "router.log"), ROUTER_PORT);
+  running[0]!.push(router);
 
   process.stdout.write(`
 Berth is running.
   control plane  ${cp.url}          (admin token: ${cp.adminToken})
   router         http://127.0.0.1:${router.port}   (apps at http://<app>.apps.localhost:${router.port})
   registry       ${registry.host}   (demo image: ${registry.host}/httpd:latest)
-  logs           .berth/cell/agent.log, .berth/router.log
+  logs           ${join(STATE, "cell/agent.log")}, ${join(STATE, "router.log")}
 
 Next, in another terminal:
   npx berth api ${cp.url}
@@ -78,16 +109,14 @@ Next, in another terminal:
 
 Ctrl-C stops the stack (containers keep running and are re-adopted next time).
 `);
-  const stop = async () => {
-    say("stopping...");
-    await router.kill();
-    await agent.kill();
-    await registry.stop();
-    await cp.stop();
-    process.exit(0);
-  };
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
 }
 
-await main();
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => void stop(signal, 0));
+// A closed terminal: writing to it fails (EIO/EPIPE) instead of crashing the stop.
+process.stdout.on("error", () => void stop("terminal gone", 0));
+try {
+  await main();
+} catch (e) {
+  process.stderr.write(`stack: ${(e as Error).message}\n`);
+  await stop("failed", 1);
+}

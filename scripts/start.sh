@@ -17,4 +17,6 @@ if [ ! -f .dev.vars ]; then
   )
   echo "start: created .dev.vars"
 fi
-exec npx tsx scripts/stack.ts
+# node with tsx's loader, not the tsx binary, whose extra process would relay
+# each signal a second time.
+exec node --import tsx scripts/stack.ts

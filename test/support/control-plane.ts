@@ -3,12 +3,13 @@
  * `wrangler dev` (workerd + a local D1 in its own persist directory, migrations
  * applied) on a free loopback port, with its own admin token.
  */
-import { spawn, execFile, type ChildProcess } from "node:child_process";
+import { execFile, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
+import { leash } from "./leash";
 import { randomBytes } from "node:crypto";
 
 const run = promisify(execFile);
@@ -79,7 +80,9 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const args = ["dev", ...config, "--ip", host, "--port", String(port), "--inspector-port", "0", "--persist-to", persistDir,
     "--show-interactive-dev-session=false", "--log-level", process.env.BERTH_WRANGLER_LOG ?? "warn"];
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
-  const child = spawn(WRANGLER, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  // On a leash: wrangler and its workerd go when this process does, however it ends.
+  const wrangler = leash([WRANGLER, ...args], { cwd: ROOT, env });
+  const child = wrangler.process;
   let output = "";
   const onData = (d: Buffer) => {
     output = (output + d).slice(-20_000);
@@ -98,7 +101,10 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     } catch {
       // not listening yet
     }
-    if (Date.now() > deadline) throw new Error(`wrangler dev did not come up on ${url}:\n${output}`);
+    if (Date.now() > deadline) {
+      await wrangler.stop();
+      throw new Error(`wrangler dev did not come up on ${url}:\n${output}`);
+    }
     await new Promise((r) => setTimeout(r, 200));
   }
   return {
@@ -107,12 +113,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     persistDir,
     process: child,
     async stop() {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once("exit", r));
-        process.kill(-child.pid!, "SIGTERM");
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-        if (child.exitCode === null) process.kill(-child.pid!, "SIGKILL");
-      }
+      await wrangler.stop();
       if (!opts.persistDir) await rm(persistDir, { recursive: true, force: true });
     },
   };

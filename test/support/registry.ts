@@ -8,13 +8,14 @@
  * Also the fault doubles a registry client must survive: a server that
  * accepts and never answers, and an address where nothing listens.
  */
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { leash } from "./leash";
 import { makeSigningCert, makeTestCa } from "./tls";
 import { startTokenIssuer, type TokenIssuer } from "./token-issuer";
 
@@ -91,17 +92,14 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
   const configPath = join(dir, "config.yml");
   await writeFile(configPath, JSON.stringify(config));
 
-  // A shell holds the registry on a leash: when our end of its stdin closes —
-  // stop(), or this process dying without a teardown — it kills the registry,
-  // so a crashed test run leaves no registry behind on this shared machine.
-  const child = spawn("sh", ["-c", 'docker-registry serve "$1" & pid=$!; read _; kill $pid; wait $pid', "sh", configPath], {
-    stdio: ["pipe", "ignore", "pipe"],
-  });
+  // On a leash: a crashed test run or stack leaves no registry behind on this shared machine.
+  const registry = leash(["docker-registry", "serve", configPath], { stdout: "ignore", stderr: "pipe" });
+  const child = registry.process;
   let port: number;
   try {
     port = await listeningPort(child, listen, opts.startTimeoutMs ?? 10_000);
   } catch (err) {
-    await stopChild(child);
+    await registry.stop();
     await tokenIssuer?.stop();
     await rm(dir, { recursive: true, force: true });
     throw err;
@@ -114,7 +112,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
     storageDir,
     tokenIssuer,
     async stop() {
-      await stopChild(child);
+      await registry.stop();
       await tokenIssuer?.stop();
       await rm(dir, { recursive: true, force: true });
     },
@@ -149,15 +147,6 @@ function listeningPort(child: ChildProcess, listen: string, timeoutMs: number): 
     child.once("exit", onExit);
     child.once("error", fail);
   });
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  child.stdin?.end();
-  const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-  await exited;
-  clearTimeout(timer);
 }
 
 export interface HangingServer {

@@ -4,12 +4,13 @@
  * processes (tsx), enrolled through the real API.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream } from "node:fs";
+import { closeSync, openSync } from "node:fs";
 import { request } from "node:http";
 import { mkdir, readdir, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { PROTOCOL_VERSION } from "../../shared/protocol/version";
 import { freePort, type ControlPlane } from "./control-plane";
+import { leash } from "./leash";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 // node with tsx's loader, not the tsx binary: that one runs the script in a
@@ -45,25 +46,26 @@ export interface Daemon {
   logFile: string;
   /** Sends a signal; resolves when the process has exited. */
   kill(signal?: NodeJS.Signals): Promise<void>;
+  /** SIGTERM, SIGKILL to its process group after the grace period; resolves when all is gone. */
+  stop(): Promise<void>;
 }
 
 /** argv run in the network namespace at `netns` when given: nsenter --net only (not `ip netns exec`), so the host's mounts stay visible. */
 const inNetns = (argv: string[], netns?: string): string[] => (netns ? ["nsenter", `--net=${netns}`, ...argv] : argv);
 
 function daemon(argv: string[], env: NodeJS.ProcessEnv, logFile: string, opts: { netns?: string } = {}): Daemon {
-  const out = createWriteStream(logFile, { flags: "a" });
-  const [cmd, ...args] = inNetns(argv, opts.netns);
-  const child = spawn(cmd!, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  child.stdout!.pipe(out);
-  child.stderr!.pipe(out);
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  const log = openSync(logFile, "a");
+  // On a leash: the daemon goes when this process does, however it ends (its containers stay).
+  const d = leash(inNetns(argv, opts.netns), { cwd: ROOT, env: { ...process.env, ...env }, stdout: log, stderr: log });
+  closeSync(log);
   return {
-    process: child,
+    process: d.process,
     logFile,
     async kill(signal = "SIGTERM") {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      await exited;
+      await d.signal(signal);
+      await d.exited;
     },
+    stop: d.stop,
   };
 }
 
