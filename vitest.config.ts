@@ -29,7 +29,7 @@ export default defineConfig({
         ],
         test: {
           name: "worker",
-          include: ["test/worker/**/*.test.ts"],
+          include: ["test/worker/**/*.test.ts", "test/security/worker/**/*.test.ts"],
           // Staging tests wait out a registry that never answers (STAGING_TIMEOUT_MS); leave room on a loaded machine.
           testTimeout: 30_000,
           setupFiles: ["./test/worker/apply-migrations.ts"],
@@ -41,6 +41,8 @@ export default defineConfig({
         test: {
           name: "node",
           include: ["test/{shared,agent,router,cli,security}/**/*.test.ts"],
+          // Attacks on the control plane that must run inside workerd are in the worker project.
+          exclude: ["test/security/worker/**"],
           globalSetup: ["./test/support/global-setup.ts"],
           testTimeout: 60_000,
           hookTimeout: 120_000,

@@ -38,7 +38,7 @@ const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(
 
 const registry = await startRegistry();
 await buildAndPushFixtures(registry.host);
-const resolved = await resolveImage(`${registry.host}/httpd:latest`, { fetch, schemes: registrySchemes(registry.host, [registry.host], { canSkipTlsVerify: false }) });
+const resolved = await resolveImage(`${registry.host}/httpd:latest`, { fetch, schemes: registrySchemes(registry.host, [registry.host], { canSkipTlsVerify: false }), listedRegistries: [registry.host] });
 const cell = await makeCellAddress();
 const state = await mkdtemp(join(tmpdir(), "berth-bench-cell-"));
 await chmod(state, 0o711);

@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import type { InstanceSpec, Usage } from "../../shared/protocol/instance";
 import type { RegistryAccess } from "../../shared/protocol/registry-access";
 import { registrySchemes } from "../../shared/registry/session";
+import { listedRegistries } from "../../shared/registry/targets";
 import { ImageStore, type PullLimits } from "../images/image-store";
 import type { LayerCache } from "../images/layer-cache";
 import { createRegistryFetch, type RegistryFetch } from "../images/registry-fetch";
@@ -50,11 +51,12 @@ export class CellContainerDriver implements ContainerDriver {
   setRegistryAccess(access: RegistryAccess): void {
     if (this.puller?.version === access.version) return;
     const old = this.puller;
-    const fetch = createRegistryFetch({ trustedCaCertificates: access.trusted_ca_certificates, insecureRegistries: access.insecure_registries });
+    const fetch = createRegistryFetch({ trustedCaCertificates: access.trusted_ca_certificates, insecureRegistries: access.insecure_registries, cellOnlyRegistries: access.cell_only_registries });
     const store = new ImageStore({
       cache: this.deps.cache,
       fetch: fetch.fetch,
       schemesFor: (host) => registrySchemes(host, access.insecure_registries, { canSkipTlsVerify: true }),
+      listedRegistries: listedRegistries(access),
       ...this.deps.pullLimits,
       gcThresholdBytes: this.deps.gcThresholdBytes,
     });

@@ -9,6 +9,7 @@ import type { StagingTask } from "../../shared/protocol/staging";
 import { parseReference } from "../../shared/registry/reference";
 import { resolveImage } from "../../shared/registry/resolve";
 import { registrySchemes } from "../../shared/registry/session";
+import { listedRegistries } from "../../shared/registry/targets";
 import { createRegistryFetch } from "../images/registry-fetch";
 import type { StagingOutcome } from "./control-plane";
 
@@ -16,12 +17,13 @@ import type { StagingOutcome } from "./control-plane";
 const OCI_ARCH: Record<string, string> = { x64: "amd64", arm64: "arm64", arm: "arm", ppc64: "ppc64le", s390x: "s390x" };
 
 export async function stageOnCell(task: StagingTask, access: RegistryAccess, timeoutMs = 120_000): Promise<StagingOutcome> {
-  const registryFetch = createRegistryFetch({ trustedCaCertificates: access.trusted_ca_certificates, insecureRegistries: access.insecure_registries });
+  const registryFetch = createRegistryFetch({ trustedCaCertificates: access.trusted_ca_certificates, insecureRegistries: access.insecure_registries, cellOnlyRegistries: access.cell_only_registries });
   try {
     const ref = parseReference(task.image);
     const image = await resolveImage(ref, {
       fetch: registryFetch.fetch,
       schemes: registrySchemes(ref.host, access.insecure_registries, { canSkipTlsVerify: true }),
+      listedRegistries: listedRegistries(access),
       platform: { os: "linux", architecture: OCI_ARCH[arch()] ?? arch() },
       signal: AbortSignal.timeout(timeoutMs),
       ...(task.credentials ? { credentials: task.credentials } : {}),

@@ -7,7 +7,7 @@
  * which layers, and collects garbage after each pull.
  *
  * @example
- * const store = new ImageStore({ cache, fetch, schemesFor: (host) => registrySchemes(host, insecure, { canSkipTlsVerify: true }), ...limits });
+ * const store = new ImageStore({ cache, fetch, schemesFor: (host) => registrySchemes(host, insecure, { canSkipTlsVerify: true }), listedRegistries: listedRegistries(access), ...limits });
  * const { layers } = await store.pull(spec.image, { holder: spec.instance_guid, onProgress });
  */
 import { Readable } from "node:stream";
@@ -58,6 +58,8 @@ export interface ImageStoreOptions extends PullLimits {
   fetch: typeof fetch;
   /** Which schemes to try for a registry host (shared/registry registrySchemes). */
   schemesFor: (host: string) => Scheme[];
+  /** The admin's listed registries (shared/registry/targets.ts): the only inward hosts pulls may reach. */
+  listedRegistries: readonly string[];
   /** Collect least recently used, unheld layers while the cache is bigger than this. */
   gcThresholdBytes: number;
   /** Layers downloaded at once. */
@@ -156,6 +158,7 @@ export class ImageStore {
     return openRegistrySession(ref, {
       fetch: this.opts.fetch,
       schemes: this.opts.schemesFor(ref.host),
+      listedRegistries: this.opts.listedRegistries,
       ...(image.credentials ? { credentials: image.credentials } : {}),
       ...(signal ? { signal } : {}),
       ...(this.opts.requestTimeoutMs ? { requestTimeoutMs: this.opts.requestTimeoutMs } : {}),

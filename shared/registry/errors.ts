@@ -26,7 +26,12 @@ export type RegistryErrorCode =
   /** A request or the whole resolution ran past its time budget. */
   | "timeout"
   /** A manifest, config or token larger than the client accepts. */
-  | "too_large";
+  | "too_large"
+  /**
+   * A URL this client will not fetch (targets.ts): an https→http downgrade, or
+   * a loopback, link-local or private address the admin did not list.
+   */
+  | "refused_target";
 
 export class RegistryError extends Error {
   override readonly name = "RegistryError";

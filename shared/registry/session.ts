@@ -9,9 +9,12 @@
  * It takes `fetch` as a parameter: the Worker passes the global one, a cell
  * one built on undici with the admin's CA bundle. Nothing here is
  * runtime-specific beyond fetch, AbortController, setTimeout and Web Crypto.
+ * Every URL it fetches (the registry, each redirect, the token realm) passes
+ * the same rule first (targets.ts): no https→http downgrade, no loopback,
+ * link-local or private address the admin did not list.
  *
  * @example
- * const s = await openRegistrySession(parseReference("127.0.0.1:5000/app:1"), { fetch, schemes: ["http"] });
+ * const s = await openRegistrySession(parseReference("127.0.0.1:5000/app:1"), { fetch, schemes: ["http"], listedRegistries: ["127.0.0.1:5000"] });
  * const res = await blobRequest(s, "sha256:…"); // a verified-by-the-caller stream
  */
 import type { Credentials } from "../protocol/image";
@@ -20,11 +23,17 @@ import { registryListed } from "./allow-list";
 import { RegistryError } from "./errors";
 import { formatReference, type ImageReference } from "./reference";
 import { DEFAULT_RETRY, parseRetryAfter, retryDelay, type RetryPolicy } from "./retry";
+import { refusedTarget } from "./targets";
 
 export type Scheme = "https" | "http";
 
 export interface RegistryClientOptions {
   fetch: typeof fetch;
+  /**
+   * The admin's listed registries (targets.ts listedRegistries): the only
+   * loopback, link-local or private hosts this client may fetch from.
+   */
+  listedRegistries: readonly string[];
   credentials?: Credentials;
   /** Schemes to try in order (see registrySchemes). Default https only. */
   schemes?: readonly Scheme[];
@@ -216,15 +225,17 @@ class Connection implements RegistrySession {
   private async send(url: string, headers: Record<string, string>, withAuth: boolean): Promise<TimedResponse> {
     const origin = new URL(this.baseUrl).origin;
     let current = new URL(url);
+    let from: URL | undefined;
     for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
       const h = new Headers(headers);
       if (withAuth && current.origin === origin && this.auth.kind !== "none") h.set("authorization", this.auth.header);
-      const timed = await this.timedFetch(current.toString(), { headers: h });
+      const timed = await this.timedFetch(current, { headers: h }, from);
       const { res } = timed;
       const location = res.headers.get("location");
       if ([301, 302, 303, 307, 308].includes(res.status) && location) {
         await res.body?.cancel();
         timed.disarm();
+        from = current;
         current = new URL(location, current);
         continue;
       }
@@ -233,10 +244,16 @@ class Connection implements RegistrySession {
     throw new RegistryError("unreachable", `The registry ${this.host} redirected more than ${MAX_REDIRECTS} times.`);
   }
 
-  /** fetch with a timer that aborts it; the timer stays armed until `disarm` so body reads are bounded too. */
-  private async timedFetch(url: string, init: RequestInit): Promise<TimedResponse> {
+  /**
+   * fetch with a timer that aborts it; the timer stays armed until `disarm` so
+   * body reads are bounded too. `url` must pass the target rule (reached from
+   * `from`, for a redirect or a realm) or nothing is sent.
+   */
+  private async timedFetch(url: URL, init: RequestInit, from?: URL): Promise<TimedResponse> {
     const { signal } = this.options;
     if (signal?.aborted) throw this.budgetSpent();
+    const refused = refusedTarget(url, { listed: this.options.listedRegistries, ...(from ? { from } : {}) });
+    if (refused) throw new RegistryError("refused_target", `Pulling ${this.what} would fetch from ${url.origin}, which is refused: ${refused}.`);
     const controller = new AbortController();
     let timedOut = false;
     const timer = setTimeout(() => { timedOut = true; controller.abort(); }, this.options.requestTimeoutMs);
@@ -247,13 +264,14 @@ class Connection implements RegistrySession {
       signal?.removeEventListener("abort", onBudget);
     };
     try {
-      const res = await this.options.fetch(url, { ...init, method: "GET", redirect: "manual", signal: controller.signal });
+      const res = await this.options.fetch(url.toString(), { ...init, method: "GET", redirect: "manual", signal: controller.signal });
       return { res, disarm };
     } catch (cause) {
       disarm();
       if (signal?.aborted) throw this.budgetSpent(cause);
-      if (timedOut) throw new RegistryError("timeout", `The registry ${new URL(url).host} did not answer within ${this.options.requestTimeoutMs} ms.`, { cause });
-      throw new RegistryError("unreachable", `Cannot connect to ${new URL(url).origin} (connection refused, reset, or a TLS failure).`, { cause, noAnswer: true });
+      if (cause instanceof RegistryError) throw cause;
+      if (timedOut) throw new RegistryError("timeout", `The registry ${url.host} did not answer within ${this.options.requestTimeoutMs} ms.`, { cause });
+      throw new RegistryError("unreachable", `Cannot connect to ${url.origin} (connection refused, reset, or a TLS failure).`, { cause, noAnswer: true });
     }
   }
 
@@ -282,10 +300,6 @@ class Connection implements RegistrySession {
     } catch (cause) {
       throw new RegistryError("unauthorized", `The registry ${this.host} names a token service that is not a URL (${realmText ?? "none"}).`, { cause });
     }
-    // An http realm only for a registry already spoken to over http (ggcr's hardening).
-    if (realm.protocol !== "https:" && !(realm.protocol === "http:" && this.baseUrl.startsWith("http:"))) {
-      throw new RegistryError("unauthorized", `The registry ${this.host} names a token service over ${realm.protocol}, which is refused for a TLS registry.`);
-    }
     if (challenge.params.service) realm.searchParams.set("service", challenge.params.service);
     const scopes = new Set([`repository:${this.ref.repository}:pull`]);
     if (challenge.params.scope) for (const s of challenge.params.scope.split(" ")) scopes.add(s);
@@ -293,7 +307,8 @@ class Connection implements RegistrySession {
 
     const headers: Record<string, string> = {};
     if (this.options.credentials) headers.authorization = basicHeader(this.options.credentials);
-    const { res, disarm } = await this.retrying(() => this.timedFetch(realm.toString(), { headers }), true);
+    // The realm is reached from the registry: an http realm only for a registry already spoken to over http (ggcr's hardening).
+    const { res, disarm } = await this.retrying(() => this.timedFetch(realm, { headers }, new URL(this.baseUrl)), true);
     try {
       if (res.status === 401 || res.status === 403) throw this.unauthorized();
       if (res.status !== 200) throw new RegistryError("unreachable", `The token service of ${this.host} answered ${res.status}.`);

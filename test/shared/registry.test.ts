@@ -19,7 +19,7 @@ import { corruptJson, startRegistryProxy, type RegistryProxy } from "../support/
 
 const { host, storageDir } = inject("registry");
 /** Plain HTTP on loopback, quick retries: what every test starts from. */
-const plain: ResolveOptions = { fetch, schemes: ["http"], retry: { retries: 1, baseDelayMs: 1 } };
+const plain: ResolveOptions = { fetch, schemes: ["http"], listedRegistries: ["127.0.0.1"], retry: { retries: 1, baseDelayMs: 1 } };
 
 async function failure(p: Promise<unknown>): Promise<RegistryError> {
   const err = await p.then(() => undefined, (e: unknown) => e);
@@ -121,7 +121,7 @@ describe("anonymous registry", () => {
   it("falls back from https to plain http when the registry is insecure-listed on a cell", async () => {
     const schemes = registrySchemes(host, ["127.0.0.1"], { canSkipTlsVerify: true });
     expect(schemes).toEqual(["https", "http"]);
-    const image = await resolveImage(`${host}/httpd`, { fetch, schemes });
+    const image = await resolveImage(`${host}/httpd`, { fetch, schemes, listedRegistries: ["127.0.0.1"] });
     expect(image.layers).toHaveLength(2);
   });
 
@@ -198,9 +198,10 @@ describe("TLS registries", () => {
   afterAll(() => tls?.stop());
 
   it("verifies the registry with the admin's CA", async () => {
-    const rf = createRegistryFetch({ trustedCaCertificates: [tls.caPem!] });
+    // A loopback registry with a private CA is listed as reachable from cells only.
+    const rf = createRegistryFetch({ trustedCaCertificates: [tls.caPem!], cellOnlyRegistries: [tls.host] });
     try {
-      const image = await resolveImage(`${tls.host}/httpd`, { fetch: rf.fetch, retry: { retries: 0 } });
+      const image = await resolveImage(`${tls.host}/httpd`, { fetch: rf.fetch, listedRegistries: [tls.host], retry: { retries: 0 } });
       expect(image.layers).toHaveLength(2);
     } finally {
       await rf.close();
@@ -211,9 +212,9 @@ describe("TLS registries", () => {
     const strict = createRegistryFetch();
     const insecure = createRegistryFetch({ insecureRegistries: [tls.host] });
     try {
-      await expectCode(resolveImage(`${tls.host}/httpd`, { fetch: strict.fetch, retry: { retries: 0 } }), "unreachable", /Cannot connect to https:\/\/127\.0\.0\.1/);
+      await expectCode(resolveImage(`${tls.host}/httpd`, { fetch: strict.fetch, listedRegistries: [tls.host], retry: { retries: 0 } }), "unreachable", /Cannot connect to https:\/\/127\.0\.0\.1/);
       const schemes = registrySchemes(tls.host, [tls.host], { canSkipTlsVerify: true });
-      expect((await resolveImage(`${tls.host}/httpd`, { fetch: insecure.fetch, schemes })).layers).toHaveLength(2);
+      expect((await resolveImage(`${tls.host}/httpd`, { fetch: insecure.fetch, schemes, listedRegistries: [tls.host] })).layers).toHaveLength(2);
     } finally {
       await Promise.all([strict.close(), insecure.close()]);
     }

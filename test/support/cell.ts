@@ -78,7 +78,7 @@ export async function openTestCell(o: TestCellOptions): Promise<TestCell> {
 export type HttpdImage = Awaited<ReturnType<typeof resolveImage>>;
 
 export function resolveHttpd(registryHost: string): Promise<HttpdImage> {
-  return resolveImage(`${registryHost}/httpd:latest`, { fetch, schemes: registrySchemes(registryHost, [registryHost], { canSkipTlsVerify: false }) });
+  return resolveImage(`${registryHost}/httpd:latest`, { fetch, schemes: registrySchemes(registryHost, [registryHost], { canSkipTlsVerify: false }), listedRegistries: [registryHost] });
 }
 
 /** An instance of the httpd fixture image serving its page on HTTPD_PORT. */

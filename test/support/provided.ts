@@ -1,8 +1,11 @@
 /**
  * @module What the global setups hand to tests through vitest's
- * `provide`/`inject`. Types only, with no Node imports, so tests inside
- * workerd can import it too.
+ * `provide`/`inject`. Types and constants only, with no Node imports, so
+ * tests inside workerd can import it too.
  */
+
+/** What inward-service.ts answers every request with: no error message may carry it. */
+export const INWARD_SECRET = "inward-secret-7f3a: the metadata a tenant must never read";
 
 /** `inject("registry")`: the run's fixture registry. */
 export interface ProvidedRegistry {
@@ -26,6 +29,12 @@ export interface StagingRegistries {
   tampered: string;
   hanging: string;
   stopped: string;
+  /** A loopback service standing for the host's own (inward-service.ts): `GET /__requests` counts what it got. */
+  inward: string;
+  /** A hostile registry: the fixtures, with every manifest redirected to `inward`. */
+  redirectsInward: string;
+  /** A hostile registry whose token realm is on `inward`. */
+  realmInward: string;
 }
 
 declare module "vitest" {

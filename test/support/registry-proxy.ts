@@ -7,7 +7,7 @@
  * is forwarded unchanged.
  */
 import { createServer, type IncomingMessage, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { listenOnLoopback } from "./loopback-server";
 
 export interface ProxiedRequest {
   method: string;
@@ -71,17 +71,7 @@ export async function startRegistryProxy(upstream: string, rule: ProxyRule = () 
         res.end(String(err));
       });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    host: `127.0.0.1:${port}`,
-    url: `http://127.0.0.1:${port}`,
-    requests,
-    stop: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
-  };
+  return { ...(await listenOnLoopback(server)), requests };
 }
 
 /** Flips the first byte of a body that is JSON (`{` → `[`), keeping its length: the digest no longer matches. */

@@ -3,6 +3,8 @@
  * API, and STAGED droplets inserted straight into D1 (staging is /v3/builds,
  * tested on its own; these tests only need a droplet to point at).
  */
+import { runDurableObjectAlarm } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import * as schema from "../../worker/db/schema";
 import { ADMIN, addDeveloper, api, createSpace, createUser, db, unique } from "./support";
 
@@ -28,6 +30,32 @@ export async function insertDroplet(appGuid: string, opts: { state?: string; pro
     processTypes: opts.processTypes ?? { web: "/bin/app --serve" }, imageSpec: {},
   });
   return guid;
+}
+
+/** An app in `spaceGuid` and a docker package of `image` for it, made through the API. */
+export async function dockerPackage(spaceGuid: string, image: string, credentials?: { username: string; password: string }, token = ADMIN) {
+  const app = await makeApp(spaceGuid, token);
+  const res = await api("POST", "/v3/packages", {
+    token, body: { type: "docker", relationships: { app: { data: { guid: app.guid } } }, data: { image, ...credentials } },
+  });
+  if (res.status !== 201) throw new Error(`package create failed: ${res.status} ${JSON.stringify(res.json)}`);
+  return { app, pkg: res.json as { guid: string } };
+}
+
+export interface BuildJson { guid: string; state: string; error: string | null; droplet: { guid: string } | null; package: { guid: string }; links: Record<string, { href: string }> }
+
+/** Fires the build's Stager alarm until the build leaves STAGING (the alarm may also fire on its own). */
+export async function finishBuild(buildGuid: string, token = ADMIN): Promise<BuildJson> {
+  const stub = env.STAGER.get(env.STAGER.idFromName(buildGuid));
+  for (let i = 0; i < 200; i++) {
+    await runDurableObjectAlarm(stub);
+    const res = await api("GET", `/v3/builds/${buildGuid}`, { token });
+    if (res.status !== 200) throw new Error(`build read failed: ${res.status} ${JSON.stringify(res.json)}`);
+    const build = res.json as BuildJson;
+    if (build.state !== "STAGING") return build;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`build ${buildGuid} still STAGING`);
 }
 
 /** An app with a current STAGED droplet, ready to start. */

@@ -13,6 +13,7 @@ import { DEFAULT_PLATFORM } from "../../shared/registry/platform";
 import { displayReference, parseReference, type ImageReference } from "../../shared/registry/reference";
 import { resolveImage } from "../../shared/registry/resolve";
 import { registrySchemes } from "../../shared/registry/session";
+import { listedRegistries } from "../../shared/registry/targets";
 import { executionMetadata, processTypes, stagingFailure } from "../../shared/staging/execution-metadata";
 import { openSecret, packageAad, SecretError } from "../crypto/secrets";
 import { getStagingInput, markFailed, markForCell, markStaged, type StagingInput } from "../db/builds";
@@ -82,6 +83,7 @@ export async function stageBuild(buildGuid: string, deps: StagingDeps): Promise<
       fetch: deps.fetch,
       credentials,
       schemes: registrySchemes(ref.host, access.insecure_registries, { canSkipTlsVerify: false }),
+      listedRegistries: listedRegistries(access),
       platform: DEFAULT_PLATFORM,
       signal: deps.signal,
       requestTimeoutMs: deps.requestTimeoutMs,
