@@ -3,8 +3,14 @@
  * rotating to NAME.1 … NAME.K) from a saved cursor, so lines an offline agent
  * did not ship are read later from disk. A cursor names a file by inode, so it
  * survives rotation; a line cut by a rotation comes out as two lines.
+ *
+ * The io directory belongs to the container's root, so its names are the
+ * app's to choose: every file is opened without following a symlink (the
+ * directories above it are the agent's) and without blocking on a FIFO, and
+ * read only if it is a regular file.
  */
-import { open, readdir, stat } from "node:fs/promises";
+import { constants } from "node:fs";
+import { open, readdir, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { MAX_LOG_LINE_BYTES } from "../../shared/protocol/logs";
 
@@ -18,8 +24,24 @@ export interface ReadResult {
   cursor: Cursor | null;
 }
 
+interface LogFile {
+  path: string;
+  inode: number;
+  size: number;
+}
+
+/** Opens a log file of the io directory if it is a regular file, else null (gone, a symlink, a FIFO…). */
+async function openLogFile(path: string): Promise<FileHandle | null> {
+  const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch(() => null);
+  if (fh && !(await fh.stat()).isFile()) {
+    await fh.close();
+    return null;
+  }
+  return fh;
+}
+
 /** The log's files, oldest first: NAME.K … NAME.1, NAME. */
-async function rotationOrder(dir: string, name: string): Promise<{ path: string; inode: number; size: number }[]> {
+async function rotationOrder(dir: string, name: string): Promise<LogFile[]> {
   const entries: string[] = await readdir(dir).catch((e: NodeJS.ErrnoException) => (e.code === "ENOENT" ? [] : Promise.reject(e)));
   const rotated = entries
     .map((e) => ({ e, n: e.startsWith(`${name}.`) ? Number(e.slice(name.length + 1)) : NaN }))
@@ -28,8 +50,11 @@ async function rotationOrder(dir: string, name: string): Promise<{ path: string;
     .map((x) => x.e);
   const files = [];
   for (const f of [...rotated, ...(entries.includes(name) ? [name] : [])]) {
-    const s = await stat(join(dir, f)).catch(() => null);
-    if (s) files.push({ path: join(dir, f), inode: s.ino, size: s.size });
+    const fh = await openLogFile(join(dir, f));
+    if (!fh) continue;
+    const s = await fh.stat();
+    await fh.close();
+    files.push({ path: join(dir, f), inode: s.ino, size: s.size });
   }
   return files;
 }
@@ -68,7 +93,12 @@ export async function readSince(dir: string, name: string, cursor: Cursor | null
     const newest = i === files.length - 1;
     const want = Math.min(f.size - offset, budget);
     if (want > 0) {
-      const fh = await open(f.path, "r");
+      const fh = await openLogFile(f.path);
+      // Replaced since it was listed by something that is not a log file: nothing more to read here.
+      if (!fh || (await fh.stat()).ino !== f.inode) {
+        await fh?.close();
+        break;
+      }
       try {
         const buf = Buffer.alloc(want);
         const { bytesRead } = await fh.read(buf, 0, want, offset);

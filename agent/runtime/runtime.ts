@@ -5,12 +5,13 @@
  * destroy. Decisions live in the pure modules beside this one.
  */
 import { chownSync, closeSync, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { mkdir, readFile, readdir, rm, rmdir, writeFile } from "node:fs/promises";
+import { mkdir, open, readFile, readdir, rm, rmdir, writeFile } from "node:fs/promises";
 import { constants as fsConstants } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { join, relative } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import type { z } from "zod";
 import type { NativeExit, NativeRlimit } from "../native/container";
 import { native } from "../native/index";
 import type { Exit } from "../../shared/protocol/instance";
@@ -104,6 +105,26 @@ async function readJson(path: string): Promise<unknown> {
   } catch (e) {
     if (e instanceof Error && "code" in e && e.code === "ENOENT") return null;
     throw e;
+  }
+}
+
+/**
+ * berth-init's exit.json: the io directory is the container root's to write,
+ * so no symlink is followed, no FIFO waited on, at most 4 KiB read, and
+ * anything that is not a record counts as none.
+ */
+async function readExitRecord(path: string): Promise<z.infer<typeof initExitSchema> | null> {
+  const fh = await open(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK).catch(() => null);
+  if (!fh) return null;
+  try {
+    if (!(await fh.stat()).isFile()) return null;
+    const { buffer, bytesRead } = await fh.read(Buffer.alloc(4096), 0, 4096, 0);
+    const parsed = initExitSchema.safeParse(JSON.parse(buffer.subarray(0, bytesRead).toString("utf8")));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  } finally {
+    await fh.close();
   }
 }
 
@@ -249,10 +270,10 @@ export class Runtime {
   /** @internal */
   async readExit(state: ContainerState, init: NativeExit | null): Promise<Exit> {
     const [recorded, oomText] = await Promise.all([
-      readJson(join(this.dir(state.id), "io", "exit.json")),
+      readExitRecord(join(this.dir(state.id), "io", "exit.json")),
       state.oomCounterFile ? readFile(state.oomCounterFile, "utf8").catch(() => "") : "",
     ]);
-    return containerExit(recorded === null ? null : initExitSchema.parse(recorded), init, parseOomKills(oomText));
+    return containerExit(recorded, init, parseOomKills(oomText));
   }
 
   /** @internal */

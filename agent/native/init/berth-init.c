@@ -45,10 +45,18 @@ static int io_dir;
 static uint64_t max_bytes;
 static unsigned keep_files;
 
+/* Opens NAME in the io directory, never through a symlink or into a FIFO:
+ * whatever else holds the name is replaced by a fresh file. */
 static void open_log(struct log *l) {
   struct stat st;
-  l->file = openat(io_dir, l->name, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-  l->size = (l->file >= 0 && fstat(l->file, &st) == 0) ? (uint64_t)st.st_size : 0;
+  l->file = openat(io_dir, l->name, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0640);
+  if (l->file < 0 || fstat(l->file, &st) < 0 || !S_ISREG(st.st_mode)) {
+    if (l->file >= 0) close(l->file);
+    unlinkat(io_dir, l->name, 0);
+    l->file = openat(io_dir, l->name, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+    st.st_size = 0;
+  }
+  l->size = l->file >= 0 ? (uint64_t)st.st_size : 0;
 }
 
 /* name.(K-1) -> name.K ... name -> name.1; the oldest falls off the end. */
@@ -103,7 +111,8 @@ static void write_exit(int status) {
   char text[64];
   int len = WIFSIGNALED(status) ? snprintf(text, sizeof text, "{\"signal\":%d}\n", WTERMSIG(status))
                                 : snprintf(text, sizeof text, "{\"status\":%d}\n", WEXITSTATUS(status));
-  int fd = openat(io_dir, "exit.json.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  unlinkat(io_dir, "exit.json.tmp", 0);
+  int fd = openat(io_dir, "exit.json.tmp", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) return;
   write_all(fd, text, (size_t)len);
   close(fd);
