@@ -2,14 +2,16 @@
  * @module Ships every instance's stdout/stderr lines to its app's log Durable
  * Object over one WebSocket per app. Cursors advance (and are saved) only
  * after the control plane acknowledges a batch, so an agent that is offline or
- * restarts catches up from the files on disk (at-least-once).
+ * restarts catches up from the files on disk (at-least-once). Batches are
+ * capped in lines and bytes (shared/logs/batches.ts); a batch the control
+ * plane refuses is dropped and logged, never sent again.
  */
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import WebSocket from "ws";
+import { logBatchMessage, packLogBatches } from "../../shared/logs/batches";
 import type { LogLine } from "../../shared/protocol/logs";
-import { PROTOCOL_VERSION } from "../../shared/protocol/version";
 import { readSince, type Cursor } from "./tail";
 
 export interface ShippedInstance {
@@ -33,7 +35,9 @@ export interface ShipperOptions {
 
 const STREAMS = ["stdout", "stderr"] as const;
 type Cursors = Partial<Record<(typeof STREAMS)[number], Cursor>>;
-const BATCH_LINES = 1000;
+
+/** The control plane answered a batch with an error: sending it again would get the same answer. */
+class LogBatchRefused extends Error {}
 
 /** One app's socket; sends are serialized, each waits for its ack. */
 class AppSocket {
@@ -55,14 +59,15 @@ class AppSocket {
       const msg = JSON.parse(String(data)) as { ack?: number; error?: string };
       const p = this.pending;
       this.pending = null;
-      if (msg.error) p?.reject(new Error(msg.error));
+      if (msg.error) p?.reject(new LogBatchRefused(msg.error));
       else p?.resolve();
     });
     const fail = (e: Error) => {
       this.pending?.reject(e);
       this.pending = null;
     };
-    ws.on("close", () => fail(new Error("log socket closed")));
+    // 1009: the message was over the platform's size limit, which no resend changes.
+    ws.on("close", (code) => fail(code === 1009 ? new LogBatchRefused("log batch over the control plane's message size limit") : new Error("log socket closed")));
     return new Promise((resolve, reject) => {
       ws.once("open", () => resolve(ws));
       ws.once("error", (e) => {
@@ -85,7 +90,7 @@ class AppSocket {
         resolve: () => (clearTimeout(timer), resolve()),
         reject: (e) => (clearTimeout(timer), reject(e)),
       };
-      ws.send(JSON.stringify({ protocol: PROTOCOL_VERSION, lines }));
+      ws.send(logBatchMessage(lines));
     });
   }
 
@@ -189,7 +194,14 @@ export class LogShipper {
     }
     if (lines.length === 0) return;
     const socket = this.socketFor(inst.appGuid);
-    for (let i = 0; i < lines.length; i += BATCH_LINES) await socket.send(lines.slice(i, i + BATCH_LINES));
+    for (const batch of packLogBatches(lines)) {
+      try {
+        await socket.send(batch);
+      } catch (e) {
+        if (!(e instanceof LogBatchRefused)) throw e;
+        this.opts.log.warn({ app: inst.appGuid, instance: inst.instanceGuid, lines: batch.length, err: e.message }, "log batch refused by the control plane; dropped");
+      }
+    }
     await this.saveCursors(inst.instanceGuid, next);
   }
 }

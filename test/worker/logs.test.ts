@@ -1,34 +1,9 @@
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import * as schema from "../../worker/db/schema";
 import { PROTOCOL_VERSION } from "../../shared/protocol/version";
 import type { LogLine } from "../../shared/protocol/logs";
-import { addDeveloper, api, createCell, createSpace, createUser, db, unique } from "./support";
-
-async function appWithInstanceOn(cellGuid: string) {
-  const space = await createSpace();
-  const appGuid = crypto.randomUUID();
-  await db().insert(schema.apps).values({ guid: appGuid, name: unique("app"), spaceGuid: space.guid, state: "STARTED", lifecycleType: "docker" });
-  await db().insert(schema.processes).values({ guid: appGuid, appGuid, type: "web", version: crypto.randomUUID(), instances: 1, memoryInMb: 64, diskInMb: 64, healthCheckType: "port" });
-  const instanceGuid = crypto.randomUUID();
-  await db().insert(schema.instances).values({ instanceGuid, processGuid: appGuid, appGuid, index: 0, processVersion: "v", spec: {}, cellGuid, state: "RUNNING", since: Date.now() });
-  return { space, appGuid, instanceGuid };
-}
-
-async function openSocket(path: string, token: string): Promise<WebSocket> {
-  const res = await exports.default.fetch(`https://berth.test${path}`, { headers: { upgrade: "websocket", authorization: `Bearer ${token}` } });
-  expect(res.status).toBe(101);
-  const ws = res.webSocket!;
-  ws.accept();
-  return ws;
-}
-
-const nextMessage = (ws: WebSocket) =>
-  new Promise<any>((resolve) => ws.addEventListener("message", (e) => resolve(JSON.parse(e.data as string)), { once: true }));
-
-const line = (instance_guid: string, n: number, extra: Partial<LogLine> = {}): LogLine => ({
-  timestamp: 1_700_000_000_000 + n, instance_index: 0, instance_guid, stream: "stdout", line: `line ${n}`, ...extra,
-});
+import { appWithInstanceOn, line, nextMessage, openSocket } from "./log-fixtures";
+import { addDeveloper, api, createCell, createUser } from "./support";
 
 describe("app logs", () => {
   it("a cell ships lines; recent logs show them all, in order; a tail sees new ones", async () => {

@@ -9,7 +9,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { admit, type RateWindow } from "../../shared/logs/rate-limit";
-import { logBatchSchema, type LogLine } from "../../shared/protocol/logs";
+import { logBatchSchema, MAX_LOG_BATCH_BYTES, type LogLine } from "../../shared/protocol/logs";
 import type { Bindings } from "../env";
 
 /** Lines kept per app (CF's log-cache keeps a bounded ring per source too). */
@@ -55,9 +55,16 @@ export class AppLogs extends DurableObject<Bindings> {
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     if (!this.ctx.getTags(ws).includes("cell")) return; // tails only listen
+    const text = typeof message === "string" ? message : new TextDecoder().decode(message);
+    // Refused with an answer, not by parsing: the cell drops the batch instead of sending it again.
+    const size = typeof message === "string" ? new TextEncoder().encode(message).byteLength : message.byteLength;
+    if (size > MAX_LOG_BATCH_BYTES) {
+      ws.send(JSON.stringify({ error: `log batch refused: it is ${size} bytes, more than the ${MAX_LOG_BATCH_BYTES} a batch may be` }));
+      return;
+    }
     let batch;
     try {
-      batch = logBatchSchema.parse(JSON.parse(typeof message === "string" ? message : new TextDecoder().decode(message)));
+      batch = logBatchSchema.parse(JSON.parse(text));
     } catch (e) {
       ws.send(JSON.stringify({ error: `invalid log batch: ${e instanceof Error ? e.message.slice(0, 300) : "unparseable"}` }));
       return;

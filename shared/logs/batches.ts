@@ -1,0 +1,40 @@
+/**
+ * @module Packing log lines into batches a cell sends (pure): each line cut to
+ * MAX_LOG_LINE_BYTES first, then lines in order into batches of at most
+ * MAX_LOG_BATCH_LINES lines and MAX_LOG_BATCH_BYTES bytes of JSON, so an app
+ * printing huge or escape-heavy lines cannot make a batch the control plane
+ * must refuse.
+ *
+ * @example
+ * for (const lines of packLogBatches(read)) await socket.send(lines);
+ */
+import { MAX_LOG_BATCH_BYTES, MAX_LOG_BATCH_LINES, type LogLine } from "../protocol/logs";
+import { PROTOCOL_VERSION } from "../protocol/version";
+import { cutLine } from "./rate-limit";
+
+const utf8Bytes = (s: string) => new TextEncoder().encode(s).byteLength;
+
+/** A batch's message as sent: what the byte cap is measured on. */
+export const logBatchMessage = (lines: readonly LogLine[]) => JSON.stringify({ protocol: PROTOCOL_VERSION, lines });
+
+export function packLogBatches(lines: readonly LogLine[], limits = { maxBytes: MAX_LOG_BATCH_BYTES, maxLines: MAX_LOG_BATCH_LINES }): LogLine[][] {
+  const overhead = utf8Bytes(logBatchMessage([]));
+  const batches: LogLine[][] = [];
+  let current: LogLine[] = [];
+  let bytes = overhead;
+  for (const l of lines) {
+    const cut = cutLine(l.line);
+    const line = cut === null ? l : { ...l, line: cut, truncated: true };
+    const size = utf8Bytes(JSON.stringify(line));
+    // A comma joins a line to the one before it.
+    if (current.length > 0 && (bytes + 1 + size > limits.maxBytes || current.length >= limits.maxLines)) {
+      batches.push(current);
+      current = [];
+      bytes = overhead;
+    }
+    bytes += (current.length > 0 ? 1 : 0) + size;
+    current.push(line);
+  }
+  if (current.length > 0) batches.push(current);
+  return batches;
+}
