@@ -70,6 +70,7 @@ int OpenInRoot(int rootfd, const char* path, uint64_t flags) {
   struct open_how how;
   memset(&how, 0, sizeof how);
   how.flags = flags | O_CLOEXEC;
+  if (flags & O_CREAT) how.mode = 0644;
   how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
   const char* rel = path;
   while (*rel == '/') rel++;
@@ -81,8 +82,9 @@ int OpenInRoot(int rootfd, const char* path, uint64_t flags) {
 }
 
 // Creates every missing component of `path` inside the rootfs (the last one as
-// an empty file when `file`), resolving symlinks as if the rootfs were "/", and
-// returns an O_PATH fd of the result.
+// an empty file when `file`), resolving symlinks as if the rootfs were "/" (a
+// symlink's target is created inside the rootfs, as runc's securejoin does),
+// and returns an O_PATH fd of the result.
 int MakePathInRoot(int rootfd, const char* path, bool file) {
   char buf[4096];
   CopyBounded(buf, sizeof buf, path);
@@ -105,7 +107,10 @@ int MakePathInRoot(int rootfd, const char* path, bool file) {
     name[n] = '\0';
     int rc;
     if (last && file) {
-      rc = openat(parent, name, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+      // From the root's fd, not openat(parent, name): a plain open would follow
+      // a trailing symlink (an image's /etc/hosts -> /tmp/x) out to the host's
+      // tree, which is still this mount namespace's root before pivot_root.
+      rc = OpenInRoot(rootfd, buf, O_CREAT | O_WRONLY);
       if (rc >= 0) close(rc);
       else if (errno == EISDIR) rc = 0;
     } else {
