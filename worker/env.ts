@@ -3,24 +3,27 @@ import type { DrizzleD1Database } from "drizzle-orm/d1";
 import type * as schema from "./db/schema";
 import type { Principal } from "./auth/principal";
 
-export interface Bindings {
-  DB: D1Database;
-  CELLS: DurableObjectNamespace;
-  SCHEDULER: DurableObjectNamespace;
-  STAGER: DurableObjectNamespace;
-  /** One AppLogs object per app: recent lines and live tails. */
-  LOGS: DurableObjectNamespace;
+/**
+ * The bindings `wrangler types` generates from wrangler.toml (worker/bindings.d.ts:
+ * D1, the typed Durable Object namespaces, the vars every config sets), plus
+ * the optional vars and the secrets it cannot see. Run `npm run types` after
+ * editing wrangler.toml.
+ */
+export interface Bindings extends WorkerBindings, UntypedBindings {}
+
+/** What `wrangler types` cannot see: optional vars and secrets. */
+export interface UntypedBindings {
   /** Optional: lines kept per app (default 1000) and the per-app log rate limit (lines/s, default 1000). */
   LOG_KEEP_LINES?: string;
   LOG_LINES_PER_SECOND?: string;
-  APPS_DOMAIN: string;
-  LONG_POLL_HOLD_MS: string;
   /** Cell presence TTL in ms (Diego: 15 s); unset means the default. */
   HEARTBEAT_TTL_MS?: string;
   /** How long a cell may leave a placement unacknowledged, in ms (default 30 s). */
   CLAIM_TIMEOUT_MS?: string;
   /** First crash backoff in ms (Diego: 30 s), doubling up to the 16 min cap. */
   CRASH_BACKOFF_BASE_MS?: string;
+  /** How often a pass reads everything rather than what its wakes named, in ms (default 30 s). */
+  FULL_PASS_INTERVAL_MS?: string;
   /** Time budget for resolving one build's image, in ms (default 10 min). */
   STAGING_TIMEOUT_MS?: string;
   /** Secret: the bootstrap admin token. */

@@ -27,7 +27,7 @@ import { appBuilds, builds } from "./routes/builds";
 import { appDroplets, droplets } from "./routes/droplets";
 import { appLogRoutes, cellLogRoutes } from "./routes/logs";
 
-export { CellChannel } from "./durable/cell-channel";
+export { VersionChannel } from "./durable/version-channel";
 export { Scheduler } from "./durable/scheduler";
 export { Stager } from "./durable/stager";
 export { AppLogs } from "./durable/app-logs";
@@ -78,7 +78,7 @@ app.onError((err, c) => {
 export default {
   fetch: app.fetch,
   async scheduled(_controller: ScheduledController, env: AppEnv["Bindings"]) {
-    // Backstop only: wake the scheduler in case an alarm was lost.
-    await wakeScheduler(env, "cron");
+    // Backstop only: a full pass, in case an alarm was lost.
+    await wakeScheduler(env, "cron", { full: true });
   },
 } satisfies ExportedHandler<AppEnv["Bindings"]>;

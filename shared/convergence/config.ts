@@ -28,6 +28,11 @@ export interface ConvergenceConfig {
    */
   claimTimeoutMs: number;
   restart: RestartPolicy;
+  /**
+   * Passes read only what their wakes name; this often a pass reads everything
+   * (Diego's ConvergeRepeatInterval, 30 s): the backstop for a missed wake.
+   */
+  fullPassIntervalMs: number;
 }
 
 export const DEFAULT_RESTART_POLICY: RestartPolicy = {
@@ -43,4 +48,5 @@ export const DEFAULT_CONVERGENCE_CONFIG: ConvergenceConfig = {
   unplacedRetryMs: 5_000,
   claimTimeoutMs: 30_000,
   restart: DEFAULT_RESTART_POLICY,
+  fullPassIntervalMs: 30_000,
 };

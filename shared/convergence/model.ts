@@ -25,7 +25,9 @@ export interface DesiredState {
   diego_docker: boolean;
 }
 
-export type ActualState = "UNCLAIMED" | "CLAIMED" | "STARTING" | "RUNNING" | "CRASHED" | "STOPPING";
+/** The one instance state enum: convergence, reports and the instances table use it. */
+export const ACTUAL_STATES = ["UNCLAIMED", "CLAIMED", "STARTING", "RUNNING", "CRASHED", "STOPPING"] as const;
+export type ActualState = (typeof ACTUAL_STATES)[number];
 
 /** Placed and not given up: the states whose containers the cell should keep running. */
 export const STARTED_STATES = ["CLAIMED", "STARTING", "RUNNING"] as const satisfies readonly ActualState[];
@@ -36,7 +38,8 @@ export const isStarted = (state: ActualState): boolean => (STARTED_STATES as rea
  * its replacement runs); SUSPECT (its cell stopped heartbeating, it stays routable
  * until its replacement runs).
  */
-export type Presence = "ORDINARY" | "EVACUATING" | "SUSPECT";
+export const PRESENCES = ["ORDINARY", "EVACUATING", "SUSPECT"] as const;
+export type Presence = (typeof PRESENCES)[number];
 
 export interface ActualInstance {
   instance_guid: string;
@@ -51,7 +54,8 @@ export interface ActualInstance {
   crash_count: number;
 }
 
-export type CellState = "ACTIVE" | "DRAINING" | "LOST";
+export const CELL_STATES = ["ACTIVE", "DRAINING", "LOST"] as const;
+export type CellState = (typeof CELL_STATES)[number];
 
 export interface CellView {
   guid: string;

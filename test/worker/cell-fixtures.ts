@@ -9,6 +9,7 @@ import * as schema from "../../worker/db/schema";
 import type { InstanceReport } from "../../shared/protocol/instance";
 import type { ResolvedImage } from "../../shared/protocol/image";
 import type { PassReport } from "../../worker/durable/scheduler";
+import type { WakeScope } from "../../worker/scheduling/wake-scope";
 import { ADMIN, api, db, unique } from "./support";
 
 const D = (c: string) => `sha256:${c.repeat(64)}`;
@@ -47,12 +48,12 @@ export async function appWithDroplet(spaceGuid: string, opts: { instances?: numb
   return { guid: app.json.guid as string, name: app.json.name as string };
 }
 
-/** Runs one scheduler pass, as a wake does. */
-export async function pass(): Promise<PassReport> {
-  const stub = env.SCHEDULER.get(env.SCHEDULER.idFromName("global"));
-  const res = await stub.fetch("https://scheduler/wake", { method: "POST" });
-  if (res.status !== 200) throw new Error(`pass failed: ${res.status} ${await res.text()}`);
-  return (await res.json()) as PassReport;
+/**
+ * Runs one scheduler pass now and answers what it did: a full one, or one over
+ * `scope` (requests only wake the scheduler; its alarm runs the pass a moment later).
+ */
+export async function pass(scope: WakeScope = { full: true }): Promise<PassReport> {
+  return env.SCHEDULER.get(env.SCHEDULER.idFromName("global")).runPass(scope);
 }
 
 export const report = (instance_guid: string, state: InstanceReport["state"], extra: Partial<InstanceReport> = {}): InstanceReport => ({

@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { eq } from "drizzle-orm";
 import { env } from "cloudflare:workers";
 import * as schema from "../../worker/db/schema";
-import { bumpCellSet } from "../../worker/scheduling/cells-repo";
+import { versionBumps } from "../../worker/scheduling/versions";
 import { notifyChannels } from "../../worker/scheduling/long-poll";
 import { ADMIN, api, createSpace, createUser, db } from "./support";
 import { setDocker } from "./app-fixtures";
@@ -100,6 +100,7 @@ describe("DELETE /v3/cells/:id", () => {
     await onlyActiveCell(cell.guid);
     const app = await appWithDroplet(space.guid);
     await api("POST", `/v3/apps/${app.guid}/actions/start`, { token: ADMIN });
+    await pass(); // the request only woke the scheduler
     const [instance] = await instancesOfApp(app.guid);
     await api("POST", `/v3/cells/${cell.guid}/instances`, { token: cell.credential, body: { protocol: 1, instances: [report(instance!.instanceGuid, "RUNNING")] } });
     const tableBefore = (await api("GET", "/v3/routes/table", { token: ADMIN })).json.version;
@@ -140,10 +141,11 @@ describe("GET /v3/cells/:id/desired (long-poll)", () => {
     const app = await appWithDroplet(space.guid, { instances: 2 });
     await onlyActiveCell(cell.guid);
     expect((await api("POST", `/v3/apps/${app.guid}/actions/start`, { token: ADMIN })).status).toBe(200);
+    await pass(); // the request only woke the scheduler
     const first = await api("GET", `/v3/cells/${cell.guid}/desired`, { token: cell.credential });
     const poll = api("GET", `/v3/cells/${cell.guid}/desired?after=${first.json.version}`, { token: cell.credential });
     // What a scheduler pass does after writing: move the version, notify the channel.
-    await bumpCellSet(db(), cell.guid);
+    await db().batch(versionBumps(db(), { cells: [cell.guid] }).statements as [never]);
     await notifyChannels(env, [{ kind: "cell", cellGuid: cell.guid }]);
     const res = await poll;
     // Answered by the change, not by the end of the 300 ms hold (which would be a 204).
@@ -166,6 +168,7 @@ describe("reports", () => {
     await onlyActiveCell(cell.guid);
     const app = await appWithDroplet(space.guid);
     await api("POST", `/v3/apps/${app.guid}/actions/start`, { token: ADMIN });
+    await pass(); // the request only woke the scheduler
     const [instance] = await instancesOfApp(app.guid);
     expect(instance).toMatchObject({ cellGuid: cell.guid, state: "CLAIMED" });
     return { cell, app, instance: instance! };
@@ -190,6 +193,7 @@ describe("reports", () => {
     const send = () => api("POST", `/v3/cells/${cell.guid}/instances`, { token: cell.credential, body: { protocol: 1, instances: [crash] } });
     expect((await send()).status).toBe(200);
     expect((await send()).status).toBe(200);
+    await pass();
     const rows = await instancesOfApp(app.guid);
     const crashed = rows.find((r) => r.instanceGuid === instance.instanceGuid);
     // The crash woke the scheduler: a first crash restarts at once, as a new instance with the count carried.
@@ -231,6 +235,7 @@ describe("reports", () => {
     expect((await instancesOfApp(app.guid))[0]!.state).toBe("RUNNING");
 
     expect((await api("POST", `/v3/apps/${app.guid}/actions/stop`, { token: ADMIN })).status).toBe(200);
+    await pass();
     expect((await instancesOfApp(app.guid))[0]!.state).toBe("STOPPING");
     const set = await api("GET", `/v3/cells/${cell.guid}/desired`, { token: cell.credential });
     // (Other tests' instances evacuate onto this cell: only this app's must be gone.)

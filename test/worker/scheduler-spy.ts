@@ -1,48 +1,51 @@
 /**
  * Calls the Worker with its Scheduler namespace replaced: `recordingScheduler`
- * wraps the real one so every wake-up reason is recorded before being forwarded
- * (a spy: the Durable Object still receives each request); `unreachableScheduler`
+ * wraps the real one so every wake's reason is recorded before being forwarded
+ * (a spy: the Durable Object still receives each wake); `unreachableScheduler`
  * stands in for a Durable Object that cannot be reached, which a test cannot
- * cause with the real one.
+ * cause with the real one. Wakes run after the response (`waitUntil`): the
+ * request waits for them through its execution context before answering here.
  */
 import { env } from "cloudflare:workers";
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { app } from "../../worker/index";
+import type { WakeScope } from "../../worker/scheduling/wake-scope";
 
-export function recordingScheduler(reasons: string[]): DurableObjectNamespace {
+type SchedulerNamespace = typeof env.SCHEDULER;
+
+function withStub(wake: (real: ReturnType<SchedulerNamespace["get"]>, reason: string, scope: WakeScope) => Promise<void>): SchedulerNamespace {
   const real = env.SCHEDULER;
   return new Proxy(real, {
     get(target, prop) {
       if (prop !== "get") return Reflect.get(target, prop).bind(target);
       return (id: DurableObjectId) => {
         const stub = target.get(id);
-        return {
-          fetch: async (input: RequestInfo, init?: RequestInit) => {
-            reasons.push((JSON.parse(String(init?.body)) as { reason: string }).reason);
-            return stub.fetch(input, init);
-          },
-        };
+        return { wake: (reason: string, scope: WakeScope) => wake(stub, reason, scope) };
       };
     },
   });
 }
 
-export function unreachableScheduler(): DurableObjectNamespace {
-  const real = env.SCHEDULER;
-  return new Proxy(real, {
-    get(target, prop) {
-      if (prop !== "get") return Reflect.get(target, prop).bind(target);
-      return () => ({ fetch: async () => Promise.reject(new Error("Durable Object unreachable")) });
-    },
+export function recordingScheduler(reasons: string[]): SchedulerNamespace {
+  return withStub(async (stub, reason, scope) => {
+    reasons.push(reason);
+    await stub.wake(reason, scope);
   });
 }
 
-/** A JSON request as `token` with the given Scheduler namespace. */
-export async function requestWithScheduler(scheduler: DurableObjectNamespace, method: string, path: string, token: string, body: unknown) {
+export function unreachableScheduler(): SchedulerNamespace {
+  return withStub(() => Promise.reject(new Error("Durable Object unreachable")));
+}
+
+/** A JSON request as `token` with the given Scheduler namespace, its after-response work done. */
+export async function requestWithScheduler(scheduler: SchedulerNamespace, method: string, path: string, token: string, body: unknown) {
+  const ctx = createExecutionContext();
   const res = await app.request(path, {
     method,
     headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
     body: JSON.stringify(body),
-  }, { ...env, SCHEDULER: scheduler });
+  }, { ...env, SCHEDULER: scheduler }, ctx);
+  await waitOnExecutionContext(ctx);
   return { status: res.status, json: (await res.json()) as any };
 }
 

@@ -1,4 +1,4 @@
-import { beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import { eq, inArray } from "drizzle-orm";
 import { env } from "cloudflare:workers";
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
@@ -22,10 +22,17 @@ beforeEach(async () => {
   await db().delete(schema.instances);
 });
 
-const start = async (appGuid: string) => expect((await api("POST", `/v3/apps/${appGuid}/actions/start`, { token: ADMIN })).status).toBe(200);
+/** Starts the app and runs the pass its wake asked for (the request itself only wakes the scheduler). */
+const start = async (appGuid: string) => {
+  expect((await api("POST", `/v3/apps/${appGuid}/actions/start`, { token: ADMIN })).status).toBe(200);
+  await pass();
+};
 const setOf = async (cell: { guid: string; credential: string }) => (await api("GET", `/v3/cells/${cell.guid}/desired`, { token: cell.credential })).json;
-const runningReport = (cell: { guid: string; credential: string }, guids: string[]) =>
-  api("POST", `/v3/cells/${cell.guid}/instances`, { token: cell.credential, body: { protocol: 1, instances: guids.map((g) => report(g, "RUNNING")) } });
+const runningReport = async (cell: { guid: string; credential: string }, guids: string[]) => {
+  const res = await api("POST", `/v3/cells/${cell.guid}/instances`, { token: cell.credential, body: { protocol: 1, instances: guids.map((g) => report(g, "RUNNING")) } });
+  await pass();
+  return res;
+};
 
 describe("scheduler passes", () => {
   it("places a started app's instances across zones, into the cells' desired sets", async () => {
@@ -55,6 +62,7 @@ describe("scheduler passes", () => {
     expect(before.instances).toHaveLength(2);
 
     await setDocker(false); // the flag endpoint wakes the scheduler
+    await pass();
     const stopping = await instancesOfApp(app.guid);
     expect(stopping.map((r) => r.state)).toEqual(["STOPPING", "STOPPING"]);
     const after = await setOf(cell);
@@ -70,6 +78,7 @@ describe("scheduler passes", () => {
     await api("POST", `/v3/cells/${cell.guid}/heartbeat`, { token: cell.credential, body: heartbeat([]) });
     expect(await instancesOfApp(app.guid)).toEqual([]);
     await setDocker(true);
+    await pass();
     expect((await instancesOfApp(app.guid)).map((r) => r.state)).toEqual(["CLAIMED", "CLAIMED"]);
   });
 
@@ -95,6 +104,7 @@ describe("scheduler passes", () => {
     // The retry is on the alarm; the same failure records nothing new.
     expect((await pass()).unplaced).toEqual([]);
     const big = await enroll("cell", { capacity: { memory_mb: 16384, disk_mb: 16384, containers: 10 } });
+    await pass();
     expect((await instancesOfApp(app.guid))[0]).toMatchObject({ state: "CLAIMED", cellGuid: big.guid, placementError: null });
   });
 
@@ -136,6 +146,7 @@ describe("scheduler passes", () => {
     await runningReport(a, [first!.instanceGuid]);
     const b = await enroll("cell", { zone: "zb" });
     expect((await api("POST", `/v3/cells/${a.guid}/actions/drain`, { token: ADMIN })).status).toBe(202);
+    await pass();
     const during = await instancesOfApp(app.guid);
     expect(during.find((r) => r.instanceGuid === first!.instanceGuid)).toMatchObject({ presence: "EVACUATING", state: "RUNNING" });
     const replacement = during.find((r) => r.instanceGuid !== first!.instanceGuid)!;
@@ -153,11 +164,16 @@ describe("scheduler passes", () => {
     const [row] = await instancesOfApp(app.guid);
     await db().update(schema.instances).set({ crashCount: 2 }).where(eq(schema.instances.instanceGuid, row!.instanceGuid));
     await api("POST", `/v3/cells/${cell.guid}/instances`, { token: cell.credential, body: { protocol: 1, instances: [report(row!.instanceGuid, "CRASHED", { exit: { status: 1, signal: null, oom: false } })] } });
+    await pass();
     const [crashed] = await instancesOfApp(app.guid);
     expect(crashed).toMatchObject({ instanceGuid: row!.instanceGuid, state: "CRASHED", crashCount: 3, crashReason: "exited with status 1" });
     // The alarm is due no later than the backoff's end (the cell's heartbeat expiry may come first).
-    const alarm = await runInDurableObject(scheduler(), async (_obj, state) => state.storage.getAlarm());
-    expect(alarm).toBeGreaterThan(Date.now());
+    // (The report's own wake may still be setting the alarm to now: wait for the pass it runs.)
+    const alarm = await vi.waitFor(async () => {
+      const at = await runInDurableObject(scheduler(), async (_obj, state) => state.storage.getAlarm());
+      expect(at).toBeGreaterThan(Date.now());
+      return at;
+    });
     expect(alarm).toBeLessThanOrEqual(crashed!.since + 30_000);
     expect((await pass()).replaced).toEqual([]);
     // Once the backoff is over (moved into the past here), the alarm restarts it.

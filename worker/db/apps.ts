@@ -10,6 +10,7 @@ import { newGuid, isoNow } from "../http/ids";
 import { type AuditEventInput, auditEvent, auditEventIfChanged } from "./audit";
 import { apps, builds, cells, droplets, instances, packages, processes, routeDestinations } from "./schema";
 import { bumpRouteTable } from "./counters";
+import { bumpCellSetsWhere, type VersionSource } from "../scheduling/versions";
 import { webProcessInsert } from "./processes";
 import type { Listing } from "./listing";
 import { selectPage } from "./paging";
@@ -146,10 +147,10 @@ async function getAppByName(db: Db, spaceGuid: string, name: string): Promise<Ap
  * desired version first, so their long-polls hand them a set without those
  * instances and the containers stop; routers see the route table change.
  */
-export async function deleteApp(db: Db, app: App, actor: AuditEventInput["actor"], now: Date = new Date()): Promise<void> {
-  await db.batch([
-    db.update(cells).set({ desiredVersion: sql`${cells.desiredVersion} + 1` })
-      .where(inArray(cells.guid, db.select({ g: sql`${instances.cellGuid}` }).from(instances).where(eq(instances.appGuid, app.guid)))),
+export async function deleteApp(db: Db, app: App, actor: AuditEventInput["actor"], now: Date = new Date()): Promise<VersionSource[]> {
+  const [bumped] = await db.batch([
+    bumpCellSetsWhere(db, inArray(cells.guid, db.select({ g: sql`${instances.cellGuid}` }).from(instances).where(eq(instances.appGuid, app.guid))))
+      .returning({ guid: cells.guid }),
     db.delete(instances).where(eq(instances.appGuid, app.guid)),
     db.delete(routeDestinations).where(eq(routeDestinations.appGuid, app.guid)),
     bumpRouteTable(db),
@@ -163,6 +164,7 @@ export async function deleteApp(db: Db, app: App, actor: AuditEventInput["actor"
       spaceGuid: app.spaceGuid, data: { request: { recursive: true } }, now,
     }),
   ]);
+  return [...bumped.map((c): VersionSource => ({ kind: "cell", cellGuid: c.guid })), { kind: "routes_table" }];
 }
 
 export type AppAction = "start" | "stop" | "restart";

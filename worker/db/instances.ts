@@ -2,12 +2,13 @@
 import { asc, eq } from "drizzle-orm";
 import type { Db } from "../env";
 import { cells, instances } from "./schema";
+import type { ActualState } from "../../shared/convergence/model";
 
 export interface ActualInstance {
   instanceGuid: string;
   index: number;
   processVersion: string;
-  state: "UNCLAIMED" | "CLAIMED" | "STARTING" | "RUNNING" | "CRASHED" | "STOPPING";
+  state: ActualState;
   /** Milliseconds since the epoch of the last state change. */
   since: number;
   cellAddress: string | null;

@@ -7,6 +7,7 @@
  */
 import { sql } from "drizzle-orm";
 import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { ACTUAL_STATES, CELL_STATES, PRESENCES } from "../../shared/convergence/model";
 
 const timestamps = {
   createdAt: text("created_at").notNull().default(sql`(strftime('%Y-%m-%dT%H:%M:%SZ','now'))`),
@@ -257,7 +258,7 @@ export const cells = sqliteTable("cells", {
   capacity: text("capacity", { mode: "json" }).$type<{ memory_mb: number; disk_mb: number; containers: number }>().notNull(),
   free: text("free", { mode: "json" }).$type<{ memory_mb: number; disk_mb: number; containers: number }>(),
   cachedLayers: text("cached_layers", { mode: "json" }).$type<string[]>().notNull().default(sql`'[]'`),
-  state: text("state", { enum: ["ACTIVE", "DRAINING", "LOST"] }).notNull(),
+  state: text("state", { enum: CELL_STATES }).notNull(),
   lastHeartbeatAt: integer("last_heartbeat_at"),
   /** Bumped whenever the cell's desired set changes; the long-poll compares against it. */
   desiredVersion: integer("desired_version").notNull().default(0),
@@ -285,8 +286,8 @@ export const instances = sqliteTable(
     processVersion: text("process_version").notNull(),
     spec: text("spec", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
     cellGuid: text("cell_guid"),
-    state: text("state", { enum: ["UNCLAIMED", "CLAIMED", "STARTING", "RUNNING", "CRASHED", "STOPPING"] }).notNull(),
-    presence: text("presence", { enum: ["ORDINARY", "EVACUATING", "SUSPECT"] }).notNull().default("ORDINARY"),
+    state: text("state", { enum: ACTUAL_STATES }).notNull(),
+    presence: text("presence", { enum: PRESENCES }).notNull().default("ORDINARY"),
     since: integer("since").notNull(),
     hostPort: integer("host_port"),
     crashCount: integer("crash_count").notNull().default(0),
@@ -295,7 +296,7 @@ export const instances = sqliteTable(
     usage: text("usage", { mode: "json" }).$type<Record<string, number>>(),
     lastReportAt: integer("last_report_at"),
   },
-  (t) => [index("instances_process").on(t.processGuid), index("instances_cell").on(t.cellGuid)],
+  (t) => [index("instances_process").on(t.processGuid), index("instances_cell").on(t.cellGuid), index("instances_app").on(t.appGuid)],
 );
 
 /** Monotonic counters (e.g. the route table version routers long-poll on). */

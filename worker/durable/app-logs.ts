@@ -43,8 +43,8 @@ export class AppLogs extends DurableObject<Bindings> {
   }
 
   override async fetch(request: Request): Promise<Response> {
+    // Only WebSocket upgrades come by fetch; recent lines are the `recent` RPC.
     const url = new URL(request.url);
-    if (url.pathname === "/recent") return Response.json(this.recent(Number(url.searchParams.get("limit") ?? this.keep)));
     const tag = url.pathname === "/ingest" ? "cell" : url.pathname === "/tail" ? "tail" : null;
     if (!tag) return new Response("not found", { status: 404 });
     if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") return new Response("expected a WebSocket", { status: 426 });

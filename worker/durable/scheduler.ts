@@ -3,10 +3,12 @@
  * pass, so two passes never interleave (D1 has no interactive transactions: two
  * concurrent passes could place one index twice).
  *
- * `POST /wake` runs a pass and answers with what it did; wakes that arrive while
- * a pass runs share the one queued after it (it reads D1 after their change).
- * The alarm runs a pass too, and every pass sets the alarm to the next moment
- * something becomes due (a heartbeat expiry, a backoff end, an unplaced retry).
+ * `wake(scope)` (typed RPC) only records what changed and sets the alarm to
+ * now: a request never waits for a pass. The alarm runs the pass over the
+ * scopes merged since the last one; wakes arriving meanwhile set the alarm
+ * again and are read by the next pass. Every pass sets the alarm to the next
+ * moment something becomes due (a heartbeat expiry, a backoff end, a claim
+ * timing out, an unplaced retry, the periodic full pass).
  */
 import { DurableObject } from "cloudflare:workers";
 import { drizzle } from "drizzle-orm/d1";
@@ -16,43 +18,47 @@ import type { ConvergenceConfig } from "../../shared/convergence/config";
 import { converge } from "../../shared/convergence/converge";
 import { nextDueAt } from "../../shared/convergence/next-due";
 import { readSnapshot } from "../scheduling/snapshot";
-import { applyPlan, type PassOutcome } from "../scheduling/apply-plan";
+import { buildWriteSet, specsNeeded, type PassOutcome } from "../scheduling/write-set";
+import { commitWriteSet, loadSpecs } from "../db/write-set";
+import { newGuid } from "../http/ids";
 import { convergenceConfig } from "../scheduling/config";
 import { notifyChannels } from "../scheduling/long-poll";
-import { parseSourceName, registryAccessVersionQuery, sourceName, type VersionSource } from "../scheduling/versions";
-import { ROUTES_TABLE_COUNTER } from "../db/counters";
-import { eq } from "drizzle-orm";
+import { emptyScope, isEmptyScope, mergeScope, type PendingScope, type WakeScope } from "../scheduling/wake-scope";
 
-/** What a pass did, and the alarm it set (ms since the epoch, or null). */
-export type PassReport = PassOutcome & { next_due_at: number | null };
-
-/** Storage key of the versions held long-polls were last told about. */
-const NOTIFIED = "notified_versions";
+/** What a pass did, what it read, and the alarm it set (ms since the epoch, or null). */
+export type PassReport = PassOutcome & {
+  full: boolean;
+  /** Instances and desired processes the pass read: grows with the change in an incremental pass. */
+  read: { instances: number; processes: number };
+  next_due_at: number | null;
+};
 
 export class Scheduler extends DurableObject<Bindings> {
   private running: Promise<PassReport> | null = null;
   private queued: Promise<PassReport> | null = null;
+  /** A fresh object knows nothing of wakes its predecessor took: its first pass reads everything. */
+  private pending: PendingScope = { ...emptyScope(), full: true };
+  private lastFullAt = 0;
 
-  override async fetch(request: Request): Promise<Response> {
-    const url = new URL(request.url);
-    if (request.method === "POST" && url.pathname === "/wake") {
-      try {
-        return Response.json(await this.wake());
-      } catch (err) {
-        // The waker (a request handler) must not fail because a pass did; the alarm retries.
-        console.error(JSON.stringify({ level: "error", msg: "convergence pass failed", error: String(err), stack: (err as Error).stack, cause: String((err as Error).cause ?? "") }));
-        return Response.json({ error: "convergence pass failed" }, { status: 500 });
-      }
-    }
-    return new Response("not found", { status: 404 });
+  /** Fire-and-forget: notes what changed and has the alarm run a pass now (`reason` is for the log). */
+  async wake(_reason: string, scope: WakeScope): Promise<void> {
+    mergeScope(this.pending, scope);
+    const alarm = await this.ctx.storage.getAlarm();
+    if (alarm === null || alarm > Date.now()) await this.ctx.storage.setAlarm(Date.now());
+  }
+
+  /** Runs a pass over `scope` and answers what it did (tests; the cron backstop asks for a full one). */
+  async runPass(scope: WakeScope = { full: true }): Promise<PassReport> {
+    mergeScope(this.pending, scope);
+    return this.enqueue();
   }
 
   override async alarm(): Promise<void> {
-    await this.wake();
+    await this.enqueue();
   }
 
   /** Runs a pass now, or joins the one queued behind the running pass. */
-  wake(): Promise<PassReport> {
+  private enqueue(): Promise<PassReport> {
     if (this.queued) return this.queued;
     if (!this.running) return this.start();
     const after = this.running.then(
@@ -74,53 +80,42 @@ export class Scheduler extends DurableObject<Bindings> {
     return pass;
   }
 
-  /**
-   * Every long-poll source whose version moved since the last pass told its
-   * channel: this pass's own writes, and those of request handlers that changed
-   * desired state and woke the scheduler (an app delete, a route edit, a
-   * registry access edit — its version is part of every cell's set).
-   */
-  private async movedSources(db: ReturnType<typeof drizzle<typeof schema>>): Promise<VersionSource[]> {
-    const [cellRows, access, routes] = await db.batch([
-      db.select({ guid: schema.cells.guid, version: schema.cells.desiredVersion }).from(schema.cells),
-      registryAccessVersionQuery(db),
-      db.select({ value: schema.counters.value }).from(schema.counters).where(eq(schema.counters.name, ROUTES_TABLE_COUNTER)),
-    ]);
-    const accessVersion = access[0]?.version ?? 0;
-    const current: Record<string, number> = Object.fromEntries(cellRows.map((c) => [sourceName({ kind: "cell", cellGuid: c.guid }), c.version + accessVersion]));
-    current[sourceName({ kind: "routes_table" })] = routes[0]?.value ?? 0;
-    const last = (await this.ctx.storage.get<Record<string, number>>(NOTIFIED)) ?? {};
-    await this.ctx.storage.put(NOTIFIED, current);
-    return Object.entries(current)
-      .filter(([name, v]) => last[name] !== v)
-      .map(([name]) => parseSourceName(name)!)
-      .filter(Boolean);
-  }
-
   private async pass(): Promise<PassReport> {
     const config = convergenceConfig(this.env);
+    const now = Date.now();
+    const scope = this.pending;
+    this.pending = emptyScope();
+    if (now - this.lastFullAt >= config.fullPassIntervalMs) scope.full = true;
     try {
-      return await this.converge(config);
+      return await this.converge(scope, now, config);
     } catch (err) {
+      // Nothing taken is lost: the retry reads it again.
+      mergeScope(this.pending, { apps: [...scope.apps], cells: [...scope.cells], full: scope.full });
+      console.error(JSON.stringify({ level: "error", msg: "convergence pass failed", error: String(err), stack: (err as Error).stack }));
       await this.ctx.storage.setAlarm(Date.now() + config.unplacedRetryMs);
       throw err;
     }
   }
 
-  private async converge(config: ConvergenceConfig): Promise<PassReport> {
+  private async converge(scope: PendingScope, now: number, config: ConvergenceConfig): Promise<PassReport> {
     const db = drizzle(this.env.DB, { schema });
-    const now = Date.now();
-    const snap = await readSnapshot(db);
+    const snap = await readSnapshot(db, scope.full ? "full" : { apps: [...scope.apps], cells: [...scope.cells] }, now, config);
+    if (scope.full) this.lastFullAt = now;
     const plan = converge(snap.desired, snap.actual, snap.cells, now, config);
-    const outcome = await applyPlan(db, snap, plan, now, config);
+    const specs = await loadSpecs(db, specsNeeded(plan));
+    const { writes, outcome } = buildWriteSet({ snap, plan, specs, now, config, newGuid });
+    await notifyChannels(this.env, await commitWriteSet(db, writes));
 
-    await notifyChannels(this.env, await this.movedSources(db));
-
-    const due = [nextDueAt(snap.actual, snap.cells, now, config), outcome.unplaced.length > 0 ? now + config.unplacedRetryMs : null]
-      .filter((t): t is number => t !== null);
-    const next = due.length > 0 ? Math.min(...due) : null;
-    if (next === null) await this.ctx.storage.deleteAlarm();
-    else await this.ctx.storage.setAlarm(next);
-    return { ...outcome, next_due_at: next };
+    const due = [
+      nextDueAt(snap.due, snap.cells, now, config),
+      snap.oldestClaimSince === null ? null : snap.oldestClaimSince + config.claimTimeoutMs + 1,
+      outcome.unplaced.length > 0 ? now + config.unplacedRetryMs : null,
+      this.lastFullAt + config.fullPassIntervalMs,
+      // Wakes that came in during this pass.
+      isEmptyScope(this.pending) ? null : now,
+    ].filter((t): t is number => t !== null);
+    const next = Math.min(...due);
+    await this.ctx.storage.setAlarm(next);
+    return { ...outcome, full: scope.full, read: { instances: snap.actual.length, processes: snap.desired.processes.length }, next_due_at: next };
   }
 }

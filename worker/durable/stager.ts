@@ -1,7 +1,7 @@
 /**
  * @module The Stager: one Durable Object per build (named by the build guid)
  * that resolves the image off the request. `waitUntil` lasts only 30 s, an
- * alarm handler much longer, so `POST /start` records the build and its
+ * alarm handler much longer, so `start(buildGuid)` (typed RPC) records the build and its
  * deadline and sets the alarm for now; the alarm stages the build with the
  * remaining time as its budget. An unexpected failure (a D1 hiccup) retries
  * a second later until the deadline, then fails the build; the build's own
@@ -17,24 +17,18 @@ import type { Bindings } from "../env";
 import { stagingErrorText, stageBuild } from "../staging/stage";
 import { stagingBudgetMs, STAGING_RETRY_MS, requestTimeoutFor } from "../staging/budget";
 
-const startBody = z.strictObject({ build_guid: z.string().min(1) });
 const stored = z.object({ build: z.string(), deadline: z.number(), budget: z.number() });
 
 const log = (entry: Record<string, unknown>) => console.log(JSON.stringify({ component: "stager", ...entry }));
 
 export class Stager extends DurableObject<Bindings> {
-  override async fetch(request: Request): Promise<Response> {
-    const url = new URL(request.url);
-    if (request.method !== "POST" || url.pathname !== "/start") return new Response(null, { status: 404 });
-    const { build_guid } = startBody.parse(await request.json());
-    // Idempotent: a repeated start keeps the first deadline.
-    if ((await this.ctx.storage.get("build")) === undefined) {
-      const budget = stagingBudgetMs(this.env);
-      const now = Date.now();
-      await this.ctx.storage.put({ build: build_guid, deadline: now + budget, budget });
-      await this.ctx.storage.setAlarm(now);
-    }
-    return new Response(null, { status: 202 });
+  /** Records the build and its deadline and sets the alarm for now; a repeated start keeps the first deadline. */
+  async start(buildGuid: string): Promise<void> {
+    if ((await this.ctx.storage.get("build")) !== undefined) return;
+    const budget = stagingBudgetMs(this.env);
+    const now = Date.now();
+    await this.ctx.storage.put({ build: buildGuid, deadline: now + budget, budget });
+    await this.ctx.storage.setAlarm(now);
   }
 
   override async alarm(): Promise<void> {

@@ -1,11 +1,13 @@
 /**
- * @module How request handlers tell the scheduler that desired state changed
- * (push, scale, start, stop, restart, flag flip, registry access change).
- * One scheduler Durable Object ("global") runs every convergence pass.
+ * @module How writers tell the scheduler that desired state changed: a typed
+ * RPC that records the scope and sets the scheduler's alarm to now. It returns
+ * before any pass runs. One scheduler Durable Object ("global") runs every pass.
  */
 import type { Bindings } from "../env";
+import type { WakeScope } from "../scheduling/wake-scope";
 
-export async function wakeScheduler(env: Pick<Bindings, "SCHEDULER">, reason: string): Promise<void> {
-  const stub = env.SCHEDULER.get(env.SCHEDULER.idFromName("global"));
-  await stub.fetch("https://scheduler/wake", { method: "POST", body: JSON.stringify({ reason }) });
+export const schedulerOf = (env: Pick<Bindings, "SCHEDULER">) => env.SCHEDULER.get(env.SCHEDULER.idFromName("global"));
+
+export async function wakeScheduler(env: Pick<Bindings, "SCHEDULER">, reason: string, scope: WakeScope): Promise<void> {
+  await schedulerOf(env).wake(reason, scope);
 }

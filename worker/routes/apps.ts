@@ -22,7 +22,7 @@ import { envPatchSchema, envVarsSchema } from "../http/env-vars";
 import { filterList } from "../http/list-query";
 import { paginated } from "../http/pagination";
 import { pageQuery, parseJson, parseQuery } from "../http/validate";
-import { wakeAfterCommit } from "../http/wake-after-commit";
+import { afterCommit } from "../http/after-commit";
 import { presentApp, presentAppEnv, presentEnvironmentVariables } from "../presenters/apps";
 import { presentDroplet } from "../presenters/droplets";
 import { presentPackage } from "../presenters/packages";
@@ -107,8 +107,9 @@ apps.patch("/:guid", async (c) => {
 
 apps.delete("/:guid", async (c) => {
   const { principal, app } = await reachableApp(c, c.req.param("guid"));
-  await deleteApp(c.var.db, app, principal);
-  await wakeAfterCommit(c, `delete app ${app.guid}`);
+  const sources = await deleteApp(c.var.db, app, principal);
+  // Freed room may fit instances waiting for a cell.
+  afterCommit(c, `delete app ${app.guid}`, { sources, wake: {} });
   return c.body(null, 202);
 });
 
@@ -122,7 +123,7 @@ async function act(c: Context<AppEnv>, action: AppAction) {
   }
   const after = await changeAppState(c.var.db, app, action, principal);
   if (!after) throw resourceNotFound("App");
-  await wakeAfterCommit(c, `${action} app ${app.guid}`);
+  afterCommit(c, `${action} app ${app.guid}`, { wake: { apps: [app.guid] } });
   return c.json(presentApp(after, linkerOf(c)));
 }
 

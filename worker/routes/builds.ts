@@ -6,7 +6,6 @@
  * `staging_location` "cell" for the agent protocol's staging tasks.
  * `appBuilds` serves the app-nested list (`/v3/apps/:guid/builds`).
  */
-import type { Context } from "hono";
 import { Hono } from "hono";
 import { z } from "zod";
 import { canAccessSpace, requireUser } from "../auth/principal";
@@ -19,6 +18,7 @@ import { getRegistryAccess } from "../db/registry-access";
 import type { AppEnv } from "../env";
 import { resourceNotFound, unprocessable } from "../errors";
 import { newGuid } from "../http/ids";
+import { afterCommit } from "../http/after-commit";
 import { filterList } from "../http/list-query";
 import { paginated } from "../http/pagination";
 import { pageQuery, parseJson, parseQuery } from "../http/validate";
@@ -68,16 +68,11 @@ builds.post("/", async (c) => {
   const guid = newGuid();
   const build = await createBuild(c.var.db, { guid, app: { guid: app.guid, name: app.name, spaceGuid: app.spaceGuid }, packageGuid: pkg.guid, stagingLocation: location }, principal);
   if (!build) throw unprocessable(UNUSABLE_PACKAGE);
-  if (location === "worker") await startStager(c, guid);
+  // The build's own Stager resolves it (the 201 does not wait); a cell-staged build is handed to a cell by the next pass, now.
+  if (location === "worker") await c.env.STAGER.get(c.env.STAGER.idFromName(guid)).start(guid);
+  else afterCommit(c, `cell-staged build ${guid}`, { wake: {} });
   return c.json(presentBuild(build, linkerOf(c)), 201);
 });
-
-/** Hands the build to its own Stager object; the 201 does not wait for the resolution. */
-async function startStager(c: Context<AppEnv>, buildGuid: string): Promise<void> {
-  const stub = c.env.STAGER.get(c.env.STAGER.idFromName(buildGuid));
-  const res = await stub.fetch("https://stager/start", { method: "POST", body: JSON.stringify({ build_guid: buildGuid }) });
-  if (!res.ok) throw new Error(`stager refused build ${buildGuid}: ${res.status}`);
-}
 
 builds.get("/", async (c) => {
   const principal = requireUser(c);

@@ -4,7 +4,8 @@
  * heartbeats and instance reports. A cell's credential reaches only its own
  * `/v3/cells/:id/...`; another cell's id answers 403.
  */
-import { Hono, type Context } from "hono";
+import { Hono } from "hono";
+import type { BatchItem } from "drizzle-orm/batch";
 import { z } from "zod";
 import type { AppEnv } from "../env";
 import { requireAdmin, requireCell } from "../auth/principal";
@@ -12,7 +13,7 @@ import { linkerOf } from "../auth/scope";
 import { invalidAuthToken, notAuthorized, resourceNotFound, unprocessable } from "../errors";
 import { describeIssues, pageQuery, parseJson, parseQuery } from "../http/validate";
 import { paginated } from "../http/pagination";
-import { notifyAfterCommit, wakeAfterCommit } from "../http/wake-after-commit";
+import { afterCommit } from "../http/after-commit";
 import type { Linker } from "../presenters/links";
 import { desiredQuerySchema } from "../../shared/protocol/desired-set";
 import {
@@ -26,13 +27,13 @@ import { getStagingInput } from "../db/builds";
 import { completeStaging, failStaging } from "../staging/stage";
 import { PROTOCOL_VERSION } from "../../shared/protocol/version";
 import {
-  bumpCellSet, createEnrollmentToken, drainCell, enrollmentKind, forgetCell, getCell, listCells, registerCell, registerRouter, stagingTaskOf,
+  createEnrollmentToken, drainCell, enrollmentKind, forgetCell, getCell, listCells, registerCell, registerRouter, stagingTaskOf,
   type CellRecord,
 } from "../scheduling/cells-repo";
 import { buildDesiredSet } from "../scheduling/desired-set";
-import { holdUntilChanged, notifyChannels } from "../scheduling/long-poll";
-import { recordHeartbeat, recordInstanceReports, type ReportOutcome } from "../scheduling/reports";
-import { readCellSetVersion, type VersionSource } from "../scheduling/versions";
+import { holdUntilChanged } from "../scheduling/long-poll";
+import { recordHeartbeat, recordInstanceReports } from "../scheduling/reports";
+import { readCellSetVersion, versionBumps } from "../scheduling/versions";
 import { convergenceConfig } from "../scheduling/config";
 import { cellIsAlive } from "../../shared/convergence/cells";
 
@@ -75,7 +76,8 @@ cellsApi.post("/register", async (c) => {
     const { enrollment_token, protocol: _p, ...cell } = parsed.data;
     const registered = await registerCell(c.var.db, enrollment_token, cell, now);
     if (!registered) throw invalidAuthToken();
-    await wakeAfterCommit(c, "cell registered");
+    // A new cell may take instances waiting for room, and staging tasks.
+    afterCommit(c, "cell registered", { wake: { cells: [registered.guid] } });
     return c.json({ protocol: PROTOCOL_VERSION, kind, ...registered }, 201);
   }
   const parsed = routerRegistrationSchema.safeParse(body);
@@ -104,7 +106,7 @@ cellsApi.post("/:id/actions/drain", async (c) => {
   requireAdmin(c);
   const guid = c.req.param("id");
   if (!(await drainCell(c.var.db, guid, new Date()))) throw resourceNotFound("Cell");
-  await wakeAfterCommit(c, "cell draining");
+  afterCommit(c, "cell draining", { wake: { cells: [guid] } });
   return c.json(presentCell((await getCell(c.var.db, guid))!, linkerOf(c)), 202);
 });
 
@@ -118,8 +120,7 @@ cellsApi.delete("/:id", async (c) => {
     throw unprocessable(`Cell ${cell.name} (${cell.guid}) is still heartbeating: drain it, stop its agent, then delete it`);
   }
   const { routable } = await forgetCell(c.var.db, cell.guid);
-  if (routable) await notifyAfterCommit(c, [{ kind: "routes_table" }], "cell forgotten");
-  await wakeAfterCommit(c, "cell forgotten");
+  afterCommit(c, "cell forgotten", { sources: routable ? [{ kind: "routes_table" }] : [], wake: {} });
   return c.body(null, 204);
 });
 
@@ -128,7 +129,7 @@ cellsApi.get("/:id/desired", async (c) => {
   requireCell(c, cellGuid);
   const { after } = parseQuery(c, desiredQuerySchema);
   if (after !== undefined && (await readCellSetVersion(c.var.db, cellGuid)) === after) {
-    const changed = await holdUntilChanged(c.env, { kind: "cell", cellGuid }, after, c.req.raw.signal);
+    const changed = await holdUntilChanged(c.env, { kind: "cell", cellGuid }, after);
     if (!changed) return c.body(null, 204);
   }
   const set = await buildDesiredSet(c.var.db, c.env, cellGuid);
@@ -139,21 +140,13 @@ cellsApi.get("/:id/desired", async (c) => {
   return c.json(set);
 });
 
-/** After a report: tell routers and the cell what moved, and let the scheduler converge. */
-async function afterReport(c: Context<AppEnv>, cellGuid: string, outcome: ReportOutcome, reason: string): Promise<void> {
-  const sources: VersionSource[] = [];
-  if (outcome.routesChanged) sources.push({ kind: "routes_table" });
-  if (outcome.cellSetChanged) sources.push({ kind: "cell", cellGuid });
-  await notifyChannels(c.env, sources);
-  if (outcome.wake) await wakeAfterCommit(c, reason);
-}
 
 cellsApi.post("/:id/heartbeat", async (c) => {
   const cellGuid = c.req.param("id");
   const cell = requireCell(c, cellGuid);
   const heartbeat = await parseJson(c, heartbeatSchema);
   const outcome = await recordHeartbeat(c.var.db, cell, cellGuid, heartbeat, Date.now(), convergenceConfig(c.env).restart);
-  await afterReport(c, cellGuid, outcome, "cell heartbeat");
+  afterCommit(c, "cell heartbeat", outcome);
   // Reports for instances no longer on this cell are skipped, and named so the agent can log them.
   return c.json({ protocol: PROTOCOL_VERSION, skipped: outcome.rejected });
 });
@@ -165,7 +158,7 @@ cellsApi.post("/:id/instances", async (c) => {
   const outcome = await recordInstanceReports(c.var.db, cell, cellGuid, instances, Date.now(), convergenceConfig(c.env).restart);
   // Nothing was written: a cell reports only for instances placed on it.
   if (outcome.rejected.length > 0) throw notAuthorized();
-  await afterReport(c, cellGuid, outcome, "instance state change");
+  afterCommit(c, "instance state change", outcome);
   return c.json({ protocol: PROTOCOL_VERSION, skipped: [] });
 });
 
@@ -193,8 +186,9 @@ cellsApi.post("/:id/staging_results", async (c) => {
     }
   }
   // The task has left the cell's set.
-  await bumpCellSet(c.var.db, cellGuid);
-  await notifyChannels(c.env, [{ kind: "cell", cellGuid }]);
+  const bumps = versionBumps(c.var.db, { cells: [cellGuid] });
+  await c.var.db.batch(bumps.statements as [BatchItem<"sqlite">]);
+  afterCommit(c, "staging result", { sources: bumps.sources });
   const build = await stagingTaskOf(c.var.db, result.build_guid);
   return c.json({ build_guid: result.build_guid, state: build?.state ?? outcome.state });
 });

@@ -12,7 +12,7 @@ import { resourceNotFound } from "../errors";
 import { link } from "../http/links";
 import { pageOf, paginated } from "../http/pagination";
 import { pageQuery, parseJson, parseQuery } from "../http/validate";
-import { wakeAfterCommit } from "../http/wake-after-commit";
+import { afterCommit } from "../http/after-commit";
 
 export const feature_flags = new Hono<AppEnv>();
 
@@ -59,6 +59,6 @@ feature_flags.patch("/:name", async (c) => {
     return c.json(presentFlag(c, await getFlag(c.var.db, name)));
   }
   const { before, after } = await updateFlag(c.var.db, name, { enabled: body.enabled, customErrorMessage: body.custom_error_message }, actor);
-  if (name === "diego_docker" && before.enabled !== after.enabled) await wakeAfterCommit(c, "feature_flag");
+  if (name === "diego_docker" && before.enabled !== after.enabled) afterCommit(c, "feature_flag", { wake: { full: true } });
   return c.json(presentFlag(c, after));
 });

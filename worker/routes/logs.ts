@@ -27,8 +27,7 @@ export const appLogRoutes = new Hono<AppEnv>()
   .get("/:guid/logs", async (c) => {
     const { app } = await reachableApp(c, c.req.param("guid"));
     const { limit } = parseQuery(c, z.strictObject({ limit: z.coerce.number().int().min(1).max(10_000).default(1000) }));
-    const res = await appLogs(c.env, app.guid).fetch(`https://logs/recent?limit=${limit}`);
-    return c.json(await res.json());
+    return c.json(await appLogs(c.env, app.guid).recent(limit));
   })
   .get("/:guid/logs/tail", async (c) => {
     const { app } = await reachableApp(c, c.req.param("guid"));

@@ -15,7 +15,7 @@ import { resourceNotFound, unprocessable } from "../errors";
 import { filterList } from "../http/list-query";
 import { paginated } from "../http/pagination";
 import { pageQuery, parseJson, parseQuery } from "../http/validate";
-import { wakeAfterCommit } from "../http/wake-after-commit";
+import { afterCommit } from "../http/after-commit";
 import { presentProcess, presentStats } from "../presenters/processes";
 
 /** CC's cc.maximum_health_check_timeout (seconds). */
@@ -88,7 +88,7 @@ export async function scaleProcessAction(c: Context<AppEnv>, principal: UserPrin
     logRateLimitInBytesPerSecond: body.log_rate_limit_in_bytes_per_second,
   }, body, principal);
   if (!updated) throw resourceNotFound("Process");
-  await wakeAfterCommit(c, `scale process ${proc.guid}`);
+  afterCommit(c, `scale process ${proc.guid}`, { wake: { apps: [proc.appGuid] } });
   return c.json(presentProcess(updated, linkerOf(c)), 202);
 }
 

@@ -14,7 +14,8 @@ import { getRegistryAccessRecord, type RegistryAccessRecord, updateRegistryAcces
 import type { AppEnv } from "../env";
 import { link } from "../http/links";
 import { parseJson } from "../http/validate";
-import { wakeAfterCommit } from "../http/wake-after-commit";
+import { afterCommit } from "../http/after-commit";
+import { allCellSources } from "../scheduling/versions";
 
 export const registry_access = new Hono<AppEnv>();
 
@@ -66,6 +67,7 @@ registry_access.patch("/", async (c) => {
   // An empty body edits nothing: no version bump, no event, no wake-up.
   if (Object.values(change).every((v) => v === undefined)) return c.json(present(c, await getRegistryAccessRecord(c.var.db)));
   const record = await updateRegistryAccess(c.var.db, change, actor);
-  await wakeAfterCommit(c, "registry_access");
+  // The access is part of every cell's set: every cell's version moved.
+  afterCommit(c, "registry_access", { sources: await allCellSources(c.var.db), wake: { full: true } });
   return c.json(present(c, record));
 });

@@ -1,7 +1,7 @@
 /**
  * @module `GET /v3/routes/table?after=VERSION` (shared/protocol/route-table.ts):
  * routers (and admins) long-poll the route table; held by the "routes_table"
- * CellChannel object, answered at once when the counter moves, 204 after the hold.
+ * VersionChannel object, answered at once when the counter moves, 204 after the hold.
  */
 import { Hono } from "hono";
 import type { AppEnv } from "../env";
@@ -18,7 +18,7 @@ routeTableApi.get("/", async (c) => {
   requireRouter(c);
   const { after } = parseQuery(c, routeTableQuerySchema);
   if (after !== undefined && (await readCounter(c.var.db, ROUTES_TABLE_COUNTER)) === after) {
-    const changed = await holdUntilChanged(c.env, { kind: "routes_table" }, after, c.req.raw.signal);
+    const changed = await holdUntilChanged(c.env, { kind: "routes_table" }, after);
     if (!changed) return c.body(null, 204);
   }
   const table = await buildRouteTable(c.var.db);

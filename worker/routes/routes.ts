@@ -15,7 +15,7 @@ import { resourceNotFound, unprocessable } from "../errors";
 import { filterList } from "../http/list-query";
 import { paginated } from "../http/pagination";
 import { pageQuery, parseJson, parseQuery } from "../http/validate";
-import { notifyAfterCommit } from "../http/wake-after-commit";
+import { afterCommit } from "../http/after-commit";
 import type { VersionSource } from "../scheduling/versions";
 import { appsDomainGuid, presentDestinations, presentRoute } from "../presenters/routes";
 
@@ -98,7 +98,7 @@ routesApi.get("/:guid", async (c) => {
 routesApi.delete("/:guid", async (c) => {
   const { principal, route } = await reachableRoute(c);
   await deleteRoute(c.var.db, route, principal);
-  await notifyAfterCommit(c, ROUTES_TABLE, `delete route ${route.guid}`);
+  afterCommit(c, `delete route ${route.guid}`, { sources: ROUTES_TABLE });
   return c.body(null, 202);
 });
 
@@ -121,7 +121,7 @@ routesApi.post("/:guid/destinations", async (c) => {
   const destinations = await addDestinations(c.var.db, route, body.destinations.map((d) => ({
     appGuid: d.app.guid, processType: d.app.process?.type ?? "web", port: d.port ?? null,
   })));
-  await notifyAfterCommit(c, ROUTES_TABLE, `map route ${route.guid}`);
+  afterCommit(c, `map route ${route.guid}`, { sources: ROUTES_TABLE });
   return c.json(presentDestinations({ ...route, destinations }, linkerOf(c)));
 });
 
@@ -129,6 +129,6 @@ routesApi.delete("/:guid/destinations/:destination", async (c) => {
   const { route } = await reachableRoute(c);
   const removed = await removeDestination(c.var.db, route, c.req.param("destination"));
   if (!removed) throw unprocessable("Unable to unmap route from destination. Ensure the route has a destination with this guid.");
-  await notifyAfterCommit(c, ROUTES_TABLE, `unmap route ${route.guid}`);
+  afterCommit(c, `unmap route ${route.guid}`, { sources: ROUTES_TABLE });
   return c.body(null, 204);
 });

@@ -7,6 +7,7 @@ import { and, asc, count, eq, isNull, sql } from "drizzle-orm";
 import type { Db } from "../env";
 import type { EnrollmentKind } from "../../shared/protocol/enrollment";
 import type { Resources } from "../../shared/protocol/resources";
+import type { CellState } from "../../shared/convergence/model";
 import { builds, cells, enrollmentTokens, instances, routers } from "../db/schema";
 import { hashToken, newToken } from "../auth/tokens";
 import { bumpRouteTable } from "../db/counters";
@@ -68,7 +69,7 @@ export interface CellRecord {
   name: string;
   zone: string;
   address: string;
-  state: "ACTIVE" | "DRAINING" | "LOST";
+  state: CellState;
   capacity: Resources;
   free: Resources | null;
   lastHeartbeatAt: number | null;
@@ -128,9 +129,4 @@ export async function stagingTaskOf(db: Db, buildGuid: string) {
   const [row] = await db.select({ state: builds.state, stagingLocation: builds.stagingLocation, stagingCellGuid: builds.stagingCellGuid })
     .from(builds).where(eq(builds.guid, buildGuid)).limit(1);
   return row;
-}
-
-/** Moves a cell's desired-set version (its contents changed outside a scheduler pass). */
-export async function bumpCellSet(db: Db, cellGuid: string): Promise<void> {
-  await db.update(cells).set({ desiredVersion: sql`${cells.desiredVersion} + 1` }).where(eq(cells.guid, cellGuid));
 }

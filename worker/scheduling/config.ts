@@ -5,7 +5,7 @@
 import { DEFAULT_CONVERGENCE_CONFIG, type ConvergenceConfig } from "../../shared/convergence/config";
 import type { Bindings } from "../env";
 
-type TimingVars = Pick<Bindings, "HEARTBEAT_TTL_MS" | "CLAIM_TIMEOUT_MS" | "CRASH_BACKOFF_BASE_MS">;
+type TimingVars = Pick<Bindings, "HEARTBEAT_TTL_MS" | "CLAIM_TIMEOUT_MS" | "CRASH_BACKOFF_BASE_MS" | "FULL_PASS_INTERVAL_MS">;
 
 /** A var's value as a positive integer, or `fallback` when unset; a bad value stops the Worker loudly. */
 function positiveInt(vars: TimingVars, name: keyof TimingVars, fallback: number): number {
@@ -22,6 +22,7 @@ export function convergenceConfig(env: TimingVars): ConvergenceConfig {
     ...d,
     heartbeatTtlMs: positiveInt(env, "HEARTBEAT_TTL_MS", d.heartbeatTtlMs),
     claimTimeoutMs: positiveInt(env, "CLAIM_TIMEOUT_MS", d.claimTimeoutMs),
+    fullPassIntervalMs: positiveInt(env, "FULL_PASS_INTERVAL_MS", d.fullPassIntervalMs),
     restart: { ...d.restart, backoffBaseMs: positiveInt(env, "CRASH_BACKOFF_BASE_MS", d.restart.backoffBaseMs) },
   };
 }

@@ -14,7 +14,7 @@ import { builds, instances, packages } from "../db/schema";
 import { getRegistryAccess } from "../db/registry-access";
 import { openSecret, packageAad } from "../crypto/secrets";
 import { STARTED_STATES } from "../../shared/convergence/model";
-import { cellVersionQuery } from "./versions";
+import { cellSetVersion, cellVersionQuery } from "./versions";
 import { parseStoredSpec } from "./stored-spec";
 
 
@@ -70,7 +70,7 @@ export async function buildDesiredSet(db: Db, env: Pick<Bindings, "ENCRYPTION_KE
   );
   return {
     protocol: PROTOCOL_VERSION,
-    version: cell[0].version + registry.version,
+    version: cellSetVersion(cell[0].version, registry.version),
     instances: specs,
     staging_tasks: stagingTasks,
     registry_access: registry,

@@ -3,7 +3,7 @@
  * batch per message, so a report either lands whole or not at all. Decisions
  * are `decideReport`'s; this module loads rows and turns decisions into writes.
  */
-import { and, eq, inArray, sql } from "drizzle-orm";
+import { and, eq, inArray } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import type { Db } from "../env";
 import type { RestartPolicy } from "../../shared/convergence/config";
@@ -11,18 +11,18 @@ import type { Heartbeat } from "../../shared/protocol/heartbeat";
 import type { InstanceReport } from "../../shared/protocol/instance";
 import { apps, cells, instances } from "../db/schema";
 import { auditEvent, type AuditEventInput } from "../db/audit";
-import { bumpRouteTable } from "../db/counters";
+import { versionBumps, type VersionSource } from "./versions";
+import type { WakeScope } from "./wake-scope";
 import { decideReport, type InstanceRow } from "./report-decision";
 import { paramChunks } from "../db/param-chunks";
 
 export interface ReportOutcome {
   /** Reports refused: the instance is not (or no longer) placed on this cell. */
   rejected: { instance_guid: string; reason: string }[];
-  /** Convergence should run (a crash, a replacement now RUNNING, a cell back or resized). */
-  wake: boolean;
-  routesChanged: boolean;
-  /** The cell's own desired set changed (a crashed instance left it). */
-  cellSetChanged: boolean;
+  /** What convergence should look at (a crash, a replacement now RUNNING, a cell back or resized); absent when nothing. */
+  wake?: WakeScope;
+  /** Long-poll sources whose versions the report moved (routes, the cell's own set when a crashed instance left it). */
+  sources: VersionSource[];
 }
 
 interface LoadedRow extends InstanceRow {
@@ -60,24 +60,27 @@ function decisionsToStatements(
   policy: RestartPolicy,
 ): { statements: Statement[]; outcome: ReportOutcome } {
   const statements: Statement[] = [];
-  const outcome: ReportOutcome = { rejected: [], wake: false, routesChanged: false, cellSetChanged: false };
+  const rejected: ReportOutcome["rejected"] = [];
+  const wakeApps = new Set<string>();
+  let routes = false;
+  let leftSet = false;
   for (const report of reports) {
     const row = rows.get(report.instance_guid);
     const d = decideReport(row, cellGuid, report, now, policy);
-    if (d.kind === "reject") outcome.rejected.push({ instance_guid: report.instance_guid, reason: d.reason });
+    if (d.kind === "reject") rejected.push({ instance_guid: report.instance_guid, reason: d.reason });
     if (!row || d.kind === "reject" || d.kind === "ignore") continue;
     const byGuid = eq(instances.instanceGuid, row.instanceGuid);
     if (d.kind === "delete") {
       statements.push(db.delete(instances).where(byGuid));
-      outcome.routesChanged ||= d.wasRoutable;
-      outcome.cellSetChanged ||= d.leftSet;
-      outcome.wake = true;
+      routes ||= d.wasRoutable;
+      leftSet ||= d.leftSet;
+      wakeApps.add(row.appGuid);
       continue;
     }
     statements.push(db.update(instances).set({ ...d.change, lastReportAt: now }).where(byGuid));
-    outcome.routesChanged ||= d.routesChanged;
-    outcome.cellSetChanged ||= d.leftSet;
-    outcome.wake ||= d.converge;
+    routes ||= d.routesChanged;
+    leftSet ||= d.leftSet;
+    if (d.converge) wakeApps.add(row.appGuid);
     if (d.crash) {
       statements.push(auditEvent(db, {
         type: "app.crash",
@@ -95,8 +98,9 @@ function decisionsToStatements(
       }));
     }
   }
-  if (outcome.routesChanged) statements.push(bumpRouteTable(db));
-  if (outcome.cellSetChanged) statements.push(db.update(cells).set({ desiredVersion: sql`${cells.desiredVersion} + 1` }).where(eq(cells.guid, cellGuid)));
+  const bumps = versionBumps(db, { cells: leftSet ? [cellGuid] : [], routes });
+  statements.push(...bumps.statements);
+  const outcome: ReportOutcome = { rejected, sources: bumps.sources, ...(wakeApps.size > 0 ? { wake: { apps: [...wakeApps] } } : {}) };
   return { statements, outcome };
 }
 
@@ -151,5 +155,7 @@ export async function recordHeartbeat(
     }).where(eq(cells.guid, cellGuid)),
   );
   await db.batch(statements as [Statement, ...Statement[]]);
-  return { ...outcome, wake: outcome.wake || gone.length > 0 || cell.state === "LOST" || resized };
+  // Room freed, a cell back or resized: convergence looks at the cell (and what runs there).
+  if (gone.length === 0 && cell.state !== "LOST" && !resized) return outcome;
+  return { ...outcome, wake: { apps: outcome.wake?.apps ?? [], cells: [cellGuid] } };
 }

@@ -1,15 +1,25 @@
 /**
- * @module What one convergence pass reads from D1, in one batch (one
- * consistent snapshot): desired processes (STARTED apps with a current
- * droplet), actual instances (without their specs: only replaced ones need
- * theirs), cells, the diego_docker flag and the cell-staged builds.
+ * @module What one convergence pass reads from D1: every cell (with what is
+ * allocated on it, summed in SQL), the diego_docker flag, the cell-staged
+ * builds, and — for a chosen set of apps — their desired processes and all
+ * their instances (without specs: only replaced ones need theirs).
+ *
+ * A full pass chooses every app. An incremental pass chooses the apps its
+ * wakes named, the apps with instances on the cells they named or on cells
+ * whose heartbeat just expired, and the apps with something due (an
+ * unplaced, crashed, or unacknowledged instance); converge() sees each chosen
+ * app whole, so it never mistakes an unread instance for an undesired one.
  */
-import { and, eq, inArray, sql } from "drizzle-orm";
+import { and, eq, inArray, isNotNull, lt, min, ne, or, sql } from "drizzle-orm";
 import type { Db } from "../env";
+import type { ConvergenceConfig } from "../../shared/convergence/config";
+import { cellIsAlive } from "../../shared/convergence/cells";
 import type { ActualInstance, CellView, DesiredProcess, DesiredState } from "../../shared/convergence/model";
 import { resolvedImageSchema, type ResolvedImage } from "../../shared/protocol/image";
+import type { Resources } from "../../shared/protocol/resources";
 import { apps, builds, cells, droplets, featureFlags, instances, processes } from "../db/schema";
 import { DEFAULT_FLAGS } from "../db/feature-flags";
+import { paramChunks } from "../db/param-chunks";
 import { registryAccessVersionQuery } from "./versions";
 
 export interface DesiredRow {
@@ -28,48 +38,125 @@ export interface InstanceFacts extends ActualInstance {
   placement_error: string | null;
 }
 
+/** What every instance not CRASHED takes on its cell, summed over the whole fleet. */
+export interface CellLoad {
+  allocated: Resources;
+  /** CLAIMED or STARTING: placement spreads starts. */
+  starting: number;
+}
+
 export interface Snapshot {
   desired: DesiredState;
   rows: Map<string, DesiredRow>;
+  /** Every instance of the chosen apps. */
   actual: InstanceFacts[];
   cells: CellView[];
-  /** Names and spaces of every app with instances or desired processes, for audit events. */
+  load: Map<string, CellLoad>;
+  /** Names and spaces of the chosen apps, for audit events. */
   apps: Map<string, { name: string; spaceGuid: string }>;
   stagingBuilds: { guid: string; cellGuid: string | null }[];
   registryAccessVersion: number;
+  /** Instances something may come due for (UNCLAIMED, CRASHED), fleet-wide, for the next alarm. */
+  due: ActualInstance[];
+  /** When the oldest unacknowledged claim was made, fleet-wide (its timeout is the next alarm). */
+  oldestClaimSince: number | null;
 }
 
-const startedApps = (db: Db) => db.select({ g: apps.guid }).from(apps).where(eq(apps.state, "STARTED"));
+export type SnapshotScope = "full" | { apps: string[]; cells: string[] };
 
 function imageOf(spec: Record<string, unknown>): ResolvedImage | { error: string } {
   const r = resolvedImageSchema.safeParse(spec);
   return r.success ? r.data : { error: `the droplet's image spec is unusable: ${r.error.issues[0]?.message ?? "invalid"}` };
 }
 
-export async function readSnapshot(db: Db): Promise<Snapshot> {
-  const [processRows, startedRows, dropletRows, instanceRows, cellRows, appRows, flagRows, stagingRows, accessRows] = await db.batch([
-    // No joins in a D1 batch: drizzle maps batch rows by column name, and joined
-    // tables share names (guid), so each table is read on its own and joined here.
-    db.select().from(processes).where(inArray(processes.appGuid, startedApps(db))),
-    db.select({ guid: apps.guid, name: apps.name, spaceGuid: apps.spaceGuid, environmentVariables: apps.environmentVariables, dropletGuid: apps.currentDropletGuid })
-      .from(apps).where(eq(apps.state, "STARTED")),
-    db.select({ guid: droplets.guid, packageGuid: droplets.packageGuid, processTypes: droplets.processTypes, imageSpec: droplets.imageSpec })
-      .from(droplets).where(inArray(droplets.guid, db.select({ g: apps.currentDropletGuid }).from(apps).where(eq(apps.state, "STARTED")))),
-    db.select({
-      instance_guid: instances.instanceGuid, process_guid: instances.processGuid, app_guid: instances.appGuid, index: instances.index,
-      process_version: instances.processVersion, cell_guid: instances.cellGuid, state: instances.state, presence: instances.presence,
-      since: instances.since, crash_count: instances.crashCount, host_port: instances.hostPort, placement_error: instances.placementError,
-      memory_mb: sql<number>`coalesce(json_extract(${instances.spec}, '$.memory_mb'), 0)`,
-      disk_mb: sql<number>`coalesce(json_extract(${instances.spec}, '$.disk_mb'), 0)`,
-    }).from(instances),
+const instanceColumns = {
+  instance_guid: instances.instanceGuid, process_guid: instances.processGuid, app_guid: instances.appGuid, index: instances.index,
+  process_version: instances.processVersion, cell_guid: instances.cellGuid, state: instances.state, presence: instances.presence,
+  since: instances.since, crash_count: instances.crashCount, host_port: instances.hostPort, placement_error: instances.placementError,
+  memory_mb: sql<number>`coalesce(json_extract(${instances.spec}, '$.memory_mb'), 0)`,
+  disk_mb: sql<number>`coalesce(json_extract(${instances.spec}, '$.disk_mb'), 0)`,
+};
+
+/** Fleet-wide facts every pass reads: cells and their load, the flag, staging, and what may come due. */
+async function readFleet(db: Db, now: number, config: ConvergenceConfig) {
+  const [cellRows, loadRows, flagRows, stagingRows, accessRows, dueRows, claimRows] = await db.batch([
     db.select().from(cells),
-    db.select({ guid: apps.guid, name: apps.name, spaceGuid: apps.spaceGuid }).from(apps)
-      .where(inArray(apps.guid, db.selectDistinct({ g: instances.appGuid }).from(instances))),
+    db.select({
+      cell: instances.cellGuid,
+      memory_mb: sql<number>`coalesce(sum(json_extract(${instances.spec}, '$.memory_mb')), 0)`,
+      disk_mb: sql<number>`coalesce(sum(json_extract(${instances.spec}, '$.disk_mb')), 0)`,
+      containers: sql<number>`count(*)`,
+      starting: sql<number>`sum(${instances.state} in ('CLAIMED', 'STARTING'))`,
+    }).from(instances).where(and(isNotNull(instances.cellGuid), ne(instances.state, "CRASHED"))).groupBy(instances.cellGuid),
     db.select({ enabled: featureFlags.enabled }).from(featureFlags).where(eq(featureFlags.name, "diego_docker")),
     db.select({ guid: builds.guid, cellGuid: builds.stagingCellGuid }).from(builds)
       .where(and(eq(builds.stagingLocation, "cell"), eq(builds.state, "STAGING"))),
     registryAccessVersionQuery(db),
+    db.select(instanceColumns).from(instances).where(or(
+      inArray(instances.state, ["UNCLAIMED", "CRASHED"]),
+      and(eq(instances.state, "CLAIMED"), lt(instances.since, now - config.claimTimeoutMs)),
+    )),
+    db.select({ since: min(instances.since) }).from(instances).where(and(eq(instances.state, "CLAIMED"), eq(instances.presence, "ORDINARY"))),
   ]);
+  const cellViews: CellView[] = cellRows.map((c) => ({
+    guid: c.guid, zone: c.zone, state: c.state, last_heartbeat_at: c.lastHeartbeatAt, registered_at: Date.parse(c.createdAt),
+    capacity: c.capacity, cached_layers: c.cachedLayers,
+  }));
+  const load = new Map(loadRows.filter((r) => r.cell !== null).map((r) => [r.cell!, {
+    allocated: { memory_mb: Number(r.memory_mb), disk_mb: Number(r.disk_mb), containers: Number(r.containers) },
+    starting: Number(r.starting),
+  }]));
+  return {
+    cells: cellViews, load, stagingBuilds: stagingRows, registryAccessVersion: accessRows[0]?.version ?? 0,
+    diego_docker: flagRows[0]?.enabled ?? DEFAULT_FLAGS.diego_docker,
+    due: dueRows.map((i) => ({ ...i, memory_mb: Number(i.memory_mb), disk_mb: Number(i.disk_mb) })),
+    oldestClaimSince: claimRows[0]?.since ?? null,
+  };
+}
+
+/** The apps an incremental pass reads: named, on named or newly silent cells, or with something due. */
+async function chosenApps(db: Db, scope: { apps: string[]; cells: string[] }, fleet: Awaited<ReturnType<typeof readFleet>>, now: number, config: ConvergenceConfig): Promise<string[]> {
+  const chosen = new Set([...scope.apps, ...fleet.due.map((i) => i.app_guid)]);
+  const silent = fleet.cells.filter((c) => c.state === "ACTIVE" && !cellIsAlive(c, now, config)).map((c) => c.guid);
+  for (const part of paramChunks([...new Set([...scope.cells, ...silent])])) {
+    const rows = await db.selectDistinct({ app: instances.appGuid }).from(instances).where(inArray(instances.cellGuid, part));
+    for (const r of rows) chosen.add(r.app);
+  }
+  return [...chosen];
+}
+
+export async function readSnapshot(db: Db, scope: SnapshotScope, now: number, config: ConvergenceConfig): Promise<Snapshot> {
+  const fleet = await readFleet(db, now, config);
+  const appGuids = scope === "full" ? null : await chosenApps(db, scope, fleet, now, config);
+
+  const processRows: (typeof processes.$inferSelect)[] = [];
+  const startedRows: { guid: string; name: string; spaceGuid: string; environmentVariables: string; dropletGuid: string | null }[] = [];
+  const dropletRows: DesiredRow["droplet"][] = [];
+  const instanceRows: InstanceFacts[] = [];
+  const appRows: { guid: string; name: string; spaceGuid: string }[] = [];
+  // A full pass reads each table once; an incremental one reads the chosen apps, 100 parameters at a time (D1's cap).
+  const parts = appGuids === null ? [null] : paramChunks(appGuids);
+  for (const part of parts) {
+    const ofApps = (column: typeof apps.guid | typeof instances.appGuid) => (part === null ? undefined : inArray(column, part));
+    const startedApps = db.select({ g: apps.guid }).from(apps).where(and(eq(apps.state, "STARTED"), ofApps(apps.guid)));
+    // No joins in a D1 batch: drizzle maps batch rows by column name, and joined
+    // tables share names (guid), so each table is read on its own and joined here.
+    const [p, s, d, i, a] = await db.batch([
+      db.select().from(processes).where(inArray(processes.appGuid, startedApps)),
+      db.select({ guid: apps.guid, name: apps.name, spaceGuid: apps.spaceGuid, environmentVariables: apps.environmentVariables, dropletGuid: apps.currentDropletGuid })
+        .from(apps).where(and(eq(apps.state, "STARTED"), ofApps(apps.guid))),
+      db.select({ guid: droplets.guid, packageGuid: droplets.packageGuid, processTypes: droplets.processTypes, imageSpec: droplets.imageSpec })
+        .from(droplets).where(inArray(droplets.guid, db.select({ g: apps.currentDropletGuid }).from(apps).where(and(eq(apps.state, "STARTED"), ofApps(apps.guid))))),
+      db.select(instanceColumns).from(instances).where(ofApps(instances.appGuid)),
+      db.select({ guid: apps.guid, name: apps.name, spaceGuid: apps.spaceGuid }).from(apps)
+        .where(part === null ? inArray(apps.guid, db.selectDistinct({ g: instances.appGuid }).from(instances)) : inArray(apps.guid, part)),
+    ]);
+    processRows.push(...p);
+    startedRows.push(...s);
+    dropletRows.push(...d);
+    instanceRows.push(...i.map((r) => ({ ...r, memory_mb: Number(r.memory_mb), disk_mb: Number(r.disk_mb) })));
+    appRows.push(...a);
+  }
 
   const rows = new Map<string, DesiredRow>();
   const processesWanted: DesiredProcess[] = [];
@@ -91,15 +178,15 @@ export async function readSnapshot(db: Db): Promise<Snapshot> {
     });
   }
   return {
-    desired: { processes: processesWanted, diego_docker: flagRows[0]?.enabled ?? DEFAULT_FLAGS.diego_docker },
+    desired: { processes: processesWanted, diego_docker: fleet.diego_docker },
     rows,
-    actual: instanceRows.map((i) => ({ ...i, memory_mb: Number(i.memory_mb), disk_mb: Number(i.disk_mb) })),
-    cells: cellRows.map((c) => ({
-      guid: c.guid, zone: c.zone, state: c.state, last_heartbeat_at: c.lastHeartbeatAt, registered_at: Date.parse(c.createdAt),
-      capacity: c.capacity, cached_layers: c.cachedLayers,
-    })),
+    actual: instanceRows,
+    cells: fleet.cells,
+    load: fleet.load,
     apps: appNames,
-    stagingBuilds: stagingRows,
-    registryAccessVersion: accessRows[0]?.version ?? 0,
+    stagingBuilds: fleet.stagingBuilds,
+    registryAccessVersion: fleet.registryAccessVersion,
+    due: fleet.due,
+    oldestClaimSince: fleet.oldestClaimSince,
   };
 }

@@ -1,0 +1,1 @@
+CREATE INDEX `instances_app` ON `instances` (`app_guid`);

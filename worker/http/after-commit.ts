@@ -1,0 +1,32 @@
+/**
+ * @module What a request does after its write committed: tell the channels of
+ * the version sources the write named (the one notifier) and wake the
+ * scheduler with the scope it touched. Both run after the response
+ * (`waitUntil`): a request never waits for them, let alone for a pass. A
+ * failure is logged, never a 500 for a stored change: the scheduler's periodic
+ * full pass still converges it, and a poll that missed the notify sees the new
+ * version when its hold ends.
+ */
+import type { Context } from "hono";
+import { wakeScheduler } from "../durable/wake";
+import type { AppEnv } from "../env";
+import { notifyChannels } from "../scheduling/long-poll";
+import type { VersionSource } from "../scheduling/versions";
+import type { WakeScope } from "../scheduling/wake-scope";
+
+export interface Committed {
+  /** Sources whose versions the write moved. */
+  sources?: VersionSource[];
+  /** Desired state the write changed, for the scheduler; absent when it changed none. */
+  wake?: WakeScope;
+}
+
+export function afterCommit(c: Context<AppEnv>, reason: string, committed: Committed): void {
+  const attempt = (what: string, act: () => Promise<void>) =>
+    act().catch((err: unknown) => {
+      console.error(JSON.stringify({ level: "error", requestId: c.var.requestId, msg: `${what} failed`, reason, error: String(err) }));
+    });
+  const { sources = [], wake } = committed;
+  if (sources.length > 0) c.executionCtx.waitUntil(attempt("long-poll notify", () => notifyChannels(c.env, sources)));
+  if (wake) c.executionCtx.waitUntil(attempt("scheduler wake", () => wakeScheduler(c.env, reason, wake)));
+}
