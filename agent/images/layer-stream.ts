@@ -8,8 +8,7 @@
  */
 import { createHash, type Hash } from "node:crypto";
 import { PassThrough, Transform, type Readable, type TransformCallback } from "node:stream";
-import { createGunzip } from "node:zlib";
-import { DecompressStream } from "zstd-napi";
+import { constants as zlib, createGunzip, createZstdDecompress } from "node:zlib";
 import { extractLayer, type ExtractResult } from "./extract";
 import type { ImageBudget } from "./image-budget";
 import { LayerError } from "./layer-error";
@@ -150,8 +149,13 @@ export async function unpackLayer(blob: Readable, layer: LayerDescriptor, dir: s
   const head = await peek(compressed, 4);
   const kind = detectCompression(head, layer.media_type);
   // 128 KiB output chunks instead of zlib's 16 KiB: a quarter of the per-chunk work downstream (measured: ~half the CPU on a 20 MB layer).
+  const chunkSize = 128 * 1024;
   const decompress =
-    kind === "gzip" ? createGunzip({ chunkSize: 128 * 1024 }) : kind === "zstd" ? new DecompressStream({ windowLogMax: ZSTD_WINDOW_LOG_MAX }) : new PassThrough();
+    kind === "gzip"
+      ? createGunzip({ chunkSize })
+      : kind === "zstd"
+        ? createZstdDecompress({ chunkSize, params: { [zlib.ZSTD_d_windowLogMax]: ZSTD_WINDOW_LOG_MAX } })
+        : new PassThrough();
   const forward = (from: NodeJS.EventEmitter, to: Transform) => from.on("error", (err: Error) => to.destroy(err));
   forward(compressed, decompress);
   forward(decompress, uncompressed);

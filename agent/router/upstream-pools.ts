@@ -42,7 +42,8 @@ export function connectWithDeadline(options: net.NetConnectOpts, connectMs: numb
  */
 class ConnectDeadlineAgent extends http.Agent {
   constructor(
-    options: http.AgentOptions,
+    // The agent hands its options to net.createConnection, which takes noDelay (@types/node 24 no longer lists it on AgentOptions).
+    options: http.AgentOptions & Pick<net.SocketConstructorOpts, "noDelay">,
     private readonly connectMs: number,
   ) {
     super(options);

@@ -6,6 +6,7 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
+import { constants as zlib, createZstdCompress } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { native } from "../../agent/native/index";
 import { LayerError } from "../../agent/images/layer-error";
@@ -118,6 +119,16 @@ describe("hostile streams", () => {
     await expect(unpackLayer(Readable.from([blob]), descriptor, dir, { ...LIMITS, maxFileBytes: 1 << 30, maxUncompressedBytes: 4 << 20 })).rejects.toMatchObject({
       code: "LAYER_TOO_LARGE",
     });
+  });
+
+  it("refuses a zstd frame that asks the cell for a window over 128 MiB", async () => {
+    // A streamed frame keeps the window it was made with (no pledged size to shrink it to).
+    const tarball = await tarBuffer([{ type: "file", name: "f", body: "x" }]);
+    const big = createZstdCompress({ params: { [zlib.ZSTD_c_windowLog]: 28 } });
+    const blob = Buffer.concat(await Array.fromAsync(Readable.from([tarball]).pipe(big)));
+    const { descriptor } = layerBlob(tarball, "zstd");
+    const d = { ...descriptor, digest: `sha256:${createHash("sha256").update(blob).digest("hex")}`, size: blob.length };
+    await expect(unpackLayer(Readable.from([blob]), d, fresh("zstd-window"), LIMITS)).rejects.toMatchObject({ code: "CORRUPT_LAYER" });
   });
 
   it("reports a truncated gzip stream as corrupt", async () => {

@@ -23,7 +23,9 @@ let cellGuid: string;
 let credential: string;
 let instance: ShippedInstance;
 
-const startCp = () => startControlPlane({ port, persistDir, ...secrets, vars: { LONG_POLL_HOLD_MS: "500" } });
+// The test heartbeats once: a long TTL keeps the cell (and so the app's
+// instance on it) alive across the restart however slowly wrangler comes back.
+const startCp = () => startControlPlane({ port, persistDir, ...secrets, vars: { LONG_POLL_HOLD_MS: "500", HEARTBEAT_TTL_MS: "600000" } });
 const lines = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `line ${from + i}\n`).join("");
 const recent = async () =>
   (await adminCall<{ lines: { line: string }[] }>(cp, "GET", `/v3/apps/${instance.appGuid}/logs`)).lines.map((l) => l.line);
