@@ -1,8 +1,8 @@
 /**
- * @module The cell agent daemon: `tsx agent/main.ts --config cell.json [flags]`.
+ * @module The cell agent daemon: `node dist/agent/main.js --config cell.json [flags]` (built by `npm run build`; `node --import tsx agent/main.ts` in development).
  * Registers once, then long-polls, runs containers and reports. SIGTERM and
  * SIGINT stop the agent but leave containers running for the next one to adopt.
- * `tsx agent/main.ts teardown --config cell.json` decommissions the host of a
+ * `node dist/agent/main.js teardown --config cell.json` decommissions the host of a
  * drained cell whose agent has stopped (agent/cell/teardown.ts).
  */
 import { chmod, stat } from "node:fs/promises";

@@ -17,6 +17,8 @@ if [ ! -f .dev.vars ]; then
   )
   echo "start: created .dev.vars"
 fi
+# The stack runs the built agent and router (dist/), as a cell does.
+node scripts/build.ts
 # node with tsx's loader, not the tsx binary, whose extra process would relay
 # each signal a second time.
 exec node --import tsx scripts/stack.ts

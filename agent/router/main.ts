@@ -1,7 +1,7 @@
 /**
  * @module `berth-router`: the router as a daemon.
  *
- *   BERTH_ROUTER_TOKEN=... tsx agent/router/main.ts --api-url http://127.0.0.1:8787 --port 8080
+ *   BERTH_ROUTER_TOKEN=... node dist/agent/router/main.js --api-url http://127.0.0.1:8787 --port 8080
  *
  * Every flag has an environment twin (BERTH_API_URL, BERTH_ROUTER_HOST,
  * BERTH_ROUTER_PORT, BERTH_ROUTER_WORKERS); the token comes only from

@@ -10,10 +10,9 @@ import { constants as fsConstants } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { join, relative } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 import type { z } from "zod";
 import type { NativeExit, NativeRlimit } from "../native/container";
-import { native } from "../native/index";
+import { NATIVE_BUILD_DIR, native } from "../native/index";
 import type { Exit } from "../../shared/protocol/instance";
 import { containerResolvConf } from "../network/resolv-conf";
 import {
@@ -53,7 +52,7 @@ export interface RuntimeOptions {
 
 const DEFAULT_LOG = { maxBytes: 8 * 1024 * 1024, keepFiles: 2 };
 const DEFAULT_RLIMITS: NativeRlimit[] = [{ resource: RLIMIT_NOFILE, soft: 1024, hard: 4096 }];
-const DEFAULT_INIT = fileURLToPath(new URL("../native/build/Release/berth-init", import.meta.url));
+const DEFAULT_INIT = `${NATIVE_BUILD_DIR}berth-init`;
 
 /** Reads the host's cgroup layout (mountinfo, the v2 root's controllers, swap accounting). */
 export async function detectCgroupLayout(): Promise<CgroupLayout> {

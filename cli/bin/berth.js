@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// Entry point: runs the TypeScript CLI through tsx's loader.
+// Development entry point (`npx berth` in a checkout): the TypeScript CLI through
+// tsx's loader. The CLI users install is built JavaScript (dist/cli, npm run build).
 import { register } from "tsx/esm/api";
 
 register();
-const { run } = await import("../main.ts");
-process.exitCode = await run(process.argv.slice(2));
+await import("../entry.ts");

@@ -1,7 +1,7 @@
 /**
  * The whole Berth stack on this machine for end-to-end tests and the local
  * stack: the control plane under wrangler dev, cell agents and a router as real
- * processes (tsx), enrolled through the real API.
+ * processes (built: dist/), enrolled through the real API.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
@@ -13,9 +13,10 @@ import { freePort, type ControlPlane } from "./control-plane";
 import { leash } from "./leash";
 
 const ROOT = resolve(import.meta.dirname, "../..");
-// node with tsx's loader, not the tsx binary: that one runs the script in a
-// child node it cannot pass a SIGKILL to, so a "kill -9" left the daemon alive.
-const TSX = [process.execPath, "--import", "tsx"];
+// The built agent and router (npm run build; the global setup builds them), as
+// production runs them: plain node, no TypeScript loader.
+const AGENT = [process.execPath, "dist/agent/main.js"];
+const ROUTER = [process.execPath, "dist/agent/router/main.js"];
 
 export async function adminCall<T = any>(cp: Pick<ControlPlane, "url" | "adminToken">, method: string, path: string, body?: unknown): Promise<T> {
   const res = await fetch(`${cp.url}${path}`, {
@@ -88,7 +89,7 @@ export interface AgentOptions {
 export async function startAgentProcess(o: AgentOptions): Promise<Daemon> {
   await mkdir(o.stateDir, { recursive: true });
   return daemon(
-    [...TSX, "agent/main.ts", "--api", o.apiUrl, ...(o.enrollmentToken ? ["--enrollment-token", o.enrollmentToken] : []), "--name", o.name, "--zone", o.zone ?? "z1",
+    [...AGENT, "--api", o.apiUrl, ...(o.enrollmentToken ? ["--enrollment-token", o.enrollmentToken] : []), "--name", o.name, "--zone", o.zone ?? "z1",
       "--address", o.address, "--state-dir", o.stateDir, "--container-cidr", o.containerCidr, "--cgroup-parent", `berth-${o.name}`,
       "--port-min", String(o.portMin), "--port-max", String(o.portMax), "--memory-mb", String(o.memoryMb ?? 4096),
       "--disk-mb", "16384", "--containers", "32", "--heartbeat-ms", "1000", "--stop-grace-ms", "2000", ...(o.extra ?? [])],
@@ -103,7 +104,7 @@ export async function startAgentProcess(o: AgentOptions): Promise<Daemon> {
  * cgroup parent is `berth-<name>`): decommissions what the agent left on the host.
  */
 export function teardownAgentCell(o: { name: string; stateDir: string; cgroupParent?: string; netns?: string }): Promise<{ code: number; stdout: string; stderr: string }> {
-  const argv = [...TSX, "agent/main.ts", "teardown", "--name", o.name, "--state-dir", o.stateDir, "--cgroup-parent", o.cgroupParent ?? `berth-${o.name}`];
+  const argv = [...AGENT, "teardown", "--name", o.name, "--state-dir", o.stateDir, "--cgroup-parent", o.cgroupParent ?? `berth-${o.name}`];
   // In the cell's network namespace, where its veths and nft table live.
   const [cmd, ...args] = inNetns(argv, o.netns);
   const child = spawn(cmd!, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
@@ -130,7 +131,7 @@ export const keptInstances = async (stateDir: string): Promise<number> => (await
 /** Starts the router on a free loopback port; resolves once it listens. */
 export async function startRouterProcess(apiUrl: string, token: string, logFile: string, port?: number): Promise<Daemon & { port: number }> {
   const listenPort = port ?? (await freePort());
-  const d = daemon([...TSX, "agent/router/main.ts", "--api-url", apiUrl, "--listen", "127.0.0.1", "--port", String(listenPort), "--workers", "0"], { BERTH_ROUTER_TOKEN: token }, logFile);
+  const d = daemon([...ROUTER, "--api-url", apiUrl, "--listen", "127.0.0.1", "--port", String(listenPort), "--workers", "0"], { BERTH_ROUTER_TOKEN: token }, logFile);
   const deadline = Date.now() + 30_000;
   for (;;) {
     try {

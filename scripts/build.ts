@@ -1,0 +1,88 @@
+/**
+ * @module `npm run build`: the JavaScript that runs outside development, so no
+ * TypeScript loader runs in production (`node dist/agent/main.js`).
+ *
+ * - dist/agent/main.js (the cell agent) and dist/agent/router/main.js (the
+ *   router): our code in one file each; npm packages stay imports, installed
+ *   with `npm ci --omit=dev` beside dist/ (tar-pax reaches into tar-stream's
+ *   own files, so the agent must load the installed package, not a copy).
+ *   The native addon and berth-init are copied to dist/agent/build/Release/,
+ *   where agent/native/index.ts looks relative to the bundle.
+ * - dist/cli/: the `berth` CLI as an npm package of its own — one file with
+ *   every dependency inside and a package.json without dependencies, so
+ *   `npm i -g` of it pulls none of the server's.
+ *
+ * Runs on Node's type stripping (`node scripts/build.ts`): no relative imports.
+ */
+import { build } from "esbuild";
+import { chmod, copyFile, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { join, relative, resolve } from "node:path";
+
+const ROOT = resolve(import.meta.dirname, "..");
+const OUT = join(ROOT, "dist");
+const NATIVE = join(ROOT, "agent/native/build/Release");
+const NODE_TARGET = "node24";
+
+/** Builds into a fresh directory, then swaps it for dist/: a daemon another test run started from dist/ keeps finding its files. */
+export async function buildAll(): Promise<void> {
+  const out = `${OUT}.${process.pid}`;
+  await rm(out, { recursive: true, force: true });
+  await buildInto(out);
+  const old = `${OUT}.old.${process.pid}`;
+  await rename(OUT, old).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== "ENOENT") throw e;
+  });
+  await rename(out, OUT);
+  await rm(old, { recursive: true, force: true });
+}
+
+async function buildInto(out: string): Promise<void> {
+  const outdir = relative(ROOT, out);
+  await build({
+    absWorkingDir: ROOT,
+    entryPoints: ["agent/main.ts", "agent/router/main.ts"],
+    outbase: ".",
+    outdir,
+    bundle: true,
+    packages: "external",
+    platform: "node",
+    format: "esm",
+    target: NODE_TARGET,
+    sourcemap: true,
+    logLevel: "warning",
+  });
+  const nativeOut = join(out, "agent/build/Release");
+  await mkdir(nativeOut, { recursive: true });
+  for (const f of ["berth_native.node", "berth-init"]) await copyFile(join(NATIVE, f), join(nativeOut, f));
+  await chmod(join(nativeOut, "berth-init"), 0o755);
+
+  const pkg = JSON.parse(await readFile(join(ROOT, "package.json"), "utf8")) as { version: string; description: string; license?: string };
+  await build({
+    absWorkingDir: ROOT,
+    entryPoints: ["cli/entry.ts"],
+    outfile: `${outdir}/cli/berth.js`,
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: NODE_TARGET,
+    // Bundled CommonJS packages call require(): give the ES module one.
+    banner: { js: '#!/usr/bin/env node\nimport { createRequire as __berthRequire } from "node:module";\nconst require = __berthRequire(import.meta.url);' },
+    logLevel: "warning",
+  });
+  await chmod(join(out, "cli/berth.js"), 0o755);
+  const cliPkg = {
+    name: "berth",
+    version: pkg.version,
+    description: `${pkg.description}: the berth CLI`,
+    type: "module",
+    bin: { berth: "berth.js" },
+    files: ["berth.js"],
+    engines: { node: ">=24" },
+  };
+  await writeFile(join(out, "cli/package.json"), `${JSON.stringify(cliPkg, null, 2)}\n`);
+}
+
+if (import.meta.filename === resolve(process.argv[1] ?? "")) {
+  await buildAll();
+  console.log("build: dist/agent/main.js, dist/agent/router/main.js, dist/cli/");
+}
