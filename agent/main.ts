@@ -46,7 +46,7 @@ function parseFlags(argv: string[]) {
     .option("--cgroup-parent <name>", "cgroup directory for this agent's containers")
     .option("--heartbeat-ms <n>", "heartbeat interval", integer)
     .option("--time-scale <x>", "shrink health-check timing (tests)", Number)
-    .option("--stop-grace-ms <n>", "SIGTERM → SIGKILL grace", integer)
+    .option("--stop-grace-ms <n>", "stop signal (the image's STOPSIGNAL, else SIGTERM) → SIGKILL grace", integer)
     .parse(argv);
   const o = p.opts();
   const capacity = o.memoryMb !== undefined || o.diskMb !== undefined || o.containers !== undefined

@@ -5,6 +5,7 @@
  * the timing, with the clock injected so tests run in milliseconds.
  */
 import type { Exit, InstanceReport, InstanceSpec, ReportedState } from "../../shared/protocol/instance";
+import { DEFAULT_STOP_SIGNAL } from "../../shared/staging/stop-signal";
 import type { ContainerDriver, PullProgress, RunningContainer } from "./driver";
 import { probeFor, startProbeDelayMs, type Probe } from "./health";
 import { transition, type LifecycleEvent } from "./lifecycle";
@@ -35,7 +36,7 @@ export interface RunnerConfig {
   startProbeFirstMs: number;
   /** Longest wait between probes while STARTING (CF probes quickly until the first success). */
   startProbeIntervalMs: number;
-  /** SIGTERM → SIGKILL grace period (CF: 10 s). */
+  /** Stop signal → SIGKILL grace period (CF: 10 s). */
   stopGraceMs: number;
   /** Multiplies spec timeouts (1 in production; tests shrink them). */
   timeScale: number;
@@ -90,13 +91,13 @@ export class InstanceRunner {
     this.apply({ type: "start_failed", reason });
   }
 
-  /** SIGTERM, then SIGKILL after the grace period; resolves when everything is removed. */
+  /** The image's STOPSIGNAL (else SIGTERM), then SIGKILL after the grace period; resolves when everything is removed. */
   async stop(): Promise<void> {
     this.stopping = true;
     this.abort.abort();
     const c = this.container;
     if (c) {
-      await c.signal("SIGTERM").catch(() => undefined);
+      await c.signal(this.spec.stop_signal ?? DEFAULT_STOP_SIGNAL).catch(() => undefined);
       const graceOver = this.clock.sleep(this.config.stopGraceMs).then(() => "grace" as const);
       if ((await Promise.race([c.exited.then(() => "exited" as const), graceOver])) === "grace") {
         await c.signal("SIGKILL").catch(() => undefined);

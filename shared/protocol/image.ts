@@ -4,6 +4,7 @@
  * command, user, port and env rules read (DESIGN rules 4–6).
  */
 import { z } from "zod";
+import { SIGNALS } from "../staging/stop-signal";
 
 export const digestSchema = z.string().regex(/^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$/, "must be an OCI digest such as sha256:<hex>");
 
@@ -34,6 +35,8 @@ export const imageConfigSchema = z.strictObject({
   user: z.string(),
   workdir: z.string(),
   exposed_ports: z.array(exposedPortSchema),
+  /** The image's STOPSIGNAL as a signal name (`SIGQUIT`); absent means SIGTERM. */
+  stop_signal: z.enum(SIGNALS).optional(),
 });
 
 /** What staging resolves once and pins: the droplet's image (droplets.image_spec). */

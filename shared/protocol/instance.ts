@@ -4,6 +4,7 @@
  * sends back whenever the instance changes state and with every heartbeat.
  */
 import { z } from "zod";
+import { SIGNALS } from "../staging/stop-signal";
 import { instanceImageSchema } from "./image";
 
 /**
@@ -52,6 +53,8 @@ export const instanceSpecSchema = z.strictObject({
   memory_mb: z.number().int().min(1),
   disk_mb: z.number().int().min(1),
   health_check: healthCheckSchema,
+  /** Sent first on stop (the image's STOPSIGNAL), SIGKILL after the grace period; absent means SIGTERM. */
+  stop_signal: z.enum(SIGNALS).optional(),
   /** The registry access (CA bundle, insecure list) this spec expects the cell to pull with. */
   registry_access_version: z.number().int().min(0),
 });

@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import type { ExposedPort, ImageConfig } from "../protocol/image";
+import { parseStopSignal } from "../staging/stop-signal";
 import { RegistryError } from "./errors";
 import { CONFIG_TYPES, INDEX_TYPES, LAYER_TYPES, MANIFEST_TYPES, MEDIA } from "./media-types";
 
@@ -40,6 +41,7 @@ const configSchema = z.object({
     User: z.string().nullish(),
     WorkingDir: z.string().nullish(),
     ExposedPorts: z.record(z.string(), z.unknown()).nullish(),
+    StopSignal: z.string().nullish(),
   }).nullish(),
   rootfs: z.object({ type: z.literal("layers"), diff_ids: z.array(z.string()) }),
 });
@@ -117,6 +119,8 @@ export function parseExposedPorts(keys: readonly string[]): ExposedPort[] {
 export function parseImageConfig(bytes: Uint8Array, what: string): { config: ImageConfig; diffIds: string[] } {
   const doc = checked(configSchema, parseJson(bytes, what), what);
   const c = doc.config ?? {};
+  const stopSignal = c.StopSignal ? parseStopSignal(c.StopSignal) : null;
+  if (c.StopSignal && !stopSignal) throw new RegistryError("invalid_image", `${what} has STOPSIGNAL ${JSON.stringify(c.StopSignal)}, which is not a signal.`);
   return {
     config: {
       env: c.Env ?? [],
@@ -125,6 +129,7 @@ export function parseImageConfig(bytes: Uint8Array, what: string): { config: Ima
       user: c.User ?? "",
       workdir: c.WorkingDir ?? "",
       exposed_ports: parseExposedPorts(Object.keys(c.ExposedPorts ?? {})),
+      ...(stopSignal ? { stop_signal: stopSignal } : {}),
     },
     diffIds: doc.rootfs.diff_ids,
   };

@@ -4,6 +4,8 @@ import type { ImageConfig } from "../../shared/protocol/image";
 import { instanceEnv, parseImageEnv, reservedEnvName } from "../../shared/staging/env";
 import { executionMetadata, processTypes, stagingFailure, startDisplay, START_COMMAND_NOT_SPECIFIED } from "../../shared/staging/execution-metadata";
 import { appPort, commandArgv, NO_START_COMMAND, runUser, runWorkdir, startCommand } from "../../shared/staging/launch";
+import { parseImageConfig } from "../../shared/registry/documents";
+import { parseStopSignal } from "../../shared/staging/stop-signal";
 
 const config = (c: Partial<ImageConfig> = {}): ImageConfig => ({ env: [], entrypoint: [], cmd: [], user: "", workdir: "", exposed_ports: [], ...c });
 
@@ -118,5 +120,28 @@ describe("environment", () => {
     const r = reservedEnvName(name);
     if (why === null) expect(r).toBeNull();
     else expect(r).toMatch(why);
+  });
+});
+
+describe("stop signal", () => {
+  it.each([
+    ["SIGQUIT", "SIGQUIT"],
+    ["quit", "SIGQUIT"],
+    [" 3 ", "SIGQUIT"],
+    ["15", "SIGTERM"],
+    ["SIGWINCH", "SIGWINCH"],
+    ["SIGFOO", null],
+    ["0", null],
+    ["65", null],
+    ["", null],
+  ])("%j → %s", (value, name) => {
+    expect(parseStopSignal(value)).toBe(name);
+  });
+
+  it("is read from the image config, and an image naming no signal is refused", () => {
+    const config = (c: Record<string, unknown>) => new TextEncoder().encode(JSON.stringify({ config: c, rootfs: { type: "layers", diff_ids: [] } }));
+    expect(parseImageConfig(config({ StopSignal: "QUIT" }), "the config").config.stop_signal).toBe("SIGQUIT");
+    expect(parseImageConfig(config({}), "the config").config).not.toHaveProperty("stop_signal");
+    expect(() => parseImageConfig(config({ StopSignal: "SIGNOPE" }), "the config")).toThrow('the config has STOPSIGNAL "SIGNOPE", which is not a signal.');
   });
 });

@@ -61,6 +61,7 @@ export function buildInstanceSpec(
         interval_s: p.healthCheckInterval ?? HEALTH_CHECK_DEFAULTS.interval_s,
         endpoint: p.healthCheckType === "http" ? (p.healthCheckEndpoint ?? "/") : null,
       },
+      ...(image.config.stop_signal ? { stop_signal: image.config.stop_signal } : {}),
       registry_access_version: registryAccessVersion,
       package_guid: droplet.packageGuid,
     },
