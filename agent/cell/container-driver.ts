@@ -10,6 +10,7 @@ import type { InstanceSpec, Usage } from "../../shared/protocol/instance";
 import type { RegistryAccess } from "../../shared/protocol/registry-access";
 import { registrySchemes } from "../../shared/registry/session";
 import { listedRegistries } from "../../shared/registry/targets";
+import { cellInstanceEnv } from "../../shared/staging/env";
 import { ImageStore, type PullLimits } from "../images/image-store";
 import type { LayerCache } from "../images/layer-cache";
 import { createRegistryFetch, type RegistryFetch } from "../images/registry-fetch";
@@ -105,7 +106,7 @@ export class CellContainerDriver implements ContainerDriver {
         slot,
         command: spec.command,
         user: spec.user,
-        env: spec.env,
+        env: { ...spec.env, ...cellInstanceEnv({ cellAddress: net.cellAddress, hostPort: net.hostPort, containerIp: net.containerIp, appPort: spec.port }) },
         workdir: spec.workdir,
         memoryMb: spec.memory_mb,
         netnsPath: net.netnsPath,

@@ -1,7 +1,7 @@
 /** Table tests of the staging and launch rules (CF's Docker builder, launcher and Cloud Controller). */
 import { describe, expect, it } from "vitest";
 import type { ImageConfig } from "../../shared/protocol/image";
-import { instanceEnv, parseImageEnv, reservedEnvName } from "../../shared/staging/env";
+import { cellInstanceEnv, instanceEnv, parseImageEnv, reservedEnvName, withInstanceGuid, type ApplicationFacts } from "../../shared/staging/env";
 import { executionMetadata, processTypes, stagingFailure, startDisplay, START_COMMAND_NOT_SPECIFIED } from "../../shared/staging/execution-metadata";
 import { appPort, commandArgv, NO_START_COMMAND, runUser, runWorkdir, startCommand } from "../../shared/staging/launch";
 import { parseImageConfig } from "../../shared/registry/documents";
@@ -92,16 +92,40 @@ describe("port, user, workdir", () => {
 });
 
 describe("environment", () => {
+  const facts: ApplicationFacts = {
+    appGuid: "a-1", appName: "web", spaceGuid: "s-1", spaceName: "dev", organization: null, uris: ["web.apps.example", "www.example"],
+    memoryMb: 256, diskMb: 512, process: { guid: "p-1", type: "web", version: "v-1" },
+  };
+
   it("lays app env over image env and platform vars over both", () => {
     const env = instanceEnv(
-      ["PATH=/bin", "GREETING=image", "EQ=a=b", "NOVALUE", "PORT=1", "INSTANCE_INDEX=9"],
-      { GREETING: "app", EXTRA: "x", PORT: "2", VCAP_SERVICES: "{}" },
-      { port: 8081, instanceIndex: 3, instanceGuid: "ig-1", application: { application_name: "web", application_id: "a-1" } },
+      ["PATH=/bin", "GREETING=image", "EQ=a=b", "NOVALUE", "PORT=1", "INSTANCE_INDEX=9", "MEMORY_LIMIT=1g"],
+      { GREETING: "app", EXTRA: "x", PORT: "2", VCAP_SERVICES: "{\"db\":[]}" },
+      { port: 8081, instanceIndex: 3, instanceGuid: "ig-1", application: facts },
     );
-    expect(env).toEqual({
+    const { VCAP_APPLICATION, ...rest } = env;
+    expect(rest).toEqual({
       PATH: "/bin", GREETING: "app", EQ: "a=b", EXTRA: "x",
-      PORT: "8081", INSTANCE_INDEX: "3", INSTANCE_GUID: "ig-1",
-      VCAP_APPLICATION: JSON.stringify({ application_name: "web", application_id: "a-1", port: 8081, instance_index: 3, instance_id: "ig-1" }),
+      PORT: "8081", MEMORY_LIMIT: "256m", VCAP_SERVICES: "{}",
+      INSTANCE_INDEX: "3", CF_INSTANCE_INDEX: "3", INSTANCE_GUID: "ig-1", CF_INSTANCE_GUID: "ig-1",
+    });
+    expect(JSON.parse(VCAP_APPLICATION!)).toEqual({
+      application_id: "a-1", application_name: "web", application_uris: ["web.apps.example", "www.example"], application_version: "v-1",
+      cf_api: null, limits: { fds: 16384, mem: 256, disk: 512 }, name: "web", organization_id: null, organization_name: null,
+      process_id: "p-1", process_type: "web", space_id: "s-1", space_name: "dev", uris: ["web.apps.example", "www.example"],
+      users: null, version: "v-1", host: "0.0.0.0", port: 8081, instance_index: 3, instance_id: "ig-1",
+    });
+  });
+
+  it("moves every instance-guid field to a replacement's guid", () => {
+    const env = withInstanceGuid(instanceEnv([], {}, { port: 8080, instanceIndex: 0, instanceGuid: "old", application: facts }), "new");
+    expect([env.INSTANCE_GUID, env.CF_INSTANCE_GUID, JSON.parse(env.VCAP_APPLICATION!).instance_id]).toEqual(["new", "new", "new"]);
+  });
+
+  it("adds the cell's CF_INSTANCE_* addresses and ports once the container has its network", () => {
+    expect(cellInstanceEnv({ cellAddress: "10.0.0.5", hostPort: 61001, containerIp: "10.255.0.2", appPort: 8080 })).toEqual({
+      CF_INSTANCE_IP: "10.0.0.5", CF_INSTANCE_INTERNAL_IP: "10.255.0.2", CF_INSTANCE_PORT: "61001",
+      CF_INSTANCE_ADDR: "10.0.0.5:61001", CF_INSTANCE_PORTS: '[{"external":61001,"internal":8080}]',
     });
   });
 

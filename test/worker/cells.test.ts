@@ -4,11 +4,11 @@ import { env } from "cloudflare:workers";
 import * as schema from "../../worker/db/schema";
 import { versionBumps } from "../../worker/scheduling/versions";
 import { notifyChannels } from "../../worker/scheduling/long-poll";
-import { ADMIN, api, createSpace, createUser, db } from "./support";
+import { ADMIN, api, createSpace, createUser, db, unique } from "./support";
 import { setDocker } from "./app-fixtures";
 import { IMAGE, appWithDroplet, enroll, onlyActiveCell, heartbeat, instancesOfApp, pass, report } from "./cell-fixtures";
 
-let space: { guid: string };
+let space: { guid: string; name: string };
 
 beforeAll(async () => {
   space = await createSpace();
@@ -159,6 +159,37 @@ describe("GET /v3/cells/:id/desired (long-poll)", () => {
     });
     expect(spec.env).toMatchObject({ PATH: "/bin", FROM_IMAGE: "1", APP_VAR: "x", PORT: "8000", INSTANCE_GUID: spec.instance_guid });
     expect(spec).not.toHaveProperty("package_guid");
+  });
+
+  it("gives each instance CF's runtime env: VCAP_APPLICATION with the mapped routes, space and limits, VCAP_SERVICES, MEMORY_LIMIT, CF_INSTANCE_*", async () => {
+    const cell = await enroll("cell");
+    const app = await appWithDroplet(space.guid, { instances: 2 });
+    const hosts = [unique("one"), unique("two")];
+    for (const host of hosts) {
+      const route = await api("POST", "/v3/routes", { token: ADMIN, body: { host, relationships: { space: { data: { guid: space.guid } } } } });
+      await api("POST", `/v3/routes/${route.json.guid}/destinations`, { token: ADMIN, body: { destinations: [{ app: { guid: app.guid } }] } });
+    }
+    await onlyActiveCell(cell.guid);
+    expect((await api("POST", `/v3/apps/${app.guid}/actions/start`, { token: ADMIN })).status).toBe(200);
+    await pass();
+    const set = await api("GET", `/v3/cells/${cell.guid}/desired`, { token: cell.credential });
+    const specs = (set.json.instances as { app_guid: string; index: number; instance_guid: string; env: Record<string, string> }[])
+      .filter((i) => i.app_guid === app.guid).sort((a, b) => a.index - b.index);
+    expect(specs).toHaveLength(2);
+    for (const spec of specs) {
+      expect(spec.env).toMatchObject({
+        PORT: "8000", MEMORY_LIMIT: "256m", VCAP_SERVICES: "{}",
+        INSTANCE_INDEX: String(spec.index), CF_INSTANCE_INDEX: String(spec.index), INSTANCE_GUID: spec.instance_guid, CF_INSTANCE_GUID: spec.instance_guid,
+      });
+      const vcap = JSON.parse(spec.env.VCAP_APPLICATION!);
+      expect(vcap).toMatchObject({
+        application_id: app.guid, application_name: app.name, name: app.name, space_id: space.guid, space_name: space.name,
+        application_uris: expect.arrayContaining(hosts.map((h) => `${h}.apps.localhost`)), limits: { mem: 256, disk: 256, fds: 16384 },
+        process_id: app.guid, process_type: "web", instance_index: spec.index, instance_id: spec.instance_guid, port: 8000, host: "0.0.0.0",
+      });
+      expect(vcap.uris).toEqual(vcap.application_uris);
+      expect(vcap.application_uris).toHaveLength(2);
+    }
   });
 });
 

@@ -1,6 +1,7 @@
 /** @module CC v3 shapes of an app and its environment (apps_spec "create a docker app"). */
 import type { App } from "../db/apps";
 import { emptyMetadata, type Linker, postLink } from "./links";
+import { vcapApplication, type ApplicationFacts } from "../../shared/staging/env";
 
 export function presentApp(app: App, l: Linker) {
   const base = `/v3/apps/${app.guid}`;
@@ -42,37 +43,17 @@ export function presentEnvironmentVariables(appGuid: string, vars: Record<string
   };
 }
 
-export interface AppEnvContext {
-  spaceName: string;
-  uris: string[];
-  memoryMb: number;
-  diskMb: number;
-}
-
 /**
  * CC's GET /v3/apps/:guid/env: the user's vars plus what the platform would set
  * (VCAP_APPLICATION as CC builds it; Berth has no services or env groups).
  */
-export function presentAppEnv(app: App, ctx: AppEnvContext) {
-  const vcapApplication = {
-    application_id: app.guid,
-    application_name: app.name,
-    application_uris: ctx.uris,
-    cf_api: null,
-    limits: { fds: 16384, mem: ctx.memoryMb, disk: ctx.diskMb },
-    name: app.name,
-    organization_id: null,
-    organization_name: null,
-    space_id: app.spaceGuid,
-    space_name: ctx.spaceName,
-    uris: ctx.uris,
-    users: null,
-  };
+export function presentAppEnv(app: App, facts: ApplicationFacts) {
+  const vcap = vcapApplication(facts);
   return {
     staging_env_json: {},
     running_env_json: {},
     environment_variables: app.environmentVariables,
     system_env_json: { VCAP_SERVICES: {} },
-    application_env_json: { VCAP_APPLICATION: vcapApplication },
+    application_env_json: { VCAP_APPLICATION: vcap },
   };
 }

@@ -15,6 +15,7 @@ import { requireFeatureEnabled } from "../db/feature-flags";
 import { listPackages } from "../db/packages";
 import { getProcessByType } from "../db/processes";
 import { listRoutes } from "../db/routes";
+import { getOrganization } from "../db/organizations";
 import { getSpace } from "../db/spaces";
 import type { AppEnv } from "../env";
 import { resourceNotFound, unprocessable } from "../errors";
@@ -185,8 +186,13 @@ apps.get("/:guid/env", async (c) => {
     getProcessByType(c.var.db, app.guid, "web"),
     listRoutes(c.var.db, { appGuids: [app.guid], viewer: principal, page: 1, perPage: 5000 }),
   ]);
+  const org = space ? await getOrganization(c.var.db, space.organizationGuid, principal) : undefined;
   return c.json(presentAppEnv(app, {
+    appGuid: app.guid,
+    appName: app.name,
+    spaceGuid: app.spaceGuid,
     spaceName: space?.name ?? "",
+    organization: org ? { guid: org.guid, name: org.name } : null,
     uris: routes.routes.map((r) => `${r.host}.${r.domain}`),
     memoryMb: web?.memoryInMb ?? 0,
     diskMb: web?.diskInMb ?? 0,

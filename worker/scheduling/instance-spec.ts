@@ -7,7 +7,7 @@
  */
 import type { DesiredRow } from "./snapshot";
 import type { StoredSpec } from "./stored-spec";
-import { instanceEnv } from "../../shared/staging/env";
+import { instanceEnv, withInstanceGuid } from "../../shared/staging/env";
 import { appPort, runUser, runWorkdir, startCommand } from "../../shared/staging/launch";
 
 /** CC's defaults: health_check_timeout 60 s; Diego probes once per 30 s with a 1 s timeout. */
@@ -32,9 +32,8 @@ export function buildInstanceSpec(
     instanceIndex: identity.index,
     instanceGuid: identity.instanceGuid,
     application: {
-      application_id: app.guid, application_name: app.name, name: app.name, space_id: app.spaceGuid,
-      application_version: p.version, version: p.version, process_id: p.guid, process_type: p.type,
-      limits: { mem: p.memoryInMb, disk: p.diskInMb }, application_uris: [],
+      appGuid: app.guid, appName: app.name, spaceGuid: app.spaceGuid, spaceName: row.space.name, organization: row.space.organization,
+      uris: row.uris, memoryMb: p.memoryInMb, diskMb: p.diskInMb, process: { guid: p.guid, type: p.type, version: p.version },
     },
   });
   return {
@@ -70,10 +69,5 @@ export function buildInstanceSpec(
 
 /** A copy of a spec for a new instance of the same index (a replacement): only its identity changes. */
 export function reidentifySpec(spec: StoredSpec, instanceGuid: string): StoredSpec {
-  const env: Record<string, string> = { ...spec.env, INSTANCE_GUID: instanceGuid };
-  if (env.VCAP_APPLICATION) {
-    const vcap: unknown = JSON.parse(env.VCAP_APPLICATION);
-    if (typeof vcap === "object" && vcap !== null) env.VCAP_APPLICATION = JSON.stringify({ ...vcap, instance_id: instanceGuid });
-  }
-  return { ...spec, instance_guid: instanceGuid, env };
+  return { ...spec, instance_guid: instanceGuid, env: withInstanceGuid(spec.env, instanceGuid) };
 }

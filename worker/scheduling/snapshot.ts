@@ -17,7 +17,7 @@ import { cellIsAlive } from "../../shared/convergence/cells";
 import type { ActualInstance, CellView, DesiredProcess, DesiredState } from "../../shared/convergence/model";
 import { resolvedImageSchema, type ResolvedImage } from "../../shared/protocol/image";
 import type { Resources } from "../../shared/protocol/resources";
-import { apps, builds, cells, droplets, featureFlags, instances, processes } from "../db/schema";
+import { apps, builds, cells, droplets, featureFlags, instances, organizations, processes, routeDestinations, routes, spaces } from "../db/schema";
 import { DEFAULT_FLAGS } from "../db/feature-flags";
 import { paramChunks } from "../db/param-chunks";
 import { registryAccessVersionQuery } from "./versions";
@@ -25,6 +25,10 @@ import { registryAccessVersionQuery } from "./versions";
 export interface DesiredRow {
   process: typeof processes.$inferSelect;
   app: { guid: string; name: string; spaceGuid: string; environmentVariables: string };
+  /** The app's space and organization, for VCAP_APPLICATION. */
+  space: { name: string; organization: { guid: string; name: string } | null };
+  /** The process's mapped routes as `host.domain` (VCAP_APPLICATION's application_uris). */
+  uris: string[];
   droplet: { guid: string; packageGuid: string | null; processTypes: Record<string, string>; imageSpec: Record<string, unknown> };
   /** The droplet's image, or why it cannot be run. */
   image: ResolvedImage | { error: string };
@@ -134,6 +138,10 @@ export async function readSnapshot(db: Db, scope: SnapshotScope, now: number, co
   const dropletRows: DesiredRow["droplet"][] = [];
   const instanceRows: InstanceFacts[] = [];
   const appRows: { guid: string; name: string; spaceGuid: string }[] = [];
+  const spaceRows: { guid: string; name: string; orgGuid: string }[] = [];
+  const orgRows: { guid: string; name: string }[] = [];
+  const destinationRows: { appGuid: string; processType: string; routeGuid: string }[] = [];
+  const routeRows: { guid: string; host: string; domain: string }[] = [];
   // A full pass reads each table once; an incremental one reads the chosen apps, 100 parameters at a time (D1's cap).
   const parts = appGuids === null ? [null] : paramChunks(appGuids);
   for (const part of parts) {
@@ -141,7 +149,9 @@ export async function readSnapshot(db: Db, scope: SnapshotScope, now: number, co
     const startedApps = db.select({ g: apps.guid }).from(apps).where(and(eq(apps.state, "STARTED"), ofApps(apps.guid)));
     // No joins in a D1 batch: drizzle maps batch rows by column name, and joined
     // tables share names (guid), so each table is read on its own and joined here.
-    const [p, s, d, i, a] = await db.batch([
+    const startedSpaces = db.select({ g: apps.spaceGuid }).from(apps).where(and(eq(apps.state, "STARTED"), ofApps(apps.guid)));
+    const startedRoutes = db.select({ g: routeDestinations.routeGuid }).from(routeDestinations).where(inArray(routeDestinations.appGuid, startedApps));
+    const [p, s, d, i, a, sp, o, rd, r] = await db.batch([
       db.select().from(processes).where(inArray(processes.appGuid, startedApps)),
       db.select({ guid: apps.guid, name: apps.name, spaceGuid: apps.spaceGuid, environmentVariables: apps.environmentVariables, dropletGuid: apps.currentDropletGuid })
         .from(apps).where(and(eq(apps.state, "STARTED"), ofApps(apps.guid))),
@@ -150,12 +160,22 @@ export async function readSnapshot(db: Db, scope: SnapshotScope, now: number, co
       db.select(instanceColumns).from(instances).where(ofApps(instances.appGuid)),
       db.select({ guid: apps.guid, name: apps.name, spaceGuid: apps.spaceGuid }).from(apps)
         .where(part === null ? inArray(apps.guid, db.selectDistinct({ g: instances.appGuid }).from(instances)) : inArray(apps.guid, part)),
+      db.select({ guid: spaces.guid, name: spaces.name, orgGuid: spaces.organizationGuid }).from(spaces).where(inArray(spaces.guid, startedSpaces)),
+      db.select({ guid: organizations.guid, name: organizations.name }).from(organizations)
+        .where(inArray(organizations.guid, db.select({ g: spaces.organizationGuid }).from(spaces).where(inArray(spaces.guid, startedSpaces)))),
+      db.select({ appGuid: routeDestinations.appGuid, processType: routeDestinations.processType, routeGuid: routeDestinations.routeGuid })
+        .from(routeDestinations).where(inArray(routeDestinations.appGuid, startedApps)),
+      db.select({ guid: routes.guid, host: routes.host, domain: routes.domain }).from(routes).where(inArray(routes.guid, startedRoutes)),
     ]);
     processRows.push(...p);
     startedRows.push(...s);
     dropletRows.push(...d);
     instanceRows.push(...i.map((r) => ({ ...r, memory_mb: Number(r.memory_mb), disk_mb: Number(r.disk_mb) })));
     appRows.push(...a);
+    spaceRows.push(...sp);
+    orgRows.push(...o);
+    destinationRows.push(...rd);
+    routeRows.push(...r);
   }
 
   const rows = new Map<string, DesiredRow>();
@@ -163,11 +183,15 @@ export async function readSnapshot(db: Db, scope: SnapshotScope, now: number, co
   const appNames = new Map(appRows.map((a) => [a.guid, { name: a.name, spaceGuid: a.spaceGuid }]));
   const started = new Map(startedRows.map((a) => [a.guid, a]));
   const dropletsByGuid = new Map(dropletRows.map((d) => [d.guid, d]));
+  const orgsByGuid = new Map(orgRows.map((o) => [o.guid, o]));
+  const spacesByGuid = new Map(spaceRows.map((sp) => [sp.guid, { name: sp.name, organization: orgsByGuid.get(sp.orgGuid) ?? null }]));
+  const uriOf = new Map(routeRows.map((r) => [r.guid, `${r.host}.${r.domain}`]));
   for (const process of processRows) {
     const app = started.get(process.appGuid);
     const droplet = app?.dropletGuid ? dropletsByGuid.get(app.dropletGuid) : undefined;
     if (!app || !droplet) continue;
-    const r = { process, app, droplet };
+    const uris = destinationRows.filter((d) => d.appGuid === app.guid && d.processType === process.type).flatMap((d) => uriOf.get(d.routeGuid) ?? []);
+    const r = { process, app, droplet, space: spacesByGuid.get(app.spaceGuid) ?? { name: "", organization: null }, uris };
     const image = imageOf(r.droplet.imageSpec);
     rows.set(r.process.guid, { ...r, image });
     appNames.set(r.app.guid, { name: r.app.name, spaceGuid: r.app.spaceGuid });
