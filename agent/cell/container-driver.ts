@@ -146,11 +146,11 @@ export class CellContainerDriver implements ContainerDriver {
       },
       destroy: () => this.cleanup(id, container),
       usage: async (): Promise<Usage> => {
-        const u = await container.usage();
+        const [u, disk] = await Promise.all([container.usage(), this.deps.rootfs.diskUsage(id)]);
         const sample = { at: Date.now(), cpuUsec: u.cpuUsec ?? 0 };
         const cpu = last ? cpuFraction(last, sample) : 0;
         last = sample;
-        return { cpu, mem: u.memoryBytes ?? 0, disk: 0 };
+        return { cpu, mem: u.memoryBytes ?? 0, disk: disk ?? 0 };
       },
     };
   }

@@ -16,7 +16,7 @@
  * The handle lists what was mounted, so a restarted agent can still destroy it.
  */
 import { chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { mkdir, readFile, readdir, rm } from "node:fs/promises";
+import { mkdir, readFile, readdir, rm, statfs } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { tmpdir } from "node:os";
 import { z } from "zod";
@@ -176,6 +176,17 @@ export class RootfsManager {
     const handle = await readHandle(dir);
     if (handle) await this.teardown(dir, handle);
     else await rm(dir, { recursive: true, force: true });
+  }
+
+  /**
+   * Bytes the container has written: what its upper filesystem uses (as df
+   * counts it, ext4's own metadata included), or null when it has none.
+   */
+  async diskUsage(containerId: string): Promise<number | null> {
+    const handle = await readHandle(join(this.root, "containers", containerId));
+    if (!handle) return null;
+    const s = await statfs(handle.upper.mountpoint);
+    return (s.blocks - s.bfree) * s.bsize;
   }
 
   /** Container ids with a root filesystem on disk (for re-adoption after a restart). */

@@ -1,5 +1,6 @@
 /** @module apps, app, scale, start, stop, restart, delete. */
 import type { Command } from "commander";
+import { ApiError } from "../api";
 import { findApp, type Ctx } from "../context";
 import type { Action } from "../main";
 import { formatBytes, formatMegabytes, parseMegabytes } from "../units";
@@ -22,6 +23,7 @@ export interface InstanceStats {
   instance_ports?: { external: number; internal: number }[];
   usage?: { cpu?: number; mem?: number; disk?: number; time?: string };
   mem_quota?: number;
+  disk_quota?: number;
 }
 
 export const webProcess = (ctx: Ctx, appGuid: string) => ctx.api().get<ProcessResource>(`/v3/apps/${appGuid}/processes/web`);
@@ -34,14 +36,24 @@ export async function appRoutes(ctx: Ctx, appGuid: string): Promise<string[]> {
 }
 
 export function instanceRows(stats: InstanceStats[], now = Date.now()): (string | number)[][] {
+  const ofQuota = (used: number | undefined, quota: number | undefined) => (used !== undefined ? `${formatBytes(used)} of ${quota ? formatBytes(quota) : "?"}` : "");
   return stats.map((s) => {
     const since = s.uptime !== undefined && s.state === "RUNNING" ? new Date(now - s.uptime * 1000).toISOString() : "";
     const cpu = s.usage?.cpu !== undefined ? `${(s.usage.cpu * 100).toFixed(1)}%` : "";
-    const mem = s.usage?.mem !== undefined ? `${formatBytes(s.usage.mem)} of ${s.mem_quota ? formatBytes(s.mem_quota) : "?"}` : "";
     const port = s.instance_ports?.[0]?.external;
     const hostPort = s.host && port ? `${s.host}:${port}` : "";
-    return [`#${s.index}`, s.state.toLowerCase(), since, cpu, mem, hostPort, s.details ?? ""];
+    return [`#${s.index}`, s.state.toLowerCase(), since, cpu, ofQuota(s.usage?.mem, s.mem_quota), ofQuota(s.usage?.disk, s.disk_quota), hostPort, s.details ?? ""];
   });
+}
+
+/** The current droplet's image (cf app's "docker image:"), or null before the first staging. */
+async function dockerImage(ctx: Ctx, appGuid: string): Promise<string | null> {
+  try {
+    return (await ctx.api().get<{ image: string | null }>(`/v3/apps/${appGuid}/droplets/current`)).image;
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 404) return null;
+    throw e;
+  }
 }
 
 export function registerApps(program: Command, action: Action) {
@@ -72,15 +84,22 @@ export function registerApps(program: Command, action: Action) {
     .description("Show the health and status of an app")
     .action(action(async (ctx, name: string) => {
       const app = await findApp(ctx, name);
-      const proc = await webProcess(ctx, app.guid);
-      const stats = await processStats(ctx, proc.guid);
-      const routes = await appRoutes(ctx, app.guid);
-      const running = stats.filter((s) => s.state === "RUNNING").length;
+      const [procs, routes, image] = await Promise.all([
+        ctx.api().all<ProcessResource>(`/v3/apps/${app.guid}/processes`),
+        appRoutes(ctx, app.guid),
+        dockerImage(ctx, app.guid),
+      ]);
+      const processes = await Promise.all(procs.map(async (p) => ({ ...p, stats: await processStats(ctx, p.guid) })));
       ctx.out.say(`Showing health and status for app ${name} in space ${ctx.space().name}...\n`);
-      ctx.out.say(`name:              ${app.name}\nrequested state:   ${app.state.toLowerCase()}\nroutes:            ${routes.join(", ")}\n`);
-      ctx.out.say(`type:           web\ninstances:      ${running}/${proc.instances}\nmemory usage:   ${formatMegabytes(proc.memory_in_mb)}`);
-      ctx.out.table(["", "state", "since", "cpu", "memory", "host:port", "details"], instanceRows(stats));
-      ctx.out.data({ app, process: proc, routes, instances: stats });
+      ctx.out.say(`name:              ${app.name}\nrequested state:   ${app.state.toLowerCase()}\nroutes:            ${routes.join(", ")}\ndocker image:      ${image ?? ""}\n`);
+      for (const p of processes) {
+        const running = p.stats.filter((s) => s.state === "RUNNING").length;
+        ctx.out.say(`type:           ${p.type}\ninstances:      ${running}/${p.instances}\nmemory usage:   ${formatMegabytes(p.memory_in_mb)}\nstart command:  ${p.command ?? ""}`);
+        ctx.out.table(["", "state", "since", "cpu", "memory", "disk", "host:port", "details"], instanceRows(p.stats));
+        ctx.out.say("");
+      }
+      const web = processes.find((p) => p.type === "web");
+      ctx.out.data({ app, docker_image: image, process: web && { ...web, stats: undefined }, routes, instances: web?.stats ?? [], processes });
     }));
 
   program

@@ -25,12 +25,15 @@ interface PushOptions {
   route: boolean;
 }
 
-/** The password as the cf CLI finds it: an env var, else a masked prompt on a TTY. */
+/**
+ * The password as the cf CLI finds it: CF_DOCKER_PASSWORD (BERTH_DOCKER_PASSWORD
+ * is an alias, read when CF's is unset), else a masked prompt on a TTY.
+ */
 async function dockerPassword(ctx: Ctx): Promise<string> {
-  const fromEnv = ctx.env.BERTH_DOCKER_PASSWORD;
+  const fromEnv = ctx.env.CF_DOCKER_PASSWORD ?? ctx.env.BERTH_DOCKER_PASSWORD;
   if (fromEnv !== undefined) return fromEnv;
-  if (!process.stdin.isTTY) throw new UsageError("Environment variable BERTH_DOCKER_PASSWORD not set.");
-  ctx.out.say("Environment variable BERTH_DOCKER_PASSWORD not set.");
+  if (!process.stdin.isTTY) throw new UsageError("Environment variable CF_DOCKER_PASSWORD not set.");
+  ctx.out.say("Environment variable CF_DOCKER_PASSWORD not set.");
   return read({ prompt: "Docker password: ", silent: true, replace: "*" });
 }
 
@@ -39,7 +42,7 @@ export function registerPush(program: Command, action: Action) {
     .command("push <name>")
     .description("Push a Docker image as a new app or sync changes to an existing app")
     .requiredOption("-o, --docker-image <image>", "Docker image to use (e.g. user/image:tag)")
-    .option("--docker-username <user>", "registry user (password from BERTH_DOCKER_PASSWORD or a prompt)")
+    .option("--docker-username <user>", "registry user (password from CF_DOCKER_PASSWORD or a prompt)")
     .option("-c, --start-command <cmd>", "start command (runs as /bin/sh -c CMD)")
     .option("-i, --instances <n>", "number of instances", (v) => Number.parseInt(v, 10))
     .option("-m, --memory <size>", "memory limit (e.g. 256M, 1G)")

@@ -72,14 +72,20 @@ describe("RootfsManager", () => {
     }
   });
 
-  it("fails writes past disk_mb with ENOSPC and never fills the host", async () => {
+  it("fails writes past disk_mb with ENOSPC and never fills the host, and reports the bytes written as disk usage", async () => {
     const layers = await images.pull(layersImage, { holder: "c-full" });
     const rootfs = await manager.create("c-full", layers.map((l) => l.path), { ids: IDS, diskMb: 8 });
     try {
+      const empty = (await manager.diskUsage("c-full"))!;
       const r = await inUserns(IDS, ["dd", "if=/dev/zero", `of=${join(rootfs.path, "fill")}`, "bs=1M", "count=32"]);
       expect(r.status).not.toBe(0);
       expect(r.stderr).toMatch(/No space left on device/);
       expect(statSync(join(rootfs.path, "fill")).size).toBeLessThanOrEqual(8 << 20);
+      // Disk usage is the upper filesystem's: what the container wrote, counted up to its size.
+      const full = (await manager.diskUsage("c-full"))!;
+      expect(full - empty).toBeGreaterThanOrEqual(statSync(join(rootfs.path, "fill")).size - (64 << 10));
+      expect(full).toBeLessThanOrEqual(8 << 20);
+      expect(await manager.diskUsage("c-none")).toBeNull();
     } finally {
       await rootfs.destroy();
     }
