@@ -28,7 +28,7 @@ else
 fi
 
 APT_PKGS=(docker-registry skopeo umoci busybox-static runc crun nginx nftables iptables
-  iproute2 libseccomp-dev libmnl-dev libnftables-dev wrk zstd apache2-utils openssl)
+  iproute2 libseccomp-dev libmnl-dev libnftables-dev wrk zstd apache2-utils openssl debootstrap)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -9,19 +9,15 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import WebSocket from "ws";
 import { berthCli } from "../support/cli";
-import { startControlPlane, type ControlPlane } from "../support/control-plane";
-import { freeContainerCidr, makeCellAddress, type CellAddress } from "../support/netns";
+import type { ControlPlane } from "../support/control-plane";
 import { startRegistry } from "../support/registry";
-import { adminCall, enrollmentToken, eventually, getVia, registerRouter, startAgentProcess, startRouterProcess, decommissionAgentCell, keptInstances, type Daemon } from "../support/stack";
+import { adminCall, eventually, getVia, startOneCellStack, type Daemon, type OneCellStack } from "../support/stack";
 
 const registry = inject("registry");
+let stack: OneCellStack;
 let cp: ControlPlane;
-let cell: CellAddress;
-let agent: Daemon;
 let router: Daemon & { port: number };
 let home: string;
-let stateDir: string;
-const cellName = `e2e-${process.pid}`;
 
 const { berth, ok, intoNewSpace } = berthCli(() => home);
 
@@ -32,28 +28,14 @@ const START = `echo "instance $INSTANCE_INDEX greeting $GREETING" > /www/index.h
 
 beforeAll(async () => {
   home = await mkdtemp(join(tmpdir(), "berth-e2e-home-"));
-  cp = await startControlPlane({ vars: { LONG_POLL_HOLD_MS: "5000" } });
-  cell = await makeCellAddress();
-  stateDir = await mkdtemp(join(tmpdir(), "berth-e2e-cell-"));
-  agent = await startAgentProcess({
-    apiUrl: cp.url, enrollmentToken: await enrollmentToken(cp, "cell"), name: cellName,
-    address: cell.address, stateDir, containerCidr: await freeContainerCidr(), portMin: 42000, portMax: 42999,
-  });
-  router = await startRouterProcess(cp.url, await registerRouter(cp, `router-${process.pid}`), join(stateDir, "router.log"));
-  await adminCall(cp, "PATCH", "/v3/admin/docker_registry_access", { insecure_registries: [registry.host] });
+  stack = await startOneCellStack({ name: `e2e-${process.pid}`, registryHost: registry.host, portMin: 42000, portMax: 42999 });
+  ({ cp, router } = stack);
 }, 180_000);
 
 afterAll(async () => {
   await berth("delete", "web", "-f");
-  // Leave nothing behind: wait until the cell has stopped every container.
-  await eventually("the cell to stop its containers", async () => ((await keptInstances(stateDir)) === 0 ? true : undefined));
-  await router?.kill();
-  await agent?.kill();
-  await cp?.stop();
-  await cell?.remove();
+  await stack?.stop();
   await rm(home, { recursive: true, force: true });
-  // Decommission the cell (docs/deploy.md): the run leaves no table, mount, cgroup or loop device behind.
-  if (stateDir) await decommissionAgentCell({ name: cellName, stateDir });
 }, 60_000);
 
 describe.sequential("berth CLI against the whole stack", () => {

@@ -6,11 +6,13 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import { request } from "node:http";
-import { mkdir, readdir, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { PROTOCOL_VERSION } from "../../shared/protocol/version";
-import { freePort, type ControlPlane } from "./control-plane";
+import { freePort, startControlPlane, type ControlPlane } from "./control-plane";
 import { leash } from "./leash";
+import { freeContainerCidr, makeCellAddress, type CellAddress } from "./netns";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 // The built agent and router (npm run build; the global setup builds them), as
@@ -174,4 +176,44 @@ export async function eventually<T>(what: string, check: () => Promise<T | undef
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
+}
+
+export interface OneCellStack {
+  cp: ControlPlane;
+  cell: CellAddress;
+  agent: Daemon;
+  router: Daemon & { port: number };
+  stateDir: string;
+  /** Waits for the cell to have stopped every container (delete the apps first), stops everything and decommissions the cell. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The local stack end-to-end suites push through: a control plane, one cell
+ * agent on a cell address of its own, the router, and `registryHost` marked
+ * insecure for staging and pulls.
+ */
+export async function startOneCellStack(o: { name: string; registryHost: string; portMin: number; portMax: number; agentExtra?: string[] }): Promise<OneCellStack> {
+  const cp = await startControlPlane({ vars: { LONG_POLL_HOLD_MS: "5000" } });
+  const cell = await makeCellAddress();
+  const stateDir = await mkdtemp(join(tmpdir(), "berth-e2e-cell-"));
+  const agent = await startAgentProcess({
+    apiUrl: cp.url, enrollmentToken: await enrollmentToken(cp, "cell"), name: o.name,
+    address: cell.address, stateDir, containerCidr: await freeContainerCidr(), portMin: o.portMin, portMax: o.portMax, extra: o.agentExtra ?? [],
+  });
+  const router = await startRouterProcess(cp.url, await registerRouter(cp, `router-${o.name}`), join(stateDir, "router.log"));
+  await adminCall(cp, "PATCH", "/v3/admin/docker_registry_access", { insecure_registries: [o.registryHost] });
+  return {
+    cp, cell, agent, router, stateDir,
+    async stop() {
+      // Leave nothing behind: wait until the cell has stopped every container.
+      await eventually("the cell to stop its containers", async () => ((await keptInstances(stateDir)) === 0 ? true : undefined), 60_000);
+      await router.kill();
+      await agent.kill();
+      await cp.stop();
+      await cell.remove();
+      // Decommission the cell (docs/deploy.md): the run leaves no table, mount, cgroup or loop device behind.
+      await decommissionAgentCell({ name: o.name, stateDir });
+    },
+  };
 }
