@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { eq } from "drizzle-orm";
 import { env } from "cloudflare:workers";
 import * as schema from "../../worker/db/schema";
+import { DEFAULT_ORGANIZATION_GUID } from "../../worker/db/organizations";
 import { versionBumps } from "../../worker/scheduling/versions";
 import { notifyChannels } from "../../worker/scheduling/long-poll";
 import { ADMIN, api, createSpace, createUser, db, unique } from "./support";
@@ -184,6 +185,7 @@ describe("GET /v3/cells/:id/desired (long-poll)", () => {
       const vcap = JSON.parse(spec.env.VCAP_APPLICATION!);
       expect(vcap).toMatchObject({
         application_id: app.guid, application_name: app.name, name: app.name, space_id: space.guid, space_name: space.name,
+        organization_id: DEFAULT_ORGANIZATION_GUID, organization_name: "default",
         application_uris: expect.arrayContaining(hosts.map((h) => `${h}.apps.localhost`)), limits: { mem: 256, disk: 256, fds: 16384 },
         process_id: app.guid, process_type: "web", instance_index: spec.index, instance_id: spec.instance_guid, port: 8000, host: "0.0.0.0",
       });

@@ -30,6 +30,8 @@ function desiredRow(app: string, instances: number, memory = 256): DesiredRow {
       healthCheckInterval: null, healthCheckEndpoint: null, createdAt: "", updatedAt: "",
     },
     app: { guid: app, name: `name-${app}`, spaceGuid: "space", environmentVariables: "{}" },
+    space: { name: "space", organization: null },
+    uris: [],
     droplet: { guid: `droplet-${app}`, packageGuid: null, processTypes: { web: "/bin/httpd" }, imageSpec: IMAGE },
     image: IMAGE,
   };
