@@ -23,7 +23,14 @@ import { createRouter } from "./router";
 import { httpTableSource } from "./table-source";
 
 /** What a worker needs: no API URL, no token. */
-const workerConfigSchema = routerConfigSchema.pick({ listenHost: true, listenPort: true, maxAttempts: true, timeouts: true });
+const workerConfigSchema = routerConfigSchema.pick({
+  listenHost: true,
+  listenPort: true,
+  maxAttempts: true,
+  maxTunnelsPerRoute: true,
+  trustedProxies: true,
+  timeouts: true,
+});
 type WorkerConfig = z.output<typeof workerConfigSchema>;
 const WORKER_CONFIG_ENV = "BERTH_ROUTER_WORKER_CONFIG";
 
@@ -56,6 +63,8 @@ export function runPrimary(config: RouterConfig, logger: DaemonLogger): void {
     listenHost: config.listenHost,
     listenPort: config.listenPort,
     maxAttempts: config.maxAttempts,
+    maxTunnelsPerRoute: config.maxTunnelsPerRoute,
+    trustedProxies: config.trustedProxies,
     timeouts: config.timeouts,
   };
   cluster.schedulingPolicy = cluster.SCHED_NONE;

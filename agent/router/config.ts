@@ -11,6 +11,14 @@ export const routerTimeoutsSchema = z.strictObject({
   connectMs: z.number().int().positive().default(5_000),
   /** An instance silent this long (no response yet, or a stalled body) ends the exchange: 504, or a cut client. */
   upstreamIdleMs: z.number().int().positive().default(60_000),
+  /**
+   * The instance's whole response head (status line and headers, after any 1xx)
+   * must arrive within this of the request: 504 past it, so an instance dripping
+   * header bytes cannot hold a request forever under the idle timeout.
+   */
+  upstreamHeadersMs: z.number().int().positive().default(60_000),
+  /** An upgraded connection (WebSocket) with no byte either way for this long is closed (Gorouter's 900 s). */
+  tunnelIdleMs: z.number().int().positive().default(900_000),
   /** Idle keep-alive connections to instances are closed after this (below Node's default 5 s server keep-alive). */
   upstreamKeepAliveMs: z.number().int().positive().default(4_000),
   /** Idle keep-alive connections from clients. */
@@ -43,6 +51,18 @@ export const routerConfigSchema = z.strictObject({
   workers: z.number().int().min(0).max(256).default(() => os.availableParallelism()),
   /** Attempts per request across distinct instances when connecting fails. */
   maxAttempts: z.number().int().min(1).max(10).default(3),
+  /**
+   * Upgraded connections (WebSockets) open at once per route, in each worker
+   * process: past it the route's next upgrade gets a 503, so one app cannot
+   * take the router's file descriptors (each tunnel holds two).
+   */
+  maxTunnelsPerRoute: z.number().int().positive().default(1_000),
+  /**
+   * Peers whose X-Forwarded-For/-Proto/-Host and Forwarded headers are
+   * believed (load balancers in front of the router), as CIDRs or addresses.
+   * From anyone else those headers are replaced by what the router saw.
+   */
+  trustedProxies: z.array(z.union([z.cidrv4(), z.cidrv6(), z.ipv4(), z.ipv6()])).default([]),
   timeouts: routerTimeoutsSchema.prefault({}),
   poll: pollScheduleSchema.prefault({}),
 });

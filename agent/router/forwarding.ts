@@ -4,13 +4,15 @@
  * choice of the next instance after a failed attempt, and the access line.
  */
 import { randomUUID } from "node:crypto";
-import type { IncomingMessage } from "node:http";
+import http, { type ClientRequest, type IncomingMessage, type RequestOptions } from "node:http";
+import type { Socket } from "node:net";
 import type { Logger } from "pino";
 import { logAccess } from "./access-log";
 import { clientAddress, upstreamRequestHeaders, type UpstreamRequestHeaders } from "./headers";
 import { routeKey } from "./host";
 import type { RouterError } from "./pages";
 import { pickBackend, type Backend, type CompiledTable, type Route } from "./table";
+import type { TunnelCounts } from "./tunnel-counts";
 import type { UpstreamPools } from "./upstream-pools";
 
 export interface ProxyContext {
@@ -19,15 +21,32 @@ export interface ProxyContext {
   readonly pools: UpstreamPools;
   readonly connectMs: number;
   readonly upstreamIdleMs: number;
+  readonly upstreamHeadersMs: number;
+  readonly tunnelIdleMs: number;
+  readonly tunnels: TunnelCounts;
   readonly maxAttempts: number;
-  /** The scheme clients use to reach this listener (X-Forwarded-Proto when absent). */
+  /** The scheme clients use to reach this listener (X-Forwarded-Proto unless a trusted proxy set it). */
   readonly proto: string;
+  /** Whether the peer on this client connection is a trusted proxy. */
+  readonly trusted: (socket: Socket) => boolean;
   /** True while shutting down: responses then close their connection. */
   readonly draining: () => boolean;
   /** Called once per request when its response is over (finished or cut). */
   readonly requestDone: () => void;
   readonly log: Logger;
 }
+
+/** The instance stayed silent, or sent no whole response head, for too long: 504. */
+export class UpstreamTimeoutError extends Error {
+  readonly code = "ETIMEDOUT";
+  constructor(what: string, ms: number) {
+    super(`${what} within ${ms} ms`);
+    this.name = "UpstreamTimeoutError";
+  }
+}
+
+/** 1xx answers allowed before the final one; Go's net/http (Gorouter's) allows 5 too. */
+const MAX_INFORMATIONAL = 5;
 
 export abstract class Forwarding {
   protected readonly startedAt = performance.now();
@@ -46,7 +65,7 @@ export abstract class Forwarding {
   ) {
     this.fwd = upstreamRequestHeaders(
       req.rawHeaders,
-      { clientAddress: clientAddress(req.socket.remoteAddress), proto: ctx.proto, newRequestId: randomUUID },
+      { clientAddress: clientAddress(req.socket.remoteAddress), proto: ctx.proto, trusted: ctx.trusted(req.socket), newRequestId: randomUUID },
       upgrade,
     );
     this.host = routeKey(this.fwd.host);
@@ -74,6 +93,49 @@ export abstract class Forwarding {
     if (this.attempts >= this.ctx.maxAttempts) return undefined;
     (this.tried ??= new Set()).add(this.upstream!);
     return pickBackend(this.route!, this.tried);
+  }
+
+  /**
+   * The request to `backend` for the client's, through `via` (a pool's agent,
+   * or a connection of its own), destroyed with an {@link UpstreamTimeoutError}
+   * when the instance is silent for upstreamIdleMs, or when its final response
+   * head has not come within upstreamHeadersMs of the request's last byte (an
+   * upload may be long), so header bytes dripped under the idle timeout cannot
+   * hold it forever. More than MAX_INFORMATIONAL 1xx answers are `invalid`.
+   * The caller calls `headCame` when the final head has come.
+   */
+  protected upstreamRequest(
+    backend: Backend,
+    via: Pick<RequestOptions, "agent" | "createConnection">,
+    invalid: (what: string) => void,
+  ): { proxyReq: ClientRequest; headCame: () => void } {
+    const { ctx, req } = this;
+    const proxyReq = http.request({
+      host: backend.address,
+      port: backend.port,
+      method: req.method,
+      path: req.url,
+      headers: this.fwd.headers,
+      ...via,
+      timeout: ctx.upstreamIdleMs,
+    });
+    proxyReq.on("timeout", () => proxyReq.destroy(new UpstreamTimeoutError("instance silent", ctx.upstreamIdleMs)));
+    const ms = ctx.upstreamHeadersMs;
+    let deadline: NodeJS.Timeout | undefined;
+    let answered = false;
+    let informational = 0;
+    proxyReq.once("finish", () => {
+      if (!answered) deadline = setTimeout(() => proxyReq.destroy(new UpstreamTimeoutError("no response head", ms)), ms);
+    });
+    proxyReq.once("close", () => clearTimeout(deadline));
+    proxyReq.on("information", () => {
+      if (++informational > MAX_INFORMATIONAL) invalid("too_many_informational");
+    });
+    const headCame = (): void => {
+      answered = true;
+      clearTimeout(deadline);
+    };
+    return { proxyReq, headCame };
   }
 
   protected logAccess(status: number, error: string | undefined): void {

@@ -9,6 +9,11 @@
  * the instance must see. Transfer-Encoding is kept on requests (it frames the
  * body Node re-encodes) and dropped on responses (Node picks chunked or
  * close-delimited for the client's own HTTP version).
+ *
+ * X-Forwarded-For/-Proto/-Host and Forwarded say who the client is and how it
+ * came; they are kept only from a trusted proxy. From anyone else they are
+ * dropped and set from what the router saw, or a client could pose as any
+ * address (an app's allow-list) or as HTTPS (its secure-cookie decisions).
  */
 
 export interface ForwardedFor {
@@ -16,6 +21,8 @@ export interface ForwardedFor {
   readonly clientAddress: string;
   /** The scheme the client used to reach the router. */
   readonly proto: string;
+  /** Whether the peer is a trusted proxy, whose forwarding headers are kept. */
+  readonly trusted: boolean;
   /** Made by the caller, used only when the request carries no X-Request-Id. */
   readonly newRequestId: () => string;
 }
@@ -50,9 +57,10 @@ function isHopByHop(name: string, named: Set<string> | null): boolean {
 
 /**
  * Request headers for the instance: hop-by-hop fields dropped (kept for an
- * upgrade), X-Forwarded-For appended to, X-Forwarded-Proto and -Host set when
- * absent (a load balancer in front of the router already set the true ones),
- * X-Request-Id passed through or made.
+ * upgrade), X-Request-Id passed through or made. From a trusted proxy,
+ * X-Forwarded-For is appended to and X-Forwarded-Proto and -Host set when
+ * absent (the proxy already set the true ones); from anyone else all three
+ * (and Forwarded) are replaced.
  */
 export function upstreamRequestHeaders(raw: readonly string[], fwd: ForwardedFor, upgrade: boolean): UpstreamRequestHeaders {
   const named = connectionTokens(raw);
@@ -69,16 +77,21 @@ export function upstreamRequestHeaders(raw: readonly string[], fwd: ForwardedFor
     const lower = name.toLowerCase();
     switch (lower) {
       case "x-forwarded-for":
-        forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
+        if (fwd.trusted) forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
         continue;
       case "x-request-id":
         requestId ??= value;
         break;
       case "x-forwarded-proto":
+        if (!fwd.trusted) continue;
         hasProto = true;
         break;
       case "x-forwarded-host":
+        if (!fwd.trusted) continue;
         hasForwardedHost = true;
+        break;
+      case "forwarded":
+        if (!fwd.trusted) continue;
         break;
       case "host":
         host ??= value;

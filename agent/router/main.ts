@@ -3,8 +3,9 @@
  *
  *   BERTH_ROUTER_TOKEN=... node dist/agent/router/main.js --api-url http://127.0.0.1:8787 --port 8080
  *
- * Every flag has an environment twin (BERTH_API_URL, BERTH_ROUTER_HOST,
- * BERTH_ROUTER_PORT, BERTH_ROUTER_WORKERS); the token comes only from
+ * These flags have an environment twin (BERTH_API_URL, BERTH_ROUTER_HOST,
+ * BERTH_ROUTER_PORT, BERTH_ROUTER_WORKERS,
+ * BERTH_ROUTER_TRUSTED_PROXIES); the token comes only from
  * BERTH_ROUTER_TOKEN or --token-file, never from argv (visible in ps).
  * Logs are JSON lines on stdout; the first "listening" line has the port.
  */
@@ -25,12 +26,22 @@ interface Flags {
   port?: number;
   workers?: number;
   maxAttempts?: number;
+  maxTunnelsPerRoute?: number;
+  trustedProxies?: string;
   connectTimeoutMs?: number;
   upstreamTimeoutMs?: number;
+  upstreamHeadersTimeoutMs?: number;
+  tunnelIdleTimeoutMs?: number;
   shutdownTimeoutMs?: number;
   pollJitterMs?: number;
   backoffBaseMs?: number;
   backoffMaxMs?: number;
+}
+
+/** "10.0.0.0/8, 192.0.2.7" → entries; the schema then checks each. */
+function list(value: string | undefined): string[] | undefined {
+  if (value === undefined || value.trim() === "") return undefined;
+  return value.split(",").map((entry) => entry.trim());
 }
 
 function envInteger(name: string): number | undefined {
@@ -49,7 +60,15 @@ function configFromFlags(flags: Flags, env: NodeJS.ProcessEnv): RouterConfigInpu
     listenPort: flags.port ?? envInteger("BERTH_ROUTER_PORT"),
     workers: flags.workers ?? envInteger("BERTH_ROUTER_WORKERS"),
     maxAttempts: flags.maxAttempts,
-    timeouts: { connectMs: flags.connectTimeoutMs, upstreamIdleMs: flags.upstreamTimeoutMs, shutdownMs: flags.shutdownTimeoutMs },
+    maxTunnelsPerRoute: flags.maxTunnelsPerRoute,
+    trustedProxies: list(flags.trustedProxies ?? env.BERTH_ROUTER_TRUSTED_PROXIES),
+    timeouts: {
+      connectMs: flags.connectTimeoutMs,
+      upstreamIdleMs: flags.upstreamTimeoutMs,
+      upstreamHeadersMs: flags.upstreamHeadersTimeoutMs,
+      tunnelIdleMs: flags.tunnelIdleTimeoutMs,
+      shutdownMs: flags.shutdownTimeoutMs,
+    },
     poll: { jitterMs: flags.pollJitterMs, backoffBaseMs: flags.backoffBaseMs, backoffMaxMs: flags.backoffMaxMs },
   };
   return input;
@@ -112,8 +131,12 @@ function main(): void {
     .option("--port <n>", "port; 0 takes a free one (env BERTH_ROUTER_PORT; default 8080)", integer)
     .option("--workers <n>", "worker processes, 0 = none (env BERTH_ROUTER_WORKERS; default one per core)", integer)
     .option("--max-attempts <n>", "instances tried per request when connecting fails (default 3)", integer)
+    .option("--max-tunnels-per-route <n>", "WebSockets open at once per route and worker (default 1000)", integer)
+    .option("--trusted-proxies <cidrs>", "comma-separated CIDRs whose X-Forwarded-* headers are kept (env BERTH_ROUTER_TRUSTED_PROXIES; default none)")
     .option("--connect-timeout-ms <n>", "connecting to an instance (default 5000)", integer)
     .option("--upstream-timeout-ms <n>", "an instance silent this long fails the request (default 60000)", integer)
+    .option("--upstream-headers-timeout-ms <n>", "an instance's response head must arrive within this (default 60000)", integer)
+    .option("--tunnel-idle-timeout-ms <n>", "a WebSocket idle this long both ways is closed (default 900000)", integer)
     .option("--shutdown-timeout-ms <n>", "graceful shutdown deadline (default 10000)", integer)
     .option("--poll-jitter-ms <n>", "random delay before re-polling the route table (default 200)", integer)
     .option("--backoff-base-ms <n>", "first backoff while the control plane is unreachable (default 500)", integer)

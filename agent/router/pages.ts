@@ -8,6 +8,7 @@ import type { ServerResponse } from "node:http";
 export type RouterError =
   | "unknown_route" // 404: no route has this host
   | "no_endpoints" // 503: the route exists, nothing runs behind it
+  | "tunnel_limit" // 503: the route has as many upgraded connections open as it may
   | "table_not_loaded" // 503: no route table yet (just started, control plane unreachable)
   | "endpoint_failure" // 502: every attempt failed, or the instance broke the exchange
   | "endpoint_timeout"; // 504: the instance did not answer in time
@@ -15,6 +16,7 @@ export type RouterError =
 const STATUS: Record<RouterError, number> = {
   unknown_route: 404,
   no_endpoints: 503,
+  tunnel_limit: 503,
   table_not_loaded: 503,
   endpoint_failure: 502,
   endpoint_timeout: 504,
@@ -30,6 +32,8 @@ function describe(error: RouterError, host: string): string {
       return `Requested route ('${host}') does not exist.`;
     case "no_endpoints":
       return `Requested route ('${host}') has no available instances.`;
+    case "tunnel_limit":
+      return `Requested route ('${host}') has too many open connections.`;
     case "table_not_loaded":
       return "The router has not received its route table yet.";
     case "endpoint_failure":
@@ -51,7 +55,9 @@ export function statusOf(error: RouterError): number {
 /** Answers an HTTP request with the router's page for `error`. */
 export function sendPage(res: ServerResponse, error: RouterError, host: string, requestId: string): void {
   const text = body(error, host, requestId);
-  res.writeHead(STATUS[error], [
+  const status = STATUS[error];
+  // The reason phrase given, not left to Node: a refused writeHead of the instance's answer may have left its own.
+  res.writeHead(status, REASON[status], [
     "Content-Type", "text/plain; charset=utf-8",
     "Content-Length", String(Buffer.byteLength(text)),
     "X-Content-Type-Options", "nosniff",

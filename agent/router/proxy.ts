@@ -20,11 +20,19 @@
  * Anything else fails the request: 502 (504 on a timeout) while the client
  * has no response headers yet; once it has, its connection is destroyed, the
  * only way to tell it the body is incomplete.
+ *
+ * An instance is a tenant's code and may answer anything. What Node's parser
+ * refuses is an upstream error like any other; what it lets through but no
+ * client may be sent (a reason phrase with control characters, a status below
+ * 100, a 101 to a request that asked for no upgrade, 1xx answers without end)
+ * is an invalid response: 502, not retried (the instance did answer), and
+ * never an exception that would take the router process, and every other
+ * tenant's requests on it, down.
  */
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { CLIENT_CLOSED_REQUEST, errorCode } from "./access-log";
-import { Forwarding, type ProxyContext } from "./forwarding";
+import { Forwarding, UpstreamTimeoutError, type ProxyContext } from "./forwarding";
 import { clientResponseHeaders } from "./headers";
 import { sendPage, type RouterError } from "./pages";
 import type { Backend } from "./table";
@@ -32,13 +40,6 @@ import { isConnectFailure } from "./upstream-pools";
 
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
 const SAFE = new Set(["GET", "HEAD", "OPTIONS", "TRACE"]);
-
-class UpstreamTimeoutError extends Error {
-  readonly code = "ETIMEDOUT";
-  constructor(ms: number) {
-    super(`instance silent for ${ms} ms`);
-  }
-}
 
 /** Upgrade and keep-alive are the caller's: this handles ordinary requests only. */
 export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse): void {
@@ -69,18 +70,17 @@ class Exchange extends Forwarding {
   private attempt(backend: Backend): void {
     this.attemptOn(backend);
     const { ctx, req } = this;
-    const proxyReq = http.request({
-      host: backend.address,
-      port: backend.port,
-      method: req.method,
-      path: req.url,
-      headers: this.fwd.headers,
-      agent: ctx.pools.agentFor(backend),
-      timeout: ctx.upstreamIdleMs,
-    });
+    const { proxyReq, headCame } = this.upstreamRequest(backend, { agent: ctx.pools.agentFor(backend) }, (what) => this.invalidResponse(what));
     this.proxyReq = proxyReq;
-    proxyReq.on("response", (proxyRes) => this.onResponse(proxyRes));
-    proxyReq.on("timeout", () => proxyReq.destroy(new UpstreamTimeoutError(ctx.upstreamIdleMs)));
+    proxyReq.on("response", (proxyRes) => {
+      headCame();
+      this.onResponse(proxyRes);
+    });
+    // Node hands over the connection of a 101 only to an "upgrade" listener; without one the request would hang.
+    proxyReq.on("upgrade", (_res: IncomingMessage, socket: Socket) => {
+      socket.destroy();
+      this.invalidResponse("unrequested_upgrade");
+    });
     proxyReq.on("error", (err) => this.onUpstreamError(err, proxyReq.reusedSocket));
     if (!this.fwd.hasBody) {
       // The request is complete now; nothing of the client's is consumed if connecting fails.
@@ -95,9 +95,14 @@ class Exchange extends Forwarding {
   }
 
   private onResponse(proxyRes: IncomingMessage): void {
-    this.responded = true;
     const { res } = this;
-    res.writeHead(proxyRes.statusCode!, proxyRes.statusMessage, clientResponseHeaders(proxyRes.rawHeaders));
+    try {
+      res.writeHead(proxyRes.statusCode!, proxyRes.statusMessage, clientResponseHeaders(proxyRes.rawHeaders));
+    } catch (err) {
+      // Node's writer refuses what its parser let through (ERR_INVALID_CHAR, ERR_HTTP_INVALID_STATUS_CODE).
+      return this.invalidResponse(errorCode(err as Error));
+    }
+    this.responded = true;
     // By hand rather than pipe(): three listeners instead of pipe's eight, on every request.
     proxyRes.on("data", (chunk: Buffer) => {
       if (!res.write(chunk)) proxyRes.pause();
@@ -113,8 +118,16 @@ class Exchange extends Forwarding {
     });
   }
 
+  /** The instance answered what no client may be sent: the router's 502 instead, and its connection closed. */
+  private invalidResponse(what: string): void {
+    if (this.res.writableEnded || this.res.destroyed) return;
+    this.fail("endpoint_failure", `invalid_response: ${what}`);
+    this.proxyReq?.destroy();
+  }
+
   private onUpstreamError(err: Error, reused: boolean): void {
-    if (this.res.destroyed || this.res.writableFinished) return;
+    // Ended: the client has its whole answer (or the router's page) already.
+    if (this.res.destroyed || this.res.writableEnded) return;
     if (this.responded) {
       this.error = errorCode(err);
       this.res.destroy();

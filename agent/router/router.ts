@@ -4,14 +4,17 @@
  * caller's business (a poller in this process, or the cluster primary).
  */
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import type { RouteTable } from "../../shared/protocol/route-table";
 import type { RouterTimeouts } from "./config";
 import type { ProxyContext } from "./forwarding";
+import { clientAddress } from "./headers";
 import { handleRequest } from "./proxy";
 import { compileTable, type CompiledTable } from "./table";
+import { proxyTrust } from "./trusted-proxies";
+import { TunnelCounts } from "./tunnel-counts";
 import { handleUpgrade } from "./upgrade";
 import { UpstreamPools } from "./upstream-pools";
 
@@ -19,6 +22,9 @@ export interface RouterOptions {
   readonly listenHost: string;
   readonly listenPort: number;
   readonly maxAttempts: number;
+  readonly maxTunnelsPerRoute: number;
+  /** CIDRs or addresses of proxies whose X-Forwarded-* headers are kept. */
+  readonly trustedProxies: readonly string[];
   readonly timeouts: RouterTimeouts;
   readonly log: Logger;
 }
@@ -48,13 +54,21 @@ export function createRouter(options: RouterOptions): Router {
   let shutdownDone: Promise<void> | null = null;
   const upgraded = new Set<Duplex>();
   const pools = new UpstreamPools({ idleMs: timeouts.upstreamKeepAliveMs, connectMs: timeouts.connectMs });
+  // Decided once per client connection, when it opens: keep-alive requests then cost a set lookup.
+  const trusts = proxyTrust(options.trustedProxies);
+  const trustedSockets = new WeakSet<Socket>();
   const ctx: ProxyContext = {
     table: () => table,
     pools,
     connectMs: timeouts.connectMs,
     upstreamIdleMs: timeouts.upstreamIdleMs,
+    upstreamHeadersMs: timeouts.upstreamHeadersMs,
+    tunnelIdleMs: timeouts.tunnelIdleMs,
+    tunnels: new TunnelCounts(options.maxTunnelsPerRoute),
     maxAttempts: options.maxAttempts,
+    // The only scheme this listener speaks; TLS ends in front of it, at a proxy trusted to say so.
     proto: "http",
+    trusted: (socket) => trustedSockets.has(socket),
     draining: () => draining,
     requestDone: () => {
       requests--;
@@ -70,6 +84,11 @@ export function createRouter(options: RouterOptions): Router {
     requestTimeout: timeouts.clientRequestMs,
     noDelay: true,
   });
+  if (options.trustedProxies.length > 0) {
+    server.on("connection", (socket: Socket) => {
+      if (trusts(clientAddress(socket.remoteAddress))) trustedSockets.add(socket);
+    });
+  }
   server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
     requests++;
     handleRequest(ctx, req, res);

@@ -3,14 +3,10 @@
  * primary's long-poll of a stand-in control plane, SIGTERM draining, and the
  * errors a bad command line gets.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import path from "node:path";
-import { createInterface } from "node:readline";
 import { afterEach, describe, expect, it } from "vitest";
-import { get, route, startBackend, startFakeControlPlane, until, whoAnswers } from "./support";
+import { get, route, spawnRouterDaemon, startBackend, startFakeControlPlane, until, whoAnswers, type RouterDaemon } from "./support";
 
-const MAIN = path.resolve(import.meta.dirname, "../../agent/router/main.ts");
 const TOKEN = "daemon-test-token";
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -18,28 +14,10 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-interface Daemon {
-  readonly child: ChildProcess;
-  readonly lines: Record<string, unknown>[];
-  readonly stderr: () => string;
-}
-
-function startDaemon(args: string[], env: Record<string, string>): Daemon {
-  const child = spawn(process.execPath, ["--import", "tsx", MAIN, ...args], {
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  cleanups.push(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGKILL");
-      await once(child, "exit");
-    }
-  });
-  const lines: Record<string, unknown>[] = [];
-  createInterface({ input: child.stdout! }).on("line", (line) => lines.push(JSON.parse(line) as Record<string, unknown>));
-  let stderr = "";
-  child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
-  return { child, lines, stderr: () => stderr };
+function startDaemon(args: string[], env: Record<string, string>): RouterDaemon {
+  const d = spawnRouterDaemon(args, env);
+  cleanups.push(() => d.kill());
+  return d;
 }
 
 describe("the router daemon", () => {
@@ -56,7 +34,7 @@ describe("the router daemon", () => {
     });
     const synced = (version: number) => d.lines.some((l) => l.msg === "workers in sync" && l.version === version && l.workers === 2);
     await until(() => synced(1) && d.lines.some((l) => l.msg === "listening"), 60_000, () => `daemon up: ${d.stderr()}`);
-    const routerPort = d.lines.find((l) => l.msg === "listening")!.port as number;
+    const routerPort = d.port()!;
     expect(await whoAnswers(routerPort, "a.apps.test")).toBe("a");
 
     cp.publish([route("a.apps.test", a.port), route("slow.apps.test", slow.port)]);
@@ -75,11 +53,12 @@ describe("the router daemon", () => {
   }, 120_000);
 
   it("exits 2 naming what is wrong with its configuration", async () => {
-    const d = startDaemon(["--port", "99999", "--workers", "0"], { BERTH_ROUTER_TOKEN: "", BERTH_API_URL: "" });
+    const d = startDaemon(["--port", "99999", "--workers", "0", "--trusted-proxies", "10.0.0.0/8, 10.0.0.0/33"], { BERTH_ROUTER_TOKEN: "", BERTH_API_URL: "" });
     const [code] = (await once(d.child, "exit")) as [number | null];
     expect(code).toBe(2);
     expect(d.stderr()).toContain("apiUrl");
     expect(d.stderr()).toContain("token");
+    expect(d.stderr()).toContain("trustedProxies[1]");
     expect(d.stderr()).toContain("listenPort");
   });
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { clientAddress, clientResponseHeaders, upstreamRequestHeaders } from "../../agent/router/headers";
 
-const fwd = { clientAddress: "192.0.2.9", proto: "http", newRequestId: () => "made-id" };
+const fwd = { clientAddress: "192.0.2.9", proto: "http", trusted: false, newRequestId: () => "made-id" };
 
 describe("upstreamRequestHeaders", () => {
   it("drops hop-by-hop fields, including those Connection names, and adds the forwarded ones", () => {
@@ -19,15 +19,21 @@ describe("upstreamRequestHeaders", () => {
     expect(out.headers.slice(0, 6)).toEqual(["Host", "a.test", "Connection", "Upgrade", "Upgrade", "websocket"]);
   });
 
-  it("merges X-Forwarded-For, keeps an incoming request id, proto and forwarded host", () => {
-    const out = upstreamRequestHeaders(
-      ["x-forwarded-for", "203.0.113.1", "X-Forwarded-For", "198.51.100.2", "X-Request-Id", "abc", "X-Forwarded-Proto", "https", "X-Forwarded-Host", "pub.test"],
-      fwd,
-      false,
-    );
-    expect(out.headers).toEqual(["X-Request-Id", "abc", "X-Forwarded-Proto", "https", "X-Forwarded-Host", "pub.test", "X-Forwarded-For", "203.0.113.1, 198.51.100.2, 192.0.2.9"]);
+  const claimed = ["x-forwarded-for", "203.0.113.1", "X-Forwarded-For", "198.51.100.2", "X-Request-Id", "abc", "X-Forwarded-Proto", "https", "X-Forwarded-Host", "pub.test", "Forwarded", "for=203.0.113.1"];
+
+  it("from a trusted proxy, merges X-Forwarded-For and keeps an incoming request id, proto, forwarded host and Forwarded", () => {
+    const out = upstreamRequestHeaders(claimed, { ...fwd, trusted: true }, false);
+    expect(out.headers).toEqual([
+      "X-Request-Id", "abc", "X-Forwarded-Proto", "https", "X-Forwarded-Host", "pub.test", "Forwarded", "for=203.0.113.1",
+      "X-Forwarded-For", "203.0.113.1, 198.51.100.2, 192.0.2.9",
+    ]);
     expect(out.requestId).toBe("abc");
     expect(out.host).toBe("");
+  });
+
+  it("from anyone else, replaces X-Forwarded-For/Proto/Host and drops Forwarded", () => {
+    const out = upstreamRequestHeaders(["Host", "a.test", ...claimed], fwd, false);
+    expect(out.headers).toEqual(["Host", "a.test", "X-Request-Id", "abc", "X-Forwarded-For", "192.0.2.9", "X-Forwarded-Proto", "http", "X-Forwarded-Host", "a.test"]);
   });
 
   it.each([

@@ -258,9 +258,9 @@ describe("forwarded headers and the access log", () => {
     expect(typeof line.duration_ms).toBe("number");
   });
 
-  it("passes an incoming X-Request-Id, X-Forwarded-Proto and -Host through and appends to X-Forwarded-For", async () => {
+  it("from a trusted proxy, passes an incoming X-Request-Id, X-Forwarded-Proto and -Host through and appends to X-Forwarded-For", async () => {
     const b = await backend("h");
-    const { port: p } = await router({ table: { version: 1, routes: [route("h.apps.test", b.port)] } });
+    const { port: p } = await router({ trustedProxies: ["127.0.0.0/8"], table: { version: 1, routes: [route("h.apps.test", b.port)] } });
     await get(p, "h.apps.test", "/", {
       headers: { "x-request-id": "req-42", "x-forwarded-for": "203.0.113.7", "x-forwarded-proto": "https", "x-forwarded-host": "public.example" },
     });

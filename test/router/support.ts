@@ -3,11 +3,16 @@
  * backends that say who answered, a fake control plane that speaks the route
  * table long-poll, and a logger whose lines the test can read.
  */
-import { Writable } from "node:stream";
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { Writable } from "node:stream";
 import pino, { type Logger } from "pino";
 import { request } from "undici";
+import WebSocket, { WebSocketServer } from "ws";
 import type { RouteEntry, RouteTable } from "../../shared/protocol/route-table";
 import type { RouterTimeouts } from "../../agent/router/config";
 import { createRouter, type Router } from "../../agent/router/router";
@@ -108,6 +113,8 @@ export function captureLog(): CapturedLog {
 export const FAST_TIMEOUTS: RouterTimeouts = {
   connectMs: 500,
   upstreamIdleMs: 2_000,
+  upstreamHeadersMs: 2_000,
+  tunnelIdleMs: 5_000,
   upstreamKeepAliveMs: 2_000,
   clientKeepAliveMs: 2_000,
   clientHeadersMs: 5_000,
@@ -122,12 +129,22 @@ export interface RunningRouter {
   readonly lines: Record<string, unknown>[];
 }
 
-export async function startRouter(options: { timeouts?: Partial<RouterTimeouts>; maxAttempts?: number; table?: RouteTable } = {}): Promise<RunningRouter> {
+export interface RouterTestOptions {
+  readonly timeouts?: Partial<RouterTimeouts>;
+  readonly maxAttempts?: number;
+  readonly maxTunnelsPerRoute?: number;
+  readonly trustedProxies?: readonly string[];
+  readonly table?: RouteTable;
+}
+
+export async function startRouter(options: RouterTestOptions = {}): Promise<RunningRouter> {
   const { log, lines } = captureLog();
   const router = createRouter({
     listenHost: LOOPBACK,
     listenPort: 0,
     maxAttempts: options.maxAttempts ?? 3,
+    maxTunnelsPerRoute: options.maxTunnelsPerRoute ?? 100,
+    trustedProxies: options.trustedProxies ?? [],
     timeouts: { ...FAST_TIMEOUTS, ...options.timeouts },
     log,
   });
@@ -150,6 +167,48 @@ export async function get(routerPort: number, host: string, path = "/", init: { 
     body: init.body,
   });
   return { status: res.statusCode, headers: res.headers, body: await res.body.text() };
+}
+
+export interface EchoServer {
+  readonly port: number;
+  /** Headers of each upgrade request accepted. */
+  readonly upgrades: http.IncomingHttpHeaders[];
+  close(): Promise<void>;
+}
+
+/** A `ws` server echoing each message (text as `echo: TEXT`); plain requests get a 426. */
+export async function startEchoServer(): Promise<EchoServer> {
+  const server = http.createServer((_req, res) => res.writeHead(426).end());
+  const wss = new WebSocketServer({ server });
+  const upgrades: http.IncomingHttpHeaders[] = [];
+  wss.on("connection", (socket, req) => {
+    upgrades.push(req.headers);
+    socket.on("message", (data, isBinary) => socket.send(isBinary ? data : `echo: ${data.toString()}`, { binary: isBinary }));
+  });
+  await listen(server);
+  return {
+    port: port(server),
+    upgrades,
+    async close() {
+      for (const client of wss.clients) client.terminate();
+      wss.close();
+      await closeServer(server);
+    },
+  };
+}
+
+/**
+ * A WebSocket to `ws://router/chat` with this Host; `track` gets it at once (to
+ * terminate it later). Rejects with `HTTP <status> <X-Berth-Router-Error>` when refused.
+ */
+export function openWebSocket(routerPort: number, host: string, track: (ws: WebSocket) => void, headers: Record<string, string> = {}): Promise<WebSocket> {
+  const ws = new WebSocket(`ws://${LOOPBACK}:${routerPort}/chat`, { headers: { host, ...headers } });
+  track(ws);
+  return new Promise((resolve, reject) => {
+    ws.once("open", () => resolve(ws));
+    ws.once("error", reject);
+    ws.once("unexpected-response", (_req, res) => reject(new Error(`HTTP ${res.statusCode} ${String(res.headers["x-berth-router-error"])}`)));
+  });
 }
 
 /** Which backend answered (the default handler's JSON). */
@@ -247,4 +306,40 @@ export async function until(check: () => boolean, withinMs: number, what: string
     if (Date.now() > deadline) throw new Error(`not within ${withinMs} ms: ${typeof what === "string" ? what : what()}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+export interface RouterDaemon {
+  readonly child: ChildProcess;
+  /** Its stdout, one parsed JSON line each. */
+  readonly lines: Record<string, unknown>[];
+  readonly stderr: () => string;
+  /** The port a "listening" (or "health listening") line reported, once there is one. */
+  port(msg?: "listening" | "health listening"): number | undefined;
+  /** SIGKILL if still running, and wait for the exit. */
+  kill(): Promise<void>;
+}
+
+const ROUTER_MAIN = path.resolve(import.meta.dirname, "../../agent/router/main.ts");
+
+/** agent/router/main.ts as a child process, with `args` and `env` over this process's environment. */
+export function spawnRouterDaemon(args: string[], env: Record<string, string>): RouterDaemon {
+  const child = spawn(process.execPath, ["--import", "tsx", ROUTER_MAIN, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines: Record<string, unknown>[] = [];
+  createInterface({ input: child.stdout! }).on("line", (line) => lines.push(JSON.parse(line) as Record<string, unknown>));
+  let stderr = "";
+  child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
+  return {
+    child,
+    lines,
+    stderr: () => stderr,
+    port: (msg = "listening") => lines.find((l) => l.msg === msg)?.port as number | undefined,
+    async kill() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill("SIGKILL");
+      await once(child, "exit");
+    },
+  };
 }

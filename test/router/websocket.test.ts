@@ -1,44 +1,21 @@
 /** WebSocket upgrades through the router to a real `ws` echo server. */
-import http from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
-import WebSocket, { WebSocketServer } from "ws";
-import { LOOPBACK, closeServer, listen, port, refusedPort, route, startRouter, until } from "./support";
+import type WebSocket from "ws";
+import { openWebSocket, refusedPort, route, startEchoServer, startRouter, until, type EchoServer } from "./support";
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-interface EchoServer {
-  readonly port: number;
-  readonly upgrades: http.IncomingHttpHeaders[];
-}
-
 async function echoServer(): Promise<EchoServer> {
-  const server = http.createServer((_req, res) => res.writeHead(426).end());
-  const wss = new WebSocketServer({ server });
-  const upgrades: http.IncomingHttpHeaders[] = [];
-  wss.on("connection", (socket, req) => {
-    upgrades.push(req.headers);
-    socket.on("message", (data, isBinary) => socket.send(isBinary ? data : `echo: ${data.toString()}`, { binary: isBinary }));
-  });
-  await listen(server);
-  cleanups.push(async () => {
-    for (const client of wss.clients) client.terminate();
-    wss.close();
-    await closeServer(server);
-  });
-  return { port: port(server), upgrades };
+  const echo = await startEchoServer();
+  cleanups.push(() => echo.close());
+  return echo;
 }
 
 function open(routerPort: number, host: string): Promise<WebSocket> {
-  const ws = new WebSocket(`ws://${LOOPBACK}:${routerPort}/chat`, { headers: { host } });
-  cleanups.push(async () => ws.terminate());
-  return new Promise((resolve, reject) => {
-    ws.once("open", () => resolve(ws));
-    ws.once("error", reject);
-    ws.once("unexpected-response", (_req, res) => reject(new Error(`HTTP ${res.statusCode} ${String(res.headers["x-berth-router-error"])}`)));
-  });
+  return openWebSocket(routerPort, host, (ws) => cleanups.push(async () => ws.terminate()));
 }
 
 function nextMessage(ws: WebSocket): Promise<string> {
