@@ -14,9 +14,11 @@
  * which would route every new connection through the primary and its IPC.
  */
 import cluster, { type Worker } from "node:cluster";
+import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
 import { routeTableSchema, type RouteTable } from "../../shared/protocol/route-table";
 import { routerConfigSchema, type RouterConfig } from "./config";
+import { serveHealth } from "./health";
 import type { DaemonLogger } from "./logger";
 import { startPoller } from "./poller";
 import { createRouter } from "./router";
@@ -120,6 +122,8 @@ export function runPrimary(config: RouterConfig, logger: DaemonLogger): void {
     fork();
   });
 
+  // Healthy once a worker serves from a table; the primary's own state, since it alone polls and stops.
+  serveHealth(config.listenHost, config.healthPort, logger, () => ({ hasTable: applied.size > 0, draining: stopping }));
   const poller = startPoller({
     source: httpTableSource({ apiUrl: config.apiUrl, token: config.token, requestTimeoutMs: config.timeouts.pollRequestMs }),
     schedule: config.poll,
@@ -135,6 +139,7 @@ export function runPrimary(config: RouterConfig, logger: DaemonLogger): void {
     if (stopping) return;
     stopping = true;
     log.info("shutting down: draining workers");
+    await sleep(config.timeouts.drainWaitMs);
     await poller.stop();
     const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
     // A worker stuck past its own deadline is killed; a second of slack for its exit.

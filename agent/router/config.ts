@@ -27,6 +27,12 @@ export const routerTimeoutsSchema = z.strictObject({
   clientHeadersMs: z.number().int().positive().default(60_000),
   /** A whole client request (0 = none: uploads through the router may be long). */
   clientRequestMs: z.number().int().min(0).default(0),
+  /**
+   * On SIGTERM, how long the router keeps serving with /health saying 503
+   * before it stops accepting, so a load balancer takes it out of rotation
+   * first (Gorouter's drain_wait).
+   */
+  drainWaitMs: z.number().int().min(0).default(0),
   /** Graceful shutdown: requests still in flight after this are cut. */
   shutdownMs: z.number().int().positive().default(10_000),
   /** One long-poll request; longer than the control plane's 50 s hold. */
@@ -47,6 +53,8 @@ export const routerConfigSchema = z.strictObject({
   listenHost: z.string().min(1).default("0.0.0.0"),
   /** 0 takes a free port (reported in the "listening" log line). */
   listenPort: z.number().int().min(0).max(65535).default(8080),
+  /** Port of the /health endpoint for load balancers (health.ts), on listenHost; none when absent, 0 takes a free one. */
+  healthPort: z.number().int().min(0).max(65535).optional(),
   /** Worker processes; 0 serves from the main process (no node:cluster). Default: one per core. */
   workers: z.number().int().min(0).max(256).default(() => os.availableParallelism()),
   /** Attempts per request across distinct instances when connecting fails. */

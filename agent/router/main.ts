@@ -4,16 +4,18 @@
  *   BERTH_ROUTER_TOKEN=... node dist/agent/router/main.js --api-url http://127.0.0.1:8787 --port 8080
  *
  * These flags have an environment twin (BERTH_API_URL, BERTH_ROUTER_HOST,
- * BERTH_ROUTER_PORT, BERTH_ROUTER_WORKERS,
+ * BERTH_ROUTER_PORT, BERTH_ROUTER_WORKERS, BERTH_ROUTER_HEALTH_PORT,
  * BERTH_ROUTER_TRUSTED_PROXIES); the token comes only from
  * BERTH_ROUTER_TOKEN or --token-file, never from argv (visible in ps).
  * Logs are JSON lines on stdout; the first "listening" line has the port.
  */
 import { readFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { Command } from "commander";
 import { integer } from "../flags";
 import { parseRouterConfig, type RouterConfig, type RouterConfigInput } from "./config";
 import { isClusterWorker, runPrimary, runWorker } from "./cluster";
+import { serveHealth } from "./health";
 import { createDaemonLogger, type DaemonLogger } from "./logger";
 import { startPoller } from "./poller";
 import { createRouter } from "./router";
@@ -24,6 +26,7 @@ interface Flags {
   tokenFile?: string;
   listen?: string;
   port?: number;
+  healthPort?: number;
   workers?: number;
   maxAttempts?: number;
   maxTunnelsPerRoute?: number;
@@ -32,6 +35,7 @@ interface Flags {
   upstreamTimeoutMs?: number;
   upstreamHeadersTimeoutMs?: number;
   tunnelIdleTimeoutMs?: number;
+  drainWaitMs?: number;
   shutdownTimeoutMs?: number;
   pollJitterMs?: number;
   backoffBaseMs?: number;
@@ -58,6 +62,7 @@ function configFromFlags(flags: Flags, env: NodeJS.ProcessEnv): RouterConfigInpu
     token: token ?? "",
     listenHost: flags.listen ?? env.BERTH_ROUTER_HOST,
     listenPort: flags.port ?? envInteger("BERTH_ROUTER_PORT"),
+    healthPort: flags.healthPort ?? envInteger("BERTH_ROUTER_HEALTH_PORT"),
     workers: flags.workers ?? envInteger("BERTH_ROUTER_WORKERS"),
     maxAttempts: flags.maxAttempts,
     maxTunnelsPerRoute: flags.maxTunnelsPerRoute,
@@ -67,6 +72,7 @@ function configFromFlags(flags: Flags, env: NodeJS.ProcessEnv): RouterConfigInpu
       upstreamIdleMs: flags.upstreamTimeoutMs,
       upstreamHeadersMs: flags.upstreamHeadersTimeoutMs,
       tunnelIdleMs: flags.tunnelIdleTimeoutMs,
+      drainWaitMs: flags.drainWaitMs,
       shutdownMs: flags.shutdownTimeoutMs,
     },
     poll: { jitterMs: flags.pollJitterMs, backoffBaseMs: flags.backoffBaseMs, backoffMaxMs: flags.backoffMaxMs },
@@ -78,6 +84,8 @@ function configFromFlags(flags: Flags, env: NodeJS.ProcessEnv): RouterConfigInpu
 function runSingle(config: RouterConfig, logger: DaemonLogger): void {
   const { log } = logger;
   const router = createRouter({ ...config, log });
+  let stopping = false;
+  serveHealth(config.listenHost, config.healthPort, logger, () => ({ hasTable: router.version !== undefined, draining: stopping }));
   const poller = startPoller({
     source: httpTableSource({ apiUrl: config.apiUrl, token: config.token, requestTimeoutMs: config.timeouts.pollRequestMs }),
     schedule: config.poll,
@@ -88,7 +96,10 @@ function runSingle(config: RouterConfig, logger: DaemonLogger): void {
     },
   });
   const stop = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
     log.info("shutting down: draining");
+    await sleep(config.timeouts.drainWaitMs);
     await poller.stop();
     await router.shutdown();
     log.info("stopped");
@@ -129,6 +140,7 @@ function main(): void {
     .option("--token-file <path>", "file holding the router token (else env BERTH_ROUTER_TOKEN)")
     .option("--listen <host>", "address to listen on (env BERTH_ROUTER_HOST; default 0.0.0.0)")
     .option("--port <n>", "port; 0 takes a free one (env BERTH_ROUTER_PORT; default 8080)", integer)
+    .option("--health-port <n>", "port of GET /health for load balancers; 0 takes a free one (env BERTH_ROUTER_HEALTH_PORT; default none)", integer)
     .option("--workers <n>", "worker processes, 0 = none (env BERTH_ROUTER_WORKERS; default one per core)", integer)
     .option("--max-attempts <n>", "instances tried per request when connecting fails (default 3)", integer)
     .option("--max-tunnels-per-route <n>", "WebSockets open at once per route and worker (default 1000)", integer)
@@ -137,6 +149,7 @@ function main(): void {
     .option("--upstream-timeout-ms <n>", "an instance silent this long fails the request (default 60000)", integer)
     .option("--upstream-headers-timeout-ms <n>", "an instance's response head must arrive within this (default 60000)", integer)
     .option("--tunnel-idle-timeout-ms <n>", "a WebSocket idle this long both ways is closed (default 900000)", integer)
+    .option("--drain-wait-ms <n>", "on SIGTERM, keep serving this long with /health at 503 first (default 0)", integer)
     .option("--shutdown-timeout-ms <n>", "graceful shutdown deadline (default 10000)", integer)
     .option("--poll-jitter-ms <n>", "random delay before re-polling the route table (default 200)", integer)
     .option("--backoff-base-ms <n>", "first backoff while the control plane is unreachable (default 500)", integer)

@@ -5,7 +5,7 @@
  */
 import { once } from "node:events";
 import { afterEach, describe, expect, it } from "vitest";
-import { get, route, spawnRouterDaemon, startBackend, startFakeControlPlane, until, whoAnswers, type RouterDaemon } from "./support";
+import { get, getHealth, route, spawnRouterDaemon, startBackend, startFakeControlPlane, until, whoAnswers, type RouterDaemon } from "./support";
 
 const TOKEN = "daemon-test-token";
 
@@ -21,7 +21,7 @@ function startDaemon(args: string[], env: Record<string, string>): RouterDaemon 
 }
 
 describe("the router daemon", () => {
-  it("serves from two workers, keeps them in sync with the table, and drains on SIGTERM", async () => {
+  it("serves from two workers, keeps them in sync with the table, says so on /health, and drains on SIGTERM", async () => {
     const cp = await startFakeControlPlane({ token: TOKEN, holdMs: 300 });
     cleanups.push(() => cp.stop());
     const a = await startBackend("a");
@@ -29,13 +29,15 @@ describe("the router daemon", () => {
     cleanups.push(() => a.close(), () => slow.close());
     cp.publish([route("a.apps.test", a.port)]);
 
-    const d = startDaemon(["--api-url", cp.url, "--listen", "127.0.0.1", "--port", "0", "--workers", "2", "--poll-jitter-ms", "0"], {
+    const d = startDaemon(["--api-url", cp.url, "--listen", "127.0.0.1", "--port", "0", "--workers", "2", "--poll-jitter-ms", "0", "--health-port", "0"], {
       BERTH_ROUTER_TOKEN: TOKEN,
     });
     const synced = (version: number) => d.lines.some((l) => l.msg === "workers in sync" && l.version === version && l.workers === 2);
     await until(() => synced(1) && d.lines.some((l) => l.msg === "listening"), 60_000, () => `daemon up: ${d.stderr()}`);
     const routerPort = d.port()!;
     expect(await whoAnswers(routerPort, "a.apps.test")).toBe("a");
+    await until(() => d.port("health listening") !== undefined, 5_000, "health listener");
+    expect(await getHealth(d.port("health listening")!)).toEqual({ status: 200, body: "ok\n" });
 
     cp.publish([route("a.apps.test", a.port), route("slow.apps.test", slow.port)]);
     await until(() => synced(2), 5_000, "both workers on table 2");

@@ -115,6 +115,7 @@ export const FAST_TIMEOUTS: RouterTimeouts = {
   upstreamIdleMs: 2_000,
   upstreamHeadersMs: 2_000,
   tunnelIdleMs: 5_000,
+  drainWaitMs: 0,
   upstreamKeepAliveMs: 2_000,
   clientKeepAliveMs: 2_000,
   clientHeadersMs: 5_000,
@@ -209,6 +210,12 @@ export function openWebSocket(routerPort: number, host: string, track: (ws: WebS
     ws.once("error", reject);
     ws.once("unexpected-response", (_req, res) => reject(new Error(`HTTP ${res.statusCode} ${String(res.headers["x-berth-router-error"])}`)));
   });
+}
+
+/** GET /health on a router's health port. */
+export async function getHealth(healthPort: number): Promise<{ status: number; body: string }> {
+  const res = await request(`http://${LOOPBACK}:${healthPort}/health`);
+  return { status: res.statusCode, body: await res.body.text() };
 }
 
 /** Which backend answered (the default handler's JSON). */
