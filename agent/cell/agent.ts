@@ -15,6 +15,7 @@ import { InstanceRunner, realClock, type Clock, type RunnerConfig } from "../sup
 import { nextHeartbeatDelay, retryDelay, type BackoffConfig } from "./backoff";
 import { ControlPlaneError, type ControlPlaneClient, type StagingOutcome } from "./control-plane";
 import { InstanceStore } from "./instance-store";
+import { boundedStagingResult } from "./staging";
 import { reconcile } from "./reconcile";
 
 export interface CellAgentConfig {
@@ -196,11 +197,21 @@ export class CellAgent {
     } catch (e) {
       result = { build_guid: task.build_guid, state: "FAILED", error: (e as Error).message.slice(0, 1024) };
     }
+    result = boundedStagingResult(result);
     for (let attempt = 0; !this.abort.signal.aborted; attempt++) {
       try {
         await this.deps.client.stagingResult(result, this.abort.signal);
         return;
       } catch (e) {
+        // A refusal the same body would meet again: the build fails with its text instead; a refused failure is logged and not sent again.
+        if (e instanceof ControlPlaneError && e.permanent) {
+          if (result.state === "FAILED") {
+            this.deps.log.error({ build: task.build_guid, err: e.message }, "staging failure refused by the control plane; not sent again");
+            return;
+          }
+          result = { build_guid: task.build_guid, state: "FAILED", error: e.message.slice(0, 1024) };
+          continue;
+        }
         this.deps.log.warn({ build: task.build_guid, err: (e as Error).message }, "staging result not delivered; retrying");
         await this.clock.sleep(retryDelay(attempt, this.config.backoff), this.abort.signal);
       }

@@ -5,7 +5,8 @@
  */
 import { arch } from "node:os";
 import type { RegistryAccess } from "../../shared/protocol/registry-access";
-import type { StagingTask } from "../../shared/protocol/staging";
+import { MAX_STAGING_RESULT_BYTES, type StagingTask } from "../../shared/protocol/staging";
+import { PROTOCOL_VERSION } from "../../shared/protocol/version";
 import { parseReference } from "../../shared/registry/reference";
 import { resolveImage } from "../../shared/registry/resolve";
 import { registrySchemes } from "../../shared/registry/session";
@@ -34,4 +35,15 @@ export async function stageOnCell(task: StagingTask, access: RegistryAccess, tim
   } finally {
     await registryFetch.close();
   }
+}
+
+/**
+ * The result to send for a build: `result` itself, or a FAILED result naming
+ * the cap when its body would be larger than the control plane accepts
+ * (sending it would be refused every time).
+ */
+export function boundedStagingResult(result: StagingOutcome): StagingOutcome {
+  const bytes = Buffer.byteLength(JSON.stringify({ protocol: PROTOCOL_VERSION, ...result }));
+  if (bytes <= MAX_STAGING_RESULT_BYTES) return result;
+  return { build_guid: result.build_guid, state: "FAILED", error: `the image's staging result is ${bytes} bytes, more than the ${MAX_STAGING_RESULT_BYTES} the control plane accepts` };
 }

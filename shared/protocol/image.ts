@@ -27,7 +27,32 @@ export const exposedPortSchema = z.strictObject({
   protocol: z.enum(["tcp", "udp"]),
 });
 
-/** The image config fields staging keeps (CF's execution_metadata plus Env). */
+/**
+ * Caps on what staging keeps of an image: it is stored with the droplet and
+ * copied into every instance spec and desired set, so a hostile image must
+ * not make those rows and messages unbounded. Each list (Env, Entrypoint,
+ * Cmd, ExposedPorts) holds at most `listEntries`; the kept config is at most
+ * `configBytes` of JSON; `layers` as Docker's overlay driver allows (125
+ * lower directories, rounded up). Labels are not kept.
+ */
+export const IMAGE_LIMITS = { listEntries: 1000, configBytes: 128 * 1024, layers: 128, textChars: 4096 } as const;
+
+const utf8Length = (s: string) => new TextEncoder().encode(s).byteLength;
+
+/** Why a kept image config is over IMAGE_LIMITS, or null. */
+export function imageConfigOverLimits(c: { env: string[]; entrypoint: string[]; cmd: string[]; exposed_ports: unknown[]; user: string; workdir: string }): string | null {
+  for (const [name, list] of [["Env", c.env], ["Entrypoint", c.entrypoint], ["Cmd", c.cmd], ["ExposedPorts", c.exposed_ports]] as const) {
+    if (list.length > IMAGE_LIMITS.listEntries) return `its ${name} has ${list.length} entries, more than the ${IMAGE_LIMITS.listEntries} accepted`;
+  }
+  for (const [name, text] of [["User", c.user], ["WorkingDir", c.workdir]] as const) {
+    if (text.length > IMAGE_LIMITS.textChars) return `its ${name} is ${text.length} characters long, more than the ${IMAGE_LIMITS.textChars} accepted`;
+  }
+  const bytes = utf8Length(JSON.stringify(c));
+  if (bytes > IMAGE_LIMITS.configBytes) return `its Env, Entrypoint, Cmd, User, WorkingDir and ExposedPorts come to ${bytes} bytes, more than the ${IMAGE_LIMITS.configBytes} accepted`;
+  return null;
+}
+
+/** The image config fields staging keeps (CF's execution_metadata plus Env), within IMAGE_LIMITS. */
 export const imageConfigSchema = z.strictObject({
   env: z.array(z.string()),
   entrypoint: z.array(z.string()),
@@ -37,6 +62,9 @@ export const imageConfigSchema = z.strictObject({
   exposed_ports: z.array(exposedPortSchema),
   /** The image's STOPSIGNAL as a signal name (`SIGQUIT`); absent means SIGTERM. */
   stop_signal: z.enum(SIGNALS).optional(),
+}).superRefine((c, ctx) => {
+  const problem = imageConfigOverLimits(c);
+  if (problem) ctx.addIssue({ code: "custom", message: `the image config is too large: ${problem}` });
 });
 
 /** What staging resolves once and pins: the droplet's image (droplets.image_spec). */
@@ -46,7 +74,7 @@ export const resolvedImageSchema = z.strictObject({
   manifest_digest: digestSchema,
   /** The image index's digest when the reference named a multi-platform index. */
   index_digest: digestSchema.nullable().optional(),
-  layers: z.array(layerSchema),
+  layers: z.array(layerSchema).max(IMAGE_LIMITS.layers),
   config: imageConfigSchema,
 });
 

@@ -32,5 +32,8 @@ export const stagingResultSchema = z.discriminatedUnion("state", [
   }),
 ]);
 
+/** Largest staging result body (UTF-8 bytes of its JSON): the Worker's body cap (worker/http/validate.ts MAX_BODY_BYTES). */
+export const MAX_STAGING_RESULT_BYTES = 256 * 1024;
+
 export type StagingTask = z.infer<typeof stagingTaskSchema>;
 export type StagingResult = z.infer<typeof stagingResultSchema>;

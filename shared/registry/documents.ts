@@ -5,7 +5,7 @@
  * layers' diff_ids.
  */
 import { z } from "zod";
-import type { ExposedPort, ImageConfig } from "../protocol/image";
+import { IMAGE_LIMITS, imageConfigOverLimits, type ExposedPort, type ImageConfig } from "../protocol/image";
 import { parseStopSignal } from "../staging/stop-signal";
 import { RegistryError } from "./errors";
 import { CONFIG_TYPES, INDEX_TYPES, LAYER_TYPES, MANIFEST_TYPES, MEDIA } from "./media-types";
@@ -95,6 +95,9 @@ export function parseManifestDocument(bytes: Uint8Array, contentType: string, wh
         throw new RegistryError("unsupported_media_type", `${what} has a layer of type ${l.mediaType ?? "(none)"}, which cannot be unpacked (tar, gzip or zstd layers only).`);
       }
     }
+    if (manifest.layers.length > IMAGE_LIMITS.layers) {
+      throw new RegistryError("too_large", `${what} has ${manifest.layers.length} layers, more than the ${IMAGE_LIMITS.layers} a container's root filesystem can stack.`);
+    }
     return { kind: "manifest", mediaType, manifest };
   }
   throw new RegistryError("unsupported_media_type", `${what} has media type ${mediaType ?? contentType ?? "(none)"}, which is not an image manifest or index.`);
@@ -115,22 +118,22 @@ export function parseExposedPorts(keys: readonly string[]): ExposedPort[] {
   return [...out.values()].sort((a, b) => a.port - b.port || (a.protocol === b.protocol ? 0 : a.protocol === "tcp" ? -1 : 1));
 }
 
-/** The config blob → the fields staging keeps, and the layers' diff_ids. */
+/** The config blob → the fields staging keeps (within IMAGE_LIMITS), and the layers' diff_ids. */
 export function parseImageConfig(bytes: Uint8Array, what: string): { config: ImageConfig; diffIds: string[] } {
   const doc = checked(configSchema, parseJson(bytes, what), what);
   const c = doc.config ?? {};
   const stopSignal = c.StopSignal ? parseStopSignal(c.StopSignal) : null;
   if (c.StopSignal && !stopSignal) throw new RegistryError("invalid_image", `${what} has STOPSIGNAL ${JSON.stringify(c.StopSignal)}, which is not a signal.`);
-  return {
-    config: {
-      env: c.Env ?? [],
-      entrypoint: c.Entrypoint ?? [],
-      cmd: c.Cmd ?? [],
-      user: c.User ?? "",
-      workdir: c.WorkingDir ?? "",
-      exposed_ports: parseExposedPorts(Object.keys(c.ExposedPorts ?? {})),
-      ...(stopSignal ? { stop_signal: stopSignal } : {}),
-    },
-    diffIds: doc.rootfs.diff_ids,
+  const config = {
+    env: c.Env ?? [],
+    entrypoint: c.Entrypoint ?? [],
+    cmd: c.Cmd ?? [],
+    user: c.User ?? "",
+    workdir: c.WorkingDir ?? "",
+    exposed_ports: parseExposedPorts(Object.keys(c.ExposedPorts ?? {})),
+    ...(stopSignal ? { stop_signal: stopSignal } : {}),
   };
+  const problem = imageConfigOverLimits(config);
+  if (problem) throw new RegistryError("too_large", `${what} cannot be staged: ${problem}.`);
+  return { config, diffIds: doc.rootfs.diff_ids };
 }

@@ -35,6 +35,8 @@ export interface StagingRegistries {
   redirectsInward: string;
   /** A hostile registry whose token realm is on `inward`. */
   realmInward: string;
+  /** A registry serving an image whose config has 100 000 Env entries (crafted-image-registry.ts). */
+  bloatedImage: string;
 }
 
 declare module "vitest" {

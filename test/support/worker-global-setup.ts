@@ -5,13 +5,14 @@
  * (`inject("registry")`) and, under `inject("stagingRegistries")`, the same
  * storage behind Basic auth and behind TLS, a proxy corrupting every blob
  * (the config then fails its digest), a server that never answers, an
- * address where nothing listens, and hostile registries aiming redirects and
- * token realms at a loopback service.
+ * address where nothing listens, hostile registries aiming redirects and
+ * token realms at a loopback service, and one serving a bloated image.
  */
 import type { TestProject } from "vitest/node";
 import type { StagingRegistries } from "./provided";
 import { acquireFixtureRegistry, releaseFixtureRegistry } from "./fixture-registry";
 import { startHangingServer, startRegistry, stoppedAddress } from "./registry";
+import { startCraftedImageRegistry } from "./crafted-image-registry";
 import { startInwardService } from "./inward-service";
 import { corruptJson, startRegistryProxy } from "./registry-proxy";
 
@@ -26,6 +27,7 @@ export async function setup(project: TestProject) {
     startRegistryProxy(`http://${registry.host}`, (r) => (r.path.includes("/blobs/") ? { tamper: corruptJson } : undefined)),
   ]);
   const inward = await startInwardService();
+  const bloatedImage = await startCraftedImageRegistry({ config: { Env: Array.from({ length: 100_000 }, (_, i) => `V${i}=x`), Cmd: ["/app"] }, layers: 1 });
   const [redirectsInward, realmInward] = await Promise.all([
     startRegistryProxy(`http://${registry.host}`, (r) => (r.path.includes("/manifests/") ? { redirect: `${inward.url}/latest/meta-data/` } : undefined)),
     startRegistryProxy(`http://${registry.host}`, (r) => (r.path === "/v2/"
@@ -35,11 +37,11 @@ export async function setup(project: TestProject) {
   project.provide("registry", registry);
   const provided: StagingRegistries = {
     basic: basic.host, basicUsername, basicPassword, tls: tls.host, tlsCaPem: tls.caPem!, tampered: tampered.host, hanging: hanging.host, stopped: await stoppedAddress(),
-    inward: inward.host, redirectsInward: redirectsInward.host, realmInward: realmInward.host,
+    inward: inward.host, redirectsInward: redirectsInward.host, realmInward: realmInward.host, bloatedImage: bloatedImage.host,
   };
   project.provide("stagingRegistries", provided);
   return async () => {
-    await Promise.all([basic.stop(), tls.stop(), hanging.stop(), tampered.stop(), inward.stop(), redirectsInward.stop(), realmInward.stop()]);
+    await Promise.all([basic.stop(), tls.stop(), hanging.stop(), tampered.stop(), inward.stop(), redirectsInward.stop(), realmInward.stop(), bloatedImage.stop()]);
     await releaseFixtureRegistry();
   };
 }

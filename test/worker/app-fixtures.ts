@@ -58,6 +58,14 @@ export async function finishBuild(buildGuid: string, token = ADMIN): Promise<Bui
   throw new Error(`build ${buildGuid} still STAGING`);
 }
 
+/** Creates an app, a package of `image` and a build for it in `spaceGuid`, and fires its Stager until the build finishes. */
+export async function stageImage(spaceGuid: string, image: string, token = ADMIN): Promise<BuildJson> {
+  const { pkg } = await dockerPackage(spaceGuid, image, undefined, token);
+  const created = await api("POST", "/v3/builds", { token, body: { package: { guid: pkg.guid } } });
+  if (created.status !== 201) throw new Error(`build create failed: ${created.status} ${JSON.stringify(created.json)}`);
+  return finishBuild((created.json as { guid: string }).guid, token);
+}
+
 /** An app with a current STAGED droplet, ready to start. */
 export async function makeStartableApp(spaceGuid: string, token = ADMIN) {
   const app = await makeApp(spaceGuid, token);

@@ -345,6 +345,16 @@ describe("staging tasks on cells", () => {
     expect((await api("POST", `/v3/cells/${cell.guid}/staging_results`, { token: cell.credential, body })).json).toEqual({ build_guid: build, state: "STAGED" });
   });
 
+  it("a cell posting a staged image with 5 000 Env entries is refused with 422 and nothing is stored", async () => {
+    const { cell, build } = await cellStagedBuild();
+    const image = { ...IMAGE, ref: "private.registry:5000/web:2", config: { ...IMAGE.config, env: Array.from({ length: 5000 }, (_, i) => `V${i}=x`) } };
+    const res = await api("POST", `/v3/cells/${cell.guid}/staging_results`, { token: cell.credential, body: { protocol: 1, build_guid: build, state: "STAGED", image } });
+    expect(res.status).toBe(422);
+    expect(res.json.errors[0].detail).toMatch(/the image config is too large: its Env has 5000 entries, more than the 1000 accepted/);
+    const [row] = await db().select().from(schema.builds).where(eq(schema.builds.guid, build));
+    expect(row).toMatchObject({ state: "STAGING", dropletGuid: null });
+  });
+
   it("fails the build with CC's staging error text", async () => {
     const { cell, build } = await cellStagedBuild();
     const res = await api("POST", `/v3/cells/${cell.guid}/staging_results`, { token: cell.credential, body: { protocol: 1, build_guid: build, state: "FAILED", error: "manifest unknown" } });

@@ -4,11 +4,12 @@
  */
 import type { Context } from "hono";
 import { z } from "zod";
+import { MAX_STAGING_RESULT_BYTES } from "../../shared/protocol/staging";
 import type { AppEnv } from "../env";
 import { badRequest, tooLarge, unprocessable } from "../errors";
 
-/** Largest JSON body accepted (a PEM bundle for registry access is the biggest legitimate one). */
-export const MAX_BODY_BYTES = 256 * 1024;
+/** Largest JSON body accepted (a PEM bundle for registry access is the biggest legitimate one); a cell's staging result is held to it too. */
+export const MAX_BODY_BYTES = MAX_STAGING_RESULT_BYTES;
 
 export function describeIssues(error: z.ZodError): string {
   return error.issues

@@ -7,7 +7,7 @@
  */
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { INWARD_SECRET, type StagingRegistries } from "../../support/provided";
-import { dockerPackage, finishBuild, setDocker } from "../../worker/app-fixtures";
+import { setDocker, stageImage } from "../../worker/app-fixtures";
 import { ADMIN, addDeveloper, api, createSpace, createUser } from "../../worker/support";
 
 const staging: StagingRegistries = inject("stagingRegistries");
@@ -25,12 +25,7 @@ beforeAll(async () => {
 
 const inwardRequests = async () => (await (await fetch(`http://${staging.inward}/__requests`)).json()) as number;
 
-async function stage(image: string) {
-  const { pkg } = await dockerPackage(space.guid, image, undefined, dev.token);
-  const created = await api("POST", "/v3/builds", { token: dev.token, body: { package: { guid: pkg.guid } } });
-  expect(created.status, JSON.stringify(created.json)).toBe(201);
-  return finishBuild((created.json as { guid: string }).guid, dev.token);
-}
+const stage = (image: string) => stageImage(space.guid, image, dev.token);
 
 describe("the Worker's staging cannot be aimed inward", () => {
   it("a registry that redirects a manifest to an unlisted loopback service fails the build, and the service sees nothing", async () => {
