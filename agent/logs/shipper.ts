@@ -134,13 +134,22 @@ export class LogShipper {
     this.instances.set(instance.instanceGuid, instance);
   }
 
-  /** Ships what is left of an instance's lines, then forgets it. */
+  /**
+   * Ships what is left of an instance's lines, then forgets it. The app's
+   * socket closes with its last instance on this cell: a socket is authorized
+   * when it opens, so one left open would outlive the cell's right to write
+   * into that app's logs.
+   */
   async untrack(guid: string): Promise<void> {
     const inst = this.instances.get(guid);
     if (!inst) return;
     await this.shipInstance(inst).catch((e) => this.opts.log.warn({ instance: guid, err: (e as Error).message }, "final log flush failed"));
     this.instances.delete(guid);
     await rm(this.cursorFile(guid), { force: true });
+    if (![...this.instances.values()].some((i) => i.appGuid === inst.appGuid)) {
+      this.sockets.get(inst.appGuid)?.close();
+      this.sockets.delete(inst.appGuid);
+    }
   }
 
   start(): void {

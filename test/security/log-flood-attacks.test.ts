@@ -1,6 +1,7 @@
 /**
  * A tenant's app floods its logs so the cell's batches would pass what the
- * control plane takes (issue 15, item 8). The shipper runs for real over
+ * control plane takes (issue 15, item 8), and a cell's log socket outliving
+ * the app's last instance on it (item 9). The shipper runs for real over
  * real files; the server on the other end is a `ws` server with Cloudflare's
  * 1 MiB per-message limit (maxPayload: beyond it the socket is closed with
  * 1009, as the platform does), standing in for the production network that
@@ -21,6 +22,9 @@ import { MAX_LOG_BATCH_BYTES, MAX_LOG_LINE_BYTES, type LogLine } from "../../sha
 const PLATFORM_MESSAGE_LIMIT = 1024 * 1024;
 
 interface Received { bytes: number; lines: LogLine[] }
+/** Log sockets the server saw open and close, by request path. */
+let opened: string[];
+let closed: string[];
 
 let server: Server;
 let wss: WebSocketServer;
@@ -33,14 +37,20 @@ let instance: ShippedInstance;
 
 beforeEach(async () => {
   received = [];
+  opened = [];
+  closed = [];
   answer = () => "ack";
   server = createServer();
   wss = new WebSocketServer({ server, maxPayload: PLATFORM_MESSAGE_LIMIT });
-  wss.on("connection", (ws) => ws.on("message", (data: Buffer) => {
-    const r = { bytes: data.byteLength, lines: (JSON.parse(data.toString("utf8")) as { lines: LogLine[] }).lines };
-    received.push(r);
-    ws.send(JSON.stringify(answer(r) === "ack" ? { ack: r.lines.length } : { error: "log batch refused: invalid log batch" }));
-  }));
+  wss.on("connection", (ws, req) => {
+    opened.push(req.url ?? "");
+    ws.on("close", () => closed.push(req.url ?? ""));
+    ws.on("message", (data: Buffer) => {
+      const r = { bytes: data.byteLength, lines: (JSON.parse(data.toString("utf8")) as { lines: LogLine[] }).lines };
+      received.push(r);
+      ws.send(JSON.stringify(answer(r) === "ack" ? { ack: r.lines.length } : { error: "log batch refused: invalid log batch" }));
+    });
+  });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   dir = await mkdtemp(join(tmpdir(), "berth-log-flood-"));
   instance = { instanceGuid: "i-1", appGuid: "a-1", index: 0, logDir: dir };
@@ -83,5 +93,22 @@ describe("log floods", () => {
     await appendFile(join(dir, "stdout.log"), "fine\n");
     await shipper.shipAll();
     expect(received.map((r) => r.lines.map((l) => l.line))).toEqual([["poison 1", "poison 2"], ["fine"]]);
+  });
+});
+
+describe("log sockets", () => {
+  it("a cell's log socket for an app is closed when the app's last instance leaves the cell, not before", async () => {
+    const second: ShippedInstance = { ...instance, instanceGuid: "i-2", index: 1, logDir: await mkdtemp(join(dir, "i-2-")) };
+    shipper.track(second);
+    await appendFile(join(dir, "stdout.log"), "from 0\n");
+    await appendFile(join(second.logDir, "stdout.log"), "from 1\n");
+    await shipper.shipAll();
+    const socket = "/v3/cells/c-1/apps/a-1/logs";
+    expect(opened).toEqual([socket]);
+    await shipper.untrack(instance.instanceGuid);
+    expect(closed).toEqual([]);
+    await shipper.untrack(second.instanceGuid);
+    await expect.poll(() => closed).toEqual([socket]);
+    expect(shippedLines().map((l) => l.line).sort()).toEqual(["from 0", "from 1"]);
   });
 });
