@@ -81,6 +81,7 @@ export class CellContainerDriver implements ContainerDriver {
       const store = this.puller.store;
       const layers = await store.pull(spec.image, {
         holder: id,
+        diskQuotaMb: spec.disk_mb,
         signal: opts.signal,
         idShift: this.deps.rootfs.layerIdShift(ids),
         ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),

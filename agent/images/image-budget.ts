@@ -3,8 +3,10 @@
  * uncompressed bytes over all its layers. One budget is shared by the layers of a
  * pull, extracted in parallel; layers already cached are charged from their
  * records first. Past either cap the layer being written fails with
- * IMAGE_TOO_LARGE, so nothing is written beyond the cap.
+ * IMAGE_TOO_LARGE, so nothing is written beyond the cap. A pull for an
+ * instance also holds the image to the instance's disk quota.
  */
+import { imageOverQuota } from "../../shared/staging/image-size";
 import { LayerError } from "./layer-error";
 
 export interface ImageLimits {
@@ -19,6 +21,8 @@ export class ImageBudget {
   constructor(
     private readonly limits: ImageLimits,
     private readonly image: string,
+    /** The instance's disk quota: the image counts against it (Garden's DiskLimitScopeTotal). */
+    private readonly diskQuotaMb?: number,
   ) {}
 
   /** Charges a layer that is already on disk (a cache hit). */
@@ -39,6 +43,8 @@ export class ImageBudget {
   }
 
   private check(): void {
+    const overQuota = this.diskQuotaMb === undefined ? null : imageOverQuota(this.bytes, this.diskQuotaMb, `image ${this.image} unpacks to more than`);
+    if (overQuota) throw new LayerError("IMAGE_TOO_LARGE", overQuota);
     if (this.entries > this.limits.maxEntries)
       throw new LayerError("IMAGE_TOO_LARGE", `image ${this.image} holds more than ${this.limits.maxEntries} entries over its layers`);
     if (this.bytes > this.limits.maxBytes)

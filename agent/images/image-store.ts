@@ -74,6 +74,8 @@ export interface PullOptions {
   signal?: AbortSignal;
   /** The chown fallback (no idmapped mounts): layers extracted with ids shifted by this much. */
   idShift?: number;
+  /** The instance's disk quota, which the unpacked image may not pass (the layer passing it stops there). */
+  diskQuotaMb?: number;
 }
 
 export interface PulledLayer {
@@ -96,7 +98,7 @@ export class ImageStore {
     keys.forEach((k) => this.pinned.set(k, (this.pinned.get(k) ?? 0) + 1));
     try {
       const missing = image.layers.filter((_, i) => !cache.has(keys[i]!));
-      const budget = this.budgetOf(image, keys.filter((k) => cache.has(k)));
+      const budget = this.budgetOf(image, keys.filter((k) => cache.has(k)), opts.diskQuotaMb);
       const progress: PullProgress = {
         layersDone: image.layers.length - missing.length,
         layersTotal: image.layers.length,
@@ -124,7 +126,7 @@ export class ImageStore {
         return path;
       });
       // Layers another pull filled were not charged as they arrived: the whole image is checked again.
-      this.budgetOf(image, keys);
+      this.budgetOf(image, keys, opts.diskQuotaMb);
       await cache.acquire(opts.holder, keys);
       return image.layers.map((l, i) => ({ diffId: l.diff_id, path: paths[i]! }));
     } finally {
@@ -144,8 +146,8 @@ export class ImageStore {
   }
 
   /** A budget for the image with the cached `keys` already charged (throws if they alone are over). */
-  private budgetOf(image: InstanceImage, keys: readonly string[]): ImageBudget {
-    const budget = new ImageBudget(this.opts.image, image.ref);
+  private budgetOf(image: InstanceImage, keys: readonly string[], diskQuotaMb?: number): ImageBudget {
+    const budget = new ImageBudget(this.opts.image, image.ref, diskQuotaMb);
     for (const k of new Set(keys)) {
       const r = this.opts.cache.record(k);
       if (r) budget.charge(r.entries, r.sizeBytes);

@@ -15,11 +15,15 @@
  *     addition: prefer cells holding the layers, never above spreading).
  * - A request may name a cell to avoid (one that never took it before): that
  *   cell wins only when no other fits.
+ * - An image whose layers alone pass the disk quota fits nowhere (the image
+ *   counts against the quota, as Garden counts it): placement_error
+ *   "insufficient resources: disk: <both sizes>".
  * - No fit anywhere: placement_error "insufficient resources: <what>" (CF's
  *   wording, the lacking resources sorted and joined), or "found no compatible
  *   cell" when no cell can take work at all.
  */
 import type { Resources } from "../protocol/resources";
+import { compressedImageBytes, imageOverQuota } from "../staging/image-size";
 
 export interface PlacementRequest {
   /** The caller's handle for this request (returned with the result). */
@@ -148,6 +152,11 @@ export function place(requests: PlacementRequest[], cells: PlacementCell[]): Pla
   const ordered = [...requests].sort((a, b) => a.index - b.index || b.memory_mb - a.memory_mb);
   const result: Placement = { placed: [], failed: [] };
   for (const req of ordered) {
+    const tooBig = imageOverQuota(compressedImageBytes(req.layers), req.disk_mb);
+    if (tooBig) {
+      result.failed.push({ key: req.key, placement_error: `insufficient resources: disk: ${tooBig}` });
+      continue;
+    }
     const problems = new Set<Lack>();
     const others = req.avoid === undefined ? states : states.filter((s) => s.cell.guid !== req.avoid);
     const winner = pick(req, others, problems) ?? (others === states ? undefined : pick(req, states, problems));

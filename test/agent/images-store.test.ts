@@ -90,6 +90,18 @@ describe("ImageStore.pull", () => {
     expect(readdirSync(join(base, "bad", "layers"))).toEqual([layerKey(bad.layers[0]!.diff_id)]);
   });
 
+  it("stops a layer at the instance's disk quota while it streams and keeps nothing of it", async () => {
+    const cache = await LayerCache.open(join(base, "quota"));
+    // The busybox base layer unpacks to about 2 MiB: over a 1 MiB quota.
+    await expect(store(cache).pull(httpdImage, { holder: "x", diskQuotaMb: 1 })).rejects.toMatchObject({
+      code: "IMAGE_TOO_LARGE", message: expect.stringMatching(/unpacks to more than [\d.]+ MiB, more than the disk quota of 1M \(1\.0 MiB\)$/),
+    });
+    expect(cache.has(layerKey(httpdImage.layers[0]!.diff_id))).toBe(false);
+    expect(readdirSync(join(base, "quota", "tmp"))).toEqual([]);
+    // Control: the same pull with room for it.
+    await expect(store(cache).pull(httpdImage, { holder: "x", diskQuotaMb: 16 })).resolves.toHaveLength(httpdImage.layers.length);
+  });
+
   it("fails with the registry's answer for a blob it does not have, leaving nothing behind", async () => {
     const cache = await LayerCache.open(join(base, "missing"));
     const missing = { ...httpdImage, layers: [{ ...httpdImage.layers[0]!, digest: `sha256:${"4".repeat(64)}` }] };

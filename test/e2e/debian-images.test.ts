@@ -12,7 +12,8 @@
  * (test/fixtures/debian/build.ts); the first run on a machine runs
  * debootstrap (minutes), later ones only push.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,6 +21,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { DEFAULT_PATH } from "../../agent/runtime/config";
 import { pushDebianImages } from "../fixtures/debian/build";
 import { EXTRA_LAYERS, SLOW_BYTES } from "../fixtures/debian/images";
+import { pushOciImage, writeOciImage } from "../fixtures/layers/oci-image";
+import { tarBuffer } from "../fixtures/layers/tar";
 import { berthCli } from "../support/cli";
 import type { CellAddress } from "../support/netns";
 import { startRegistry } from "../support/registry";
@@ -160,7 +163,7 @@ describe.sequential("real-world images through berth push and the router", () =>
     });
     expect(report.env.CF_INSTANCE_GUID).toBe(report.env.INSTANCE_GUID);
     expect(report.env.CF_INSTANCE_INTERNAL_IP).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
-    expect(vcap).toMatchObject({ application_name: "cfenv", application_uris: [host("cfenv")], space_name: "real", instance_index: 0, instance_id: report.env.INSTANCE_GUID, limits: { mem: 128, disk: 1024 } });
+    expect(vcap).toMatchObject({ application_name: "cfenv", application_uris: [host("cfenv")], space_name: "real", organization_name: "default", organization_id: expect.any(String), instance_index: 0, instance_id: report.env.INSTANCE_GUID, limits: { mem: 128, disk: 1024 } });
   }, 300_000);
 
   it("pulls a private image with the password from CF_DOCKER_PASSWORD", async () => {
@@ -180,4 +183,37 @@ describe.sequential("real-world images through berth push and the router", () =>
       await auth.stop();
     }
   }, 300_000);
+});
+
+describe.sequential("an image bigger than the process's disk quota", () => {
+  it("is refused at staging when its compressed layers alone pass the quota, naming both sizes", async () => {
+    pushed.push("toobig");
+    const r = await berth("push", "toobig", "-o", image("nginx"), "-m", "64M", "-k", "16M");
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/Staging failed: .*the image's layers are \d+\.\d MiB, more than the disk quota of 16M \(16\.0 MiB\)/);
+  }, 120_000);
+
+  it("is stopped while streaming when a layer unpacks past the quota, and nothing of it stays on the cell", async () => {
+    // 64 MiB of zeros: a few KiB compressed (staging lets it through), 64 MiB unpacked.
+    const dir = await mkdtemp(join(tmpdir(), "berth-bomb-"));
+    try {
+      await writeOciImage(join(dir, "layout"), "latest", [await tarBuffer([{ type: "file", name: "zeros.bin", body: Buffer.alloc(64 << 20) }])], "gzip");
+      await pushOciImage(join(dir, "layout"), "latest", registry.host, "zeros");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    const layersDir = join(stack.stateDir, "layers");
+    const before = (await readdir(layersDir)).sort();
+    pushed.push("zeros");
+    const r = await berth("push", "zeros", "-o", `${registry.host}/zeros:latest`, "-m", "32M", "-k", "16M");
+    expect(r.code).toBe(1);
+    const app = await appJson("zeros");
+    expect(app.instances[0]!.state).toBe("CRASHED");
+    // Why, as cf events shows it: the crash event's exit_description.
+    const events = await adminCall<{ resources: { data: { exit_description: string } }[] }>(stack.cp, "GET", `/v3/audit_events?target_guids=${app.app.guid}&types=app.crash`);
+    expect(events.resources[0]!.data.exit_description).toMatch(/more than the disk quota of 16M \(16\.0 MiB\)/);
+    expect((await readdir(layersDir)).sort()).toEqual(before);
+    const du = (dir: string) => execFileSync("du", ["-s", "--block-size=1", dir], { encoding: "utf8" }).split("\t")[0];
+    console.log(`after the refused 64 MiB layer: the cell's layer cache uses ${du(layersDir)} bytes of disk, its whole state dir ${du(stack.stateDir)} (sparse upper filesystems count what they hold)`);
+  }, 180_000);
 });

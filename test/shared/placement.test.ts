@@ -37,6 +37,15 @@ describe("place", () => {
     expect(place([req({ key: "x", avoid: "a1", memory_mb: 8192 })], cells).failed).toEqual([{ key: "x", placement_error: "insufficient resources: memory" }]);
   });
 
+  it("refuses an image whose layers alone are bigger than the disk quota, naming both sizes, on any cell", () => {
+    const big = { digest: "sha256:big", size: 300 * 1024 * 1024 };
+    const cells = [cell({ guid: "a1" })];
+    expect(place([req({ key: "x", disk_mb: 256, layers: [big] })], cells).failed).toEqual([
+      { key: "x", placement_error: "insufficient resources: disk: the image's layers are 300.0 MiB, more than the disk quota of 256M (256.0 MiB)" },
+    ]);
+    expect(where(place([req({ key: "x", disk_mb: 512, layers: [big] })], cells))).toEqual({ x: "a1" });
+  });
+
   it("prefers the emptier cell (Diego's resource score)", () => {
     const cells = [cell({ guid: "full", allocated: { memory_mb: 3000, disk_mb: 6000, containers: 8 } }), cell({ guid: "empty" })];
     expect(where(place([req({ key: "x" })], cells))).toEqual({ x: "empty" });

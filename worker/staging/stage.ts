@@ -15,6 +15,7 @@ import { resolveImage } from "../../shared/registry/resolve";
 import { registrySchemes } from "../../shared/registry/session";
 import { listedRegistries } from "../../shared/registry/targets";
 import { executionMetadata, processTypes, stagingFailure } from "../../shared/staging/execution-metadata";
+import { compressedImageBytes, imageOverQuota } from "../../shared/staging/image-size";
 import { openSecret, packageAad, SecretError } from "../crypto/secrets";
 import { getStagingInput, markFailed, markForCell, markStaged, type StagingInput } from "../db/builds";
 import { getProcessByType } from "../db/processes";
@@ -108,7 +109,8 @@ export async function failStaging(db: Db, buildGuid: string, message: string, co
 
 /**
  * CF's staging completion for a resolved image (staging_completion_handler.rb):
- * the build fails when nothing says what to run, else the droplet is written
+ * the build fails when nothing says what to run or when the image cannot fit
+ * the web process's disk quota, else the droplet is written
  * and the build STAGED. Shared by Worker staging and cells' staging results.
  */
 export async function completeStaging(
@@ -123,6 +125,9 @@ export async function completeStaging(
   const web = await getProcessByType(db, input.appGuid, "web");
   const failure = stagingFailure(resolved.config, web?.command);
   if (failure) return failStaging(db, buildGuid, failure, "start_command", now, log);
+  // The image counts against the disk quota: one whose compressed layers alone pass it can never start.
+  const tooBig = web ? imageOverQuota(compressedImageBytes(resolved.layers), web.diskInMb) : null;
+  if (tooBig) return failStaging(db, buildGuid, tooBig, "image_over_disk_quota", now, log);
 
   const dropletGuid = newGuid();
   const staged = await markStaged(db, {
