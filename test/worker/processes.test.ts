@@ -189,6 +189,29 @@ describe("stats", () => {
     }]);
   });
 
+  it("lists a space's processes with every process's stats in one call (include=stats), the same as each /stats", async () => {
+    const { space: own, dev: owner } = await dockerSpaceWithDeveloper();
+    const apps = [await makeStartableApp(own.guid, owner.token), await makeStartableApp(own.guid, owner.token), await makeApp(own.guid, owner.token)];
+    await api("POST", `/v3/processes/${apps[0]!.guid}/actions/scale`, { token: owner.token, body: { instances: 3 } });
+    for (const a of apps.slice(0, 2)) expect((await api("POST", `/v3/apps/${a.guid}/actions/start`, { token: owner.token })).status).toBe(200);
+    const list = await api("GET", `/v3/processes?space_guids=${own.guid}&types=web&include=stats`, { token: owner.token });
+    expect(list.status).toBe(200);
+    expect(list.json.resources.map((p: any) => p.guid)).toEqual(apps.map((a) => a.guid));
+    const included = list.json.included.stats as { guid: string; resources: any[] }[];
+    expect(included.map((s) => s.guid)).toEqual(apps.map((a) => a.guid));
+    for (const s of included) {
+      const one = await api("GET", `/v3/processes/${s.guid}/stats`, { token: owner.token });
+      expect(s.resources.map((r) => [r.index, r.state])).toEqual(one.json.resources.map((r: any) => [r.index, r.state]));
+    }
+    expect(included[0]!.resources).toHaveLength(3);
+    expect(included[2]!.resources).toEqual([]); // never started: nothing runs
+    // Without include, no included; an unknown include is refused.
+    expect((await api("GET", `/v3/processes?space_guids=${own.guid}`, { token: owner.token })).json).not.toHaveProperty("included");
+    const bad = await api("GET", `/v3/processes?space_guids=${own.guid}&include=space`, { token: owner.token });
+    expect(bad.status).toBe(422);
+    expect(bad.json.errors[0].detail).toContain("include must be stats");
+  });
+
   it("renders what the scheduler made once the app starts: one entry per desired index", async () => {
     const app = await makeStartableApp(space.guid, dev.token);
     await api("POST", `/v3/processes/${app.guid}/actions/scale`, { token: dev.token, body: { instances: 2 } });

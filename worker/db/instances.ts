@@ -1,6 +1,7 @@
 /** @module Actual LRPs as the stats endpoint reads them (the scheduler writes them). */
-import { asc, eq } from "drizzle-orm";
+import { asc, eq, inArray } from "drizzle-orm";
 import type { Db } from "../env";
+import { paramChunks } from "./param-chunks";
 import { cells, instances } from "./schema";
 import type { ActualState } from "../../shared/convergence/model";
 
@@ -26,26 +27,39 @@ export interface ActualInstance {
 const num = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? v : null);
 
 export async function listInstancesOfProcess(db: Db, processGuid: string): Promise<ActualInstance[]> {
-  const rows = await db
-    .select({ i: instances, address: cells.address })
-    .from(instances)
-    .leftJoin(cells, eq(cells.guid, instances.cellGuid))
-    .where(eq(instances.processGuid, processGuid))
-    .orderBy(asc(instances.index), asc(instances.since));
-  return rows.map(({ i, address }) => ({
-    instanceGuid: i.instanceGuid,
-    index: i.index,
-    processVersion: i.processVersion,
-    state: i.state,
-    since: i.since,
-    cellAddress: address,
-    hostPort: i.hostPort,
-    containerPort: num(i.spec.port),
-    memoryMb: num(i.spec.memory_mb),
-    diskMb: num(i.spec.disk_mb),
-    crashReason: i.crashReason,
-    placementError: i.placementError,
-    usage: i.usage,
-    lastReportAt: i.lastReportAt,
-  }));
+  return (await listInstancesOfProcesses(db, [processGuid])).get(processGuid) ?? [];
+}
+
+/** The instances of each process (by guid), in index order: one query per 90 processes. */
+export async function listInstancesOfProcesses(db: Db, processGuids: readonly string[]): Promise<Map<string, ActualInstance[]>> {
+  const out = new Map<string, ActualInstance[]>();
+  for (const chunk of paramChunks(processGuids)) {
+    const rows = await db
+      .select({ i: instances, address: cells.address })
+      .from(instances)
+      .leftJoin(cells, eq(cells.guid, instances.cellGuid))
+      .where(inArray(instances.processGuid, chunk))
+      .orderBy(asc(instances.index), asc(instances.since));
+    for (const { i, address } of rows) {
+      const list = out.get(i.processGuid) ?? [];
+      list.push({
+        instanceGuid: i.instanceGuid,
+        index: i.index,
+        processVersion: i.processVersion,
+        state: i.state,
+        since: i.since,
+        cellAddress: address,
+        hostPort: i.hostPort,
+        containerPort: num(i.spec.port),
+        memoryMb: num(i.spec.memory_mb),
+        diskMb: num(i.spec.disk_mb),
+        crashReason: i.crashReason,
+        placementError: i.placementError,
+        usage: i.usage,
+        lastReportAt: i.lastReportAt,
+      });
+      out.set(i.processGuid, list);
+    }
+  }
+  return out;
 }

@@ -8,7 +8,7 @@ import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { linkerOf, reachableProcess, type UserPrincipal } from "../auth/scope";
 import { requireUser } from "../auth/principal";
-import { listInstancesOfProcess } from "../db/instances";
+import { listInstancesOfProcess, listInstancesOfProcesses } from "../db/instances";
 import { type HealthCheck, listProcesses, type Process, scaleProcess, updateProcess } from "../db/processes";
 import type { AppEnv } from "../env";
 import { resourceNotFound, unprocessable } from "../errors";
@@ -102,10 +102,13 @@ const listSchema = z.strictObject({
   types: filterList.optional(),
   space_guids: filterList.optional(),
   guids: filterList.optional(),
+  // Berth's addition: each listed process's instance stats, so a client shows a
+  // whole space (`berth apps`) in a fixed number of calls instead of one per app.
+  include: z.literal("stats", { error: "include must be stats" }).optional(),
   ...pageQuery,
 });
 
-/** One page of processes, optionally limited to one app (the nested list). */
+/** One page of processes, optionally limited to one app (the nested list); `include=stats` adds `included.stats`. */
 export async function listProcessesPage(c: Context<AppEnv>, principal: UserPrincipal, appGuid?: string) {
   const q = parseQuery(c, listSchema);
   const { total, processes } = await listProcesses(c.var.db, {
@@ -118,7 +121,12 @@ export async function listProcessesPage(c: Context<AppEnv>, principal: UserPrinc
     perPage: q.per_page,
   });
   const l = linkerOf(c);
-  return c.json(paginated(c.req.url, q, total, processes.map((p) => presentProcess(p, l))));
+  const page = paginated(c.req.url, q, total, processes.map((p) => presentProcess(p, l)));
+  if (q.include !== "stats") return c.json(page);
+  const rows = await listInstancesOfProcesses(c.var.db, processes.map((p) => p.guid));
+  const now = Date.now();
+  const stats = processes.map((p) => ({ guid: p.guid, ...presentStats(p, rows.get(p.guid) ?? [], now) }));
+  return c.json({ ...page, included: { stats } });
 }
 
 export const processes = new Hono<AppEnv>();
