@@ -16,6 +16,9 @@ export interface UntypedBindings {
   /** Optional: lines kept per app (default 1000) and the per-app log rate limit (lines/s, default 1000). */
   LOG_KEEP_LINES?: string;
   LOG_LINES_PER_SECOND?: string;
+  /** How clients reach apps: the routers' scheme (http or https, default http) and port when not the scheme's own. */
+  APPS_SCHEME?: string;
+  APPS_PORT?: string;
   /** Cell presence TTL in ms (Diego: 15 s); unset means the default. */
   HEARTBEAT_TTL_MS?: string;
   /** How long a cell may leave a placement unacknowledged, in ms (default 30 s). */

@@ -5,6 +5,7 @@
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { hashToken } from "../../worker/auth/tokens";
+import { appsUrl } from "../../worker/routes/root";
 import { ADMIN, addDeveloper, api, createCell, createRouter, createSpace, createUser, db, unique } from "./support";
 import { users } from "../../worker/db/schema";
 import { eq } from "drizzle-orm";
@@ -38,6 +39,8 @@ describe("discovery", () => {
       name: "berth",
       version: expect.stringMatching(/^\d+\.\d+\.\d+/),
       apps_domain: "apps.localhost",
+      apps_scheme: "http",
+      apps_port: null,
       links: {
         self: { href: "https://berth.test" },
         cloud_controller_v3: { href: "https://berth.test/v3", meta: { version: expect.any(String) } },
@@ -63,8 +66,16 @@ describe("discovery", () => {
     for (const token of [undefined, member.token, cell.token]) {
       const res = await api("GET", "/v3/info", { token });
       expect(res.status).toBe(200);
-      expect(res.json).toMatchObject({ name: "berth", apps_domain: "apps.localhost", links: { self: { href: "https://berth.test/v3/info" } } });
+      expect(res.json).toMatchObject({ name: "berth", apps_domain: "apps.localhost", apps_scheme: "http", apps_port: null, links: { self: { href: "https://berth.test/v3/info" } } });
     }
+  });
+
+  it("says where apps answer: APPS_SCHEME and APPS_PORT, ignoring what is not a scheme or a port", () => {
+    const domain = { APPS_DOMAIN: "apps.example" };
+    expect(appsUrl({ ...domain, APPS_SCHEME: "https" })).toEqual({ apps_domain: "apps.example", apps_scheme: "https", apps_port: null });
+    expect(appsUrl({ ...domain, APPS_PORT: "8080" })).toEqual({ apps_domain: "apps.example", apps_scheme: "http", apps_port: 8080 });
+    for (const port of ["", "80a", "65536", "-1", "1.5"]) expect(appsUrl({ ...domain, APPS_PORT: port }).apps_port).toBeNull();
+    expect(appsUrl({ ...domain, APPS_SCHEME: "gopher" }).apps_scheme).toBe("http");
   });
 
   it("a bad token is refused even on public documents", async () => {

@@ -2,7 +2,9 @@
  * @module Public discovery documents, as CC serves them: `GET /` (root links),
  * `GET /v3` (one link per v3 resource) and `GET /v3/info` (what this platform is).
  * Berth adds `apps_domain` to both documents so a client (`berth push`) can
- * build the default route `<app>.<apps_domain>` without another call.
+ * build the default route `<app>.<apps_domain>` without another call, and
+ * `apps_scheme` and `apps_port` (null: the scheme's own) so it prints the URL
+ * that reaches the apps (`http://demo.apps.localhost:8080`, the local router).
  */
 import { Hono } from "hono";
 import { version } from "../../package.json";
@@ -17,11 +19,17 @@ const V3_RESOURCES = [
 
 export const root = new Hono<AppEnv>();
 
+/** Where apps answer: APPS_SCHEME (default http) and APPS_PORT (default the scheme's own). */
+export function appsUrl(env: Pick<AppEnv["Bindings"], "APPS_DOMAIN" | "APPS_SCHEME" | "APPS_PORT">) {
+  const port = env.APPS_PORT && /^\d{1,5}$/.test(env.APPS_PORT) && Number(env.APPS_PORT) <= 65535 ? Number(env.APPS_PORT) : null;
+  return { apps_domain: env.APPS_DOMAIN, apps_scheme: env.APPS_SCHEME === "https" ? "https" : "http", apps_port: port };
+}
+
 root.get("/", (c) =>
   c.json({
     name: "berth",
     version,
-    apps_domain: c.env.APPS_DOMAIN,
+    ...appsUrl(c.env),
     links: {
       self: link(c, ""),
       cloud_controller_v3: { ...link(c, "/v3"), meta: { version } },
@@ -47,7 +55,7 @@ root.get("/v3/info", (c) =>
     version,
     description: "Docker-image apps on your own Linux cells, with a serverless control plane",
     cli_version: { minimum: version, recommended: version },
-    apps_domain: c.env.APPS_DOMAIN,
+    ...appsUrl(c.env),
     custom: {},
     links: { self: link(c, "/v3/info"), support: null },
   }),
