@@ -8,7 +8,7 @@
 import { chmod, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { Command } from "commander";
-import { integer } from "./flags";
+import { integer } from "../shared/flags";
 import { pino } from "pino";
 import { retryDelay } from "./cell/backoff";
 import { CellAgent } from "./cell/agent";

@@ -1,7 +1,10 @@
 /**
  * @module A small CC v3 client for the CLI. Errors keep the API's CF-* title and
- * detail so commands can print them as the cf CLI does.
+ * detail so commands can print them as the cf CLI does. undici's fetch, so an
+ * endpoint whose certificate is not verified (`--skip-ssl-validation`) gets an
+ * Agent of its own.
  */
+import { Agent, fetch, type Dispatcher } from "undici";
 import type { Config } from "./config";
 
 export class ApiError extends Error {
@@ -23,32 +26,53 @@ export interface Page<T> {
   resources: T[];
 }
 
+export interface ApiOptions {
+  skipTlsValidation?: boolean;
+  /** Sees every request the CLI makes (method and path), e.g. to count them. */
+  onRequest?: (method: string, path: string) => void;
+}
+
+/** Certificate errors Node reports when it cannot verify the server (cf: "Invalid SSL Cert"). */
+const TLS_VERIFY_CODES = new Set([
+  "DEPTH_ZERO_SELF_SIGNED_CERT", "SELF_SIGNED_CERT_IN_CHAIN", "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "CERT_HAS_EXPIRED", "ERR_TLS_CERT_ALTNAME_INVALID", "CERT_UNTRUSTED",
+]);
+
 export class Api {
+  private readonly dispatcher?: Dispatcher;
+
   constructor(
     readonly target: string,
     private readonly token: string | undefined,
-    private readonly fetchImpl: typeof fetch = fetch,
-  ) {}
+    private readonly opts: ApiOptions = {},
+  ) {
+    if (opts.skipTlsValidation) this.dispatcher = new Agent({ connect: { rejectUnauthorized: false } });
+  }
 
-  static fromConfig(config: Config, fetchImpl?: typeof fetch): Api {
+  static fromConfig(config: Config, opts: Omit<ApiOptions, "skipTlsValidation"> = {}): Api {
     if (!config.api) throw new NotLoggedIn("No API endpoint set. Use 'berth api' to set an endpoint.");
     if (!config.token) throw new NotLoggedIn("Not logged in. Use 'berth login' to log in.");
-    return new Api(config.api, config.token, fetchImpl);
+    return new Api(config.api, config.token, { ...opts, skipTlsValidation: config.skipTlsValidation });
   }
 
   async request<T = any>(method: string, path: string, body?: unknown): Promise<T> {
     const headers: Record<string, string> = { accept: "application/json" };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     if (body !== undefined) headers["content-type"] = "application/json";
-    let res: Response;
+    this.opts.onRequest?.(method, path);
+    let res: Awaited<ReturnType<typeof fetch>>;
     try {
-      res = await this.fetchImpl(new URL(path, this.target), {
+      res = await fetch(new URL(path, this.target), {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
+        ...(this.dispatcher ? { dispatcher: this.dispatcher } : {}),
       });
     } catch (e) {
-      throw new ApiError(0, "ConnectionError", `Cannot reach the API at ${this.target}: ${(e as Error).cause ?? (e as Error).message}`);
+      const cause = (e as Error).cause as NodeJS.ErrnoException | undefined;
+      if (cause?.code && TLS_VERIFY_CODES.has(cause.code))
+        throw new ApiError(0, "InvalidSSLCert", `Invalid SSL Cert for ${this.target} (${cause.message})\nTIP: Use 'berth api --skip-ssl-validation' to continue with an insecure API endpoint`);
+      throw new ApiError(0, "ConnectionError", `Cannot reach the API at ${this.target}: ${cause ?? (e as Error).message}`);
     }
     const text = await res.text();
     let json: any;

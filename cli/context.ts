@@ -1,5 +1,5 @@
 /** @module What every command gets: the saved config, an API client, output, and lookups by name. */
-import { Api, ApiError } from "./api";
+import { Api, ApiError, type ApiOptions } from "./api";
 import { loadConfig, saveConfig, type Config } from "./config";
 import { makeOut, type Out } from "./output";
 
@@ -7,20 +7,37 @@ export interface Ctx {
   config: Config;
   out: Out;
   env: NodeJS.ProcessEnv;
+  /** Where prompts and piped secrets are read from. */
+  stdin: NodeJS.ReadableStream & { isTTY?: boolean };
+  /** Ends long-running commands (`logs` tails) besides Ctrl-C. */
+  signal?: AbortSignal;
+  /** The logged-in client. */
   api(): Api;
+  /** A client for `target` with this session's options (no token). */
+  anonymousApi(target: string, skipTlsValidation?: boolean): Api;
   save(config: Config): Promise<void>;
   /** The targeted space, or a clear error. */
   space(): { guid: string; name: string };
 }
 
-export async function makeCtx(opts: { json: boolean; env?: NodeJS.ProcessEnv; fetchImpl?: typeof fetch; write?: (s: string) => void }): Promise<Ctx> {
+export async function makeCtx(opts: {
+  json: boolean;
+  env?: NodeJS.ProcessEnv;
+  stdin?: NodeJS.ReadableStream & { isTTY?: boolean };
+  onRequest?: ApiOptions["onRequest"];
+  signal?: AbortSignal;
+  write?: (s: string) => void;
+}): Promise<Ctx> {
   const env = opts.env ?? process.env;
   const config = await loadConfig(env);
   const ctx: Ctx = {
     config,
     out: makeOut(opts.json, opts.write),
     env,
-    api: () => Api.fromConfig(ctx.config, opts.fetchImpl),
+    stdin: opts.stdin ?? process.stdin,
+    signal: opts.signal,
+    api: () => Api.fromConfig(ctx.config, { onRequest: opts.onRequest }),
+    anonymousApi: (target, skipTlsValidation) => new Api(target, undefined, { onRequest: opts.onRequest, skipTlsValidation }),
     async save(next) {
       ctx.config = next;
       await saveConfig(next, env);
@@ -53,7 +70,20 @@ export async function findApp(ctx: Ctx, name: string): Promise<AppResource> {
   return app;
 }
 
-export async function appsDomain(ctx: Ctx): Promise<string> {
-  const info = await ctx.api().get<{ apps_domain?: string; links?: { apps_domain?: { href?: string } } }>("/v3/info");
-  return info.apps_domain ?? "apps.localhost";
+/** Where apps answer, as GET /v3/info tells (older control planes: http, the scheme's port). */
+export interface AppsUrl {
+  domain: string;
+  scheme: "http" | "https";
+  port: number | null;
+}
+
+export async function appsUrl(ctx: Ctx): Promise<AppsUrl> {
+  const info = await ctx.api().get<{ apps_domain?: string; apps_scheme?: string; apps_port?: number | null }>("/v3/info");
+  return { domain: info.apps_domain ?? "apps.localhost", scheme: info.apps_scheme === "https" ? "https" : "http", port: info.apps_port ?? null };
+}
+
+/** The URL that reaches a route (`host.domain`): the scheme, and the port unless it is the scheme's own. */
+export function routeUrl(route: string, apps: Pick<AppsUrl, "scheme" | "port">): string {
+  const own = apps.scheme === "https" ? 443 : 80;
+  return `${apps.scheme}://${route}${apps.port !== null && apps.port !== own ? `:${apps.port}` : ""}`;
 }

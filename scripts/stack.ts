@@ -70,6 +70,8 @@ async function main() {
   say("starting the control plane (wrangler dev, local D1)...");
   const cp = await startControlPlane({
     port: API_PORT, persistDir: D1_DIR, adminToken: vars.ADMIN_TOKEN, encryptionKey: vars.ENCRYPTION_KEY,
+    // Apps answer at the router's port: the CLI prints route URLs with it.
+    vars: { APPS_PORT: String(ROUTER_PORT) },
   });
   running[1]!.push(cp);
   say("starting the registry and building the demo image...");
@@ -101,7 +103,7 @@ Berth is running.
 
 Next, in another terminal:
   npx berth api ${cp.url}
-  npx berth login -t ${cp.adminToken}
+  npx berth login                     (paste the admin token at the prompt)
   npx berth create-space dev && npx berth target -s dev
   npx berth enable-feature-flag diego_docker
   npx berth push demo -o ${registry.host}/httpd:latest -m 64M -k 64M

@@ -12,7 +12,7 @@
 import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Command } from "commander";
-import { integer } from "../flags";
+import { integer } from "../../shared/flags";
 import { parseRouterConfig, type RouterConfig, type RouterConfigInput } from "./config";
 import { isClusterWorker, runPrimary, runWorker } from "./cluster";
 import { serveHealth } from "./health";

@@ -1,6 +1,7 @@
 /** @module Admin commands: create-user, create-space, set-space-role, cells, drain-cell, delete-cell, registry-access. */
 import type { Command } from "commander";
 import { readFile } from "node:fs/promises";
+import { integer } from "../../shared/flags";
 import { UsageError, type Ctx } from "../context";
 import type { Action } from "../main";
 import { formatMegabytes } from "../units";
@@ -50,7 +51,7 @@ export function registerAdmin(program: Command, action: Action) {
     .description("Create a user and print its token (shown once)")
     .action(action(async (ctx, name: string) => {
       const user = await ctx.api().post<{ guid: string; name: string; token: string }>("/v3/users", { name });
-      ctx.out.say(`Creating user ${name}...\nOK\n\ntoken: ${user.token}\nThe token is shown only once; give it to ${name} for 'berth login -t TOKEN'.`);
+      ctx.out.say(`Creating user ${name}...\nOK\n\ntoken: ${user.token}\nThe token is shown only once; give it to ${name} for 'berth login' (it prompts for the token).`);
       ctx.out.data(user);
     }));
 
@@ -132,10 +133,9 @@ export function registerAdmin(program: Command, action: Action) {
     const pem = (await readFile(file, "utf8")).trim();
     await patch(ctx, (r) => ({ trusted_ca_certificates: withItem(r.trusted_ca_certificates, pem) }));
   }));
-  ra.command("remove-ca <index>").description("Stop trusting the CA at INDEX (see list)").action(action(async (ctx, index: string) => {
+  ra.command("remove-ca").argument("<index>", "the CA's index (see list)", integer).description("Stop trusting the CA at INDEX (see list)").action(action(async (ctx, i: number) => {
     await patch(ctx, (r) => {
-      const i = Number(index);
-      if (!Number.isInteger(i) || i < 0 || i >= r.trusted_ca_certificates.length) throw new UsageError(`No CA certificate #${index}`);
+      if (i >= r.trusted_ca_certificates.length) throw new UsageError(`No CA certificate #${i}`);
       return { trusted_ca_certificates: r.trusted_ca_certificates.filter((_, j) => j !== i) };
     });
   }));

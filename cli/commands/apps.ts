@@ -1,7 +1,8 @@
 /** @module apps, app, scale, start, stop, restart, delete. */
 import type { Command } from "commander";
+import { integer } from "../../shared/flags";
 import { ApiError } from "../api";
-import { findApp, type Ctx } from "../context";
+import { appsUrl, findApp, routeUrl, type Ctx } from "../context";
 import type { Action } from "../main";
 import { formatBytes, formatMegabytes, parseMegabytes } from "../units";
 
@@ -30,9 +31,52 @@ export const webProcess = (ctx: Ctx, appGuid: string) => ctx.api().get<ProcessRe
 export const processStats = async (ctx: Ctx, processGuid: string) =>
   (await ctx.api().get<{ resources: InstanceStats[] }>(`/v3/processes/${processGuid}/stats`)).resources;
 
+interface RouteResource {
+  url: string;
+  destinations: { app: { guid: string } }[];
+}
+
+/** The URLs that reach an app's routes. */
 export async function appRoutes(ctx: Ctx, appGuid: string): Promise<string[]> {
-  const routes = await ctx.api().all<{ host: string; url?: string }>(`/v3/apps/${appGuid}/routes`);
-  return routes.map((r) => r.url ?? r.host);
+  const [routes, apps] = await Promise.all([ctx.api().all<RouteResource>(`/v3/apps/${appGuid}/routes`), appsUrl(ctx)]);
+  return routes.map((r) => routeUrl(r.url, apps));
+}
+
+interface SpaceSummary {
+  name: string;
+  guid: string;
+  state: string;
+  instances: number;
+  running: number;
+  routes: string[];
+}
+
+/**
+ * Every app of a space with its web process's instance counts and route URLs,
+ * in four calls however many apps there are (up to 5000 of each): apps,
+ * processes with their stats (include=stats), routes, and /v3/info.
+ */
+export async function spaceSummary(ctx: Ctx, spaceGuid: string): Promise<SpaceSummary[]> {
+  const api = ctx.api();
+  const q = `space_guids=${spaceGuid}&per_page=5000`;
+  type ProcessList = { resources: ProcessResource[]; included?: { stats?: { guid: string; resources: InstanceStats[] }[] } };
+  const [apps, processes, routes, urls] = await Promise.all([
+    api.all<{ guid: string; name: string; state: string }>(`/v3/apps?${q}`),
+    api.get<ProcessList>(`/v3/processes?${q}&types=web&include=stats`),
+    api.all<RouteResource>(`/v3/routes?${q}`),
+    appsUrl(ctx),
+  ]);
+  const stats = new Map((processes.included?.stats ?? []).map((s) => [s.guid, s.resources]));
+  // A web process has its app's guid (CC), so processes and stats are found by app.
+  const procs = new Map(processes.resources.map((p) => [p.guid, p]));
+  return apps.map((app) => ({
+    name: app.name,
+    guid: app.guid,
+    state: app.state,
+    instances: procs.get(app.guid)?.instances ?? 0,
+    running: (stats.get(app.guid) ?? []).filter((s) => s.state === "RUNNING").length,
+    routes: routes.filter((r) => r.destinations.some((d) => d.app.guid === app.guid)).map((r) => routeUrl(r.url, urls)),
+  }));
 }
 
 export function instanceRows(stats: InstanceStats[], now = Date.now()): (string | number)[][] {
@@ -63,20 +107,11 @@ export function registerApps(program: Command, action: Action) {
     .action(action(async (ctx) => {
       const space = ctx.space();
       ctx.out.say(`Getting apps in space ${space.name}...\n`);
-      const apps = await ctx.api().all<{ guid: string; name: string; state: string }>(`/v3/apps?space_guids=${space.guid}`);
-      const rows = [];
-      const data = [];
-      for (const app of apps) {
-        const proc = await webProcess(ctx, app.guid);
-        const stats = await processStats(ctx, proc.guid);
-        const running = stats.filter((s) => s.state === "RUNNING").length;
-        const routes = await appRoutes(ctx, app.guid);
-        rows.push([app.name, app.state.toLowerCase(), `web:${running}/${proc.instances}`, routes.join(", ")]);
-        data.push({ name: app.name, guid: app.guid, state: app.state, instances: proc.instances, running, routes });
-      }
+      const apps = await spaceSummary(ctx, space.guid);
+      const rows = apps.map((a) => [a.name, a.state.toLowerCase(), `web:${a.running}/${a.instances}`, a.routes.join(", ")]);
       if (apps.length === 0) ctx.out.say("No apps found");
       else ctx.out.table(["name", "requested state", "processes", "routes"], rows);
-      ctx.out.data(data);
+      ctx.out.data(apps);
     }));
 
   program
@@ -105,7 +140,7 @@ export function registerApps(program: Command, action: Action) {
   program
     .command("scale <name>")
     .description("Change or view the instance count, memory or disk of an app")
-    .option("-i, --instances <n>", "number of instances", (v) => Number.parseInt(v, 10))
+    .option("-i, --instances <n>", "number of instances", integer)
     .option("-m, --memory <size>", "memory limit (e.g. 256M, 1G)")
     .option("-k, --disk <size>", "disk limit (e.g. 512M, 1G)")
     .action(action(async (ctx, name: string, opts: { instances?: number; memory?: string; disk?: string }) => {

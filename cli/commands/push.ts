@@ -5,8 +5,9 @@
 import type { Command } from "commander";
 import { read } from "read";
 import { ApiError } from "../api";
-import { appsDomain, UsageError, type Ctx } from "../context";
+import { appsUrl, routeUrl, UsageError, type Ctx } from "../context";
 import type { Action } from "../main";
+import { integer } from "../../shared/flags";
 import { parseMegabytes } from "../units";
 import { waitForStart, webProcess } from "./apps";
 import { ensureRoute } from "./routes";
@@ -44,11 +45,11 @@ export function registerPush(program: Command, action: Action) {
     .requiredOption("-o, --docker-image <image>", "Docker image to use (e.g. user/image:tag)")
     .option("--docker-username <user>", "registry user (password from CF_DOCKER_PASSWORD or a prompt)")
     .option("-c, --start-command <cmd>", "start command (runs as /bin/sh -c CMD)")
-    .option("-i, --instances <n>", "number of instances", (v) => Number.parseInt(v, 10))
+    .option("-i, --instances <n>", "number of instances", integer)
     .option("-m, --memory <size>", "memory limit (e.g. 256M, 1G)")
     .option("-k, --disk <size>", "disk limit (e.g. 512M, 1G)")
     .option("-u, --health-check-type <type>", "port, process or http")
-    .option("-t, --timeout <seconds>", "time for the app to start (health check timeout)", (v) => Number.parseInt(v, 10))
+    .option("-t, --timeout <seconds>", "time for the app to start (health check timeout)", integer)
     .option("--endpoint <path>", "http health check endpoint")
     .option("--no-start", "do not stage and start the app")
     .option("--no-route", "do not map a route")
@@ -88,11 +89,8 @@ export async function push(ctx: Ctx, name: string, opts: PushOptions) {
   if (opts.disk) scale.disk_in_mb = parseMegabytes(opts.disk);
   if (Object.keys(scale).length) await api.post(`/v3/processes/${proc.guid}/actions/scale`, scale);
 
-  let url: string | undefined;
-  if (opts.route) {
-    const domain = await appsDomain(ctx);
-    url = await ensureRoute(ctx, { host: name, domain, appGuid: app.guid, spaceGuid: space.guid });
-  }
+  // The URL that reaches the app: the routers' scheme and port, as the API tells.
+  const url = opts.route ? routeUrl(await ensureRoute(ctx, { host: name, appGuid: app.guid, spaceGuid: space.guid }), await appsUrl(ctx)) : undefined;
 
   const pkg = await api.post<{ guid: string }>("/v3/packages", {
     type: "docker",
@@ -102,7 +100,7 @@ export async function push(ctx: Ctx, name: string, opts: PushOptions) {
 
   if (!opts.start) {
     await api.post(`/v3/apps/${app.guid}/actions/stop`);
-    ctx.out.say("OK (not started)");
+    ctx.out.say(`OK (not started)${url ? `\nroute: ${url}` : ""}`);
     ctx.out.data({ app: app.guid, package: pkg.guid, url: url ?? null, started: false });
     return;
   }
@@ -123,8 +121,8 @@ export async function push(ctx: Ctx, name: string, opts: PushOptions) {
       last = line;
     },
   });
-  ctx.out.say(`\nApp ${name} is running.${url ? `\nroute: http://${url}` : ""}`);
-  ctx.out.data({ app: app.guid, package: pkg.guid, build: build.guid, droplet: staged.dropletGuid, url: url ? `http://${url}` : null, instances: stats });
+  ctx.out.say(`\nApp ${name} is running.${url ? `\nroute: ${url}` : ""}`);
+  ctx.out.data({ app: app.guid, package: pkg.guid, build: build.guid, droplet: staged.dropletGuid, url: url ?? null, instances: stats });
 }
 
 async function pollBuild(ctx: Ctx, guid: string): Promise<{ dropletGuid: string; image?: string }> {

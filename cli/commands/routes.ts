@@ -1,7 +1,7 @@
 /** @module routes, create-route, map-route, unmap-route, delete-route. */
 import type { Command } from "commander";
 import { ApiError } from "../api";
-import { appsDomain, findApp, type Ctx } from "../context";
+import { findApp, type Ctx } from "../context";
 import type { Action } from "../main";
 
 interface RouteResource {
@@ -28,15 +28,15 @@ async function mustFindRoute(ctx: Ctx, host: string): Promise<RouteResource> {
 const destinations = async (ctx: Ctx, routeGuid: string) =>
   (await ctx.api().get<{ destinations: Destination[] }>(`/v3/routes/${routeGuid}/destinations`)).destinations;
 
-/** Creates host.domain when missing and maps the app to it; returns the route's URL. */
-export async function ensureRoute(ctx: Ctx, o: { host: string; domain: string; appGuid: string; spaceGuid: string }): Promise<string> {
+/** Creates the route HOST.<apps domain> when missing and maps the app to it; returns the route (`host.domain`). */
+export async function ensureRoute(ctx: Ctx, o: { host: string; appGuid: string; spaceGuid: string }): Promise<string> {
   const route = (await findRoute(ctx, o.host)) ??
     (await ctx.api().post<RouteResource>("/v3/routes", { host: o.host, relationships: { space: { data: { guid: o.spaceGuid } } } }));
   const existing = await destinations(ctx, route.guid);
   if (!existing.some((d) => d.app.guid === o.appGuid)) {
     await ctx.api().post(`/v3/routes/${route.guid}/destinations`, { destinations: [{ app: { guid: o.appGuid } }] });
   }
-  return route.url ?? `${o.host}.${o.domain}`;
+  return route.url;
 }
 
 export function registerRoutes(program: Command, action: Action) {
@@ -75,7 +75,7 @@ export function registerRoutes(program: Command, action: Action) {
     .description("Map a route to an app (creating the route when missing)")
     .action(action(async (ctx, appName: string, host: string) => {
       const app = await findApp(ctx, appName);
-      const url = await ensureRoute(ctx, { host, domain: await appsDomain(ctx), appGuid: app.guid, spaceGuid: ctx.space().guid });
+      const url = await ensureRoute(ctx, { host, appGuid: app.guid, spaceGuid: ctx.space().guid });
       ctx.out.say(`Mapping route ${url} to app ${appName}...\nOK`);
       ctx.out.data({ app: app.guid, url });
     }));

@@ -2,7 +2,7 @@
  * @module The `berth` CLI run in-process for end-to-end tests, with its own
  * BERTH_HOME (so each test file has its own login and target).
  */
-import { run } from "../../cli/main";
+import { run, type RunOptions } from "../../cli/main";
 
 export interface CliResult {
   code: number;
@@ -11,14 +11,20 @@ export interface CliResult {
 }
 
 export function berthCli(home: () => string) {
-  /** Any exit code; the caller looks. */
-  async function berth(...argv: string[]): Promise<CliResult> {
+  /** With run options of the caller's (stdin, a request counter, a stop signal, extra env); any exit code. */
+  async function berthWith(opts: Omit<RunOptions, "stdout" | "stderr"> & { onOutput?: (s: string) => void }, ...argv: string[]): Promise<CliResult> {
     let out = "";
     let err = "";
-    const env = { ...process.env, BERTH_HOME: home(), BERTH_STARTUP_TIMEOUT_MS: "120000" };
-    const code = await run(argv, { env, stdout: (s) => (out += s), stderr: (s) => (err += s) });
+    const env = { ...process.env, BERTH_HOME: home(), BERTH_STARTUP_TIMEOUT_MS: "120000", ...opts.env };
+    const write = (s: string) => {
+      out += s;
+      opts.onOutput?.(out);
+    };
+    const code = await run(argv, { ...opts, env, stdout: write, stderr: (s) => (err += s) });
     return { code, out, err };
   }
+  /** Any exit code; the caller looks. */
+  const berth = (...argv: string[]) => berthWith({}, ...argv);
   /** Exit 0 or a thrown error naming the command and its stderr; resolves with stdout. */
   async function ok(...argv: string[]): Promise<string> {
     const r = await berth(...argv);
@@ -32,5 +38,5 @@ export function berthCli(home: () => string) {
     await ok("create-space", space);
     await ok("target", "-s", space);
   }
-  return { berth, ok, intoNewSpace };
+  return { berth, berthWith, ok, intoNewSpace };
 }

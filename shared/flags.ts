@@ -1,4 +1,4 @@
-/** @module Command-line values the agent and router daemons share. */
+/** @module Command-line values the agent, the router and the CLI share. */
 import { InvalidArgumentError } from "commander";
 
 /** A non-negative integer flag; anything else (`12abc`, `-1`, `1.5`) is refused, naming the value. */
