@@ -69,7 +69,7 @@ export function registerSession(program: Command, action: Action) {
       const api = given?.target ?? ctx.config.api;
       if (!api) throw new UsageError("No API endpoint set. Use 'berth login -a URL' or 'berth api URL'.");
       const skipTlsValidation = opts.api ? undefined : ctx.config.skipTlsValidation;
-      const token = opts.token ?? ctx.env.BERTH_TOKEN ?? (await readToken(ctx));
+      const token = opts.token ?? (ctx.env.BERTH_TOKEN || (await readToken(ctx)));
       const client = new Api(api, token, { skipTlsValidation });
       // Listing spaces proves the token works and finds the space to target.
       const spaces = await client.all<{ guid: string; name: string }>("/v3/spaces");

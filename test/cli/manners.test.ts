@@ -8,6 +8,7 @@
  * fixed number of calls, and --version. The network faults come from a TCP
  * proxy in front of the control plane (test/support/tcp-proxy.ts).
  */
+import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -110,6 +111,26 @@ describe("berth login", () => {
     expect(r.out).toContain("Authenticating...\nOK");
     expect(await ok("feature-flag", "diego_docker")).toContain("enabled");
   });
+
+  it("prompts for the token in a terminal without echoing it (the real binary on a pty, through script(1))", async () => {
+    await freshHome();
+    await ok("api", cp.url);
+    const bin = join(import.meta.dirname, "../../cli/bin/berth.js");
+    const child = spawn("script", ["-qec", `${process.execPath} ${bin} login`, "/dev/null"], {
+      env: { ...process.env, BERTH_HOME: home, BERTH_TOKEN: "" }, stdio: ["pipe", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout.on("data", (d: Buffer) => (output += d));
+    child.stderr.on("data", (d: Buffer) => (output += d));
+    const exited = new Promise<number | null>((r) => child.once("exit", r));
+    await eventually("the prompt", async () => (output.includes("Token: ") ? true : undefined), 30_000, 50);
+    child.stdin.write(`${cp.adminToken}\r`);
+    expect(await exited).toBe(0);
+    expect(output).toContain("Authenticating...");
+    expect(output).toContain("OK");
+    expect(output).not.toContain(cp.adminToken);
+    expect(await ok("feature-flag", "diego_docker")).toContain("enabled");
+  }, 60_000);
 
   it("refuses an empty stdin and a wrong token, saving nothing", async () => {
     await freshHome();
