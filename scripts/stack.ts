@@ -1,8 +1,8 @@
 /**
  * The whole local stack (`npm start`): the control plane under wrangler dev
  * with its local D1, a registry on loopback holding the demo image (busybox
- * httpd, built offline), one cell agent and the router. State lives in .berth/
- * (BERTH_STATE_DIR moves it, D1 included). The stack owns what it starts: every
+ * httpd with a CGI page, built offline), one cell agent and the router. State
+ * lives in .berth/ (BERTH_STATE_DIR moves it, D1 included). The stack owns what it starts: every
  * daemon is on a leash (test/support/leash.ts), so Ctrl-C, SIGTERM, a closed
  * terminal or this script dying in any way stops them all, and containers stay
  * for the next start to re-adopt. It refuses to start on a port another
@@ -98,7 +98,7 @@ async function main() {
 Berth is running.
   control plane  ${cp.url}          (admin token: ${cp.adminToken})
   router         http://127.0.0.1:${router.port}   (apps at http://<app>.apps.localhost:${router.port})
-  registry       ${registry.host}   (demo image: ${registry.host}/httpd:latest)
+  registry       ${registry.host}   (demo image: ${registry.host}/demo:latest)
   logs           ${join(STATE, "cell/agent.log")}, ${join(STATE, "router.log")}
 
 Next, in another terminal:
@@ -106,8 +106,9 @@ Next, in another terminal:
   npx berth login                     (paste the admin token at the prompt)
   npx berth create-space dev && npx berth target -s dev
   npx berth enable-feature-flag diego_docker
-  npx berth push demo -o ${registry.host}/httpd:latest -m 64M -k 64M
-  curl http://demo.apps.localhost:${router.port}/
+  npx berth push demo -o ${registry.host}/demo:latest -m 64M -k 64M
+  curl http://demo.apps.localhost:${router.port}/      (its instance, VCAP_APPLICATION and uptime)
+  npx berth scale demo -i 3                          (then curl again: other instances answer)
 
 Ctrl-C stops the stack (containers keep running and are re-adopted next time).
 `);

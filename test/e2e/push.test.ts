@@ -69,6 +69,27 @@ describe.sequential("berth CLI against the whole stack", () => {
     expect(app.instances.filter((i: { state: string }) => i.state === "RUNNING")).toHaveLength(3);
   }, 180_000);
 
+  it("the demo image npm start offers shows each instance's index, its VCAP_APPLICATION and uptime: after a scale, different instances answer", async () => {
+    await ok("push", "demo", "-o", `${registry.host}/demo:latest`, "-m", "32M", "-k", "32M", "-i", "2");
+    const pages = await eventually("2 distinct demo instances", async () => {
+      const seen = new Map<string, string>();
+      for (let i = 0; i < 10; i++) {
+        const p = await viaRouter("demo.apps.localhost");
+        const index = p.status === 200 ? /^instance: (\d+)$/m.exec(p.body)?.[1] : undefined;
+        if (index !== undefined) seen.set(index, p.body);
+      }
+      return seen.size === 2 ? seen : undefined;
+    }, 120_000);
+    expect([...pages.keys()].sort()).toEqual(["0", "1"]);
+    for (const [index, body] of pages) {
+      expect(body).toContain("Hello from Berth's demo app");
+      expect(body).toMatch(/^uptime: \d+ s$/m);
+      const vcap = JSON.parse(/^VCAP_APPLICATION: (.*)$/m.exec(body)![1]!) as Record<string, unknown>;
+      expect(vcap).toMatchObject({ application_name: "demo", instance_index: Number(index) });
+    }
+    await ok("delete", "demo", "-f");
+  }, 180_000);
+
   it("set-env + restart makes the new value visible", async () => {
     await ok("set-env", "web", "GREETING", "hello");
     expect((await viaRouter("web.apps.localhost")).body).toMatch(/greeting \n$/);

@@ -68,7 +68,7 @@ async function runningStack(): Promise<Started & { procs: Proc[] }> {
   }, 240_000, 500);
   const procs = descendants(await processTable(), s.npm.pid!);
   // What the stack must own: the control plane and its workerd, the registry, the agent, the router.
-  for (const what of ["wrangler", "workerd", "docker-registry", "agent/main.ts", "agent/router/main.ts"])
+  for (const what of ["wrangler", "workerd", "docker-registry", "agent/main.js", "agent/router/main.js"])
     expect(procs.some((p) => p.cmdline.includes(what)), `${what} among ${procs.map((p) => p.cmdline).join("\n")}`).toBe(true);
   return { ...s, procs };
 }
