@@ -4,6 +4,9 @@
  *   - direct to the backend (a small Node HTTP server in its own process),
  *   - through nginx from Debian as a reverse proxy to that backend
  *     (worker_processes auto, upstream keepalive, temp dir for pid/logs),
+ *   - through HAProxy from Debian (2.6: one thread per core, Host looked up in
+ *     a map file as a Berth-driven HAProxy would route, server-side
+ *     keep-alive), the other candidate for the router's request path,
  *   - through the Berth router daemon (agent/router/main.ts, one worker per
  *     core) fed its route table by a stand-in control plane,
  *   - through a bare node:http proxy (keep-alive agent, pipe, one process per
@@ -13,8 +16,10 @@
  * Prints requests/s, p50 and p99 for each and Berth/nginx ratios. Target:
  * ≥ 0.5× nginx's throughput with p99 within 3× nginx's.
  *
- * Both proxies write an access log line per request to a file, buffered
- * (nginx `buffer=4k`, Berth's 3 KB pino buffer), so neither skips that work.
+ * Every proxy writes an access log line per request to a file: buffered by
+ * nginx (`buffer=4k`) and Berth (3 KB pino buffer); HAProxy writes each line
+ * to stdout as it goes (its only file-like log target), so its figure carries
+ * one write per request more than theirs.
  *
  * Run: npx tsx bench/router.ts [--duration 8] [--connections 50] [--rounds 1] [--workers N]
  */
@@ -139,6 +144,43 @@ async function startNginx(dir: string, backendPort: number): Promise<Target> {
   return { name: "nginx", port: listenPort, pid: child.pid };
 }
 
+function haproxyConf(dir: string, listenPort: number, backendPort: number): string {
+  writeFileSync(path.join(dir, "hosts.map"), `${HOST} app\n`);
+  return `global
+  nbthread ${WORKERS}
+  maxconn 4096
+  log stdout format raw daemon
+defaults
+  mode http
+  log global
+  option httplog
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  timeout http-keep-alive 5s
+  http-reuse safe
+frontend fe
+  bind ${LOOPBACK}:${listenPort}
+  option forwardfor
+  http-request set-header X-Forwarded-Proto http
+  unique-id-format %[uuid()]
+  http-request set-header X-Request-Id %[unique-id] unless { req.hdr(x-request-id) -m found }
+  use_backend %[req.hdr(host),lower,field(1,:),map(${dir}/hosts.map)]
+backend app
+  server app1 ${LOOPBACK}:${backendPort}
+`;
+}
+
+async function startHaproxy(dir: string, backendPort: number): Promise<Target> {
+  const listenPort = await refusedPort();
+  const conf = path.join(dir, "haproxy.cfg");
+  writeFileSync(conf, haproxyConf(dir, listenPort, backendPort));
+  const out = openSync(path.join(dir, "haproxy.log"), "w");
+  const child = track(spawn("haproxy", ["-db", "-f", conf], { stdio: ["ignore", out, "inherit"] }));
+  await waitForOk(`http://${LOOPBACK}:${listenPort}/`, () => child.exitCode !== null);
+  return { name: "haproxy", port: listenPort, pid: child.pid };
+}
+
 async function startBerth(dir: string, apiUrl: string): Promise<Target> {
   const logFile = path.join(dir, "berth-router.log");
   const out = openSync(logFile, "w");
@@ -237,7 +279,13 @@ async function main(): Promise<void> {
   try {
     const backend = await startBackend();
     cp.publish([route(HOST, backend.port)]);
-    const targets: Target[] = [backend, await startNginx(dir, backend.port), await startBerth(dir, cp.url), await startBareProxy(backend.port)];
+    const targets: Target[] = [
+      backend,
+      await startNginx(dir, backend.port),
+      await startHaproxy(dir, backend.port),
+      await startBerth(dir, cp.url),
+      await startBareProxy(backend.port),
+    ];
     console.log(`load: autocannon, ${CONNECTIONS} keep-alive connections, ${DURATION} s per run, ${ROUNDS} round(s); ${os.availableParallelism()} cores; Berth workers: ${WORKERS}`);
     for (const t of targets) await load(t.port, 2, t.pid); // warm-up: JIT, pools, nginx upstream keepalive
     const figures = new Map<string, Figure[]>(targets.map((t) => [t.name, []]));
@@ -265,6 +313,9 @@ async function main(): Promise<void> {
     const tail = berth.p99 / nginx.p99;
     console.log(`\nBerth/nginx throughput: ${throughput.toFixed(2)}× (target ≥ 0.5×) ${throughput >= 0.5 ? "met" : "NOT met"}`);
     console.log(`Berth/nginx p99:        ${tail.toFixed(2)}× (target ≤ 3×) ${tail <= 3 ? "met" : "NOT met"}`);
+    const haproxy = summary.get("haproxy")!;
+    console.log(`HAProxy/nginx: throughput ${(haproxy.rps / nginx.rps).toFixed(2)}×, p99 ${(haproxy.p99 / nginx.p99).toFixed(2)}×, CPU per request ${(haproxy.cpuUs / nginx.cpuUs).toFixed(2)}×`);
+    console.log(`Berth/HAProxy: throughput ${(berth.rps / haproxy.rps).toFixed(2)}×, CPU per request ${(berth.cpuUs / haproxy.cpuUs).toFixed(2)}×`);
     const bare = summary.get("bare")!;
     console.log(`Berth/direct throughput: ${(berth.rps / summary.get("direct")!.rps).toFixed(2)}×`);
     console.log(`Berth/bare Node proxy: throughput ${(berth.rps / bare.rps).toFixed(2)}×, CPU per request ${(berth.cpuUs / bare.cpuUs).toFixed(2)}×`);

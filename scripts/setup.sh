@@ -27,7 +27,7 @@ else
   export npm_config_nodedir="${own_node%/bin/node}"
 fi
 
-APT_PKGS=(docker-registry skopeo umoci busybox-static runc crun nginx nftables iptables
+APT_PKGS=(docker-registry skopeo umoci busybox-static runc crun nginx haproxy nftables iptables
   iproute2 libseccomp-dev libmnl-dev libnftables-dev wrk zstd apache2-utils openssl debootstrap)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
