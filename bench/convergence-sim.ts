@@ -13,6 +13,10 @@
  *   B. diego_docker turned off → every instance stopped on its cell;
  *   C. diego_docker back on → all RUNNING again;
  *   D. one cell silenced → its instances RUNNING elsewhere.
+ * And what a big fleet must not suffer: the p99 of a start request (requests
+ * only wake the scheduler), heartbeat round trips, the longest gap between a
+ * live cell's accepted heartbeats (over the TTL, the cell would count as lost
+ * though it kept sending), and live instances wrongly replaced.
  * Peer: Diego's documented figures — flag off stops apps "within a few
  * convergence cycles, on the order of a minute" (30 s diego_sync + 30 s BBS
  * convergence), a cell is gone after its 15 s presence TTL and its LRPs are
@@ -22,6 +26,7 @@
  * starts: staging is not what this measures.
  *
  * Run: npx tsx bench/convergence-sim.ts [--cells 100] [--apps 200] [--instances 10] [--ttl-ms 15000] [--beat-ms 5000]
+ * (the issue's sizes: --cells 100 --apps 200, --cells 250 --apps 500, --cells 500 --apps 1000)
  */
 import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -87,6 +92,9 @@ class FakeCell {
    * the control plane stamps it between sending and answering, so this is a lower bound.
    */
   lastBeatAt = 0;
+  /** Round trips of accepted heartbeats (ms), and the longest gap between two accepted ones while not silenced. */
+  readonly beatRtts: number[] = [];
+  longestGap = 0;
   private version: number | null = null;
   private stopped = false;
   private readonly abort = new AbortController();
@@ -144,6 +152,8 @@ class FakeCell {
           capacity: { memory_mb: 8192, disk_mb: 16384, containers: 250 }, free: { memory_mb: 8192, disk_mb: 16384, containers: 250 },
           cached_layers: [], instances: [...this.running.values()],
         }, this.abort.signal);
+        this.beatRtts.push(performance.now() - sent);
+        if (this.lastBeatAt > 0) this.longestGap = Math.max(this.longestGap, sent - this.lastBeatAt);
         this.lastBeatAt = sent;
         failures = 0;
       } catch (e) {
@@ -181,6 +191,11 @@ async function admin(cp: ControlPlane, method: string, path: string, body?: unkn
     return text ? JSON.parse(text) : undefined;
   }
 }
+
+const percentile = (xs: number[], p: number) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+};
 
 async function inParallel<T>(items: T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -265,10 +280,15 @@ async function main(): Promise<void> {
     console.log(`convergence-sim: ${CELLS} fake cells, ${APPS} apps × ${PER_APP} = ${TOTAL} instances, heartbeat ${BEAT_MS} ms, TTL ${TTL_MS} ms`);
 
     const t0 = performance.now();
-    await inParallel(apps, 25, async (app) => void (await admin(cp, "POST", `/v3/apps/${app}/actions/start`)));
+    const startTimes: number[] = [];
+    await inParallel(apps, 25, async (app) => {
+      const sent = performance.now();
+      await admin(cp, "POST", `/v3/apps/${app}/actions/start`);
+      startTimes.push(performance.now() - sent);
+    });
     const startsSent = performance.now() - t0;
     const a = startsSent + (await until("all RUNNING", () => indicesRunning() === TOTAL, progress));
-    console.log(`A. start every app → all ${TOTAL} RUNNING: ${(a / 1000).toFixed(2)} s (start requests took ${(startsSent / 1000).toFixed(2)} s)`);
+    console.log(`A. start every app → all ${TOTAL} RUNNING: ${(a / 1000).toFixed(2)} s (start requests took ${(startsSent / 1000).toFixed(2)} s; one start request p50 ${percentile(startTimes, 50).toFixed(0)} ms, p99 ${percentile(startTimes, 99).toFixed(0)} ms)`);
 
     const t1 = performance.now();
     await admin(cp, "PATCH", "/v3/feature_flags/diego_docker", { enabled: false });
@@ -292,7 +312,23 @@ async function main(): Promise<void> {
     // Every replacement is recorded: outside D there should be none (no claim timed out, no cell flapped).
     const count = async (types: string) =>
       ((await admin(cp, "GET", `/v3/audit_events?types=${types}&per_page=1`)) as { pagination: { total_results: number } }).pagination.total_results;
-    console.log(`Replacements recorded: ${await count("app.instances_replaced")} replaced, ${await count("app.instance_lost")} lost (D alone accounts for ${lostCount})`);
+    const replaced = await count("app.instances_replaced");
+    const lost = await count("app.instance_lost");
+    // Audit events group instances per app and reason: count the instances they name.
+    const named = async (types: string) => {
+      let n = 0;
+      for (let page = 1; ; page++) {
+        const res = (await admin(cp, "GET", `/v3/audit_events?types=${types}&per_page=5000&page=${page}`)) as { resources: { data: { instances?: unknown[] } }[]; pagination: { total_pages: number } };
+        for (const e of res.resources) n += e.data.instances?.length ?? 0;
+        if (page >= res.pagination.total_pages) return n;
+      }
+    };
+    const replacedInstances = (await named("app.instances_replaced")) + (await named("app.instance_lost"));
+    console.log(`Replacements recorded: ${replaced} replaced and ${lost} lost events naming ${replacedInstances} instances; D alone accounts for ${lostCount}: live instances wrongly replaced ${replacedInstances - lostCount}`);
+    const live = cells.filter((x) => x !== victim);
+    const rtts = live.flatMap((x) => x.beatRtts);
+    const gap = Math.max(...live.map((x) => x.longestGap));
+    console.log(`Heartbeats: ${rtts.length} accepted, round trip p50 ${percentile(rtts, 50).toFixed(0)} ms, p99 ${percentile(rtts, 99).toFixed(0)} ms, max ${Math.max(...rtts).toFixed(0)} ms; longest gap between a live cell's accepted heartbeats ${(gap / 1000).toFixed(2)} s (TTL ${(TTL_MS / 1000).toFixed(1)} s)`);
 
     const kinds = new Map<string, number>();
     for (const e of errors) {
