@@ -143,12 +143,14 @@ export async function startAgent(config: AgentConfig) {
       stage: (task, access) => stageOnCell(task, access),
     },
   );
+  const watch = client.watchDesired((msg, extra) => log.warn(extra, msg));
   await agent.start();
   logs.start();
   log.info("cell agent running");
   return {
     agent,
     async shutdown() {
+      watch.stop();
       await agent.shutdown();
       await logs.stop();
       // Spare upper filesystems hold loop devices; containers' own stay mounted.

@@ -36,5 +36,7 @@ export const featureDisabled = (message: string) =>
   new CfError(403, 330002, "CF-FeatureDisabled", `Feature Disabled: ${message}`);
 export const tooLarge = (limit: number) =>
   new CfError(413, 10014, "CF-RequestEntityTooLarge", `Request body is larger than ${limit} bytes`);
+export const upgradeRequired = () =>
+  new CfError(400, 10005, "CF-InvalidRequest", "This endpoint speaks WebSocket: send an Upgrade: websocket request");
 export const notFoundRoute = () =>
   new CfError(404, 10000, "CF-NotFound", "Unknown request");

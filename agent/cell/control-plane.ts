@@ -4,6 +4,7 @@
  */
 import { fetch } from "undici";
 import { desiredSetSchema, type DesiredSet } from "../../shared/protocol/desired-set";
+import { VersionWatch, watched } from "../watch/version-watch";
 import {
   registrationResponseSchema,
   type CellRegistration,
@@ -113,8 +114,26 @@ export class ControlPlaneClient {
     return request(new URL(path, this.apiUrl), method, body, what, { ...opts, timeoutMs: opts.timeoutMs ?? this.timeouts.requestMs, credential: this.credential });
   }
 
-/** The desired set when it differs from `after`; null when the hold ended unchanged (204). */
+  private watch: VersionWatch | null = null;
+
+  /**
+   * Watches the desired-set version on a WebSocket (the channel can hibernate
+   * between changes); `desired` then waits on it instead of holding a long-poll,
+   * and long-polls again whenever the socket is down.
+   */
+  watchDesired(log?: (msg: string, extra: Record<string, unknown>) => void): VersionWatch {
+    this.watch?.stop();
+    this.watch = new VersionWatch({ url: new URL(`/v3/cells/${this.cellGuid}/desired/watch`, this.apiUrl), credential: this.credential, log }).start();
+    return this.watch;
+  }
+
+  /** The desired set when it differs from `after`; null when the hold (or the watch's wait) ended unchanged. */
   async desired(after: number | null, signal?: AbortSignal): Promise<DesiredSet | null> {
+    if (this.watch) return watched(this.watch, (a, s) => this.poll(a ?? null, s), this.timeouts.longPollMs)(after ?? undefined, signal);
+    return this.poll(after, signal);
+  }
+
+  private async poll(after: number | null, signal?: AbortSignal): Promise<DesiredSet | null> {
     const q = after === null ? "" : `?after=${after}`;
     const read = async (res: FetchResponse) => {
       if (res.status === 204) {

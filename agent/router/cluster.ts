@@ -22,7 +22,7 @@ import { serveHealth } from "./health";
 import type { DaemonLogger } from "./logger";
 import { startPoller } from "./poller";
 import { createRouter } from "./router";
-import { httpTableSource } from "./table-source";
+import { watchedTableSource } from "./table-source";
 
 /** What a worker needs: no API URL, no token. */
 const workerConfigSchema = routerConfigSchema.pick({
@@ -124,8 +124,9 @@ export function runPrimary(config: RouterConfig, logger: DaemonLogger): void {
 
   // Healthy once a worker serves from a table; the primary's own state, since it alone polls and stops.
   serveHealth(config.listenHost, config.healthPort, logger, () => ({ hasTable: applied.size > 0, draining: stopping }));
+  const tableSource = watchedTableSource({ apiUrl: config.apiUrl, token: config.token, requestTimeoutMs: config.timeouts.pollRequestMs }, (msg, extra) => log.warn(extra, msg));
   const poller = startPoller({
-    source: httpTableSource({ apiUrl: config.apiUrl, token: config.token, requestTimeoutMs: config.timeouts.pollRequestMs }),
+    source: tableSource.source,
     schedule: config.poll,
     log,
     onTable: (table) => {
@@ -140,6 +141,7 @@ export function runPrimary(config: RouterConfig, logger: DaemonLogger): void {
     stopping = true;
     log.info("shutting down: draining workers");
     await sleep(config.timeouts.drainWaitMs);
+    tableSource.stop();
     await poller.stop();
     const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
     // A worker stuck past its own deadline is killed; a second of slack for its exit.

@@ -19,7 +19,7 @@ import { serveHealth } from "./health";
 import { createDaemonLogger, type DaemonLogger } from "./logger";
 import { startPoller } from "./poller";
 import { createRouter } from "./router";
-import { httpTableSource } from "./table-source";
+import { watchedTableSource } from "./table-source";
 
 interface Flags {
   apiUrl?: string;
@@ -86,8 +86,9 @@ function runSingle(config: RouterConfig, logger: DaemonLogger): void {
   const router = createRouter({ ...config, log });
   let stopping = false;
   serveHealth(config.listenHost, config.healthPort, logger, () => ({ hasTable: router.version !== undefined, draining: stopping }));
+  const tableSource = watchedTableSource({ apiUrl: config.apiUrl, token: config.token, requestTimeoutMs: config.timeouts.pollRequestMs }, (msg, extra) => log.warn(extra, msg));
   const poller = startPoller({
-    source: httpTableSource({ apiUrl: config.apiUrl, token: config.token, requestTimeoutMs: config.timeouts.pollRequestMs }),
+    source: tableSource.source,
     schedule: config.poll,
     log,
     onTable: (table) => {
@@ -100,6 +101,7 @@ function runSingle(config: RouterConfig, logger: DaemonLogger): void {
     stopping = true;
     log.info("shutting down: draining");
     await sleep(config.timeouts.drainWaitMs);
+    tableSource.stop();
     await poller.stop();
     await router.shutdown();
     log.info("stopped");

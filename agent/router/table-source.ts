@@ -6,6 +6,7 @@
 import { request } from "undici";
 import { z } from "zod";
 import { routeTableSchema, type RouteTable } from "../../shared/protocol/route-table";
+import { VersionWatch, watched } from "../watch/version-watch";
 
 /**
  * Resolves with the table when it differs from `after` (or `after` is
@@ -74,4 +75,19 @@ export function httpTableSource(options: HttpTableSourceOptions): TableSource {
     }
     return parsed.data;
   };
+}
+
+/**
+ * {@link httpTableSource} waiting on a WebSocket watch of the table's version
+ * while the socket is up (the control plane's channel then hibernates between
+ * changes), long-polling while it is down. `stop` closes the watch.
+ */
+export function watchedTableSource(
+  options: HttpTableSourceOptions,
+  log?: (msg: string, extra: Record<string, unknown>) => void,
+): { source: TableSource; stop: () => void } {
+  const watch = new VersionWatch({ url: new URL("/v3/routes/table/watch", options.apiUrl), credential: options.token, log }).start();
+  const poll = httpTableSource(options);
+  const source = watched(watch, (after, signal) => poll(after, signal ?? new AbortController().signal), options.requestTimeoutMs);
+  return { source: (after, signal) => source(after, signal), stop: () => watch.stop() };
 }

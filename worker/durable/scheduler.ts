@@ -116,6 +116,12 @@ export class Scheduler extends DurableObject<Bindings> {
     ].filter((t): t is number => t !== null);
     const next = Math.min(...due);
     await this.ctx.storage.setAlarm(next);
-    return { ...outcome, full: scope.full, read: { instances: snap.actual.length, processes: snap.desired.processes.length }, next_due_at: next };
+    const report = { ...outcome, full: scope.full, read: { instances: snap.actual.length, processes: snap.desired.processes.length }, next_due_at: next };
+    // Where a pass's time goes, for operators and the convergence bench.
+    console.log(JSON.stringify({
+      component: "scheduler", msg: "pass", full: scope.full, ms: Date.now() - now, read: report.read, writes: writes.length,
+      placed: outcome.placed.length, stopped: outcome.stopped.length, replaced: outcome.replaced.length, lost_cells: outcome.lost_cells.length,
+    }));
+    return report;
   }
 }

@@ -1,30 +1,71 @@
 /**
  * @module VersionChannel: one Durable Object per version source ("cell:<guid>"
- * for a cell's desired set, "routes_table" for the routers' table) holding the
- * long-polls on it. `wait(source, after, holdMs)` (typed RPC) answers when the
- * version moves or the hold ends; `notify()`, sent by the one notifier
- * (scheduling/long-poll.ts) after a write that moved the version, answers
- * every held poll at once.
+ * for a cell's desired set, "routes_table" for the routers' table), telling
+ * cells and routers when the version moves. `notify(source)`, sent by the one
+ * notifier (scheduling/long-poll.ts) after a write that moved the version,
+ * reaches both kinds of listener:
  *
- * A poll registers first and then reads the version from D1 itself, so a change
- * committed between the caller's check and the registration is never missed,
- * even if its notify arrived before the poll did.
+ * - Watches: WebSockets accepted with the Hibernation API, sent the version
+ *   on connect and on every notify. Between changes the object hibernates
+ *   (pings are answered by an auto-response, without waking it), so an idle
+ *   fleet costs no Durable Object duration.
+ * - Long-polls (the fallback): `wait(source, after, holdMs)` answers when the
+ *   version moves or the hold ends. A poll registers first and then reads the
+ *   version from D1 itself, so a change committed between the caller's check
+ *   and the registration is never missed, even if its notify came first.
  */
 import { DurableObject } from "cloudflare:workers";
 import { drizzle } from "drizzle-orm/d1";
 import type { Bindings } from "../env";
 import * as schema from "../db/schema";
-import { readVersion, type VersionSource } from "../scheduling/versions";
+import { parseSourceName, readVersion, type VersionSource } from "../scheduling/versions";
 
 type Waiter = (changed: boolean) => void;
 
 export class VersionChannel extends DurableObject<Bindings> {
   private readonly waiters = new Set<Waiter>();
 
-  notify(): void {
+  constructor(ctx: DurableObjectState, env: Bindings) {
+    super(ctx, env);
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
+  }
+
+  private read(source: VersionSource): Promise<number | undefined> {
+    return readVersion(drizzle(this.env.DB, { schema }), source);
+  }
+
+  /** A watch (`/watch?source=…`, a WebSocket upgrade the Worker checked and forwarded). */
+  override async fetch(request: Request): Promise<Response> {
+    const source = parseSourceName(new URL(request.url).searchParams.get("source") ?? "");
+    if (!source) return new Response("bad watch request", { status: 400 });
+    const pair = new WebSocketPair();
+    this.ctx.acceptWebSocket(pair[1]);
+    // Accepted before the read: a notify meanwhile reaches it too (watchers keep the highest version).
+    pair[1].send(JSON.stringify({ version: (await this.read(source)) ?? 0 }));
+    return new Response(null, { status: 101, webSocket: pair[0] });
+  }
+
+  /** Watchers only listen; their pings never get here (auto-response). */
+  override async webSocketMessage(): Promise<void> {}
+
+  override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    ws.close(code === 1005 ? 1000 : code, "closing");
+  }
+
+  async notify(source: VersionSource): Promise<void> {
     const waiting = [...this.waiters];
     this.waiters.clear();
     for (const w of waiting) w(true);
+    const sockets = this.ctx.getWebSockets();
+    if (sockets.length === 0) return;
+    const message = JSON.stringify({ version: (await this.read(source)) ?? 0 });
+    for (const ws of sockets) {
+      try {
+        ws.send(message);
+      } catch {
+        ws.close(1011, "send failed");
+      }
+    }
   }
 
   /** True when `source` moved away from `after`, false when the hold ended first. */
@@ -37,7 +78,7 @@ export class VersionChannel extends DurableObject<Bindings> {
       };
       const timer = setTimeout(() => done(false), holdMs);
       this.waiters.add(done);
-      readVersion(drizzle(this.env.DB, { schema }), source).then(
+      this.read(source).then(
         (version) => {
           if (version !== after) done(true);
         },

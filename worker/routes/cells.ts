@@ -31,7 +31,7 @@ import {
   type CellRecord,
 } from "../scheduling/cells-repo";
 import { buildDesiredSet } from "../scheduling/desired-set";
-import { holdUntilChanged } from "../scheduling/long-poll";
+import { holdUntilChanged, watchChannel } from "../scheduling/long-poll";
 import { recordHeartbeat, recordInstanceReports } from "../scheduling/reports";
 import { readCellSetVersion, versionBumps } from "../scheduling/versions";
 import { convergenceConfig } from "../scheduling/config";
@@ -140,6 +140,13 @@ cellsApi.get("/:id/desired", async (c) => {
   return c.json(set);
 });
 
+
+/** The desired-set version on a WebSocket (the channel hibernates between changes); the long-poll above is the fallback. */
+cellsApi.get("/:id/desired/watch", async (c) => {
+  const cellGuid = c.req.param("id");
+  requireCell(c, cellGuid);
+  return watchChannel(c.env, { kind: "cell", cellGuid }, c.req.raw);
+});
 
 cellsApi.post("/:id/heartbeat", async (c) => {
   const cellGuid = c.req.param("id");

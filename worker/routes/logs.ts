@@ -10,12 +10,11 @@ import { requireCell } from "../auth/principal";
 import { reachableApp } from "../auth/scope";
 import { instances } from "../db/schema";
 import type { AppEnv, Bindings } from "../env";
-import { CfError, notAuthorized } from "../errors";
+import { notAuthorized, upgradeRequired } from "../errors";
 import { parseQuery } from "../http/validate";
 
 const appLogs = (env: Bindings, appGuid: string) => env.LOGS.get(env.LOGS.idFromName(appGuid));
 
-const upgradeRequired = () => new CfError(400, 10005, "CF-InvalidRequest", "This endpoint speaks WebSocket: send an Upgrade: websocket request");
 
 function forward(c: { req: { raw: Request; header(name: string): string | undefined }; env: Bindings }, appGuid: string, path: string) {
   if (c.req.header("upgrade")?.toLowerCase() !== "websocket") throw upgradeRequired();

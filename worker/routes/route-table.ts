@@ -10,9 +10,15 @@ import { parseQuery } from "../http/validate";
 import { routeTableQuerySchema } from "../../shared/protocol/route-table";
 import { ROUTES_TABLE_COUNTER, readCounter } from "../db/counters";
 import { buildRouteTable } from "../scheduling/route-table";
-import { holdUntilChanged } from "../scheduling/long-poll";
+import { holdUntilChanged, watchChannel } from "../scheduling/long-poll";
 
 export const routeTableApi = new Hono<AppEnv>();
+
+/** The table's version on a WebSocket (the channel hibernates between changes); the long-poll below is the fallback. */
+routeTableApi.get("/watch", async (c) => {
+  requireRouter(c);
+  return watchChannel(c.env, { kind: "routes_table" }, c.req.raw);
+});
 
 routeTableApi.get("/", async (c) => {
   requireRouter(c);

@@ -1,10 +1,11 @@
 /**
- * @module Holding and releasing long-polls through VersionChannel objects: the
- * request handler asks the channel to hold; after a write that moved versions,
- * `notifyChannels` — the only notifier — tells the channels of the sources the
- * write named.
+ * @module Cells' and routers' version channels (VersionChannel objects): a
+ * request handler hands the channel a WebSocket watch, or asks it to hold a
+ * long-poll; after a write that moved versions, `notifyChannels` — the only
+ * notifier — tells the channels of the sources the write named.
  */
 import type { Bindings } from "../env";
+import { upgradeRequired } from "../errors";
 import { sourceName, type VersionSource } from "./versions";
 
 const channel = (env: Pick<Bindings, "CHANNELS">, source: VersionSource) => env.CHANNELS.get(env.CHANNELS.idFromName(sourceName(source)));
@@ -23,5 +24,12 @@ export async function holdUntilChanged(env: Pick<Bindings, "CHANNELS" | "LONG_PO
 
 /** Answers every poll held on these sources (call after the D1 write that moved their versions). */
 export async function notifyChannels(env: Pick<Bindings, "CHANNELS">, sources: VersionSource[]): Promise<void> {
-  await Promise.all(sources.map((source) => channel(env, source).notify()));
+  await Promise.all(sources.map((source) => channel(env, source).notify(source)));
+}
+
+/** Hands a WebSocket upgrade (already authorized) to the source's channel, which watches with it. */
+export function watchChannel(env: Pick<Bindings, "CHANNELS">, source: VersionSource, request: Request): Promise<Response> {
+  if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") throw upgradeRequired();
+  const url = `https://channel/watch?source=${encodeURIComponent(sourceName(source))}`;
+  return channel(env, source).fetch(new Request(url, request));
 }
