@@ -64,7 +64,7 @@ const q = (s: string | null) => (s === null ? "NULL" : `'${s.replaceAll("'", "''
 function seedSql(space: string, appGuids: string[], first: number): string {
   const now = new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
   const lines = first > 0 ? [] : [
-    `INSERT INTO spaces (guid, name) VALUES (${q(space)}, 'bench');`,
+    `INSERT INTO spaces (guid, name, organization_guid) SELECT ${q(space)}, 'bench', guid FROM organizations WHERE name = 'default';`,
     `INSERT INTO feature_flags (name, enabled, custom_error_message, updated_at) VALUES ('diego_docker', 1, NULL, ${q(now)});`,
   ];
   appGuids.forEach((app, n) => {
@@ -102,13 +102,18 @@ class FakeCell {
 
   constructor(readonly client: ControlPlaneClient) {}
 
+  private watch: { stop(): void } | null = null;
+
   start(): void {
+    // As the agent does: the set's version comes on a WebSocket; long-polls only while it is down.
+    this.watch = this.client.watchDesired();
     void this.pollLoop();
     void this.beatLoop();
   }
 
   silence(): void {
     this.stopped = true;
+    this.watch?.stop();
     this.abort.abort();
   }
 
@@ -256,13 +261,13 @@ async function main(): Promise<void> {
     await run(wrangler, ["d1", "execute", "DB", "--local", "--persist-to", persistDir, "--config", config, "--file", seed], { cwd: ROOT, env, maxBuffer: 64 << 20 });
   }
 
-  const cp = await startControlPlane({ persistDir, config, vars: { LONG_POLL_HOLD_MS: "20000", HEARTBEAT_TTL_MS: String(TTL_MS) } });
-  const cells: FakeCell[] = [];
-  // The Worker's own log, for post-mortems of a run.
+  // The Worker's own log (a line per scheduler pass among it), for post-mortems of a run.
   const log = join(tmpdir(), `berth-conv-${process.pid}.log`);
   const logLines: string[] = [];
-  cp.process.stdout!.on("data", (d) => logLines.push(String(d)));
-  cp.process.stderr!.on("data", (d) => logLines.push(String(d)));
+  const cp = await startControlPlane({
+    persistDir, config, vars: { LONG_POLL_HOLD_MS: "20000", HEARTBEAT_TTL_MS: String(TTL_MS) }, log: (chunk) => logLines.push(chunk),
+  });
+  const cells: FakeCell[] = [];
   try {
     await inParallel(Array.from({ length: CELLS }, (_, i) => i), 10, async (i) => {
       const { token } = (await admin(cp, "POST", "/v3/cells/enrollment_tokens", { kind: "cell" })) as { token: string };
