@@ -33,6 +33,14 @@ export interface ConvergenceConfig {
    * (Diego's ConvergeRepeatInterval, 30 s): the backstop for a missed wake.
    */
   fullPassIntervalMs: number;
+  /**
+   * When more than this share of the ACTIVE cells (three or more) are silent at
+   * once, the control plane or its network is the likelier fault: none is
+   * marked LOST and nothing is replaced until they report again or fewer are
+   * silent (Kubernetes' node lifecycle controller stops evicting in a "full
+   * disruption"; its unhealthy-zone threshold is 0.55).
+   */
+  disruptionThreshold: number;
 }
 
 export const DEFAULT_RESTART_POLICY: RestartPolicy = {
@@ -49,4 +57,5 @@ export const DEFAULT_CONVERGENCE_CONFIG: ConvergenceConfig = {
   claimTimeoutMs: 30_000,
   restart: DEFAULT_RESTART_POLICY,
   fullPassIntervalMs: 30_000,
+  disruptionThreshold: 0.55,
 };

@@ -5,7 +5,10 @@
  * named rule each; an instance one rule acts on is not seen by later rules.
  *
  * Rules, in order:
- * 1. expiredCells — heartbeat older than the TTL: the cell is marked LOST.
+ * 1. expiredCells — heartbeat older than the TTL: the cell is marked LOST;
+ *    unless most ACTIVE cells fell silent at once (a disruption: the control
+ *    plane or its network is the likelier fault), when every ACTIVE cell
+ *    counts as live this pass.
  * 2. stoppingOnDeadCells — STOPPING instances whose cell is gone: forgotten.
  * 3. undesiredInstances — app stopped, process gone, diego_docker off, or an
  *    older process version (a restart): stopped.
@@ -38,6 +41,8 @@ interface Context {
   /** Processes that would run but for the flag. */
   flagStopped: Set<string>;
   cells: Map<string, CellView>;
+  /** Most ACTIVE cells are silent at once: they all count as live. */
+  disrupted: boolean;
   now: number;
   config: ConvergenceConfig;
 }
@@ -49,12 +54,19 @@ function contextOf(desired: DesiredState, cells: CellView[], now: number, config
     if (p.lifecycle === "docker" && !desired.diego_docker) flagStopped.add(p.process_guid);
     else running.set(p.process_guid, p);
   }
-  return { running, flagStopped, cells: new Map(cells.map((c) => [c.guid, c])), now, config };
+  return { running, flagStopped, cells: new Map(cells.map((c) => [c.guid, c])), disrupted: isDisrupted(cells, now, config), now, config };
+}
+
+/** More than `disruptionThreshold` of three or more ACTIVE cells are silent. */
+export function isDisrupted(cells: CellView[], now: number, config: ConvergenceConfig): boolean {
+  const active = cells.filter((c) => c.state === "ACTIVE");
+  const silent = active.filter((c) => !cellIsAlive(c, now, config));
+  return active.length >= 3 && silent.length > active.length * config.disruptionThreshold;
 }
 
 function isOnLiveCell(i: ActualInstance, ctx: Context): boolean {
   const cell = i.cell_guid === null ? undefined : ctx.cells.get(i.cell_guid);
-  return cell !== undefined && cellIsAlive(cell, ctx.now, ctx.config);
+  return cell !== undefined && (cellIsAlive(cell, ctx.now, ctx.config) || (ctx.disrupted && cell.state === "ACTIVE"));
 }
 
 const placedOnCell = (i: ActualInstance) => i.cell_guid !== null;
@@ -217,7 +229,7 @@ export function converge(
   config: ConvergenceConfig = DEFAULT_CONVERGENCE_CONFIG,
 ): Plan {
   const ctx = contextOf(desired, cells, now, config);
-  const plan: Plan = { place: [], replace: [], stop: [], markLost: expiredCells(cells, now, config), promote: [] };
+  const plan: Plan = { place: [], replace: [], stop: [], markLost: ctx.disrupted ? [] : expiredCells(cells, now, config), promote: [] };
   const handled = new Set<string>();
   const unhandled = (list: ActualInstance[]) => list.filter((i) => !handled.has(i.instance_guid));
   const stop = (stops: StopAction[]) => {

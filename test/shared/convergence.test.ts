@@ -165,6 +165,28 @@ describe("converge: lost cells", () => {
   });
 });
 
+describe("converge: most cells silent at once (a disruption)", () => {
+  const fleet = (silent: number) => Array.from({ length: 10 }, (_, i) => cell({ guid: `c${i}`, last_heartbeat_at: i < silent ? NOW - 20_000 : NOW - 1_000 }));
+  const onSilent = [inst({ instance_guid: "run", index: 0, cell_guid: "c0" }), inst({ instance_guid: "start", index: 1, cell_guid: "c0", state: "STARTING" })];
+
+  it("marks no cell lost and replaces nothing when more than 55% of the active cells are silent", () => {
+    const plan = converge(desired([proc()]), onSilent, fleet(6), NOW);
+    expect(plan).toEqual({ place: [], replace: [], stop: [], markLost: [], promote: [] });
+  });
+
+  it("marks the silent cells lost and replaces their instances at 55% or fewer", () => {
+    const plan = converge(desired([proc()]), onSilent, fleet(5), NOW);
+    expect(plan.markLost.map((m) => m.cell_guid)).toEqual(["c0", "c1", "c2", "c3", "c4"]);
+    expect(plan.replace.map((r) => [r.instance_guid, r.keep])).toEqual([["run", "SUSPECT"], ["start", null]]);
+  });
+
+  it("still marks a lone silent cell lost in a fleet of one or two", () => {
+    expect(converge(desired([]), [], [cell({ guid: "c1", last_heartbeat_at: NOW - 20_000 })], NOW).markLost.map((m) => m.cell_guid)).toEqual(["c1"]);
+    const two = [cell({ guid: "c1", last_heartbeat_at: NOW - 20_000 }), cell({ guid: "c2", last_heartbeat_at: NOW - 20_000 })];
+    expect(converge(desired([]), [], two, NOW).markLost.map((m) => m.cell_guid)).toEqual(["c1", "c2"]);
+  });
+});
+
 describe("converge: drained cells (evacuation)", () => {
   const draining = [cell({ guid: "c1", state: "DRAINING" }), cell({ guid: "c2", zone: "z2" })];
 
