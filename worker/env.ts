@@ -29,6 +29,8 @@ export interface UntypedBindings {
   FULL_PASS_INTERVAL_MS?: string;
   /** Time budget for resolving one build's image, in ms (default 10 min). */
   STAGING_TIMEOUT_MS?: string;
+  /** How long an enrollment token enrolls (default 1 h). */
+  ENROLLMENT_TOKEN_TTL_MS?: string;
   /** Secret: the bootstrap admin token. */
   ADMIN_TOKEN: string;
   /** Secret: 32 bytes, base64; AES-GCM key for registry passwords at rest. */

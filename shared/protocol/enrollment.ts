@@ -1,7 +1,9 @@
 /**
  * @module Enrolling cells and routers. An admin makes a one-time enrollment
  * token (`POST /v3/cells/enrollment_tokens`), the host trades it once for its
- * own long-lived credential (`POST /v3/cells/register`).
+ * own long-lived credential (`POST /v3/cells/register`) before it expires
+ * (1 h by default). Admins list tokens with their state and revoke unused
+ * ones (`DELETE /v3/cells/enrollment_tokens/:guid`).
  */
 import { z } from "zod";
 import { protocolField } from "./version";
@@ -11,12 +13,20 @@ export const enrollmentKindSchema = z.enum(["cell", "router"]);
 
 export const enrollmentTokenRequestSchema = z.strictObject({ kind: enrollmentKindSchema });
 
-export const enrollmentTokenSchema = z.strictObject({
+/** An enrollment token as admins list it (`GET /v3/cells/enrollment_tokens`); never the token itself. */
+export const enrollmentTokenInfoSchema = z.strictObject({
+  guid: z.string(),
   kind: enrollmentKindSchema,
-  /** Shown once; only its hash is kept. */
-  token: z.string().min(1),
+  /** `active` enrolls one cell or router; `used`, `revoked` and `expired` enroll nothing. */
+  state: z.enum(["active", "used", "revoked", "expired"]),
   created_at: z.string(),
+  expires_at: z.string(),
+  used_at: z.string().nullable(),
+  revoked_at: z.string().nullable(),
 });
+
+/** `POST /v3/cells/enrollment_tokens`'s answer: the info, and the token, shown this once (only its hash is kept). */
+export const enrollmentTokenSchema = enrollmentTokenInfoSchema.extend({ token: z.string().min(1) });
 
 const name = z.string().min(1).max(255).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "must be letters, digits, '.', '_' or '-'");
 

@@ -244,9 +244,14 @@ export const routeDestinations = sqliteTable("route_destinations", {
 /** One-time tokens an admin makes for enrolling a cell or a router. */
 export const enrollmentTokens = sqliteTable("enrollment_tokens", {
   tokenHash: text("token_hash").primaryKey(),
+  /** How admins name a token to list or revoke it (the token itself is shown once). */
+  guid: text("guid").unique(),
   kind: text("kind", { enum: ["cell", "router"] }).notNull(),
   usedAt: text("used_at"),
   createdAt: text("created_at").notNull(),
+  /** After this (ISO time) the token no longer enrolls anything. */
+  expiresAt: text("expires_at"),
+  revokedAt: text("revoked_at"),
 });
 
 export const cells = sqliteTable("cells", {

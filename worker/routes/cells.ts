@@ -27,7 +27,7 @@ import { getStagingInput } from "../db/builds";
 import { completeStaging, failStaging } from "../staging/stage";
 import { PROTOCOL_VERSION } from "../../shared/protocol/version";
 import {
-  createEnrollmentToken, drainCell, enrollmentKind, forgetCell, getCell, listCells, registerCell, registerRouter, stagingTaskOf,
+  createEnrollmentToken, drainCell, enrollmentKind, enrollmentTokenState, enrollmentTokenTtlMs, listEnrollmentTokens, revokeEnrollmentToken, type EnrollmentTokenRecord, forgetCell, getCell, listCells, registerCell, registerRouter, stagingTaskOf,
   type CellRecord,
 } from "../scheduling/cells-repo";
 import { buildDesiredSet } from "../scheduling/desired-set";
@@ -57,19 +57,42 @@ function presentCell(cell: CellRecord, l: Linker) {
   };
 }
 
+const presentEnrollmentToken = (t: EnrollmentTokenRecord, now: Date) => ({
+  guid: t.guid, kind: t.kind, state: enrollmentTokenState(t, now),
+  created_at: t.createdAt, expires_at: t.expiresAt, used_at: t.usedAt, revoked_at: t.revokedAt,
+});
+
 cellsApi.post("/enrollment_tokens", async (c) => {
   requireAdmin(c);
   const { kind } = await parseJson(c, enrollmentTokenRequestSchema);
-  const { token, createdAt } = await createEnrollmentToken(c.var.db, kind, new Date());
-  return c.json({ kind, token, created_at: createdAt }, 201);
+  const now = new Date();
+  const created = await createEnrollmentToken(c.var.db, kind, now, enrollmentTokenTtlMs(c.env));
+  return c.json({ ...presentEnrollmentToken(created, now), token: created.token }, 201);
+});
+
+cellsApi.get("/enrollment_tokens", async (c) => {
+  requireAdmin(c);
+  const q = parseQuery(c, z.strictObject(pageQuery));
+  const { total, tokens } = await listEnrollmentTokens(c.var.db, q.page, q.per_page);
+  const now = new Date();
+  return c.json(paginated(c.req.url, q, total, tokens.map((t) => presentEnrollmentToken(t, now))));
+});
+
+/** Revokes an unused enrollment token at once; a used one answers 422 (delete its cell or router instead). */
+cellsApi.delete("/enrollment_tokens/:guid", async (c) => {
+  requireAdmin(c);
+  const outcome = await revokeEnrollmentToken(c.var.db, c.req.param("guid"), new Date());
+  if (outcome === "not_found") throw resourceNotFound("Enrollment token");
+  if (outcome === "used") throw unprocessable("This enrollment token was already used: delete the cell or router it enrolled instead.");
+  return c.body(null, 204);
 });
 
 cellsApi.post("/register", async (c) => {
   // The enrollment token is the credential here: no bearer token needed.
   const body = await parseJson(c, registrationBaseSchema.loose());
-  const kind = await enrollmentKind(c.var.db, body.enrollment_token);
-  if (!kind) throw invalidAuthToken();
   const now = new Date();
+  const kind = await enrollmentKind(c.var.db, body.enrollment_token, now);
+  if (!kind) throw invalidAuthToken();
   if (kind === "cell") {
     const parsed = cellRegistrationSchema.safeParse(body);
     if (!parsed.success) throw unprocessable(describeIssues(parsed.error));

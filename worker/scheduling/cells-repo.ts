@@ -3,7 +3,7 @@
  * (a cell or a router trades its token once for a credential), listing and
  * draining.
  */
-import { and, asc, count, eq, isNull, sql } from "drizzle-orm";
+import { and, asc, count, eq, gt, isNull, sql } from "drizzle-orm";
 import type { Db } from "../env";
 import type { EnrollmentKind } from "../../shared/protocol/enrollment";
 import type { Resources } from "../../shared/protocol/resources";
@@ -13,24 +13,90 @@ import { hashToken, newToken } from "../auth/tokens";
 import { bumpRouteTable } from "../db/counters";
 import { isoNow, newGuid } from "../http/ids";
 
-export async function createEnrollmentToken(db: Db, kind: EnrollmentKind, now: Date): Promise<{ token: string; createdAt: string }> {
-  const token = newToken("enrollment");
-  const createdAt = isoNow(now);
-  await db.insert(enrollmentTokens).values({ tokenHash: await hashToken(token), kind, createdAt });
-  return { token, createdAt };
+/** Enrollment tokens live an hour unless the Worker var ENROLLMENT_TOKEN_TTL_MS says otherwise (kubeadm's bootstrap tokens: 24 h). */
+export const DEFAULT_ENROLLMENT_TOKEN_TTL_MS = 60 * 60 * 1000;
+
+export function enrollmentTokenTtlMs(env: { ENROLLMENT_TOKEN_TTL_MS?: string }): number {
+  const v = Number(env.ENROLLMENT_TOKEN_TTL_MS);
+  return Number.isFinite(v) && v > 0 ? v : DEFAULT_ENROLLMENT_TOKEN_TTL_MS;
 }
 
-/** The kind of an unused enrollment token, or undefined when it is unknown or spent. */
-export async function enrollmentKind(db: Db, token: string): Promise<EnrollmentKind | undefined> {
-  const [row] = await db.select({ kind: enrollmentTokens.kind }).from(enrollmentTokens)
-    .where(and(eq(enrollmentTokens.tokenHash, await hashToken(token)), isNull(enrollmentTokens.usedAt))).limit(1);
+export interface EnrollmentTokenRecord {
+  guid: string;
+  kind: EnrollmentKind;
+  createdAt: string;
+  expiresAt: string;
+  usedAt: string | null;
+  revokedAt: string | null;
+}
+
+export type EnrollmentTokenState = "active" | "used" | "revoked" | "expired";
+
+/** A token's state at `now`: spent, revoked and expired tokens enroll nothing. */
+export function enrollmentTokenState(t: Pick<EnrollmentTokenRecord, "usedAt" | "revokedAt" | "expiresAt">, now: Date): EnrollmentTokenState {
+  if (t.usedAt) return "used";
+  if (t.revokedAt) return "revoked";
+  return t.expiresAt <= isoNow(now) ? "expired" : "active";
+}
+
+export async function createEnrollmentToken(db: Db, kind: EnrollmentKind, now: Date, ttlMs: number): Promise<EnrollmentTokenRecord & { token: string }> {
+  const token = newToken("enrollment");
+  const row = { guid: newGuid(), kind, createdAt: isoNow(now), expiresAt: isoNow(new Date(now.getTime() + ttlMs)), usedAt: null, revokedAt: null };
+  await db.insert(enrollmentTokens).values({ tokenHash: await hashToken(token), ...row });
+  return { ...row, token };
+}
+
+/** Unspent, unrevoked and unexpired at `now`: the only tokens that enroll. */
+const usable = (hash: string, now: Date) =>
+  and(eq(enrollmentTokens.tokenHash, hash), isNull(enrollmentTokens.usedAt), isNull(enrollmentTokens.revokedAt), gt(enrollmentTokens.expiresAt, isoNow(now)));
+
+/** The kind of a usable enrollment token, or undefined when it is unknown, spent, revoked or expired. */
+export async function enrollmentKind(db: Db, token: string, now: Date): Promise<EnrollmentKind | undefined> {
+  const [row] = await db.select({ kind: enrollmentTokens.kind }).from(enrollmentTokens).where(usable(await hashToken(token), now)).limit(1);
   return row?.kind;
 }
 
-/** Spends the token; false when another registration spent it first. */
+/** Spends the token; false when another registration spent it first (or it expired or was revoked meanwhile). */
 async function spend(db: Db, token: string, now: Date): Promise<boolean> {
-  const res = await db.update(enrollmentTokens).set({ usedAt: isoNow(now) })
-    .where(and(eq(enrollmentTokens.tokenHash, await hashToken(token)), isNull(enrollmentTokens.usedAt)));
+  const res = await db.update(enrollmentTokens).set({ usedAt: isoNow(now) }).where(usable(await hashToken(token), now));
+  return res.meta.changes === 1;
+}
+
+export async function listEnrollmentTokens(db: Db, page: number, perPage: number): Promise<{ total: number; tokens: EnrollmentTokenRecord[] }> {
+  const columns = {
+    guid: enrollmentTokens.guid, kind: enrollmentTokens.kind, createdAt: enrollmentTokens.createdAt,
+    expiresAt: enrollmentTokens.expiresAt, usedAt: enrollmentTokens.usedAt, revokedAt: enrollmentTokens.revokedAt,
+  };
+  const [rows, [totalRow]] = await db.batch([
+    db.select(columns).from(enrollmentTokens).orderBy(asc(enrollmentTokens.createdAt), asc(enrollmentTokens.guid)).limit(perPage).offset((page - 1) * perPage),
+    db.select({ n: count() }).from(enrollmentTokens),
+  ]);
+  // The migration gave every older row a guid and an expiry.
+  return { total: totalRow?.n ?? 0, tokens: rows.map((r) => ({ ...r, guid: r.guid!, expiresAt: r.expiresAt! })) };
+}
+
+/** Revokes an unspent token (again: no change); a spent one is left, its cell or router is what to delete. */
+export async function revokeEnrollmentToken(db: Db, guid: string, now: Date): Promise<"revoked" | "used" | "not_found"> {
+  await db.update(enrollmentTokens).set({ revokedAt: isoNow(now) })
+    .where(and(eq(enrollmentTokens.guid, guid), isNull(enrollmentTokens.usedAt), isNull(enrollmentTokens.revokedAt)));
+  const [row] = await db.select({ usedAt: enrollmentTokens.usedAt }).from(enrollmentTokens).where(eq(enrollmentTokens.guid, guid)).limit(1);
+  return !row ? "not_found" : row.usedAt ? "used" : "revoked";
+}
+
+export interface RouterRecord { guid: string; name: string; createdAt: string; updatedAt: string }
+
+export async function listRouters(db: Db, page: number, perPage: number): Promise<{ total: number; routers: RouterRecord[] }> {
+  const [rows, [totalRow]] = await db.batch([
+    db.select({ guid: routers.guid, name: routers.name, createdAt: routers.createdAt, updatedAt: routers.updatedAt })
+      .from(routers).orderBy(asc(routers.createdAt), asc(routers.guid)).limit(perPage).offset((page - 1) * perPage),
+    db.select({ n: count() }).from(routers),
+  ]);
+  return { total: totalRow?.n ?? 0, routers: rows };
+}
+
+/** Forgets a router: its credential stops working with the next request. False when there is no such router. */
+export async function deleteRouter(db: Db, guid: string): Promise<boolean> {
+  const res = await db.delete(routers).where(eq(routers.guid, guid));
   return res.meta.changes === 1;
 }
 
