@@ -211,6 +211,14 @@ describe("upgrades tunnel only what the instance accepted", () => {
     expect(app.requests.map((q) => q.url)).toEqual(["/chat"]);
   });
 
+  it("a backend that never answers an upgrade cannot hold the client's connection", async () => {
+    const silent = await rawBackend(() => undefined);
+    cleanups.push(async () => void silent.close());
+    const r = await router({ timeouts: { upstreamHeadersMs: 300 }, table: { version: 1, routes: [route("silent.apps.test", port(silent))] } });
+    await expect(openSocket(r.port, "silent.apps.test")).rejects.toThrow("HTTP 504 endpoint_timeout");
+    await until(() => r.router.inFlight === 0, 5_000, "tunnel released");
+  }, 20_000);
+
   it("a client cannot hold a tunnel open forever by going silent", async () => {
     const echo = await echoServer();
     const r = await router({ timeouts: { tunnelIdleMs: 300 }, table: { version: 1, routes: [route("ws.apps.test", echo.port)] } });
