@@ -5,7 +5,7 @@
  * destroy. Decisions live in the pure modules beside this one.
  */
 import { chownSync, closeSync, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { mkdir, open, readFile, readdir, rm, rmdir, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdir, open, readFile, readdir, rm, rmdir, writeFile } from "node:fs/promises";
 import { constants as fsConstants } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { join, relative } from "node:path";
@@ -151,6 +151,11 @@ export class Runtime {
     };
     // 0711: the container's mapped root must traverse it to reach the /etc bind sources.
     await mkdir(full.stateDir, { recursive: true, mode: 0o711 });
+    // berth-init holds the host io dir's fd. A binary the container's root cannot
+    // read is never dumpable from its exec on (the kernel's would_dump()), so
+    // /proc/1/fd stays closed to the app without waiting for init's own prctl.
+    await chown(full.initPath, 0, 0);
+    await chmod(full.initPath, 0o711);
     return new Runtime(full, await detectCgroupLayout());
   }
 
