@@ -3,7 +3,8 @@
  * Registers once, then long-polls, runs containers and reports. SIGTERM and
  * SIGINT stop the agent but leave containers running for the next one to adopt.
  * `node dist/agent/main.js teardown --config cell.json` decommissions the host of a
- * drained cell whose agent has stopped (agent/cell/teardown.ts).
+ * drained cell whose agent has stopped (agent/cell/teardown.ts); `check-host`
+ * says whether this host can run cells (agent/cell/host-check.ts).
  */
 import { chmod, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -16,6 +17,7 @@ import { defaultRunnerConfig } from "./supervisor/runner";
 import { CellContainerDriver } from "./cell/container-driver";
 import { DEFAULT_PULL_LIMITS } from "./images/image-store";
 import { cellHostLayout } from "./cell/host-layout";
+import { checkHost, EXIT_HOST_UNFIT, HostUnfit, probeHost, runCheckHost } from "./cell/host-check";
 import { ControlPlaneClient } from "./cell/control-plane";
 import { loadOrRegister } from "./cell/identity";
 import { stageOnCell } from "./cell/staging";
@@ -79,6 +81,11 @@ export async function startAgent(config: AgentConfig) {
   // (rootfs, /etc bind sources); an inherited umask such as 077 would lock them out.
   process.umask(0o022);
   const log = pino({ level: config.log_level, base: { cell: config.name }, redact: ["credentials", "*.password", "authorization"] });
+  // Before enrolling: a host that cannot run containers must not join the fleet.
+  const host = await probeHost();
+  const check = checkHost(host);
+  if (check.missing.length > 0) throw new HostUnfit(check.missing);
+  for (const fallback of check.fallbacks) log.warn({ kernel: host.kernel }, fallback);
   let identity;
   for (let attempt = 0; ; attempt++) {
     try {
@@ -99,7 +106,7 @@ export async function startAgent(config: AgentConfig) {
   const client = new ControlPlaneClient(config.api_url, identity.guid, identity.credential);
   const paths = cellHostLayout(config);
   const cache = await LayerCache.open(paths.layers);
-  const rootfs = await RootfsManager.open(paths.rootfs);
+  const rootfs = await RootfsManager.open(paths.rootfs, { idmappedMounts: host.idmappedLowers, lowerdirAppend: host.lowerdirAppend });
   const network = new NetworkManager(
     parseNetworkConfig({
       cellName: paths.cellName,
@@ -185,10 +192,16 @@ async function runTeardown(argv: string[]): Promise<number> {
 const isMain = import.meta.url === `file://${process.argv[1]}`;
 if (isMain && process.argv[2] === "teardown") {
   process.exitCode = await runTeardown(process.argv.slice(3));
+} else if (isMain && process.argv[2] === "check-host") {
+  process.exitCode = await runCheckHost((line) => console.log(line));
 } else if (isMain) {
   const flags = parseFlags(process.argv);
   const config = await loadAgentConfig(flags.file, flags.overrides);
-  const running = await startAgent(config);
+  const running = await startAgent(config).catch((e: unknown) => {
+    if (!(e instanceof HostUnfit)) throw e;
+    console.error(e.message);
+    process.exit(EXIT_HOST_UNFIT);
+  });
   const stop = async () => {
     await running.shutdown();
     process.exit(0);

@@ -41,6 +41,11 @@ export interface NativeFs {
   fsMountIdmapped(source: string, target: string, usernsFd: number): void;
   /** lowers are top-most first; upper "" makes a read-only overlay of the lowers alone. */
   fsMountOverlay(target: string, lowers: string[], upper: string, work: string): void;
+  /**
+   * The same overlay for kernels before 6.8 (no `lowerdir+`): lowers are paths
+   * relative to dir, joined into one lowerdir; all options must fit a page.
+   */
+  fsMountOverlayJoined(dir: string, target: string, lowers: string[], upper: string, work: string): void;
   /** Resolves to the loop device; it detaches itself when the filesystem is unmounted. Runs off the main thread. */
   fsLoopMount(file: string, target: string, fstype: string): Promise<string>;
   fsUnmount(target: string, detach: boolean): void;

@@ -12,10 +12,14 @@
  * busybox start at 5.3 s with chown against 0.12 s with idmapped mounts
  * (containerd #4734/#5888).
  *
+ * The overlay takes one `lowerdir+` per layer (Linux ≥ 6.8); older kernels get
+ * one colon-joined lowerdir of short names relative to the container's dir,
+ * mounted from there, so even 127 layers stay under the page of mount data.
+ *
  * Layout per container: `<root>/containers/<id>/{lower/<n>/, rootfs/, handle.json}`.
  * The handle lists what was mounted, so a restarted agent can still destroy it.
  */
-import { chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { mkdir, readFile, readdir, rm, statfs } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { tmpdir } from "node:os";
@@ -50,6 +54,8 @@ export interface Rootfs {
 export interface RootfsManagerOptions extends UpperPoolOptions {
   /** Force the chown fallback (tests of kernels without idmapped mounts); probed when absent. */
   idmappedMounts?: boolean;
+  /** Force the joined-lowerdir mount (tests of kernels before 6.8); probed when absent. */
+  lowerdirAppend?: boolean;
 }
 
 const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -59,15 +65,42 @@ function ignoreNotMounted(err: unknown): void {
   if (code !== "EINVAL" && code !== "ENOENT") throw err;
 }
 
-/** Whether this kernel can idmap a bind mount (Linux ≥ 5.12, and overlay over it ≥ 5.19). */
-export function probeIdmappedMounts(userns: UserNamespacePool): boolean {
-  const dir = mkdtempSync(join(tmpdir(), "berth-idmap-probe-"));
+/** What this kernel's overlayfs can do, each tried for real in a scratch directory. */
+export interface OverlayFeatures {
+  /** An overlay mounts at all (the overlay module; a joined lowerdir). */
+  overlay: boolean;
+  /** One `lowerdir+` per layer through fsconfig (Linux ≥ 6.8). */
+  lowerdirAppend: boolean;
+  /** Overlay over idmapped lower layers (idmapped mounts 5.12, overlay on them 5.19). */
+  idmappedLowers: boolean;
+}
+
+/** Without a user namespace pool (none can be made) idmapped lowers count as missing. */
+export function probeOverlay(userns: UserNamespacePool | null): OverlayFeatures {
+  const dir = mkdtempSync(join(tmpdir(), "berth-overlay-probe-"));
+  const works = (fn: () => void) => {
+    try {
+      fn();
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const mountOver = (append: boolean, lowers: string[]) => {
+    if (append) native.fsMountOverlay(join(dir, "m"), lowers.map((l) => join(dir, l)), "", "");
+    else native.fsMountOverlayJoined(dir, join(dir, "m"), lowers, "", "");
+    native.fsUnmount(join(dir, "m"), true);
+  };
   try {
-    native.fsMountIdmapped(dir, dir, userns.fdFor({ hostId: 100000, size: 65536 }));
-    native.fsUnmount(dir, true);
-    return true;
-  } catch {
-    return false;
+    for (const d of ["a", "b", "l", "m"]) mkdirSync(join(dir, d));
+    const lowerdirAppend = works(() => mountOver(true, ["a", "b"]));
+    const overlay = lowerdirAppend || works(() => mountOver(false, ["a", "b"]));
+    let idmappedLowers = false;
+    if (userns && overlay && works(() => native.fsMountIdmapped(join(dir, "a"), join(dir, "l"), userns.fdFor({ hostId: 100000, size: 65536 })))) {
+      idmappedLowers = works(() => mountOver(lowerdirAppend, ["l", "b"]));
+      native.fsUnmount(join(dir, "l"), true);
+    }
+    return { overlay, lowerdirAppend, idmappedLowers };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -84,13 +117,16 @@ async function readHandle(dir: string): Promise<Handle | null> {
 export class RootfsManager {
   private readonly userns = new UserNamespacePool();
   readonly idmapped: boolean;
+  readonly lowerdirAppend: boolean;
 
   private constructor(
     readonly root: string,
     private readonly uppers: UpperPool,
     opts: RootfsManagerOptions,
   ) {
-    this.idmapped = opts.idmappedMounts ?? probeIdmappedMounts(this.userns);
+    const probed = opts.idmappedMounts === undefined || opts.lowerdirAppend === undefined ? probeOverlay(this.userns) : null;
+    this.idmapped = opts.idmappedMounts ?? probed!.idmappedLowers;
+    this.lowerdirAppend = opts.lowerdirAppend ?? probed!.lowerdirAppend;
   }
 
   /**
@@ -150,8 +186,12 @@ export class RootfsManager {
       chownSync(upperDir, opts.ids.hostId, opts.ids.hostId);
 
       let lowers = [...layers];
+      // lower/<n> in the container's dir: the idmapped mount of layer n, or, for
+      // a joined lowerdir without idmapping, a link to it (short names keep
+      // the mount options under a page).
+      const names = layers.map((_, i) => `lower/${i}`);
       if (this.idmapped) {
-        handle.lowers = layers.map((_, i) => join(dir, "lower", String(i)));
+        handle.lowers = names.map((n) => join(dir, n));
         // The handle names every mount before it exists, so a crash in between is still torn down.
         writeFileSync(join(dir, "handle.json"), JSON.stringify(handle));
         const fd = this.userns.fdFor(opts.ids);
@@ -160,9 +200,16 @@ export class RootfsManager {
           native.fsMountIdmapped(layer, handle.lowers[i]!, fd);
         }
         lowers = [...handle.lowers];
-      } else writeFileSync(join(dir, "handle.json"), JSON.stringify(handle));
+      } else {
+        writeFileSync(join(dir, "handle.json"), JSON.stringify(handle));
+        if (!this.lowerdirAppend) {
+          mkdirSync(join(dir, "lower"));
+          for (const [i, layer] of layers.entries()) symlinkSync(layer, join(dir, names[i]!));
+        }
+      }
       mkdirSync(handle.rootfs);
-      native.fsMountOverlay(handle.rootfs, lowers.reverse(), upperDir, workDir);
+      if (this.lowerdirAppend) native.fsMountOverlay(handle.rootfs, lowers.reverse(), upperDir, workDir);
+      else native.fsMountOverlayJoined(dir, handle.rootfs, names.reverse(), upperDir, workDir);
     } catch (err) {
       await this.teardown(dir, handle).catch(() => undefined);
       throw err;

@@ -1,9 +1,10 @@
 // Root filesystems as containers see them, as root on this kernel: overlay of
 // idmapped cached layers (from the real fixture registry) plus a size-limited
 // upper on a loop-mounted ext4; ENOSPC past disk_mb; teardown that leaves no
-// mount, loop device or file behind; the chown fallback.
+// mount, loop device or file behind; the chown fallback and the joined-lowerdir
+// mount of kernels before 6.8, each forced on.
 import { execFileSync, spawn } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -38,9 +39,10 @@ afterAll(async () => {
 });
 
 describe("RootfsManager", () => {
-  it("uses idmapped mounts on this kernel", () => {
+  it("uses idmapped mounts and lowerdir+ on this kernel", () => {
     expect(manager.idmapped).toBe(true);
     expect(manager.layerIdShift(IDS)).toBe(0);
+    expect(manager.lowerdirAppend).toBe(true);
   });
 
   it("mounts the layers with deletions applied and ids mapped into the container's range", async () => {
@@ -179,5 +181,61 @@ describe("RootfsManager", () => {
       await rootfs.destroy();
       await fallback.close();
     }
+  });
+
+  // Kernels before 6.8 (Debian 12's 6.1, Ubuntu 22.04's 5.15): one colon-joined lowerdir.
+  describe.each([
+    ["idmapped lowers", true],
+    ["lowers chowned (no idmapped mounts either)", false],
+  ])("without lowerdir+, %s", (_label, idmappedMounts) => {
+    let joined: RootfsManager;
+    beforeAll(async () => {
+      joined = await RootfsManager.open(join(base, `rootfs-joined-${idmappedMounts}`), { idmappedMounts, lowerdirAppend: false });
+    });
+    afterAll(() => joined.close());
+
+    it("mounts the image with deletions applied and ids in the container's range", async () => {
+      const holder = `c-joined-${idmappedMounts}`;
+      const layers = await images.pull(layersImage, { holder, idShift: joined.layerIdShift(IDS) });
+      const rootfs = await joined.create(holder, layers.map((l) => l.path), { ids: IDS, diskMb: 8 });
+      try {
+        expect(mounted(rootfs.path)).toBe(true);
+        expect(readFileSync(join(rootfs.path, "etc/motd"), "utf8")).toBe("second\n");
+        expect(existsSync(join(rootfs.path, "data/gone.txt"))).toBe(false);
+        expect(statSync(join(rootfs.path, "home/app")).uid).toBe(IDS.hostId + 1000);
+      } finally {
+        await rootfs.destroy();
+      }
+      expect(mounted(rootfs.path)).toBe(false);
+      expect(await joined.list()).not.toContain(holder);
+    });
+
+    it("stacks 127 layers (the most an image may have) under the page of mount options", async () => {
+      const dirs = Array.from({ length: 127 }, (_, i) => {
+        const d = join(base, `many-${idmappedMounts}`, `layer-with-a-long-name-to-show-links-keep-options-short-${i}`);
+        mkdirSync(d, { recursive: true });
+        writeFileSync(join(d, `f${i}`), String(i));
+        writeFileSync(join(d, "top"), String(i));
+        return d;
+      });
+      const rootfs = await joined.create(`c-many-${idmappedMounts}`, dirs, { ids: IDS, diskMb: 8 });
+      try {
+        expect(readdirSync(rootfs.path).filter((n) => n.startsWith("f"))).toHaveLength(127);
+        // Bottom-most first: the last layer is on top.
+        expect(readFileSync(join(rootfs.path, "top"), "utf8")).toBe("126");
+      } finally {
+        await rootfs.destroy();
+      }
+    });
+
+    it("refuses more layers than a page of options holds, naming the limit, and leaves nothing", async () => {
+      const dirs = Array.from({ length: 450 }, (_, i) => {
+        const d = join(base, `too-many-${idmappedMounts}`, String(i));
+        mkdirSync(d, { recursive: true });
+        return d;
+      });
+      await expect(joined.create(`c-too-many-${idmappedMounts}`, dirs, { ids: IDS, diskMb: 8 })).rejects.toThrow(/450 layers: options over a page; Linux 6.8/);
+      expect(await joined.list()).not.toContain(`c-too-many-${idmappedMounts}`);
+    });
   });
 });

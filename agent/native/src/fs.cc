@@ -10,7 +10,8 @@
 //   lchown, chmod after chown (chown clears setuid), nanosecond mtimes.
 // - A user namespace fd for idmapped mounts, idmapped bind mounts
 //   (open_tree + mount_setattr), overlay mounts through the new mount API
-//   (one `lowerdir+` per layer, so no 4 KiB mount-data limit), loop mounts via
+//   (one `lowerdir+` per layer, so no 4 KiB mount-data limit; Linux 6.8) or,
+//   before 6.8, one mount(2) with short colon-joined lowers, loop mounts via
 //   LOOP_CONFIGURE, and unmount.
 #include <dirent.h>
 #include <errno.h>
@@ -448,6 +449,58 @@ Napi::Value MountOverlay(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// fsMountOverlayJoined(dir, target, lowers[], upper, work): the overlay mount of
+// kernels before 6.8, which lack `lowerdir+`: one mount(2) whose options hold
+// every lower in a single colon-joined lowerdir. The kernel takes at most a
+// page of mount data, so the lowers are short names relative to dir (the
+// caller links them there: lower/0, lower/1, ...; Docker's overlay2 does the
+// same with its l/ links). A child chdirs to dir and mounts, so Node's own
+// working directory never changes under its threads.
+Napi::Value MountOverlayJoined(const Napi::CallbackInfo& info) {
+  std::string dir = StrArg(info, 0, "dir");
+  std::string target = StrArg(info, 1, "target");
+  if (!info[2].IsArray()) throw Napi::TypeError::New(info.Env(), "lowers must be an array");
+  Napi::Array lowers = info[2].As<Napi::Array>();
+  std::string upper = StrArg(info, 3, "upper");
+  std::string work = StrArg(info, 4, "work");
+  // ',' ends an option and ':' a lower: paths holding them would be read as something else.
+  auto plain = [&](const std::string& path) {
+    if (path.empty() || path.find_first_of(",:\\") != std::string::npos)
+      throw Napi::TypeError::New(info.Env(), "overlay path " + path + " is empty or holds , : or \\");
+    return path;
+  };
+  std::string data = "lowerdir=";
+  for (uint32_t i = 0; i < lowers.Length(); i++) {
+    if (i > 0) data += ':';
+    data += plain(lowers.Get(i).As<Napi::String>().Utf8Value());
+  }
+  if (!upper.empty()) data += ",upperdir=" + plain(upper) + ",workdir=" + plain(work);
+  if (data.size() >= static_cast<size_t>(sysconf(_SC_PAGESIZE)))
+    Fail("overlay mount (" + std::to_string(lowers.Length()) + " layers: options over a page; Linux 6.8 lifts this)", "mount", E2BIG, target);
+  const char* cdir = dir.c_str();
+  const char* ctarget = target.c_str();
+  const char* cdata = data.c_str();
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  long pid = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+  if (pid == 0) {
+    // Async-signal-safe only: the errno travels back as the exit status.
+    if (chdir(cdir) < 0) _exit(errno);
+    if (mount("overlay", ctarget, "overlay", 0, cdata) < 0) _exit(errno);
+    _exit(0);
+  }
+  int cloneErr = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (pid < 0) Fail("overlay mount", "clone", cloneErr, target);
+  int status = 0;
+  while (waitpid(static_cast<pid_t>(pid), &status, 0) < 0 && errno == EINTR) {
+  }
+  int err = WIFEXITED(status) ? WEXITSTATUS(status) : EINTR;
+  if (err != 0) Fail("overlay mount", "mount", err, target + " (" + data + " in " + dir + ")");
+  return info.Env().Undefined();
+}
+
 // Attaches file to a free loop device (LO_FLAGS_AUTOCLEAR, so unmounting the
 // filesystem detaches it) and mounts it on target. Returns the device path.
 std::string LoopMountImpl(const std::string& file, const std::string& target, const std::string& fstype) {
@@ -561,6 +614,7 @@ void InitFs(Napi::Env env, Napi::Object exports) {
   exports.Set("fsUserNamespace", Napi::Function::New(env, Wrap<UserNamespace>, "fsUserNamespace"));
   exports.Set("fsMountIdmapped", Napi::Function::New(env, Wrap<MountIdmapped>, "fsMountIdmapped"));
   exports.Set("fsMountOverlay", Napi::Function::New(env, Wrap<MountOverlay>, "fsMountOverlay"));
+  exports.Set("fsMountOverlayJoined", Napi::Function::New(env, Wrap<MountOverlayJoined>, "fsMountOverlayJoined"));
   exports.Set("fsLoopMount", Napi::Function::New(env, Wrap<LoopMount>, "fsLoopMount"));
   exports.Set("fsGetXattrs", Napi::Function::New(env, Wrap<GetXattrs>, "fsGetXattrs"));
   exports.Set("fsUnmount", Napi::Function::New(env, Wrap<Unmount>, "fsUnmount"));
