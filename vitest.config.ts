@@ -40,7 +40,7 @@ export default defineConfig({
       {
         test: {
           name: "node",
-          include: ["test/{shared,agent,router,cli,security}/**/*.test.ts"],
+          include: ["test/{shared,agent,router,cli,security,deploy}/**/*.test.ts"],
           // Attacks on the control plane that must run inside workerd are in the worker project.
           exclude: ["test/security/worker/**"],
           globalSetup: ["./test/support/global-setup.ts"],

@@ -27,8 +27,13 @@ else
   export npm_config_nodedir="${own_node%/bin/node}"
 fi
 
+# Development and tests: the test registry and peers (skopeo, umoci, runc, crun,
+# nginx, haproxy, wrk, debootstrap), node-gyp's compiler and python3,
+# systemd-analyze for the unit tests. Production cells install far less:
+# scripts/install-cell.sh.
 APT_PKGS=(docker-registry skopeo umoci busybox-static runc crun nginx haproxy nftables iptables
-  iproute2 libseccomp-dev libmnl-dev libnftables-dev wrk zstd apache2-utils openssl debootstrap)
+  iproute2 libseccomp-dev libmnl-dev libnftables-dev wrk zstd apache2-utils openssl debootstrap
+  build-essential python3 systemd)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
