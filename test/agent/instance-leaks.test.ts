@@ -152,17 +152,6 @@ describe.sequential.each([0, 2])("instances on a real cell (network pool of %i) 
     expect(await snapshot()).toEqual(before);
   });
 
-  it("stops with the image's STOPSIGNAL: an app that ignores TERM but not QUIT stops at once when its stop signal is SIGQUIT", async () => {
-    // The same stubborn app as above, which only the SIGKILL after the grace period ends under SIGTERM.
-    const quits = start(httpdSpec({ stop_signal: "SIGQUIT", command: { kind: "shell", script: `trap '' TERM; exec /bin/busybox httpd -f -p ${HTTPD_PORT} -h /www` } }));
-    expect((await quits.reach("RUNNING", "CRASHED")).state).toBe("RUNNING");
-    const t0 = Date.now();
-    await quits.runner.stop();
-    expect(Date.now() - t0).toBeLessThan(runnerConfig.stopGraceMs);
-    expect(quits.reports.at(-1)!.state).toBe("STOPPED");
-    expect(await snapshot()).toEqual(before);
-  });
-
   it("a crashed instance (its container killed from the host) is reaped without a stop, and its stop adds nothing", async () => {
     const c = start(httpdSpec());
     expect((await c.reach("RUNNING", "CRASHED")).state).toBe("RUNNING");

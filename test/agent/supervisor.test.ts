@@ -150,6 +150,22 @@ describe("InstanceRunner with real processes", () => {
     expect(r.reports.at(-1)!.state).toBe("STOPPED");
   });
 
+  it("a stop sends the image's STOPSIGNAL first: the same process that ignores SIGTERM ends on SIGQUIT, with no SIGKILL", async () => {
+    const ready = join(tmpdir(), `berth-quit-${process.pid}-${Date.now()}`);
+    const spec = makeSpec({ stop_signal: "SIGQUIT", command: { kind: "shell", script: `trap '' TERM; touch ${ready}; while :; do sleep 0.05; done` },
+      health_check: { type: "process", timeout_s: 1, invocation_timeout_s: 1, interval_s: 30, endpoint: null } });
+    const r = collect();
+    const driver = new ProcessDriver();
+    const runner = new InstanceRunner(spec, driver, r.onChange, fast);
+    runner.start();
+    await r.waitFor("RUNNING");
+    while (!existsSync(ready)) await new Promise((res) => setTimeout(res, 10));
+    rmSync(ready);
+    await runner.stop();
+    expect((await driver.started[0]!.exited).signal).toBe("SIGQUIT");
+    expect(r.reports.at(-1)!.state).toBe("STOPPED");
+  });
+
   it("a start that fails is CRASHED with the driver's reason", async () => {
     const spec = makeSpec({ command: { kind: "none" } });
     const r = collect();
