@@ -166,20 +166,33 @@ describe.sequential("real-world images through berth push and the router", () =>
     expect(vcap).toMatchObject({ application_name: "cfenv", application_uris: [host("cfenv")], space_name: "real", organization_name: "default", organization_id: expect.any(String), instance_index: 0, instance_id: report.env.INSTANCE_GUID, limits: { mem: 128, disk: 1024 } });
   }, 300_000);
 
-  it("pulls a private image with the password from CF_DOCKER_PASSWORD", async () => {
+  it("pulls a private image with the password from CF_DOCKER_PASSWORD, or from BERTH_DOCKER_PASSWORD when CF's is unset", async () => {
     const auth = await startRegistry({ storageDir: registry.storageDir, auth: { kind: "basic", username: "alice", password: "s3cret" } });
-    const saved = process.env.CF_DOCKER_PASSWORD;
+    const saved = { cf: process.env.CF_DOCKER_PASSWORD, berth: process.env.BERTH_DOCKER_PASSWORD };
+    const setEnv = (name: "CF_DOCKER_PASSWORD" | "BERTH_DOCKER_PASSWORD", value: string | undefined) => {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    };
+    const pushPrivate = () => berth("push", "private", "-o", `${auth.host}/debian-python-nobody:latest`, "--docker-username", "alice", "-m", "64M", "-k", "1G");
     try {
       await adminCall(stack.cp, "PATCH", "/v3/admin/docker_registry_access", { insecure_registries: [registry.host, auth.host] });
-      process.env.CF_DOCKER_PASSWORD = "wrong";
-      const refused = await berth("push", "private", "-o", `${auth.host}/debian-python-nobody:latest`, "--docker-username", "alice", "-m", "64M", "-k", "1G");
       pushed.push("private");
-      expect(refused.code).toBe(1);
-      process.env.CF_DOCKER_PASSWORD = "s3cret";
-      expect(await ok("push", "private", "-o", `${auth.host}/debian-python-nobody:latest`, "--docker-username", "alice", "-m", "64M", "-k", "1G")).toContain("App private is running.");
+      const attempts: [string | undefined, string | undefined, number][] = [
+        ["wrong", undefined, 1],
+        [undefined, "s3cret", 0], // the alias alone
+        ["wrong", "s3cret", 1], // CF's name wins
+        ["s3cret", undefined, 0],
+      ];
+      for (const [cf, alias, code] of attempts) {
+        setEnv("CF_DOCKER_PASSWORD", cf);
+        setEnv("BERTH_DOCKER_PASSWORD", alias);
+        const r = await pushPrivate();
+        expect([cf, alias, r.code]).toEqual([cf, alias, code]);
+        if (code) expect(r.err).toMatch(/refused the username and password/);
+      }
     } finally {
-      if (saved === undefined) delete process.env.CF_DOCKER_PASSWORD;
-      else process.env.CF_DOCKER_PASSWORD = saved;
+      setEnv("CF_DOCKER_PASSWORD", saved.cf);
+      setEnv("BERTH_DOCKER_PASSWORD", saved.berth);
       await auth.stop();
     }
   }, 300_000);
@@ -213,7 +226,7 @@ describe.sequential("an image bigger than the process's disk quota", () => {
     const events = await adminCall<{ resources: { data: { exit_description: string } }[] }>(stack.cp, "GET", `/v3/audit_events?target_guids=${app.app.guid}&types=app.crash`);
     expect(events.resources[0]!.data.exit_description).toMatch(/more than the disk quota of 16M \(16\.0 MiB\)/);
     expect((await readdir(layersDir)).sort()).toEqual(before);
-    const du = (dir: string) => execFileSync("du", ["-s", "--block-size=1", dir], { encoding: "utf8" }).split("\t")[0];
-    console.log(`after the refused 64 MiB layer: the cell's layer cache uses ${du(layersDir)} bytes of disk, its whole state dir ${du(stack.stateDir)} (sparse upper filesystems count what they hold)`);
+    const du = (dir: string) => execFileSync("du", ["-sx", "--block-size=1", dir], { encoding: "utf8" }).split("\t")[0];
+    console.log(`after the refused 64 MiB layer: the cell's layer cache uses ${du(layersDir)} bytes of disk, its whole state dir ${du(stack.stateDir)} (on the host's filesystem: sparse upper images count what they hold, mounts are not walked)`);
   }, 180_000);
 });
