@@ -2,10 +2,12 @@
  * @module The specs of the instances this cell runs, one JSON file each under
  * the state directory, so an agent that restarts knows what to re-adopt
  * (Nomad's client state; the runtime keeps its own per-container handle).
+ * Pull credentials are never written: a re-adopted container needs no pull.
  */
 import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { instanceSpecSchema, type InstanceSpec } from "../../shared/protocol/instance";
+import { withoutCredentials } from "./reconcile";
 
 export class InstanceStore {
   private readonly dir: string;
@@ -23,7 +25,7 @@ export class InstanceStore {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const file = this.file(spec.instance_guid);
     // Write aside and rename: a crash mid-write never leaves half a spec.
-    await writeFile(`${file}.tmp`, JSON.stringify(spec), { mode: 0o600 });
+    await writeFile(`${file}.tmp`, JSON.stringify(withoutCredentials(spec)), { mode: 0o600 });
     await rename(`${file}.tmp`, file);
   }
 

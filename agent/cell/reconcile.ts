@@ -10,8 +10,18 @@ export interface ReconcilePlan {
   stop: string[];
 }
 
-/** Specs compare by content: a changed spec under the same guid is replaced. */
-const sameSpec = (a: InstanceSpec, b: InstanceSpec) => JSON.stringify(a) === JSON.stringify(b);
+/**
+ * The spec without its pull credentials: what the cell writes to disk (the
+ * password stays in memory; after a restart the control plane's desired set
+ * carries it again) and what identifies a spec.
+ */
+export function withoutCredentials(spec: InstanceSpec): InstanceSpec {
+  const { credentials: _, ...image } = spec.image;
+  return { ...spec, image };
+}
+
+/** Specs compare by content, credentials aside: a changed spec under the same guid is replaced, a re-adopted one read from disk is not. */
+const sameSpec = (a: InstanceSpec, b: InstanceSpec) => JSON.stringify(withoutCredentials(a)) === JSON.stringify(withoutCredentials(b));
 
 export function reconcile(desired: InstanceSpec[], running: ReadonlyMap<string, InstanceSpec>): ReconcilePlan {
   const want = new Map(desired.map((s) => [s.instance_guid, s]));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { nextHeartbeatDelay, retryDelay } from "../../agent/cell/backoff";
-import { reconcile } from "../../agent/cell/reconcile";
+import { reconcile, withoutCredentials } from "../../agent/cell/reconcile";
 import { makeSpec } from "../support/specs";
 
 describe("reconcile()", () => {
@@ -19,6 +19,11 @@ describe("reconcile()", () => {
 
   it("the same set changes nothing", () => {
     expect(reconcile([a, b], running(a, b))).toEqual({ start: [], stop: [] });
+  });
+
+  it("a spec re-adopted from disk (no pull credentials kept) is not replaced by the same spec with them", () => {
+    const withCreds = { ...a, image: { ...a.image, credentials: { username: "u", password: "p" } } };
+    expect(reconcile([withCreds, b], running(withoutCredentials(withCreds), b))).toEqual({ start: [], stop: [] });
   });
 
   it("a changed spec under the same guid is replaced; the others are untouched", () => {
