@@ -79,6 +79,8 @@ export class VersionWatch {
     const ws = new WebSocket(url.href.replace(/^http/, "ws"), { headers: { authorization: `Bearer ${credential}` }, handshakeTimeout: pingMs });
     let answered = true;
     const pinger = setInterval(() => {
+      // Still connecting: the handshake timeout bounds that.
+      if (ws.readyState !== WebSocket.OPEN) return;
       if (!answered) return ws.terminate();
       answered = false;
       ws.send("ping");

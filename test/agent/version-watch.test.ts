@@ -106,6 +106,20 @@ describe("watched polls", () => {
     expect(watch.current).toBeNull();
   });
 
+  it("sends no ping before the handshake completes (a slow control plane must not crash the agent)", async () => {
+    // A listener that accepts TCP and never answers the upgrade.
+    const { createServer } = await import("node:net");
+    const silent = createServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    try {
+      const watch = watchOn(new URL(`http://127.0.0.1:${(silent.address() as AddressInfo).port}/watch`), { pingMs: 20 });
+      await new Promise((r) => setTimeout(r, 150));
+      expect(watch.current).toBeNull();
+    } finally {
+      silent.close();
+    }
+  });
+
   it("keeps the socket alive with pings the channel answers", async () => {
     const ch = await channel(1);
     const watch = watchOn(ch.url, { pingMs: 30 });
