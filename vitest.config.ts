@@ -17,6 +17,8 @@ export default defineConfig({
               bindings: {
                 TEST_MIGRATIONS: await readD1Migrations("migrations"),
                 ADMIN_TOKEN: "test-admin-token",
+                ADMIN_PASSWORD: "test-admin-password",
+                TOKEN_SIGNING_KEY: "test-token-signing-key-0123456789abcdef",
                 ENCRYPTION_KEY: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
                 LONG_POLL_HOLD_MS: "300",
                 // Short staging budget: the hanging-registry build fails in seconds.

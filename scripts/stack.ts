@@ -70,6 +70,7 @@ async function main() {
   say("starting the control plane (wrangler dev, local D1)...");
   const cp = await startControlPlane({
     port: API_PORT, persistDir: D1_DIR, adminToken: vars.ADMIN_TOKEN, encryptionKey: vars.ENCRYPTION_KEY,
+    adminPassword: vars.ADMIN_PASSWORD, tokenSigningKey: vars.TOKEN_SIGNING_KEY,
     // Apps answer at the router's port: the CLI prints route URLs with it.
     vars: { APPS_PORT: String(ROUTER_PORT) },
   });
@@ -96,7 +97,7 @@ async function main() {
 
   process.stdout.write(`
 Berth is running.
-  control plane  ${cp.url}          (admin token: ${cp.adminToken})
+  control plane  ${cp.url}          (admin token: ${cp.adminToken}, admin password: ${cp.adminPassword})
   router         http://127.0.0.1:${router.port}   (apps at http://<app>.apps.localhost:${router.port})
   registry       ${registry.host}   (demo image: ${registry.host}/demo:latest)
   logs           ${join(STATE, "cell/agent.log")}, ${join(STATE, "router.log")}
@@ -109,6 +110,10 @@ Next, in another terminal:
   npx berth push demo -o ${registry.host}/demo:latest -m 64M -k 64M
   curl http://demo.apps.localhost:${router.port}/      (its instance, VCAP_APPLICATION and uptime)
   npx berth scale demo -i 3                          (then curl again: other instances answer)
+
+Or with the cf CLI:
+  cf api ${cp.url} && cf auth admin ${cp.adminPassword}
+  cf create-org demo && cf target -o demo && cf create-space dev && cf target -s dev
 
 Ctrl-C stops the stack (containers keep running and are re-adopted next time).
 `);

@@ -35,6 +35,18 @@ export interface UntypedBindings {
   ADMIN_TOKEN: string;
   /** Secret: 32 bytes, base64; AES-GCM key for registry passwords at rest. */
   ENCRYPTION_KEY: string;
+  /** Secret: the password of the `admin` user for `cf login` / the password grant. */
+  ADMIN_PASSWORD?: string;
+  /** Secret: HMAC key (at least 32 bytes) that signs access and refresh tokens (auth/jwt.ts). */
+  TOKEN_SIGNING_KEY?: string;
+  /** Secret, optional: previous signing keys, comma-separated, still accepted while tokens they signed live. */
+  TOKEN_VERIFICATION_KEYS?: string;
+  /** Optional: access and refresh token lifetimes in seconds (defaults 1200 and 14 days). */
+  ACCESS_TOKEN_TTL_SECONDS?: string;
+  REFRESH_TOKEN_TTL_SECONDS?: string;
+  /** Optional: failed logins of one user name within the window that lock it (defaults 5 in 300 s). */
+  LOGIN_LOCKOUT_FAILURES?: string;
+  LOGIN_LOCKOUT_WINDOW_SECONDS?: string;
 }
 
 export type Db = DrizzleD1Database<typeof schema>;

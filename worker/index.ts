@@ -10,10 +10,13 @@ import { resolvePrincipal } from "./auth/principal";
 import { CfError, notFoundRoute } from "./errors";
 import { wakeScheduler } from "./durable/wake";
 import { root } from "./routes/root";
+import { uaa } from "./uaa/routes";
+import { UaaError } from "./uaa/errors";
 import { users } from "./routes/users";
 import { organizations } from "./routes/organizations";
 import { spaces } from "./routes/spaces";
 import { roles } from "./routes/roles";
+import { jobsApi } from "./routes/jobs";
 import { feature_flags } from "./routes/feature-flags";
 import { audit_events } from "./routes/audit-events";
 import { registry_access } from "./routes/registry-access";
@@ -38,16 +41,20 @@ export const app = new Hono<AppEnv>();
 app.use(async (c, next) => {
   c.set("requestId", c.req.header("x-request-id") ?? crypto.randomUUID());
   c.set("db", drizzle(c.env.DB, { schema }));
-  c.set("principal", await resolvePrincipal(c.var.db, c.req.header("authorization"), c.env.ADMIN_TOKEN));
+  // The token endpoints read their own credentials (HTTP Basic clients, refresh tokens).
+  const ownCredentials = c.req.path.startsWith("/uaa/oauth/");
+  c.set("principal", ownCredentials ? { kind: "anonymous" } : await resolvePrincipal(c.var.db, c.req.header("authorization"), c.env));
   await next();
   c.header("x-request-id", c.var.requestId);
 });
 
 app.route("/", root);
+app.route("/uaa", uaa);
 app.route("/v3/users", users);
 app.route("/v3/organizations", organizations);
 app.route("/v3/spaces", spaces);
 app.route("/v3/roles", roles);
+app.route("/v3/jobs", jobsApi);
 app.route("/v3/feature_flags", feature_flags);
 app.route("/v3/audit_events", audit_events);
 app.route("/v3/admin/docker_registry_access", registry_access);
@@ -72,6 +79,7 @@ app.notFound(() => {
 
 app.onError((err, c) => {
   if (err instanceof CfError) return c.json(err.toJSON(), err.status);
+  if (err instanceof UaaError) return c.json(err.toJSON(), err.status);
   // Never leak internals: log with the request id, answer CC's UnknownError.
   console.error(JSON.stringify({ level: "error", requestId: c.var.requestId, msg: err.message, stack: err.stack }));
   return c.json({ errors: [{ code: 10001, title: "CF-UnknownError", detail: "An unknown error occurred." }] }, 500);

@@ -19,6 +19,8 @@ const WRANGLER = join(ROOT, "node_modules/.bin/wrangler");
 export interface ControlPlane {
   url: string;
   adminToken: string;
+  /** The `admin` user's password (Worker secret ADMIN_PASSWORD), for the cf CLI. */
+  adminPassword: string;
   persistDir: string;
   process: ChildProcess;
   stop(): Promise<void>;
@@ -40,6 +42,8 @@ export interface ControlPlaneOptions {
   /** Fixed secrets (the local stack keeps them in .dev.vars); random when absent. */
   adminToken?: string;
   encryptionKey?: string;
+  adminPassword?: string;
+  tokenSigningKey?: string;
   /** Where wrangler's output goes (default: kept in memory for error messages). */
   log?: (chunk: string) => void;
 }
@@ -56,9 +60,14 @@ export async function freePort(host = "127.0.0.1"): Promise<number> {
   });
 }
 
-/** A fresh admin token and encryption key; a test that restarts one control plane keeps them. */
-export function controlPlaneSecrets(): { adminToken: string; encryptionKey: string } {
-  return { adminToken: `bu_${randomBytes(24).toString("hex")}`, encryptionKey: randomBytes(32).toString("base64") };
+/** Fresh secrets (admin token and password, encryption and signing keys); a test that restarts one control plane keeps them. */
+export function controlPlaneSecrets(): { adminToken: string; encryptionKey: string; adminPassword: string; tokenSigningKey: string } {
+  return {
+    adminToken: `bu_${randomBytes(24).toString("hex")}`,
+    encryptionKey: randomBytes(32).toString("base64"),
+    adminPassword: randomBytes(12).toString("hex"),
+    tokenSigningKey: randomBytes(32).toString("hex"),
+  };
 }
 
 const QUIET_ENV = { WRANGLER_SEND_METRICS: "false", WRANGLER_LOG: process.env.BERTH_WRANGLER_LOG ?? "warn", NO_COLOR: "1" };
@@ -71,9 +80,12 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   await run(WRANGLER, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir, ...config], { cwd: ROOT, env });
   const fresh = controlPlaneSecrets();
   const adminToken = opts.adminToken ?? fresh.adminToken;
+  const adminPassword = opts.adminPassword ?? fresh.adminPassword;
   const vars = {
     ADMIN_TOKEN: adminToken,
     ENCRYPTION_KEY: opts.encryptionKey ?? fresh.encryptionKey,
+    ADMIN_PASSWORD: adminPassword,
+    TOKEN_SIGNING_KEY: opts.tokenSigningKey ?? fresh.tokenSigningKey,
     ...opts.vars,
   };
   const port = opts.port ?? (await freePort(host));
@@ -110,6 +122,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   return {
     url,
     adminToken,
+    adminPassword,
     persistDir,
     process: child,
     async stop() {

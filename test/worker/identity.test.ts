@@ -8,6 +8,7 @@ import { hashToken } from "../../worker/auth/tokens";
 import { appsUrl } from "../../worker/routes/root";
 import { ADMIN, addDeveloper, api, createCell, createRouter, createSpace, createUser, db, unique } from "./support";
 import { users } from "../../worker/db/schema";
+import { DEFAULT_ORGANIZATION_GUID } from "../../worker/db/organizations";
 import { eq } from "drizzle-orm";
 
 const NOT_AUTHENTICATED = { errors: [{ code: 10002, title: "CF-NotAuthenticated", detail: "Authentication error" }] };
@@ -90,7 +91,7 @@ describe("users", () => {
     const name = unique("dev");
     const res = await api("POST", "/v3/users", { token: ADMIN, body: { name } });
     expect(res.status).toBe(201);
-    expect(res.json).toMatchObject({ username: name, name, presentation_name: name, admin: false, origin: "berth", links: { self: { href: `https://berth.test/v3/users/${res.json.guid}` } } });
+    expect(res.json).toMatchObject({ username: name, name, presentation_name: name, admin: false, origin: "uaa", links: { self: { href: `https://berth.test/v3/users/${res.json.guid}` } } });
     expect(res.json.created_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
     expect(res.json.token).toMatch(/^bu_[A-Za-z0-9_-]{43}$/);
     const [row] = await db().select().from(users).where(eq(users.guid, res.json.guid));
@@ -153,8 +154,13 @@ describe("users", () => {
       const res = await api("POST", "/v3/users", { body, token });
       expect(res.status).toBe(403);
       expect(res.json).toEqual(NOT_AUTHORIZED);
-      expect((await api("GET", "/v3/users", { token })).status).toBe(403);
     }
+    for (const token of [cell.token, router.token]) expect((await api("GET", "/v3/users", { token })).status).toBe(403);
+    // A user lists themselves and those who share an organization with them (CC), never the rest.
+    const seen = async (token: string) => (await api("GET", "/v3/users?per_page=5000", { token })).json.resources.map((u: { guid: string }) => u.guid);
+    expect(await seen(outsider.token)).toEqual([outsider.guid]);
+    expect(await seen(member.token)).toContain(member.guid);
+    expect(await seen(member.token)).not.toContain(outsider.guid);
     expect((await api("GET", "/v3/users")).status).toBe(401);
   });
 
@@ -226,9 +232,11 @@ describe("spaces", () => {
   it("role matrix for creating spaces", async () => {
     expect((await api("POST", "/v3/spaces", { body: { name: "x" } })).json).toEqual(NOT_AUTHENTICATED);
     expect((await api("POST", "/v3/spaces", { body: { name: "x" }, token: "bad" })).json).toEqual(INVALID_TOKEN);
-    for (const token of [member.token, outsider.token, cell.token, router.token]) {
+    // The member sees the default organization but does not manage it; the outsider does not see it (422, as CC).
+    for (const token of [member.token, cell.token, router.token]) {
       expect((await api("POST", "/v3/spaces", { body: { name: "x" }, token })).json).toEqual(NOT_AUTHORIZED);
     }
+    expect((await api("POST", "/v3/spaces", { body: { name: "x" }, token: outsider.token })).status).toBe(422);
   });
 
   it("a developer sees only their spaces; others get 404", async () => {
@@ -260,10 +268,17 @@ describe("roles", () => {
     type,
     relationships: { user: { data: { guid: user } }, space: { data: { guid: sp } } },
   });
+  /** CC: a space role needs an organization role in the space's organization first. */
+  const joinDefaultOrg = (user: string) =>
+    api("POST", "/v3/roles", { token: ADMIN, body: { type: "organization_user", relationships: { user: { data: { guid: user } }, organization: { data: { guid: DEFAULT_ORGANIZATION_GUID } } } } });
 
   it("an admin makes a user a space developer, who then sees the space", async () => {
     const user = await createUser();
     const sp = await createSpace();
+    const refused = await api("POST", "/v3/roles", { token: ADMIN, body: roleBody(user.guid, sp.guid) });
+    expect(refused.status).toBe(422);
+    expect(detail(refused)).toBe("Users cannot be assigned roles in a space if they do not have a role in that space's organization.");
+    expect((await joinDefaultOrg(user.guid)).status).toBe(201);
     const res = await api("POST", "/v3/roles", { token: ADMIN, body: roleBody(user.guid, sp.guid) });
     expect(res.status).toBe(201);
     expect(res.json).toMatchObject({
@@ -279,6 +294,7 @@ describe("roles", () => {
   it("a duplicate role is a 422 in CC's words", async () => {
     const user = await createUser({ name: unique("dupuser") });
     const sp = await createSpace();
+    await joinDefaultOrg(user.guid);
     await api("POST", "/v3/roles", { token: ADMIN, body: roleBody(user.guid, sp.guid) });
     const res = await api("POST", "/v3/roles", { token: ADMIN, body: roleBody(user.guid, sp.guid) });
     expect(res.status).toBe(422);
@@ -298,9 +314,10 @@ describe("roles", () => {
     const cases: [unknown, string][] = [
       [roleBody(member.guid, space.guid, "org_manager"), "type:"],
       [{ type: "space_developer" }, "relationships:"],
-      [{ type: "space_developer", relationships: { user: { data: { guid: member.guid } } } }, "relationships.space:"],
+      [{ type: "space_developer", relationships: { user: { data: { guid: member.guid } } } }, "Space roles need relationships.space"],
+      [{ type: "organization_user", relationships: { user: { data: { guid: member.guid } }, space: { data: { guid: space.guid } } } }, "Organization roles need relationships.organization"],
       [{ ...roleBody(member.guid, space.guid), extra: 1 }, "'extra'"],
-      [{ type: "space_developer", relationships: { user: { data: { guid: member.guid, name: "x" } }, space: { data: { guid: space.guid } } } }, "'relationships.user.data.name'"],
+      [{ type: "space_developer", relationships: { user: { data: { guid: member.guid, name: "x" } }, space: { data: { guid: space.guid } } } }, "relationships.user.data"],
     ];
     for (const [body, text] of cases) {
       const res = await api("POST", "/v3/roles", { token: ADMIN, body });
@@ -325,19 +342,22 @@ describe("roles", () => {
     const body = roleBody(outsider.guid, space.guid);
     expect((await api("POST", "/v3/roles", { body })).json).toEqual(NOT_AUTHENTICATED);
     expect((await api("POST", "/v3/roles", { body, token: "bad" })).json).toEqual(INVALID_TOKEN);
-    for (const token of [member.token, outsider.token, cell.token, router.token]) {
+    // The member sees the space but does not manage it; the outsider does not see it (422).
+    for (const token of [member.token, cell.token, router.token]) {
       expect((await api("POST", "/v3/roles", { body, token })).json).toEqual(NOT_AUTHORIZED);
     }
+    expect((await api("POST", "/v3/roles", { body, token: outsider.token })).status).toBe(422);
   });
 
   it("lists roles: admins all, developers those of their spaces, with filters", async () => {
     const all = await api("GET", `/v3/roles?space_guids=${space.guid}`, { token: ADMIN });
     expect(all.json.resources.map((r: any) => r.relationships.user.data.guid)).toEqual([member.guid]);
     const mine = await api("GET", "/v3/roles", { token: member.token });
-    expect(mine.json.resources.every((r: any) => r.relationships.space.data.guid === space.guid)).toBe(true);
+    // Space roles of their space, and organization roles of the organization they belong to.
+    expect(mine.json.resources.every((r: any) => r.relationships.space.data?.guid === space.guid || r.relationships.organization.data?.guid === DEFAULT_ORGANIZATION_GUID)).toBe(true);
     expect((await api("GET", "/v3/roles", { token: outsider.token })).json.resources).toEqual([]);
     expect((await api("GET", `/v3/roles?user_guids=${member.guid}&types=space_developer`, { token: ADMIN })).json.pagination.total_results).toBe(1);
-    expect((await api("GET", "/v3/roles?types=space_manager", { token: ADMIN })).status).toBe(422);
+    expect((await api("GET", "/v3/roles?types=space_boss", { token: ADMIN })).status).toBe(422);
     expect((await api("GET", "/v3/roles", { token: cell.token })).status).toBe(403);
     expect((await api("GET", "/v3/roles")).status).toBe(401);
   });

@@ -33,6 +33,11 @@ export async function addDeveloper(userGuid: string, spaceGuid: string, organiza
   await db().insert(schema.roles).values({ guid: crypto.randomUUID(), type: "space_developer", userGuid, organizationGuid, spaceGuid });
 }
 
+/** Any CF role, in the default organization (`spaceGuid` null) or one of its spaces. */
+export async function addRole(userGuid: string, type: string, spaceGuid: string | null = null, organizationGuid = DEFAULT_ORGANIZATION_GUID) {
+  await db().insert(schema.roles).values({ guid: crypto.randomUUID(), type: type as never, userGuid, organizationGuid, spaceGuid });
+}
+
 export async function createCell(opts: { zone?: string; address?: string } = {}) {
   const token = newToken("cell");
   const guid = crypto.randomUUID();

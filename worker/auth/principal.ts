@@ -2,11 +2,15 @@
  * @module Who is calling. Resolved once per request by the auth middleware and
  * read through `c.var.principal`; the guards below turn a wrong role into CF errors.
  */
-import { and, eq } from "drizzle-orm";
+import { and, eq, inArray, isNull, or } from "drizzle-orm";
 import type { Context } from "hono";
-import type { AppEnv, Db } from "../env";
-import { cells, roles, routers, users } from "../db/schema";
+import type { AppEnv, Bindings, Db } from "../env";
+import { cells, roles, routers, spaces, users } from "../db/schema";
+import { sessionUser } from "../db/sessions";
 import { invalidAuthToken, notAuthenticated, notAuthorized } from "../errors";
+import { readToken } from "../uaa/tokens";
+import { looksLikeJwt, signingKeys } from "./jwt";
+import { endpointAction, orgActions, spaceActions, type RoleType } from "./permissions";
 import { hashToken } from "./tokens";
 
 export type Principal =
@@ -25,11 +29,29 @@ function timingSafeEqualHex(a: string, b: string): boolean {
   return diff === 0;
 }
 
-/** Maps an Authorization header to a principal; throws 401 for a malformed or unknown token. */
-export async function resolvePrincipal(db: Db, header: string | undefined, adminToken: string): Promise<Principal> {
+/**
+ * A signed access token's user: signature, expiry, and a live session (or, for
+ * a client-credentials token, which has none, the user still existing). The cf
+ * CLI answers the 401 by refreshing.
+ */
+async function accessTokenPrincipal(db: Db, env: Bindings, token: string, now: number): Promise<Principal> {
+  if (!env.TOKEN_SIGNING_KEY) throw invalidAuthToken();
+  const t = await readToken(await signingKeys(env), token);
+  if (!t || t.use !== "access" || t.exp * 1000 <= now) throw invalidAuthToken();
+  const user = t.sid !== undefined
+    ? await sessionUser(db, t.sid, t.sub, now)
+    : (await db.select({ guid: users.guid, name: users.name, admin: users.admin }).from(users).where(eq(users.guid, t.sub)).limit(1))[0];
+  if (!user) throw invalidAuthToken();
+  return { kind: "user", guid: user.guid, name: user.name, admin: user.admin };
+}
+
+/** Maps an Authorization header to a principal; throws 401 for a malformed, unknown, expired or revoked token. */
+export async function resolvePrincipal(db: Db, header: string | undefined, env: Bindings, now: number = Date.now()): Promise<Principal> {
   if (!header) return { kind: "anonymous" };
   const m = /^bearer\s+([A-Za-z0-9._~+/-]+=*)$/i.exec(header.trim());
   if (!m) throw invalidAuthToken();
+  if (looksLikeJwt(m[1]!)) return accessTokenPrincipal(db, env, m[1]!, now);
+  const adminToken = env.ADMIN_TOKEN;
   const hash = await hashToken(m[1]!);
   if (adminToken && timingSafeEqualHex(hash, await hashToken(adminToken))) return BOOTSTRAP_ADMIN;
   const [user] = await db.select().from(users).where(eq(users.tokenHash, hash)).limit(1);
@@ -75,13 +97,37 @@ export function requireRouter(c: Context<AppEnv>): Principal {
   throw notAuthorized();
 }
 
-/** Whether a user is admin or a developer of the space (CF answers 404, not 403, to outsiders). */
-export async function canAccessSpace(db: Db, p: UserPrincipal, spaceGuid: string): Promise<boolean> {
-  if (p.admin) return true;
-  const [row] = await db
-    .select({ guid: roles.guid })
+/** The user's roles that bear on a space: the space's own and its organization's. */
+async function rolesInSpace(db: Db, userGuid: string, spaceGuid: string): Promise<RoleType[]> {
+  const orgOfSpace = db.select({ guid: spaces.organizationGuid }).from(spaces).where(eq(spaces.guid, spaceGuid));
+  const rows = await db
+    .select({ type: roles.type })
     .from(roles)
-    .where(and(eq(roles.userGuid, p.guid), eq(roles.spaceGuid, spaceGuid)))
-    .limit(1);
-  return row !== undefined;
+    .where(and(eq(roles.userGuid, userGuid), or(eq(roles.spaceGuid, spaceGuid), and(isNull(roles.spaceGuid), inArray(roles.organizationGuid, orgOfSpace)))));
+  return rows.map((r) => r.type);
+}
+
+/**
+ * Whether the calling user may see the space; if they may see it but not do
+ * what this endpoint does (auth/permissions.ts), 403. Callers answer false with
+ * 404 (or 422 for a relationship), as CC does for what you cannot see.
+ */
+export async function canAccessSpace(c: Context<AppEnv>, spaceGuid: string): Promise<boolean> {
+  const p = requireUser(c);
+  const actions = spaceActions(p.admin, p.admin ? [] : await rolesInSpace(c.var.db, p.guid, spaceGuid));
+  if (!actions.has("read")) return false;
+  if (!actions.has(endpointAction(c.req.method, c.req.routePath))) throw notAuthorized();
+  return true;
+}
+
+/** What the user may do in a space (for endpoints that decide more than one thing). */
+export async function actionsInSpace(db: Db, p: UserPrincipal, spaceGuid: string) {
+  return spaceActions(p.admin, p.admin ? [] : await rolesInSpace(db, p.guid, spaceGuid));
+}
+
+/** What the user may do in an organization. */
+export async function actionsInOrg(db: Db, p: UserPrincipal, orgGuid: string) {
+  if (p.admin) return orgActions(true, []);
+  const rows = await db.select({ type: roles.type }).from(roles).where(and(eq(roles.userGuid, p.guid), eq(roles.organizationGuid, orgGuid)));
+  return orgActions(false, rows.map((r) => r.type));
 }

@@ -21,7 +21,7 @@ export const linkerOf = (c: Context<AppEnv>): Linker => (path) => link(c, path);
 export async function reachableApp(c: Context<AppEnv>, guid: string): Promise<{ principal: UserPrincipal; app: App }> {
   const principal = requireUser(c);
   const app = await getApp(c.var.db, guid);
-  if (!app || !(await canAccessSpace(c.var.db, principal, app.spaceGuid))) throw resourceNotFound("App");
+  if (!app || !(await canAccessSpace(c, app.spaceGuid))) throw resourceNotFound("App");
   return { principal, app };
 }
 
@@ -29,6 +29,6 @@ export async function reachableApp(c: Context<AppEnv>, guid: string): Promise<{ 
 export async function reachableProcess(c: Context<AppEnv>, guid: string): Promise<{ principal: UserPrincipal; process: Process }> {
   const principal = requireUser(c);
   const process = await getProcess(c.var.db, guid);
-  if (!process || !(await canAccessSpace(c.var.db, principal, process.spaceGuid))) throw resourceNotFound("Process");
+  if (!process || !(await canAccessSpace(c, process.spaceGuid))) throw resourceNotFound("Process");
   return { principal, process };
 }

@@ -8,8 +8,8 @@ import type { Db } from "../env";
 import { isoNow, newGuid } from "../http/ids";
 import { type AuditEventInput, writeAudited } from "./audit";
 import { type Page, selectPage } from "./paging";
-import type { Viewer } from "./roles";
-import { organizations, roles } from "./schema";
+import { memberOrganizationGuids, type Viewer } from "./roles";
+import { organizations } from "./schema";
 
 /** The organization migrations/0001 made for the spaces that existed before organizations. */
 export const DEFAULT_ORGANIZATION_GUID = "8e0c5a1e-5b1a-4d6e-9c3f-defa0170a000";
@@ -21,10 +21,6 @@ export interface Organization {
   createdAt: string;
   updatedAt: string;
 }
-
-/** Organizations where the viewer holds any role, of the organization or of one of its spaces (CC's visibility). */
-export const memberOrganizationGuids = (db: Db, userGuid: string) =>
-  db.select({ guid: roles.organizationGuid }).from(roles).where(eq(roles.userGuid, userGuid));
 
 export function organizationVisibleTo(db: Db, viewer: Viewer): SQL | undefined {
   return viewer.admin ? undefined : inArray(organizations.guid, memberOrganizationGuids(db, viewer.guid));

@@ -103,6 +103,21 @@ export const loginFailures = sqliteTable("login_failures", {
   windowStart: integer("window_start").notNull(),
 });
 
+/**
+ * CC's asynchronous jobs (`/v3/jobs`): deletes answer 202 with one, as the cf CLI
+ * expects, and it reports how the work went. Berth does such work before
+ * answering, so a job is born COMPLETE or FAILED.
+ */
+export const jobs = sqliteTable("jobs", {
+  guid: text("guid").primaryKey(),
+  operation: text("operation").notNull(),
+  state: text("state", { enum: ["PROCESSING", "COMPLETE", "FAILED"] }).notNull(),
+  errors: text("errors", { mode: "json" }).$type<{ code: number; title: string; detail: string }[]>().notNull(),
+  /** Who may read it (and admins). */
+  userGuid: text("user_guid").notNull(),
+  ...timestamps,
+});
+
 /** Only flags an operator has set have a row; the rest take CF's defaults. */
 export const featureFlags = sqliteTable("feature_flags", {
   name: text("name").primaryKey(),

@@ -6,7 +6,7 @@
  */
 import { type Context, Hono } from "hono";
 import { z } from "zod";
-import { requireUser } from "../auth/principal";
+import { canAccessSpace, requireUser } from "../auth/principal";
 import { linkerOf, reachableApp } from "../auth/scope";
 import {
   type App, type AppAction, MAX_ENV_JSON_BYTES, changeAppState, createApp, deleteApp, getCurrentDroplet, listApps, mergeEnvironmentVariables, renameApp, setCurrentDroplet,
@@ -18,6 +18,7 @@ import { listRoutes } from "../db/routes";
 import { getOrganization } from "../db/organizations";
 import { getSpace } from "../db/spaces";
 import type { AppEnv } from "../env";
+import { acceptedWithJob } from "./jobs";
 import { resourceNotFound, unprocessable } from "../errors";
 import { envPatchSchema, envVarsSchema } from "../http/env-vars";
 import { filterList } from "../http/list-query";
@@ -71,7 +72,7 @@ apps.post("/", async (c) => {
   const body = await parseJson(c, createSchema);
   const spaceGuid = body.relationships.space.data.guid;
   if (new TextEncoder().encode(JSON.stringify(body.environment_variables ?? {})).byteLength > MAX_ENV_JSON_BYTES) throw envTooLarge();
-  if (!(await getSpace(c.var.db, spaceGuid, principal))) throw unprocessable(INVALID_SPACE);
+  if (!(await getSpace(c.var.db, spaceGuid, principal)) || !(await canAccessSpace(c, spaceGuid))) throw unprocessable(INVALID_SPACE);
   await requireFeatureEnabled(c.var.db, "diego_docker");
   const app = await createApp(c.var.db, { name: body.name, spaceGuid, environmentVariables: body.environment_variables ?? {} }, principal);
   if (!app) throw unprocessable(`App with the name '${body.name}' already exists.`);
@@ -111,7 +112,7 @@ apps.delete("/:guid", async (c) => {
   const sources = await deleteApp(c.var.db, app, principal);
   // Freed room may fit instances waiting for a cell.
   afterCommit(c, `delete app ${app.guid}`, { sources, wake: {} });
-  return c.body(null, 202);
+  return acceptedWithJob(c, "app.delete", principal);
 });
 
 // --- lifecycle actions -------------------------------------------------------

@@ -52,7 +52,7 @@ builds.post("/", async (c) => {
   const principal = requireUser(c);
   const body = await parseJson(c, createSchema);
   const pkg = await getPackage(c.var.db, body.package.guid);
-  if (!pkg || !(await canAccessSpace(c.var.db, principal, pkg.spaceGuid))) throw unprocessable(UNUSABLE_PACKAGE);
+  if (!pkg || !(await canAccessSpace(c, pkg.spaceGuid))) throw unprocessable(UNUSABLE_PACKAGE);
   if (pkg.state !== "READY") throw unprocessable("The package is not ready to be staged.");
   await requireFeatureEnabled(c.var.db, "diego_docker");
   const app = await getApp(c.var.db, pkg.appGuid);
@@ -88,7 +88,7 @@ builds.get("/", async (c) => {
 builds.get("/:guid", async (c) => {
   const principal = requireUser(c);
   const build = await getBuild(c.var.db, c.req.param("guid"));
-  if (!build || !(await canAccessSpace(c.var.db, principal, build.spaceGuid))) throw resourceNotFound("Build");
+  if (!build || !(await canAccessSpace(c, build.spaceGuid))) throw resourceNotFound("Build");
   return c.json(presentBuild(build, linkerOf(c)));
 });
 

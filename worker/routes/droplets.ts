@@ -34,7 +34,7 @@ droplets.get("/", async (c) => {
 droplets.get("/:guid", async (c) => {
   const principal = requireUser(c);
   const found = await getDroplet(c.var.db, c.req.param("guid"));
-  if (!found || !(await canAccessSpace(c.var.db, principal, found.spaceGuid))) throw resourceNotFound("Droplet");
+  if (!found || !(await canAccessSpace(c, found.spaceGuid))) throw resourceNotFound("Droplet");
   return c.json(presentDroplet(found.droplet, linkerOf(c)));
 });
 

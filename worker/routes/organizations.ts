@@ -5,10 +5,14 @@
 import { Hono, type Context } from "hono";
 import { z } from "zod";
 import { requireAdmin, requireUser } from "../auth/principal";
+import { deleteOrganizationTree } from "../db/tenancy-delete";
+import { afterCommit } from "../http/after-commit";
+import { acceptedWithJob } from "./jobs";
 import { createOrganization, getOrganization, listOrganizations, type Organization } from "../db/organizations";
 import type { AppEnv } from "../env";
 import { resourceNotFound, unprocessable } from "../errors";
 import { link } from "../http/links";
+import { appsDomainGuid } from "../presenters/routes";
 import { filterList } from "../http/list-query";
 import { paginated } from "../http/pagination";
 import { pageQuery, parseJson, parseQuery, resourceName } from "../http/validate";
@@ -59,4 +63,48 @@ organizations.get("/:guid", async (c) => {
   const org = await getOrganization(c.var.db, c.req.param("guid"), viewer);
   if (!org) throw resourceNotFound("Organization");
   return c.json(presentOrganization(c, org));
+});
+
+/** Admins only (CC): everything in it goes, its apps stopping through convergence. */
+organizations.delete("/:guid", async (c) => {
+  const actor = requireAdmin(c);
+  const org = await getOrganization(c.var.db, c.req.param("guid"), actor);
+  if (!org) throw resourceNotFound("Organization");
+  const sources = await deleteOrganizationTree(c.var.db, org, actor);
+  // Freed room may fit instances waiting for a cell.
+  afterCommit(c, `delete organization ${org.guid}`, { sources, wake: {} });
+  return acceptedWithJob(c, "organization.delete", actor);
+});
+
+/** Berth's one shared domain (APPS_DOMAIN), as CC presents a shared domain. */
+async function presentAppsDomain(c: Context<AppEnv>) {
+  const guid = await appsDomainGuid(c.env.APPS_DOMAIN);
+  return {
+    guid,
+    created_at: "1970-01-01T00:00:00Z",
+    updated_at: "1970-01-01T00:00:00Z",
+    name: c.env.APPS_DOMAIN,
+    internal: false,
+    router_group: null,
+    supported_protocols: ["http"],
+    relationships: { organization: { data: null }, shared_organizations: { data: [] } },
+    metadata: { labels: {}, annotations: {} },
+    links: { self: link(c, `/v3/domains/${guid}`) },
+  };
+}
+
+/** The domains an organization may use: the shared apps domain. */
+organizations.get("/:guid/domains", async (c) => {
+  const viewer = requireUser(c);
+  if (!(await getOrganization(c.var.db, c.req.param("guid"), viewer))) throw resourceNotFound("Organization");
+  const q = parseQuery(c, z.strictObject({ ...pageQuery, names: filterList.optional() }));
+  const domain = await presentAppsDomain(c);
+  const all = !q.names || q.names.includes(domain.name) ? [domain] : [];
+  return c.json(paginated(c.req.url, q, all.length, all.slice((q.page - 1) * q.per_page, q.page * q.per_page)));
+});
+
+organizations.get("/:guid/domains/default", async (c) => {
+  const viewer = requireUser(c);
+  if (!(await getOrganization(c.var.db, c.req.param("guid"), viewer))) throw resourceNotFound("Organization");
+  return c.json(await presentAppsDomain(c));
 });

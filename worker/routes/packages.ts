@@ -46,7 +46,7 @@ packages.post("/", async (c) => {
   const principal = requireUser(c);
   const body = await parseJson(c, createSchema);
   const app = await getApp(c.var.db, body.relationships.app.data.guid);
-  if (!app || !(await canAccessSpace(c.var.db, principal, app.spaceGuid))) {
+  if (!app || !(await canAccessSpace(c, app.spaceGuid))) {
     throw unprocessable("App is invalid. Ensure it exists and you have access to it.");
   }
   if (body.type === "bits") throw unprocessable("Cannot create bits package for a Docker app.");
@@ -76,6 +76,6 @@ packages.get("/", async (c) => {
 packages.get("/:guid", async (c) => {
   const principal = requireUser(c);
   const pkg = await getPackage(c.var.db, c.req.param("guid"));
-  if (!pkg || !(await canAccessSpace(c.var.db, principal, pkg.spaceGuid))) throw resourceNotFound("Package");
+  if (!pkg || !(await canAccessSpace(c, pkg.spaceGuid))) throw resourceNotFound("Package");
   return c.json(presentPackage(pkg, linkerOf(c)));
 });

@@ -17,6 +17,13 @@ const V3_RESOURCES = [
   "organizations", "packages", "processes", "roles", "routes", "spaces", "users",
 ] as const;
 
+/**
+ * The CC v3 API level Berth's subset follows, as the cf CLI reads it: above its
+ * minimum (3.63.0, or it warns), below the levels that switch on what Berth
+ * does not serve (3.104.0: HTTP/2 routes).
+ */
+export const CC_API_VERSION = "3.100.0";
+
 export const root = new Hono<AppEnv>();
 
 /** Where apps answer: APPS_SCHEME (default http) and APPS_PORT (default the scheme's own). */
@@ -32,8 +39,11 @@ root.get("/", (c) =>
     ...appsUrl(c.env),
     links: {
       self: link(c, ""),
-      cloud_controller_v3: { ...link(c, "/v3"), meta: { version } },
+      cloud_controller_v3: { ...link(c, "/v3"), meta: { version: CC_API_VERSION } },
       info: link(c, "/v3/info"),
+      // The UAA-compatible endpoints live in this Worker (worker/uaa/).
+      login: link(c, "/uaa"),
+      uaa: link(c, "/uaa"),
       docker_registry_access: link(c, "/v3/admin/docker_registry_access"),
     },
   }),

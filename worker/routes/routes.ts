@@ -11,6 +11,7 @@ import { getApp } from "../db/apps";
 import { addDestinations, createRoute, deleteRoute, getRoute, listRoutes, removeDestination, type Route } from "../db/routes";
 import { getSpace } from "../db/spaces";
 import type { AppEnv } from "../env";
+import { acceptedWithJob } from "./jobs";
 import { resourceNotFound, unprocessable } from "../errors";
 import { filterList } from "../http/list-query";
 import { paginated } from "../http/pagination";
@@ -56,7 +57,7 @@ const destinationsSchema = z.strictObject({
 async function reachableRoute(c: Context<AppEnv>): Promise<{ principal: UserPrincipal; route: Route }> {
   const principal = requireUser(c);
   const route = await getRoute(c.var.db, c.req.param("guid") ?? "");
-  if (!route || !(await canAccessSpace(c.var.db, principal, route.spaceGuid))) throw resourceNotFound("Route");
+  if (!route || !(await canAccessSpace(c, route.spaceGuid))) throw resourceNotFound("Route");
   return { principal, route };
 }
 
@@ -68,7 +69,7 @@ routesApi.post("/", async (c) => {
   const domain = c.env.APPS_DOMAIN;
   const domainGuid = await appsDomainGuid(domain);
   const spaceGuid = body.relationships.space.data.guid;
-  if (!(await getSpace(c.var.db, spaceGuid, principal))) throw unprocessable("Invalid space. Ensure that the space exists and you have access to it.");
+  if (!(await getSpace(c.var.db, spaceGuid, principal)) || !(await canAccessSpace(c, spaceGuid))) throw unprocessable("Invalid space. Ensure that the space exists and you have access to it.");
   if (body.relationships.domain && body.relationships.domain.data.guid !== domainGuid) {
     throw unprocessable("Invalid domain. Ensure that the domain exists and you have access to it.");
   }
@@ -99,7 +100,7 @@ routesApi.delete("/:guid", async (c) => {
   const { principal, route } = await reachableRoute(c);
   await deleteRoute(c.var.db, route, principal);
   afterCommit(c, `delete route ${route.guid}`, { sources: ROUTES_TABLE });
-  return c.body(null, 202);
+  return acceptedWithJob(c, "route.delete", principal);
 });
 
 routesApi.get("/:guid/destinations", async (c) => {
@@ -114,7 +115,7 @@ routesApi.post("/:guid/destinations", async (c) => {
   const missing: string[] = [];
   for (const guid of guids) {
     const app = await getApp(c.var.db, guid);
-    if (!app || !(await canAccessSpace(c.var.db, principal, app.spaceGuid))) missing.push(guid);
+    if (!app || !(await canAccessSpace(c, app.spaceGuid))) missing.push(guid);
     else if (app.spaceGuid !== route.spaceGuid) throw unprocessable("Routes destinations must be in either the route's space or the route's shared spaces");
   }
   if (missing.length > 0) throw unprocessable(`App(s) with guid(s) ${missing.map((g) => `"${g}"`).join(", ")} do not exist or you do not have access.`);

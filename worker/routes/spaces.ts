@@ -5,11 +5,14 @@
  */
 import { Hono, type Context } from "hono";
 import { z } from "zod";
-import { requireAdmin, requireUser } from "../auth/principal";
+import { actionsInOrg, requireUser } from "../auth/principal";
+import { deleteSpaceTree } from "../db/tenancy-delete";
+import { afterCommit } from "../http/after-commit";
+import { acceptedWithJob } from "./jobs";
 import { DEFAULT_ORGANIZATION_GUID, getOrganization } from "../db/organizations";
 import { createSpace, getSpace, listSpaces, type Space } from "../db/spaces";
 import type { AppEnv } from "../env";
-import { resourceNotFound, unprocessable } from "../errors";
+import { notAuthorized, resourceNotFound, unprocessable } from "../errors";
 import { link } from "../http/links";
 import { filterList } from "../http/list-query";
 import { paginated } from "../http/pagination";
@@ -49,11 +52,13 @@ export const presentSpace = (c: Context, s: Space) => ({
   },
 });
 
+/** Admins and the organization's managers create spaces (CC). */
 spaces.post("/", async (c) => {
-  const actor = requireAdmin(c);
+  const actor = requireUser(c);
   const { name, relationships } = await parseJson(c, CreateSpace);
   const org = await getOrganization(c.var.db, relationships?.organization.data.guid ?? DEFAULT_ORGANIZATION_GUID, actor);
   if (!org) throw unprocessable("Invalid organization. Ensure the organization exists and you have access to it.");
+  if (!(await actionsInOrg(c.var.db, actor, org.guid)).has("manage")) throw notAuthorized();
   const space = await createSpace(c.var.db, { name, organization: org }, actor);
   if (!space) throw unprocessable(`Name must be unique per organization`);
   return c.json(presentSpace(c, space), 201);
@@ -71,4 +76,16 @@ spaces.get("/:guid", async (c) => {
   const space = await getSpace(c.var.db, c.req.param("guid"), viewer);
   if (!space) throw resourceNotFound("Space");
   return c.json(presentSpace(c, space));
+});
+
+/** Admins and the organization's managers (CC; space managers may not): everything in it goes. */
+spaces.delete("/:guid", async (c) => {
+  const actor = requireUser(c);
+  const space = await getSpace(c.var.db, c.req.param("guid"), actor);
+  if (!space) throw resourceNotFound("Space");
+  if (!(await actionsInOrg(c.var.db, actor, space.organizationGuid)).has("manage")) throw notAuthorized();
+  const sources = await deleteSpaceTree(c.var.db, space, actor);
+  // Freed room may fit instances waiting for a cell.
+  afterCommit(c, `delete space ${space.guid}`, { sources, wake: {} });
+  return acceptedWithJob(c, "space.delete", actor);
 });

@@ -8,8 +8,8 @@ import type { Bindings } from "../env";
 type TimingVars = Pick<Bindings, "HEARTBEAT_TTL_MS" | "CLAIM_TIMEOUT_MS" | "CRASH_BACKOFF_BASE_MS" | "FULL_PASS_INTERVAL_MS">;
 
 /** A var's value as a positive integer, or `fallback` when unset; a bad value stops the Worker loudly. */
-function positiveInt(vars: TimingVars, name: keyof TimingVars, fallback: number): number {
-  const raw = vars[name];
+export function positiveInt<V extends object>(vars: V, name: keyof V & string, fallback: number): number {
+  const raw = vars[name] as string | undefined;
   if (raw === undefined || raw === "") return fallback;
   const n = Number(raw);
   if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got ${raw}`);
