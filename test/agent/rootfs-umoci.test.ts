@@ -23,7 +23,8 @@ const run = promisify(execFile);
 const registry = inject("registry");
 const IDS = { hostId: 400000, size: 65536 };
 const WALKER_SOURCE = join(import.meta.dirname, "../fixtures/layers/walk-tree.mjs");
-/** Copies (walker and addon) under the test's own 0755 directory: the checkout may sit where container root cannot reach (a 0700 clone). */
+/** Copies (node, walker and addon) under the test's own 0755 directory: the checkout, and the Node setup.sh brings into it, may sit where container root cannot reach (a 0700 clone). */
+let NODE: string;
 let WALKER: string;
 let ADDON: string;
 let base: string;
@@ -35,7 +36,7 @@ const parse = (out: string): TreeEntry[] => out.trim().split("\n").map((l) => JS
 
 /** The tree as the container sees it: the walker runs as container root inside the user namespace. */
 async function walkInUserns(path: string): Promise<TreeEntry[]> {
-  const r = await inUserns(IDS, [process.execPath, WALKER, path, ADDON]);
+  const r = await inUserns(IDS, [NODE, WALKER, path, ADDON]);
   if (r.status !== 0) throw new Error(`walker failed (${r.status}): ${r.stderr}`);
   return parse(r.stdout);
 }
@@ -62,6 +63,9 @@ async function berthTree(name: string): Promise<TreeEntry[]> {
 beforeAll(async () => {
   base = mkdtempSync(join(tmpdir(), "berth-umoci-"));
   chmodSync(base, 0o755);
+  NODE = join(base, "node");
+  copyFileSync(process.execPath, NODE);
+  chmodSync(NODE, 0o755);
   WALKER = join(base, "walk-tree.mjs");
   copyFileSync(WALKER_SOURCE, WALKER);
   ADDON = join(base, "berth_native.node");
