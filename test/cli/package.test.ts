@@ -35,5 +35,7 @@ describe("the berth package", () => {
     const { stdout } = await run(join(prefix, "bin/berth"), ["--help"], { env: { ...process.env, HOME: dir } });
     expect(stdout).toMatch(/^Usage: berth /);
     expect(stdout).toContain("push");
+    const pkg = JSON.parse(await readFile(join(ROOT, "package.json"), "utf8"));
+    expect((await run(join(prefix, "bin/berth"), ["--version"])).stdout.trim()).toBe(`berth version ${pkg.version}`);
   });
 });
