@@ -1,7 +1,8 @@
-/** @module Admin commands: create-user, create-space, set-space-role, cells, drain-cell, delete-cell, registry-access. */
+/** @module Admin commands: create-user, create-space, set-space-role, cells, enrollment-token, register-router, drain-cell, delete-cell, registry-access. */
 import type { Command } from "commander";
 import { readFile } from "node:fs/promises";
 import { integer } from "../../shared/flags";
+import { PROTOCOL_VERSION } from "../../shared/protocol/version";
 import { UsageError, type Ctx } from "../context";
 import type { Action } from "../main";
 import { formatMegabytes } from "../units";
@@ -95,6 +96,31 @@ export function registerAdmin(program: Command, action: Action) {
         ]),
       );
       ctx.out.data(cells);
+    }));
+
+  program
+    .command("enrollment-token <kind>")
+    .description("Print a one-time token that enrolls one cell or router within its TTL (kind: cell or router; shown once)")
+    .action(action(async (ctx, kind: string) => {
+      if (kind !== "cell" && kind !== "router") throw new UsageError(`Unknown kind '${kind}': cell or router`);
+      const t = await ctx.api().post<{ guid: string; token: string; expires_at: string }>("/v3/cells/enrollment_tokens", { kind });
+      // The token alone on stdout, so it can go straight into a file or variable.
+      ctx.out.say(t.token);
+      ctx.out.data(t);
+    }));
+
+  program
+    .command("register-router <name>")
+    .description("Enroll a router with an enrollment token and print its credential, shown once (for /etc/berth/router-token)")
+    .requiredOption("-t, --enrollment-token <token>", "from 'berth enrollment-token router'")
+    .action(action(async (ctx, name: string, opts: { enrollmentToken: string }) => {
+      if (!ctx.config.api) throw new UsageError("No API endpoint set: run 'berth api URL' first.");
+      const reg = await ctx
+        .anonymousApi(ctx.config.api, ctx.config.skipTlsValidation)
+        .post<{ guid: string; credential: string }>("/v3/cells/register", { protocol: PROTOCOL_VERSION, enrollment_token: opts.enrollmentToken, name });
+      // The credential alone on stdout: berth register-router r1 -t … > /etc/berth/router-token
+      ctx.out.say(reg.credential);
+      ctx.out.data(reg);
     }));
 
   program

@@ -11,7 +11,7 @@ import WebSocket from "ws";
 import { berthCli } from "../support/cli";
 import type { ControlPlane } from "../support/control-plane";
 import { startRegistry } from "../support/registry";
-import { adminCall, eventually, getVia, startOneCellStack, type Daemon, type OneCellStack } from "../support/stack";
+import { adminCall, eventually, getVia, startOneCellStack, startRouterProcess, type Daemon, type OneCellStack } from "../support/stack";
 
 const registry = inject("registry");
 let stack: OneCellStack;
@@ -56,6 +56,25 @@ describe.sequential("berth CLI against the whole stack", () => {
     });
     expect(page).toBe("instance 0 greeting \n");
   }, 180_000);
+
+  it("an admin enrolls a second router with the CLI alone (enrollment-token, register-router), and it serves the app", async () => {
+    const token = (await ok("enrollment-token", "router")).trim();
+    expect(token).toMatch(/^\S{20,}$/);
+    const credential = (await ok("register-router", `cli-router-${process.pid}`, "-t", token)).trim();
+    const second = await startRouterProcess(cp.url, credential, join(home, "router-2.log"));
+    try {
+      const page = await eventually("the page through the second router", async () => {
+        const p = await getVia(second.port, "web.apps.localhost");
+        return p.status === 200 ? p.body : undefined;
+      });
+      expect(page).toBe("instance 0 greeting \n");
+    } finally {
+      await second.kill();
+    }
+    // The token enrolled one router: a second use is refused, and a cell token cannot be minted as anything else.
+    expect((await berth("register-router", "again", "-t", token)).code).toBe(1);
+    expect((await berth("enrollment-token", "admin")).err).toContain("Unknown kind 'admin'");
+  }, 120_000);
 
   it("scales to 3 and answers from 3 different instances", async () => {
     await ok("scale", "web", "-i", "3");
