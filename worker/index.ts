@@ -30,6 +30,10 @@ import { routeTableApi } from "./routes/route-table";
 import { appBuilds, builds } from "./routes/builds";
 import { appDroplets, droplets } from "./routes/droplets";
 import { appLogRoutes, cellLogRoutes } from "./routes/logs";
+import { appManifest, spaceManifests } from "./routes/manifests";
+import { domainsApi } from "./routes/domains";
+import { deploymentsApi } from "./routes/deployments";
+import { logCacheApi } from "./routes/log-cache";
 
 export { VersionChannel } from "./durable/version-channel";
 export { Scheduler } from "./durable/scheduler";
@@ -53,6 +57,7 @@ app.route("/uaa", uaa);
 app.route("/v3/users", users);
 app.route("/v3/organizations", organizations);
 app.route("/v3/spaces", spaces);
+app.route("/v3/spaces", spaceManifests);
 app.route("/v3/roles", roles);
 app.route("/v3/jobs", jobsApi);
 app.route("/v3/feature_flags", feature_flags);
@@ -72,6 +77,10 @@ app.route("/v3/apps", appBuilds);
 app.route("/v3/apps", appDroplets);
 app.route("/v3/apps", appLogRoutes);
 app.route("/v3/cells", cellLogRoutes);
+app.route("/v3/apps", appManifest);
+app.route("/v3/domains", domainsApi);
+app.route("/v3/deployments", deploymentsApi);
+app.route("/log-cache", logCacheApi);
 
 app.notFound(() => {
   throw notFoundRoute();

@@ -5,15 +5,13 @@
  * roles, targeting, tenant isolation proven with `cf curl`, refresh after the
  * access token expired, and logout revoking the tokens.
  */
-import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CF, type Cf, cfSession as newCfSession } from "../support/cf-cli";
 import { startControlPlane, type ControlPlane } from "../support/control-plane";
 
-const CF = process.env.BERTH_CF_CLI ?? resolve(import.meta.dirname, "../../../shared/tools/cf-cli/cf");
 /** Short access tokens: the refresh test waits this out (the CLI refreshes anything within a minute of expiry anyway). */
 const ACCESS_TTL_S = 3;
 
@@ -25,41 +23,10 @@ const orgB = `org-b-${suffix}`;
 const alice = `alice-${suffix}`;
 const alicePassword = "Alice-pass-1";
 
-interface Cf {
-  home: string;
-  run(...args: string[]): Promise<{ code: number; out: string }>;
-  ok(...args: string[]): Promise<string>;
-  trace(...args: string[]): Promise<string>;
-}
-
 async function cfSession(): Promise<Cf> {
-  const home = await mkdtemp(join(tmpdir(), "berth-cf-home-"));
-  homes.push(home);
-  const exec = (args: string[], extra: Record<string, string> = {}) =>
-    new Promise<{ code: number; out: string }>((res) => {
-      // Every request goes to a trace file (CF_TRACE=<file>), quoted when a command fails.
-      const env = { PATH: process.env.PATH ?? "", HOME: home, CF_HOME: home, CF_COLOR: "false", CF_TRACE: join(home, "trace.log"), ...extra };
-      execFile(CF, args, { env, timeout: 60_000 }, (err, stdout, stderr) => {
-        res({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: `${stdout}${stderr}` });
-      });
-    });
-  return {
-    home,
-    run: (...args) => exec(args),
-    async ok(...args) {
-      const r = await exec(args);
-      if (r.code !== 0) {
-        const trace = await readFile(join(home, "trace.log"), "utf8").catch(() => "");
-        throw new Error(`cf ${args.join(" ")} exited ${r.code}:\n${r.out}\n--- trace (end) ---\n${trace.slice(-4000)}`);
-      }
-      return r.out;
-    },
-    async trace(...args) {
-      const r = await exec(args, { CF_TRACE: "true" });
-      if (r.code !== 0) throw new Error(`cf ${args.join(" ")} exited ${r.code}:\n${r.out}`);
-      return r.out;
-    },
-  };
+  const session = await newCfSession();
+  homes.push(session.home);
+  return session;
 }
 
 const tokensOf = async (cf: Cf) => {

@@ -103,6 +103,32 @@ export class AppLogs extends DurableObject<Bindings> {
     }
   }
 
+  /**
+   * Log Cache's read: lines at or after `start` (and before `end`), oldest
+   * first or newest first, at most `limit`. A line's time in nanoseconds is its
+   * millisecond timestamp with its sequence number's low six digits below it,
+   * so times are unique and a poller asking from its last time + 1 sees every
+   * line once. Times are decimal strings: nanoseconds pass 2^53.
+   */
+  read(q: { start: bigint; end: bigint | null; limit: number; descending: boolean }): { ns: string; line: LogLine }[] {
+    const split = (ns: bigint) => [Number(ns / 1_000_000n), Number(ns % 1_000_000n)] as const;
+    const [startMs, startRem] = split(q.start);
+    const [endMs, endRem] = q.end === null ? [Number.MAX_SAFE_INTEGER, 0] : split(q.end);
+    const rows = this.ctx.storage.sql
+      .exec<{ seq: number; timestamp: number; instance_index: number; instance_guid: string; stream: string; line: string; truncated: number }>(
+        `SELECT seq, timestamp, instance_index, instance_guid, stream, line, truncated FROM lines
+          WHERE (timestamp > ? OR (timestamp = ? AND seq % 1000000 >= ?))
+            AND (timestamp < ? OR (timestamp = ? AND seq % 1000000 < ?))
+          ORDER BY timestamp ${q.descending ? "DESC" : "ASC"}, seq ${q.descending ? "DESC" : "ASC"} LIMIT ?`,
+        startMs, startMs, startRem, endMs, endMs, endRem, q.limit,
+      )
+      .toArray();
+    return rows.map((r) => ({
+      ns: (BigInt(r.timestamp) * 1_000_000n + BigInt(r.seq % 1_000_000)).toString(),
+      line: { timestamp: r.timestamp, instance_index: r.instance_index, instance_guid: r.instance_guid, stream: r.stream as LogLine["stream"], line: r.line },
+    }));
+  }
+
   recent(limit: number): RecentLogs {
     const sql = this.ctx.storage.sql;
     const rows = sql

@@ -22,9 +22,9 @@ const presentJob = (c: Context, j: Job) => ({
   links: { self: link(c, `/v3/jobs/${j.guid}`) },
 });
 
-/** 202 with the job of work already done (CC's shape for deletes). */
-export async function acceptedWithJob(c: Context<AppEnv>, operation: string, requester: { guid: string }) {
-  const job = await finishedJob(c.var.db, operation, requester.guid);
+/** 202 with the job of work already done (CC's shape for deletes); `errors` make it FAILED. */
+export async function acceptedWithJob(c: Context<AppEnv>, operation: string, requester: { guid: string }, errors: Job["errors"] = []) {
+  const job = await finishedJob(c.var.db, operation, requester.guid, errors);
   c.header("Location", link(c, `/v3/jobs/${job.guid}`).href);
   return c.body(null, 202);
 }

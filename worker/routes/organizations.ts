@@ -77,7 +77,7 @@ organizations.delete("/:guid", async (c) => {
 });
 
 /** Berth's one shared domain (APPS_DOMAIN), as CC presents a shared domain. */
-async function presentAppsDomain(c: Context<AppEnv>) {
+export async function presentAppsDomain(c: Context<AppEnv>) {
   const guid = await appsDomainGuid(c.env.APPS_DOMAIN);
   return {
     guid,

@@ -148,6 +148,13 @@ processes.post("/:guid/actions/scale", async (c) => {
   return scaleProcessAction(c, principal, process);
 });
 
+// Berth runs no sidecars; the cf CLI lists them while waiting for a push to start.
+processes.get("/:guid/sidecars", async (c) => {
+  await reachableProcess(c, c.req.param("guid"));
+  const q = parseQuery(c, z.strictObject({ ...pageQuery }));
+  return c.json(paginated(c.req.url, q, 0, []));
+});
+
 processes.get("/:guid/stats", async (c) => {
   const { process } = await reachableProcess(c, c.req.param("guid"));
   return processStats(c, process);

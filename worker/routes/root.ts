@@ -44,6 +44,8 @@ root.get("/", (c) =>
       // The UAA-compatible endpoints live in this Worker (worker/uaa/).
       login: link(c, "/uaa"),
       uaa: link(c, "/uaa"),
+      // Log Cache's read API over the app log store (routes/log-cache.ts).
+      log_cache: link(c, "/log-cache"),
       docker_registry_access: link(c, "/v3/admin/docker_registry_access"),
     },
   }),

@@ -1,0 +1,47 @@
+/**
+ * The real cf CLI (built unmodified from cloudfoundry/cli; ../shared/tools/cf-cli/cf
+ * from the project root, or BERTH_CF_CLI), one session per home directory.
+ */
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const CF = process.env.BERTH_CF_CLI ?? resolve(import.meta.dirname, "../../../shared/tools/cf-cli/cf");
+
+export interface Cf {
+  home: string;
+  run(...args: string[]): Promise<{ code: number; out: string }>;
+  ok(...args: string[]): Promise<string>;
+  trace(...args: string[]): Promise<string>;
+}
+
+/** A cf session in a new home (the caller removes `home`); `env` adds variables to every command. */
+export async function cfSession(env: Record<string, string> = {}): Promise<Cf> {
+  const home = await mkdtemp(join(tmpdir(), "berth-cf-home-"));
+  const exec = (args: string[], extra: Record<string, string> = {}) =>
+    new Promise<{ code: number; out: string }>((res) => {
+      // Every request goes to a trace file (CF_TRACE=<file>), quoted when a command fails.
+      const vars = { PATH: process.env.PATH ?? "", HOME: home, CF_HOME: home, CF_COLOR: "false", CF_TRACE: join(home, "trace.log"), ...env, ...extra };
+      execFile(CF, args, { env: vars, timeout: 180_000 }, (err, stdout, stderr) => {
+        res({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: `${stdout}${stderr}` });
+      });
+    });
+  return {
+    home,
+    run: (...args) => exec(args),
+    async ok(...args) {
+      const r = await exec(args);
+      if (r.code !== 0) {
+        const trace = await readFile(join(home, "trace.log"), "utf8").catch(() => "");
+        throw new Error(`cf ${args.join(" ")} exited ${r.code}:\n${r.out}\n--- trace (end) ---\n${trace.slice(-4000)}`);
+      }
+      return r.out;
+    },
+    async trace(...args) {
+      const r = await exec(args, { CF_TRACE: "true" });
+      if (r.code !== 0) throw new Error(`cf ${args.join(" ")} exited ${r.code}:\n${r.out}`);
+      return r.out;
+    },
+  };
+}

@@ -1,0 +1,205 @@
+/**
+ * App manifests through the Worker: POST /v3/spaces/:guid/actions/apply_manifest
+ * (as the cf CLI sends it, YAML) and GET /v3/apps/:guid/manifest, against the
+ * real D1. The parser's refusals are CC's (400 with the YAML line, 422 naming
+ * the application).
+ */
+import { beforeAll, describe, expect, it } from "vitest";
+import { dockerSpaceWithDeveloper } from "./app-fixtures";
+import { ADMIN, api, createSpace, createUser, unique } from "./support";
+import { exports } from "cloudflare:workers";
+
+let space: { guid: string; name: string };
+let dev: { guid: string; token: string };
+
+beforeAll(async () => {
+  ({ space, dev } = await dockerSpaceWithDeveloper());
+});
+
+async function applyManifest(yaml: string, spaceGuid = space.guid, token = dev.token) {
+  const res = await exports.default.fetch(`https://berth.test/v3/spaces/${spaceGuid}/actions/apply_manifest`, {
+    method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/x-yaml" }, body: yaml,
+  });
+  const text = await res.text();
+  return { status: res.status, location: res.headers.get("location"), json: text ? JSON.parse(text) : undefined };
+}
+
+async function jobOf(location: string | null, token = dev.token) {
+  expect(location).toMatch(/\/v3\/jobs\/[0-9a-f-]+$/);
+  return (await api("GET", new URL(location!).pathname, { token })).json;
+}
+
+const appNamed = async (name: string) => (await api("GET", `/v3/apps?names=${name}&space_guids=${space.guid}`, { token: dev.token })).json.resources[0];
+
+describe("apply_manifest", () => {
+  it("what cf push APP --docker-image sends: creates the app and its default route, job COMPLETE", async () => {
+    const name = unique("Web_App");
+    const res = await applyManifest(`applications:\n- name: ${name}\n  docker:\n    image: registry.test/httpd:latest\n  default-route: true\n`);
+    expect(res.status).toBe(202);
+    const job = await jobOf(res.location);
+    expect(job).toMatchObject({ operation: "app.apply_manifest", state: "COMPLETE", errors: [] });
+    const app = await appNamed(name);
+    expect(app.lifecycle.type).toBe("docker");
+    const routes = (await api("GET", `/v3/apps/${app.guid}/routes`, { token: dev.token })).json.resources;
+    // Upper case and '_' cannot be in a host: lower-cased, '-' for the rest.
+    expect(routes.map((r: { url: string }) => r.url)).toEqual([`${name.toLowerCase().replace("_", "-")}.apps.localhost`]);
+    // A second push keeps the one route (the default route is only for an app without routes).
+    await applyManifest(`applications:\n- name: ${name}\n  default-route: true\n`);
+    expect((await api("GET", `/v3/apps/${app.guid}/routes`, { token: dev.token })).json.resources).toHaveLength(1);
+  });
+
+  it("applies instances, memory, disk, command, health check, timeout, env and routes; GET manifest gives them back", async () => {
+    const name = unique("full");
+    const host = unique("full-host");
+    const res = await applyManifest(`---
+applications:
+- name: ${name}
+  instances: 3
+  memory: 256M
+  disk_quota: 1G
+  command: /bin/run --fast
+  health-check-type: http
+  health-check-http-endpoint: /healthz
+  timeout: 30
+  env:
+    GREETING: hello
+    COUNT: 3
+  routes:
+  - route: ${host}.apps.localhost
+`);
+    expect(res.status).toBe(202);
+    expect((await jobOf(res.location)).state).toBe("COMPLETE");
+    const app = await appNamed(name);
+    const web = (await api("GET", `/v3/apps/${app.guid}/processes/web`, { token: dev.token })).json;
+    expect(web).toMatchObject({ instances: 3, memory_in_mb: 256, disk_in_mb: 1024, command: "/bin/run --fast" });
+    expect(web.health_check).toEqual({ type: "http", data: expect.objectContaining({ endpoint: "/healthz", timeout: 30 }) });
+    const env = (await api("GET", `/v3/apps/${app.guid}/environment_variables`, { token: dev.token })).json.var;
+    expect(env).toEqual({ GREETING: "hello", COUNT: "3" });
+    const routes = (await api("GET", `/v3/apps/${app.guid}/routes`, { token: dev.token })).json.resources;
+    expect(routes.map((r: { url: string }) => r.url)).toEqual([`${host}.apps.localhost`]);
+
+    const manifest = await exports.default.fetch(`https://berth.test/v3/apps/${app.guid}/manifest`, { headers: { authorization: `Bearer ${dev.token}` } });
+    expect(manifest.headers.get("content-type")).toBe("application/x-yaml");
+    const text = await manifest.text();
+    expect(text).toContain(`name: ${name}`);
+    expect(text).toContain("GREETING: hello");
+    expect(text).toContain(`route: ${host}.apps.localhost`);
+    expect(text).toContain("memory: 256M");
+    expect(text).toContain("health-check-http-endpoint: /healthz");
+    // Applying the generated manifest again changes nothing and succeeds.
+    expect((await jobOf((await applyManifest(text)).location)).state).toBe("COMPLETE");
+  });
+
+  it("two apps in one manifest; random-route gives a host of its own; no-route removes the app's mappings", async () => {
+    const a = unique("one");
+    const b = unique("two");
+    const res = await applyManifest(`applications:\n- name: ${a}\n  default-route: true\n- name: ${b}\n  random-route: true\n`);
+    expect((await jobOf(res.location)).state).toBe("COMPLETE");
+    const appA = await appNamed(a);
+    const appB = await appNamed(b);
+    const hostB = (await api("GET", `/v3/apps/${appB.guid}/routes`, { token: dev.token })).json.resources[0].host as string;
+    expect(hostB).toMatch(new RegExp(`^${b}-[a-z]+-[a-z]+-\\d+$`));
+    await applyManifest(`applications:\n- name: ${a}\n  no-route: true\n`);
+    expect((await api("GET", `/v3/apps/${appA.guid}/routes`, { token: dev.token })).json.resources).toEqual([]);
+  });
+
+  it("YAML that does not parse: 400 naming the line; nothing created", async () => {
+    const name = unique("bad");
+    const res = await applyManifest(`applications:\n- name: ${name}\n  env: {A: 1\n  instances: 2\n`);
+    expect(res.status).toBe(400);
+    expect(res.json.errors[0].title).toBe("CF-MessageParseError");
+    expect(res.json.errors[0].detail).toMatch(/line \d+/);
+    expect(await appNamed(name)).toBeUndefined();
+  });
+
+  it("bad fields: 422 For application 'x' with CC's messages, nothing created", async () => {
+    const name = unique("bad");
+    const res = await applyManifest(`applications:\n- name: ${name}\n  instances: -1\n  memory: 12Q\n  health-check-type: tcp\n  buildpacks: [ruby]\n`);
+    expect(res.status).toBe(422);
+    const detail = res.json.errors[0].detail as string;
+    expect(detail).toContain(`For application '${name}':`);
+    expect(detail).toContain("Instances must be greater than or equal to 0");
+    expect(detail).toContain("Memory must use a supported unit");
+    expect(detail).toContain('Health check type must be "port", "process", or "http"');
+    expect(detail).toContain("Berth runs Docker images only");
+    expect(await appNamed(name)).toBeUndefined();
+    expect((await applyManifest("applications: []\n")).status).toBe(422);
+    expect((await applyManifest("name: x\n")).status).toBe(422);
+  });
+
+  it("a route on a domain Berth does not serve: job FAILED with CC's error, the app untouched", async () => {
+    const name = unique("dom");
+    const res = await applyManifest(`applications:\n- name: ${name}\n  routes:\n  - route: x.example.com\n`);
+    expect(res.status).toBe(202);
+    const job = await jobOf(res.location);
+    expect(job.state).toBe("FAILED");
+    expect(job.errors[0]).toMatchObject({ title: "CF-UnprocessableEntity", detail: `For application '${name}': The route 'x.example.com' did not match any existing domains.` });
+    expect(await appNamed(name)).toBeUndefined();
+  });
+
+  it("a tenant cannot take another space's route through a manifest", async () => {
+    const other = await dockerSpaceWithDeveloper();
+    const host = unique("taken");
+    expect((await jobOf((await applyManifest(`applications:\n- name: owner\n  routes:\n  - route: ${host}.apps.localhost\n`, other.space.guid, other.dev.token)).location, other.dev.token)).state).toBe("COMPLETE");
+    const name = unique("thief");
+    const job = await jobOf((await applyManifest(`applications:\n- name: ${name}\n  routes:\n  - route: ${host}.apps.localhost\n`)).location);
+    expect(job.state).toBe("FAILED");
+    expect(job.errors[0].detail).toContain("is already in use");
+    const routes = (await api("GET", `/v3/routes?hosts=${host}`, { token: ADMIN })).json.resources;
+    expect(routes).toHaveLength(1);
+    expect(routes[0].relationships.space.data.guid).toBe(other.space.guid);
+  });
+
+  it("a space the user has no role in: 404, nothing created", async () => {
+    const stranger = await createUser();
+    const elsewhere = await createSpace();
+    const res = await applyManifest(`applications:\n- name: sneaky\n`, elsewhere.guid, stranger.token);
+    expect(res.status).toBe(404);
+  });
+});
+
+describe("domains and deployments the cf CLI reads", () => {
+  it("GET /v3/domains lists the shared apps domain; ?names= filters", async () => {
+    const all = (await api("GET", "/v3/domains", { token: dev.token })).json;
+    expect(all.resources.map((d: { name: string }) => d.name)).toEqual(["apps.localhost"]);
+    const one = (await api("GET", `/v3/domains/${all.resources[0].guid}`, { token: dev.token })).json;
+    expect(one.name).toBe("apps.localhost");
+    expect((await api("GET", "/v3/domains?names=example.com", { token: dev.token })).json.resources).toEqual([]);
+    expect((await api("GET", `/v3/domains/${crypto.randomUUID()}`, { token: dev.token })).status).toBe(404);
+  });
+
+  it("GET /v3/deployments?app_guids=&status_values=ACTIVE is an empty list", async () => {
+    const res = await api("GET", `/v3/deployments?app_guids=${crypto.randomUUID()}&status_values=ACTIVE`, { token: dev.token });
+    expect(res.status).toBe(200);
+    expect(res.json.resources).toEqual([]);
+    expect(res.json.pagination.total_results).toBe(0);
+  });
+});
+
+describe("manifest_diff and sidecars the cf CLI asks for", () => {
+  it("POST /v3/spaces/:guid/manifest_diff: CC's ops with was, for a changed app and a new one", async () => {
+    const name = unique("diffed");
+    await applyManifest(`applications:\n- name: ${name}\n  instances: 1\n  env:\n    A: one\n`);
+    const fresh = unique("fresh");
+    const res = await exports.default.fetch(`https://berth.test/v3/spaces/${space.guid}/manifest_diff`, {
+      method: "POST", headers: { authorization: `Bearer ${dev.token}`, "content-type": "application/x-yaml" },
+      body: `applications:\n- name: ${name}\n  env:\n    A: two\n    B: new\n- name: ${fresh}\n  instances: 2\n`,
+    });
+    expect(res.status).toBe(201);
+    const { diff } = await res.json<{ diff: unknown[] }>();
+    expect(diff).toEqual([
+      { op: "replace", path: "/applications/0/env/A", was: "one", value: "two" },
+      { op: "add", path: "/applications/0/env/B", value: "new" },
+      { op: "add", path: "/applications/1/instances", value: 2 },
+    ]);
+  });
+
+  it("GET /v3/processes/:guid/sidecars is an empty list; another tenant's process is 404", async () => {
+    const name = unique("side");
+    await applyManifest(`applications:\n- name: ${name}\n`);
+    const app = await appNamed(name);
+    expect((await api("GET", `/v3/processes/${app.guid}/sidecars`, { token: dev.token })).json.resources).toEqual([]);
+    const outsider = await createUser();
+    expect((await api("GET", `/v3/processes/${app.guid}/sidecars`, { token: outsider.token })).status).toBe(404);
+  });
+});

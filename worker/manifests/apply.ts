@@ -1,0 +1,126 @@
+/**
+ * @module Applies one parsed manifest app to a space, as CC's AppApplyManifest
+ * does: find or create the app, scale and edit its web process, merge env,
+ * then routes (listed ones mapped, else a default or random route when the app
+ * has none, or every mapping removed for no-route). Each step goes through the
+ * same db writes the single-resource endpoints use; the caller wakes the
+ * scheduler and the routers with what this returns.
+ */
+import { type App, createApp, listApps, mergeEnvironmentVariables } from "../db/apps";
+import { requireFeatureEnabled } from "../db/feature-flags";
+import { getProcessByType, scaleProcess, updateProcess } from "../db/processes";
+import { addDestinations, createRoute, listRoutes, removeDestination, type Route } from "../db/routes";
+import type { UserPrincipal } from "../auth/scope";
+import type { Db } from "../env";
+import { unprocessable } from "../errors";
+import { applyHealthCheckChange } from "../routes/processes";
+import { DNS_LABEL } from "../routes/routes";
+import type { AppManifest } from "./parse";
+
+/** The default route's host from an app name: lower-case, other characters as '-' (the cf CLI's rule). */
+export function hostFromName(name: string): string {
+  return name.toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 63).replace(/-+$/, "");
+}
+
+const ADJECTIVES = ["brave", "calm", "eager", "fair", "happy", "jolly", "kind", "lively", "proud", "quiet", "shy", "swift", "wise", "zany"];
+const NOUNS = ["badger", "cheetah", "dingo", "eland", "ferret", "gecko", "hyena", "ibis", "jackal", "koala", "lemur", "marmot", "numbat", "otter"];
+
+/** CF's random route host: `name-adjective-noun-nn`; `random` is a parameter so tests choose it. */
+export function randomHost(name: string, random: () => number = Math.random): string {
+  const pick = (list: string[]) => list[Math.floor(random() * list.length)]!;
+  const suffix = `-${pick(ADJECTIVES)}-${pick(NOUNS)}-${Math.floor(random() * 100)}`;
+  return `${hostFromName(name).slice(0, 63 - suffix.length)}${suffix}`.replace(/^-/, "");
+}
+
+/** `host.domain` split against the one apps domain; a string says why it cannot be a route here. */
+export function splitRoute(route: string, appsDomain: string): { host: string } | string {
+  const url = route.toLowerCase().replace(/^https?:\/\//, "");
+  if (url.includes("/") || url.includes(":")) return `The route '${route}' has a path or port: Berth routes hosts only`;
+  if (!url.endsWith(`.${appsDomain}`)) return `The route '${route}' did not match any existing domains.`;
+  const host = url.slice(0, -(appsDomain.length + 1));
+  if (!DNS_LABEL.test(host)) return `The route '${route}' is not a properly formed URL`;
+  return { host };
+}
+
+export interface Applied {
+  app: App;
+  /** Whether any route changed (routers must be told). */
+  routesChanged: boolean;
+}
+
+export async function applyAppManifest(db: Db, spaceGuid: string, m: AppManifest, principal: UserPrincipal, appsDomain: string): Promise<Applied> {
+  const fail = (detail: string) => unprocessable(`For application '${m.name}': ${detail}`);
+  const other = m.processes.find((p) => p.type !== "web");
+  if (other) throw fail(`Process "${other.type}": Berth runs web processes only`);
+  // Validate routes before any write, so a bad route changes nothing.
+  const hosts: string[] = [];
+  for (const r of m.routes ?? []) {
+    const split = splitRoute(r, appsDomain);
+    if (typeof split === "string") throw fail(split);
+    hosts.push(split.host);
+  }
+
+  let app = (await listApps(db, { names: [m.name], spaceGuids: [spaceGuid], viewer: principal, orderBy: "created_at", page: 1, perPage: 1 })).apps[0];
+  if (!app) {
+    await requireFeatureEnabled(db, "diego_docker");
+    const created = await createApp(db, { name: m.name, spaceGuid, environmentVariables: {} }, principal);
+    if (!created) throw fail(`App with the name '${m.name}' already exists.`);
+    app = created;
+  }
+
+  const web = m.processes[0]!;
+  let proc = await getProcessByType(db, app.guid, "web");
+  if (proc && (web.instances !== undefined || web.memoryInMb !== undefined || web.diskInMb !== undefined)) {
+    proc = await scaleProcess(db, proc, { instances: web.instances, memoryInMb: web.memoryInMb, diskInMb: web.diskInMb },
+      { instances: web.instances, memory_in_mb: web.memoryInMb, disk_in_mb: web.diskInMb }, principal);
+  }
+  if (proc && (web.command !== undefined || web.healthCheckType !== undefined || web.healthCheckEndpoint !== undefined || web.timeout !== undefined)) {
+    const healthCheck = applyHealthCheckChange(proc.healthCheck, {
+      type: web.healthCheckType,
+      data: { endpoint: web.healthCheckEndpoint, timeout: web.timeout },
+    });
+    if (typeof healthCheck === "string") throw fail(healthCheck);
+    await updateProcess(db, proc, { command: web.command, healthCheck }, { command: web.command, health_check: { type: healthCheck.type } }, principal);
+  }
+
+  if (m.env && Object.keys(m.env).length > 0) {
+    const merged = await mergeEnvironmentVariables(db, app, m.env, principal);
+    if (merged === "too_large") throw fail("Environment variables exceed the size limit");
+  }
+
+  const current = (await listRoutes(db, { appGuids: [app.guid], viewer: principal, page: 1, perPage: 5000 })).routes;
+  let routesChanged = false;
+  if (m.noRoute) {
+    for (const route of current) {
+      for (const d of route.destinations.filter((d) => d.appGuid === app.guid)) {
+        routesChanged = (await removeDestination(db, route, d.guid)) || routesChanged;
+      }
+    }
+  } else {
+    const wanted = hosts.length > 0 ? hosts
+      : current.length > 0 ? []
+      : m.randomRoute ? [randomHost(m.name)]
+      : m.defaultRoute ? [hostFromName(m.name)]
+      : [];
+    for (const host of wanted) {
+      if (!DNS_LABEL.test(host)) throw fail(`Host '${host}' made from the app name is not a DNS label: give a route`);
+      await mapHost(db, app, host, appsDomain, principal, fail);
+      routesChanged = true;
+    }
+  }
+  return { app, routesChanged };
+}
+
+async function mapHost(db: Db, app: App, host: string, domain: string, principal: UserPrincipal, fail: (d: string) => Error): Promise<void> {
+  let route: Route | undefined | null = (await listRoutes(db, { hosts: [host], viewer: principal, page: 1, perPage: 1 })).routes[0];
+  if (!route) {
+    route = await createRoute(db, { host, domain, spaceGuid: app.spaceGuid }, principal);
+    // Taken on the domain by a space the user cannot see.
+    if (!route) throw fail(`The route '${host}.${domain}' is already in use.`);
+  } else if (route.spaceGuid !== app.spaceGuid) {
+    throw fail(`The route '${host}.${domain}' is already in use.`);
+  }
+  if (!route.destinations.some((d) => d.appGuid === app.guid)) {
+    await addDestinations(db, route, [{ appGuid: app.guid, processType: "web", port: null }]);
+  }
+}

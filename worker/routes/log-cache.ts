@@ -1,0 +1,51 @@
+/**
+ * @module A Log Cache-compatible read API over the per-app log store, the one
+ * the cf CLI reads for `cf logs --recent`, the live `cf logs` (it polls from
+ * its last envelope's time) and push's output: `GET /log-cache/api/v1/read/:source_id`
+ * with Log Cache's query (`start_time`, `end_time`, `envelope_types`, `limit`,
+ * `descending`) and its JSON envelopes (loggregator v2: times in nanoseconds as
+ * strings, payloads base64). The source id is the app's guid; only LOG
+ * envelopes exist here.
+ */
+import { Hono } from "hono";
+import { z } from "zod";
+import { reachableApp } from "../auth/scope";
+import type { AppEnv } from "../env";
+import { parseQuery } from "../http/validate";
+import { bytesToBase64 } from "../../shared/base64";
+
+const nanos = z.string().regex(/^\d{1,19}$/, "must be nanoseconds since the epoch").transform((s) => BigInt(s));
+const readQuery = z.strictObject({
+  start_time: nanos.optional(),
+  end_time: nanos.optional(),
+  envelope_types: z.string().optional(),
+  // Log Cache's default and cap.
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  descending: z.enum(["true", "false"]).default("false"),
+  name_filter: z.string().optional(),
+});
+
+export const logCacheApi = new Hono<AppEnv>();
+
+logCacheApi.get("/api/v1/read/:source_id", async (c) => {
+  const { app } = await reachableApp(c, c.req.param("source_id"));
+  const q = parseQuery(c, readQuery);
+  const types = c.req.queries("envelope_types")?.flatMap((t) => t.split(",")) ?? [];
+  // Only LOG envelopes are kept: asking for other types alone finds none.
+  if (types.length > 0 && !types.includes("LOG") && !types.includes("ANY")) return c.json({ envelopes: { batch: [] } });
+  const rows = await c.env.LOGS.get(c.env.LOGS.idFromName(app.guid)).read({
+    start: q.start_time ?? 0n, end: q.end_time ?? null, limit: q.limit, descending: q.descending === "true",
+  });
+  return c.json({
+    envelopes: {
+      batch: rows.map(({ ns, line }) => ({
+        timestamp: ns,
+        source_id: app.guid,
+        instance_id: String(line.instance_index),
+        deprecated_tags: {},
+        tags: { source_type: "APP/PROC/WEB", app_id: app.guid, app_name: app.name },
+        log: { payload: bytesToBase64(new TextEncoder().encode(line.line)), type: line.stream === "stderr" ? "ERR" : "OUT" },
+      })),
+    },
+  });
+});
