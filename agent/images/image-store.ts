@@ -116,7 +116,8 @@ export class ImageStore {
           progress.bytesDone += n;
           opts.onProgress?.({ ...progress });
         };
-        const path = await cache.ensure(keys[i]!, layer.digest, (tmp) => this.download(layer, tmp, openSession, shift, onBytes, budget, opts));
+        const { path, filled } = await cache.ensure(keys[i]!, layer.digest, (tmp) => this.download(layer, tmp, openSession, shift, onBytes, budget, opts));
+        if (!filled) await this.proveAccess(layer, openSession);
         if (missing.includes(layer)) {
           // A layer another pull was already fetching arrives without passing through onBytes.
           progress.bytesDone += layer.size - counted;
@@ -165,6 +166,21 @@ export class ImageStore {
       ...(signal ? { signal } : {}),
       ...(this.opts.requestTimeoutMs ? { requestTimeoutMs: this.opts.requestTimeoutMs } : {}),
     });
+  }
+
+  /**
+   * A cached layer serves this pull only if its own registry, with its own
+   * credentials, serves the blob (Kubernetes' "ensure secret pulled images"):
+   * the cache must not hand one tenant another's private layer. One byte is
+   * asked for; the answer's status is what counts.
+   */
+  private async proveAccess(layer: Layer, openSession: () => Promise<RegistrySession>): Promise<void> {
+    try {
+      const res = await blobRequest(await openSession(), layer.digest, { range: "bytes=0-0" });
+      await res.body?.cancel();
+    } catch (err) {
+      throw new LayerError("ACCESS_DENIED", `layer ${layer.digest} is cached but its registry did not serve it to this pull: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   private async download(

@@ -11,7 +11,8 @@
  * - `state.json` — sizes, last use and holders (containers), written
  *   atomically (temp file + rename), so reference counts survive a restart.
  *
- * Concurrent requests for one layer share one extraction (singleflight).
+ * Concurrent requests for one layer share one extraction (singleflight),
+ * with a deadline, and one puller's failure is not another's.
  */
 import { mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -43,6 +44,19 @@ export interface FilledLayer {
 
 export interface LayerCacheOptions {
   now?: () => number;
+  /** How long a pull waits on another pull's fill of the same layer before fetching it itself (default 2 min). */
+  sharedFillWaitMs?: number;
+}
+
+/** Whether `p` settled (fulfilled or not) within `ms`. */
+async function settledWithin(p: Promise<unknown>, ms: number): Promise<"settled" | "late"> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), ms)));
+  try {
+    return await Promise.race([p.then(() => "settled" as const, () => "settled" as const), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** The cache key of a layer: its diff_id, plus the id shift for the chown fallback. */
@@ -57,12 +71,14 @@ export class LayerCache {
   private readonly inflight = new Map<string, Promise<string>>();
   private saving: Promise<void> = Promise.resolve();
   private readonly now: () => number;
+  private readonly sharedFillWaitMs: number;
 
   private constructor(
     readonly root: string,
     opts: LayerCacheOptions,
   ) {
     this.now = opts.now ?? Date.now;
+    this.sharedFillWaitMs = opts.sharedFillWaitMs ?? 120_000;
   }
 
   /** Opens (creating) the cache at root: empties tmp/, reloads state, drops what is not both recorded and on disk. */
@@ -111,38 +127,63 @@ export class LayerCache {
   }
 
   /**
-   * Returns the layer's directory, running `fill(tmpDir) → size and entries` once
-   * when it is missing. Callers asking for the same key meanwhile wait on the
-   * same fill. A failed fill leaves nothing behind.
+   * Returns the layer's directory and whether this call filled it. A cached
+   * layer serves only a blob digest seen to produce it (the caller then
+   * proves access to that blob on its own registry); any other blob is
+   * fetched and verified by `fill(tmpDir) → size and entries` first, so a
+   * manifest cannot claim another tenant's diff_id. Callers asking for a
+   * layer being filled wait on that fill, but not past `sharedFillWaitMs`
+   * and not for its failure: then they fill it themselves. A failed fill
+   * leaves nothing behind.
    */
-  ensure(key: string, blobDigest: string, fill: (tmpDir: string) => Promise<FilledLayer>): Promise<string> {
-    const existing = this.state.layers[key];
-    if (existing) {
-      // Kept in memory: the pull's acquire() that follows persists it.
-      existing.lastUsedMs = this.now();
-      if (!existing.blobDigests.includes(blobDigest)) existing.blobDigests.push(blobDigest);
-      return Promise.resolve(this.path(key));
+  async ensure(key: string, blobDigest: string, fill: (tmpDir: string) => Promise<FilledLayer>): Promise<{ path: string; filled: boolean }> {
+    for (;;) {
+      const existing = this.state.layers[key];
+      if (existing?.blobDigests.includes(blobDigest)) {
+        // Kept in memory: the pull's acquire() that follows persists it.
+        existing.lastUsedMs = this.now();
+        return { path: this.path(key), filled: false };
+      }
+      if (existing) return { path: await this.fill(key, blobDigest, fill), filled: true };
+      const pending = this.inflight.get(key);
+      if (!pending) {
+        const mine = this.fill(key, blobDigest, fill).finally(() => this.inflight.delete(key));
+        this.inflight.set(key, mine);
+        return { path: await mine, filled: true };
+      }
+      if ((await settledWithin(pending, this.sharedFillWaitMs)) === "late") return { path: await this.fill(key, blobDigest, fill), filled: true };
+      // Done (look again: the blob may differ) or failed (this pull fills it itself).
     }
-    let pending = this.inflight.get(key);
-    if (!pending) {
-      pending = this.fill(key, blobDigest, fill).finally(() => this.inflight.delete(key));
-      this.inflight.set(key, pending);
-    }
-    return pending;
   }
 
   private async fill(key: string, blobDigest: string, fill: (tmpDir: string) => Promise<FilledLayer>): Promise<string> {
     const tmp = await mkdtemp(join(this.root, "tmp", `${key}-`));
+    let filled: FilledLayer;
     try {
-      const { sizeBytes, entries } = await fill(tmp);
-      await rename(tmp, this.path(key));
-      this.state.layers[key] = { sizeBytes, entries, lastUsedMs: this.now(), blobDigests: [blobDigest], holders: [] };
-      await this.save();
-      return this.path(key);
+      filled = await fill(tmp);
     } catch (err) {
       await rm(tmp, { recursive: true, force: true });
       throw err;
     }
+    const existing = this.state.layers[key];
+    if (existing) {
+      // Another fill of the layer finished first (or this one verified another blob of it): keep that one.
+      await rm(tmp, { recursive: true, force: true });
+      if (!existing.blobDigests.includes(blobDigest)) existing.blobDigests.push(blobDigest);
+      await this.save();
+      return this.path(key);
+    }
+    try {
+      await rename(tmp, this.path(key));
+    } catch (err) {
+      await rm(tmp, { recursive: true, force: true });
+      // Two fills of one layer racing to rename: the loser serves the winner's directory.
+      if ((err as NodeJS.ErrnoException).code === "ENOTEMPTY" || (err as NodeJS.ErrnoException).code === "EEXIST") return this.path(key);
+      throw err;
+    }
+    this.state.layers[key] = { ...filled, lastUsedMs: this.now(), blobDigests: [blobDigest], holders: [] };
+    await this.save();
+    return this.path(key);
   }
 
   /** Records that `holder` (a container) uses these layers; idempotent. */
