@@ -1,5 +1,5 @@
 /**
- * @module The cell's side of the agent protocol over HTTP (DESIGN § Agent
+ * @module The cell's side of the agent protocol over HTTP (docs/architecture.md § Agent
  * protocol). Every call is idempotent; callers retry with backoff.
  */
 import { fetch } from "undici";
@@ -51,7 +51,7 @@ async function check(res: FetchResponse, what: string): Promise<unknown> {
 export interface ClientTimeouts {
   /** A request the control plane answers at once; fetch alone would wait up to 300 s for headers on a stalled one. */
   requestMs: number;
-  /** The desired-set long poll: the control plane holds it at most 50 s (DESIGN § Agent protocol). */
+  /** The desired-set long poll: the control plane holds it at most 50 s (docs/architecture.md § Agent protocol). */
   longPollMs: number;
 }
 

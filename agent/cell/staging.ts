@@ -1,5 +1,5 @@
 /**
- * @module Staging on a cell (DESIGN § Where staging runs): resolve the image
+ * @module Staging on a cell (docs/architecture.md § Where staging runs): resolve the image
  * metadata with the admin's CA certificates and insecure list, through the
  * same shared client the Worker uses, for the host's own platform.
  */

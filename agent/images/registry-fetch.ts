@@ -3,7 +3,7 @@
  * own fetch (Node 20's global fetch bundles undici 6, whose dispatchers do not
  * mix with ours), trusting the system roots plus the admin's CA certificates,
  * and skipping TLS verification only for registries on the admin's insecure
- * list (DESIGN rule 3).
+ * list (docs/architecture.md, rule 3).
  *
  * The agent runs in the host's network namespace, so a registry name that
  * resolves to loopback, link-local or private addresses would reach the

@@ -1,5 +1,5 @@
 /**
- * @module Resolves the run user (DESIGN rule 5: "name or uid[:gid]") against
+ * @module Resolves the run user (docs/architecture.md, rule 5: "name or uid[:gid]") against
  * the image's /etc/passwd and /etc/group, as Docker and Garden do: a name must
  * exist in passwd; a numeric uid need not (it then runs with gid 0 unless one
  * is given); the group part may be a name or a number; supplementary groups

@@ -1,7 +1,7 @@
 /**
  * @module Images as the protocol carries them: the layers a cell pulls (by
  * digest, verified) and, for a staged droplet, the resolved config the start
- * command, user, port and env rules read (DESIGN rules 4–6).
+ * command, user, port and env rules read (docs/architecture.md, rules 4–6).
  */
 import { z } from "zod";
 import { SIGNALS } from "../staging/stop-signal";

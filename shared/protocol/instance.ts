@@ -8,7 +8,7 @@ import { SIGNALS } from "../staging/stop-signal";
 import { instanceImageSchema } from "./image";
 
 /**
- * DESIGN rule 5: a user-set command runs as `/bin/sh -c COMMAND` ("shell");
+ * docs/architecture.md, rule 5: a user-set command runs as `/bin/sh -c COMMAND` ("shell");
  * otherwise `Entrypoint ++ Cmd` is exec'd directly, argv[0] found on the image
  * PATH ("exec"); neither → "none", and the cell fails the instance with
  * "No start command found or specified" (the launcher's last guard).

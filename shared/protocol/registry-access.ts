@@ -1,4 +1,4 @@
-/** @module The admin's registry access as cells receive it with their work (DESIGN rule 3). */
+/** @module The admin's registry access as cells receive it with their work (docs/architecture.md, rule 3). */
 import { z } from "zod";
 
 export const registryAccessSchema = z.strictObject({

@@ -1,7 +1,7 @@
 /**
  * @module The route table routers long-poll: `GET /v3/routes/table?after=VERSION`.
  *
- * Semantics (the same long-poll as the cells' desired set, DESIGN § Agent protocol):
+ * Semantics (the same long-poll as the cells' desired set, docs/architecture.md § Agent protocol):
  * - 200 with a {@link RouteTable} when the table's `version` differs from `after`
  *   (or `after` is absent); the server may hold the request until it changes.
  * - 204 with no body when the hold timed out and nothing changed. A 204 never

@@ -1,5 +1,5 @@
 /**
- * @module Staging tasks run on a cell (DESIGN § Where staging runs): when the
+ * @module Staging tasks run on a cell (docs/architecture.md § Where staging runs): when the
  * registry needs a configured CA, unverified TLS, or is reachable from cells
  * only. The task travels in the chosen cell's desired set; the cell resolves
  * the image metadata and posts the result once.

@@ -1,5 +1,5 @@
 /**
- * @module Validating the admin's registry lists (DESIGN rule 3) before they
+ * @module Validating the admin's registry lists (docs/architecture.md, rule 3) before they
  * are stored: `insecure_registries` entries are `host:port`, an IP address (v4
  * or v6, any port) or a CIDR range; `cell_only_registries` entries are
  * `host:port`. Each entry comes back in one canonical spelling (lower-case

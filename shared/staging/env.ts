@@ -1,5 +1,5 @@
 /**
- * @module An instance's environment (DESIGN rule 5): the image's Env is the
+ * @module An instance's environment (docs/architecture.md, rule 5): the image's Env is the
  * base, the app's variables are laid over it, and the platform's variables
  * come last (Garden appends Diego's env after the image's, so later wins).
  * Users may not set PORT or anything starting with VCAP_ (CC's rule).

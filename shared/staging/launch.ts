@@ -1,5 +1,5 @@
 /**
- * @module How an instance of a staged image is launched (DESIGN rules 5–6,
+ * @module How an instance of a staged image is launched (docs/architecture.md, rules 5–6,
  * CF's launcher and Cloud Controller): the command, the run user, the port
  * and the working directory. Pure; the cell executes the result.
  */

@@ -1,6 +1,6 @@
 /**
  * @module Test hosts in network namespaces of the test's own making, reached
- * with `nsenter --net` only (DESIGN: `ip netns exec` would hide the cell's
+ * with `nsenter --net` only (docs/architecture.md § Tests: `ip netns exec` would hide the cell's
  * mounts). Every name and address is unique per call, so test files and
  * engineers sharing the machine never collide. Addresses come from the
  * benchmarking range 198.18.0.0/15, which no real network routes.

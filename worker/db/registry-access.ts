@@ -2,7 +2,7 @@
  * @module The admin's Docker registry access: one row (id 1), absent until the
  * first edit. `version` goes up by one on every edit, in the same conditional
  * statement that writes the lists, so cells and the resolver can tell that what
- * they hold is stale (DESIGN rule 3).
+ * they hold is stale (docs/architecture.md, rule 3).
  *
  * @example
  * const access = await getRegistryAccess(db); // the protocol shape cells receive

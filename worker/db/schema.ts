@@ -190,7 +190,7 @@ export const builds = sqliteTable("builds", {
   state: text("state", { enum: ["STAGING", "STAGED", "FAILED"] }).notNull(),
   error: text("error"),
   dropletGuid: text("droplet_guid"),
-  /** "worker" or "cell": where the image metadata is resolved (DESIGN § Control plane). */
+  /** "worker" or "cell": where the image metadata is resolved (docs/architecture.md § Control plane). */
   stagingLocation: text("staging_location").notNull().default("worker"),
   stagingCellGuid: text("staging_cell_guid"),
   createdByGuid: text("created_by_guid").notNull(),

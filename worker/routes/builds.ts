@@ -1,7 +1,7 @@
 /**
  * @module /v3/builds: staging a docker package = resolving its image's
  * metadata. `POST` answers 201 STAGING at once and hands the build to its
- * Stager Durable Object, which resolves it off the request (DESIGN § Control
+ * Stager Durable Object, which resolves it off the request (docs/architecture.md § Control
  * plane). Builds whose registry only a cell can reach are left STAGING with
  * `staging_location` "cell" for the agent protocol's staging tasks.
  * `appBuilds` serves the app-nested list (`/v3/apps/:guid/builds`).

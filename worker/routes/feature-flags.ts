@@ -1,7 +1,7 @@
 /**
  * @module `/v3/feature_flags` (CCNG feature_flags_controller.rb): every user
  * reads, only admins PATCH. Flipping `diego_docker` wakes the scheduler so the
- * next convergence pass stops or restarts Docker apps (DESIGN rule 2).
+ * next convergence pass stops or restarts Docker apps (docs/architecture.md, rule 2).
  */
 import { Hono, type Context } from "hono";
 import { z } from "zod";

@@ -10,7 +10,7 @@ import { sourceName, type VersionSource } from "./versions";
 
 const channel = (env: Pick<Bindings, "CHANNELS">, source: VersionSource) => env.CHANNELS.get(env.CHANNELS.idFromName(sourceName(source)));
 
-/** The hold time (wrangler var LONG_POLL_HOLD_MS; DESIGN: at most 50 s). */
+/** The hold time (wrangler var LONG_POLL_HOLD_MS; at most 50 s, docs/architecture.md § Agent protocol). */
 export function holdMs(env: Pick<Bindings, "LONG_POLL_HOLD_MS">): number {
   const ms = Number(env.LONG_POLL_HOLD_MS);
   if (!Number.isFinite(ms) || ms < 0 || ms > 50_000) throw new Error(`LONG_POLL_HOLD_MS must be 0..50000, got ${env.LONG_POLL_HOLD_MS}`);

@@ -1,5 +1,5 @@
 /**
- * @module Where a build's image metadata is resolved (DESIGN § Control plane),
+ * @module Where a build's image metadata is resolved (docs/architecture.md § Control plane),
  * as pure decisions. The Worker reaches https registries with public CAs and
  * plain-http registries the admin lists as insecure; a cell is needed for a
  * registry listed as cell-only, one that speaks TLS but is listed as insecure
