@@ -1,5 +1,5 @@
 /**
- * @module The CLI's saved session: API target, token and targeted space, in
+ * @module The CLI's saved session: API target, token and targeted organization and space, in
  * ~/.berth/config.json (BERTH_HOME overrides the folder), readable only by its owner.
  */
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
@@ -10,6 +10,7 @@ import { z } from "zod";
 export const ConfigSchema = z.object({
   api: z.string().url().optional(),
   token: z.string().optional(),
+  org: z.object({ guid: z.string(), name: z.string() }).optional(),
   space: z.object({ guid: z.string(), name: z.string() }).optional(),
   skipTlsValidation: z.boolean().optional(),
 });

@@ -9,6 +9,7 @@ import { version } from "../package.json";
 import { ApiError } from "./api";
 import { makeCtx, type Ctx } from "./context";
 import { registerAdmin } from "./commands/admin";
+import { registerOrgs } from "./commands/orgs";
 import { registerApps } from "./commands/apps";
 import { registerEnv } from "./commands/env";
 import { registerFlags } from "./commands/flags";
@@ -65,6 +66,7 @@ export function buildProgram(opts: RunOptions = {}, json = false): Command {
   registerFlags(program, action);
   registerLogs(program, action);
   registerAdmin(program, action);
+  registerOrgs(program, action);
   return program;
 }
 

@@ -1,4 +1,4 @@
-/** @module Admin commands: create-user, create-space, set-space-role, cells, enrollment-token, register-router, drain-cell, delete-cell, registry-access. */
+/** @module Admin commands: create-user, create-space, cells, enrollment-token, register-router, drain-cell, delete-cell, registry-access. */
 import type { Command } from "commander";
 import { readFile } from "node:fs/promises";
 import { integer } from "../../shared/flags";
@@ -58,26 +58,12 @@ export function registerAdmin(program: Command, action: Action) {
 
   program
     .command("create-space <name>")
-    .description("Create a space")
+    .description("Create a space in the targeted organization (the default one when none is targeted)")
     .action(action(async (ctx, name: string) => {
-      const space = await ctx.api().post<{ guid: string; name: string }>("/v3/spaces", { name });
+      const org = ctx.config.org;
+      const space = await ctx.api().post<{ guid: string; name: string }>("/v3/spaces", { name, ...(org ? { relationships: { organization: { data: { guid: org.guid } } } } : {}) });
       ctx.out.say(`Creating space ${name}...\nOK\n\nTIP: Use 'berth target -s ${name}' to target it.`);
       ctx.out.data(space);
-    }));
-
-  program
-    .command("set-space-role <user> <space> <role>")
-    .description("Give a user a role in a space (SpaceDeveloper)")
-    .action(action(async (ctx, userName: string, spaceName: string, role: string) => {
-      if (!/^(SpaceDeveloper|space_developer)$/.test(role)) throw new UsageError(`Unknown role '${role}': Berth has SpaceDeveloper`);
-      const user = await byName<{ guid: string; name: string }>(ctx, "/v3/users", "User", userName);
-      const space = await byName<{ guid: string; name: string }>(ctx, "/v3/spaces", "Space", spaceName);
-      const res = await ctx.api().post("/v3/roles", {
-        type: "space_developer",
-        relationships: { user: { data: { guid: user.guid } }, space: { data: { guid: space.guid } } },
-      });
-      ctx.out.say(`Assigning role SpaceDeveloper to user ${userName} in space ${spaceName}...\nOK`);
-      ctx.out.data(res);
     }));
 
   program

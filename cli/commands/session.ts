@@ -4,6 +4,7 @@ import { read } from "read";
 import { Api } from "../api";
 import { UsageError, type Ctx } from "../context";
 import type { Action } from "../main";
+import { orgByName, spaceByName } from "./orgs";
 
 /** The API URL `berth api` saves: https:// when no scheme is given (cf's rule), no trailing slash. */
 export function apiTarget(url: string): { target: string; assumedHttps: boolean } {
@@ -97,16 +98,24 @@ export function registerSession(program: Command, action: Action) {
 
   program
     .command("target")
-    .description("Set or view the targeted space")
-    .option("-s, --space <space>", "space to target")
-    .action(action(async (ctx, opts: { space?: string }) => {
+    .description("Set or view the targeted organization and space")
+    .option("-o, --org <org>", "organization to target (forgets the space unless -s is given too)")
+    .option("-s, --space <space>", "space to target, in the targeted organization")
+    .action(action(async (ctx, opts: { org?: string; space?: string }) => {
+      if (opts.org) {
+        const org = await orgByName(ctx, opts.org);
+        // As cf: a new organization forgets the space, unless the organization has just one.
+        const only = opts.space ? [] : await ctx.api().all<{ guid: string; name: string }>(`/v3/spaces?organization_guids=${org.guid}`);
+        const { space: _, ...rest } = ctx.config;
+        await ctx.save({ ...rest, org, ...(only.length === 1 ? { space: only[0] } : {}) });
+      }
       if (opts.space) {
-        const spaces = await ctx.api().all<{ guid: string; name: string }>(`/v3/spaces?names=${encodeURIComponent(opts.space)}`);
-        const space = spaces.find((s) => s.name === opts.space);
-        if (!space) throw new UsageError(`Space '${opts.space}' not found.`);
+        const space = await spaceByName(ctx, opts.space, ctx.config.org);
         await ctx.save({ ...ctx.config, space });
       }
-      ctx.out.say(`API endpoint:   ${ctx.config.api ?? "(none)"}\nspace:          ${ctx.config.space?.name ?? "No space targeted, use 'berth target -s SPACE'"}`);
-      ctx.out.data({ api: ctx.config.api ?? null, space: ctx.config.space ?? null });
+      ctx.out.say(`API endpoint:   ${ctx.config.api ?? "(none)"}
+org:            ${ctx.config.org?.name ?? "No org targeted, use 'berth target -o ORG'"}
+space:          ${ctx.config.space?.name ?? "No space targeted, use 'berth target -s SPACE'"}`);
+      ctx.out.data({ api: ctx.config.api ?? null, org: ctx.config.org ?? null, space: ctx.config.space ?? null });
     }));
 }
