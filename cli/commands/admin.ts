@@ -14,12 +14,6 @@ interface RegistryAccess {
   version: number;
 }
 
-async function byName<T extends { name: string }>(ctx: Ctx, path: string, kind: string, name: string): Promise<T> {
-  const found = (await ctx.api().all<T>(path)).find((x) => x.name === name);
-  if (!found) throw new UsageError(`${kind} '${name}' not found.`);
-  return found;
-}
-
 interface Cell {
   guid: string;
   name: string;
