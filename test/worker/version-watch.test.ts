@@ -11,6 +11,7 @@ import { enroll } from "./cell-fixtures";
 import { nextMessage, openSocket } from "./log-fixtures";
 import { notifyChannels } from "../../worker/scheduling/long-poll";
 import { versionBumps } from "../../worker/scheduling/versions";
+import { echoCloseCode } from "../../worker/durable/close-socket";
 
 const nextText = (ws: WebSocket) => new Promise<string>((resolve) => ws.addEventListener("message", (e) => resolve(e.data as string), { once: true }));
 
@@ -55,5 +56,12 @@ describe("version channel watches", () => {
     expect((await next).version).toBeGreaterThan(table.json.version);
     ws.close(1000, "done");
     expect((await api("GET", "/v3/routes/table/watch", { token: (await enroll("cell")).credential })).status).toBe(403);
+  });
+});
+
+describe("answering a close", () => {
+  it("echoes a sendable code and answers a reserved one (no status, abnormal, TLS) with 1000", () => {
+    expect([1000, 1001, 1011, 4001].map(echoCloseCode)).toEqual([1000, 1001, 1011, 4001]);
+    expect([1004, 1005, 1006, 1015, 2000, 5000].map(echoCloseCode)).toEqual([1000, 1000, 1000, 1000, 1000, 1000]);
   });
 });

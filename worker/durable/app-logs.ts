@@ -11,6 +11,7 @@ import { DurableObject } from "cloudflare:workers";
 import { admit, type RateWindow } from "../../shared/logs/rate-limit";
 import { logBatchSchema, MAX_LOG_BATCH_BYTES, type LogLine } from "../../shared/protocol/logs";
 import type { Bindings } from "../env";
+import { answerClose } from "./close-socket";
 
 /** Lines kept per app (CF's log-cache keeps a bounded ring per source too). */
 const DEFAULT_KEEP = 1000;
@@ -74,7 +75,7 @@ export class AppLogs extends DurableObject<Bindings> {
   }
 
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
-    ws.close(code === 1005 ? 1000 : code, "closing");
+    answerClose(ws, code);
   }
 
   /** Stores what the rate limit admits, trims to the bound, fans out to tails. */

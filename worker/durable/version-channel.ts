@@ -17,6 +17,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { drizzle } from "drizzle-orm/d1";
 import type { Bindings } from "../env";
+import { answerClose } from "./close-socket";
 import * as schema from "../db/schema";
 import { parseSourceName, readVersion, type VersionSource } from "../scheduling/versions";
 
@@ -49,7 +50,7 @@ export class VersionChannel extends DurableObject<Bindings> {
   override async webSocketMessage(): Promise<void> {}
 
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
-    ws.close(code === 1005 ? 1000 : code, "closing");
+    answerClose(ws, code);
   }
 
   async notify(source: VersionSource): Promise<void> {
