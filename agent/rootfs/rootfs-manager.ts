@@ -165,7 +165,9 @@ export class RootfsManager {
     checkDiskMb(opts.diskMb);
     if (layers.length === 0) throw new TypeError("a root filesystem needs at least one layer");
     const dir = join(this.root, "containers", containerId);
-    await mkdir(dir); // fails if the container already has one
+    await mkdir(dir, { mode: 0o700 }); // fails if the container already has one
+    // Not browsable by other host users (nor other containers' mapped roots); the container's own root still traverses it.
+    chownSync(dir, opts.ids.hostId, opts.ids.hostId);
     let upper;
     try {
       upper = await this.uppers.take(opts.diskMb);

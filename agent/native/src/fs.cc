@@ -442,7 +442,8 @@ Napi::Value MountOverlay(const Napi::CallbackInfo& info) {
     int e = errno;
     Fail("overlay mount", "fsconfig", e, target + " " + FsContextLog(fs.get()));
   }
-  Fd mnt(fsmount(fs.get(), FSMOUNT_CLOEXEC, 0));
+  // nosuid,nodev from the host's side: a container's files never act as setuid or devices on the host.
+  Fd mnt(fsmount(fs.get(), FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV));
   if (mnt.get() < 0) Fail("overlay mount", "fsmount", errno, target);
   if (move_mount(mnt.get(), "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) < 0)
     Fail("overlay mount", "move_mount", errno, target);
@@ -487,7 +488,7 @@ Napi::Value MountOverlayJoined(const Napi::CallbackInfo& info) {
   if (pid == 0) {
     // Async-signal-safe only: the errno travels back as the exit status.
     if (chdir(cdir) < 0) _exit(errno);
-    if (mount("overlay", ctarget, "overlay", 0, cdata) < 0) _exit(errno);
+    if (mount("overlay", ctarget, "overlay", MS_NOSUID | MS_NODEV, cdata) < 0) _exit(errno);
     _exit(0);
   }
   int cloneErr = errno;
