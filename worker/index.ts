@@ -28,7 +28,7 @@ import { cellsApi } from "./routes/cells";
 import { routersApi } from "./routes/routers";
 import { routeTableApi } from "./routes/route-table";
 import { appBuilds, builds } from "./routes/builds";
-import { appDroplets, droplets } from "./routes/droplets";
+import { appDroplets, droplets, packageDroplets } from "./routes/droplets";
 import { appLogRoutes, cellLogRoutes } from "./routes/logs";
 import { appManifest, spaceManifests } from "./routes/manifests";
 import { domainsApi } from "./routes/domains";
@@ -75,12 +75,13 @@ app.route("/v3/cells", cellsApi);
 app.route("/v3/routers", routersApi);
 app.route("/v3/apps", appBuilds);
 app.route("/v3/apps", appDroplets);
+app.route("/v3/packages", packageDroplets);
 app.route("/v3/apps", appLogRoutes);
 app.route("/v3/cells", cellLogRoutes);
 app.route("/v3/apps", appManifest);
 app.route("/v3/domains", domainsApi);
 app.route("/v3/deployments", deploymentsApi);
-app.route("/log-cache", logCacheApi);
+app.route("/", logCacheApi);
 
 app.notFound(() => {
   throw notFoundRoute();

@@ -5,7 +5,7 @@
  * then the daily verbs, then delete.
  */
 import { existsSync } from "node:fs";
-import { rm, writeFile } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { CF, type Cf, cfSession } from "../support/cf-cli";
@@ -17,7 +17,7 @@ let cf: Cf;
 const suffix = `${process.pid}-${Date.now().toString(36)}`;
 
 // The page names the instance and the app's GREETING, so the test can tell instances and env apart.
-const START = `echo "instance $INSTANCE_INDEX greeting $GREETING" > /www/index.html; exec /bin/busybox httpd -f -p $PORT -h /www`;
+const START = `echo "started $INSTANCE_INDEX with $GREETING"; echo "instance $INSTANCE_INDEX greeting $GREETING" > /www/index.html; exec /bin/busybox httpd -f -p $PORT -h /www`;
 
 const page = (host: string) => eventually(`a 200 from ${host}`, async () => {
   const p = await getVia(stack.router.port, host);
@@ -37,7 +37,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  for (const app of ["web", "front", "back"]) await cf?.run("delete", app, "-r", "-f");
+  for (const app of ["web", "front", "back", "renamed", "blank"]) await cf?.run("delete", app, "-r", "-f");
   await stack?.stop();
   if (cf) await rm(cf.home, { recursive: true, force: true });
 }, 120_000);
@@ -86,4 +86,83 @@ applications:
     expect(apps).toMatch(/front\s+started\s+web:1\/1/);
     expect(apps).toMatch(/back\s+started\s+web:2\/2/);
   }, 300_000);
+
+  it("cf app and cf apps show the app, its instances and route", async () => {
+    const app = await cf.ok("app", "web");
+    expect(app).toMatch(/routes:\s+web\.apps\.localhost/);
+    expect(app).toMatch(/docker image:\s+\S+\/httpd:latest/);
+    expect(app).toMatch(/#0\s+running/);
+    expect(await cf.ok("apps")).toMatch(/web\s+started\s+web:1\/1\s+web\.apps\.localhost/);
+  });
+
+  it("cf scale -i 2 adds an instance; cf scale -m -f restarts with the new memory", async () => {
+    await cf.ok("scale", "web", "-i", "2");
+    await eventually("2 running instances", async () => ((await cf.ok("app", "web")).match(/#\d\s+running/g)?.length === 2 ? true : undefined), 120_000);
+    await cf.ok("scale", "web", "-m", "48M", "-f");
+    expect(await cf.ok("app", "web")).toMatch(/memory usage:\s+48M/);
+  }, 240_000);
+
+  it("cf set-env, cf env, cf restart: the new value reaches the app; cf unset-env removes it", async () => {
+    await cf.ok("set-env", "web", "GREETING", "bonjour");
+    expect(await cf.ok("env", "web")).toContain("GREETING: bonjour");
+    await cf.ok("restart", "web");
+    expect(await eventually("the new greeting", async () => {
+      const p = await getVia(stack.router.port, "web.apps.localhost");
+      return p.body.includes("bonjour") ? p.body : undefined;
+    }, 120_000)).toMatch(/greeting bonjour/);
+    await cf.ok("unset-env", "web", "GREETING");
+    expect(await cf.ok("env", "web")).not.toContain("GREETING: bonjour");
+  }, 240_000);
+
+  it("cf logs --recent shows the app's lines; a live cf logs sees a new one after a restart", async () => {
+    const recent = await cf.ok("logs", "web", "--recent");
+    expect(recent).toMatch(/\[APP\/PROC\/WEB\/0\]\s+OUT started 0 with bonjour/);
+    const live = cf.start("logs", "web");
+    try {
+      await cf.ok("set-env", "web", "GREETING", "tailed");
+      await cf.ok("restart", "web");
+      await eventually("the live tail to show the new line", async () => (/OUT started \d with tailed/.test(live.output()) ? true : undefined), 120_000);
+    } finally {
+      live.stop();
+    }
+  }, 240_000);
+
+  it("cf stop, cf start, cf restage", async () => {
+    await cf.ok("stop", "web");
+    expect(await cf.ok("app", "web")).toMatch(/requested state:\s+stopped/);
+    await cf.ok("start", "web");
+    expect(await cf.ok("app", "web")).toMatch(/requested state:\s+started/);
+    await cf.ok("restage", "web");
+    expect(await page("web.apps.localhost")).toMatch(/^instance \d greeting tailed\n$/);
+  }, 300_000);
+
+  it("cf set-health-check http --endpoint, cf get-health-check", async () => {
+    await cf.ok("set-health-check", "web", "http", "--endpoint", "/");
+    const hc = await cf.ok("get-health-check", "web");
+    expect(hc).toMatch(/web\s+http\s+\//);
+  });
+
+  it("cf events lists CF's audit event types", async () => {
+    const events = await cf.ok("events", "web");
+    for (const type of ["audit.app.create", "audit.app.process.scale", "audit.app.environment_variables.update", "audit.app.stop", "audit.app.start", "audit.app.restart"]) {
+      expect(events).toContain(type);
+    }
+  });
+
+  it("cf rename, cf create-app --app-type docker, cf curl, cf create-app-manifest", async () => {
+    await cf.ok("rename", "front", "renamed");
+    expect(await cf.ok("apps")).toMatch(/renamed\s+started/);
+    await cf.ok("create-app", "blank", "--app-type", "docker");
+    expect(JSON.parse(await cf.ok("curl", "/v3/apps?names=blank")).resources[0].lifecycle.type).toBe("docker");
+    const path = join(cf.home, "web-manifest.yml");
+    await cf.ok("create-app-manifest", "web", "-p", path);
+    expect(await readFile(path, "utf8")).toMatch(/name: web/);
+  });
+
+  it("cf delete -r removes the app and its route; the router stops answering for it", async () => {
+    await cf.ok("delete", "web", "-r", "-f");
+    expect(await cf.ok("apps")).not.toMatch(/^web\s/m);
+    expect(JSON.parse(await cf.ok("curl", "/v3/routes?hosts=web")).resources).toEqual([]);
+    await eventually("the route to be gone from the router", async () => ((await getVia(stack.router.port, "web.apps.localhost")).status === 404 ? true : undefined), 60_000);
+  }, 120_000);
 });

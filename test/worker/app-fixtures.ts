@@ -22,10 +22,10 @@ export async function makeApp(spaceGuid: string, token = ADMIN, name = unique("a
   return res.json as { guid: string; name: string; state: string };
 }
 
-export async function insertDroplet(appGuid: string, opts: { state?: string; processTypes?: Record<string, string> } = {}) {
+export async function insertDroplet(appGuid: string, opts: { state?: string; processTypes?: Record<string, string>; packageGuid?: string } = {}) {
   const guid = crypto.randomUUID();
   await db().insert(schema.droplets).values({
-    guid, appGuid, state: opts.state ?? "STAGED", image: "registry.test/app:1",
+    guid, appGuid, packageGuid: opts.packageGuid ?? null, state: opts.state ?? "STAGED", image: "registry.test/app:1",
     manifestDigest: `sha256:${"a".repeat(64)}`, executionMetadata: "{}",
     processTypes: opts.processTypes ?? { web: "/bin/app --serve" }, imageSpec: {},
   });

@@ -176,6 +176,17 @@ describe("GET/PATCH/DELETE /v3/apps/:guid", () => {
     expect(state.json.errors[0].detail).toContain("'state'");
   });
 
+  it("takes the empty metadata cf rename sends; refuses labels, which Berth does not keep", async () => {
+    const app = await makeApp(space.guid);
+    const renamed = unique("renamed");
+    const ok = await api("PATCH", `/v3/apps/${app.guid}`, { token: dev.token, body: { name: renamed, metadata: {} } });
+    expect(ok.status).toBe(200);
+    expect(ok.json.name).toBe(renamed);
+    const labels = await api("PATCH", `/v3/apps/${app.guid}`, { token: dev.token, body: { metadata: { labels: { tier: "web" } } } });
+    expect(labels.status).toBe(422);
+    expect(labels.json.errors[0].detail).toContain("Berth keeps no labels");
+  });
+
   it("deletes an app with everything under it and bumps the cells and route table", async () => {
     const app = await makeStartableApp(space.guid);
     const cellGuid = crypto.randomUUID();

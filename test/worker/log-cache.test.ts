@@ -22,10 +22,10 @@ async function appWithLines(n: number, extra: (i: number) => object = () => ({})
 
 const payloads = (batch: { log: { payload: string } }[]) => batch.map((e) => atob(e.log.payload));
 
-describe("GET /log-cache/api/v1/read/:source_id", () => {
+describe("GET /api/v1/read/:source_id", () => {
   it("answers Log Cache's envelopes: nanosecond times as strings, base64 payloads, OUT/ERR, APP/PROC/WEB", async () => {
     const { appGuid, dev } = await appWithLines(3, (i) => (i === 2 ? { stream: "stderr" } : {}));
-    const res = await api("GET", `/log-cache/api/v1/read/${appGuid}?envelope_types=LOG&limit=1000`, { token: dev.token });
+    const res = await api("GET", `/api/v1/read/${appGuid}?envelope_types=LOG&limit=1000`, { token: dev.token });
     expect(res.status).toBe(200);
     const batch = res.json.envelopes.batch;
     expect(payloads(batch)).toEqual(["line 0", "line 1", "line 2"]);
@@ -36,28 +36,30 @@ describe("GET /log-cache/api/v1/read/:source_id", () => {
 
   it("descending with a limit gives the newest first (cf logs --recent); start_time after the last time gives nothing new (the poll)", async () => {
     const { appGuid, dev } = await appWithLines(5);
-    const recent = (await api("GET", `/log-cache/api/v1/read/${appGuid}?descending=true&limit=2`, { token: dev.token })).json.envelopes.batch;
+    const recent = (await api("GET", `/api/v1/read/${appGuid}?descending=true&limit=2`, { token: dev.token })).json.envelopes.batch;
     expect(payloads(recent)).toEqual(["line 4", "line 3"]);
     const from = BigInt(recent[1].timestamp);
-    const after = (await api("GET", `/log-cache/api/v1/read/${appGuid}?start_time=${from}`, { token: dev.token })).json.envelopes.batch;
+    const after = (await api("GET", `/api/v1/read/${appGuid}?start_time=${from}`, { token: dev.token })).json.envelopes.batch;
     expect(payloads(after)).toEqual(["line 3", "line 4"]);
-    const none = (await api("GET", `/log-cache/api/v1/read/${appGuid}?start_time=${BigInt(recent[0].timestamp) + 1n}`, { token: dev.token })).json.envelopes.batch;
+    const none = (await api("GET", `/api/v1/read/${appGuid}?start_time=${BigInt(recent[0].timestamp) + 1n}`, { token: dev.token })).json.envelopes.batch;
     expect(none).toEqual([]);
-    const upTo = (await api("GET", `/log-cache/api/v1/read/${appGuid}?end_time=${from}`, { token: dev.token })).json.envelopes.batch;
+    const upTo = (await api("GET", `/api/v1/read/${appGuid}?end_time=${from}`, { token: dev.token })).json.envelopes.batch;
     expect(payloads(upTo)).toEqual(["line 0", "line 1", "line 2"]);
   });
 
   it("other envelope types find nothing; bad parameters are 422", async () => {
     const { appGuid, dev } = await appWithLines(1);
-    expect((await api("GET", `/log-cache/api/v1/read/${appGuid}?envelope_types=GAUGE`, { token: dev.token })).json.envelopes.batch).toEqual([]);
-    expect((await api("GET", `/log-cache/api/v1/read/${appGuid}?start_time=yesterday`, { token: dev.token })).status).toBe(422);
-    expect((await api("GET", `/log-cache/api/v1/read/${appGuid}?limit=5000`, { token: dev.token })).status).toBe(422);
+    expect((await api("GET", `/api/v1/read/${appGuid}?envelope_types=GAUGE`, { token: dev.token })).json.envelopes.batch).toEqual([]);
+    expect((await api("GET", `/api/v1/read/${appGuid}?start_time=yesterday`, { token: dev.token })).status).toBe(422);
+    // Go's zero time, as the cf CLI sends it for --recent, reads from the start.
+    expect((await api("GET", `/api/v1/read/${appGuid}?start_time=-6795364578871345152`, { token: dev.token })).json.envelopes.batch).toHaveLength(1);
+    expect((await api("GET", `/api/v1/read/${appGuid}?limit=5000`, { token: dev.token })).status).toBe(422);
   });
 
   it("another tenant reading an app's logs by its guid gets 404; anonymous 401", async () => {
     const { appGuid } = await appWithLines(1);
     const outsider = await createUser();
-    expect((await api("GET", `/log-cache/api/v1/read/${appGuid}`, { token: outsider.token })).status).toBe(404);
-    expect((await api("GET", `/log-cache/api/v1/read/${appGuid}`)).status).toBe(401);
+    expect((await api("GET", `/api/v1/read/${appGuid}`, { token: outsider.token })).status).toBe(404);
+    expect((await api("GET", `/api/v1/read/${appGuid}`)).status).toBe(401);
   });
 });

@@ -5,7 +5,7 @@
  * the application).
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { dockerSpaceWithDeveloper } from "./app-fixtures";
+import { dockerSpaceWithDeveloper, insertDroplet } from "./app-fixtures";
 import { ADMIN, api, createSpace, createUser, unique } from "./support";
 import { exports } from "cloudflare:workers";
 
@@ -192,6 +192,23 @@ describe("manifest_diff and sidecars the cf CLI asks for", () => {
       { op: "add", path: "/applications/0/env/B", value: "new" },
       { op: "add", path: "/applications/1/instances", value: 2 },
     ]);
+  });
+
+  it("GET /v3/packages?app_guids=&order_by=-created_at&per_page=1 gives the newest package (cf restart asks so)", async () => {
+    const name = unique("pkgs");
+    await applyManifest(`applications:\n- name: ${name}\n`);
+    const app = await appNamed(name);
+    const make = async (image: string) => (await api("POST", "/v3/packages", { token: dev.token, body: { type: "docker", data: { image }, relationships: { app: { data: { guid: app.guid } } } } })).json.guid;
+    await make("registry.test/a:1");
+    const newest = await make("registry.test/a:2");
+    const res = await api("GET", `/v3/packages?app_guids=${app.guid}&order_by=-created_at&per_page=1`, { token: dev.token });
+    expect(res.json.resources.map((p: { guid: string }) => p.guid)).toEqual([newest]);
+    // Its STAGED droplets (cf restart asks before deciding to stage); another tenant gets 404.
+    const staged = await insertDroplet(app.guid, { packageGuid: newest });
+    await insertDroplet(app.guid, { packageGuid: newest, state: "FAILED" });
+    const droplets = await api("GET", `/v3/packages/${newest}/droplets?states=STAGED&per_page=1`, { token: dev.token });
+    expect(droplets.json.resources.map((d: { guid: string }) => d.guid)).toEqual([staged]);
+    expect((await api("GET", `/v3/packages/${newest}/droplets`, { token: (await createUser()).token })).status).toBe(404);
   });
 
   it("GET /v3/processes/:guid/sidecars is an empty list; another tenant's process is 404", async () => {

@@ -16,6 +16,7 @@ export interface DropletFilter {
   appGuids?: string[];
   guids?: string[];
   states?: string[];
+  packageGuids?: string[];
   viewer: Viewer;
   page: number;
   perPage: number;
@@ -26,6 +27,7 @@ export async function listDroplets(db: Db, f: DropletFilter): Promise<{ total: n
     f.appGuids && inArray(droplets.appGuid, f.appGuids),
     f.guids && inArray(droplets.guid, f.guids),
     f.states && inArray(droplets.state, f.states),
+    f.packageGuids && inArray(droplets.packageGuid, f.packageGuids),
     visibleTo(db, f.viewer, apps.spaceGuid),
   );
   const [totals, rows] = await db.batch([

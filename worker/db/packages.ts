@@ -2,7 +2,7 @@
  * @module Docker packages in D1. A docker package is READY at once (CF's
  * PackageCreate); the registry password is stored only sealed (crypto/secrets).
  */
-import { and, asc, count, eq, inArray, sql } from "drizzle-orm";
+import { and, asc, count, desc, eq, inArray, sql } from "drizzle-orm";
 import type { Db } from "../env";
 import { isoNow } from "../http/ids";
 import { type AuditEventInput, auditEventIfChanged } from "./audit";
@@ -74,6 +74,8 @@ export interface PackageFilter extends Listing {
   states?: string[];
   types?: string[];
   spaceGuids?: string[];
+  /** Newest first (CC's order_by=-created_at; the cf CLI asks for the latest package so). */
+  descending?: boolean;
 }
 
 export async function listPackages(db: Db, f: PackageFilter): Promise<{ total: number; packages: Package[] }> {
@@ -87,7 +89,7 @@ export async function listPackages(db: Db, f: PackageFilter): Promise<{ total: n
   );
   const [totals, rows] = await db.batch([
     db.select({ n: count() }).from(packages).innerJoin(apps, eq(apps.guid, packages.appGuid)).where(cond),
-    selectPackages(db).where(cond).orderBy(asc(packages.createdAt), sql`${packages}.rowid`)
+    selectPackages(db).where(cond).orderBy(...(f.descending ? [desc(packages.createdAt), sql`${packages}.rowid desc`] : [asc(packages.createdAt), sql`${packages}.rowid`]))
       .limit(f.perPage).offset((f.page - 1) * f.perPage),
   ]);
   return { total: totals[0]?.n ?? 0, packages: rows.map(toPackage) };

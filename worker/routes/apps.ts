@@ -48,7 +48,13 @@ const createSchema = z.strictObject({
   environment_variables: envVarsSchema.optional(),
 });
 
-const updateSchema = z.strictObject({ name: appName.optional(), lifecycle: dockerLifecycle.optional() });
+// cf rename sends `metadata: {}`; Berth keeps no labels or annotations, so only an empty one is taken.
+const noMetadata = z.strictObject({
+  labels: z.record(z.string(), z.unknown()).refine((o) => Object.keys(o).length === 0, "Berth keeps no labels").optional(),
+  annotations: z.record(z.string(), z.unknown()).refine((o) => Object.keys(o).length === 0, "Berth keeps no annotations").optional(),
+});
+
+const updateSchema = z.strictObject({ name: appName.optional(), lifecycle: dockerLifecycle.optional(), metadata: noMetadata.optional() });
 
 const listSchema = z.strictObject({
   names: filterList.optional(),

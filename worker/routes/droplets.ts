@@ -8,6 +8,7 @@ import { z } from "zod";
 import { canAccessSpace, requireUser } from "../auth/principal";
 import { linkerOf, reachableApp } from "../auth/scope";
 import { getDroplet, listDroplets } from "../db/droplets";
+import { getPackage } from "../db/packages";
 import type { AppEnv } from "../env";
 import { resourceNotFound } from "../errors";
 import { filterList } from "../http/list-query";
@@ -36,6 +37,25 @@ droplets.get("/:guid", async (c) => {
   const found = await getDroplet(c.var.db, c.req.param("guid"));
   if (!found || !(await canAccessSpace(c, found.spaceGuid))) throw resourceNotFound("Droplet");
   return c.json(presentDroplet(found.droplet, linkerOf(c)));
+});
+
+/**
+ * `/v3/packages/:guid/droplets`, mounted beside the packages routes: the
+ * package's droplets (the cf CLI's restart asks whether the newest package has
+ * a STAGED one before it decides to stage).
+ */
+export const packageDroplets = new Hono<AppEnv>();
+
+packageDroplets.get("/:guid/droplets", async (c) => {
+  const principal = requireUser(c);
+  const pkg = await getPackage(c.var.db, c.req.param("guid"));
+  if (!pkg || !(await canAccessSpace(c, pkg.spaceGuid))) throw resourceNotFound("Package");
+  const q = parseQuery(c, z.strictObject(listFilters));
+  const { total, droplets: rows } = await listDroplets(c.var.db, {
+    packageGuids: [pkg.guid], guids: q.guids, states: q.states, viewer: principal, page: q.page, perPage: q.per_page,
+  });
+  const l = linkerOf(c);
+  return c.json(paginated(c.req.url, q, total, rows.map((d) => presentDroplet(d, l))));
 });
 
 /** `/v3/apps/:guid/droplets`, mounted beside the apps routes; `current=true` keeps only the current droplet (CC). */

@@ -1,11 +1,13 @@
 /**
  * @module A Log Cache-compatible read API over the per-app log store, the one
  * the cf CLI reads for `cf logs --recent`, the live `cf logs` (it polls from
- * its last envelope's time) and push's output: `GET /log-cache/api/v1/read/:source_id`
+ * its last envelope's time) and push's output: `GET /api/v1/read/:source_id`
  * with Log Cache's query (`start_time`, `end_time`, `envelope_types`, `limit`,
  * `descending`) and its JSON envelopes (loggregator v2: times in nanoseconds as
  * strings, payloads base64). The source id is the app's guid; only LOG
- * envelopes exist here.
+ * envelopes exist here. The cf CLI 8 finds Log Cache at the API URL with
+ * "api" replaced by "log-cache" (a bare host like 127.0.0.1 stays as it is;
+ * a deployment routes log-cache.DOMAIN to this Worker too), so these routes hang off the root.
  */
 import { Hono } from "hono";
 import { z } from "zod";
@@ -14,7 +16,11 @@ import type { AppEnv } from "../env";
 import { parseQuery } from "../http/validate";
 import { bytesToBase64 } from "../../shared/base64";
 
-const nanos = z.string().regex(/^\d{1,19}$/, "must be nanoseconds since the epoch").transform((s) => BigInt(s));
+// The cf CLI sends Go's zero time for "from the start": a negative number, read as 0.
+const nanos = z.string().regex(/^-?\d{1,19}$/, "must be nanoseconds since the epoch").transform((s) => (s.startsWith("-") ? 0n : BigInt(s)));
+/** The Log Cache release whose read API this follows. */
+const LOG_CACHE_API_VERSION = "2.11.4";
+
 const readQuery = z.strictObject({
   start_time: nanos.optional(),
   end_time: nanos.optional(),
@@ -26,6 +32,9 @@ const readQuery = z.strictObject({
 });
 
 export const logCacheApi = new Hono<AppEnv>();
+
+/** The cf CLI asks first and reads /api/v1/read only from a Log Cache that names a version (2.x). */
+logCacheApi.get("/api/v1/info", (c) => c.json({ version: LOG_CACHE_API_VERSION }));
 
 logCacheApi.get("/api/v1/read/:source_id", async (c) => {
   const { app } = await reachableApp(c, c.req.param("source_id"));

@@ -37,6 +37,7 @@ const listSchema = z.strictObject({
   states: filterList.optional(),
   types: filterList.optional(),
   space_guids: filterList.optional(),
+  order_by: z.enum(["created_at", "-created_at"]).default("created_at"),
   ...pageQuery,
 });
 
@@ -67,7 +68,7 @@ packages.get("/", async (c) => {
   const q = parseQuery(c, listSchema);
   const { total, packages: rows } = await listPackages(c.var.db, {
     appGuids: q.app_guids, guids: q.guids, states: q.states, types: q.types, spaceGuids: q.space_guids,
-    viewer: principal, page: q.page, perPage: q.per_page,
+    descending: q.order_by === "-created_at", viewer: principal, page: q.page, perPage: q.per_page,
   });
   const l = linkerOf(c);
   return c.json(paginated(c.req.url, q, total, rows.map((p) => presentPackage(p, l))));

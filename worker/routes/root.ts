@@ -45,7 +45,7 @@ root.get("/", (c) =>
       login: link(c, "/uaa"),
       uaa: link(c, "/uaa"),
       // Log Cache's read API over the app log store (routes/log-cache.ts).
-      log_cache: link(c, "/log-cache"),
+      log_cache: link(c, ""),
       docker_registry_access: link(c, "/v3/admin/docker_registry_access"),
     },
   }),
