@@ -9,14 +9,14 @@
  * process holds.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { chmod, mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { buildAndPushFixtures } from "../test/fixtures/build-images";
 import { startControlPlane } from "../test/support/control-plane";
 import { requireFreePort } from "../test/support/ports";
 import { startRegistry } from "../test/support/registry";
-import { adminCall, enrollmentToken, registerRouter, startAgentProcess, startRouterProcess } from "../test/support/stack";
+import { adminCall, enrollmentToken, registerRouter, startAgentProcess, startRouterProcess, type Daemon } from "../test/support/stack";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const env = process.env;
@@ -31,6 +31,28 @@ const CONTAINER_CIDR = env.BERTH_CONTAINER_CIDR ?? "10.254.0.0/22";
 function devVars(): Record<string, string> {
   const text = readFileSync(join(ROOT, ".dev.vars"), "utf8");
   return Object.fromEntries(text.split("\n").filter((l) => l.includes("=")).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
+}
+
+/** Resolves once the agent logs that it runs (after byte `from` of its log); throws with the log's end if it exits first. */
+async function agentRunning(agent: Daemon, from: number): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const log = readFileSync(agent.logFile).subarray(from).toString();
+    if (log.includes('"msg":"cell agent running"')) return;
+    if (agent.process.exitCode !== null || Date.now() > deadline) {
+      throw new Error(`the cell agent ${agent.process.exitCode !== null ? "exited" : "did not start"}; the end of ${agent.logFile}:\n${log.slice(-2000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Whether the cell in `dir` is enrolled with the control plane at `apiUrl`: its agent keeps one identity per API URL (a new port enrolls again). */
+function registeredWith(dir: string, apiUrl: string): boolean {
+  try {
+    return (JSON.parse(readFileSync(join(dir, "cell.json"), "utf8")) as { api_url?: string }).api_url === apiUrl;
+  } catch {
+    return false;
+  }
 }
 
 /** The cell's address: this host's own non-loopback IPv4 (published ports never go on 127.0.0.1). */
@@ -82,13 +104,15 @@ async function main() {
   await adminCall(cp, "PATCH", "/v3/admin/docker_registry_access", { insecure_registries: [registry.host] });
 
   const cellDir = join(STATE, "cell");
-  const registered = existsSync(join(cellDir, "cell.json"));
+  const registered = registeredWith(cellDir, cp.url);
   say("starting the cell agent...");
+  const agentLogFrom = existsSync(join(cellDir, "agent.log")) ? statSync(join(cellDir, "agent.log")).size : 0;
   const agent = await startAgentProcess({
     apiUrl: cp.url, ...(registered ? {} : { enrollmentToken: await enrollmentToken(cp, "cell") }),
     name: CELL_NAME, address: hostAddress(), stateDir: cellDir, containerCidr: CONTAINER_CIDR, portMin: 61000, portMax: 61999,
   });
   running[0]!.push(agent);
+  await agentRunning(agent, agentLogFrom);
   const tokenFile = join(STATE, "router-token");
   if (!existsSync(tokenFile)) await writeFile(tokenFile, await registerRouter(cp, `${CELL_NAME}-router`), { mode: 0o600 });
   say("starting the router...");

@@ -8,10 +8,11 @@
  * ports, state directory (D1 included), cell name, address and container range.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../support/control-plane";
 import { freeContainerCidr, makeCellAddress, type CellAddress } from "../support/netns";
 import { descendants, processTable, stillRunning, type Proc } from "../support/procs";
@@ -35,6 +36,16 @@ beforeAll(async () => {
   };
 });
 
+// A failed test leaves no stack running: whatever npm start is still up is stopped as Ctrl-C would.
+const started: Started[] = [];
+afterEach(async () => {
+  for (const s of started.splice(0)) {
+    if (s.npm.exitCode !== null || s.npm.signalCode !== null) continue;
+    process.kill(-s.npm.pid!, "SIGINT");
+    await s.exited;
+  }
+});
+
 afterAll(async () => {
   // Decommission the cell the starts enrolled: the run leaves no table, cgroup or layer behind.
   if (stateDir) await decommissionAgentCell({ name: cellName, stateDir: join(stateDir, "cell") });
@@ -55,8 +66,18 @@ function npmStart(extraEnv: NodeJS.ProcessEnv = {}): Started {
   npm.stdout!.on("data", (d: Buffer) => (output += d));
   npm.stderr!.on("data", (d: Buffer) => (output += d));
   const exited = new Promise<number | null>((r) => npm.once("exit", (code) => r(code)));
-  return { npm, output: () => output, exited };
+  const s = { npm, output: () => output, exited };
+  started.push(s);
+  return s;
 }
+
+const agentLog = () => {
+  try {
+    return readFileSync(join(stateDir, "cell/agent.log"), "utf8").slice(-3000);
+  } catch {
+    return "(no agent log)";
+  }
+};
 
 /** Starts the stack on fresh ports; resolves once it says it runs, with every process it has then. */
 async function runningStack(): Promise<Started & { procs: Proc[] }> {
@@ -69,7 +90,7 @@ async function runningStack(): Promise<Started & { procs: Proc[] }> {
   const procs = descendants(await processTable(), s.npm.pid!);
   // What the stack must own: the control plane and its workerd, the registry, the agent, the router.
   for (const what of ["wrangler", "workerd", "docker-registry", "agent/main.js", "agent/router/main.js"])
-    expect(procs.some((p) => p.cmdline.includes(what)), `${what} among ${procs.map((p) => p.cmdline).join("\n")}`).toBe(true);
+    expect(procs.some((p) => p.cmdline.includes(what)), `${what} among ${procs.map((p) => p.cmdline).join("\n")}\n${s.output()}\n${agentLog()}`).toBe(true);
   return { ...s, procs };
 }
 

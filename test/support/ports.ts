@@ -4,7 +4,9 @@
  * rather than going on against someone else's process.
  */
 import { execFile } from "node:child_process";
+import { readFile } from "node:fs/promises";
 import { createServer } from "node:net";
+import { basename } from "node:path";
 import { promisify } from "node:util";
 
 const run = promisify(execFile);
@@ -20,10 +22,17 @@ export function parseSsHolder(ssOutput: string): PortHolder | undefined {
   return m ? { name: m[1]!, pid: Number(m[2]) } : undefined;
 }
 
-/** The process listening on TCP `port` (any address), or undefined when ss shows none. */
+/**
+ * The process listening on TCP `port` (any address), or undefined when ss shows
+ * none. Named by its program (argv[0]): ss shows the main thread's name, which
+ * Node 24 calls "MainThread".
+ */
 export async function portHolder(port: number): Promise<PortHolder | undefined> {
   const { stdout } = await run("ss", ["-Hltnp", `( sport = :${port} )`]).catch(() => ({ stdout: "" }));
-  return parseSsHolder(stdout);
+  const holder = parseSsHolder(stdout);
+  if (!holder) return undefined;
+  const argv0 = (await readFile(`/proc/${holder.pid}/cmdline`, "utf8").catch(() => "")).split("\0")[0];
+  return argv0 ? { pid: holder.pid, name: basename(argv0) } : holder;
 }
 
 /** Whether `host:port` can be listened on right now. */
