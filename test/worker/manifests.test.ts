@@ -75,6 +75,11 @@ applications:
     expect(web.health_check).toEqual({ type: "http", data: expect.objectContaining({ endpoint: "/healthz", timeout: 30 }) });
     const env = (await api("GET", `/v3/apps/${app.guid}/environment_variables`, { token: dev.token })).json.var;
     expect(env).toEqual({ GREETING: "hello", COUNT: "3" });
+    // CC's audit.app.apply_manifest, env values hidden.
+    const events = (await api("GET", `/v3/audit_events?target_guids=${app.guid}&types=audit.app.apply_manifest`, { token: ADMIN })).json.resources;
+    expect(events).toHaveLength(1);
+    expect(events[0].data.request.manifest.env).toEqual({ GREETING: "[PRIVATE DATA HIDDEN]", COUNT: "[PRIVATE DATA HIDDEN]" });
+    expect(JSON.stringify(events[0])).not.toContain("hello");
     const routes = (await api("GET", `/v3/apps/${app.guid}/routes`, { token: dev.token })).json.resources;
     expect(routes.map((r: { url: string }) => r.url)).toEqual([`${host}.apps.localhost`]);
 

@@ -32,6 +32,7 @@ export type AuditEventType =
   | "audit.docker_registry_access.update"
   | "audit.app.create"
   | "audit.app.update"
+  | "audit.app.apply_manifest"
   | "audit.app.delete-request"
   | "audit.app.start"
   | "audit.app.stop"

@@ -7,6 +7,7 @@
  * scheduler and the routers with what this returns.
  */
 import { type App, createApp, listApps, mergeEnvironmentVariables } from "../db/apps";
+import { auditEvent } from "../db/audit";
 import { requireFeatureEnabled } from "../db/feature-flags";
 import { getProcessByType, scaleProcess, updateProcess } from "../db/processes";
 import { addDestinations, createRoute, listRoutes, removeDestination, type Route } from "../db/routes";
@@ -108,6 +109,11 @@ export async function applyAppManifest(db: Db, spaceGuid: string, m: AppManifest
       routesChanged = true;
     }
   }
+  await auditEvent(db, {
+    type: "audit.app.apply_manifest", actor: principal, target: { guid: app.guid, type: "app", name: app.name }, spaceGuid,
+    // Env values may be secrets: only their names are recorded (as for env var updates).
+    data: { request: { manifest: { ...m, env: m.env && Object.fromEntries(Object.keys(m.env).map((k) => [k, "[PRIVATE DATA HIDDEN]"])) } } },
+  });
   return { app, routesChanged };
 }
 
