@@ -183,18 +183,19 @@ let restarts = 0;
 async function admin(cp: ControlPlane, method: string, path: string, body?: unknown): Promise<unknown> {
   for (let attempt = 0; ; attempt++) {
     let res: Response;
+    let text: string;
     try {
       res = await fetch(`${cp.url}${path}`, {
         method, headers: { authorization: `Bearer ${cp.adminToken}`, "content-type": "application/json" },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
+      text = await res.text();
     } catch (e) {
-      // The proxy dropped the connection (it does under this load): counted with its 503s and sent again.
+      // The proxy dropped the connection, before or during the answer (it does under this load): counted with its 503s and sent again.
       if (attempt >= 5) throw e;
       restarts++;
       continue;
     }
-    const text = await res.text();
     // Every admin call here is idempotent (start, flag set), so a failed one is simply sent again.
     if (res.status === 503 && text.includes("restarted") && attempt < 5) {
       restarts++;
