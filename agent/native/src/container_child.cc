@@ -1,14 +1,16 @@
-// The forked child of clone3: it becomes PID 1 of the container, runs the
-// setup steps in runc's order, forks the app and finally execs berth-init.
+// The child of the create thread's clone (glibc's clone with CLONE_VM and the
+// new namespaces): it becomes PID 1 of the container, runs the setup steps in
+// runc's order, clones the app (CLONE_VM | CLONE_VFORK) and finally execs
+// berth-init.
 //
-// This code runs in a copy of a multi-threaded process, so it is limited to
-// async-signal-safe work: raw syscalls over memory prepared before clone
-// (ChildPlan), fixed stack buffers, no allocation, no locks, no JavaScript.
-// Credential changes use raw syscalls because glibc's setresuid() would try to
-// signal the parent's other threads, which do not exist here. The child shares
-// the agent's memory until it execs (CLONE_VM): it writes only its own stack,
-// the plan's init_args and errno (the create thread's TLS, which that thread
-// does not read while it waits on the sync socket).
+// It shares the memory of a multi-threaded process (nothing is copied), so it
+// is limited to async-signal-safe work: raw syscalls over memory prepared
+// before clone (ChildPlan), fixed stack buffers, no allocation, no locks, no
+// JavaScript. Credential changes use raw syscalls because glibc's
+// setresuid() would try to signal the parent's other threads (its thread list
+// is in the shared memory), which are not in this process. Until it execs it writes only
+// its own stack, the plan's init_args and errno (the create thread's TLS,
+// which that thread does not read while it waits on the sync socket).
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
@@ -397,7 +399,8 @@ int AppMain(void* arg) {
   if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) Fail(sync, "init", "close_range", "");
   if (ClearCloexec(out[0]) < 0 || ClearCloexec(err[0]) < 0 || ClearCloexec(plan.io_dir_fd) < 0)
     Fail(sync, "init", "fcntl", "");
-  ChildPlan& mut = const_cast<ChildPlan&>(plan);  // this is our own copy of the parent's memory
+  // The plan is the parent's own memory (CLONE_VM); init_args is ours to write: the parent never reads it.
+  ChildPlan& mut = const_cast<ChildPlan&>(plan);
   FormatUnsigned(mut.init_args[0], static_cast<uint64_t>(app));
   FormatUnsigned(mut.init_args[1], static_cast<uint64_t>(out[0]));
   FormatUnsigned(mut.init_args[2], static_cast<uint64_t>(err[0]));

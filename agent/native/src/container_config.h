@@ -1,6 +1,6 @@
 // The container config as the C++ side holds it, and the parent/child sync
 // protocol. The config is copied from the JS object on the main thread
-// (container.cc); everything the forked child needs is computed here before
+// (container.cc); everything the cloned child needs is computed here before
 // clone, so the child only reads memory and makes syscalls.
 //
 // Processes (pid namespaces nest left to right):
@@ -14,15 +14,16 @@
 // only the plan, and execs. The parent unmaps the stacks once the sync socket
 // reports both execs (or after reaping a failed child).
 //
-// Sync socket (AF_UNIX SOCK_SEQPACKET, close-on-exec on both child copies):
+// Sync socket (AF_UNIX SOCK_SEQPACKET, close-on-exec; the child and the app
+// each hold the fd until they exec):
 //
 //   parent                               child (PID 1)
-//   clone3 ------------------------------> blocks in read()
+//   clone --------------------------------> blocks in read()
 //   write uid_map/gid_map, join cgroups
-//   kSyncGo ------------------------------> setup steps ... fork app
+//   kSyncGo ------------------------------> setup steps ... clone the app
 //                       <----------------- ChildError {step, syscall, errno, path} (then _exit)
 //   EOF: both PID 1 (execveat of berth-init) and the app (execve) have exec'd,
-//   closing their close-on-exec copies; that is the success signal.
+//   closing the fd at exec; that is the success signal.
 #pragma once
 #include <linux/filter.h>
 #include <stdint.h>

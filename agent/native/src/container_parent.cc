@@ -1,5 +1,5 @@
 // The parent side of container creation, run on a dedicated thread (never the
-// event loop): cgroups, clone3, id maps, the sync socket (protocol in
+// event loop): cgroups, clone (glibc's, CLONE_VM), id maps, the sync socket (protocol in
 // container_config.h). Every failure is a StepError naming step, syscall, path.
 #include <errno.h>
 #include <fcntl.h>
