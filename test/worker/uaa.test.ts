@@ -235,3 +235,18 @@ describe("SCIM users", () => {
     expect((await api("POST", "/v3/users", { token: ADMIN, body: { guid: "no-such-user" } })).status).toBe(422);
   });
 });
+
+describe("sessions", () => {
+  it("a sign-in drops the user's expired sessions and keeps the live ones", async () => {
+    const u = await makePasswordUser();
+    const short = { REFRESH_TOKEN_TTL_SECONDS: "1" };
+    await token({ grant_type: "password", username: u.name, password: u.password }, { env: short });
+    const live = (await login(u.name, u.password)).json;
+    const count = async () => (await env.DB.prepare("SELECT count(*) AS n FROM sessions WHERE user_guid = ?").bind(u.guid).first<{ n: number }>())!.n;
+    expect(await count()).toBe(2);
+    await new Promise((r) => setTimeout(r, 1100));
+    await login(u.name, u.password);
+    expect(await count()).toBe(2);
+    expect((await api("GET", `/v3/users/${u.guid}`, { token: live.access_token })).status).toBe(200);
+  });
+});

@@ -2,7 +2,7 @@
  * @module Sign-in sessions: a row lives as long as its refresh token; access
  * tokens name it (`sid`), so deleting it revokes them all at once.
  */
-import { and, eq, gt } from "drizzle-orm";
+import { and, eq, gt, lte } from "drizzle-orm";
 import type { Db } from "../env";
 import { isoNow } from "../http/ids";
 import { sessions, users } from "./schema";
@@ -13,8 +13,12 @@ export interface SessionUser {
   admin: boolean;
 }
 
+/** Opens a session, and drops the user's expired ones so the table does not grow with every sign-in. */
 export async function createSession(db: Db, s: { guid: string; userGuid: string; clientId: string; expiresAt: number }, now: Date): Promise<void> {
-  await db.insert(sessions).values({ ...s, createdAt: isoNow(now) });
+  await db.batch([
+    db.delete(sessions).where(and(eq(sessions.userGuid, s.userGuid), lte(sessions.expiresAt, now.getTime()))),
+    db.insert(sessions).values({ ...s, createdAt: isoNow(now) }),
+  ]);
 }
 
 /** The user of a live session, if the session exists, is theirs and has not expired. */
