@@ -73,46 +73,64 @@ export async function push(ctx: Ctx, name: string, opts: PushOptions) {
     relationships: { space: { data: { guid: space.guid } } },
   }));
 
-  const proc = await webProcess(ctx, app.guid);
-  const processPatch: Record<string, unknown> = {};
-  if (opts.startCommand !== undefined) processPatch.command = opts.startCommand;
-  if (opts.healthCheckType || opts.timeout || opts.endpoint) {
-    const data: Record<string, unknown> = {};
-    if (opts.timeout) data.timeout = opts.timeout;
-    if (opts.endpoint) data.endpoint = opts.endpoint;
-    processPatch.health_check = { type: opts.healthCheckType ?? "port", data };
+  // What this push made, undone if the control plane refuses a step (a quota, a bad value): a refused push leaves nothing behind.
+  const undo: (() => Promise<unknown>)[] = existing ? [] : [() => api.delete(`/v3/apps/${app.guid}`)];
+  let url: string | undefined;
+  let pkg: { guid: string };
+  let build: { guid: string };
+  let staged: { dropletGuid: string; image?: string };
+  try {
+    const proc = await webProcess(ctx, app.guid);
+    const processPatch: Record<string, unknown> = {};
+    if (opts.startCommand !== undefined) processPatch.command = opts.startCommand;
+    if (opts.healthCheckType || opts.timeout || opts.endpoint) {
+      const data: Record<string, unknown> = {};
+      if (opts.timeout) data.timeout = opts.timeout;
+      if (opts.endpoint) data.endpoint = opts.endpoint;
+      processPatch.health_check = { type: opts.healthCheckType ?? "port", data };
+    }
+    if (Object.keys(processPatch).length) await api.patch(`/v3/processes/${proc.guid}`, processPatch);
+    const scale: Record<string, number> = {};
+    if (opts.instances !== undefined) scale.instances = opts.instances;
+    if (opts.memory) scale.memory_in_mb = parseMegabytes(opts.memory);
+    if (opts.disk) scale.disk_in_mb = parseMegabytes(opts.disk);
+    if (Object.keys(scale).length) await api.post(`/v3/processes/${proc.guid}/actions/scale`, scale);
+
+    // The URL that reaches the app: the routers' scheme and port, as the API tells.
+    if (opts.route) {
+      const route = await ensureRoute(ctx, { host: name, appGuid: app.guid, spaceGuid: space.guid });
+      if (route.created) undo.push(() => api.delete(`/v3/routes/${route.guid}`));
+      url = routeUrl(route.url, await appsUrl(ctx));
+    }
+
+    pkg = await api.post<{ guid: string }>("/v3/packages", {
+      type: "docker",
+      relationships: { app: { data: { guid: app.guid } } },
+      data: { image: opts.dockerImage, ...(opts.dockerUsername ? { username: opts.dockerUsername, password } : {}) },
+    });
+
+    if (!opts.start) {
+      await api.post(`/v3/apps/${app.guid}/actions/stop`);
+      ctx.out.say(`OK (not started)${url ? `\nroute: ${url}` : ""}`);
+      ctx.out.data({ app: app.guid, package: pkg.guid, url: url ?? null, started: false });
+      return;
+    }
+
+    ctx.out.say(`Staging app and resolving image ${opts.dockerImage}...`);
+    build = await api.post<{ guid: string }>("/v3/builds", { package: { guid: pkg.guid } });
+    staged = await pollBuild(ctx, build.guid);
+    ctx.out.say(`Staged: ${staged.image ?? opts.dockerImage}`);
+    await api.patch(`/v3/apps/${app.guid}/relationships/current_droplet`, { data: { guid: staged.dropletGuid } });
+
+    ctx.out.say("Starting instances...");
+    await api.post(`/v3/apps/${app.guid}/actions/restart`);
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 422 && undo.length > 0) {
+      for (const step of undo.reverse()) await step().catch(() => undefined);
+      ctx.out.say(`Push refused; removed what it had made (${existing ? "its route" : `app ${name}`}).`);
+    }
+    throw e;
   }
-  if (Object.keys(processPatch).length) await api.patch(`/v3/processes/${proc.guid}`, processPatch);
-  const scale: Record<string, number> = {};
-  if (opts.instances !== undefined) scale.instances = opts.instances;
-  if (opts.memory) scale.memory_in_mb = parseMegabytes(opts.memory);
-  if (opts.disk) scale.disk_in_mb = parseMegabytes(opts.disk);
-  if (Object.keys(scale).length) await api.post(`/v3/processes/${proc.guid}/actions/scale`, scale);
-
-  // The URL that reaches the app: the routers' scheme and port, as the API tells.
-  const url = opts.route ? routeUrl(await ensureRoute(ctx, { host: name, appGuid: app.guid, spaceGuid: space.guid }), await appsUrl(ctx)) : undefined;
-
-  const pkg = await api.post<{ guid: string }>("/v3/packages", {
-    type: "docker",
-    relationships: { app: { data: { guid: app.guid } } },
-    data: { image: opts.dockerImage, ...(opts.dockerUsername ? { username: opts.dockerUsername, password } : {}) },
-  });
-
-  if (!opts.start) {
-    await api.post(`/v3/apps/${app.guid}/actions/stop`);
-    ctx.out.say(`OK (not started)${url ? `\nroute: ${url}` : ""}`);
-    ctx.out.data({ app: app.guid, package: pkg.guid, url: url ?? null, started: false });
-    return;
-  }
-
-  ctx.out.say(`Staging app and resolving image ${opts.dockerImage}...`);
-  const build = await api.post<{ guid: string }>("/v3/builds", { package: { guid: pkg.guid } });
-  const staged = await pollBuild(ctx, build.guid);
-  ctx.out.say(`Staged: ${staged.image ?? opts.dockerImage}`);
-  await api.patch(`/v3/apps/${app.guid}/relationships/current_droplet`, { data: { guid: staged.dropletGuid } });
-
-  ctx.out.say("Starting instances...");
-  await api.post(`/v3/apps/${app.guid}/actions/restart`);
   let last = "";
   const stats = await waitForStart(ctx, app.guid, {
     onStats(s) {

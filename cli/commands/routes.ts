@@ -29,14 +29,15 @@ const destinations = async (ctx: Ctx, routeGuid: string) =>
   (await ctx.api().get<{ destinations: Destination[] }>(`/v3/routes/${routeGuid}/destinations`)).destinations;
 
 /** Creates the route HOST.<apps domain> when missing and maps the app to it; returns the route (`host.domain`). */
-export async function ensureRoute(ctx: Ctx, o: { host: string; appGuid: string; spaceGuid: string }): Promise<string> {
-  const route = (await findRoute(ctx, o.host)) ??
-    (await ctx.api().post<RouteResource>("/v3/routes", { host: o.host, relationships: { space: { data: { guid: o.spaceGuid } } } }));
+/** The route `host` mapped to the app, made if missing; `created` says whether this call made it. */
+export async function ensureRoute(ctx: Ctx, o: { host: string; appGuid: string; spaceGuid: string }): Promise<{ url: string; guid: string; created: boolean }> {
+  const found = await findRoute(ctx, o.host);
+  const route = found ?? (await ctx.api().post<RouteResource>("/v3/routes", { host: o.host, relationships: { space: { data: { guid: o.spaceGuid } } } }));
   const existing = await destinations(ctx, route.guid);
   if (!existing.some((d) => d.app.guid === o.appGuid)) {
     await ctx.api().post(`/v3/routes/${route.guid}/destinations`, { destinations: [{ app: { guid: o.appGuid } }] });
   }
-  return route.url;
+  return { url: route.url, guid: route.guid, created: !found };
 }
 
 export function registerRoutes(program: Command, action: Action) {
@@ -75,7 +76,7 @@ export function registerRoutes(program: Command, action: Action) {
     .description("Map a route to an app (creating the route when missing)")
     .action(action(async (ctx, appName: string, host: string) => {
       const app = await findApp(ctx, appName);
-      const url = await ensureRoute(ctx, { host, appGuid: app.guid, spaceGuid: ctx.space().guid });
+      const { url } = await ensureRoute(ctx, { host, appGuid: app.guid, spaceGuid: ctx.space().guid });
       ctx.out.say(`Mapping route ${url} to app ${appName}...\nOK`);
       ctx.out.data({ app: app.guid, url });
     }));

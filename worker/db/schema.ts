@@ -33,8 +33,33 @@ export const organizations = sqliteTable("organizations", {
   guid: text("guid").primaryKey(),
   name: text("name").notNull().unique(),
   suspended: integer("suspended", { mode: "boolean" }).notNull().default(false),
+  /** Its organization quota; null means the default one (CC: every organization has exactly one). */
+  quotaGuid: text("quota_guid"),
   ...timestamps,
 });
+
+/**
+ * Quota definitions, CC's organization_quotas and space_quotas in one table:
+ * a limit of null is unlimited. A space quota belongs to one organization and
+ * applies to the spaces that name it.
+ */
+export const quotas = sqliteTable(
+  "quotas",
+  {
+    guid: text("guid").primaryKey(),
+    scope: text("scope", { enum: ["organization", "space"] }).notNull(),
+    name: text("name").notNull(),
+    /** A space quota's organization; "" for organization quotas (so names stay unique: SQLite's NULLs never clash). */
+    organizationGuid: text("organization_guid").notNull().default(""),
+    totalMemoryInMb: integer("total_memory_in_mb"),
+    perProcessMemoryInMb: integer("per_process_memory_in_mb"),
+    totalInstances: integer("total_instances"),
+    logRateLimitInBytesPerSecond: integer("log_rate_limit_in_bytes_per_second"),
+    totalRoutes: integer("total_routes"),
+    ...timestamps,
+  },
+  (t) => [uniqueIndex("quotas_scope_org_name").on(t.scope, t.organizationGuid, t.name)],
+);
 
 /** Spaces scope apps and access; a space's name is unique within its organization (CC's rule). */
 export const spaces = sqliteTable(
@@ -43,6 +68,8 @@ export const spaces = sqliteTable(
     guid: text("guid").primaryKey(),
     name: text("name").notNull(),
     organizationGuid: text("organization_guid").notNull().references(() => organizations.guid),
+    /** Its space quota, if any: a space is limited by it and by its organization's quota. */
+    quotaGuid: text("quota_guid"),
     ...timestamps,
   },
   (t) => [uniqueIndex("spaces_org_name").on(t.organizationGuid, t.name), index("spaces_org").on(t.organizationGuid)],

@@ -29,6 +29,7 @@ import { presentApp, presentAppEnv, presentEnvironmentVariables } from "../prese
 import { presentDroplet } from "../presenters/droplets";
 import { presentPackage } from "../presenters/packages";
 import { presentProcess } from "../presenters/processes";
+import { checkAppStartQuotas } from "../quotas/repo";
 import { appsDomainGuid, presentRoute } from "../presenters/routes";
 import { listProcessesPage, patchProcess, processStats, scaleProcessAction } from "./processes";
 
@@ -128,6 +129,7 @@ async function act(c: Context<AppEnv>, action: AppAction) {
   if (action !== "stop") {
     await requireFeatureEnabled(c.var.db, "diego_docker");
     if (!app.currentDropletGuid) throw unprocessable("Assign a droplet before starting this app.");
+    if (app.state === "STOPPED") await checkAppStartQuotas(c.var.db, app);
   }
   const after = await changeAppState(c.var.db, app, action, principal);
   if (!after) throw resourceNotFound("App");

@@ -17,6 +17,8 @@ import { paginated } from "../http/pagination";
 import { pageQuery, parseJson, parseQuery } from "../http/validate";
 import { afterCommit } from "../http/after-commit";
 import { presentProcess, presentStats } from "../presenters/processes";
+import { checkProcessQuotas } from "../quotas/repo";
+import type { ProcessDemand } from "../quotas/rules";
 
 /** CC's cc.maximum_health_check_timeout (seconds). */
 export const MAX_HEALTH_CHECK_TIMEOUT = 180;
@@ -81,6 +83,12 @@ export async function patchProcess(c: Context<AppEnv>, principal: UserPrincipal,
 
 export async function scaleProcessAction(c: Context<AppEnv>, principal: UserPrincipal, proc: Process) {
   const body = await parseJson(c, scaleSchema);
+  const now: ProcessDemand = { instances: proc.instances, memoryInMb: proc.memoryInMb, logRate: proc.logRateLimitInBytesPerSecond };
+  const after: ProcessDemand = {
+    instances: body.instances ?? now.instances, memoryInMb: body.memory_in_mb ?? now.memoryInMb, logRate: body.log_rate_limit_in_bytes_per_second ?? now.logRate,
+  };
+  const started = proc.appState === "STARTED";
+  await checkProcessQuotas(c.var.db, proc.spaceGuid, [{ before: started ? now : null, after }], started);
   const updated = await scaleProcess(c.var.db, proc, {
     instances: body.instances,
     memoryInMb: body.memory_in_mb,

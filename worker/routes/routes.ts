@@ -19,6 +19,7 @@ import { pageQuery, parseJson, parseQuery } from "../http/validate";
 import { afterCommit } from "../http/after-commit";
 import type { VersionSource } from "../scheduling/versions";
 import { appsDomainGuid, presentDestinations, presentRoute } from "../presenters/routes";
+import { checkRouteQuotas } from "../quotas/repo";
 
 /** One DNS label (RFC 1123): letters, digits and inner hyphens, at most 63. */
 export const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -74,6 +75,7 @@ routesApi.post("/", async (c) => {
     throw unprocessable("Invalid domain. Ensure that the domain exists and you have access to it.");
   }
   if (body.host.length + 1 + domain.length > 253) throw unprocessable(`host: '${body.host}.${domain}' is longer than 253 characters`);
+  await checkRouteQuotas(c.var.db, spaceGuid);
   const route = await createRoute(c.var.db, { host: body.host, domain, spaceGuid }, principal);
   if (!route) throw unprocessable(`Route already exists with host '${body.host}' for domain '${domain}'.`);
   return c.json(presentRoute(route, domainGuid, linkerOf(c)), 201);
