@@ -5,7 +5,9 @@
  * (LOOP_CONFIGURE via the addon): writing past the limit fails with ENOSPC
  * inside the container and never fills the host. mkfs takes tens of
  * milliseconds, so a few filesystems per size are prepared ahead and handed
- * out at once; the pool refills in the background.
+ * out at once; the pool refills in the background. Spares are kept for the
+ * few sizes taken most recently only: a tenant cycling through disk_mb
+ * values cannot make the cell hold loop devices and files for each.
  *
  * Layout: `<dir>/<id>.img` (the sparse file) mounted on `<dir>/<id>/`.
  */
@@ -25,6 +27,8 @@ export interface UpperFs {
 export interface UpperPoolOptions {
   /** Filesystems kept ready per size. */
   spares?: number;
+  /** Sizes spares are kept for: the most recently taken (default 4). */
+  spareSizes?: number;
   /** Called when a background refill fails (it is retried on the next take). */
   onError?: (err: unknown) => void;
 }
@@ -45,6 +49,9 @@ export class UpperPool {
   private readonly ready = new Map<number, UpperFs[]>();
   private readonly filling = new Map<number, Promise<void>>();
   private readonly spares: number;
+  private readonly spareSizes: number;
+  /** Sizes spares are kept for, most recently taken first. */
+  private recentSizes: number[] = [];
   private closed = false;
 
   private constructor(
@@ -52,6 +59,7 @@ export class UpperPool {
     private readonly opts: UpperPoolOptions,
   ) {
     this.spares = opts.spares ?? 2;
+    this.spareSizes = opts.spareSizes ?? 4;
   }
 
   /**
@@ -70,13 +78,14 @@ export class UpperPool {
 
   /** Keeps `spares` filesystems of this size ready from now on. */
   prewarm(diskMb: number): Promise<void> {
-    return this.refill(diskMb);
+    return Promise.all([...this.touch(diskMb), this.refill(diskMb)]).then(() => undefined);
   }
 
   /** A mounted, empty filesystem of `diskMb`: a prepared one if there is one. */
   async take(diskMb: number): Promise<UpperFs> {
     checkDiskMb(diskMb);
     const fs = this.ready.get(diskMb)?.shift() ?? (await this.prepare(diskMb));
+    for (const dropped of this.touch(diskMb)) dropped.catch((err) => this.opts.onError?.(err));
     // Refill once the caller's start has gone on: mkfs competes with it for the CPU.
     setImmediate(() => this.refill(diskMb).catch((err) => this.opts.onError?.(err)));
     return fs;
@@ -103,14 +112,27 @@ export class UpperPool {
     for (const list of this.ready.values()) for (const fs of list.splice(0)) await this.discard(fs);
   }
 
+  /** Makes diskMb the most recent size; the spares of a size that falls off the list are discarded (a size still filling is dropped by its refill). */
+  private touch(diskMb: number): Promise<void>[] {
+    this.recentSizes = [diskMb, ...this.recentSizes.filter((s) => s !== diskMb)];
+    return this.recentSizes.splice(this.spareSizes).filter((size) => !this.filling.has(size)).map((size) => this.drop(size));
+  }
+
+  private async drop(diskMb: number): Promise<void> {
+    const list = this.ready.get(diskMb) ?? [];
+    this.ready.delete(diskMb);
+    for (const fs of list.splice(0)) await this.discard(fs);
+  }
+
   private refill(diskMb: number): Promise<void> {
     let p = this.filling.get(diskMb);
-    if (!p && this.closed) return Promise.resolve();
+    if (!p && (this.closed || !this.recentSizes.includes(diskMb))) return Promise.resolve();
     if (!p) {
       p = (async () => {
         const list = this.ready.get(diskMb) ?? [];
         this.ready.set(diskMb, list);
-        while (!this.closed && list.length < this.spares) list.push(await this.prepare(diskMb));
+        while (!this.closed && this.recentSizes.includes(diskMb) && list.length < this.spares) list.push(await this.prepare(diskMb));
+        if (!this.recentSizes.includes(diskMb)) await this.drop(diskMb);
       })().finally(() => this.filling.delete(diskMb));
       this.filling.set(diskMb, p);
     }
