@@ -12,6 +12,7 @@ import { registerAdmin } from "./commands/admin";
 import { registerOrgs } from "./commands/orgs";
 import { registerApps } from "./commands/apps";
 import { registerEnv } from "./commands/env";
+import { registerEvents } from "./commands/events";
 import { registerFlags } from "./commands/flags";
 import { registerLogs } from "./commands/logs";
 import { registerPush } from "./commands/push";
@@ -65,6 +66,7 @@ export function buildProgram(opts: RunOptions = {}, json = false): Command {
   registerRoutes(program, action);
   registerFlags(program, action);
   registerLogs(program, action);
+  registerEvents(program, action);
   registerAdmin(program, action);
   registerOrgs(program, action);
   return program;

@@ -5,7 +5,7 @@
 import type { Command } from "commander";
 import { read } from "read";
 import { ApiError } from "../api";
-import { appsUrl, routeUrl, UsageError, type Ctx } from "../context";
+import { appsUrl, findApp, routeUrl, UsageError, type Ctx } from "../context";
 import type { Action } from "../main";
 import { integer } from "../../shared/flags";
 import { parseMegabytes } from "../units";
@@ -54,6 +54,20 @@ export function registerPush(program: Command, action: Action) {
     .option("--no-start", "do not stage and start the app")
     .option("--no-route", "do not map a route")
     .action(action(async (ctx, name: string, opts: PushOptions) => push(ctx, name, opts)));
+
+  program
+    .command("restage <name>")
+    .description("Stage the app's newest package again and restart it on the new droplet (as cf restage)")
+    .action(action(async (ctx, name: string) => {
+      const app = await findApp(ctx, name);
+      const [pkg] = (await ctx.api().get<{ resources: { guid: string }[] }>(`/v3/packages?app_guids=${app.guid}&order_by=-created_at&per_page=1`)).resources;
+      if (!pkg) throw new UsageError(`App ${name} has no package to stage: push it first`);
+      ctx.out.say(`Restaging app ${name}...`);
+      const { build, staged } = await stageAndRestart(ctx, app.guid, pkg.guid);
+      const stats = await waitRunning(ctx, app.guid);
+      ctx.out.say(`\nApp ${name} is running.`);
+      ctx.out.data({ app: app.guid, package: pkg.guid, build: build.guid, droplet: staged.dropletGuid, instances: stats });
+    }));
 }
 
 export async function push(ctx: Ctx, name: string, opts: PushOptions) {
@@ -117,13 +131,7 @@ export async function push(ctx: Ctx, name: string, opts: PushOptions) {
     }
 
     ctx.out.say(`Staging app and resolving image ${opts.dockerImage}...`);
-    build = await api.post<{ guid: string }>("/v3/builds", { package: { guid: pkg.guid } });
-    staged = await pollBuild(ctx, build.guid);
-    ctx.out.say(`Staged: ${staged.image ?? opts.dockerImage}`);
-    await api.patch(`/v3/apps/${app.guid}/relationships/current_droplet`, { data: { guid: staged.dropletGuid } });
-
-    ctx.out.say("Starting instances...");
-    await api.post(`/v3/apps/${app.guid}/actions/restart`);
+    ({ build, staged } = await stageAndRestart(ctx, app.guid, pkg.guid));
   } catch (e) {
     if (e instanceof ApiError && e.status === 422 && undo.length > 0) {
       for (const step of undo.reverse()) await step().catch(() => undefined);
@@ -131,16 +139,33 @@ export async function push(ctx: Ctx, name: string, opts: PushOptions) {
     }
     throw e;
   }
+  const stats = await waitRunning(ctx, app.guid);
+  ctx.out.say(`\nApp ${name} is running.${url ? `\nroute: ${url}` : ""}`);
+  ctx.out.data({ app: app.guid, package: pkg.guid, build: build.guid, droplet: staged.dropletGuid, url: url ?? null, instances: stats });
+}
+
+/** Stages `packageGuid`, makes its droplet current and restarts the app (push, restage). */
+async function stageAndRestart(ctx: Ctx, appGuid: string, packageGuid: string) {
+  const api = ctx.api();
+  const build = await api.post<{ guid: string }>("/v3/builds", { package: { guid: packageGuid } });
+  const staged = await pollBuild(ctx, build.guid);
+  ctx.out.say(`Staged: ${staged.image ?? "(image)"}`);
+  await api.patch(`/v3/apps/${appGuid}/relationships/current_droplet`, { data: { guid: staged.dropletGuid } });
+  ctx.out.say("Starting instances...");
+  await api.post(`/v3/apps/${appGuid}/actions/restart`);
+  return { build, staged };
+}
+
+/** Prints the instances' states as they change until they run. */
+function waitRunning(ctx: Ctx, appGuid: string) {
   let last = "";
-  const stats = await waitForStart(ctx, app.guid, {
+  return waitForStart(ctx, appGuid, {
     onStats(s) {
       const line = s.map((i) => `#${i.index} ${i.state.toLowerCase()}${i.details ? ` (${i.details})` : ""}`).join("   ");
       if (line !== last) ctx.out.say(`   ${line}`);
       last = line;
     },
   });
-  ctx.out.say(`\nApp ${name} is running.${url ? `\nroute: ${url}` : ""}`);
-  ctx.out.data({ app: app.guid, package: pkg.guid, build: build.guid, droplet: staged.dropletGuid, url: url ?? null, instances: stats });
 }
 
 async function pollBuild(ctx: Ctx, guid: string): Promise<{ dropletGuid: string; image?: string }> {

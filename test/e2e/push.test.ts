@@ -116,6 +116,20 @@ describe.sequential("berth CLI against the whole stack", () => {
     await eventually("the new env value", async () => ((await viaRouter("web.apps.localhost")).body.includes("greeting hello") ? true : undefined), 120_000);
   }, 180_000);
 
+  it("restage stages the newest package again onto a new droplet and restarts; events lists what happened, newest first", async () => {
+    const first = JSON.parse(await ok("restage", "web", "--json"));
+    const second = JSON.parse(await ok("restage", "web", "--json"));
+    expect(second.droplet).toMatch(/^[0-9a-f-]{36}$/);
+    expect(second.droplet).not.toBe(first.droplet);
+    await eventually("the restaged app to answer", async () => ((await viaRouter("web.apps.localhost")).body.includes("greeting hello") ? true : undefined), 120_000);
+    const events = JSON.parse(await ok("events", "web", "--json")) as { event: string }[];
+    const types = events.map((e) => e.event);
+    expect(types).toContain("audit.app.build.create");
+    expect(types).toContain("audit.app.restart");
+    expect(types.indexOf("audit.app.droplet.mapped")).toBeLessThan(types.lastIndexOf("audit.app.create"));
+    expect((await berth("restage", "missing-app")).code).toBe(1);
+  }, 180_000);
+
   it("ships a container's numbered lines: recent logs show them in order, a live tail sees a new one within 1 s", async () => {
     const counter = "i=0; while :; do i=$((i+1)); echo line $i; sleep 0.1; done";
     await ok("push", "counter", "-o", `${registry.host}/httpd:latest`, "-m", "32M", "-k", "32M", "-u", "process", "-c", counter, "--no-route");
