@@ -35,6 +35,7 @@ import { appManifest, spaceManifests } from "./routes/manifests";
 import { domainsApi } from "./routes/domains";
 import { deploymentsApi } from "./routes/deployments";
 import { logCacheApi } from "./routes/log-cache";
+import { serviceRouteBindingsApi } from "./routes/service-route-bindings";
 
 export { VersionChannel } from "./durable/version-channel";
 export { Scheduler } from "./durable/scheduler";
@@ -84,6 +85,7 @@ app.route("/v3/cells", cellLogRoutes);
 app.route("/v3/apps", appManifest);
 app.route("/v3/domains", domainsApi);
 app.route("/v3/deployments", deploymentsApi);
+app.route("/v3/service_route_bindings", serviceRouteBindingsApi);
 app.route("/", logCacheApi);
 
 app.notFound(() => {

@@ -159,6 +159,17 @@ applications:
     expect(await readFile(path, "utf8")).toMatch(/name: web/);
   });
 
+  it("cf create-route, map-route, routes, unmap-route, delete-route", async () => {
+    const host = `extra-${process.pid}`;
+    await cf.ok("create-route", "apps.localhost", "--hostname", host);
+    await cf.ok("map-route", "web", "apps.localhost", "--hostname", host);
+    expect(await cf.ok("routes")).toMatch(new RegExp(`${host}\\s+apps\\.localhost.*web`));
+    expect(await page(`${host}.apps.localhost`)).toMatch(/^instance \d/);
+    await cf.ok("unmap-route", "web", "apps.localhost", "--hostname", host);
+    await cf.ok("delete-route", "apps.localhost", "--hostname", host, "-f");
+    expect(await cf.ok("routes")).not.toContain(host);
+  }, 120_000);
+
   it("cf delete -r removes the app and its route; the router stops answering for it", async () => {
     await cf.ok("delete", "web", "-r", "-f");
     expect(await cf.ok("apps")).not.toMatch(/^web\s/m);

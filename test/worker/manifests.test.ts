@@ -173,6 +173,19 @@ describe("domains and deployments the cf CLI reads", () => {
     expect((await api("GET", `/v3/domains/${crypto.randomUUID()}`, { token: dev.token })).status).toBe(404);
   });
 
+  it("GET /v3/routes takes the cf CLI's domain_guids and (empty) paths; service_route_bindings is an empty list", async () => {
+    const host = unique("r");
+    await applyManifest(`applications:\n- name: ${unique("routed")}\n  routes:\n  - route: ${host}.apps.localhost\n`);
+    const domain = (await api("GET", "/v3/domains", { token: dev.token })).json.resources[0].guid;
+    const found = await api("GET", `/v3/routes?hosts=${host}&domain_guids=${domain}&paths=`, { token: dev.token });
+    expect(found.json.resources.map((r: { host: string }) => r.host)).toEqual([host]);
+    expect((await api("GET", `/v3/routes?hosts=${host}&domain_guids=${crypto.randomUUID()}`, { token: dev.token })).json.resources).toEqual([]);
+    expect((await api("GET", `/v3/routes?hosts=${host}&paths=/api`, { token: dev.token })).json.resources).toEqual([]);
+    const bindings = await api("GET", `/v3/service_route_bindings?include=service_instance&route_guids=${found.json.resources[0].guid}`, { token: dev.token });
+    expect(bindings.status).toBe(200);
+    expect(bindings.json.resources).toEqual([]);
+  });
+
   it("GET /v3/deployments?app_guids=&status_values=ACTIVE is an empty list", async () => {
     const res = await api("GET", `/v3/deployments?app_guids=${crypto.randomUUID()}&status_values=ACTIVE`, { token: dev.token });
     expect(res.status).toBe(200);

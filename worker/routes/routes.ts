@@ -36,6 +36,9 @@ const createSchema = z.strictObject({
 });
 
 const listSchema = z.strictObject({
+  // The cf CLI names the domain and the path (empty) of the route it looks for; Berth's routes are all on the apps domain, without a path.
+  domain_guids: filterList.optional(),
+  paths: z.string().transform((p) => p.split(",")).optional(),
   hosts: filterList.optional(),
   space_guids: filterList.optional(),
   app_guids: filterList.optional(),
@@ -90,6 +93,7 @@ routesApi.get("/", async (c) => {
   });
   const domainGuid = await appsDomainGuid(c.env.APPS_DOMAIN);
   const l = linkerOf(c);
+  if ((q.domain_guids && !q.domain_guids.includes(domainGuid)) || (q.paths && !q.paths.includes(""))) return c.json(paginated(c.req.url, q, 0, []));
   return c.json(paginated(c.req.url, q, total, routes.map((r) => presentRoute(r, domainGuid, l))));
 });
 
