@@ -15,11 +15,13 @@
  */
 import cluster, { type Worker } from "node:cluster";
 import { setTimeout as sleep } from "node:timers/promises";
+import { Registry } from "prom-client";
 import { z } from "zod";
 import { routeTableSchema, type RouteTable } from "../../shared/protocol/route-table";
 import { routerConfigSchema, type RouterConfig } from "./config";
 import { serveHealth } from "./health";
 import type { DaemonLogger } from "./logger";
+import { answerMetricsRequests, isMetricsMessage, serveMetrics, tableAgeMetrics } from "./metrics";
 import { startPoller } from "./poller";
 import { createRouter } from "./router";
 import { watchedTableSource } from "./table-source";
@@ -91,6 +93,7 @@ export function runPrimary(config: RouterConfig, logger: DaemonLogger): void {
   };
 
   cluster.on("message", (worker, raw: unknown) => {
+    if (isMetricsMessage(raw)) return; // prom-client's aggregator answers these itself
     const parsed = toPrimarySchema.safeParse(raw);
     if (!parsed.success) return log.error({ worker: worker.id }, "unexpected message from a worker");
     const message = parsed.data;
@@ -124,6 +127,9 @@ export function runPrimary(config: RouterConfig, logger: DaemonLogger): void {
 
   // Healthy once a worker serves from a table; the primary's own state, since it alone polls and stops.
   serveHealth(config.listenHost, config.healthPort, logger, () => ({ hasTable: applied.size > 0, draining: stopping }));
+  const primaryRegistry = new Registry();
+  const tableAge = tableAgeMetrics(primaryRegistry);
+  serveMetrics(config.listenHost, config.metricsPort, logger, [primaryRegistry], true);
   const tableSource = watchedTableSource({ apiUrl: config.apiUrl, token: config.token, requestTimeoutMs: config.timeouts.pollRequestMs }, (msg, extra) => log.warn(extra, msg));
   const poller = startPoller({
     source: tableSource.source,
@@ -131,6 +137,7 @@ export function runPrimary(config: RouterConfig, logger: DaemonLogger): void {
     log,
     onTable: (table) => {
       latest = table;
+      tableAge.tableReceived();
       log.info({ version: table.version, routes: table.routes.length }, "route table received");
       for (const worker of Object.values(cluster.workers ?? {})) if (worker !== undefined) sendToWorker(worker, { type: "table", table });
     },
@@ -171,7 +178,9 @@ export async function runWorker(logger: DaemonLogger): Promise<void> {
   const { log } = logger;
   const config = workerConfigSchema.parse(JSON.parse(process.env[WORKER_CONFIG_ENV] ?? "{}"));
   const router = createRouter({ ...config, log });
+  answerMetricsRequests();
   process.on("message", (raw: unknown) => {
+    if (isMetricsMessage(raw)) return; // prom-client answers the primary's aggregator itself
     const parsed = toWorkerSchema.safeParse(raw);
     if (!parsed.success) return log.error("unexpected message from the primary");
     const message = parsed.data;

@@ -55,6 +55,8 @@ export const routerConfigSchema = z.strictObject({
   listenPort: z.number().int().min(0).max(65535).default(8080),
   /** Port of the /health endpoint for load balancers (health.ts), on listenHost; none when absent, 0 takes a free one. */
   healthPort: z.number().int().min(0).max(65535).optional(),
+  /** Port of GET /metrics (Prometheus, metrics.ts), on listenHost; none when absent, 0 takes a free one. */
+  metricsPort: z.number().int().min(0).max(65535).optional(),
   /** Worker processes; 0 serves from the main process (no node:cluster). Default: one per core. */
   workers: z.number().int().min(0).max(256).default(() => os.availableParallelism()),
   /** Attempts per request across distinct instances when connecting fails. */

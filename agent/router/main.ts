@@ -4,7 +4,7 @@
  *   BERTH_ROUTER_TOKEN=... node dist/agent/router/main.js --api-url http://127.0.0.1:8787 --port 8080
  *
  * These flags have an environment twin (BERTH_API_URL, BERTH_ROUTER_HOST,
- * BERTH_ROUTER_PORT, BERTH_ROUTER_WORKERS, BERTH_ROUTER_HEALTH_PORT,
+ * BERTH_ROUTER_PORT, BERTH_ROUTER_WORKERS, BERTH_ROUTER_HEALTH_PORT, BERTH_ROUTER_METRICS_PORT,
  * BERTH_ROUTER_TRUSTED_PROXIES); the token comes only from
  * BERTH_ROUTER_TOKEN or --token-file, never from argv (visible in ps).
  * Logs are JSON lines on stdout; the first "listening" line has the port.
@@ -12,10 +12,12 @@
 import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Command } from "commander";
+import { register } from "prom-client";
 import { integer } from "../../shared/flags";
 import { parseRouterConfig, type RouterConfig, type RouterConfigInput } from "./config";
 import { isClusterWorker, runPrimary, runWorker } from "./cluster";
 import { serveHealth } from "./health";
+import { serveMetrics, tableAgeMetrics } from "./metrics";
 import { createDaemonLogger, type DaemonLogger } from "./logger";
 import { startPoller } from "./poller";
 import { createRouter } from "./router";
@@ -27,6 +29,7 @@ interface Flags {
   listen?: string;
   port?: number;
   healthPort?: number;
+  metricsPort?: number;
   workers?: number;
   maxAttempts?: number;
   maxTunnelsPerRoute?: number;
@@ -63,6 +66,7 @@ function configFromFlags(flags: Flags, env: NodeJS.ProcessEnv): RouterConfigInpu
     listenHost: flags.listen ?? env.BERTH_ROUTER_HOST,
     listenPort: flags.port ?? envInteger("BERTH_ROUTER_PORT"),
     healthPort: flags.healthPort ?? envInteger("BERTH_ROUTER_HEALTH_PORT"),
+    metricsPort: flags.metricsPort ?? envInteger("BERTH_ROUTER_METRICS_PORT"),
     workers: flags.workers ?? envInteger("BERTH_ROUTER_WORKERS"),
     maxAttempts: flags.maxAttempts,
     maxTunnelsPerRoute: flags.maxTunnelsPerRoute,
@@ -86,6 +90,8 @@ function runSingle(config: RouterConfig, logger: DaemonLogger): void {
   const router = createRouter({ ...config, log });
   let stopping = false;
   serveHealth(config.listenHost, config.healthPort, logger, () => ({ hasTable: router.version !== undefined, draining: stopping }));
+  const tableAge = tableAgeMetrics(register);
+  serveMetrics(config.listenHost, config.metricsPort, logger, [register], false);
   const tableSource = watchedTableSource({ apiUrl: config.apiUrl, token: config.token, requestTimeoutMs: config.timeouts.pollRequestMs }, (msg, extra) => log.warn(extra, msg));
   const poller = startPoller({
     source: tableSource.source,
@@ -93,6 +99,7 @@ function runSingle(config: RouterConfig, logger: DaemonLogger): void {
     log,
     onTable: (table) => {
       router.applyTable(table);
+      tableAge.tableReceived();
       log.info({ version: table.version, routes: table.routes.length }, "route table received");
     },
   });
@@ -143,6 +150,7 @@ function main(): void {
     .option("--listen <host>", "address to listen on (env BERTH_ROUTER_HOST; default 0.0.0.0)")
     .option("--port <n>", "port; 0 takes a free one (env BERTH_ROUTER_PORT; default 8080)", integer)
     .option("--health-port <n>", "port of GET /health for load balancers; 0 takes a free one (env BERTH_ROUTER_HEALTH_PORT; default none)", integer)
+    .option("--metrics-port <n>", "port of GET /metrics for Prometheus; 0 takes a free one (env BERTH_ROUTER_METRICS_PORT; default none)", integer)
     .option("--workers <n>", "worker processes, 0 = none (env BERTH_ROUTER_WORKERS; default one per core)", integer)
     .option("--max-attempts <n>", "instances tried per request when connecting fails (default 3)", integer)
     .option("--max-tunnels-per-route <n>", "WebSockets open at once per route and worker (default 1000)", integer)

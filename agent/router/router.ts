@@ -11,6 +11,7 @@ import type { RouteTable } from "../../shared/protocol/route-table";
 import type { RouterTimeouts } from "./config";
 import type { ProxyContext } from "./forwarding";
 import { clientAddress } from "./headers";
+import { sharedRequestMetrics, type RequestMetrics } from "./metrics";
 import { handleRequest } from "./proxy";
 import { compileTable, type CompiledTable } from "./table";
 import { proxyTrust } from "./trusted-proxies";
@@ -27,6 +28,8 @@ export interface RouterOptions {
   readonly trustedProxies: readonly string[];
   readonly timeouts: RouterTimeouts;
   readonly log: Logger;
+  /** Where finished requests are counted; prom-client's global registry by default. */
+  readonly metrics?: RequestMetrics;
 }
 
 export interface Router {
@@ -48,6 +51,7 @@ export interface Router {
 
 export function createRouter(options: RouterOptions): Router {
   const { timeouts, log } = options;
+  const metrics = options.metrics ?? sharedRequestMetrics();
   let table: CompiledTable | null = null;
   let draining = false;
   let requests = 0;
@@ -91,6 +95,9 @@ export function createRouter(options: RouterOptions): Router {
   }
   server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
     requests++;
+    const arrived = process.hrtime.bigint();
+    // "close" comes after the last byte or an abort; a response never begun counts as "other".
+    res.once("close", () => metrics.observe(res.headersSent ? res.statusCode : 0, Number(process.hrtime.bigint() - arrived) / 1e9));
     handleRequest(ctx, req, res);
   });
   server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => handleUpgrade(ctx, req, socket, head, upgraded));

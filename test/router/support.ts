@@ -320,8 +320,8 @@ export interface RouterDaemon {
   /** Its stdout, one parsed JSON line each. */
   readonly lines: Record<string, unknown>[];
   readonly stderr: () => string;
-  /** The port a "listening" (or "health listening") line reported, once there is one. */
-  port(msg?: "listening" | "health listening"): number | undefined;
+  /** The port a "listening" (or "health listening", "metrics listening") line reported, once there is one. */
+  port(msg?: "listening" | "health listening" | "metrics listening"): number | undefined;
   /** SIGKILL if still running, and wait for the exit. */
   kill(): Promise<void>;
 }
