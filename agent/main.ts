@@ -13,6 +13,8 @@ import { integer } from "../shared/flags";
 import { pino } from "pino";
 import { retryDelay } from "./cell/backoff";
 import { CellAgent } from "./cell/agent";
+import { CellMetrics } from "./cell/metrics";
+import { startMetricsServer, type MetricsServer } from "./metrics/serve";
 import { defaultRunnerConfig } from "./supervisor/runner";
 import { CellContainerDriver } from "./cell/container-driver";
 import { DEFAULT_PULL_LIMITS } from "./images/image-store";
@@ -48,6 +50,7 @@ function parseFlags(argv: string[]) {
     .option("--cgroup-parent <name>", "cgroup directory for this agent's containers")
     .option("--heartbeat-ms <n>", "heartbeat interval", integer)
     .option("--time-scale <x>", "shrink health-check timing (tests)", Number)
+    .option("--metrics-port <n>", "port of GET /metrics for Prometheus on --address; 0 takes a free one (default none)", integer)
     .option("--stop-grace-ms <n>", "stop signal (the image's STOPSIGNAL, else SIGTERM) → SIGKILL grace", integer)
     .parse(argv);
   const o = p.opts();
@@ -59,7 +62,7 @@ function parseFlags(argv: string[]) {
     overrides: {
       api_url: o.api, enrollment_token: o.enrollmentToken, name: o.name, zone: o.zone, address: o.address,
       state_dir: o.stateDir, capacity, container_cidr: o.containerCidr, cgroup_parent: o.cgroupParent,
-      heartbeat_interval_ms: o.heartbeatMs, time_scale: o.timeScale, stop_grace_ms: o.stopGraceMs,
+      heartbeat_interval_ms: o.heartbeatMs, time_scale: o.timeScale, stop_grace_ms: o.stopGraceMs, metrics_port: o.metricsPort,
       port_range: o.portMin !== undefined && o.portMax !== undefined ? { min: o.portMin, max: o.portMax } : undefined,
     },
   };
@@ -128,7 +131,9 @@ export async function startAgent(config: AgentConfig) {
     apiUrl: config.api_url, cellGuid: identity.guid, credential: identity.credential, stateDir: config.state_dir,
     intervalMs: config.log_ship_interval_ms, ackTimeoutMs: 10_000, log,
   });
+  const metrics = config.metrics_port !== undefined ? new CellMetrics() : undefined;
   const driver = new CellContainerDriver({
+    metrics,
     cache, rootfs, network, runtime, logs, log,
     maxSlots: config.capacity.containers,
     pullLimits: DEFAULT_PULL_LIMITS,
@@ -148,8 +153,15 @@ export async function startAgent(config: AgentConfig) {
       cachedLayers: async () => cache.cachedDigests(),
       onDesiredSet: (set) => driver.setRegistryAccess(set.registry_access),
       stage: (task, access) => stageOnCell(task, access),
+      metrics,
     },
   );
+  let metricsServer: MetricsServer | undefined;
+  if (metrics && config.metrics_port !== undefined) {
+    metrics.watch({ states: () => [...agent.instances.values()].map((r) => r.current), cacheBytes: () => cache.totalBytes() });
+    metricsServer = await startMetricsServer(config.address, config.metrics_port, () => metrics.render());
+    log.info({ address: metricsServer.address.address, port: metricsServer.address.port }, "metrics listening");
+  }
   const watch = client.watchDesired((msg, extra) => log.warn(extra, msg));
   await agent.start();
   logs.start();
@@ -158,6 +170,7 @@ export async function startAgent(config: AgentConfig) {
     agent,
     async shutdown() {
       watch.stop();
+      await metricsServer?.close();
       await agent.shutdown();
       await logs.stop();
       // Spare upper filesystems hold loop devices; containers' own stay mounted.

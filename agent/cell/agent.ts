@@ -5,6 +5,7 @@
  * it keeps containers running and retries with backoff and jitter; on restart
  * it re-adopts what it ran.
  */
+import type { CellMetrics } from "./metrics";
 import type { Logger } from "pino";
 import type { DesiredSet } from "../../shared/protocol/desired-set";
 import type { InstanceReport, InstanceSpec } from "../../shared/protocol/instance";
@@ -39,6 +40,8 @@ export interface CellAgentDeps {
   onDesiredSet?(set: DesiredSet): void;
   /** Resolves a staging task on this cell (registries only cells can reach). */
   stage(task: StagingTask, registryAccess: DesiredSet["registry_access"]): Promise<StagingOutcome>;
+  /** Prometheus figures (--metrics-port); none when absent. */
+  metrics?: CellMetrics;
 }
 
 export class CellAgent {
@@ -101,13 +104,16 @@ export class CellAgent {
   }
 
   private newRunner(spec: InstanceSpec): InstanceRunner {
-    const runner = new InstanceRunner(spec, this.deps.driver, (report) => this.onReport(report), this.config.runner, this.clock);
+    const runner = new InstanceRunner(spec, this.deps.driver, (report) => this.onReport(report), this.config.runner, this.clock, {
+      healthCheckFailed: () => this.deps.metrics?.healthCheckFailed(),
+    });
     this.runners.set(spec.instance_guid, runner);
     return runner;
   }
 
   private onReport(report: InstanceReport): void {
     this.deps.log.info({ instance: report.instance_guid, state: report.state, reason: report.reason ?? undefined }, "instance state");
+    this.deps.metrics?.instanceReport(report);
     this.unsent.set(report.instance_guid, report);
     void this.flushReports();
   }

@@ -4,6 +4,7 @@
  * and on destroy. Re-adoption finds each part again by the instance's guid, which is
  * also the container's id everywhere.
  */
+import type { CellMetrics } from "./metrics";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
 import type { InstanceSpec, Usage } from "../../shared/protocol/instance";
@@ -33,6 +34,8 @@ export interface DriverDeps {
   /** Limits for hostile or huge images. */
   pullLimits: PullLimits;
   gcThresholdBytes: number;
+  /** Counts pulls and their bytes (--metrics-port); none when absent. */
+  metrics?: CellMetrics;
 }
 
 /** Registry access as the desired set hands it over; the image store is rebuilt when it changes. */
@@ -79,13 +82,18 @@ export class CellContainerDriver implements ContainerDriver {
     };
     try {
       const store = this.puller.store;
+      let bytesPulled = 0;
       const layers = await store.pull(spec.image, {
         holder: id,
         diskQuotaMb: spec.disk_mb,
         signal: opts.signal,
         idShift: this.deps.rootfs.layerIdShift(ids),
-        ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+        onProgress: (p) => {
+          bytesPulled = p.bytesDone;
+          opts.onProgress?.(p);
+        },
       });
+      this.deps.metrics?.pulled(bytesPulled);
       undo.push(() => store.release(id));
       opts.signal.throwIfAborted();
       // Independent of each other: the network (a record and a published port, or a whole

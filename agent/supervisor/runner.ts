@@ -42,6 +42,12 @@ export interface RunnerConfig {
   timeScale: number;
 }
 
+/** Things a runner tells besides its reports (metrics). */
+export interface RunnerHooks {
+  /** A liveness check failed, or the instance was never healthy by its start timeout. */
+  healthCheckFailed?(): void;
+}
+
 export const defaultRunnerConfig: RunnerConfig = { startProbeFirstMs: 2, startProbeIntervalMs: 100, stopGraceMs: 10_000, timeScale: 1 };
 
 export class InstanceRunner {
@@ -62,6 +68,7 @@ export class InstanceRunner {
     private readonly onChange: (report: InstanceReport) => void,
     private readonly config: RunnerConfig = defaultRunnerConfig,
     private readonly clock: Clock = realClock,
+    private readonly hooks: RunnerHooks = {},
   ) {
     this.since = clock.now();
   }
@@ -178,6 +185,7 @@ export class InstanceRunner {
         return;
       }
       if (this.clock.now() >= deadline) {
+        this.hooks.healthCheckFailed?.();
         this.apply({ type: "start_timeout", timeoutS: this.spec.health_check.timeout_s, lastError });
         return;
       }
@@ -191,7 +199,10 @@ export class InstanceRunner {
       await this.clock.sleep(intervalMs, signal);
       if (signal.aborted || this.state !== "RUNNING") return;
       const error = await probe();
-      if (error !== null && !signal.aborted) this.apply({ type: "unhealthy", reason: error });
+      if (error !== null && !signal.aborted) {
+        this.hooks.healthCheckFailed?.();
+        this.apply({ type: "unhealthy", reason: error });
+      }
     }
   }
 }
