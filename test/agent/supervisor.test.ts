@@ -75,13 +75,16 @@ describe("InstanceRunner with real processes", () => {
       health_check: { type: "port", timeout_s: 1, invocation_timeout_s: 1, interval_s: 30, endpoint: null } });
     const r = collect();
     const driver = new ProcessDriver();
-    const runner = new InstanceRunner(spec, driver, r.onChange, fast);
+    let healthCheckFailures = 0;
+    const runner = new InstanceRunner(spec, driver, r.onChange, fast, undefined, { healthCheckFailed: () => healthCheckFailures++ });
     const t0 = Date.now();
     runner.start();
     const crashed = await r.waitFor("CRASHED");
     expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
     expect(crashed.reason).toMatch(/^Instance never healthy after 1s: Failed to make TCP connection to port \d+: ECONNREFUSED/);
     expect(r.reports.map((x) => x.state)).toEqual(["STARTING", "CRASHED"]);
+    // The metrics hook hears of it once (probes failing before the timeout are not failures yet).
+    expect(healthCheckFailures).toBe(1);
     // The crashed container is freed at once.
     await driver.started[0]!.exited;
     await runner.stop();
@@ -125,10 +128,12 @@ describe("InstanceRunner with real processes", () => {
     const spec = makeSpec({ port, command: { kind: "exec", argv: [process.execPath, "-e", script] },
       health_check: { type: "port", timeout_s: 5, invocation_timeout_s: 1, interval_s: 1, endpoint: null } });
     const r = collect();
-    const runner = new InstanceRunner(spec, new ProcessDriver(), r.onChange, fast);
+    let healthCheckFailures = 0;
+    const runner = new InstanceRunner(spec, new ProcessDriver(), r.onChange, fast, undefined, { healthCheckFailed: () => healthCheckFailures++ });
     runner.start();
     await r.waitFor("RUNNING");
     expect((await r.waitFor("CRASHED")).reason).toMatch(/^liveness check failed: Failed to make TCP connection/);
+    expect(healthCheckFailures).toBe(1);
   });
 
   it("a process that ignores SIGTERM is killed after the grace period", async () => {
