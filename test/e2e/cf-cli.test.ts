@@ -84,6 +84,13 @@ describe.sequential("the cf CLI against Berth", () => {
     expect(await admin.ok("target")).toMatch(/user:\s+admin/);
   });
 
+  it("cf org shows the organization's spaces and the default quota it falls under", async () => {
+    const out = await admin.ok("org", orgA);
+    expect(out).toMatch(new RegExp(`name:\\s+${orgA}`));
+    expect(out).toMatch(/spaces:\s+dev/);
+    expect(out).toMatch(/quota:\s+default/);
+  });
+
   it("cf create-user and cf set-org-role / set-space-role; cf org-users and space-users list them", async () => {
     expect(await admin.ok("create-user", alice, alicePassword)).toContain("OK");
     await admin.ok("set-org-role", alice, orgA, "OrgAuditor");

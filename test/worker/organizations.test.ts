@@ -62,6 +62,24 @@ describe("organizations", () => {
   });
 });
 
+describe("isolation segments (Berth has none)", () => {
+  it("an organization's default segment is none, and only its members may ask", async () => {
+    const res = await api("GET", `/v3/organizations/${DEFAULT_ORGANIZATION_GUID}/relationships/default_isolation_segment`, { token: member.token });
+    expect(res.status).toBe(200);
+    expect(res.json.data).toBeNull();
+    expect((await api("GET", `/v3/organizations/${DEFAULT_ORGANIZATION_GUID}/relationships/default_isolation_segment`, { token: outsider.token })).status).toBe(404);
+  });
+
+  it("the segment list is empty; a malformed query is 422 and no token is 401", async () => {
+    const res = await api("GET", `/v3/isolation_segments?organization_guids=${DEFAULT_ORGANIZATION_GUID}`, { token: member.token });
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ pagination: { total_results: 0 }, resources: [] });
+    expect((await api("GET", "/v3/isolation_segments?page=0", { token: member.token })).status).toBe(422);
+    expect((await api("GET", "/v3/isolation_segments?colour=red", { token: member.token })).status).toBe(422);
+    expect((await api("GET", "/v3/isolation_segments")).status).toBe(401);
+  });
+});
+
 describe("spaces in organizations", () => {
   it("a space is created in the organization named, with its relationship, and filtered by it", async () => {
     const org = await createOrg();

@@ -18,6 +18,8 @@ export interface Organization {
   guid: string;
   name: string;
   suspended: boolean;
+  /** Its own organization quota; null: the default one applies. */
+  quotaGuid: string | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -34,7 +36,7 @@ export async function createOrganization(
   now: Date = new Date(),
 ): Promise<Organization | null> {
   const at = isoNow(now);
-  const org: Organization = { guid: newGuid(), name, suspended: false, createdAt: at, updatedAt: at };
+  const org: Organization = { guid: newGuid(), name, suspended: false, quotaGuid: null, createdAt: at, updatedAt: at };
   const created = await writeAudited(db, db.insert(organizations).values(org).onConflictDoNothing(), {
     type: "audit.organization.create",
     actor,

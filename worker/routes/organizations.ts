@@ -13,6 +13,7 @@ import type { AppEnv } from "../env";
 import { resourceNotFound, unprocessable } from "../errors";
 import { link } from "../http/links";
 import { appsDomainGuid } from "../presenters/routes";
+import { DEFAULT_ORGANIZATION_QUOTA_GUID } from "../quotas/repo";
 import { filterList } from "../http/list-query";
 import { paginated } from "../http/pagination";
 import { pageQuery, parseJson, parseQuery, resourceName } from "../http/validate";
@@ -34,7 +35,8 @@ export const presentOrganization = (c: Context, o: Organization) => ({
   updated_at: o.updatedAt,
   name: o.name,
   suspended: o.suspended,
-  relationships: { quota: { data: null } },
+  // CC: every organization has exactly one quota; without its own, the default one (`cf org` names it).
+  relationships: { quota: { data: { guid: o.quotaGuid ?? DEFAULT_ORGANIZATION_QUOTA_GUID } } },
   metadata: { labels: {}, annotations: {} },
   links: {
     self: link(c, `/v3/organizations/${o.guid}`),
@@ -74,6 +76,21 @@ organizations.delete("/:guid", async (c) => {
   // Freed room may fit instances waiting for a cell.
   afterCommit(c, `delete organization ${org.guid}`, { sources, wake: {} });
   return acceptedWithJob(c, "organization.delete", actor);
+});
+
+/**
+ * Berth has no isolation segments: every app runs on the one shared pool of
+ * cells, so an organization's default segment is none, as CC answers for an
+ * organization that was never given one (`cf org` reads it).
+ */
+organizations.get("/:guid/relationships/default_isolation_segment", async (c) => {
+  const viewer = requireUser(c);
+  const guid = c.req.param("guid");
+  if (!(await getOrganization(c.var.db, guid, viewer))) throw resourceNotFound("Organization");
+  return c.json({
+    data: null,
+    links: { self: link(c, `/v3/organizations/${guid}/relationships/default_isolation_segment`), related: link(c, `/v3/isolation_segments`) },
+  });
 });
 
 /** Berth's one shared domain (APPS_DOMAIN), as CC presents a shared domain. */
