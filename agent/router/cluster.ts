@@ -25,6 +25,7 @@ import { answerMetricsRequests, isMetricsMessage, serveMetrics, tableAgeMetrics 
 import { startPoller } from "./poller";
 import { createRouter } from "./router";
 import { watchedTableSource } from "./table-source";
+import { loadTlsListener } from "./tls-certs";
 
 /** What a worker needs: no API URL, no token. */
 const workerConfigSchema = routerConfigSchema.pick({
@@ -33,6 +34,7 @@ const workerConfigSchema = routerConfigSchema.pick({
   maxAttempts: true,
   maxTunnelsPerRoute: true,
   trustedProxies: true,
+  tls: true,
   timeouts: true,
 });
 type WorkerConfig = z.output<typeof workerConfigSchema>;
@@ -46,7 +48,7 @@ type ToWorker = z.infer<typeof toWorkerSchema>;
 
 const toPrimarySchema = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("ready") }),
-  z.strictObject({ type: z.literal("listening"), address: z.string(), port: z.number() }),
+  z.strictObject({ type: z.literal("listening"), address: z.string(), port: z.number(), tlsPort: z.number().optional() }),
   z.strictObject({ type: z.literal("applied"), version: z.number() }),
   z.strictObject({ type: z.literal("fatal"), message: z.string() }),
 ]);
@@ -69,6 +71,7 @@ export function runPrimary(config: RouterConfig, logger: DaemonLogger): void {
     maxAttempts: config.maxAttempts,
     maxTunnelsPerRoute: config.maxTunnelsPerRoute,
     trustedProxies: config.trustedProxies,
+    tls: config.tls,
     timeouts: config.timeouts,
   };
   cluster.schedulingPolicy = cluster.SCHED_NONE;
@@ -105,6 +108,7 @@ export function runPrimary(config: RouterConfig, logger: DaemonLogger): void {
       case "listening":
         if (!listeningLogged) {
           listeningLogged = true;
+          if (message.tlsPort !== undefined) log.info({ address: message.address, port: message.tlsPort }, "tls listening");
           log.info({ address: message.address, port: message.port, workers: config.workers }, "listening");
           logger.flush();
         }
@@ -177,7 +181,9 @@ export function runPrimary(config: RouterConfig, logger: DaemonLogger): void {
 export async function runWorker(logger: DaemonLogger): Promise<void> {
   const { log } = logger;
   const config = workerConfigSchema.parse(JSON.parse(process.env[WORKER_CONFIG_ENV] ?? "{}"));
-  const router = createRouter({ ...config, log });
+  // The primary checked these files before forking; each worker holds its own contexts.
+  const tls = config.tls === undefined ? undefined : loadTlsListener(config.tls, new Date());
+  const router = createRouter({ ...config, tls, log });
   answerMetricsRequests();
   process.on("message", (raw: unknown) => {
     if (isMetricsMessage(raw)) return; // prom-client answers the primary's aggregator itself
@@ -199,8 +205,8 @@ export async function runWorker(logger: DaemonLogger): Promise<void> {
   process.on("SIGINT", () => undefined);
   sendToPrimary({ type: "ready" });
   try {
-    const address = await router.listen();
-    sendToPrimary({ type: "listening", address: address.address, port: address.port });
+    const [address, tlsAddress] = await Promise.all([router.listen(), router.listenTls()]);
+    sendToPrimary({ type: "listening", address: address.address, port: address.port, tlsPort: tlsAddress?.port });
   } catch (err) {
     sendToPrimary({ type: "fatal", message: err instanceof Error ? err.message : String(err) });
     logger.flush();

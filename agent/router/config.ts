@@ -73,6 +73,18 @@ export const routerConfigSchema = z.strictObject({
    * From anyone else those headers are replaced by what the router saw.
    */
   trustedProxies: z.array(z.union([z.cidrv4(), z.cidrv6(), z.ipv4(), z.ipv6()])).default([]),
+  /**
+   * HTTPS beside HTTP (opt-in): port (0 takes a free one), a directory of
+   * NAME.crt + NAME.key pairs chosen by SNI, and the pair served when no
+   * certificate covers the name (else the handshake is refused).
+   */
+  tls: z
+    .strictObject({
+      port: z.number().int().min(0).max(65535),
+      certDir: z.string().min(1),
+      defaultCert: z.string().min(1).optional(),
+    })
+    .optional(),
   timeouts: routerTimeoutsSchema.prefault({}),
   poll: pollScheduleSchema.prefault({}),
 });

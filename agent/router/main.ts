@@ -5,7 +5,8 @@
  *
  * These flags have an environment twin (BERTH_API_URL, BERTH_ROUTER_HOST,
  * BERTH_ROUTER_PORT, BERTH_ROUTER_WORKERS, BERTH_ROUTER_HEALTH_PORT, BERTH_ROUTER_METRICS_PORT,
- * BERTH_ROUTER_TRUSTED_PROXIES); the token comes only from
+ * BERTH_ROUTER_TRUSTED_PROXIES, BERTH_ROUTER_TLS_PORT, BERTH_ROUTER_TLS_CERT_DIR,
+ * BERTH_ROUTER_TLS_DEFAULT_CERT); the token comes only from
  * BERTH_ROUTER_TOKEN or --token-file, never from argv (visible in ps).
  * Logs are JSON lines on stdout; the first "listening" line has the port.
  */
@@ -22,6 +23,7 @@ import { createDaemonLogger, type DaemonLogger } from "./logger";
 import { startPoller } from "./poller";
 import { createRouter } from "./router";
 import { watchedTableSource } from "./table-source";
+import { loadTlsListener, TlsCertError, type TlsListener } from "./tls-certs";
 
 interface Flags {
   apiUrl?: string;
@@ -34,6 +36,9 @@ interface Flags {
   maxAttempts?: number;
   maxTunnelsPerRoute?: number;
   trustedProxies?: string;
+  tlsPort?: number;
+  tlsCertDir?: string;
+  tlsDefaultCert?: string;
   connectTimeoutMs?: number;
   upstreamTimeoutMs?: number;
   upstreamHeadersTimeoutMs?: number;
@@ -57,6 +62,16 @@ function envInteger(name: string): number | undefined {
   return integer(value);
 }
 
+/** HTTPS is opt-in: both the port and the directory, or neither (a half is a mistake, reported). */
+function tlsFromFlags(flags: Flags, env: NodeJS.ProcessEnv): RouterConfigInput["tls"] {
+  const port = flags.tlsPort ?? envInteger("BERTH_ROUTER_TLS_PORT");
+  const certDir = flags.tlsCertDir ?? env.BERTH_ROUTER_TLS_CERT_DIR;
+  const defaultCert = flags.tlsDefaultCert ?? env.BERTH_ROUTER_TLS_DEFAULT_CERT;
+  if (port === undefined && certDir === undefined && defaultCert === undefined) return undefined;
+  if (port === undefined || certDir === undefined) throw new Error("--tls-port and --tls-cert-dir go together");
+  return { port, certDir, defaultCert };
+}
+
 /** Flags over environment over defaults; the schema then says what is wrong, field by field. */
 function configFromFlags(flags: Flags, env: NodeJS.ProcessEnv): RouterConfigInput {
   const token = flags.tokenFile !== undefined ? readFileSync(flags.tokenFile, "utf8").trim() : env.BERTH_ROUTER_TOKEN;
@@ -71,6 +86,7 @@ function configFromFlags(flags: Flags, env: NodeJS.ProcessEnv): RouterConfigInpu
     maxAttempts: flags.maxAttempts,
     maxTunnelsPerRoute: flags.maxTunnelsPerRoute,
     trustedProxies: list(flags.trustedProxies ?? env.BERTH_ROUTER_TRUSTED_PROXIES),
+    tls: tlsFromFlags(flags, env),
     timeouts: {
       connectMs: flags.connectTimeoutMs,
       upstreamIdleMs: flags.upstreamTimeoutMs,
@@ -85,9 +101,9 @@ function configFromFlags(flags: Flags, env: NodeJS.ProcessEnv): RouterConfigInpu
 }
 
 /** workers = 0: poll and serve in this one process. */
-function runSingle(config: RouterConfig, logger: DaemonLogger): void {
+function runSingle(config: RouterConfig, tls: TlsListener | undefined, logger: DaemonLogger): void {
   const { log } = logger;
-  const router = createRouter({ ...config, log });
+  const router = createRouter({ ...config, tls, log });
   let stopping = false;
   serveHealth(config.listenHost, config.healthPort, logger, () => ({ hasTable: router.version !== undefined, draining: stopping }));
   const tableAge = tableAgeMetrics(register);
@@ -117,8 +133,9 @@ function runSingle(config: RouterConfig, logger: DaemonLogger): void {
   };
   process.once("SIGTERM", () => void stop());
   process.once("SIGINT", () => void stop());
-  router.listen().then(
-    (address) => {
+  Promise.all([router.listen(), router.listenTls()]).then(
+    ([address, tlsAddress]) => {
+      if (tlsAddress !== undefined) log.info({ address: tlsAddress.address, port: tlsAddress.port }, "tls listening");
       log.info({ address: address.address, port: address.port, workers: 0 }, "listening");
       logger.flush();
     },
@@ -138,6 +155,17 @@ function loadConfig(program: Command): RouterConfig {
   }
 }
 
+/** Certificates are checked before serving: a bad one stops the daemon at start, named. */
+function loadTls(program: Command, config: RouterConfig): TlsListener | undefined {
+  if (config.tls === undefined) return undefined;
+  try {
+    return loadTlsListener(config.tls, new Date());
+  } catch (err) {
+    if (err instanceof TlsCertError) return program.error(`berth-router: ${err.message}`, { exitCode: 2 });
+    throw err;
+  }
+}
+
 function main(): void {
   if (isClusterWorker()) {
     void runWorker(createDaemonLogger("worker"));
@@ -154,6 +182,9 @@ function main(): void {
     .option("--workers <n>", "worker processes, 0 = none (env BERTH_ROUTER_WORKERS; default one per core)", integer)
     .option("--max-attempts <n>", "instances tried per request when connecting fails (default 3)", integer)
     .option("--max-tunnels-per-route <n>", "WebSockets open at once per route and worker (default 1000)", integer)
+    .option("--tls-port <n>", "HTTPS port beside HTTP; 0 takes a free one (env BERTH_ROUTER_TLS_PORT; default none)", integer)
+    .option("--tls-cert-dir <dir>", "NAME.crt + NAME.key PEM pairs, chosen by SNI against each certificate's SANs (env BERTH_ROUTER_TLS_CERT_DIR)")
+    .option("--tls-default-cert <name>", "pair served when no certificate covers the SNI name (env BERTH_ROUTER_TLS_DEFAULT_CERT; default: refuse the handshake)")
     .option("--trusted-proxies <cidrs>", "comma-separated CIDRs whose X-Forwarded-* headers are kept (env BERTH_ROUTER_TRUSTED_PROXIES; default none)")
     .option("--connect-timeout-ms <n>", "connecting to an instance (default 5000)", integer)
     .option("--upstream-timeout-ms <n>", "an instance silent this long fails the request (default 60000)", integer)
@@ -167,7 +198,8 @@ function main(): void {
     .showHelpAfterError();
   program.parse();
   const config = loadConfig(program);
-  if (config.workers === 0) runSingle(config, createDaemonLogger("single"));
+  const tls = loadTls(program, config);
+  if (config.workers === 0) runSingle(config, tls, createDaemonLogger("single"));
   else runPrimary(config, createDaemonLogger("primary"));
 }
 

@@ -4,6 +4,7 @@
  * caller's business (a poller in this process, or the cluster primary).
  */
 import http from "node:http";
+import https from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
@@ -14,6 +15,7 @@ import { clientAddress } from "./headers";
 import { sharedRequestMetrics, type RequestMetrics } from "./metrics";
 import { handleRequest } from "./proxy";
 import { compileTable, type CompiledTable } from "./table";
+import { certificateFor, type TlsListener } from "./tls-certs";
 import { proxyTrust } from "./trusted-proxies";
 import { TunnelCounts } from "./tunnel-counts";
 import { handleUpgrade } from "./upgrade";
@@ -27,6 +29,8 @@ export interface RouterOptions {
   /** CIDRs or addresses of proxies whose X-Forwarded-* headers are kept. */
   readonly trustedProxies: readonly string[];
   readonly timeouts: RouterTimeouts;
+  /** HTTPS beside HTTP, when configured; requests are routed the same way, with X-Forwarded-Proto https. */
+  readonly tls?: TlsListener | undefined;
   readonly log: Logger;
   /** Where finished requests are counted; prom-client's global registry by default. */
   readonly metrics?: RequestMetrics;
@@ -35,6 +39,8 @@ export interface RouterOptions {
 export interface Router {
   /** Starts accepting; resolves with the bound address (port 0 → the one taken). */
   listen(): Promise<AddressInfo>;
+  /** Starts accepting HTTPS when configured; resolves with its bound address, or undefined. */
+  listenTls(): Promise<AddressInfo | undefined>;
   /** Takes effect for the next request: an instance gone from the table gets no new traffic. */
   applyTable(table: RouteTable): void;
   /** Version of the table in use, undefined before the first. */
@@ -70,47 +76,73 @@ export function createRouter(options: RouterOptions): Router {
     tunnelIdleMs: timeouts.tunnelIdleMs,
     tunnels: new TunnelCounts(options.maxTunnelsPerRoute),
     maxAttempts: options.maxAttempts,
-    // The only scheme this listener speaks; TLS ends in front of it, at a proxy trusted to say so.
+    // The scheme the client spoke to this listener; the HTTPS one below overrides it.
     proto: "http",
     trusted: (socket) => trustedSockets.has(socket),
     draining: () => draining,
     requestDone: () => {
       requests--;
       // A response begun before shutdown may have left its connection in keep-alive.
-      if (draining) setImmediate(() => server.closeIdleConnections());
+      if (draining) setImmediate(() => servers.forEach((s) => s.closeIdleConnections()));
     },
     log,
   };
 
-  const server = http.createServer({
+  const serverOptions = {
     keepAliveTimeout: timeouts.clientKeepAliveMs,
     headersTimeout: timeouts.clientHeadersMs,
     requestTimeout: timeouts.clientRequestMs,
     noDelay: true,
-  });
-  if (options.trustedProxies.length > 0) {
-    server.on("connection", (socket: Socket) => {
-      if (trusts(clientAddress(socket.remoteAddress))) trustedSockets.add(socket);
+  };
+  const server = http.createServer(serverOptions);
+  const tls = options.tls;
+  const tlsServer =
+    tls === undefined
+      ? undefined
+      : https.createServer({
+          ...serverOptions,
+          // A client without SNI gets the default certificate, if any; without one the handshake fails.
+          ...(tls.fallback?.pem ?? {}),
+          SNICallback: (servername, cb) => {
+            const cert = certificateFor(tls.certs, servername, tls.fallback);
+            if (cert === undefined) return cb(new Error(`no certificate for ${servername}`), undefined);
+            cb(null, cert.context);
+          },
+        });
+  // Trust is decided per connection, on the socket requests arrive on: the TLS one for HTTPS.
+  const serve = (target: http.Server, proxy: ProxyContext, connectionEvent: "connection" | "secureConnection"): void => {
+    if (options.trustedProxies.length > 0) {
+      target.on(connectionEvent, (socket: Socket) => {
+        if (trusts(clientAddress(socket.remoteAddress))) trustedSockets.add(socket);
+      });
+    }
+    target.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
+      requests++;
+      const arrived = process.hrtime.bigint();
+      // "close" comes after the last byte or an abort; a response never begun counts as "other".
+      res.once("close", () => metrics.observe(res.headersSent ? res.statusCode : 0, Number(process.hrtime.bigint() - arrived) / 1e9));
+      handleRequest(proxy, req, res);
     });
-  }
-  server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
-    requests++;
-    const arrived = process.hrtime.bigint();
-    // "close" comes after the last byte or an abort; a response never begun counts as "other".
-    res.once("close", () => metrics.observe(res.headersSent ? res.statusCode : 0, Number(process.hrtime.bigint() - arrived) / 1e9));
-    handleRequest(ctx, req, res);
-  });
-  server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => handleUpgrade(ctx, req, socket, head, upgraded));
+    target.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => handleUpgrade(proxy, req, socket, head, upgraded));
+  };
+  serve(server, ctx, "connection");
+  if (tlsServer !== undefined) serve(tlsServer, { ...ctx, proto: "https" }, "secureConnection");
+  const listenOn = (target: http.Server, port: number): Promise<AddressInfo> =>
+    new Promise((resolve, reject) => {
+      target.once("error", reject);
+      target.listen({ host: options.listenHost, port }, () => {
+        target.off("error", reject);
+        resolve(target.address() as AddressInfo);
+      });
+    });
+  const servers = tlsServer === undefined ? [server] : [server, tlsServer];
 
   return {
     listen() {
-      return new Promise((resolve, reject) => {
-        server.once("error", reject);
-        server.listen({ host: options.listenHost, port: options.listenPort }, () => {
-          server.off("error", reject);
-          resolve(server.address() as AddressInfo);
-        });
-      });
+      return listenOn(server, options.listenPort);
+    },
+    listenTls() {
+      return tlsServer === undefined || tls === undefined ? Promise.resolve(undefined) : listenOn(tlsServer, tls.port);
     },
     applyTable(next) {
       const compiled = compileTable(next);
@@ -128,15 +160,17 @@ export function createRouter(options: RouterOptions): Router {
         draining = true;
         const deadline = setTimeout(() => {
           log.warn({ requests, upgraded: upgraded.size }, "shutdown deadline reached; cutting what is left");
-          server.closeAllConnections();
+          for (const s of servers) s.closeAllConnections();
           for (const socket of upgraded) socket.destroy();
         }, timeouts.shutdownMs);
-        server.close(() => {
+        // A server that never listened closes at once (with an error, which changes nothing here).
+        const closed = servers.map((s) => new Promise<void>((done) => s.close(() => done())));
+        void Promise.all(closed).then(() => {
           clearTimeout(deadline);
           pools.destroy();
           resolve();
         });
-        server.closeIdleConnections();
+        for (const s of servers) s.closeIdleConnections();
       });
       return shutdownDone;
     },
