@@ -63,6 +63,14 @@ export async function resolvePrincipal(db: Db, header: string | undefined, env: 
   throw invalidAuthToken();
 }
 
+/**
+ * Checks a held request's credential again before it answers: a token, cell or
+ * router revoked while its long-poll was held gets a 401, not one more answer.
+ */
+export async function stillAuthenticated(c: Context<AppEnv>): Promise<void> {
+  await resolvePrincipal(c.var.db, c.req.header("Authorization"), c.env);
+}
+
 type UserPrincipal = Extract<Principal, { kind: "user" }>;
 
 /** Any authenticated caller. */

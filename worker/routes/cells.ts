@@ -8,7 +8,7 @@ import { Hono } from "hono";
 import type { BatchItem } from "drizzle-orm/batch";
 import { z } from "zod";
 import type { AppEnv } from "../env";
-import { requireAdmin, requireCell } from "../auth/principal";
+import { requireAdmin, requireCell, stillAuthenticated } from "../auth/principal";
 import { linkerOf } from "../auth/scope";
 import { invalidAuthToken, notAuthorized, resourceNotFound, unprocessable } from "../errors";
 import { describeIssues, pageQuery, parseJson, parseQuery } from "../http/validate";
@@ -153,6 +153,7 @@ cellsApi.get("/:id/desired", async (c) => {
   const { after } = parseQuery(c, desiredQuerySchema);
   if (after !== undefined && (await readCellSetVersion(c.var.db, cellGuid)) === after) {
     const changed = await holdUntilChanged(c.env, { kind: "cell", cellGuid }, after);
+    await stillAuthenticated(c);
     if (!changed) return c.body(null, 204);
   }
   const set = await buildDesiredSet(c.var.db, c.env, cellGuid);

@@ -5,7 +5,7 @@
  */
 import { Hono } from "hono";
 import type { AppEnv } from "../env";
-import { requireRouter } from "../auth/principal";
+import { requireRouter, stillAuthenticated } from "../auth/principal";
 import { parseQuery } from "../http/validate";
 import { routeTableQuerySchema } from "../../shared/protocol/route-table";
 import { ROUTES_TABLE_COUNTER, readCounter } from "../db/counters";
@@ -25,6 +25,7 @@ routeTableApi.get("/", async (c) => {
   const { after } = parseQuery(c, routeTableQuerySchema);
   if (after !== undefined && (await readCounter(c.var.db, ROUTES_TABLE_COUNTER)) === after) {
     const changed = await holdUntilChanged(c.env, { kind: "routes_table" }, after);
+    await stillAuthenticated(c);
     if (!changed) return c.body(null, 204);
   }
   const table = await buildRouteTable(c.var.db);

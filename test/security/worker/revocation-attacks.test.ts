@@ -83,4 +83,21 @@ describe("router credentials", () => {
     expect(after.json.errors[0].title).toBe("CF-InvalidAuthToken");
     expect((await api("DELETE", `/v3/routers/${registered.guid}`, { token: ADMIN })).status).toBe(404);
   });
+
+  it("a router deleted while its long-poll is held gets a 401 when the hold ends, not one more answer", async () => {
+    // The hold is LONG_POLL_HOLD_MS (300 ms here): a round counts only when the delete finished while the poll was still held.
+    for (let round = 0; round < 5; round++) {
+      const registered = (await registerRouter((await enrollmentToken("router")).token)).json as { guid: string; credential: string };
+      const { version } = (await api("GET", "/v3/routes/table", { token: registered.credential })).json as { version: number };
+      let settled = false;
+      const poll = api("GET", `/v3/routes/table?after=${version}`, { token: registered.credential }).finally(() => { settled = true; });
+      expect((await api("DELETE", `/v3/routers/${registered.guid}`, { token: ADMIN })).status).toBe(204);
+      if (settled) { await poll; continue; }
+      const answer = await poll;
+      expect(answer.status).toBe(401);
+      expect(answer.json.errors[0].title).toBe("CF-InvalidAuthToken");
+      return;
+    }
+    throw new Error("the delete never finished within a held poll in 5 rounds");
+  });
 });
