@@ -136,18 +136,23 @@ describe("InstanceRunner with real processes", () => {
     expect(healthCheckFailures).toBe(1);
   });
 
-  it("a process that ignores SIGTERM is killed after the grace period", async () => {
-    const ready = join(tmpdir(), `berth-trap-${process.pid}-${Date.now()}`);
-    const spec = makeSpec({ command: { kind: "shell", script: `trap '' TERM; touch ${ready}; while :; do sleep 0.05; done` },
+  /** A RUNNING instance whose shell ignores SIGTERM, returned once its trap is set (so a stop's SIGTERM meets it). */
+  async function runIgnoringTerm(name: string, extra: Partial<Parameters<typeof makeSpec>[0]> = {}) {
+    const ready = join(tmpdir(), `berth-${name}-${process.pid}-${Date.now()}`);
+    const spec = makeSpec({ ...extra, command: { kind: "shell", script: `trap '' TERM; touch ${ready}; while :; do sleep 0.05; done` },
       health_check: { type: "process", timeout_s: 1, invocation_timeout_s: 1, interval_s: 30, endpoint: null } });
     const r = collect();
     const driver = new ProcessDriver();
     const runner = new InstanceRunner(spec, driver, r.onChange, fast);
     runner.start();
     await r.waitFor("RUNNING");
-    // SIGTERM only once the shell has set its trap.
     while (!existsSync(ready)) await new Promise((res) => setTimeout(res, 10));
     rmSync(ready);
+    return { r, driver, runner };
+  }
+
+  it("a process that ignores SIGTERM is killed after the grace period", async () => {
+    const { r, driver, runner } = await runIgnoringTerm("trap");
     const t0 = Date.now();
     await runner.stop();
     expect(Date.now() - t0).toBeGreaterThanOrEqual(fast.stopGraceMs - 20);
@@ -156,16 +161,7 @@ describe("InstanceRunner with real processes", () => {
   });
 
   it("a stop sends the image's STOPSIGNAL first: the same process that ignores SIGTERM ends on SIGQUIT, with no SIGKILL", async () => {
-    const ready = join(tmpdir(), `berth-quit-${process.pid}-${Date.now()}`);
-    const spec = makeSpec({ stop_signal: "SIGQUIT", command: { kind: "shell", script: `trap '' TERM; touch ${ready}; while :; do sleep 0.05; done` },
-      health_check: { type: "process", timeout_s: 1, invocation_timeout_s: 1, interval_s: 30, endpoint: null } });
-    const r = collect();
-    const driver = new ProcessDriver();
-    const runner = new InstanceRunner(spec, driver, r.onChange, fast);
-    runner.start();
-    await r.waitFor("RUNNING");
-    while (!existsSync(ready)) await new Promise((res) => setTimeout(res, 10));
-    rmSync(ready);
+    const { r, driver, runner } = await runIgnoringTerm("quit", { stop_signal: "SIGQUIT" });
     await runner.stop();
     expect((await driver.started[0]!.exited).signal).toBe("SIGQUIT");
     expect(r.reports.at(-1)!.state).toBe("STOPPED");
