@@ -30,8 +30,13 @@ export const agentConfigSchema = z.strictObject({
   cgroup_parent: z.string().regex(/^[a-z0-9_-]+$/).default("berth"),
   heartbeat_interval_ms: z.number().int().min(100).default(5000),
   log_ship_interval_ms: z.number().int().min(50).default(250),
-  /** Layer cache garbage collection starts above this size. */
-  layer_cache_max_bytes: z.number().int().min(0).default(10 * 1024 ** 3),
+  /**
+   * The layer cache's budget: bytes, or a percentage of the filesystem holding
+   * the state dir (the rest is for containers' disks and logs). A layer that
+   * would pass it evicts least recently used layers no container holds, or
+   * fails the pull (agent/images/cache-budget.ts).
+   */
+  layer_cache_max_bytes: z.union([z.number().int().min(0), z.string().regex(/^\d{1,2}(\.\d+)?%$/, 'must be bytes or a percentage such as "50%"')]).default("50%"),
   /** Shrinks health check timeouts and intervals (tests); 1 in production. */
   time_scale: z.number().positive().max(1).default(1),
   stop_grace_ms: z.number().int().min(0).default(10_000),

@@ -6,7 +6,7 @@
  * drained cell whose agent has stopped (agent/cell/teardown.ts); `check-host`
  * says whether this host can run cells (agent/cell/host-check.ts).
  */
-import { chmod, stat } from "node:fs/promises";
+import { chmod, stat, statfs } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { Command } from "commander";
 import { integer } from "../shared/flags";
@@ -17,6 +17,7 @@ import { CellMetrics } from "./cell/metrics";
 import { startMetricsServer, type MetricsServer } from "./metrics/serve";
 import { defaultRunnerConfig } from "./supervisor/runner";
 import { CellContainerDriver } from "./cell/container-driver";
+import { CacheBudget, cacheBudgetBytes } from "./images/cache-budget";
 import { DEFAULT_PULL_LIMITS } from "./images/image-store";
 import { cellHostLayout } from "./cell/host-layout";
 import { checkHost, EXIT_HOST_UNFIT, HostUnfit, probeHost, runCheckHost } from "./cell/host-check";
@@ -109,6 +110,7 @@ export async function startAgent(config: AgentConfig) {
   const client = new ControlPlaneClient(config.api_url, identity.guid, identity.credential);
   const paths = cellHostLayout(config);
   const cache = await LayerCache.open(paths.layers);
+  const cacheFs = await statfs(paths.layers);
   const rootfs = await RootfsManager.open(paths.rootfs, { idmappedMounts: host.idmappedLowers, lowerdirAppend: host.lowerdirAppend });
   const network = new NetworkManager(
     parseNetworkConfig({
@@ -137,7 +139,7 @@ export async function startAgent(config: AgentConfig) {
     cache, rootfs, network, runtime, logs, log,
     maxSlots: config.capacity.containers,
     pullLimits: DEFAULT_PULL_LIMITS,
-    gcThresholdBytes: config.layer_cache_max_bytes,
+    cacheBudget: new CacheBudget(cache, cacheBudgetBytes(config.layer_cache_max_bytes, cacheFs.blocks * cacheFs.bsize)),
   });
   const agent = new CellAgent(
     {

@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { CellContainerDriver } from "../agent/cell/container-driver";
+import { CacheBudget } from "../agent/images/cache-budget";
 import { DEFAULT_PULL_LIMITS } from "../agent/images/image-store";
 import { LayerCache } from "../agent/images/layer-cache";
 import { LogShipper } from "../agent/logs/shipper";
@@ -74,7 +75,7 @@ timed(rootfs, "create", "rootfs");
 timed(network, "setup", "network");
 timed(runtime, "create", "runtime");
 
-const driver = new CellContainerDriver({ cache, rootfs, network, runtime, logs, log, maxSlots: 64, pullLimits: DEFAULT_PULL_LIMITS, gcThresholdBytes: 1 << 30 });
+const driver = new CellContainerDriver({ cache, rootfs, network, runtime, logs, log, maxSlots: 64, pullLimits: DEFAULT_PULL_LIMITS, cacheBudget: new CacheBudget(cache, 1 << 30) });
 driver.setRegistryAccess({ version: 1, trusted_ca_certificates: [], insecure_registries: [registry.host], cell_only_registries: [] });
 
 interface Sample {

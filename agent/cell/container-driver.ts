@@ -12,6 +12,7 @@ import type { RegistryAccess } from "../../shared/protocol/registry-access";
 import { registrySchemes } from "../../shared/registry/session";
 import { listedRegistries } from "../../shared/registry/targets";
 import { cellInstanceEnv } from "../../shared/staging/env";
+import type { CacheBudget } from "../images/cache-budget";
 import { ImageStore, type PullLimits } from "../images/image-store";
 import type { LayerCache } from "../images/layer-cache";
 import { createRegistryFetch, type RegistryFetch } from "../images/registry-fetch";
@@ -33,7 +34,7 @@ export interface DriverDeps {
   maxSlots: number;
   /** Limits for hostile or huge images. */
   pullLimits: PullLimits;
-  gcThresholdBytes: number;
+  cacheBudget: CacheBudget;
   /** Counts pulls and their bytes (--metrics-port); none when absent. */
   metrics?: CellMetrics;
 }
@@ -62,7 +63,7 @@ export class CellContainerDriver implements ContainerDriver {
       schemesFor: (host) => registrySchemes(host, access.insecure_registries, { canSkipTlsVerify: true }),
       listedRegistries: listedRegistries(access),
       ...this.deps.pullLimits,
-      gcThresholdBytes: this.deps.gcThresholdBytes,
+      budget: this.deps.cacheBudget,
     });
     this.puller = { version: access.version, store, fetch };
     // Pulls in flight keep the old pool until they finish; it is closed lazily.

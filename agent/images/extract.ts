@@ -15,7 +15,7 @@ import tar, { type Header as TarHeader } from "tar-stream";
 import { native } from "../native/index";
 import type { EntryMeta, NativeFsError } from "../native/fs";
 import { cleanEntryPath, joinPath, parseWhiteout, splitPath } from "./entry-path";
-import type { ImageBudget } from "./image-budget";
+import type { SpaceCharge } from "./image-budget";
 import { LayerError } from "./layer-error";
 import { XATTR_PREFIX } from "./tar-pax";
 
@@ -24,8 +24,8 @@ export interface ExtractOptions {
   maxFileBytes: number;
   /** Entries one layer may hold: per-entry bookkeeping grows with them. */
   maxEntries: number;
-  /** What the whole image may still take, shared by the layers of one pull (image-budget.ts). */
-  image?: ImageBudget;
+  /** What the whole image and the layer cache may still take, shared by the layers of one pull (image-budget.ts). */
+  image?: SpaceCharge;
   /** Added to every uid/gid: the chown fallback for kernels without idmapped mounts. */
   idShift?: number;
 }
@@ -130,7 +130,8 @@ class LayerWriter {
     const feeding = feed(tarStream, extract);
     try {
       for await (const entry of extract) {
-        this.count(entry.header.name);
+        const charged = this.count(entry.header.name);
+        if (charged) await charged;
         await this.write(entry.header as Header, entry as AsyncIterable<Buffer>);
       }
     } catch (err) {
@@ -143,13 +144,13 @@ class LayerWriter {
     return this.result;
   }
 
-  /** Refuses the entry past the layer's or the image's entry cap, or with a name no filesystem takes. */
-  private count(name: string): void {
+  /** Refuses the entry past the layer's or the image's entry cap, or with a name no filesystem takes; then charges it. */
+  private count(name: string): void | Promise<void> {
     if (++this.result.entries > this.opts.maxEntries)
       throw new LayerError("TOO_MANY_ENTRIES", `the layer holds more than ${this.opts.maxEntries} entries`);
-    this.opts.image?.takeEntry();
     if (Buffer.byteLength(name) > PATH_MAX)
       throw new LayerError("NAME_TOO_LONG", `entry ${JSON.stringify(name.slice(0, 64) + "…")} has a name over ${PATH_MAX} bytes`);
+    return this.opts.image?.takeEntry();
   }
 
   /** Accounts for a name kept until the end of the layer. */

@@ -9,12 +9,21 @@
 import { imageOverQuota } from "../../shared/staging/image-size";
 import { LayerError } from "./layer-error";
 
+/**
+ * What extraction charges as it writes, entry by entry and chunk by chunk:
+ * may throw (a cap) or make it wait (the layer cache making room).
+ */
+export interface SpaceCharge {
+  takeEntry(): void | Promise<void>;
+  takeBytes(n: number): void | Promise<void>;
+}
+
 export interface ImageLimits {
   maxEntries: number;
   maxBytes: number;
 }
 
-export class ImageBudget {
+export class ImageBudget implements SpaceCharge {
   private entries = 0;
   private bytes = 0;
 

@@ -3,11 +3,12 @@
  * is fetched in parallel through the shared registry session (references,
  * auth, redirects; undici's fetch from registry-fetch.ts underneath) and
  * streamed by layer-stream.ts into its cache directory, verified on the way.
- * Reports progress (bytes and layers done), records which container holds
- * which layers, and collects garbage after each pull.
+ * Reports progress (bytes and layers done) and records which container
+ * holds which layers. What it writes is charged to the layer cache's budget
+ * (cache-budget.ts), which evicts unused layers to make room or refuses.
  *
  * @example
- * const store = new ImageStore({ cache, fetch, schemesFor: (host) => registrySchemes(host, insecure, { canSkipTlsVerify: true }), listedRegistries: listedRegistries(access), ...limits });
+ * const store = new ImageStore({ cache, fetch, schemesFor: (host) => registrySchemes(host, insecure, { canSkipTlsVerify: true }), listedRegistries: listedRegistries(access), budget, ...limits });
  * const { layers } = await store.pull(spec.image, { holder: spec.instance_guid, onProgress });
  */
 import { Readable } from "node:stream";
@@ -16,7 +17,8 @@ import type { InstanceImage, Layer } from "../../shared/protocol/image";
 import { parseReference } from "../../shared/registry/reference";
 import { blobRequest, openRegistrySession, type RegistrySession, type Scheme } from "../../shared/registry/session";
 import { LayerError } from "./layer-error";
-import { ImageBudget, type ImageLimits } from "./image-budget";
+import { ENTRY_DISK_BYTES, type CacheBudget, type LayerCharge } from "./cache-budget";
+import { ImageBudget, type ImageLimits, type SpaceCharge } from "./image-budget";
 import { layerKey, type FilledLayer, type LayerCache } from "./layer-cache";
 import { unpackLayer } from "./layer-stream";
 
@@ -60,8 +62,8 @@ export interface ImageStoreOptions extends PullLimits {
   schemesFor: (host: string) => Scheme[];
   /** The admin's listed registries (shared/registry/targets.ts): the only inward hosts pulls may reach. */
   listedRegistries: readonly string[];
-  /** Collect least recently used, unheld layers while the cache is bigger than this. */
-  gcThresholdBytes: number;
+  /** The layer cache's budget, shared by every store of the cache. */
+  budget: CacheBudget;
   /** Layers downloaded at once. */
   concurrency?: number;
   requestTimeoutMs?: number;
@@ -85,9 +87,6 @@ export interface PulledLayer {
 }
 
 export class ImageStore {
-  /** Keys of layers that pulls still running will hold: garbage collection leaves them alone. */
-  private readonly pinned = new Map<string, number>();
-
   constructor(private readonly opts: ImageStoreOptions) {}
 
   /** Pulls every layer of `image` (bottom-most first in the result) and records `holder` on them. */
@@ -95,7 +94,8 @@ export class ImageStore {
     const { cache } = this.opts;
     const shift = opts.idShift ?? 0;
     const keys = image.layers.map((l) => layerKey(l.diff_id, shift));
-    keys.forEach((k) => this.pinned.set(k, (this.pinned.get(k) ?? 0) + 1));
+    // Layers this pull will hold are not evicted to make room for others.
+    this.opts.budget.pin(keys);
     try {
       const missing = image.layers.filter((_, i) => !cache.has(keys[i]!));
       const budget = this.budgetOf(image, keys.filter((k) => cache.has(k)), opts.diskQuotaMb);
@@ -116,7 +116,10 @@ export class ImageStore {
           progress.bytesDone += n;
           opts.onProgress?.({ ...progress });
         };
-        const { path, filled } = await cache.ensure(keys[i]!, layer.digest, (tmp) => this.download(layer, tmp, openSession, shift, onBytes, budget, opts));
+        const charge = this.opts.budget.charge(layer.digest);
+        const { path, filled } = await cache
+          .ensure(keys[i]!, layer.digest, (tmp) => this.download(layer, tmp, openSession, shift, onBytes, chargeBoth(budget, charge), opts))
+          .finally(() => charge.done());
         if (!filled) await this.proveAccess(layer, openSession);
         if (missing.includes(layer)) {
           // A layer another pull was already fetching arrives without passing through onBytes.
@@ -131,19 +134,13 @@ export class ImageStore {
       await cache.acquire(opts.holder, keys);
       return image.layers.map((l, i) => ({ diffId: l.diff_id, path: paths[i]! }));
     } finally {
-      keys.forEach((k) => {
-        const n = (this.pinned.get(k) ?? 1) - 1;
-        if (n > 0) this.pinned.set(k, n);
-        else this.pinned.delete(k);
-      });
-      await cache.collect(this.opts.gcThresholdBytes, new Set(this.pinned.keys()));
+      this.opts.budget.unpin(keys);
     }
   }
 
-  /** Drops `holder`'s references (the container is gone) and collects garbage. */
+  /** Drops `holder`'s references (the container is gone): its layers may be evicted from now on. */
   async release(holder: string): Promise<void> {
     await this.opts.cache.release(holder);
-    await this.opts.cache.collect(this.opts.gcThresholdBytes, new Set(this.pinned.keys()));
   }
 
   /** A budget for the image with the cached `keys` already charged (throws if they alone are over). */
@@ -189,7 +186,7 @@ export class ImageStore {
     openSession: () => Promise<RegistrySession>,
     idShift: number,
     onBytes: (n: number) => void,
-    image: ImageBudget,
+    image: SpaceCharge,
     opts: PullOptions,
   ): Promise<FilledLayer> {
     const res = await blobRequest(await openSession(), layer.digest);
@@ -205,6 +202,20 @@ export class ImageStore {
     });
     return { sizeBytes: result.uncompressedBytes, entries: result.entries };
   }
+}
+
+/** One layer's writes charged to the image's caps, then to the cache's budget (which may wait for room). */
+function chargeBoth(image: ImageBudget, cache: LayerCharge): SpaceCharge {
+  return {
+    takeEntry: () => {
+      image.takeEntry();
+      return cache.take(ENTRY_DISK_BYTES);
+    },
+    takeBytes: (n) => {
+      image.takeBytes(n);
+      return cache.take(n);
+    },
+  };
 }
 
 /**

@@ -17,6 +17,7 @@
 import { mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
+import { layerDiskBytes } from "./cache-budget";
 import { planEviction } from "./eviction";
 
 const stateSchema = z.object({
@@ -70,6 +71,8 @@ export class LayerCache {
   private state: State = { version: 1, layers: {} };
   private readonly inflight = new Map<string, Promise<string>>();
   private saving: Promise<void> = Promise.resolve();
+  /** Disk of evicted layers not yet deleted: still counted by diskBytes(). */
+  private removingBytes = 0;
   private readonly now: () => number;
   private readonly sharedFillWaitMs: number;
 
@@ -124,6 +127,11 @@ export class LayerCache {
 
   totalBytes(): number {
     return Object.values(this.state.layers).reduce((sum, r) => sum + r.sizeBytes, 0);
+  }
+
+  /** What the cache's budget counts (cache-budget.ts): every layer's disk charge, and those being deleted. */
+  diskBytes(): number {
+    return Object.values(this.state.layers).reduce((sum, r) => sum + layerDiskBytes(r), this.removingBytes);
   }
 
   /**
@@ -207,25 +215,37 @@ export class LayerCache {
   }
 
   /**
-   * Deletes least recently used layers no container holds until the cache
-   * fits under the threshold. `pinned` are layers of pulls still running.
+   * Deletes least recently used layers no container holds until the
+   * cache's disk charge fits under the threshold. `pinned` are layers of
+   * pulls still running.
    */
   async collect(thresholdBytes: number, pinned: ReadonlySet<string> = new Set()): Promise<string[]> {
     const infos = Object.entries(this.state.layers).map(([key, r]) => ({
       key,
-      sizeBytes: r.sizeBytes,
+      sizeBytes: layerDiskBytes(r),
       lastUsedMs: r.lastUsedMs,
       inUse: r.holders.length > 0 || pinned.has(key),
     }));
     const evict = planEviction(infos, thresholdBytes);
     if (evict.length === 0) return [];
-    for (const key of evict) delete this.state.layers[key];
-    await this.save();
+    const sizes = new Map(evict.map((key) => [key, layerDiskBytes(this.state.layers[key]!)]));
     for (const key of evict) {
-      // Renamed away first, so a crash mid-delete never leaves a half layer under its name.
-      const doomed = join(this.root, "tmp", `evict-${key}`);
-      await rename(this.path(key), doomed);
-      await rm(doomed, { recursive: true, force: true });
+      this.removingBytes += sizes.get(key)!;
+      delete this.state.layers[key];
+    }
+    try {
+      await this.save();
+      for (const key of evict) {
+        // Renamed away first, so a crash mid-delete never leaves a half layer under its name.
+        const doomed = join(this.root, "tmp", `evict-${key}`);
+        await rename(this.path(key), doomed);
+        await rm(doomed, { recursive: true, force: true });
+        this.removingBytes -= sizes.get(key)!;
+        sizes.delete(key);
+      }
+    } finally {
+      // After a failed delete, what is left unrecorded is removed by the next open (tmp/ and unrecorded layers).
+      for (const bytes of sizes.values()) this.removingBytes -= bytes;
     }
     return evict;
   }

@@ -13,6 +13,7 @@ export type LayerErrorCode =
   | "NAME_TOO_LONG" // an entry name over PATH_MAX
   | "TOO_MANY_ENTRIES" // more entries (or bytes of names to keep) than one layer may hold
   | "IMAGE_TOO_LARGE" // the image's layers together hold more entries or file bytes than allowed
+  | "CACHE_FULL" // the layer cache's budget has no room left that eviction could free
   | "CORRUPT_LAYER" // truncated or invalid compressed data or tar
   | "SIZE_MISMATCH" // the blob's length differs from its descriptor
   | "DIGEST_MISMATCH" // sha256 of the blob differs from its descriptor

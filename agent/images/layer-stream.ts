@@ -10,7 +10,7 @@ import { createHash, type Hash } from "node:crypto";
 import { PassThrough, Transform, type Readable, type TransformCallback } from "node:stream";
 import { constants as zlib, createGunzip, createZstdDecompress } from "node:zlib";
 import { extractLayer, type ExtractResult } from "./extract";
-import type { ImageBudget } from "./image-budget";
+import type { SpaceCharge } from "./image-budget";
 import { LayerError } from "./layer-error";
 
 export interface LayerDescriptor {
@@ -27,8 +27,8 @@ export interface UnpackLimits {
   maxUncompressedBytes: number;
   /** Entries one layer may hold. */
   maxEntries: number;
-  /** What the whole image may still take (entries and uncompressed bytes), shared by the pull's layers. */
-  image?: ImageBudget;
+  /** What the whole image and the layer cache may still take (entries and uncompressed bytes), shared by the pull's layers. */
+  image?: SpaceCharge;
   idShift?: number;
   /** Called with each chunk's length as compressed bytes arrive (pull progress). */
   onCompressedBytes?: (n: number) => void;
@@ -64,7 +64,7 @@ export function checkLayerMediaType(mediaType: string): void {
     throw new LayerError("UNSUPPORTED_MEDIA_TYPE", `layer media type ${JSON.stringify(mediaType)} is not a tar layer`);
 }
 
-/** Counts and hashes what flows through; refuses more than `cap` bytes, or what `charge` throws at. */
+/** Counts and hashes what flows through; refuses more than `cap` bytes, or what `charge` throws at, and waits while it waits. */
 class Tap extends Transform {
   bytes = 0;
   private readonly hash: Hash;
@@ -72,7 +72,7 @@ class Tap extends Transform {
     algorithm: string,
     private readonly cap: number,
     private readonly overCap: () => LayerError,
-    private readonly charge: (n: number) => void = () => undefined,
+    private readonly charge: (n: number) => void | Promise<void> = () => undefined,
   ) {
     super();
     this.hash = createHash(algorithm);
@@ -80,11 +80,16 @@ class Tap extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.bytes += chunk.length;
     if (this.bytes > this.cap) return cb(this.overCap());
+    let charged: void | Promise<void>;
     try {
-      this.charge(chunk.length);
+      charged = this.charge(chunk.length);
     } catch (err) {
       return cb(err as Error);
     }
+    if (charged) return void charged.then(() => this.pass(chunk, cb), cb);
+    this.pass(chunk, cb);
+  }
+  private pass(chunk: Buffer, cb: TransformCallback): void {
     this.hash.update(chunk);
     cb(null, chunk);
   }

@@ -1,10 +1,12 @@
 // The image store against the real fixture registry (docker-registry on
 // loopback): parallel verified pulls into the cache, singleflight, progress,
-// restart and crash recovery, garbage collection that spares held layers.
+// restart and crash recovery, the eviction plan and the cache budget setting
+// (eviction on a real cache: test/security/cell-layer-cache-budget.test.ts).
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { cacheBudgetBytes } from "../../agent/images/cache-budget";
 import { planEviction } from "../../agent/images/eviction";
 import type { PullProgress } from "../../agent/images/image-store";
 import { LayerCache, layerKey } from "../../agent/images/layer-cache";
@@ -32,7 +34,7 @@ function countingFetch() {
 }
 
 const resolve = (name: string) => resolveInstanceImage(`${registry.host}/${name}:latest`);
-const store = (cache: LayerCache, f: typeof fetch = fetch, gcThresholdBytes = 2 ** 40) => loopbackImageStore(cache, { fetch: f, gcThresholdBytes });
+const store = (cache: LayerCache, f: typeof fetch = fetch) => loopbackImageStore(cache, { fetch: f });
 
 beforeAll(async () => {
   base = mkdtempSync(join(tmpdir(), "berth-store-"));
@@ -150,22 +152,12 @@ describe("garbage collection", () => {
     expect(planEviction(layers, 0)).toEqual(["old", "mid", "new"]);
   });
 
-  it("never removes a layer a container holds, and removes it once released", async () => {
-    const root = join(base, "gc");
-    let clock = 1000;
-    const cache = await LayerCache.open(root, { now: () => clock });
-    const s = store(cache, fetch, 0);
-    const held = await s.pull(layersImage, { holder: "runner" });
-    clock += 1000;
-    const other = await s.pull(httpdImage, { holder: "short-lived" });
-    for (const l of [...held, ...other]) expect(existsSync(l.path)).toBe(true);
-
-    await s.release("short-lived");
-    const heldKeys = new Set(held.map((l) => layerKey(l.diffId)));
-    for (const l of other) expect(existsSync(l.path)).toBe(heldKeys.has(layerKey(l.diffId)));
-    for (const l of held) expect(existsSync(l.path)).toBe(true);
-
-    await s.release("runner");
-    expect(readdirSync(join(root, "layers"))).toEqual([]);
+  it("resolves the cache budget from bytes or a percentage of the filesystem, and refuses anything else", () => {
+    expect(cacheBudgetBytes(5_000_000, 1e12)).toBe(5_000_000);
+    expect(cacheBudgetBytes("50%", 1000)).toBe(500);
+    expect(cacheBudgetBytes("12.5%", 1000)).toBe(125);
+    expect(() => cacheBudgetBytes("lots", 1000)).toThrow(/must be bytes or a percentage/);
+    expect(() => cacheBudgetBytes("150%", 1000)).toThrow(/must be bytes or a percentage/);
   });
+
 });

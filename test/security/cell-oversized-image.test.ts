@@ -10,6 +10,7 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, inject, it } from "vitest";
+import { CacheBudget } from "../../agent/images/cache-budget";
 import { DEFAULT_PULL_LIMITS, ImageStore } from "../../agent/images/image-store";
 import { LayerCache } from "../../agent/images/layer-cache";
 import { resolveInstanceImage } from "../fixtures/layers/harness";
@@ -23,7 +24,7 @@ const du = (dir: string) => Number(execFileSync("du", ["-sb", dir], { encoding: 
 async function pullWith(image: { maxBytes: number; maxEntries: number }, name: string) {
   const root = join(base, name);
   const cache = await LayerCache.open(root);
-  const store = new ImageStore({ cache, fetch, schemesFor: () => ["http"], listedRegistries: ["127.0.0.1"], ...DEFAULT_PULL_LIMITS, image, gcThresholdBytes: 2 ** 40 });
+  const store = new ImageStore({ cache, fetch, schemesFor: () => ["http"], listedRegistries: ["127.0.0.1"], ...DEFAULT_PULL_LIMITS, image, budget: new CacheBudget(cache, 2 ** 40) });
   const before = du(root);
   const err = await store.pull(await resolveInstanceImage(`${registry.host}/httpd:latest`), { holder: "oversized" }).catch((e: unknown) => e);
   const after = du(root);

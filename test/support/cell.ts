@@ -7,6 +7,7 @@
 import { chmod, mkdir } from "node:fs/promises";
 import { pino } from "pino";
 import { CellContainerDriver } from "../../agent/cell/container-driver";
+import { CacheBudget } from "../../agent/images/cache-budget";
 import { DEFAULT_PULL_LIMITS } from "../../agent/images/image-store";
 import { cellHostLayout, type CellHostLayout } from "../../agent/cell/host-layout";
 import { LayerCache } from "../../agent/images/layer-cache";
@@ -70,7 +71,7 @@ export async function openTestCell(o: TestCellOptions): Promise<TestCell> {
   const runtime = await Runtime.open({ stateDir: paths.containers, cgroupParent: o.cgroupParent });
   // The shipper is never started (no control plane): untrack's last flush fails and is only logged.
   const logs = new LogShipper({ apiUrl: "http://127.0.0.1:1", cellGuid: o.name, credential: "none", stateDir: o.stateDir, intervalMs: 1000, ackTimeoutMs: 1000, log });
-  const driver = new CellContainerDriver({ cache, rootfs, network, runtime, logs, log, maxSlots: 8, pullLimits: DEFAULT_PULL_LIMITS, gcThresholdBytes: 1 << 30 });
+  const driver = new CellContainerDriver({ cache, rootfs, network, runtime, logs, log, maxSlots: 8, pullLimits: DEFAULT_PULL_LIMITS, cacheBudget: new CacheBudget(cache, 1 << 30) });
   driver.setRegistryAccess({ version: 1, trusted_ca_certificates: [], insecure_registries: [o.registryHost], cell_only_registries: [] });
   return { driver, rootfs, network, paths, scope: testCellScope(o) };
 }
