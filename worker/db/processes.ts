@@ -3,7 +3,7 @@
  * snapshot taken at start/restart/scale-up, so edits change nothing running
  * until a restart gives the process a new `version`.
  */
-import { and, asc, count, eq, inArray, sql } from "drizzle-orm";
+import { and, asc, count, desc, eq, inArray, sql } from "drizzle-orm";
 import type { Db } from "../env";
 import { isoNow, newGuid } from "../http/ids";
 import { type AuditEventInput, auditEventIfChanged } from "./audit";
@@ -111,8 +111,10 @@ export async function getProcess(db: Db, guid: string): Promise<Process | undefi
   return row && toProcess(row);
 }
 
+/** The app's newest process of the type: during a rolling deployment, the deploying web process (CC's ProcessFetcher). */
 export async function getProcessByType(db: Db, appGuid: string, type: string): Promise<Process | undefined> {
-  const [row] = await selectProcesses(db).where(and(eq(processes.appGuid, appGuid), eq(processes.type, type))).limit(1);
+  const [row] = await selectProcesses(db).where(and(eq(processes.appGuid, appGuid), eq(processes.type, type)))
+    .orderBy(desc(processes.createdAt), sql`${processes}.rowid desc`).limit(1);
   return row && toProcess(row);
 }
 

@@ -263,7 +263,39 @@ export const processes = sqliteTable(
     healthCheckEndpoint: text("health_check_endpoint"),
     ...timestamps,
   },
-  (t) => [uniqueIndex("processes_app_type").on(t.appGuid, t.type)],
+  // Not unique: during a rolling deployment an app has two web processes (CC's deploying process); the newest is "the" web process.
+  (t) => [index("processes_app_type").on(t.appGuid, t.type)],
+);
+
+/**
+ * CC's deployments: rolling replacement of an app's web process. `state` is
+ * CC's internal one (DEPLOYING, CANCELING, DEPLOYED, CANCELED); the API shows
+ * `status_value`/`status_reason`. worker/deployments/ steps it from the scheduler.
+ */
+export const deployments = sqliteTable(
+  "deployments",
+  {
+    guid: text("guid").primaryKey(),
+    appGuid: text("app_guid").notNull().references(() => apps.guid, { onDelete: "cascade" }),
+    state: text("state", { enum: ["DEPLOYING", "CANCELING", "DEPLOYED", "CANCELED"] }).notNull(),
+    statusValue: text("status_value", { enum: ["ACTIVE", "FINALIZED"] }).notNull(),
+    statusReason: text("status_reason", { enum: ["DEPLOYING", "CANCELING", "DEPLOYED", "CANCELED", "SUPERSEDED"] }).notNull(),
+    strategy: text("strategy").notNull().default("rolling"),
+    dropletGuid: text("droplet_guid"),
+    previousDropletGuid: text("previous_droplet_guid"),
+    /** The web process it brings up (null for a deployment of a stopped app, which just starts it). */
+    deployingProcessGuid: text("deploying_process_guid"),
+    /** Processes it created, as CC's new_processes ([{guid, type}]), kept after they are gone. */
+    newProcesses: text("new_processes", { mode: "json" }).$type<{ guid: string; type: string }[]>().notNull(),
+    /** CC's original_web_process_instance_count: the web instances it rolls to. */
+    originalInstances: integer("original_instances").notNull(),
+    maxInFlight: integer("max_in_flight").notNull().default(1),
+    lastHealthyAt: text("last_healthy_at"),
+    statusUpdatedAt: text("status_updated_at").notNull(),
+    error: text("error"),
+    ...timestamps,
+  },
+  (t) => [index("deployments_app").on(t.appGuid), index("deployments_status").on(t.statusValue)],
 );
 
 export const routes = sqliteTable("routes", {
