@@ -14,11 +14,25 @@ export interface AccessRecord {
   readonly upstream: string | null;
   /** Instances tried (more than 1 after connect failures). */
   readonly attempts: number;
+  /** When the request arrived and when it ended: ms on performance.now()'s clock (performance.timeOrigin + value = epoch ms). */
   readonly startedAt: number;
   readonly now: number;
   readonly requestId: string;
   /** Why the router answered or cut the exchange itself, when it did (router error: upstream error code). */
   readonly error: string | undefined;
+  // What the app's RTR line (app-log-shipper.ts) shows besides; "-" where absent, as Gorouter writes.
+  /** "HTTP/1.1". */
+  readonly protocol?: string;
+  /** Body bytes read from the client and written to it. */
+  readonly bytesReceived?: number;
+  readonly bytesSent?: number;
+  readonly referer?: string;
+  readonly userAgent?: string;
+  /** The client's `address:port` as the router saw it. */
+  readonly remoteAddress?: string;
+  /** X-Forwarded-For and X-Forwarded-Proto as sent to the instance. */
+  readonly forwardedFor?: string;
+  readonly forwardedProto?: string;
 }
 
 export const CLIENT_CLOSED_REQUEST = 499;

@@ -18,6 +18,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Registry } from "prom-client";
 import { z } from "zod";
 import { routeTableSchema, type RouteTable } from "../../shared/protocol/route-table";
+import type { AccessRecord } from "./access-log";
+import { startAppLogShipper } from "./app-log-shipper";
 import { routerConfigSchema, type RouterConfig } from "./config";
 import { serveHealth } from "./health";
 import type { DaemonLogger } from "./logger";
@@ -29,6 +31,7 @@ import { loadTlsListener } from "./tls-certs";
 
 /** What a worker needs: no API URL, no token. */
 const workerConfigSchema = routerConfigSchema.pick({
+  appLogs: true,
   listenHost: true,
   listenPort: true,
   maxAttempts: true,
@@ -51,6 +54,8 @@ const toPrimarySchema = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("listening"), address: z.string(), port: z.number(), tlsPort: z.number().optional() }),
   z.strictObject({ type: z.literal("applied"), version: z.number() }),
   z.strictObject({ type: z.literal("fatal"), message: z.string() }),
+  // Access records for the apps' RTR lines, in the worker's clock (timeOrigin); `dropped` ones did not fit its buffer.
+  z.strictObject({ type: z.literal("access"), timeOrigin: z.number(), records: z.array(z.custom<AccessRecord>()), dropped: z.number().int().min(0) }),
 ]);
 type ToPrimary = z.infer<typeof toPrimarySchema>;
 
@@ -66,6 +71,7 @@ function sendToPrimary(message: ToPrimary): void {
 export function runPrimary(config: RouterConfig, logger: DaemonLogger): void {
   const { log } = logger;
   const workerConfig: WorkerConfig = {
+    appLogs: config.appLogs,
     listenHost: config.listenHost,
     listenPort: config.listenPort,
     maxAttempts: config.maxAttempts,
@@ -116,6 +122,10 @@ export function runPrimary(config: RouterConfig, logger: DaemonLogger): void {
       case "applied":
         applied.set(worker.id, message.version);
         return reportSync();
+      case "access":
+        appLogs.droppedUpstream(message.dropped);
+        for (const record of message.records) appLogs.record(record, message.timeOrigin);
+        return;
       case "fatal":
         log.error({ worker: worker.id, reason: message.message }, "worker cannot serve; stopping");
         process.exitCode = 1;
@@ -133,6 +143,8 @@ export function runPrimary(config: RouterConfig, logger: DaemonLogger): void {
   serveHealth(config.listenHost, config.healthPort, logger, () => ({ hasTable: applied.size > 0, draining: stopping }));
   const primaryRegistry = new Registry();
   const tableAge = tableAgeMetrics(primaryRegistry);
+  // The primary ships the apps' RTR lines: it holds the token and the table.
+  const appLogs = startAppLogShipper(config, log, primaryRegistry);
   serveMetrics(config.listenHost, config.metricsPort, logger, [primaryRegistry], true);
   const tableSource = watchedTableSource({ apiUrl: config.apiUrl, token: config.token, requestTimeoutMs: config.timeouts.pollRequestMs }, (msg, extra) => log.warn(extra, msg));
   const poller = startPoller({
@@ -141,6 +153,7 @@ export function runPrimary(config: RouterConfig, logger: DaemonLogger): void {
     log,
     onTable: (table) => {
       latest = table;
+      appLogs.applyTable(table);
       tableAge.tableReceived();
       log.info({ version: table.version, routes: table.routes.length }, "route table received");
       for (const worker of Object.values(cluster.workers ?? {})) if (worker !== undefined) sendToWorker(worker, { type: "table", table });
@@ -168,6 +181,7 @@ export function runPrimary(config: RouterConfig, logger: DaemonLogger): void {
       ),
     );
     clearTimeout(killer);
+    await appLogs.stop();
     log.info("stopped");
     logger.flush();
     process.exit();
@@ -177,13 +191,37 @@ export function runPrimary(config: RouterConfig, logger: DaemonLogger): void {
   for (let i = 0; i < config.workers; i++) fork();
 }
 
+/**
+ * A worker's access records, sent to the primary in batches (one IPC message
+ * per interval, not per request); at most `max` wait, more are counted.
+ */
+function accessRelay(intervalMs: number, max: number): { record: (r: AccessRecord) => void; flush: () => void } {
+  let records: AccessRecord[] = [];
+  let dropped = 0;
+  const flush = (): void => {
+    if (records.length === 0 && dropped === 0) return;
+    sendToPrimary({ type: "access", timeOrigin: performance.timeOrigin, records, dropped });
+    records = [];
+    dropped = 0;
+  };
+  setInterval(flush, Math.min(intervalMs, 250)).unref();
+  return {
+    record: (r) => {
+      if (records.length < max) records.push(r);
+      else dropped++;
+    },
+    flush,
+  };
+}
+
 /** A worker: serve, apply the tables the primary sends, drain when told. */
 export async function runWorker(logger: DaemonLogger): Promise<void> {
   const { log } = logger;
   const config = workerConfigSchema.parse(JSON.parse(process.env[WORKER_CONFIG_ENV] ?? "{}"));
   // The primary checked these files before forking; each worker holds its own contexts.
   const tls = config.tls === undefined ? undefined : loadTlsListener(config.tls, new Date());
-  const router = createRouter({ ...config, tls, log });
+  const access = accessRelay(config.appLogs.intervalMs, config.appLogs.maxQueuedLines);
+  const router = createRouter({ ...config, tls, log, accessRecorded: access.record });
   answerMetricsRequests();
   process.on("message", (raw: unknown) => {
     if (isMetricsMessage(raw)) return; // prom-client answers the primary's aggregator itself
@@ -196,6 +234,7 @@ export async function runWorker(logger: DaemonLogger): Promise<void> {
       return;
     }
     void router.shutdown().then(() => {
+      access.flush();
       logger.flush();
       process.exit(0);
     });

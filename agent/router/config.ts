@@ -45,6 +45,14 @@ export const pollScheduleSchema = z.strictObject({
   backoffMaxMs: z.number().int().positive().default(30_000),
 });
 
+/** The apps' RTR lines (app-log-shipper.ts): how often they are sent, and how many may wait while the control plane is away. */
+export const appLogsSchema = z.strictObject({
+  intervalMs: z.number().int().positive().default(1_000),
+  maxQueuedLines: z.number().int().positive().default(10_000),
+  maxQueuedBytes: z.number().int().positive().default(16 * 1024 * 1024),
+  requestTimeoutMs: z.number().int().positive().default(10_000),
+});
+
 export const routerConfigSchema = z.strictObject({
   /** Control plane base URL, e.g. http://127.0.0.1:8787. */
   apiUrl: z.url({ protocol: /^https?$/ }),
@@ -87,6 +95,7 @@ export const routerConfigSchema = z.strictObject({
     .optional(),
   timeouts: routerTimeoutsSchema.prefault({}),
   poll: pollScheduleSchema.prefault({}),
+  appLogs: appLogsSchema.prefault({}),
 });
 
 export type RouterTimeouts = z.output<typeof routerTimeoutsSchema>;

@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import http, { type ClientRequest, type IncomingMessage, type RequestOptions } from "node:http";
 import type { Socket } from "node:net";
 import type { Logger } from "pino";
-import { logAccess } from "./access-log";
+import { logAccess, type AccessRecord } from "./access-log";
 import { clientAddress, upstreamRequestHeaders, type UpstreamRequestHeaders } from "./headers";
 import { routeKey } from "./host";
 import type { RouterError } from "./pages";
@@ -34,6 +34,8 @@ export interface ProxyContext {
   /** Called once per request when its response is over (finished or cut). */
   readonly requestDone: () => void;
   readonly log: Logger;
+  /** Each finished request's record, for the app's RTR line (app-log-shipper.ts); none when absent. */
+  readonly accessRecorded?: (record: AccessRecord) => void;
 }
 
 /** The instance stayed silent, or sent no whole response head, for too long: 504. */
@@ -57,6 +59,9 @@ export abstract class Forwarding {
   /** The instance of the current (or last) attempt. */
   protected upstream: Backend | null = null;
   private tried: Set<Backend> | null = null;
+  /** Body bytes from the client and to it, for the access record. */
+  protected bytesReceived = 0;
+  protected bytesSent = 0;
 
   constructor(
     protected readonly ctx: ProxyContext,
@@ -139,10 +144,11 @@ export abstract class Forwarding {
   }
 
   protected logAccess(status: number, error: string | undefined): void {
-    logAccess(this.ctx.log, {
+    const { req } = this;
+    const record: AccessRecord = {
       host: this.host,
-      method: this.req.method,
-      url: this.req.url,
+      method: req.method,
+      url: req.url,
       status,
       upstream: this.upstream === null ? null : this.upstream.key,
       attempts: this.attempts,
@@ -150,6 +156,16 @@ export abstract class Forwarding {
       now: performance.now(),
       requestId: this.fwd.requestId,
       error,
-    });
+      protocol: `HTTP/${req.httpVersion}`,
+      bytesReceived: this.bytesReceived,
+      bytesSent: this.bytesSent,
+      referer: req.headers.referer,
+      userAgent: req.headers["user-agent"],
+      remoteAddress: `${clientAddress(req.socket.remoteAddress)}:${req.socket.remotePort ?? 0}`,
+      forwardedFor: this.fwd.forwardedFor,
+      forwardedProto: this.fwd.forwardedProto,
+    };
+    logAccess(this.ctx.log, record);
+    this.ctx.accessRecorded?.(record);
   }
 }

@@ -34,6 +34,9 @@ export interface UpstreamRequestHeaders {
   readonly host: string;
   /** Whether a body follows (Transfer-Encoding, or a non-zero Content-Length). */
   readonly hasBody: boolean;
+  /** X-Forwarded-For and X-Forwarded-Proto as the instance gets them (for the access line). */
+  readonly forwardedFor: string;
+  readonly forwardedProto: string;
 }
 
 const ALWAYS_HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "http2-settings"]);
@@ -68,7 +71,7 @@ export function upstreamRequestHeaders(raw: readonly string[], fwd: ForwardedFor
   let forwardedFor: string | undefined;
   let requestId: string | undefined;
   let host: string | undefined;
-  let hasProto = false;
+  let proto: string | undefined;
   let hasForwardedHost = false;
   let hasBody = false;
   for (let i = 0; i < raw.length; i += 2) {
@@ -84,7 +87,7 @@ export function upstreamRequestHeaders(raw: readonly string[], fwd: ForwardedFor
         break;
       case "x-forwarded-proto":
         if (!fwd.trusted) continue;
-        hasProto = true;
+        proto ??= value;
         break;
       case "x-forwarded-host":
         if (!fwd.trusted) continue;
@@ -111,14 +114,15 @@ export function upstreamRequestHeaders(raw: readonly string[], fwd: ForwardedFor
     }
     headers.push(name, value);
   }
-  headers.push("X-Forwarded-For", forwardedFor === undefined ? fwd.clientAddress : `${forwardedFor}, ${fwd.clientAddress}`);
-  if (!hasProto) headers.push("X-Forwarded-Proto", fwd.proto);
+  const xff = forwardedFor === undefined ? fwd.clientAddress : `${forwardedFor}, ${fwd.clientAddress}`;
+  headers.push("X-Forwarded-For", xff);
+  if (proto === undefined) headers.push("X-Forwarded-Proto", fwd.proto);
   if (!hasForwardedHost && host !== undefined) headers.push("X-Forwarded-Host", host);
   if (requestId === undefined) {
     requestId = fwd.newRequestId();
     headers.push("X-Request-Id", requestId);
   }
-  return { headers, requestId, host: host ?? "", hasBody };
+  return { headers, requestId, host: host ?? "", hasBody, forwardedFor: xff, forwardedProto: proto ?? fwd.proto };
 }
 
 /** Response headers for the client: hop-by-hop fields and Transfer-Encoding dropped. */

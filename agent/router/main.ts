@@ -20,6 +20,7 @@ import { isClusterWorker, runPrimary, runWorker } from "./cluster";
 import { serveHealth } from "./health";
 import { serveMetrics, tableAgeMetrics } from "./metrics";
 import { createDaemonLogger, type DaemonLogger } from "./logger";
+import { startAppLogShipper } from "./app-log-shipper";
 import { startPoller } from "./poller";
 import { createRouter } from "./router";
 import { watchedTableSource } from "./table-source";
@@ -48,6 +49,8 @@ interface Flags {
   pollJitterMs?: number;
   backoffBaseMs?: number;
   backoffMaxMs?: number;
+  appLogIntervalMs?: number;
+  appLogMaxQueuedLines?: number;
 }
 
 /** "10.0.0.0/8, 192.0.2.7" → entries; the schema then checks each. */
@@ -96,6 +99,7 @@ function configFromFlags(flags: Flags, env: NodeJS.ProcessEnv): RouterConfigInpu
       shutdownMs: flags.shutdownTimeoutMs,
     },
     poll: { jitterMs: flags.pollJitterMs, backoffBaseMs: flags.backoffBaseMs, backoffMaxMs: flags.backoffMaxMs },
+    appLogs: { intervalMs: flags.appLogIntervalMs, maxQueuedLines: flags.appLogMaxQueuedLines },
   };
   return input;
 }
@@ -103,7 +107,8 @@ function configFromFlags(flags: Flags, env: NodeJS.ProcessEnv): RouterConfigInpu
 /** workers = 0: poll and serve in this one process. */
 function runSingle(config: RouterConfig, tls: TlsListener | undefined, logger: DaemonLogger): void {
   const { log } = logger;
-  const router = createRouter({ ...config, tls, log });
+  const appLogs = startAppLogShipper(config, log, register);
+  const router = createRouter({ ...config, tls, log, accessRecorded: (r) => appLogs.record(r) });
   let stopping = false;
   serveHealth(config.listenHost, config.healthPort, logger, () => ({ hasTable: router.version !== undefined, draining: stopping }));
   const tableAge = tableAgeMetrics(register);
@@ -115,6 +120,7 @@ function runSingle(config: RouterConfig, tls: TlsListener | undefined, logger: D
     log,
     onTable: (table) => {
       router.applyTable(table);
+      appLogs.applyTable(table);
       tableAge.tableReceived();
       log.info({ version: table.version, routes: table.routes.length }, "route table received");
     },
@@ -127,6 +133,7 @@ function runSingle(config: RouterConfig, tls: TlsListener | undefined, logger: D
     tableSource.stop();
     await poller.stop();
     await router.shutdown();
+    await appLogs.stop();
     log.info("stopped");
     logger.flush();
     process.exit();
@@ -195,6 +202,8 @@ function main(): void {
     .option("--poll-jitter-ms <n>", "random delay before re-polling the route table (default 200)", integer)
     .option("--backoff-base-ms <n>", "first backoff while the control plane is unreachable (default 500)", integer)
     .option("--backoff-max-ms <n>", "longest backoff (default 30000)", integer)
+    .option("--app-log-interval-ms <n>", "how often the apps' access lines (RTR) are sent to the control plane (default 1000)", integer)
+    .option("--app-log-max-queued-lines <n>", "access lines kept while the control plane is away; past it new ones are dropped and counted (default 10000)", integer)
     .showHelpAfterError();
   program.parse();
   const config = loadConfig(program);

@@ -89,9 +89,15 @@ class Exchange extends Forwarding {
     }
     // The body flows only once a connection is open, so a failed connect leaves it unread for the next attempt.
     proxyReq.once("socket", (socket: Socket) => {
-      if (socket.connecting) socket.once("connect", () => req.pipe(proxyReq));
-      else req.pipe(proxyReq);
+      if (socket.connecting) socket.once("connect", () => this.sendBody(proxyReq));
+      else this.sendBody(proxyReq);
     });
+  }
+
+  private sendBody(proxyReq: http.ClientRequest): void {
+    // The body flows once, to the one attempt that connected: counted as it goes.
+    this.req.on("data", (chunk: Buffer) => void (this.bytesReceived += chunk.length));
+    this.req.pipe(proxyReq);
   }
 
   private onResponse(proxyRes: IncomingMessage): void {
@@ -105,6 +111,7 @@ class Exchange extends Forwarding {
     this.responded = true;
     // By hand rather than pipe(): three listeners instead of pipe's eight, on every request.
     proxyRes.on("data", (chunk: Buffer) => {
+      this.bytesSent += chunk.length;
       if (!res.write(chunk)) proxyRes.pause();
     });
     res.on("drain", () => proxyRes.resume());

@@ -9,6 +9,7 @@ import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import type { RouteTable } from "../../shared/protocol/route-table";
+import type { AccessRecord } from "./access-log";
 import type { RouterTimeouts } from "./config";
 import type { ProxyContext } from "./forwarding";
 import { clientAddress } from "./headers";
@@ -34,6 +35,8 @@ export interface RouterOptions {
   readonly log: Logger;
   /** Where finished requests are counted; prom-client's global registry by default. */
   readonly metrics?: RequestMetrics;
+  /** Each finished request's access record, for the apps' RTR lines. */
+  readonly accessRecorded?: (record: AccessRecord) => void;
 }
 
 export interface Router {
@@ -86,6 +89,7 @@ export function createRouter(options: RouterOptions): Router {
       if (draining) setImmediate(() => servers.forEach((s) => s.closeIdleConnections()));
     },
     log,
+    accessRecorded: options.accessRecorded,
   };
 
   const serverOptions = {

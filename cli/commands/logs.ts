@@ -2,13 +2,13 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Command } from "commander";
 import WebSocket from "ws";
-import type { LogLine } from "../../shared/protocol/logs";
+import { sourceTypeTag, type StoredLogLine } from "../../shared/protocol/logs";
 import { findApp, type Ctx } from "../context";
 import type { Action } from "../main";
 
-/** cf's line format: `TIME [APP/PROC/WEB/INDEX] OUT|ERR text`. */
-export function formatLogLine(l: LogLine): string {
-  return `${new Date(l.timestamp).toISOString()} [APP/PROC/WEB/${l.instance_index}] ${l.stream === "stdout" ? "OUT" : "ERR"} ${l.line}`;
+/** cf's line format: `TIME [SOURCE/INDEX] OUT|ERR text` (SOURCE: APP/PROC/WEB, CELL, RTR, API, STG). */
+export function formatLogLine(l: StoredLogLine): string {
+  return `${new Date(l.timestamp).toISOString()} [${sourceTypeTag(l.source)}/${l.instance_index}] ${l.stream === "stdout" ? "OUT" : "ERR"} ${l.line}`;
 }
 
 /** How one tail connection ended: the user stopped it, the API refused it, or it dropped. */
@@ -30,7 +30,7 @@ function tailOnce(ctx: Ctx, appGuid: string, signal: AbortSignal, onOpen: () => 
     signal.addEventListener("abort", stop, { once: true });
     ws.once("open", onOpen);
     ws.on("message", (data) => {
-      const msg = JSON.parse(String(data)) as { lines: LogLine[] };
+      const msg = JSON.parse(String(data)) as { lines: StoredLogLine[] };
       for (const l of msg.lines) {
         ctx.out.say(formatLogLine(l));
         ctx.out.data(l);
@@ -90,7 +90,7 @@ export function registerLogs(program: Command, action: Action) {
     .action(action(async (ctx, name: string, opts: { recent?: boolean }) => {
       const app = await findApp(ctx, name);
       if (opts.recent) {
-        const recent = await ctx.api().get<{ lines: LogLine[]; dropped: number }>(`/v3/apps/${app.guid}/logs`);
+        const recent = await ctx.api().get<{ lines: StoredLogLine[]; dropped: number }>(`/v3/apps/${app.guid}/logs`);
         ctx.out.say(`Retrieving logs for app ${name}...\n`);
         for (const l of recent.lines) ctx.out.say(formatLogLine(l));
         if (recent.dropped > 0) ctx.out.say(`(${recent.dropped} lines were dropped by the log rate limit)`);

@@ -8,19 +8,23 @@
  * @example
  * for (const lines of packLogBatches(read)) await socket.send(lines);
  */
-import { MAX_LOG_BATCH_BYTES, MAX_LOG_BATCH_LINES, type LogLine } from "../protocol/logs";
+import { MAX_LOG_BATCH_BYTES, MAX_LOG_BATCH_LINES } from "../protocol/logs";
 import { PROTOCOL_VERSION } from "../protocol/version";
 import { cutLine } from "./rate-limit";
 
 const utf8Bytes = (s: string) => new TextEncoder().encode(s).byteLength;
 
 /** A batch's message as sent: what the byte cap is measured on. */
-export const logBatchMessage = (lines: readonly LogLine[]) => JSON.stringify({ protocol: PROTOCOL_VERSION, lines });
+export const logBatchMessage = (lines: readonly { line: string }[]) => JSON.stringify({ protocol: PROTOCOL_VERSION, lines });
 
-export function packLogBatches(lines: readonly LogLine[], limits = { maxBytes: MAX_LOG_BATCH_BYTES, maxLines: MAX_LOG_BATCH_LINES }): LogLine[][] {
+/** Cells' app lines and routers' access lines are packed alike: `{ protocol, lines }`. */
+export function packLogBatches<L extends { line: string; truncated?: boolean }>(
+  lines: readonly L[],
+  limits = { maxBytes: MAX_LOG_BATCH_BYTES, maxLines: MAX_LOG_BATCH_LINES },
+): L[][] {
   const overhead = utf8Bytes(logBatchMessage([]));
-  const batches: LogLine[][] = [];
-  let current: LogLine[] = [];
+  const batches: L[][] = [];
+  let current: L[] = [];
   let bytes = overhead;
   for (const l of lines) {
     const cut = cutLine(l.line);

@@ -3,7 +3,7 @@
  * lines per app per one-second window; lines over it are dropped and counted,
  * lines over MAX_LOG_LINE_BYTES are cut and marked. The clock is a parameter.
  */
-import { MAX_LOG_LINE_BYTES, type LogLine } from "../protocol/logs";
+import { MAX_LOG_LINE_BYTES } from "../protocol/logs";
 
 export interface RateWindow {
   /** Start of the current one-second window (ms). */
@@ -11,9 +11,9 @@ export interface RateWindow {
   admitted: number;
 }
 
-export interface Admission {
+export interface Admission<L> {
   window: RateWindow;
-  admitted: LogLine[];
+  admitted: L[];
   dropped: number;
   truncated: number;
 }
@@ -27,9 +27,9 @@ export function cutLine(line: string, maxBytes = MAX_LOG_LINE_BYTES): string | n
   return new TextDecoder().decode(bytes.subarray(0, end));
 }
 
-export function admit(window: RateWindow, lines: LogLine[], now: number, linesPerSecond: number): Admission {
+export function admit<L extends { line: string }>(window: RateWindow, lines: readonly L[], now: number, linesPerSecond: number): Admission<L> {
   const w = now - window.start >= 1000 || now < window.start ? { start: now - (now % 1000), admitted: 0 } : { ...window };
-  const admitted: LogLine[] = [];
+  const admitted: L[] = [];
   let dropped = 0;
   let truncated = 0;
   for (const l of lines) {

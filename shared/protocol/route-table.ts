@@ -26,6 +26,8 @@ const hostname = z
 
 export const routeInstanceSchema = z.strictObject({
   instance_guid: z.string().min(1),
+  /** The app the instance runs: whose logs the router's access line for it goes to. */
+  app_guid: z.string().min(1),
   /** The cell's address (IP or hostname) the instance's port is published on. */
   address: z.string().min(1),
   /** The host port on the cell (never the container's own port). */

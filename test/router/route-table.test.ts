@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { routeTableQuerySchema, routeTableSchema } from "../../shared/protocol/route-table";
 
-const instance = { instance_guid: "g1", address: "10.0.0.5", port: 61001, index: 0 };
+const instance = { instance_guid: "g1", app_guid: "a1", address: "10.0.0.5", port: 61001, index: 0 };
 
 describe("routeTableSchema", () => {
   it("accepts a table, including a route with no running instance", () => {

@@ -1,7 +1,7 @@
 /**
  * @module Real servers for the router tests, all on 127.0.0.1 port 0:
  * backends that say who answered, a fake control plane that speaks the route
- * table long-poll, and a logger whose lines the test can read.
+ * table long-poll and takes access lines, and a logger whose lines the test can read.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
@@ -14,8 +14,9 @@ import pino, { type Logger } from "pino";
 import { request } from "undici";
 import WebSocket, { WebSocketServer } from "ws";
 import type { RouteEntry, RouteTable } from "../../shared/protocol/route-table";
+import { routerLogBatchSchema, type RouterLogLine } from "../../shared/protocol/router-logs";
 import type { RouterTimeouts } from "../../agent/router/config";
-import { createRouter, type Router } from "../../agent/router/router";
+import { createRouter, type Router, type RouterOptions } from "../../agent/router/router";
 
 export const LOOPBACK = "127.0.0.1";
 
@@ -88,7 +89,7 @@ export async function refusedPort(): Promise<number> {
 export function route(host: string, ...ports: number[]): RouteEntry {
   return {
     host,
-    instances: ports.map((p, index) => ({ instance_guid: `guid-${host}-${index}-${p}`, address: LOOPBACK, port: p, index })),
+    instances: ports.map((p, index) => ({ instance_guid: `guid-${host}-${index}-${p}`, app_guid: `app-${host}`, address: LOOPBACK, port: p, index })),
   };
 }
 
@@ -136,6 +137,7 @@ export interface RouterTestOptions {
   readonly maxTunnelsPerRoute?: number;
   readonly trustedProxies?: readonly string[];
   readonly table?: RouteTable;
+  readonly accessRecorded?: RouterOptions["accessRecorded"];
 }
 
 export async function startRouter(options: RouterTestOptions = {}): Promise<RunningRouter> {
@@ -148,6 +150,7 @@ export async function startRouter(options: RouterTestOptions = {}): Promise<Runn
     trustedProxies: options.trustedProxies ?? [],
     timeouts: { ...FAST_TIMEOUTS, ...options.timeouts },
     log,
+    accessRecorded: options.accessRecorded,
   });
   if (options.table !== undefined) router.applyTable(options.table);
   const address = await router.listen();
@@ -236,6 +239,8 @@ export interface FakeControlPlane {
   readonly port: number;
   /** Requests received (any answer). */
   polls: number;
+  /** Access lines routers sent to POST /v3/routers/logs, in order. */
+  readonly appLogs: RouterLogLine[];
   /** Publishes a new table version and answers every held poll. */
   publish(routes: RouteEntry[]): RouteTable;
   /** Answers every later poll with this raw status and body instead (null: back to the protocol). */
@@ -254,10 +259,21 @@ export async function startFakeControlPlane(options: { token: string; holdMs: nu
   const server = http.createServer((req, res) => {
     cp.polls++;
     const url = new URL(req.url ?? "/", "http://x");
-    if (url.pathname !== "/v3/routes/table") return void res.writeHead(404).end();
+    if (url.pathname !== "/v3/routes/table" && url.pathname !== "/v3/routers/logs") return void res.writeHead(404).end();
     if (req.headers.authorization !== `bearer ${options.token}`) {
       res.writeHead(401, { "content-type": "application/json" });
       return void res.end(JSON.stringify({ errors: [{ code: 1000, title: "CF-InvalidAuthToken", detail: "Invalid Auth Token" }] }));
+    }
+    if (url.pathname === "/v3/routers/logs") {
+      // The control plane's checks (routed apps only) are the Worker's, tested there; this keeps every line.
+      let body = "";
+      req.on("data", (c: Buffer) => (body += c.toString()));
+      req.on("end", () => {
+        const batch = routerLogBatchSchema.parse(JSON.parse(body));
+        cp.appLogs.push(...batch.lines);
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ accepted: batch.lines.length, refused: 0 }));
+      });
+      return;
     }
     const after = url.searchParams.get("after");
     // A held poll woken by publish() misbehaves too when told to.
@@ -289,6 +305,7 @@ export async function startFakeControlPlane(options: { token: string; holdMs: nu
     url: `http://${LOOPBACK}:${at}`,
     port: at,
     polls: 0,
+    appLogs: [],
     publish(routes) {
       table = { version: table.version + 1, routes };
       for (const wake of [...waiting]) {

@@ -32,3 +32,14 @@ export const nextMessage = (ws: WebSocket) =>
 export const line = (instance_guid: string, n: number, extra: Partial<LogLine> = {}): LogLine => ({
   timestamp: 1_700_000_000_000 + n, instance_index: 0, instance_guid, stream: "stdout", line: `line ${n}`, ...extra,
 });
+
+/** Maps a new route (host `unique`) to the app's web process, straight in D1. */
+export async function mapRoute(appGuid: string, spaceGuid: string) {
+  const routeGuid = crypto.randomUUID();
+  await db().insert(schema.routes).values({ guid: routeGuid, host: unique("host"), domain: "apps.test", spaceGuid });
+  await db().insert(schema.routeDestinations).values({ guid: crypto.randomUUID(), routeGuid, appGuid, processType: "web" });
+  return routeGuid;
+}
+
+/** An access line as a router sends it for `appGuid`'s instance. */
+export const rtr = (appGuid: string, instanceGuid: string, text: string) => ({ app_guid: appGuid, instance_guid: instanceGuid, timestamp: 1_700_000_000_500, line: text });

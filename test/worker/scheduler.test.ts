@@ -238,7 +238,7 @@ describe("scheduler passes", () => {
     const changed = await poll;
     expect(changed.status).toBe(200);
     expect(changed.json.routes.find((r: { host: string }) => r.host === host)).toEqual({
-      host, instances: [{ instance_guid: row!.instanceGuid, address: "10.7.0.7", port: 61001, index: 0 }],
+      host, instances: [{ instance_guid: row!.instanceGuid, app_guid: app.guid, address: "10.7.0.7", port: 61001, index: 0 }],
     });
     await db().delete(schema.routeDestinations).where(inArray(schema.routeDestinations.routeGuid, [route.json.guid]));
   });

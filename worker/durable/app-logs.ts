@@ -9,7 +9,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { admit, type RateWindow } from "../../shared/logs/rate-limit";
-import { logBatchSchema, MAX_LOG_BATCH_BYTES, type LogLine } from "../../shared/protocol/logs";
+import { logBatchSchema, MAX_LOG_BATCH_BYTES, type LogSource, type StoredLogLine } from "../../shared/protocol/logs";
 import type { Bindings } from "../env";
 import { answerClose } from "./close-socket";
 
@@ -18,20 +18,55 @@ const DEFAULT_KEEP = 1000;
 const DEFAULT_LINES_PER_SECOND = 1000;
 
 export interface RecentLogs {
-  lines: LogLine[];
+  lines: StoredLogLine[];
   /** Lines dropped by the rate limit since the object started. */
   dropped: number;
   truncated: number;
 }
 
+/** The store's row, as SQL gives it back. */
+type Row = {
+  seq: number;
+  timestamp: number;
+  instance_index: number;
+  instance_guid: string;
+  stream: string;
+  line: string;
+  truncated: number;
+  source: string;
+};
+
+const COLUMNS = "seq, timestamp, instance_index, instance_guid, stream, line, truncated, source";
+
+function toLine(r: Row): StoredLogLine {
+  return {
+    timestamp: r.timestamp,
+    instance_index: r.instance_index,
+    instance_guid: r.instance_guid,
+    stream: r.stream as StoredLogLine["stream"],
+    line: r.line,
+    ...(r.truncated ? { truncated: true } : {}),
+    ...(r.source !== "APP" ? { source: r.source as LogSource } : {}),
+  };
+}
+
 export class AppLogs extends DurableObject<Bindings> {
-  private window: RateWindow = { start: 0, admitted: 0 };
+  /**
+   * The app's own output and the platform's lines about it are limited
+   * apart, as CF's log rate limit is the app's: a flood of requests (RTR
+   * lines) cannot silence the app, nor a chatty app its CELL and API lines.
+   */
+  private windows: Record<"app" | "platform", RateWindow> = { app: { start: 0, admitted: 0 }, platform: { start: 0, admitted: 0 } };
 
   constructor(ctx: DurableObjectState, env: Bindings) {
     super(ctx, env);
     ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS lines (
       seq INTEGER PRIMARY KEY AUTOINCREMENT, timestamp INTEGER NOT NULL, instance_index INTEGER NOT NULL,
-      instance_guid TEXT NOT NULL, stream TEXT NOT NULL, line TEXT NOT NULL, truncated INTEGER NOT NULL)`);
+      instance_guid TEXT NOT NULL, stream TEXT NOT NULL, line TEXT NOT NULL, truncated INTEGER NOT NULL,
+      source TEXT NOT NULL DEFAULT 'APP')`);
+    // Objects made before lines had sources get the column (their lines were all the app's).
+    const columns = ctx.storage.sql.exec<{ name: string }>("SELECT name FROM pragma_table_info('lines')").toArray();
+    if (!columns.some((c) => c.name === "source")) ctx.storage.sql.exec("ALTER TABLE lines ADD COLUMN source TEXT NOT NULL DEFAULT 'APP'");
     ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS counts (name TEXT PRIMARY KEY, value INTEGER NOT NULL)");
   }
 
@@ -78,23 +113,31 @@ export class AppLogs extends DurableObject<Bindings> {
     answerClose(ws, code);
   }
 
-  /** Stores what the rate limit admits, trims to the bound, fans out to tails. */
-  ingest(lines: LogLine[], now: number): void {
-    const a = admit(this.window, lines, now, this.linesPerSecond);
-    this.window = a.window;
+  /**
+   * Stores what the rate limits admit, trims to the bound, fans out to tails.
+   * The one way lines enter: cells' sockets, and the Worker (by RPC) for the
+   * API, STG and router lines it has checked.
+   */
+  ingest(lines: readonly StoredLogLine[], now: number): void {
+    const isApp = (l: StoredLogLine) => (l.source ?? "APP") === "APP";
+    const app = admit(this.windows.app, lines.filter(isApp), now, this.linesPerSecond);
+    const platform = admit(this.windows.platform, lines.filter((l) => !isApp(l)), now, this.linesPerSecond);
+    this.windows = { app: app.window, platform: platform.window };
+    const admitted = [...app.admitted, ...platform.admitted].sort((a, b) => a.timestamp - b.timestamp);
+    const dropped = app.dropped + platform.dropped;
     const sql = this.ctx.storage.sql;
-    for (const l of a.admitted) {
+    for (const l of admitted) {
       sql.exec(
-        "INSERT INTO lines (timestamp, instance_index, instance_guid, stream, line, truncated) VALUES (?, ?, ?, ?, ?, ?)",
-        l.timestamp, l.instance_index, l.instance_guid, l.stream, l.line, l.truncated ? 1 : 0,
+        "INSERT INTO lines (timestamp, instance_index, instance_guid, stream, line, truncated, source) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        l.timestamp, l.instance_index, l.instance_guid, l.stream, l.line, l.truncated ? 1 : 0, l.source ?? "APP",
       );
     }
     sql.exec("DELETE FROM lines WHERE seq <= (SELECT MAX(seq) FROM lines) - ?", this.keep);
-    for (const [name, n] of [["dropped", a.dropped], ["truncated", a.truncated]] as const) {
+    for (const [name, n] of [["dropped", dropped], ["truncated", app.truncated + platform.truncated]] as const) {
       if (n > 0) sql.exec("INSERT INTO counts (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", name, n);
     }
-    if (a.admitted.length === 0) return;
-    const message = JSON.stringify({ lines: a.admitted, dropped: a.dropped });
+    if (admitted.length === 0) return;
+    const message = JSON.stringify({ lines: admitted, dropped });
     for (const tail of this.ctx.getWebSockets("tail")) {
       try {
         tail.send(message);
@@ -111,13 +154,13 @@ export class AppLogs extends DurableObject<Bindings> {
    * so times are unique and a poller asking from its last time + 1 sees every
    * line once. Times are decimal strings: nanoseconds pass 2^53.
    */
-  read(q: { start: bigint; end: bigint | null; limit: number; descending: boolean }): { ns: string; line: LogLine }[] {
+  read(q: { start: bigint; end: bigint | null; limit: number; descending: boolean }): { ns: string; line: StoredLogLine }[] {
     const split = (ns: bigint) => [Number(ns / 1_000_000n), Number(ns % 1_000_000n)] as const;
     const [startMs, startRem] = split(q.start);
     const [endMs, endRem] = q.end === null ? [Number.MAX_SAFE_INTEGER, 0] : split(q.end);
     const rows = this.ctx.storage.sql
-      .exec<{ seq: number; timestamp: number; instance_index: number; instance_guid: string; stream: string; line: string; truncated: number }>(
-        `SELECT seq, timestamp, instance_index, instance_guid, stream, line, truncated FROM lines
+      .exec<Row>(
+        `SELECT ${COLUMNS} FROM lines
           WHERE (timestamp > ? OR (timestamp = ? AND seq % 1000000 >= ?))
             AND (timestamp < ? OR (timestamp = ? AND seq % 1000000 < ?))
           ORDER BY timestamp ${q.descending ? "DESC" : "ASC"}, seq ${q.descending ? "DESC" : "ASC"} LIMIT ?`,
@@ -126,28 +169,21 @@ export class AppLogs extends DurableObject<Bindings> {
       .toArray();
     return rows.map((r) => ({
       ns: (BigInt(r.timestamp) * 1_000_000n + BigInt(r.seq % 1_000_000)).toString(),
-      line: { timestamp: r.timestamp, instance_index: r.instance_index, instance_guid: r.instance_guid, stream: r.stream as LogLine["stream"], line: r.line },
+      line: toLine(r),
     }));
   }
 
   recent(limit: number): RecentLogs {
     const sql = this.ctx.storage.sql;
     const rows = sql
-      .exec<{ timestamp: number; instance_index: number; instance_guid: string; stream: string; line: string; truncated: number }>(
-        "SELECT timestamp, instance_index, instance_guid, stream, line, truncated FROM (SELECT * FROM lines ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+      .exec<Row>(
+        `SELECT ${COLUMNS} FROM (SELECT * FROM lines ORDER BY seq DESC LIMIT ?) ORDER BY seq`,
         Math.max(1, Math.min(limit, this.keep)),
       )
       .toArray();
     const count = (name: string) => sql.exec<{ value: number }>("SELECT value FROM counts WHERE name = ?", name).toArray()[0]?.value ?? 0;
     return {
-      lines: rows.map((r) => ({
-        timestamp: r.timestamp,
-        instance_index: r.instance_index,
-        instance_guid: r.instance_guid,
-        stream: r.stream as LogLine["stream"],
-        line: r.line,
-        ...(r.truncated ? { truncated: true } : {}),
-      })),
+      lines: rows.map(toLine),
       dropped: count("dropped"),
       truncated: count("truncated"),
     };

@@ -5,7 +5,8 @@
  * with Log Cache's query (`start_time`, `end_time`, `envelope_types`, `limit`,
  * `descending`) and its JSON envelopes (loggregator v2: times in nanoseconds as
  * strings, payloads base64). The source id is the app's guid; only LOG
- * envelopes exist here. The cf CLI 8 finds Log Cache at the API URL with
+ * envelopes exist here, tagged with the line's source_type (APP/PROC/WEB,
+ * CELL, RTR, API, STG) and its source instance as instance_id. The cf CLI 8 finds Log Cache at the API URL with
  * "api" replaced by "log-cache" (a bare host like 127.0.0.1 stays as it is;
  * a deployment routes log-cache.DOMAIN to this Worker too), so these routes hang off the root.
  */
@@ -15,6 +16,7 @@ import { reachableApp } from "../auth/scope";
 import type { AppEnv } from "../env";
 import { parseQuery } from "../http/validate";
 import { bytesToBase64 } from "../../shared/base64";
+import { sourceTypeTag } from "../../shared/protocol/logs";
 
 // The cf CLI sends Go's zero time for "from the start": a negative number, read as 0.
 const nanos = z.string().regex(/^-?\d{1,19}$/, "must be nanoseconds since the epoch").transform((s) => (s.startsWith("-") ? 0n : BigInt(s)));
@@ -52,7 +54,7 @@ logCacheApi.get("/api/v1/read/:source_id", async (c) => {
         source_id: app.guid,
         instance_id: String(line.instance_index),
         deprecated_tags: {},
-        tags: { source_type: "APP/PROC/WEB", app_id: app.guid, app_name: app.name },
+        tags: { source_type: sourceTypeTag(line.source), app_id: app.guid, app_name: app.name },
         log: { payload: bytesToBase64(new TextEncoder().encode(line.line)), type: line.stream === "stderr" ? "ERR" : "OUT" },
       })),
     },

@@ -29,7 +29,7 @@ export async function buildRouteTable(db: Db): Promise<RouteTable> {
   for (const r of running) {
     if (r.port === null) continue;
     const k = `${r.appGuid}/${r.processType}`;
-    byProcess.set(k, [...(byProcess.get(k) ?? []), { instance_guid: r.instance_guid, index: r.index, port: r.port, address: r.address }]);
+    byProcess.set(k, [...(byProcess.get(k) ?? []), { instance_guid: r.instance_guid, app_guid: r.appGuid, index: r.index, port: r.port, address: r.address }]);
   }
   const destinations = new Map<string, string[]>();
   for (const d of destinationRows) destinations.set(d.routeGuid, [...(destinations.get(d.routeGuid) ?? []), `${d.appGuid}/${d.processType}`]);

@@ -1,0 +1,108 @@
+/**
+ * The apps' RTR lines: each proxied request ships one access line, in
+ * Gorouter's format, to the app the route table says answered it, batched to
+ * a stand-in control plane (the Worker's side is test/worker/platform-logs.test.ts);
+ * the queue is bounded while the control plane is away.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { AppLogShipper } from "../../agent/router/app-log-shipper";
+import type { RouteTable } from "../../shared/protocol/route-table";
+import { captureLog, get, route, spawnRouterDaemon, startBackend, startFakeControlPlane, startRouter, until, type FakeControlPlane } from "./support";
+
+const TOKEN = "app-logs-test-token";
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function setup(limits: { maxQueuedLines?: number } = {}) {
+  const cp = await startFakeControlPlane({ token: TOKEN, holdMs: 300 });
+  cleanups.push(() => cp.stop());
+  const a = await startBackend("a");
+  const b = await startBackend("b");
+  cleanups.push(() => a.close(), () => b.close());
+  const table: RouteTable = { version: 1, routes: [route("a.apps.test", a.port), route("b.apps.test", b.port)] };
+  const shipper = new AppLogShipper({
+    apiUrl: cp.url, token: TOKEN, intervalMs: 60_000, requestTimeoutMs: 2_000,
+    maxQueuedLines: limits.maxQueuedLines ?? 100, maxQueuedBytes: 1024 * 1024, log: captureLog().log,
+  });
+  shipper.applyTable(table);
+  const r = await startRouter({ table, accessRecorded: (rec) => shipper.record(rec) });
+  cleanups.push(() => r.router.shutdown());
+  return { cp, shipper, routerPort: r.port, a, b };
+}
+
+describe("RTR lines", () => {
+  it("a proxied request ships exactly one access line, in Gorouter's format, to the app that answered", async () => {
+    const { cp, shipper, routerPort } = await setup();
+    const reply = await get(routerPort, "a.apps.test", "/hello?x=1", { headers: { "user-agent": "curl/8.0", referer: "http://ref.test/", "x-request-id": "req-1" } });
+    expect(reply.status).toBe(200);
+    await until(() => shipper.queued === 1, 2_000, "the request's record");
+    await shipper.flush();
+    expect(cp.appLogs).toHaveLength(1);
+    const [l] = cp.appLogs;
+    expect(l).toMatchObject({ app_guid: "app-a.apps.test", instance_guid: expect.stringMatching(/^guid-a\.apps\.test-0-/) });
+    expect(l!.line).toMatch(
+      /^a\.apps\.test - \[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z\] "GET \/hello\?x=1 HTTP\/1\.1" 200 0 \d+ "http:\/\/ref\.test\/" "curl\/8\.0" "127\.0\.0\.1:\d+" "127\.0\.0\.1:\d+" x_forwarded_for:"127\.0\.0\.1" x_forwarded_proto:"http" vcap_request_id:"req-1" response_time:\d+\.\d{6} app_id:"app-a\.apps\.test" app_index:"0" instance_id:"guid-a\.apps\.test-0-\d+" x_cf_routererror:"-"$/,
+    );
+    expect(Math.abs(l!.timestamp - Date.now())).toBeLessThan(60_000);
+    expect(shipper.queued).toBe(0);
+  });
+
+  it("a request no instance took (unknown host) ships nothing", async () => {
+    const { cp, shipper, routerPort } = await setup();
+    expect((await get(routerPort, "nobody.apps.test")).status).toBe(404);
+    await shipper.flush();
+    expect(cp.appLogs).toEqual([]);
+  });
+
+  it("a tenant's client cannot forge fields or another app's line: quotes and newlines in its headers are escaped, and the app comes from the table", async () => {
+    const { cp, shipper, routerPort } = await setup();
+    const forged = 'x" app_id:"app-b.apps.test" app_index:"7';
+    await get(routerPort, "a.apps.test", "/", { headers: { "user-agent": forged, "x-cf-app-instance": "app-b.apps.test:0", "x-request-id": 'id"\tx' } });
+    await until(() => shipper.queued === 1, 2_000, "the request's record");
+    await shipper.flush();
+    expect(cp.appLogs.map((l) => l.app_guid)).toEqual(["app-a.apps.test"]);
+    const line = cp.appLogs[0]!.line;
+    expect(line).toContain('"x\\" app_id:\\"app-b.apps.test\\" app_index:\\"7"');
+    expect(line).toContain('vcap_request_id:"id\\"\\x09x"');
+    expect(line.match(/ app_id:"/g)).toHaveLength(1);
+    expect(line).toContain(' app_id:"app-a.apps.test" ');
+  });
+
+  it("while the control plane is away lines wait up to the bound, more are dropped and counted, and the waiting ones go when it is back", async () => {
+    const { cp, shipper, routerPort } = await setup({ maxQueuedLines: 3 });
+    await cp.stop();
+    for (let i = 0; i < 5; i++) expect((await get(routerPort, "a.apps.test", `/${i}`)).status).toBe(200);
+    await until(() => shipper.queued + shipper.dropped.queue_full === 5, 2_000, "five records");
+    await shipper.flush();
+    expect(shipper.queued).toBe(3);
+    expect(shipper.dropped.queue_full).toBe(2);
+    await cp.restart();
+    await shipper.flush();
+    expect(cp.appLogs.map((l) => / "GET (\/\d) /.exec(l.line)?.[1])).toEqual(["/0", "/1", "/2"]);
+    expect(shipper.queued).toBe(0);
+  });
+});
+
+describe("RTR lines from the daemon", () => {
+  it("with two cluster workers, a request's line reaches the control plane through the primary, with the router's token", async () => {
+    const cp: FakeControlPlane = await startFakeControlPlane({ token: TOKEN, holdMs: 300 });
+    cleanups.push(() => cp.stop());
+    const a = await startBackend("a");
+    cleanups.push(() => a.close());
+    cp.publish([route("a.apps.test", a.port)]);
+    const d = spawnRouterDaemon(
+      ["--api-url", cp.url, "--listen", "127.0.0.1", "--port", "0", "--workers", "2", "--poll-jitter-ms", "0", "--app-log-interval-ms", "50"],
+      { BERTH_ROUTER_TOKEN: TOKEN },
+    );
+    cleanups.push(() => d.kill());
+    await until(() => d.lines.some((l) => l.msg === "workers in sync") && d.port() !== undefined, 60_000, () => `daemon up: ${d.stderr()}`);
+    expect((await get(d.port()!, "a.apps.test", "/from-daemon")).status).toBe(200);
+    await until(() => cp.appLogs.length >= 1, 10_000, "the RTR line at the control plane");
+    await new Promise((r) => setTimeout(r, 300));
+    expect(cp.appLogs).toHaveLength(1);
+    expect(cp.appLogs[0]!.line).toContain('"GET /from-daemon HTTP/1.1" 200');
+    expect(cp.appLogs[0]!.app_guid).toBe("app-a.apps.test");
+  }, 120_000);
+});
