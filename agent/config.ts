@@ -25,8 +25,13 @@ export const agentConfigSchema = z.strictObject({
   container_cidr: z.string().default("10.254.0.0/22"),
   /** Network namespaces kept prepared, so a start only publishes its port (agent/network/manager.ts). */
   network_pool_size: z.number().int().min(0).max(64).default(4),
-  /** Further networks containers may not reach (a control plane or registry on another host). */
+  /** Further networks containers may not reach (a control plane or registry on another host); wins over allow_networks. */
   deny_networks: z.array(z.string()).default([]),
+  /**
+   * Private networks containers may reach after all (Cloud Foundry's security
+   * groups): by default only public addresses are open (agent/network/nft-rules.ts).
+   */
+  allow_networks: z.array(z.string()).default([]),
   cgroup_parent: z.string().regex(/^[a-z0-9_-]+$/).default("berth"),
   heartbeat_interval_ms: z.number().int().min(100).default(5000),
   log_ship_interval_ms: z.number().int().min(50).default(250),

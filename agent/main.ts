@@ -122,6 +122,7 @@ export async function startAgent(config: AgentConfig) {
       runDir: paths.netnsRunDir,
       stateDir: paths.networkState,
       denyNetworks: config.deny_networks,
+      allowNetworks: config.allow_networks,
       poolSize: config.network_pool_size,
     }),
     { onPoolError: (err) => log.warn({ err: (err as Error).message }, "network pool refill failed") },

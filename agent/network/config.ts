@@ -19,6 +19,8 @@ const ipv4 = z.string().refine((s) => isIPv4(s), "must be an IPv4 address");
 const cidr = z.string().refine((s) => safeCidr(s) !== undefined, "must be an IPv4 CIDR without host bits");
 const absolutePath = z.string().refine((s) => isAbsolute(s) && !s.includes("\0"), "must be an absolute path");
 const port = z.number().int().min(1024).max(65535);
+/** The largest container range: 16 384 containers' /30s. */
+const MIN_CONTAINER_PREFIX = 16;
 
 export const networkConfigSchema = z
   .strictObject({
@@ -35,8 +37,14 @@ export const networkConfigSchema = z
     runDir: absolutePath,
     /** Per-container records, so ports and addresses survive an agent restart. */
     stateDir: absolutePath,
-    /** Further ranges containers may not reach (a control plane or registry off the host). */
+    /** Further ranges containers may not reach (a control plane or registry off the host); wins over allowNetworks. */
     denyNetworks: z.array(cidr).default([]),
+    /**
+     * Private ranges containers may reach after all (a database on the cell's
+     * network), like a Cloud Foundry security group; public addresses are open
+     * without it. Never the container range or the cell's own addresses.
+     */
+    allowNetworks: z.array(cidr).default([]),
     /**
      * Namespaces kept prepared (veth, addresses, route; no port yet), so a
      * start only records and publishes its port. 0 turns it off.
@@ -48,6 +56,12 @@ export const networkConfigSchema = z
   .superRefine((c, ctx) => {
     const range = safeCidr(c.containerCidr);
     if (range && slotCount(range) === 0) ctx.addIssue({ code: "custom", path: ["containerCidr"], message: "must be /30 or larger" });
+    // Every /30 is an element of the anti-spoofing set (nft-rules.ts).
+    if (range && range.prefix < MIN_CONTAINER_PREFIX) ctx.addIssue({ code: "custom", path: ["containerCidr"], message: `must be /${MIN_CONTAINER_PREFIX} or smaller` });
+    c.allowNetworks.forEach((net, i) => {
+      const allowed = safeCidr(net);
+      if (range && allowed && cidrsOverlap(range, allowed)) ctx.addIssue({ code: "custom", path: ["allowNetworks", i], message: "must not overlap containerCidr (containers never reach each other)" });
+    });
     if (!isIPv4(c.cellAddress)) return;
     const cell = ipv4ToNumber(c.cellAddress);
     const loopback = parseCidr("127.0.0.0/8");

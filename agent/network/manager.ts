@@ -40,10 +40,10 @@ import type { NetworkConfig } from "./config";
 import { decommissionNetwork } from "./decommission";
 import { hostLinks, ipForwarding, livePortMappings, netnsFiles, setIpForwarding } from "./host";
 import { parseCidr, slotAddresses, slotCount, type Cidr } from "./ipv4";
-import { publishScript, tableScript, vethPrefix, withdrawScript } from "./nft-rules";
+import { hostIfname, publishScript, resolversScript, tableScript, vethPrefix, withdrawScript } from "./nft-rules";
 import { CONTAINER_ID, RecordStore, type NetworkRecord } from "./records";
 import { planRecovery } from "./recovery";
-import { containerResolvConf } from "./resolv-conf";
+import { containerNameservers, containerResolvConf } from "./resolv-conf";
 
 export interface ContainerNetwork {
   containerId: string;
@@ -101,6 +101,8 @@ export class NetworkManager {
   private lastPort = 0;
   private lastSlot = -1;
   private recovered = false;
+  /** Nameservers already in the table's `resolvers` set. */
+  private readonly resolvers = new Set<string>();
 
   constructor(
     readonly config: NetworkConfig,
@@ -141,7 +143,10 @@ export class NetworkManager {
     this.lastPort = Math.max(0, ...plan.adopt.map((r) => r.hostPort));
     this.lastSlot = Math.max(-1, ...plan.adopt.map((r) => r.slot));
     const guard = await this.enableForwarding();
-    await native.nftRun(tableScript(this.config, plan.adopt, guard));
+    const resolvers = containerNameservers(await this.hostResolvConf(), this.config.fallbackNameservers);
+    await native.nftRun(tableScript(this.config, plan.adopt, guard, resolvers));
+    this.resolvers.clear();
+    for (const r of resolvers) this.resolvers.add(r);
     this.recovered = true;
     this.topUp();
     return {
@@ -206,8 +211,19 @@ export class NetworkManager {
 
   /** The resolv.conf to bind-mount into containers, from the host's. */
   async resolvConf(): Promise<string> {
-    const host = await readFile(this.config.hostResolvConf, "utf8").catch(() => "");
-    return containerResolvConf(host, this.config.fallbackNameservers);
+    return containerResolvConf(await this.hostResolvConf(), this.config.fallbackNameservers);
+  }
+
+  private hostResolvConf(): Promise<string> {
+    return readFile(this.config.hostResolvConf, "utf8").catch(() => "");
+  }
+
+  /** Opens DNS to nameservers the host's resolv.conf gained since the table was written. */
+  private async allowNewResolvers(): Promise<void> {
+    const fresh = containerNameservers(await this.hostResolvConf(), this.config.fallbackNameservers).filter((r) => !this.resolvers.has(r));
+    if (fresh.length === 0) return;
+    await native.nftRun(resolversScript(this.config, fresh));
+    for (const r of fresh) this.resolvers.add(r);
   }
 
   /**
@@ -277,8 +293,8 @@ export class NetworkManager {
     this.lastSlot = slot;
     this.usedSlots.add(slot);
     const { hostIp, containerIp } = slotAddresses(this.range, slot);
-    const hostIfname = `${this.linkPrefix()}${slot.toString(36)}`;
-    return { slot, hostIfname, netnsPath: join(this.config.runDir, containerId ?? `_${hostIfname}`), hostIp, containerIp };
+    const ifname = hostIfname(this.config, slot);
+    return { slot, hostIfname: ifname, netnsPath: join(this.config.runDir, containerId ?? `_${ifname}`), hostIp, containerIp };
   }
 
   private makeNamespace(p: SpareNetwork): Promise<void> {
@@ -330,6 +346,7 @@ export class NetworkManager {
     }
     try {
       await native.nftRun(publishScript(this.config, r));
+      await this.allowNewResolvers();
     } catch (error) {
       await this.destroy(r);
       throw fail(error);

@@ -14,8 +14,7 @@ function usableFromContainer(address: string): boolean {
   return isIPv4(address) && !address.startsWith("127.") && address !== "0.0.0.0";
 }
 
-/** The host's resolv.conf text → the text to bind-mount into a container. */
-export function containerResolvConf(hostText: string, fallbackNameservers: readonly string[]): string {
+function parse(hostText: string, fallbackNameservers: readonly string[]): { kept: string[]; nameservers: readonly string[] } {
   const kept: string[] = [];
   const nameservers: string[] = [];
   for (const line of hostText.split("\n")) {
@@ -26,6 +25,16 @@ export function containerResolvConf(hostText: string, fallbackNameservers: reado
       nameservers.push(match[1]!);
     }
   }
-  const chosen = nameservers.length > 0 ? nameservers : fallbackNameservers;
-  return [...kept, ...chosen.map((ns) => `nameserver ${ns}`)].join("\n") + "\n";
+  return { kept, nameservers: nameservers.length > 0 ? nameservers : fallbackNameservers };
+}
+
+/** The host's resolv.conf text → the text to bind-mount into a container. */
+export function containerResolvConf(hostText: string, fallbackNameservers: readonly string[]): string {
+  const { kept, nameservers } = parse(hostText, fallbackNameservers);
+  return [...kept, ...nameservers.map((ns) => `nameserver ${ns}`)].join("\n") + "\n";
+}
+
+/** The nameservers containerResolvConf gives containers: the egress policy lets DNS reach them. */
+export function containerNameservers(hostText: string, fallbackNameservers: readonly string[]): string[] {
+  return [...parse(hostText, fallbackNameservers).nameservers];
 }

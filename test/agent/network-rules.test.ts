@@ -3,10 +3,10 @@ import { describe, expect, it } from "vitest";
 import { pickFree } from "../../agent/network/allocate";
 import { parseNetworkConfig } from "../../agent/network/config";
 import { cidrContains, ipv4ToNumber, numberToIpv4, parseCidr, slotAddresses, slotCount } from "../../agent/network/ipv4";
-import { publishScript, tableScript, withdrawScript } from "../../agent/network/nft-rules";
+import { PRIVATE_NETWORKS, publishScript, resolversScript, tableScript, withdrawScript } from "../../agent/network/nft-rules";
 import type { NetworkRecord } from "../../agent/network/records";
 import { planRecovery } from "../../agent/network/recovery";
-import { containerResolvConf } from "../../agent/network/resolv-conf";
+import { containerNameservers, containerResolvConf } from "../../agent/network/resolv-conf";
 
 const valid = {
   cellName: "c1",
@@ -60,6 +60,8 @@ describe("containerResolvConf", () => {
   it("falls back when the host has only loopback nameservers, or none", () => {
     expect(containerResolvConf("nameserver 127.0.0.1\n", ["1.1.1.1", "8.8.8.8"])).toBe("nameserver 1.1.1.1\nnameserver 8.8.8.8\n");
     expect(containerResolvConf("", ["1.1.1.1"])).toBe("nameserver 1.1.1.1\n");
+    expect(containerNameservers("nameserver 127.0.0.53\nnameserver 10.0.0.2\n", ["1.1.1.1"])).toEqual(["10.0.0.2"]);
+    expect(containerNameservers("nameserver 127.0.0.53\n", ["1.1.1.1"])).toEqual(["1.1.1.1"]);
   });
 });
 
@@ -124,6 +126,32 @@ describe("nft script", () => {
     expect(script).not.toContain('iifname != "brt*"');
   });
 
+  it("closes private networks after the admin's deny and allow lists and DNS to the resolvers, in that order", () => {
+    const c = parseNetworkConfig({ ...valid, denyNetworks: ["172.20.1.128/25"], allowNetworks: ["172.20.1.0/24"] });
+    const lines = tableScript(c, [], false, ["192.168.1.53"]).split("\n").map((l) => l.trim());
+    const at = (prefix: string) => lines.findIndex((l) => l.startsWith(prefix));
+    const forward = at("chain forward");
+    const order = [
+      at('iifname "brtc1-*" ip daddr 10.255.0.0/22 drop'),
+      at('iifname "brtc1-*" ip daddr 172.20.1.128/25 drop'),
+      at('iifname "brtc1-*" ip daddr 172.20.1.0/24 accept'),
+      lines.indexOf('iifname "brtc1-*" ip daddr @resolvers meta l4proto { tcp, udp } th dport 53 accept', forward),
+      at(`iifname "brtc1-*" ip daddr { ${PRIVATE_NETWORKS.join(", ")} } drop`),
+      at('iifname "brtc1-*" accept'),
+    ];
+    expect(order.every((i) => i > forward)).toBe(true);
+    expect([...order].sort((a, b) => a - b)).toEqual(order);
+    expect(lines).toContain("set resolvers { type ipv4_addr; elements = { 192.168.1.53 }; }");
+    expect(PRIVATE_NETWORKS).toEqual(expect.arrayContaining(["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8"]));
+  });
+
+  it("lists every /30's veth and container address as the only sources a veth may send from", () => {
+    const script = tableScript(parseNetworkConfig({ ...valid, containerCidr: "10.255.0.0/29" }), [], false);
+    expect(script).toContain('set sources { type ifname . ipv4_addr; elements = { "brtc1-0" . 10.255.0.2, "brtc1-1" . 10.255.0.6 }; }');
+    expect(script).toContain('iifname "brtc1-*" meta nfproto ipv4 iifname . ip saddr != @sources drop');
+    expect(resolversScript(config, ["10.0.0.2", "10.0.0.3"])).toBe("add element inet berth_c1 resolvers { 10.0.0.2, 10.0.0.3 }");
+  });
+
   it("adds the forwarding guard only when Berth turned ip_forward on", () => {
     expect(tableScript(config, [], true)).toContain('iifname != "brt*" oifname != "brt*" drop');
   });
@@ -142,6 +170,7 @@ describe("network config", () => {
   it("fills defaults", () => {
     const c = parseNetworkConfig(valid);
     expect(c.denyNetworks).toEqual([]);
+    expect(c.allowNetworks).toEqual([]);
     expect(c.hostResolvConf).toBe("/etc/resolv.conf");
     expect(c.poolSize).toBe(0);
   });
@@ -160,6 +189,9 @@ describe("network config", () => {
     ["hostPorts.min", { hostPorts: { min: 80, max: 90 } }],
     ["runDir", { runDir: "relative/dir" }],
     ["denyNetworks.0", { denyNetworks: ["not-a-cidr"] }],
+    ["allowNetworks.0", { allowNetworks: ["10.255.0.0/16"] }],
+    ["allowNetworks.0", { allowNetworks: ["10.0.0.0/33"] }],
+    ["containerCidr", { containerCidr: "10.0.0.0/15" }],
     ["fallbackNameservers", { fallbackNameservers: [] }],
     ["poolSize", { poolSize: -1 }],
     ["poolSize", { poolSize: 1.5 }],
