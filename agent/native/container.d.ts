@@ -28,6 +28,13 @@ export interface NativeCgroupDir {
  */
 export type NativeMountOp =
   | { kind: "mount"; source: string; target: string; fstype: string; flags: number; data: string }
+  /**
+   * A read-only sysfs of the container's network namespace (at most one). A
+   * namespace the host made (netnsPath) is owned by the host's user namespace,
+   * where the container's root may not mount sysfs: the create thread, which
+   * has joined it, makes the mount (fsmount) and the child attaches it.
+   */
+  | { kind: "sysfs"; target: string }
   | { kind: "bind"; source: string; target: string; flags: number; readonly: boolean; file: boolean }
   | { kind: "symlink"; target: string; linkTarget: string };
 

@@ -7,7 +7,7 @@ import type { NativeContainerConfig, NativeRlimit } from "../native/container";
 import { capabilityNumbers, DOCKER_DEFAULT_CAPABILITIES } from "./capabilities";
 import { cgroupPlan, type CgroupLayout } from "./cgroups";
 import { idMap, type IdRange } from "./ids";
-import { containerMounts, MASKED_PATHS, READONLY_PATHS, type EtcFiles } from "./mounts";
+import { CGROUP_VIEW, cgroupViewMounts, containerMounts, MASKED_PATHS, READONLY_PATHS, type EtcFiles } from "./mounts";
 import { dockerDefaultSeccomp } from "./seccomp";
 import type { ContainerSpec } from "./spec";
 import type { ResolvedUser } from "./user";
@@ -51,9 +51,10 @@ export function toRuntimeConfig(spec: ContainerSpec, ctx: RuntimeConfigContext):
       cpuWeight: spec.cpuWeight,
       pidsMax: spec.pidsMax,
     }),
-    mounts: containerMounts(ctx.etc, spec.netnsPath === null),
+    mounts: containerMounts(ctx.etc, cgroupViewMounts(ctx.layout, ctx.cgroupParent, spec.id)),
     maskedPaths: [...MASKED_PATHS],
-    readonlyPaths: [...READONLY_PATHS],
+    // The cgroup view last: its tmpfs holds the binds made before pivot_root.
+    readonlyPaths: [...READONLY_PATHS, CGROUP_VIEW],
     ioDir: ctx.ioDir,
     log: ctx.log,
     process: {
@@ -128,6 +129,7 @@ export function validate(config: NativeContainerConfig): void {
   for (const g of config.process.additionalGids) if (!inRange(g, config.gidMap)) fail("process.additionalGids", `${g} is not mapped`);
   for (const c of config.process.capabilities) if (!Number.isInteger(c) || c < 0 || c > 63) fail("process.capabilities", `bad capability ${c}`);
   for (const m of config.mounts) if (!m.target.startsWith("/")) fail("mounts", `target ${m.target} must be absolute`);
+  if (config.mounts.filter((m) => m.kind === "sysfs").length > 1) fail("mounts", "at most one sysfs");
   for (const c of config.cgroups) if (!c.path.startsWith("/sys/fs/cgroup")) fail("cgroups", `${c.path} is not under /sys/fs/cgroup`);
   if (!(config.log.maxBytes >= 1)) fail("log.maxBytes", "must be at least 1");
   if (!Number.isInteger(config.log.keepFiles) || config.log.keepFiles < 0 || config.log.keepFiles > 99) fail("log.keepFiles", "must be 0-99");

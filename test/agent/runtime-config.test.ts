@@ -21,7 +21,8 @@ import { commandArgv } from "../../shared/staging/launch";
 import { processEnv, RuntimeConfigError, toRuntimeConfig, validate, type RuntimeConfigContext } from "../../agent/runtime/config";
 import { containerExit, signalName } from "../../agent/runtime/exit";
 import { freeSlot, idMap, idRangeForSlot } from "../../agent/runtime/ids";
-import { containerMounts, hostsFile, MASKED_PATHS, MS, READONLY_PATHS } from "../../agent/runtime/mounts";
+import { cgroupViewMounts, containerMounts, hostsFile, MASKED_PATHS, MS, READONLY_PATHS } from "../../agent/runtime/mounts";
+import type { NativeMountOp } from "../../agent/native/container";
 import { dockerDefaultSeccomp } from "../../agent/runtime/seccomp";
 import { parseContainerSpec, SpecError } from "../../agent/runtime/spec";
 import { resolveUser, UserResolutionError } from "../../agent/runtime/user";
@@ -197,22 +198,44 @@ describe("mounts", () => {
   const etc = { hosts: "/s/c/hosts", resolvConf: "/s/c/resolv.conf", hostname: "/s/c/hostname" };
 
   it("gives /dev only the default devices, bound from the host, and no fuse", () => {
-    const binds = containerMounts(etc, true).filter((m) => m.kind === "bind" && m.target.startsWith("/dev/"));
+    const binds = containerMounts(etc, []).filter((m) => m.kind === "bind" && m.target.startsWith("/dev/"));
     expect(binds.map((m) => m.target)).toEqual(["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"]);
-    expect(containerMounts(etc, true).some((m) => m.target.includes("fuse"))).toBe(false);
-    expect(containerMounts(etc, true)).toContainEqual({ kind: "symlink", target: "/dev/ptmx", linkTarget: "pts/ptmx" });
+    expect(containerMounts(etc, []).some((m) => m.target.includes("fuse"))).toBe(false);
+    expect(containerMounts(etc, [])).toContainEqual({ kind: "symlink", target: "/dev/ptmx", linkTarget: "pts/ptmx" });
   });
 
-  it("mounts sysfs read-only in its own netns, binds the host's /sys read-only when joining one", () => {
-    const own = containerMounts(etc, true).find((m) => m.target === "/sys");
-    const joined = containerMounts(etc, false).find((m) => m.target === "/sys");
-    expect(own).toMatchObject({ kind: "mount", fstype: "sysfs" });
-    expect(own?.kind === "mount" && own.flags & MS.RDONLY).toBeTruthy();
-    expect(joined).toEqual({ kind: "bind", source: "/sys", target: "/sys", flags: MS.REC, readonly: true, file: false });
+  it("mounts a sysfs of its own at /sys, never the host's, with the cgroup view over it", () => {
+    const view: NativeMountOp[] = [{ kind: "bind", source: "/sys/fs/cgroup/p/c", target: "/sys/fs/cgroup", flags: 0, readonly: true, file: false }];
+    const mounts = containerMounts(etc, view);
+    expect(mounts.filter((m) => m.target.startsWith("/sys"))).toEqual([{ kind: "sysfs", target: "/sys" }, ...view]);
+    expect(mounts.some((m) => m.kind === "bind" && m.source === "/sys")).toBe(false);
+  });
+
+  it("shows the hybrid's hierarchies as the container's own directories on a tmpfs", () => {
+    const hybrid = cgroupLayout(parseCgroupMounts(HYBRID_MOUNTINFO), "", true);
+    const bind = (source: string, target: string) => ({ kind: "bind", source, target, flags: 0, readonly: true, file: false });
+    expect(cgroupViewMounts(hybrid, "agent1", "c1")).toEqual([
+      { kind: "mount", source: "tmpfs", target: "/sys/fs/cgroup", fstype: "tmpfs", flags: MS.NOSUID | MS.NODEV | MS.NOEXEC, data: "mode=755" },
+      bind("/sys/fs/cgroup/memory/agent1/c1", "/sys/fs/cgroup/memory"),
+      bind("/sys/fs/cgroup/cpu/agent1/c1", "/sys/fs/cgroup/cpu"),
+      bind("/sys/fs/cgroup/pids/agent1/c1", "/sys/fs/cgroup/pids"),
+      bind("/sys/fs/cgroup/unified/agent1/c1", "/sys/fs/cgroup/unified"),
+    ]);
+    const combined = cgroupViewMounts(cgroupLayout(parseCgroupMounts(COMBINED_V1), "", false), "p", "c");
+    expect(combined).toContainEqual(bind("/sys/fs/cgroup/cpu,cpuacct/p/c", "/sys/fs/cgroup/cpu,cpuacct"));
+    expect(combined).toContainEqual({ kind: "symlink", target: "/sys/fs/cgroup/cpu", linkTarget: "cpu,cpuacct" });
+  });
+
+  it("shows cgroup v2 alone as the container's own directory at /sys/fs/cgroup, and nothing without cgroups", () => {
+    const v2 = cgroupLayout(parseCgroupMounts(V2_MOUNTINFO), "memory pids", false);
+    expect(cgroupViewMounts(v2, "p", "c")).toEqual([
+      { kind: "bind", source: "/sys/fs/cgroup/p/c", target: "/sys/fs/cgroup", flags: 0, readonly: true, file: false },
+    ]);
+    expect(cgroupViewMounts({ v1: {}, v2: null, swapAccounting: false }, "p", "c")).toEqual([]);
   });
 
   it("binds the generated /etc files read-only", () => {
-    expect(containerMounts(etc, true).filter((m) => m.target.startsWith("/etc/"))).toEqual([
+    expect(containerMounts(etc, []).filter((m) => m.target.startsWith("/etc/"))).toEqual([
       { kind: "bind", source: "/s/c/hosts", target: "/etc/hosts", flags: 0, readonly: true, file: true },
       { kind: "bind", source: "/s/c/resolv.conf", target: "/etc/resolv.conf", flags: 0, readonly: true, file: true },
       { kind: "bind", source: "/s/c/hostname", target: "/etc/hostname", flags: 0, readonly: true, file: true },
@@ -351,7 +374,7 @@ describe("toRuntimeConfig", () => {
       gidMap: [{ containerId: 0, hostId: 296_608, size: 65_536 }],
       netnsPath: null,
       maskedPaths: [...MASKED_PATHS],
-      readonlyPaths: [...READONLY_PATHS],
+      readonlyPaths: [...READONLY_PATHS, "/sys/fs/cgroup"],
       ioDir: "/var/lib/berth/state/web-0/io",
       log: { maxBytes: 1024, keepFiles: 2 },
       process: {
@@ -384,10 +407,11 @@ describe("toRuntimeConfig", () => {
     ]);
   });
 
-  it("joins a given network namespace (and binds /sys instead of mounting it)", () => {
+  it("joins a given network namespace, still with a sysfs of its own and its own cgroups at /sys/fs/cgroup", () => {
     const config = toRuntimeConfig(parseContainerSpec({ ...baseSpec, netnsPath: "/run/netns/web-0" }), context());
     expect(config.netnsPath).toBe("/run/netns/web-0");
-    expect(config.mounts.find((m) => m.target === "/sys")?.kind).toBe("bind");
+    expect(config.mounts.find((m) => m.target === "/sys")).toEqual({ kind: "sysfs", target: "/sys" });
+    expect(config.mounts).toContainEqual({ kind: "bind", source: "/sys/fs/cgroup/memory/berth/web-0", target: "/sys/fs/cgroup/memory", flags: 0, readonly: true, file: false });
   });
 });
 
@@ -408,6 +432,7 @@ describe("validate", () => {
     ["a cgroup outside /sys/fs/cgroup", (c) => (c.cgroups = [{ path: "/tmp/x", files: [], join: true }]), "cgroups"],
     ["a bad capability", (c) => (c.process.capabilities = [64]), "process.capabilities"],
     ["a zero log cap", (c) => (c.log = { maxBytes: 0, keepFiles: 1 }), "log.maxBytes"],
+    ["two sysfs mounts", (c) => c.mounts.push({ kind: "sysfs", target: "/x" }), "mounts: at most one sysfs"],
   ])("refuses %s", (_name, mutate, message) => {
     const c = good();
     mutate(c);

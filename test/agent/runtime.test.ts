@@ -226,7 +226,7 @@ describe("isolation from the host (container root attempts)", () => {
     expect(r.stdout).toBe("lo\n");
   });
 
-  it("joins an existing network namespace by path, with /sys bound read-only", async () => {
+  it("joins an existing network namespace by path, with a read-only sysfs", async () => {
     const name = `berth-rt-${process.pid}`;
     execFileSync("ip", ["netns", "add", name]);
     try {

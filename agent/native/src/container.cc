@@ -93,6 +93,8 @@ ContainerConfig ParseConfig(Napi::Env env, const Napi::Object& o) {
     if (kind == "symlink") {
       op.kind = MountKind::kSymlink;
       op.link_target = Str(m, "linkTarget");
+    } else if (kind == "sysfs") {
+      op.kind = MountKind::kSysfs;
     } else if (kind == "mount") {
       op.kind = MountKind::kMount;
       op.source = Str(m, "source");

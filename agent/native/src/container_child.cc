@@ -32,12 +32,6 @@
 namespace berth {
 namespace {
 
-// From linux/mount.h, which clashes with glibc's sys/mount.h.
-struct MountAttr {
-  uint64_t attr_set, attr_clr, propagation, userns_fd;
-};
-constexpr unsigned kMountAttrRdonly = 0x00000001;
-
 void CopyBounded(char* dst, size_t cap, const char* src) {
   size_t i = 0;
   for (; src && src[i] && i + 1 < cap; i++) dst[i] = src[i];
@@ -135,9 +129,9 @@ void FdPath(char* out, int fd) {
 }
 
 int SetReadonly(int dirfd, const char* path, bool recursive) {
-  MountAttr attr;
+  struct mount_attr attr;
   memset(&attr, 0, sizeof attr);
-  attr.attr_set = kMountAttrRdonly;
+  attr.attr_set = MOUNT_ATTR_RDONLY;
   unsigned flags = (recursive ? AT_RECURSIVE : 0) | (path[0] ? 0 : AT_EMPTY_PATH);
   return static_cast<int>(syscall(SYS_mount_setattr, dirfd, path, flags, &attr, sizeof attr));
 }
@@ -168,6 +162,17 @@ void RunMountOp(const ChildPlan& plan, int rootfd, const MountOp& op) {
   if (fd < 0) Fail(sync, "mount_rootfs", "openat2", target);
   char fdpath[32];
   FdPath(fdpath, fd);
+  if (op.kind == MountKind::kSysfs) {
+    // The parent's detached sysfs (a joined netns), else one of our own netns.
+    if (plan.sysfs_fd >= 0) {
+      if (syscall(SYS_move_mount, plan.sysfs_fd, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+        Fail(sync, "mount_rootfs", "move_mount", target);
+    } else if (mount("sysfs", fdpath, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) < 0) {
+      Fail(sync, "mount_rootfs", "mount", target);
+    }
+    close(fd);
+    return;
+  }
   if (op.kind == MountKind::kMount) {
     if (mount(op.source.c_str(), fdpath, op.fstype.c_str(), op.flags, op.data.c_str()) < 0)
       Fail(sync, "mount_rootfs", "mount", target);

@@ -58,7 +58,7 @@ struct CgroupDir {
   bool join;
 };
 
-enum class MountKind { kMount, kBind, kSymlink };
+enum class MountKind { kMount, kBind, kSymlink, kSysfs };
 
 struct MountOp {
   MountKind kind;
@@ -121,6 +121,7 @@ struct ChildPlan {
   int sync_fd;        // the child's end of the sync socket
   int init_fd;        // O_PATH of berth-init, exec'd with execveat after pivot_root
   int io_dir_fd;      // O_PATH|O_DIRECTORY of the io dir, handed to berth-init
+  int sysfs_fd;       // detached sysfs (fsmount) of a joined netns for the kSysfs op, or -1: the child mounts one
   std::vector<const char*> argv, envp;
   std::vector<gid_t> groups;
   std::vector<sock_filter> seccomp;

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -157,6 +158,23 @@ Created CreateContainer(const ContainerConfig& c) {
   } else {
     flags |= CLONE_NEWNET;
   }
+  // sysfs shows the network namespace of whoever mounts it, and only a holder
+  // of CAP_SYS_ADMIN over that namespace's owner may: for a namespace the host
+  // made that is this thread (in it now), not the container's root.
+  Fd sysfs;
+  bool wants_sysfs = false;
+  for (const MountOp& op : c.mounts) wants_sysfs |= op.kind == MountKind::kSysfs;
+  if (wants_sysfs && !c.netns_path.empty()) {
+    Fd ctx(static_cast<int>(syscall(SYS_fsopen, "sysfs", FSOPEN_CLOEXEC)));
+    if (ctx.fd < 0) Throw("mount_rootfs", "fsopen", "sysfs");
+    if (syscall(SYS_fsconfig, ctx.fd, FSCONFIG_SET_STRING, "source", "sysfs", 0) < 0 ||
+        syscall(SYS_fsconfig, ctx.fd, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) < 0)
+      Throw("mount_rootfs", "fsconfig", "sysfs");
+    sysfs.fd = static_cast<int>(syscall(SYS_fsmount, ctx.fd, FSMOUNT_CLOEXEC,
+                                        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC));
+    if (sysfs.fd < 0) Throw("mount_rootfs", "fsmount", "sysfs");
+  }
+  plan.sysfs_fd = sysfs.fd;
 
   int pidfd = -1;
   // Signals blocked across clone so no Node handler ever runs in the child.
