@@ -37,6 +37,8 @@ export type AuditEventType =
   | "audit.app.start"
   | "audit.app.stop"
   | "audit.app.restart"
+  | "audit.app.deployment.create"
+  | "audit.app.deployment.cancel"
   | "audit.app.environment_variables.update"
   | "audit.app.droplet.mapped"
   | "audit.app.package.create"

@@ -4,10 +4,12 @@
  * batch carries the version bumps for the cells and routes its writes touched,
  * so even a pass cut half-way leaves no change a long-poll could miss.
  */
-import { eq, inArray, sql } from "drizzle-orm";
+import { and, eq, inArray, sql } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import type { Db } from "../env";
-import { builds, cells, instances } from "./schema";
+import { builds, cells, deployments, instances, processes } from "./schema";
+import { isoNow } from "../http/ids";
+import type { DeploymentGuard } from "../deployments/updater";
 import { auditEvent } from "./audit";
 import { paramChunks } from "./param-chunks";
 import { storedSpecSchema, type StoredSpec } from "../scheduling/stored-spec";
@@ -31,6 +33,10 @@ export async function loadSpecs(db: Db, guids: string[]): Promise<Map<string, St
   }
   return out;
 }
+
+/** The deployment is still in the state its step was decided from. */
+const stillAsRead = (g: DeploymentGuard) =>
+  sql`exists (select 1 from ${deployments} where ${deployments.guid} = ${g.deployment_guid} and ${deployments.state} = ${g.state})`;
 
 function statementOf(db: Db, w: WriteOp): Statement {
   const byGuid = (guid: string) => eq(instances.instanceGuid, guid);
@@ -56,6 +62,20 @@ function statementOf(db: Db, w: WriteOp): Statement {
       return db.update(builds).set({ stagingCellGuid: w.cell_guid }).where(eq(builds.guid, w.build_guid));
     case "audit":
       return auditEvent(db, w.event);
+    case "process_instances":
+      return db.update(processes).set({ instances: w.instances, updatedAt: isoNow() }).where(and(eq(processes.guid, w.process_guid), stillAsRead(w.guard)));
+    case "process_remove":
+      // Its instances go with it (foreign key cascade); the pass's stop writes for them move the cells' and routers' versions.
+      return db.delete(processes).where(and(eq(processes.guid, w.process_guid), stillAsRead(w.guard)));
+    case "deployment": {
+      const { lastHealthyAt, ...status } = w.set;
+      const ts = isoNow();
+      return db.update(deployments).set({
+        ...status, updatedAt: ts,
+        ...(status.statusReason ? { statusUpdatedAt: ts } : {}),
+        ...(lastHealthyAt !== undefined ? { lastHealthyAt: isoNow(new Date(lastHealthyAt)) } : {}),
+      }).where(and(eq(deployments.guid, w.guard.deployment_guid), eq(deployments.state, w.guard.state)));
+    }
   }
 }
 

@@ -83,6 +83,15 @@ export interface DeploymentStep {
   healthy: boolean;
 }
 
+/** A write of a step happens only while its deployment is still in the state the step was decided from. */
+export interface DeploymentGuard {
+  deployment_guid: string;
+  state: DeploymentState;
+}
+
+/** What a step changes on the deployment row (lastHealthyAt in ms since the epoch). */
+export type DeploymentChange = Partial<DeploymentStatus> & { lastHealthyAt?: number; error?: null };
+
 const NOTHING: DeploymentStep = { scale: [], remove: [], healthy: false };
 
 /** Counts a process's instances the way CC's instances reporter does. */

@@ -22,6 +22,8 @@ import { buildWriteSet, specsNeeded, type PassOutcome } from "../scheduling/writ
 import { commitWriteSet, loadSpecs } from "../db/write-set";
 import { newGuid } from "../http/ids";
 import { convergenceConfig } from "../scheduling/config";
+import { readDeploymentFacts } from "../deployments/facts";
+import { stepDeployments } from "../deployments/pass";
 import { notifyChannels } from "../scheduling/long-poll";
 import { emptyScope, isEmptyScope, mergeScope, type PendingScope, type WakeScope } from "../scheduling/wake-scope";
 
@@ -101,9 +103,14 @@ export class Scheduler extends DurableObject<Bindings> {
     const db = drizzle(this.env.DB, { schema });
     const snap = await readSnapshot(db, scope.full ? "full" : { apps: [...scope.apps], cells: [...scope.cells] }, now, config);
     if (scope.full) this.lastFullAt = now;
-    const plan = converge(snap.desired, snap.actual, snap.cells, now, config);
+    // Rolling deployments take their step first: the pass converges on the instance counts it chose.
+    const facts = await readDeploymentFacts(db, new Set(snap.desired.processes.map((p) => p.app_guid)));
+    const rolled = stepDeployments(facts, snap.desired, snap.actual, now);
+    const plan = converge(rolled.desired, snap.actual, snap.cells, now, config);
     const specs = await loadSpecs(db, specsNeeded(plan));
-    const { writes, outcome } = buildWriteSet({ snap, plan, specs, now, config, newGuid });
+    const built = buildWriteSet({ snap, plan, specs, now, config, newGuid });
+    const { outcome } = built;
+    const writes = [...rolled.writes, ...built.writes];
     await notifyChannels(this.env, await commitWriteSet(db, writes));
 
     const due = [

@@ -17,6 +17,7 @@ import { unprocessable } from "../errors";
 import { applyHealthCheckChange } from "../routes/processes";
 import { DNS_LABEL } from "../routes/routes";
 import type { AppManifest } from "./parse";
+import { isDeploying, SCALE_WHILE_DEPLOYING } from "../deployments/repo";
 
 /** The default route's host from an app name: lower-case, other characters as '-' (the cf CLI's rule). */
 export function hostFromName(name: string): string {
@@ -72,6 +73,7 @@ export async function applyAppManifest(db: Db, spaceGuid: string, m: AppManifest
   const web = m.processes[0]!;
   let proc = await getProcessByType(db, app.guid, "web");
   if (proc && (web.instances !== undefined || web.memoryInMb !== undefined || web.diskInMb !== undefined)) {
+    if (await isDeploying(db, app.guid)) throw fail(SCALE_WHILE_DEPLOYING);
     proc = await scaleProcess(db, proc, { instances: web.instances, memoryInMb: web.memoryInMb, diskInMb: web.diskInMb },
       { instances: web.instances, memory_in_mb: web.memoryInMb, disk_in_mb: web.diskInMb }, principal);
   }

@@ -18,6 +18,7 @@ import { pageQuery, parseJson, parseQuery } from "../http/validate";
 import { afterCommit } from "../http/after-commit";
 import { presentProcess, presentStats } from "../presenters/processes";
 import { checkProcessQuotas } from "../quotas/repo";
+import { isDeploying, SCALE_WHILE_DEPLOYING } from "../deployments/repo";
 import type { ProcessDemand } from "../quotas/rules";
 
 /** CC's cc.maximum_health_check_timeout (seconds). */
@@ -83,6 +84,7 @@ export async function patchProcess(c: Context<AppEnv>, principal: UserPrincipal,
 
 export async function scaleProcessAction(c: Context<AppEnv>, principal: UserPrincipal, proc: Process) {
   const body = await parseJson(c, scaleSchema);
+  if (proc.type === "web" && (await isDeploying(c.var.db, proc.appGuid))) throw unprocessable(SCALE_WHILE_DEPLOYING);
   const now: ProcessDemand = { instances: proc.instances, memoryInMb: proc.memoryInMb, logRate: proc.logRateLimitInBytesPerSecond };
   const after: ProcessDemand = {
     instances: body.instances ?? now.instances, memoryInMb: body.memory_in_mb ?? now.memoryInMb, logRate: body.log_rate_limit_in_bytes_per_second ?? now.logRate,

@@ -23,6 +23,7 @@ import { SYSTEM_ACTOR, type AuditEventInput, type AuditEventType } from "../db/a
 import type { InstanceFacts, Snapshot } from "./snapshot";
 import type { StoredSpec } from "./stored-spec";
 import { buildInstanceSpec, reidentifySpec } from "./instance-spec";
+import type { DeploymentChange, DeploymentGuard } from "../deployments/updater";
 
 export type NewInstanceRow = typeof instances.$inferInsert;
 
@@ -37,6 +38,10 @@ export type WriteOp = (
   | { op: "insert"; row: NewInstanceRow }
   | { op: "assign_staging"; build_guid: string; cell_guid: string }
   | { op: "audit"; event: AuditEventInput }
+  // The deployment updater's steps (worker/deployments/pass.ts).
+  | { op: "process_instances"; process_guid: string; instances: number; guard: DeploymentGuard }
+  | { op: "process_remove"; process_guid: string; guard: DeploymentGuard }
+  | { op: "deployment"; guard: DeploymentGuard; set: DeploymentChange }
 ) & {
   /** Cells whose desired set this write changes. */
   cells?: string[];
