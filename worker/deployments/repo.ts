@@ -98,7 +98,7 @@ export async function createDeployment(db: Db, input: NewDeployment, actor: Audi
     await checkAppStartQuotas(db, app);
     if (dropletGuid !== app.currentDropletGuid && !(await setCurrentDroplet(db, app, dropletGuid, actor, now))) return UNASSIGNABLE_DROPLET;
     await changeAppState(db, app, "start", actor, now);
-    await db.batch([...supersede, created({ ...DEPLOYED, deployingProcessGuid: null, newProcesses: [] }), recorded]);
+    await db.batch([created({ ...DEPLOYED, deployingProcessGuid: null, newProcesses: [] }), ...supersede, recorded]);
   } else {
     const processGuid = newGuid();
     const instances = Math.min(input.maxInFlight, originalInstances);
