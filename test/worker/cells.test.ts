@@ -220,6 +220,16 @@ describe("reports", () => {
     expect((await api("GET", "/v3/routes/table", { token: ADMIN })).json.version).toBe(routesBefore + 1);
   });
 
+  /** The app's log lines once there are `n` (API lines are written after the response). */
+  async function waitForLines(appGuid: string, n: number): Promise<{ source?: string; line: string }[]> {
+    for (let i = 0; i < 200; i++) {
+      const lines = (await api("GET", `/v3/apps/${appGuid}/logs`, { token: ADMIN })).json.lines;
+      if (lines.length >= n) return lines;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    throw new Error(`fewer than ${n} lines in ${appGuid}'s logs`);
+  }
+
   it("records a crash with its exit details, counting per Diego", async () => {
     const { cell, app, instance } = await placedInstance();
     const crash = report(instance.instanceGuid, "CRASHED", { exit: { status: 137, signal: "SIGKILL", oom: true }, reason: null });
@@ -238,6 +248,19 @@ describe("reports", () => {
     expect(crashes).toHaveLength(1);
     expect(crashes[0]!.data).toMatchObject({ instance: instance.instanceGuid, index: 0, exit_status: 137, exit_signal: "SIGKILL", oom: true, exit_description: "out of memory", reason: "OOM", crash_count: 1 });
     expect(events.map((e) => e.type)).toContain("app.instances_replaced");
+    // CC's process crash event too, by the process, with the same payload.
+    const processCrashes = events.filter((e) => e.type === "audit.app.process.crash");
+    expect(processCrashes).toHaveLength(1);
+    expect(processCrashes[0]).toMatchObject({ actorGuid: instance.processGuid, actorType: "v3-process", actorName: "web", targetGuid: app.guid });
+    expect(processCrashes[0]!.data).toEqual(crashes[0]!.data);
+    // And CC's API lines in the app's logs (written after the response), after those of its creation and start.
+    const lines = await waitForLines(app.guid, 4);
+    expect(lines.map((l) => [l.source, l.line])).toEqual([
+      ["API", `Created app with guid ${app.guid}`],
+      ["API", `Starting app with guid ${app.guid}`],
+      ["API", 'Process has crashed with type: "web"'],
+      ["API", expect.stringMatching(new RegExp(`^App instance exited with guid ${app.guid} payload: \\{"instance"=>"${instance.instanceGuid}", "index"=>0, "cell_id"=>"${cell.guid}", "exit_status"=>137, .*"reason"=>"OOM", "crash_count"=>1, `))],
+    ]);
   });
 
   it("refuses reports for another cell's instance or an unknown one, writing nothing", async () => {

@@ -6,6 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { PROTOCOL_VERSION } from "../../shared/protocol/version";
 import { appWithInstanceOn, line, mapRoute, nextMessage, openSocket, rtr } from "./log-fixtures";
+import { dockerSpaceWithDeveloper, makeApp } from "./app-fixtures";
 import { addDeveloper, api, createCell, createRouter, createUser } from "./support";
 
 const decode = (e: { log: { payload: string } }) => atob(e.log.payload);
@@ -61,3 +62,46 @@ describe("platform log lines", () => {
     expect(recent.json.lines).toEqual([]);
   });
 });
+
+describe("API lines", () => {
+  it("each change to an app puts CC's line in its logs after it commits: rename, env (values hidden), scale, health check, stop", async () => {
+    const { space, dev } = await dockerSpaceWithDeveloper();
+    const app = await makeApp(space.guid, dev.token);
+    const ok = async (method: string, path: string, body?: unknown) => expect((await api(method, path, { token: dev.token, body })).status).toBeLessThan(300);
+    await ok("PATCH", `/v3/apps/${app.guid}`, { name: `${app.name}-2` });
+    await ok("PATCH", `/v3/apps/${app.guid}/environment_variables`, { var: { SECRET: "hunter2" } });
+    await ok("POST", `/v3/apps/${app.guid}/processes/web/actions/scale`, { instances: 2 });
+    await ok("PATCH", `/v3/apps/${app.guid}/processes/web`, { health_check: { type: "process" } });
+    await ok("POST", `/v3/apps/${app.guid}/actions/stop`);
+    const texts = (await linesOnce(app.guid, dev.token, 6)).map((l) => `${l.source} ${l.line}`);
+    expect(texts).toEqual([
+      `API Created app with guid ${app.guid}`,
+      `API Updated app with guid ${app.guid} ({"name"=>"${app.name}-2"})`,
+      `API Updated app with guid ${app.guid} ({"environment_variables"=>"PRIVATE DATA HIDDEN"})`,
+      'API Scaling process: "web"',
+      'API Updating process: "web"',
+      `API Stopping app with guid ${app.guid}`,
+    ]);
+    expect(JSON.stringify(texts)).not.toContain("hunter2");
+  });
+
+  it("a refused change writes no line", async () => {
+    const { space, dev } = await dockerSpaceWithDeveloper();
+    const app = await makeApp(space.guid, dev.token);
+    expect((await api("POST", `/v3/apps/${app.guid}/processes/web/actions/scale`, { token: dev.token, body: { instances: -1 } })).status).toBe(422);
+    expect((await api("PATCH", `/v3/apps/${app.guid}`, { token: dev.token, body: { name: "" } })).status).toBe(422);
+    expect((await api("POST", `/v3/apps/${app.guid}/actions/stop`, { token: dev.token })).status).toBe(200);
+    const lines = (await linesOnce(app.guid, dev.token, 2)).map((l) => l.line);
+    expect(lines).toEqual([`Created app with guid ${app.guid}`, `Stopping app with guid ${app.guid}`]);
+  });
+});
+
+/** The app's lines once there are `n` of them (API lines are written after the response). */
+async function linesOnce(appGuid: string, token: string, n: number): Promise<{ source?: string; line: string }[]> {
+  for (let i = 0; i < 300; i++) {
+    const lines = (await api("GET", `/v3/apps/${appGuid}/logs`, { token })).json.lines;
+    if (lines.length >= n) return lines;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`fewer than ${n} lines in ${appGuid}'s logs`);
+}

@@ -45,6 +45,7 @@ export type AuditEventType =
   | "audit.app.build.create"
   | "audit.app.process.update"
   | "audit.app.process.scale"
+  | "audit.app.process.crash"
   | "audit.route.create"
   | "audit.route.delete-request"
   | "app.crash"
@@ -57,7 +58,7 @@ export type AuditEventType =
 /** Who did it, in CC's `actor` shape. The scheduler acts as `SYSTEM_ACTOR`. */
 export interface Actor {
   guid: string;
-  type: "user" | "cell" | "router" | "system";
+  type: "user" | "cell" | "router" | "system" | "v3-process";
   name: string;
 }
 

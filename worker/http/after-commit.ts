@@ -1,7 +1,8 @@
 /**
  * @module What a request does after its write committed: tell the channels of
- * the version sources the write named (the one notifier) and wake the
- * scheduler with the scope it touched. Both run after the response
+ * the version sources the write named (the one notifier), wake the
+ * scheduler with the scope it touched, and write the API lines the change
+ * puts in its app's logs (logs/api-lines.ts). All run after the response
  * (`waitUntil`): a request never waits for them, let alone for a pass. A
  * failure is logged, never a 500 for a stored change: the scheduler's periodic
  * full pass still converges it, and a poll that missed the notify sees the new
@@ -13,12 +14,16 @@ import type { AppEnv } from "../env";
 import { notifyChannels } from "../scheduling/long-poll";
 import type { VersionSource } from "../scheduling/versions";
 import type { WakeScope } from "../scheduling/wake-scope";
+import { apiLines, type ApiLineEvent } from "../logs/api-lines";
+import { appendAppLines, platformLine } from "../logs/app-lines";
 
 export interface Committed {
   /** Sources whose versions the write moved. */
   sources?: VersionSource[];
   /** Desired state the write changed, for the scheduler; absent when it changed none. */
   wake?: WakeScope;
+  /** Changes to apps the write recorded, told in their logs as CC's API lines. */
+  appEvents?: ApiLineEvent[];
 }
 
 export function afterCommit(c: Context<AppEnv>, reason: string, committed: Committed): void {
@@ -26,7 +31,12 @@ export function afterCommit(c: Context<AppEnv>, reason: string, committed: Commi
     act().catch((err: unknown) => {
       console.error(JSON.stringify({ level: "error", requestId: c.var.requestId, msg: `${what} failed`, reason, error: String(err) }));
     });
-  const { sources = [], wake } = committed;
+  const { sources = [], wake, appEvents = [] } = committed;
   if (sources.length > 0) c.executionCtx.waitUntil(attempt("long-poll notify", () => notifyChannels(c.env, sources)));
   if (wake) c.executionCtx.waitUntil(attempt("scheduler wake", () => wakeScheduler(c.env, reason, wake)));
+  if (appEvents.length > 0) {
+    const now = Date.now();
+    const lines = appEvents.map((e) => ({ appGuid: e.appGuid, lines: apiLines(e).map((text) => platformLine("API", text, now)) }));
+    c.executionCtx.waitUntil(attempt("app log write", () => appendAppLines(c.env, lines, now)));
+  }
 }

@@ -83,6 +83,7 @@ apps.post("/", async (c) => {
   await requireFeatureEnabled(c.var.db, "diego_docker");
   const app = await createApp(c.var.db, { name: body.name, spaceGuid, environmentVariables: body.environment_variables ?? {} }, principal);
   if (!app) throw unprocessable(`App with the name '${body.name}' already exists.`);
+  afterCommit(c, `create app ${app.guid}`, { appEvents: [{ type: "audit.app.create", appGuid: app.guid }] });
   return c.json(presentApp(app, linkerOf(c)), 201);
 });
 
@@ -109,6 +110,7 @@ apps.patch("/:guid", async (c) => {
     const outcome = await renameApp(c.var.db, app, body.name, principal);
     if (outcome === "taken") throw unprocessable(`App with the name '${body.name}' already exists.`);
     if (outcome === "gone") throw resourceNotFound("App");
+    afterCommit(c, `rename app ${app.guid}`, { appEvents: [{ type: "audit.app.update", appGuid: app.guid, request: { name: body.name } }] });
   }
   const { app: after } = await reachableApp(c, app.guid);
   return c.json(presentApp(after, linkerOf(c)));
@@ -133,7 +135,7 @@ async function act(c: Context<AppEnv>, action: AppAction) {
   }
   const after = await changeAppState(c.var.db, app, action, principal);
   if (!after) throw resourceNotFound("App");
-  afterCommit(c, `${action} app ${app.guid}`, { wake: { apps: [app.guid] } });
+  afterCommit(c, `${action} app ${app.guid}`, { wake: { apps: [app.guid] }, appEvents: [{ type: `audit.app.${action}`, appGuid: app.guid }] });
   return c.json(presentApp(after, linkerOf(c)));
 }
 
@@ -161,6 +163,7 @@ apps.patch("/:guid/relationships/current_droplet", async (c) => {
   const body = await parseJson(c, currentDropletBody);
   const ok = await setCurrentDroplet(c.var.db, app, body.data.guid, principal);
   if (!ok) throw unprocessable("Unable to assign current droplet. Ensure the droplet exists and belongs to this app.");
+  afterCommit(c, `set droplet of app ${app.guid}`, { appEvents: [{ type: "audit.app.droplet.mapped", appGuid: app.guid, request: { droplet_guid: body.data.guid } }] });
   const { app: after } = await reachableApp(c, app.guid);
   return c.json(currentDropletRelationship(c, after));
 });
@@ -185,6 +188,7 @@ apps.patch("/:guid/environment_variables", async (c) => {
   const merged = await mergeEnvironmentVariables(c.var.db, app, body.var, principal);
   if (merged === undefined) throw resourceNotFound("App");
   if (merged === "too_large") throw envTooLarge();
+  afterCommit(c, `env of app ${app.guid}`, { appEvents: [{ type: "audit.app.environment_variables.update", appGuid: app.guid, request: { environment_variables: body.var } }] });
   return c.json(presentEnvironmentVariables(app.guid, merged, linkerOf(c)));
 });
 

@@ -79,6 +79,7 @@ export async function patchProcess(c: Context<AppEnv>, principal: UserPrincipal,
   }
   const updated = await updateProcess(c.var.db, proc, { command: body.command, user: body.user, healthCheck }, body, principal);
   if (!updated) throw resourceNotFound("Process");
+  afterCommit(c, `update process ${proc.guid}`, { appEvents: [{ type: "audit.app.process.update", appGuid: proc.appGuid, processType: proc.type }] });
   return c.json(presentProcess(updated, linkerOf(c)));
 }
 
@@ -98,7 +99,7 @@ export async function scaleProcessAction(c: Context<AppEnv>, principal: UserPrin
     logRateLimitInBytesPerSecond: body.log_rate_limit_in_bytes_per_second,
   }, body, principal);
   if (!updated) throw resourceNotFound("Process");
-  afterCommit(c, `scale process ${proc.guid}`, { wake: { apps: [proc.appGuid] } });
+  afterCommit(c, `scale process ${proc.guid}`, { wake: { apps: [proc.appGuid] }, appEvents: [{ type: "audit.app.process.scale", appGuid: proc.appGuid, processType: proc.type }] });
   return c.json(presentProcess(updated, linkerOf(c)), 202);
 }
 

@@ -9,7 +9,8 @@ import type { Db } from "../env";
 import type { RestartPolicy } from "../../shared/convergence/config";
 import type { Heartbeat } from "../../shared/protocol/heartbeat";
 import type { InstanceReport } from "../../shared/protocol/instance";
-import { apps, cells, instances } from "../db/schema";
+import { apps, cells, instances, processes } from "../db/schema";
+import type { ApiLineEvent } from "../logs/api-lines";
 import { auditEvent, type AuditEventInput } from "../db/audit";
 import { versionBumps, type VersionSource } from "./versions";
 import type { WakeScope } from "./wake-scope";
@@ -23,6 +24,8 @@ export interface ReportOutcome {
   wake?: WakeScope;
   /** Long-poll sources whose versions the report moved (routes, the cell's own set when a crashed instance left it). */
   sources: VersionSource[];
+  /** Crashes recorded, for their apps' API lines. */
+  appEvents?: ApiLineEvent[];
 }
 
 interface LoadedRow extends InstanceRow {
@@ -30,6 +33,9 @@ interface LoadedRow extends InstanceRow {
   index: number;
   appName: string | null;
   spaceGuid: string | null;
+  processGuid: string;
+  processType: string | null;
+  processVersion: string;
 }
 
 
@@ -37,12 +43,16 @@ const rowColumns = {
   instanceGuid: instances.instanceGuid, cellGuid: instances.cellGuid, state: instances.state, presence: instances.presence,
   since: instances.since, crashCount: instances.crashCount, hostPort: instances.hostPort, appGuid: instances.appGuid,
   index: instances.index, appName: apps.name, spaceGuid: apps.spaceGuid,
+  processGuid: instances.processGuid, processType: processes.type, processVersion: instances.processVersion,
 };
 
 async function loadRows(db: Db, guids: string[]): Promise<Map<string, LoadedRow>> {
   const out = new Map<string, LoadedRow>();
   for (const part of paramChunks([...new Set(guids)])) {
-    const rows = await db.select(rowColumns).from(instances).leftJoin(apps, eq(apps.guid, instances.appGuid)).where(inArray(instances.instanceGuid, part));
+    const rows = await db.select(rowColumns).from(instances)
+      .leftJoin(apps, eq(apps.guid, instances.appGuid))
+      .leftJoin(processes, eq(processes.guid, instances.processGuid))
+      .where(inArray(instances.instanceGuid, part));
     for (const r of rows) out.set(r.instanceGuid, r);
   }
   return out;
@@ -62,6 +72,7 @@ function decisionsToStatements(
   const statements: Statement[] = [];
   const rejected: ReportOutcome["rejected"] = [];
   const wakeApps = new Set<string>();
+  const appEvents: ApiLineEvent[] = [];
   let routes = false;
   let leftSet = false;
   for (const report of reports) {
@@ -82,25 +93,32 @@ function decisionsToStatements(
     leftSet ||= d.leftSet;
     if (d.converge) wakeApps.add(row.appGuid);
     if (d.crash) {
-      statements.push(auditEvent(db, {
-        type: "app.crash",
-        actor,
-        target: { guid: row.appGuid, type: "app", name: row.appName ?? row.appGuid },
-        spaceGuid: row.spaceGuid,
-        // CF's app.crash data (instance, index, cell_id, exit_status, exit_description, reason, crash_count).
-        data: {
-          instance: row.instanceGuid, index: row.index, cell_id: cellGuid,
-          exit_status: d.crash.exit_status, exit_signal: d.crash.exit_signal, oom: d.crash.oom,
-          exit_description: d.crash.reason, reason: d.crash.oom ? "OOM" : "CRASHED", crash_count: d.crash.crash_count,
-          crash_timestamp: now,
-        },
-        now: new Date(now),
-      }));
+      const target = { guid: row.appGuid, type: "app", name: row.appName ?? row.appGuid };
+      // CC's crash payload (instance, index, cell_id, exit_status, exit_description, reason, crash_count, crash_timestamp, version).
+      const payload = {
+        instance: row.instanceGuid, index: row.index, cell_id: cellGuid,
+        exit_status: d.crash.exit_status, exit_signal: d.crash.exit_signal, oom: d.crash.oom,
+        exit_description: d.crash.reason, reason: d.crash.oom ? "OOM" : "CRASHED", crash_count: d.crash.crash_count,
+        crash_timestamp: now, version: row.processVersion,
+      };
+      const processType = row.processType ?? "web";
+      // CC records the crash twice: the app's (app.crash) and its process's (audit.app.process.crash, by the process).
+      statements.push(
+        auditEvent(db, { type: "app.crash", actor, target, spaceGuid: row.spaceGuid, data: payload, now: new Date(now) }),
+        auditEvent(db, {
+          type: "audit.app.process.crash",
+          actor: { guid: row.processGuid, type: "v3-process", name: processType },
+          target, spaceGuid: row.spaceGuid, data: payload, now: new Date(now),
+        }),
+      );
+      appEvents.push({ type: "audit.app.process.crash", appGuid: row.appGuid, processType, payload });
     }
   }
   const bumps = versionBumps(db, { cells: leftSet ? [cellGuid] : [], routes });
   statements.push(...bumps.statements);
-  const outcome: ReportOutcome = { rejected, sources: bumps.sources, ...(wakeApps.size > 0 ? { wake: { apps: [...wakeApps] } } : {}) };
+  const outcome: ReportOutcome = {
+    rejected, sources: bumps.sources, ...(wakeApps.size > 0 ? { wake: { apps: [...wakeApps] } } : {}), ...(appEvents.length > 0 ? { appEvents } : {}),
+  };
   return { statements, outcome };
 }
 
