@@ -82,8 +82,10 @@ export async function appsUrl(ctx: Ctx): Promise<AppsUrl> {
   return { domain: info.apps_domain ?? "apps.localhost", scheme: info.apps_scheme === "https" ? "https" : "http", port: info.apps_port ?? null };
 }
 
-/** The URL that reaches a route (`host.domain`): the scheme, and the port unless it is the scheme's own. */
+/** The URL that reaches a route (`host.domain[/path]`): the scheme, and the port (after the host) unless it is the scheme's own. */
 export function routeUrl(route: string, apps: Pick<AppsUrl, "scheme" | "port">): string {
   const own = apps.scheme === "https" ? 443 : 80;
-  return `${apps.scheme}://${route}${apps.port !== null && apps.port !== own ? `:${apps.port}` : ""}`;
+  const slash = route.indexOf("/");
+  const [host, path] = slash === -1 ? [route, ""] : [route.slice(0, slash), route.slice(slash)];
+  return `${apps.scheme}://${host}${apps.port !== null && apps.port !== own ? `:${apps.port}` : ""}${path}`;
 }

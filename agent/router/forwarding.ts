@@ -11,7 +11,7 @@ import { logAccess, type AccessRecord } from "./access-log";
 import { clientAddress, upstreamRequestHeaders, type UpstreamRequestHeaders } from "./headers";
 import { routeKey } from "./host";
 import type { RouterError } from "./pages";
-import { pickBackend, type Backend, type CompiledTable, type Route } from "./table";
+import { lookupRoute, pickBackend, type Backend, type CompiledTable, type Route } from "./table";
 import type { TunnelCounts } from "./tunnel-counts";
 import type { UpstreamPools } from "./upstream-pools";
 
@@ -80,7 +80,7 @@ export abstract class Forwarding {
   protected firstBackend(): Backend | RouterError {
     const table = this.ctx.table();
     if (table === null) return "table_not_loaded";
-    const route = table.routes.get(this.host);
+    const route = lookupRoute(table, this.host, this.req.url);
     if (route === undefined) return "unknown_route";
     if (route.backends.length === 0) return "no_endpoints";
     this.route = route;

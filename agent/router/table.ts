@@ -1,10 +1,13 @@
 /**
- * @module The route table as the proxy reads it: a Map from route key to the
- * instances behind it, compiled once per table so a request costs one lookup.
+ * @module The route table as the proxy reads it: a Map from host key to the
+ * host's routes (longest path first) and the instances behind each, compiled
+ * once per table so a request costs one lookup and a short path match.
  * Pure: nothing here opens a socket.
  */
 import type { RouteTable } from "../../shared/protocol/route-table";
+import { routePathKey } from "../../shared/route-path";
 import { routeKey } from "./host";
+import { byPathLength, matchRoute } from "./route-match";
 
 export interface Backend {
   readonly instanceGuid: string;
@@ -17,6 +20,8 @@ export interface Backend {
 
 export interface Route {
   readonly host: string;
+  /** routePathKey of the route's path; "" for the route without one. */
+  readonly pathKey: string;
   readonly backends: readonly Backend[];
   /** Round-robin cursor; the only mutable field, advanced by {@link pickBackend}. */
   cursor: number;
@@ -24,7 +29,8 @@ export interface Route {
 
 export interface CompiledTable {
   readonly version: number;
-  readonly routes: ReadonlyMap<string, Route>;
+  /** Host key → the host's routes, longest path first (route-match.ts). */
+  readonly hosts: ReadonlyMap<string, readonly Route[]>;
   /** Every backend key in the table, to retire the pools of instances that left. */
   readonly backendKeys: ReadonlySet<string>;
 }
@@ -34,7 +40,7 @@ export function backendKey(address: string, port: number): string {
 }
 
 export function compileTable(table: RouteTable): CompiledTable {
-  const routes = new Map<string, Route>();
+  const hosts = new Map<string, Route[]>();
   const backendKeys = new Set<string>();
   for (const entry of table.routes) {
     const backends = entry.instances.map((i): Backend => {
@@ -43,9 +49,18 @@ export function compileTable(table: RouteTable): CompiledTable {
       return { instanceGuid: i.instance_guid, index: i.index, address: i.address, port: i.port, key };
     });
     const host = routeKey(entry.host);
-    routes.set(host, { host, backends, cursor: 0 });
+    const list = hosts.get(host) ?? [];
+    list.push({ host, pathKey: routePathKey(entry.path ?? ""), backends, cursor: 0 });
+    hosts.set(host, list);
   }
-  return { version: table.version, routes, backendKeys };
+  for (const list of hosts.values()) byPathLength(list);
+  return { version: table.version, hosts, backendKeys };
+}
+
+/** The route a request for `host` (a host key) and target `url` goes to; undefined for an unknown host or path. */
+export function lookupRoute(table: CompiledTable, host: string, url: string | undefined): Route | undefined {
+  const routes = table.hosts.get(host);
+  return routes === undefined ? undefined : matchRoute(routes, url);
 }
 
 /**

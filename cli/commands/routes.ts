@@ -15,7 +15,8 @@ interface Destination {
 }
 
 async function findRoute(ctx: Ctx, host: string): Promise<RouteResource | undefined> {
-  const routes = await ctx.api().all<RouteResource>(`/v3/routes?hosts=${encodeURIComponent(host)}`);
+  // paths= (empty) names the route without a path.
+  const routes = await ctx.api().all<RouteResource>(`/v3/routes?hosts=${encodeURIComponent(host)}&paths=`);
   return routes.find((r) => r.host === host);
 }
 

@@ -13,9 +13,13 @@
  * hostname, e.g. `myapp.apps.localhost`, without a port), each with the instances
  * that are RUNNING right now. A route with no running instance stays in the table
  * with `instances: []` so the router answers 503 (nothing running) rather than 404
- * (unknown host). Hosts compare case-insensitively and are unique in a table.
+ * (unknown host). A route may carry a `path` (CC's route path, absent for none):
+ * the router sends a request to the host's route with the longest path that is a
+ * segment prefix of the request's path (shared/route-path.ts). Hosts and paths
+ * compare case-insensitively; a host and path pair is unique in a table.
  */
 import { z } from "zod";
+import { MAX_ROUTE_PATH_LENGTH, routePathKey } from "../route-path";
 
 /** A DNS name (no port, no scheme); letters in any case, compared case-insensitively. */
 const hostname = z
@@ -37,6 +41,8 @@ export const routeInstanceSchema = z.strictObject({
 
 export const routeEntrySchema = z.strictObject({
   host: hostname,
+  /** Absent for a route without a path (older control planes never send one). */
+  path: z.string().max(MAX_ROUTE_PATH_LENGTH).regex(/^\/[^?#]+$/, "must begin with /, be more than /, and have no ? or #").optional(),
   instances: z.array(routeInstanceSchema),
 });
 
@@ -48,8 +54,8 @@ export const routeTableSchema = z
   .superRefine((table, ctx) => {
     const seen = new Set<string>();
     table.routes.forEach((route, i) => {
-      const key = route.host.toLowerCase();
-      if (seen.has(key)) ctx.addIssue({ code: "custom", path: ["routes", i, "host"], message: `duplicate host ${key}` });
+      const key = `${route.host.toLowerCase()}${routePathKey(route.path ?? "")}`;
+      if (seen.has(key)) ctx.addIssue({ code: "custom", path: ["routes", i, "host"], message: `duplicate host and path ${key}` });
       seen.add(key);
     });
   });

@@ -191,6 +191,7 @@ describe("routes print the URL that works", () => {
     expect(routeUrl("demo.apps.localhost", { scheme: "http", port: null })).toBe("http://demo.apps.localhost");
     expect(routeUrl("demo.example.com", { scheme: "https", port: 443 })).toBe("https://demo.example.com");
     expect(routeUrl("demo.example.com", { scheme: "https", port: 8443 })).toBe("https://demo.example.com:8443");
+    expect(routeUrl("demo.apps.localhost/api/v1", { scheme: "http", port: 8080 })).toBe("http://demo.apps.localhost:8080/api/v1");
   });
 
   it("push, app and apps show http://APP.apps.localhost:8080 from a control plane whose apps answer on 8080", async () => {

@@ -16,11 +16,11 @@ let stack: OneCellStack;
 let cf: Cf;
 const suffix = `${process.pid}-${Date.now().toString(36)}`;
 
-// The page names the instance and the app's GREETING, so the test can tell instances and env apart.
-const START = `echo "started $INSTANCE_INDEX with $GREETING"; echo "instance $INSTANCE_INDEX greeting $GREETING" > /www/index.html; exec /bin/busybox httpd -f -p $PORT -h /www`;
+// The page (at / and at /api/) names the instance and the app's GREETING, so the test can tell instances, env and route paths apart.
+const START = `echo "started $INSTANCE_INDEX with $GREETING"; mkdir -p /www/api; echo "instance $INSTANCE_INDEX greeting $GREETING" | tee /www/index.html > /www/api/index.html; exec /bin/busybox httpd -f -p $PORT -h /www`;
 
-const page = (host: string) => eventually(`a 200 from ${host}`, async () => {
-  const p = await getVia(stack.router.port, host);
+const page = (host: string, path = "/") => eventually(`a 200 from ${host}${path}`, async () => {
+  const p = await getVia(stack.router.port, host, path);
   return p.status === 200 ? p.body : undefined;
 }, 120_000);
 
@@ -78,10 +78,15 @@ applications:
   instances: 2
   env:
     GREETING: hi-back
+  routes:
+  - route: back.apps.localhost
+  - route: front-${process.pid}.apps.localhost/api
 `);
     await cf.ok("push", "-f", manifest);
     expect(await page(`front-${process.pid}.apps.localhost`)).toBe("instance 0 greeting hi-front\n");
     expect(await page("back.apps.localhost")).toMatch(/^instance [01] greeting hi-back\n$/);
+    // One host, two apps: /api is back's route path, the rest front's.
+    expect(await page(`front-${process.pid}.apps.localhost`, "/api/")).toMatch(/^instance [01] greeting hi-back\n$/);
     const apps = await cf.ok("apps");
     expect(apps).toMatch(/front\s+started\s+web:1\/1/);
     expect(apps).toMatch(/back\s+started\s+web:2\/2/);
@@ -168,6 +173,28 @@ applications:
     await cf.ok("unmap-route", "web", "apps.localhost", "--hostname", host);
     await cf.ok("delete-route", "apps.localhost", "--hostname", host, "-f");
     expect(await cf.ok("routes")).not.toContain(host);
+  }, 120_000);
+
+  it("route paths: cf create-route --path, map-route --path, routes; one host sends / to one app and /api to another", async () => {
+    const host = `shop-${process.pid}`;
+    await cf.ok("create-route", "apps.localhost", "--hostname", host, "--path", "/api");
+    // map-route makes the path-less route itself.
+    await cf.ok("map-route", "web", "apps.localhost", "--hostname", host);
+    await cf.ok("map-route", "back", "apps.localhost", "--hostname", host, "--path", "/api");
+    const routes = await cf.ok("routes");
+    expect(routes).toMatch(new RegExp(`${host}\\s+apps\\.localhost\\s+/api\\s.*back`));
+    expect(routes).toMatch(new RegExp(`${host}\\s+apps\\.localhost\\s+http.*web`));
+    expect(await page(`${host}.apps.localhost`, "/api/")).toMatch(/greeting hi-back\n$/);
+    expect(await page(`${host}.apps.localhost`, "/")).toMatch(/^instance \d greeting (?!hi-back)/);
+    // Segment by segment: /apix is not under /api, so web answers (its httpd has no such file).
+    const apix = await getVia(stack.router.port, `${host}.apps.localhost`, "/apix");
+    expect([apix.status, apix.headers["x-berth-router-error"]]).toEqual([404, undefined]);
+    expect((await cf.run("create-route", "apps.localhost", "--hostname", host, "--path", "/a?b")).out).toContain("Path cannot contain ?");
+    await cf.ok("unmap-route", "back", "apps.localhost", "--hostname", host, "--path", "/api");
+    await cf.ok("delete-route", "apps.localhost", "--hostname", host, "--path", "/api", "-f");
+    expect(await cf.ok("routes")).not.toMatch(new RegExp(`${host}\\s+apps\\.localhost\\s+/api`));
+    await eventually("/api to go to web", async () => (/^instance \d greeting (?!hi-back)/.test((await getVia(stack.router.port, `${host}.apps.localhost`, "/api/")).body) ? true : undefined), 60_000);
+    await cf.ok("delete-route", "apps.localhost", "--hostname", host, "-f");
   }, 120_000);
 
   it("cf delete -r removes the app and its route; the router stops answering for it", async () => {

@@ -12,6 +12,7 @@ import { ROUTER_ERROR_HEADER } from "../../agent/router/pages";
 import {
   get,
   listen,
+  pathRoute,
   port,
   refusedPort,
   route,
@@ -80,6 +81,40 @@ describe("routing by Host", () => {
     expect(reply.status).toBe(201);
     expect(reply.headers["x-app"]).toBe("yes");
     expect(reply.body).toBe("got hello body");
+  });
+});
+
+describe("routing by path", () => {
+  it("sends a request to the host's route with the longest matching path, the path unchanged; the path-less route takes the rest", async () => {
+    const root = await backend("root");
+    const api = await backend("api");
+    const v2 = await backend("v2");
+    const { port: p } = await router({
+      table: { version: 1, routes: [route("shop.apps.test", root.port), pathRoute("shop.apps.test", "/api", api.port), pathRoute("shop.apps.test", "/api/v2", v2.port)] },
+    });
+    const who = async (path: string) => {
+      const reply = await get(p, "shop.apps.test", path);
+      return JSON.parse(reply.body) as { backend: string; url: string };
+    };
+    expect(await who("/")).toMatchObject({ backend: "root" });
+    expect(await who("/api")).toMatchObject({ backend: "api", url: "/api" });
+    expect(await who("/api/orders?x=1")).toMatchObject({ backend: "api", url: "/api/orders?x=1" });
+    expect(await who("/API/Orders")).toMatchObject({ backend: "api", url: "/API/Orders" });
+    expect(await who("/api/v2/orders")).toMatchObject({ backend: "v2" });
+    expect(await who("/apix")).toMatchObject({ backend: "root", url: "/apix" });
+  });
+
+  it("a host with path routes only: 404 outside them; a path route with no instance falls back to the path-less route", async () => {
+    const api = await backend("api");
+    const root = await backend("root");
+    const { port: p } = await router({
+      table: { version: 1, routes: [pathRoute("only.apps.test", "/api", api.port), route("idle.apps.test", root.port), pathRoute("idle.apps.test", "/api")] },
+    });
+    expect((await get(p, "only.apps.test", "/api/x")).status).toBe(200);
+    const outside = await get(p, "only.apps.test", "/other");
+    expect(outside.status).toBe(404);
+    expect(outside.headers[ROUTER_ERROR_HEADER.toLowerCase()]).toBe("unknown_route");
+    expect(JSON.parse((await get(p, "idle.apps.test", "/api/x")).body)).toMatchObject({ backend: "root" });
   });
 });
 

@@ -9,9 +9,18 @@ describe("routeTableSchema", () => {
     expect(routeTableSchema.parse(table)).toEqual(table);
   });
 
+  it("accepts routes of one host with different paths", () => {
+    const table = { version: 1, routes: [{ host: "a.test", instances: [] }, { host: "a.test", path: "/api", instances: [] }, { host: "a.test", path: "/api/v2", instances: [] }] };
+    expect(routeTableSchema.parse(table)).toEqual(table);
+  });
+
   it.each([
     ["a host with a port", { version: 1, routes: [{ host: "a.test:80", instances: [] }] }, "routes.0.host"],
     ["a duplicate host, compared case-insensitively", { version: 1, routes: [{ host: "a.test", instances: [] }, { host: "A.test", instances: [] }] }, "duplicate host a.test"],
+    ["a duplicate host and path, compared as routers do", { version: 1, routes: [{ host: "a.test", path: "/api", instances: [] }, { host: "A.test", path: "/API/", instances: [] }] }, "duplicate host and path a.test/api"],
+    ["a path without a leading slash", { version: 1, routes: [{ host: "a.test", path: "api", instances: [] }] }, "path"],
+    ["a path of just /", { version: 1, routes: [{ host: "a.test", path: "/", instances: [] }] }, "path"],
+    ["a path with a query", { version: 1, routes: [{ host: "a.test", path: "/a?b", instances: [] }] }, "path"],
     ["a negative version", { version: -1, routes: [] }, "version"],
     ["a port out of range", { version: 1, routes: [{ host: "a.test", instances: [{ ...instance, port: 70000 }] }] }, "port"],
     ["an unknown field", { version: 1, routes: [], extra: true }, "extra"],

@@ -93,6 +93,11 @@ export function route(host: string, ...ports: number[]): RouteEntry {
   };
 }
 
+/** A route with a path (`/api`) on `host`. */
+export function pathRoute(host: string, path: string, ...ports: number[]): RouteEntry {
+  return { ...route(host, ...ports), path };
+}
+
 export interface CapturedLog {
   readonly log: Logger;
   readonly lines: Record<string, unknown>[];

@@ -142,6 +142,36 @@ applications:
     expect(await appNamed(name)).toBeUndefined();
   });
 
+  it("routes with paths: two apps on one host, one at / and one at /api; GET manifest names the path", async () => {
+    const host = unique("shop");
+    const [front, back] = [unique("front"), unique("back")];
+    const res = await applyManifest(`applications:
+- name: ${front}
+  routes:
+  - route: ${host}.apps.localhost
+- name: ${back}
+  routes:
+  - route: ${host}.apps.localhost/api
+`);
+    expect((await jobOf(res.location)).state).toBe("COMPLETE");
+    const routesOf = async (name: string) => (await api("GET", `/v3/apps/${(await appNamed(name)).guid}/routes`, { token: dev.token })).json.resources.map((r: any) => [r.host, r.path, r.url]);
+    expect(await routesOf(front)).toEqual([[host, "", `${host}.apps.localhost`]]);
+    expect(await routesOf(back)).toEqual([[host, "/api", `${host}.apps.localhost/api`]]);
+    const manifest = await exports.default.fetch(`https://berth.test/v3/apps/${(await appNamed(back)).guid}/manifest`, { headers: { authorization: `Bearer ${dev.token}` } });
+    expect(await manifest.text()).toContain(`- route: ${host}.apps.localhost/api`);
+    // Applied again, nothing new is made.
+    await applyManifest(`applications:\n- name: ${back}\n  routes:\n  - route: ${host}.apps.localhost/api\n`);
+    expect(await routesOf(back)).toHaveLength(1);
+  });
+
+  it("a route path CC refuses: job FAILED naming the app, nothing created", async () => {
+    const name = unique("badpath");
+    const job = await jobOf((await applyManifest(`applications:\n- name: ${name}\n  routes:\n  - route: ${unique("h")}.apps.localhost/a?b\n`)).location);
+    expect(job.state).toBe("FAILED");
+    expect(job.errors[0].detail).toBe(`For application '${name}': Path cannot contain ?`);
+    expect(await appNamed(name)).toBeUndefined();
+  });
+
   it("a tenant cannot take another space's route through a manifest", async () => {
     const other = await dockerSpaceWithDeveloper();
     const host = unique("taken");

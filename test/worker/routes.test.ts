@@ -80,9 +80,63 @@ describe("POST /v3/routes", () => {
     const noSpace = await createRoute(unique("s"), outside.guid);
     expect(noSpace.status).toBe(422);
     expect(noSpace.json.errors[0].detail).toBe("Invalid space. Ensure that the space exists and you have access to it.");
-    const extra = await api("POST", "/v3/routes", { token: dev.token, body: { host: unique("x"), path: "/a", relationships: { space: { data: { guid: space.guid } } } } });
+    const extra = await api("POST", "/v3/routes", { token: dev.token, body: { host: unique("x"), port: 8080, relationships: { space: { data: { guid: space.guid } } } } });
     expect(extra.status).toBe(422);
-    expect(extra.json.errors[0].detail).toContain("'path'");
+    expect(extra.json.errors[0].detail).toContain("'port'");
+  });
+});
+
+const createPathRoute = (host: string, path: string) =>
+  api("POST", "/v3/routes", { token: dev.token, body: { host, path, relationships: { space: { data: { guid: space.guid } } } } });
+
+describe("route paths", () => {
+  it("a host takes routes with different paths; the same host, path and domain twice is CC's 422; the table carries the paths", async () => {
+    const host = unique("paths");
+    const bare = await createRoute(host);
+    const api1 = await createPathRoute(host, "/api");
+    expect(api1.status).toBe(201);
+    expect(api1.json).toMatchObject({ host, path: "/api", url: `${host}.apps.localhost/api` });
+    expect((await createPathRoute(host, "/api/v2")).status).toBe(201);
+    const again = await createPathRoute(host, "/api");
+    expect(again.status).toBe(422);
+    expect(again.json.errors[0]).toEqual({ code: 10008, title: "CF-UnprocessableEntity", detail: `Route already exists with host '${host}' and path '/api' for domain 'apps.localhost'.` });
+    // The cf CLI looks a route up by host, domain and path ("" for none).
+    const byPath = async (paths: string) => (await api("GET", `/v3/routes?hosts=${host}&paths=${paths}`, { token: dev.token })).json.resources.map((r: any) => r.guid);
+    expect(await byPath("/api")).toEqual([api1.json.guid]);
+    expect(await byPath("")).toEqual([bare.json.guid]);
+    expect(await byPath("/api,")).toEqual([bare.json.guid, api1.json.guid]);
+    const table = (await api("GET", "/v3/routes/table", { token: ADMIN })).json;
+    const entries = table.routes.filter((r: { host: string }) => r.host === `${host}.apps.localhost`);
+    expect(entries).toEqual([
+      { host: `${host}.apps.localhost`, instances: [] },
+      { host: `${host}.apps.localhost`, path: "/api", instances: [] },
+      { host: `${host}.apps.localhost`, path: "/api/v2", instances: [] },
+    ]);
+    const event = await db().select().from(schema.auditEvents).where(eq(schema.auditEvents.targetGuid, api1.json.guid));
+    expect(event.map((e) => [e.type, e.targetName])).toEqual([["audit.route.create", `${host}.apps.localhost/api`]]);
+  });
+
+  it.each([
+    ["no leading slash", "api", "Path must begin with /"],
+    ["just /", "/", "Path cannot be exactly /"],
+    ["a ?", "/a?b=1", "Path cannot contain ?"],
+    ["no slash and a ?", "a?", "Path must begin with /, Path cannot contain ?"],
+    ["129 characters", `/${"a".repeat(128)}`, "Path is too long (maximum is 128 characters)"],
+    ["a space", "/a b", "Path is invalid."],
+    ["a fragment", "/a#b", "Path is invalid."],
+    ["slashes alone", "//", "Path is invalid."],
+  ])("refuses a path with %s in CC's words, nothing written", async (_what, path, detail) => {
+    const host = unique("badpath");
+    const before = await tableVersion();
+    const res = await createPathRoute(host, path);
+    expect(res.status).toBe(422);
+    expect(res.json.errors[0]).toEqual({ code: 10008, title: "CF-UnprocessableEntity", detail });
+    expect(await db().select().from(schema.routes).where(eq(schema.routes.host, host))).toEqual([]);
+    expect(await tableVersion()).toBe(before);
+  });
+
+  it("accepts a 128-character path", async () => {
+    expect((await createPathRoute(unique("long"), `/${"a".repeat(127)}`)).status).toBe(201);
   });
 });
 

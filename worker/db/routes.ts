@@ -24,6 +24,8 @@ export interface Route {
   guid: string;
   host: string;
   domain: string;
+  /** "" for none. */
+  path: string;
   spaceGuid: string;
   destinations: Destination[];
   createdAt: string;
@@ -44,7 +46,12 @@ async function destinationsOf(db: Db, routeGuids: string[]): Promise<Map<string,
 }
 
 function toRoute(r: typeof routes.$inferSelect, destinations: Destination[]): Route {
-  return { guid: r.guid, host: r.host, domain: r.domain, spaceGuid: r.spaceGuid, destinations, createdAt: r.createdAt, updatedAt: r.updatedAt };
+  return { guid: r.guid, host: r.host, domain: r.domain, path: r.path, spaceGuid: r.spaceGuid, destinations, createdAt: r.createdAt, updatedAt: r.updatedAt };
+}
+
+/** CC's `url` of a route: `host.domain/path`. */
+export function routeUrl(r: Pick<Route, "host" | "domain" | "path">): string {
+  return `${r.host}.${r.domain}${r.path}`;
 }
 
 export async function getRoute(db: Db, guid: string): Promise<Route | undefined> {
@@ -55,6 +62,8 @@ export async function getRoute(db: Db, guid: string): Promise<Route | undefined>
 
 export interface RouteFilter extends Listing {
   hosts?: string[];
+  /** Exact paths; "" is the route without one. */
+  paths?: string[];
   spaceGuids?: string[];
   appGuids?: string[];
   guids?: string[];
@@ -63,6 +72,7 @@ export interface RouteFilter extends Listing {
 export async function listRoutes(db: Db, f: RouteFilter): Promise<{ total: number; routes: Route[] }> {
   const cond = and(
     f.hosts && inArray(routes.host, f.hosts),
+    f.paths && inArray(routes.path, f.paths),
     f.spaceGuids && inArray(routes.spaceGuid, f.spaceGuids),
     f.guids && inArray(routes.guid, f.guids),
     f.appGuids && inArray(routes.guid, db.select({ g: routeDestinations.routeGuid }).from(routeDestinations).where(inArray(routeDestinations.appGuid, f.appGuids))),
@@ -73,21 +83,21 @@ export async function listRoutes(db: Db, f: RouteFilter): Promise<{ total: numbe
   return { total, routes: rows.map((r) => toRoute(r, dests.get(r.guid) ?? [])) };
 }
 
-/** Creates a route; null when the host is already taken on the domain. */
+/** Creates a route; null when the host and path are already taken on the domain. */
 export async function createRoute(
   db: Db,
-  input: { host: string; domain: string; spaceGuid: string },
+  input: { host: string; domain: string; path: string; spaceGuid: string },
   actor: AuditEventInput["actor"],
   now: Date = new Date(),
 ): Promise<Route | null> {
   const guid = newGuid();
   const ts = isoNow(now);
   const [insert] = await db.batch([
-    // The unique (host, domain) index turns a taken host into a no-op.
-    db.insert(routes).values({ guid, host: input.host, domain: input.domain, spaceGuid: input.spaceGuid, createdAt: ts, updatedAt: ts }).onConflictDoNothing(),
+    // The unique (host, domain, path) index turns a taken route into a no-op.
+    db.insert(routes).values({ guid, host: input.host, domain: input.domain, path: input.path, spaceGuid: input.spaceGuid, createdAt: ts, updatedAt: ts }).onConflictDoNothing(),
     auditEventIfChanged(db, {
-      type: "audit.route.create", actor, target: { guid, type: "route", name: `${input.host}.${input.domain}` },
-      spaceGuid: input.spaceGuid, data: { request: { host: input.host, domain: input.domain } }, now,
+      type: "audit.route.create", actor, target: { guid, type: "route", name: routeUrl(input) },
+      spaceGuid: input.spaceGuid, data: { request: { host: input.host, domain: input.domain, path: input.path } }, now,
     }),
     bumpRouteTable(db),
   ]);
@@ -100,7 +110,7 @@ export async function deleteRoute(db: Db, route: Route, actor: AuditEventInput["
     db.delete(routeDestinations).where(eq(routeDestinations.routeGuid, route.guid)),
     db.delete(routes).where(eq(routes.guid, route.guid)),
     auditEvent(db, {
-      type: "audit.route.delete-request", actor, target: { guid: route.guid, type: "route", name: `${route.host}.${route.domain}` },
+      type: "audit.route.delete-request", actor, target: { guid: route.guid, type: "route", name: routeUrl(route) },
       spaceGuid: route.spaceGuid, data: { request: { recursive: true } }, now,
     }),
     bumpRouteTable(db),

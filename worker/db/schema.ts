@@ -302,9 +302,11 @@ export const routes = sqliteTable("routes", {
   guid: text("guid").primaryKey(),
   host: text("host").notNull(),
   domain: text("domain").notNull(),
+  /** "" or a path the router matches by prefix, segment by segment (CC's route path). */
+  path: text("path").notNull().default(""),
   spaceGuid: text("space_guid").notNull().references(() => spaces.guid),
   ...timestamps,
-}, (t) => [uniqueIndex("routes_host_domain").on(t.host, t.domain)]);
+}, (t) => [uniqueIndex("routes_host_domain_path").on(t.host, t.domain, t.path)]);
 
 export const routeDestinations = sqliteTable("route_destinations", {
   guid: text("guid").primaryKey(),

@@ -10,12 +10,13 @@ import { type App, createApp, listApps, mergeEnvironmentVariables } from "../db/
 import { auditEvent } from "../db/audit";
 import { requireFeatureEnabled } from "../db/feature-flags";
 import { getProcessByType, scaleProcess, updateProcess } from "../db/processes";
-import { addDestinations, createRoute, listRoutes, removeDestination, type Route } from "../db/routes";
+import { addDestinations, createRoute, listRoutes, removeDestination, type Route, routeUrl } from "../db/routes";
 import type { UserPrincipal } from "../auth/scope";
 import type { Db } from "../env";
 import { unprocessable } from "../errors";
 import { applyHealthCheckChange } from "../routes/processes";
 import { DNS_LABEL } from "../routes/routes";
+import { routePathProblem } from "../../shared/route-path";
 import type { AppManifest } from "./parse";
 import { isDeploying, SCALE_WHILE_DEPLOYING } from "../deployments/repo";
 
@@ -34,14 +35,26 @@ export function randomHost(name: string, random: () => number = Math.random): st
   return `${hostFromName(name).slice(0, 63 - suffix.length)}${suffix}`.replace(/^-/, "");
 }
 
-/** `host.domain` split against the one apps domain; a string says why it cannot be a route here. */
-export function splitRoute(route: string, appsDomain: string): { host: string } | string {
-  const url = route.toLowerCase().replace(/^https?:\/\//, "");
-  if (url.includes("/") || url.includes(":")) return `The route '${route}' has a path or port: Berth routes hosts only`;
-  if (!url.endsWith(`.${appsDomain}`)) return `The route '${route}' did not match any existing domains.`;
-  const host = url.slice(0, -(appsDomain.length + 1));
+export interface RouteAddress {
+  host: string;
+  /** "" for none. */
+  path: string;
+}
+
+/** `host.domain[/path]` split against the one apps domain; a string says why it cannot be a route here. */
+export function splitRoute(route: string, appsDomain: string): RouteAddress | string {
+  const url = route.replace(/^https?:\/\//i, "");
+  const slash = url.indexOf("/");
+  // Host names are case-insensitive, paths are kept as written (CC's rule).
+  const name = (slash === -1 ? url : url.slice(0, slash)).toLowerCase();
+  const path = slash === -1 ? "" : url.slice(slash);
+  if (name.includes(":")) return `The route '${route}' has a port: Berth routes HTTP hosts only`;
+  if (!name.endsWith(`.${appsDomain}`)) return `The route '${route}' did not match any existing domains.`;
+  const host = name.slice(0, -(appsDomain.length + 1));
   if (!DNS_LABEL.test(host)) return `The route '${route}' is not a properly formed URL`;
-  return { host };
+  const pathProblem = routePathProblem(path);
+  if (pathProblem) return pathProblem;
+  return { host, path };
 }
 
 export interface Applied {
@@ -55,11 +68,11 @@ export async function applyAppManifest(db: Db, spaceGuid: string, m: AppManifest
   const other = m.processes.find((p) => p.type !== "web");
   if (other) throw fail(`Process "${other.type}": Berth runs web processes only`);
   // Validate routes before any write, so a bad route changes nothing.
-  const hosts: string[] = [];
+  const listed: RouteAddress[] = [];
   for (const r of m.routes ?? []) {
     const split = splitRoute(r, appsDomain);
     if (typeof split === "string") throw fail(split);
-    hosts.push(split.host);
+    listed.push(split);
   }
 
   let app = (await listApps(db, { names: [m.name], spaceGuids: [spaceGuid], viewer: principal, orderBy: "created_at", page: 1, perPage: 1 })).apps[0];
@@ -100,14 +113,14 @@ export async function applyAppManifest(db: Db, spaceGuid: string, m: AppManifest
       }
     }
   } else {
-    const wanted = hosts.length > 0 ? hosts
+    const wanted: RouteAddress[] = listed.length > 0 ? listed
       : current.length > 0 ? []
-      : m.randomRoute ? [randomHost(m.name)]
-      : m.defaultRoute ? [hostFromName(m.name)]
+      : m.randomRoute ? [{ host: randomHost(m.name), path: "" }]
+      : m.defaultRoute ? [{ host: hostFromName(m.name), path: "" }]
       : [];
-    for (const host of wanted) {
-      if (!DNS_LABEL.test(host)) throw fail(`Host '${host}' made from the app name is not a DNS label: give a route`);
-      await mapHost(db, app, host, appsDomain, principal, fail);
+    for (const address of wanted) {
+      if (!DNS_LABEL.test(address.host)) throw fail(`Host '${address.host}' made from the app name is not a DNS label: give a route`);
+      await mapRoute(db, app, address, appsDomain, principal, fail);
       routesChanged = true;
     }
   }
@@ -119,14 +132,15 @@ export async function applyAppManifest(db: Db, spaceGuid: string, m: AppManifest
   return { app, routesChanged };
 }
 
-async function mapHost(db: Db, app: App, host: string, domain: string, principal: UserPrincipal, fail: (d: string) => Error): Promise<void> {
-  let route: Route | undefined | null = (await listRoutes(db, { hosts: [host], viewer: principal, page: 1, perPage: 1 })).routes[0];
+async function mapRoute(db: Db, app: App, { host, path }: RouteAddress, domain: string, principal: UserPrincipal, fail: (d: string) => Error): Promise<void> {
+  const url = routeUrl({ host, domain, path });
+  let route: Route | undefined | null = (await listRoutes(db, { hosts: [host], paths: [path], viewer: principal, page: 1, perPage: 1 })).routes[0];
   if (!route) {
-    route = await createRoute(db, { host, domain, spaceGuid: app.spaceGuid }, principal);
+    route = await createRoute(db, { host, domain, path, spaceGuid: app.spaceGuid }, principal);
     // Taken on the domain by a space the user cannot see.
-    if (!route) throw fail(`The route '${host}.${domain}' is already in use.`);
+    if (!route) throw fail(`The route '${url}' is already in use.`);
   } else if (route.spaceGuid !== app.spaceGuid) {
-    throw fail(`The route '${host}.${domain}' is already in use.`);
+    throw fail(`The route '${url}' is already in use.`);
   }
   if (!route.destinations.some((d) => d.appGuid === app.guid)) {
     await addDestinations(db, route, [{ appGuid: app.guid, processType: "web", port: null }]);

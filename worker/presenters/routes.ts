@@ -1,5 +1,5 @@
 /** @module CC v3 shapes of routes and destinations (http routes under one domain). */
-import type { Destination, Route } from "../db/routes";
+import { type Destination, type Route, routeUrl } from "../db/routes";
 import { emptyMetadata, type Linker } from "./links";
 
 export function presentDestination(d: Destination) {
@@ -25,8 +25,8 @@ export function presentRoute(route: Route, domainGuid: string, l: Linker) {
     protocol: "http",
     port: null,
     host: route.host,
-    path: "",
-    url: `${route.host}.${route.domain}`,
+    path: route.path,
+    url: routeUrl(route),
     created_at: route.createdAt,
     updated_at: route.updatedAt,
     destinations: route.destinations.map(presentDestination),

@@ -14,7 +14,7 @@ import {
 import { requireFeatureEnabled } from "../db/feature-flags";
 import { listPackages } from "../db/packages";
 import { getProcessByType } from "../db/processes";
-import { listRoutes } from "../db/routes";
+import { listRoutes, routeUrl } from "../db/routes";
 import { getOrganization } from "../db/organizations";
 import { getSpace } from "../db/spaces";
 import type { AppEnv } from "../env";
@@ -206,7 +206,7 @@ apps.get("/:guid/env", async (c) => {
     spaceGuid: app.spaceGuid,
     spaceName: space?.name ?? "",
     organization: org ? { guid: org.guid, name: org.name } : null,
-    uris: routes.routes.map((r) => `${r.host}.${r.domain}`),
+    uris: routes.routes.map(routeUrl),
     memoryMb: web?.memoryInMb ?? 0,
     diskMb: web?.diskInMb ?? 0,
   }));

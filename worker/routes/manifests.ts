@@ -12,7 +12,7 @@ import { reachableApp, type UserPrincipal } from "../auth/scope";
 import { type App, getCurrentDroplet, listApps } from "../db/apps";
 import { getPackage } from "../db/packages";
 import { listProcesses } from "../db/processes";
-import { listRoutes } from "../db/routes";
+import { listRoutes, routeUrl } from "../db/routes";
 import { getSpace } from "../db/spaces";
 import type { AppEnv } from "../env";
 import { CfError, resourceNotFound, tooLarge } from "../errors";
@@ -53,7 +53,7 @@ async function currentManifest(c: Context<AppEnv>, app: App, principal: UserPrin
     env: app.environmentVariables,
     docker: pkg ? { image: pkg.image, username: pkg.username } : null,
     processes: procs.processes,
-    routes: routes.routes.map((r) => `${r.host}.${r.domain}`),
+    routes: routes.routes.map(routeUrl),
   };
 }
 

@@ -1,6 +1,6 @@
 /**
- * @module /v3/routes: http routes `<host>.<APPS_DOMAIN>` and their destinations
- * (an app's `web` process). Every change bumps the `routes_table` counter that
+ * @module /v3/routes: http routes `<host>.<APPS_DOMAIN>[/path]` and their
+ * destinations (an app's `web` process). Every change bumps the `routes_table` counter that
  * routers long-poll on, in the same batch as the change.
  */
 import { type Context, Hono } from "hono";
@@ -20,6 +20,7 @@ import { afterCommit } from "../http/after-commit";
 import type { VersionSource } from "../scheduling/versions";
 import { appsDomainGuid, presentDestinations, presentRoute } from "../presenters/routes";
 import { checkRouteQuotas } from "../quotas/repo";
+import { routePathProblem } from "../../shared/route-path";
 
 /** One DNS label (RFC 1123): letters, digits and inner hyphens, at most 63. */
 export const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -32,11 +33,20 @@ const toOne = z.strictObject({ data: z.strictObject({ guid: z.string().min(1).ma
 const createSchema = z.strictObject({
   // Host names are case-insensitive: kept lower-case so uniqueness holds.
   host: z.string().max(63).transform((h) => h.toLowerCase()).pipe(z.string().regex(DNS_LABEL, "must be a DNS label: a-z, 0-9 and inner '-', 1 to 63 characters")),
+  // Checked by routePathProblem, for CC's words.
+  path: z.string().max(4096).optional(),
   relationships: z.strictObject({ space: toOne, domain: toOne.optional() }),
 });
 
+/** CC's 422 for a route that exists (with its path, when it has one). */
+export function routeTaken(host: string, path: string, domain: string) {
+  return unprocessable(path === ""
+    ? `Route already exists with host '${host}' for domain '${domain}'.`
+    : `Route already exists with host '${host}' and path '${path}' for domain '${domain}'.`);
+}
+
 const listSchema = z.strictObject({
-  // The cf CLI names the domain and the path (empty) of the route it looks for; Berth's routes are all on the apps domain, without a path.
+  // The cf CLI names the domain and the path ("" for none) of the route it looks for; Berth's routes are all on the apps domain.
   domain_guids: filterList.optional(),
   paths: z.string().transform((p) => p.split(",")).optional(),
   hosts: filterList.optional(),
@@ -70,6 +80,10 @@ export const routesApi = new Hono<AppEnv>();
 routesApi.post("/", async (c) => {
   const principal = requireUser(c);
   const body = await parseJson(c, createSchema);
+  // The request's own rules come first, as CC's RouteCreateMessage checks them before any lookup.
+  const path = body.path ?? "";
+  const pathProblem = routePathProblem(path);
+  if (pathProblem) throw unprocessable(pathProblem);
   const domain = c.env.APPS_DOMAIN;
   const domainGuid = await appsDomainGuid(domain);
   const spaceGuid = body.relationships.space.data.guid;
@@ -79,8 +93,8 @@ routesApi.post("/", async (c) => {
   }
   if (body.host.length + 1 + domain.length > 253) throw unprocessable(`host: '${body.host}.${domain}' is longer than 253 characters`);
   await checkRouteQuotas(c.var.db, spaceGuid);
-  const route = await createRoute(c.var.db, { host: body.host, domain, spaceGuid }, principal);
-  if (!route) throw unprocessable(`Route already exists with host '${body.host}' for domain '${domain}'.`);
+  const route = await createRoute(c.var.db, { host: body.host, domain, path, spaceGuid }, principal);
+  if (!route) throw routeTaken(body.host, path, domain);
   return c.json(presentRoute(route, domainGuid, linkerOf(c)), 201);
 });
 
@@ -88,12 +102,12 @@ routesApi.get("/", async (c) => {
   const principal = requireUser(c);
   const q = parseQuery(c, listSchema);
   const { total, routes } = await listRoutes(c.var.db, {
-    hosts: q.hosts?.map((h) => h.toLowerCase()), spaceGuids: q.space_guids, appGuids: q.app_guids, guids: q.guids,
+    hosts: q.hosts?.map((h) => h.toLowerCase()), paths: q.paths, spaceGuids: q.space_guids, appGuids: q.app_guids, guids: q.guids,
     viewer: principal, page: q.page, perPage: q.per_page,
   });
   const domainGuid = await appsDomainGuid(c.env.APPS_DOMAIN);
   const l = linkerOf(c);
-  if ((q.domain_guids && !q.domain_guids.includes(domainGuid)) || (q.paths && !q.paths.includes(""))) return c.json(paginated(c.req.url, q, 0, []));
+  if (q.domain_guids && !q.domain_guids.includes(domainGuid)) return c.json(paginated(c.req.url, q, 0, []));
   return c.json(paginated(c.req.url, q, total, routes.map((r) => presentRoute(r, domainGuid, l))));
 });
 

@@ -10,11 +10,12 @@ import type { Db } from "../env";
 import type { RouteInstance, RouteTable } from "../../shared/protocol/route-table";
 import { ROUTES_TABLE_COUNTER } from "../db/counters";
 import { cells, counters, instances, processes, routeDestinations, routes } from "../db/schema";
+import { routePathKey } from "../../shared/route-path";
 
 export async function buildRouteTable(db: Db): Promise<RouteTable> {
   const [version, routeRows, destinationRows, running] = await db.batch([
     db.select({ value: counters.value }).from(counters).where(eq(counters.name, ROUTES_TABLE_COUNTER)).limit(1),
-    db.select({ guid: routes.guid, host: routes.host, domain: routes.domain }).from(routes).orderBy(routes.host, routes.domain),
+    db.select({ guid: routes.guid, host: routes.host, domain: routes.domain, path: routes.path }).from(routes).orderBy(routes.host, routes.domain, routes.path),
     db.select({ routeGuid: routeDestinations.routeGuid, appGuid: routeDestinations.appGuid, processType: routeDestinations.processType }).from(routeDestinations),
     db.select({
       instance_guid: instances.instanceGuid, index: instances.index, port: instances.hostPort, address: cells.address,
@@ -33,16 +34,18 @@ export async function buildRouteTable(db: Db): Promise<RouteTable> {
   }
   const destinations = new Map<string, string[]>();
   for (const d of destinationRows) destinations.set(d.routeGuid, [...(destinations.get(d.routeGuid) ?? []), `${d.appGuid}/${d.processType}`]);
-  // Hosts compare case-insensitively and must be unique: routes naming one host share an entry.
-  const table = new Map<string, Map<string, RouteInstance>>();
+  // Hosts and paths compare case-insensitively and a pair must be unique: routes naming one pair share an entry.
+  const table = new Map<string, { host: string; path: string; instances: Map<string, RouteInstance> }>();
   for (const r of routeRows) {
     const host = `${r.host}.${r.domain}`.toLowerCase();
-    const entry = table.get(host) ?? new Map<string, RouteInstance>();
-    for (const k of destinations.get(r.guid) ?? []) for (const i of byProcess.get(k) ?? []) entry.set(i.instance_guid, i);
-    table.set(host, entry);
+    const key = `${host}${routePathKey(r.path)}`;
+    const entry = table.get(key) ?? { host, path: r.path, instances: new Map<string, RouteInstance>() };
+    for (const k of destinations.get(r.guid) ?? []) for (const i of byProcess.get(k) ?? []) entry.instances.set(i.instance_guid, i);
+    table.set(key, entry);
   }
   return {
     version: version[0]?.value ?? 0,
-    routes: [...table.entries()].map(([host, entry]) => ({ host, instances: [...entry.values()] })),
+    // A route without a path carries none, so routers that predate paths read the table as before.
+    routes: [...table.values()].map((e) => ({ host: e.host, ...(e.path === "" ? {} : { path: e.path }), instances: [...e.instances.values()] })),
   };
 }

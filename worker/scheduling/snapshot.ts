@@ -20,6 +20,7 @@ import type { Resources } from "../../shared/protocol/resources";
 import { apps, builds, cells, droplets, featureFlags, instances, organizations, processes, routeDestinations, routes, spaces } from "../db/schema";
 import { DEFAULT_FLAGS } from "../db/feature-flags";
 import { paramChunks } from "../db/param-chunks";
+import { routeUrl } from "../db/routes";
 import { registryAccessVersionQuery } from "./versions";
 
 export interface DesiredRow {
@@ -141,7 +142,7 @@ export async function readSnapshot(db: Db, scope: SnapshotScope, now: number, co
   const spaceRows: { guid: string; name: string; orgGuid: string }[] = [];
   const orgRows: { guid: string; name: string }[] = [];
   const destinationRows: { appGuid: string; processType: string; routeGuid: string }[] = [];
-  const routeRows: { guid: string; host: string; domain: string }[] = [];
+  const routeRows: { guid: string; host: string; domain: string; path: string }[] = [];
   // A full pass reads each table once; an incremental one reads the chosen apps, 100 parameters at a time (D1's cap).
   const parts = appGuids === null ? [null] : paramChunks(appGuids);
   for (const part of parts) {
@@ -165,7 +166,7 @@ export async function readSnapshot(db: Db, scope: SnapshotScope, now: number, co
         .where(inArray(organizations.guid, db.select({ g: spaces.organizationGuid }).from(spaces).where(inArray(spaces.guid, startedSpaces)))),
       db.select({ appGuid: routeDestinations.appGuid, processType: routeDestinations.processType, routeGuid: routeDestinations.routeGuid })
         .from(routeDestinations).where(inArray(routeDestinations.appGuid, startedApps)),
-      db.select({ guid: routes.guid, host: routes.host, domain: routes.domain }).from(routes).where(inArray(routes.guid, startedRoutes)),
+      db.select({ guid: routes.guid, host: routes.host, domain: routes.domain, path: routes.path }).from(routes).where(inArray(routes.guid, startedRoutes)),
     ]);
     processRows.push(...p);
     startedRows.push(...s);
@@ -185,7 +186,7 @@ export async function readSnapshot(db: Db, scope: SnapshotScope, now: number, co
   const dropletsByGuid = new Map(dropletRows.map((d) => [d.guid, d]));
   const orgsByGuid = new Map(orgRows.map((o) => [o.guid, o]));
   const spacesByGuid = new Map(spaceRows.map((sp) => [sp.guid, { name: sp.name, organization: orgsByGuid.get(sp.orgGuid) ?? null }]));
-  const uriOf = new Map(routeRows.map((r) => [r.guid, `${r.host}.${r.domain}`]));
+  const uriOf = new Map(routeRows.map((r) => [r.guid, routeUrl(r)]));
   for (const process of processRows) {
     const app = started.get(process.appGuid);
     const droplet = app?.dropletGuid ? dropletsByGuid.get(app.dropletGuid) : undefined;
