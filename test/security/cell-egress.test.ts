@@ -82,6 +82,27 @@ async function fromContainer(probes: Record<string, string>, extraScript = "", w
   }
 }
 
+/** udp-probe's listener on addr:port in a namespace: the datagrams' "FROM MESSAGE" lines so far. */
+async function udpListener(netnsPath: string, addr: string, port: number): Promise<{ received(): string[]; stop(): Promise<void> }> {
+  const child = spawn("nsenter", [`--net=${netnsPath}`, probeBinary, "recv", addr, String(port), "60"]);
+  let text = "";
+  child.stdout.on("data", (c: Buffer) => (text += c));
+  const ended = new Promise((resolve) => child.on("close", resolve));
+  for (let i = 0; i < 100 && !text.includes("listening\n"); i++) await new Promise((r) => setTimeout(r, 20));
+  return {
+    received: () => text.split("\n").filter((l) => l && l !== "listening"),
+    async stop() {
+      child.kill();
+      await ended;
+    },
+  };
+}
+
+/** Waits until `done()` holds (at most ~5 s): what a test then checks never depends on the wait. */
+async function until(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 250 && !done(); i++) await new Promise((r) => setTimeout(r, 20));
+}
+
 function listen(host: string): Promise<Server> {
   const server = createServer((_req, res) => res.end("host service"));
   return new Promise((resolve) => server.listen(0, host, () => resolve(server)));
@@ -139,7 +160,7 @@ describe("egress from a container: public open, private closed (Cloud Foundry's 
     expect(results).toEqual({ public: "reached" });
   });
 
-  it("a tenant connects to private networks on the cell's side (RFC 1918, CGNAT) and is dropped", async () => {
+  it("a tenant connects to private networks on the cell's side (RFC 1918, CGNAT: other cells' published ports, databases) and is dropped", async () => {
     const lanControl = await sh(["nsenter", `--net=${lan.netnsPath}`, "busybox", "wget", "-q", "-O", "-", `http://${LAN.rfc1918}:${WEB_PORT}/`]);
     expect(lanControl).toBe("lan");
     const { results } = await fromContainer({
@@ -158,14 +179,26 @@ describe("egress from a container: public open, private closed (Cloud Foundry's 
     expect(results).toEqual({ allowed: "reached", denied: "blocked" });
   });
 
-  it("a tenant reaches the configured DNS resolver on port 53 only, and no other private address on port 53", async () => {
+  it("a tenant reaches the configured DNS resolver on port 53 only (UDP and TCP), and no other private address on port 53", async () => {
     expect(await manager.resolvConf()).toBe(`nameserver ${LAN.resolver}\n`);
-    const { results } = await fromContainer({
-      dns: `http://${LAN.resolver}:53/`,
-      "resolver-web": `http://${LAN.resolver}:${WEB_PORT}/`,
-      "other-53": `http://${LAN.rfc1918}:53/`,
-    });
-    expect(results).toEqual({ dns: "reached", "resolver-web": "blocked", "other-53": "blocked" });
+    const resolverUdp = await udpListener(lan.netnsPath, LAN.resolver, 53);
+    const otherUdp = await udpListener(lan.netnsPath, LAN.rfc1918, 53);
+    try {
+      // The query to the other address goes first: once the resolver's has arrived, that one would have too.
+      const queries = [`timeout 2 nslookup berth.test ${LAN.rfc1918} >/dev/null 2>&1`, `timeout 2 nslookup berth.test ${LAN.resolver} >/dev/null 2>&1`].join("\n");
+      const { results } = await fromContainer({
+        dns: `http://${LAN.resolver}:53/`,
+        "resolver-web": `http://${LAN.resolver}:${WEB_PORT}/`,
+        "other-53": `http://${LAN.rfc1918}:53/`,
+      }, queries);
+      expect(results).toEqual({ dns: "reached", "resolver-web": "blocked", "other-53": "blocked" });
+      await until(() => resolverUdp.received().length > 0);
+      expect(resolverUdp.received().length).toBeGreaterThan(0);
+      expect(otherUdp.received()).toEqual([]);
+    } finally {
+      await resolverUdp.stop();
+      await otherUdp.stop();
+    }
   });
 
   it("a tenant connects to another container's address, directly or through its published port, and is dropped", async () => {
@@ -206,11 +239,7 @@ describe("egress from a container: public open, private closed (Cloud Foundry's 
 
   it("a tenant forges a source address with a raw socket: refused in the container, and dropped at its veth even with CAP_NET_RAW over its network", async () => {
     const port = 20000 + randomInt(20000);
-    const listener = spawn("nsenter", [`--net=${publicHost.netnsPath}`, probeBinary, "recv", publicHost.address, String(port), "30"]);
-    let received = "";
-    listener.stdout.on("data", (c: Buffer) => (received += c));
-    const ended = new Promise((resolve) => listener.on("close", resolve));
-    for (let i = 0; i < 100 && !received.includes("listening"); i++) await new Promise((r) => setTimeout(r, 20));
+    const listener = await udpListener(publicHost.netnsPath, publicHost.address, port);
     const forged = { "forged-public": "198.51.100.77", "forged-neighbour": other.containerIp, "forged-cell": cell.address };
     // The genuine packet goes last: on one path, once it has arrived the forged ones would have too.
     const sends = (probe: string, own: string, tag: string) =>
@@ -230,10 +259,8 @@ describe("egress from a container: public open, private closed (Cloud Foundry's 
     } finally {
       await manager.teardown(net.containerId);
     }
-    for (let i = 0; i < 250 && !received.includes("genuine-raw"); i++) await new Promise((r) => setTimeout(r, 20));
-    listener.kill();
-    await ended;
-    const arrived = received.split("\n").filter((l) => l && l !== "listening");
-    expect(arrived).toEqual([`${publicHost.peerAddress} genuine-raw`]);
+    await until(() => listener.received().length > 0);
+    await listener.stop();
+    expect(listener.received()).toEqual([`${publicHost.peerAddress} genuine-raw`]);
   }, 30_000);
 });
