@@ -25,12 +25,20 @@
  * Apps are seeded straight into D1 (with STAGED droplets) before the Worker
  * starts: staging is not what this measures.
  *
- * Run: npx tsx bench/convergence-sim.ts [--cells 100] [--apps 200] [--instances 10] [--ttl-ms 15000] [--beat-ms 5000]
+ * `--via workerd` (the default) serves the bundled Worker on workerd directly
+ * (wrangler's own Miniflare, wrangler's config); `--via wrangler` through
+ * `wrangler dev`, whose proxy Worker runs in a second workerd process in front;
+ * `--via both` runs the same scenario each way and prints the ratios, so the
+ * proxy's share is measured. Each phase prints the CPU each program spent
+ * (the fake cells share the machine's cores with the control plane) and the
+ * scheduler passes it took, from the Worker's one log line per pass.
+ *
+ * Run: npx tsx bench/convergence-sim.ts [--cells 100] [--apps 200] [--instances 10] [--ttl-ms 15000] [--beat-ms 5000] [--via workerd|wrangler|both]
  * (the issue's sizes: --cells 100 --apps 200, --cells 250 --apps 500, --cells 500 --apps 1000)
  */
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { randomUUID } from "node:crypto";
@@ -38,8 +46,9 @@ import { nextHeartbeatDelay } from "../agent/cell/backoff";
 import { ControlPlaneClient, register } from "../agent/cell/control-plane";
 import type { InstanceReport } from "../shared/protocol/instance";
 import type { ResolvedImage } from "../shared/protocol/image";
-import { startControlPlane, type ControlPlane } from "../test/support/control-plane";
-import { arg } from "./args";
+import { controlPlaneSecrets, startControlPlane } from "../test/support/control-plane";
+import { startWorkerdControlPlane } from "../test/support/workerd-control-plane";
+import { arg, choice } from "./args";
 
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, "..");
@@ -50,6 +59,7 @@ const PER_APP = arg("instances", 10);
 const TTL_MS = arg("ttl-ms", 15_000);
 const BEAT_MS = arg("beat-ms", 5000);
 const TOTAL = APPS * PER_APP;
+const VIA = choice("via", ["workerd", "wrangler", "both"], "workerd");
 
 const D = (c: string) => `sha256:${c.repeat(64)}`;
 const IMAGE: ResolvedImage = {
@@ -60,12 +70,15 @@ const IMAGE: ResolvedImage = {
 
 const q = (s: string | null) => (s === null ? "NULL" : `'${s.replaceAll("'", "''")}'`);
 
-/** SQL seeding one space, the flag on, and APPS stopped apps with a current STAGED droplet. */
-function seedSql(space: string, appGuids: string[], first: number): string {
+/** SQL statements seeding one space (in an organization without quota limits), the flag on, and APPS stopped apps with a current STAGED droplet. */
+function seedSql(space: string, appGuids: string[], first: number): string[] {
   const now = new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
   const lines = first > 0 ? [] : [
     `INSERT INTO spaces (guid, name, organization_guid) SELECT ${q(space)}, 'bench', guid FROM organizations WHERE name = 'default';`,
     `INSERT INTO feature_flags (name, enabled, custom_error_message, updated_at) VALUES ('diego_docker', 1, NULL, ${q(now)});`,
+    // An organization quota without limits: the default one (10 GiB) would refuse a big fleet's starts.
+    `INSERT INTO quotas (guid, scope, name, organization_guid, created_at, updated_at) VALUES ('bench-unlimited', 'organization', 'bench-unlimited', '', ${q(now)}, ${q(now)});`,
+    "UPDATE organizations SET quota_guid = 'bench-unlimited' WHERE name = 'default';",
   ];
   appGuids.forEach((app, n) => {
     const i = first + n;
@@ -76,11 +89,8 @@ function seedSql(space: string, appGuids: string[], first: number): string {
       `INSERT INTO droplets (guid, app_guid, state, image, manifest_digest, execution_metadata, process_types, image_spec) VALUES (${q(droplet)}, ${q(app)}, 'STAGED', ${q(IMAGE.ref)}, ${q(IMAGE.manifest_digest)}, '{}', '{"web":"/bin/httpd -f"}', ${q(JSON.stringify(IMAGE))});`,
     );
   });
-  return lines.join("\n");
+  return lines;
 }
-
-/** Protocol errors the fake cells saw (they retry); summarized after the figures. */
-const errors: string[] = [];
 
 /** A cell that "runs" whatever its desired set says, reporting each change at once. */
 class FakeCell {
@@ -100,7 +110,8 @@ class FakeCell {
   private readonly abort = new AbortController();
   private nextPort = 61000;
 
-  constructor(readonly client: ControlPlaneClient) {}
+  /** `errors`: where protocol errors the cell saw (it retries) are noted, summarized after the figures. */
+  constructor(readonly client: ControlPlaneClient, private readonly errors: string[]) {}
 
   private watch: { stop(): void } | null = null;
 
@@ -141,7 +152,7 @@ class FakeCell {
         for (let i = 0; i < changes.length; i += 500) await this.client.reportInstances(changes.slice(i, i + 500), this.abort.signal);
       } catch (e) {
         if (this.stopped) return;
-        errors.push(`cell ${this.client.cellGuid}: ${(e as Error).message}`);
+        this.errors.push(`cell ${this.client.cellGuid}: ${(e as Error).message}`);
         await new Promise((r) => setTimeout(r, 500));
       }
     }
@@ -164,23 +175,29 @@ class FakeCell {
       } catch (e) {
         if (this.stopped) return;
         failures += 1;
-        errors.push(`heartbeat ${this.client.cellGuid}: ${(e as Error).message}`);
+        this.errors.push(`heartbeat ${this.client.cellGuid}: ${(e as Error).message}`);
       }
       await new Promise((r) => setTimeout(r, nextHeartbeatDelay(sent, performance.now(), BEAT_MS, failures)));
     }
   }
 }
 
-/**
- * Requests wrangler dev's proxy failed, counted and reported with the figures.
- * Its ProxyWorker words every failed non-GET forward as "Your worker restarted
- * mid-request" (it compares the request's URL, path included, with the bare
- * Worker URL, so they never match): under this load these are connections
- * between the proxy and workerd failing, not reloads; production has no such hop.
- */
-let restarts = 0;
+/** One run against one way of serving the Worker: what went wrong along the way. */
+interface RunState {
+  /** Protocol errors the fake cells saw (they retry). */
+  errors: string[];
+  /**
+   * Admin requests wrangler dev's proxy failed, counted and reported with the
+   * figures. Its ProxyWorker words every failed non-GET forward as "Your worker
+   * restarted mid-request" (it compares the request's URL, path included, with
+   * the bare Worker URL, so they never match): under this load these are
+   * connections between the proxy and workerd failing, not reloads; production
+   * has no such hop.
+   */
+  restarts: number;
+}
 
-async function admin(cp: ControlPlane, method: string, path: string, body?: unknown): Promise<unknown> {
+async function admin(cp: { url: string; adminToken: string }, st: RunState, method: string, path: string, body?: unknown): Promise<unknown> {
   for (let attempt = 0; ; attempt++) {
     let res: Response;
     let text: string;
@@ -193,12 +210,12 @@ async function admin(cp: ControlPlane, method: string, path: string, body?: unkn
     } catch (e) {
       // The proxy dropped the connection, before or during the answer (it does under this load): counted with its 503s and sent again.
       if (attempt >= 5) throw e;
-      restarts++;
+      st.restarts++;
       continue;
     }
     // Every admin call here is idempotent (start, flag set), so a failed one is simply sent again.
     if (res.status === 503 && text.includes("restarted") && attempt < 5) {
-      restarts++;
+      st.restarts++;
       continue;
     }
     if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
@@ -248,10 +265,244 @@ async function frozenConfig(dir: string, wrangler: string, env: NodeJS.ProcessEn
   return path;
 }
 
-async function main(): Promise<void> {
+/** CPU seconds so far: this process (the fake cells and the admin client) and each program among its descendants (workerd, wrangler's node). */
+async function cpuNow(): Promise<Map<string, number>> {
+  const u = process.cpuUsage();
+  const out = new Map<string, number>([["bench (fake cells)", (u.user + u.system) / 1e6]]);
+  const procs: { pid: number; ppid: number; comm: string; ticks: number }[] = [];
+  for (const name of await readdir("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = await readFile(`/proc/${name}/stat`, "utf8");
+      const close = stat.lastIndexOf(")");
+      const f = stat.slice(close + 2).split(" ");
+      procs.push({ pid: Number(name), comm: stat.slice(stat.indexOf("(") + 1, close), ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const mine = new Set([process.pid]);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const p of procs) if (!mine.has(p.pid) && mine.has(p.ppid)) { mine.add(p.pid); grew = true; }
+  }
+  for (const p of procs) {
+    if (p.pid === process.pid || !mine.has(p.pid)) continue;
+    const key = p.comm === "node" || p.comm === "MainThread" ? "wrangler (node)" : p.comm;
+    out.set(key, (out.get(key) ?? 0) + p.ticks / 100);
+  }
+  return out;
+}
+
+const cpuSpent = (before: Map<string, number>, after: Map<string, number>) =>
+  [...after].map(([k, v]) => `${k} ${(v - (before.get(k) ?? 0)).toFixed(1)} s`).join(", ");
+
+/** The Worker's log lines (JSON lines among them: one per scheduler pass), each with when it arrived. */
+class LogTap {
+  readonly lines: { at: number; text: string }[] = [];
+  private partial = "";
+  take = (chunk: string): void => {
+    const parts = (this.partial + chunk).split("\n");
+    this.partial = parts.pop()!;
+    const at = performance.now();
+    for (const text of parts) this.lines.push({ at, text });
+  };
+  /** JSON lines with `component` = `component`, arrived within [from, to). */
+  records(component: string, from: number, to: number): Record<string, unknown>[] {
+    const out: Record<string, unknown>[] = [];
+    for (const l of this.lines) {
+      if (l.at < from || l.at >= to || !l.text.includes(`"component":"${component}"`)) continue;
+      try {
+        out.push(JSON.parse(l.text.slice(l.text.indexOf("{"))));
+      } catch {
+        // a line that only looks like one
+      }
+    }
+    return out;
+  }
+}
+
+/** Where a phase's control-plane time went: the scheduler passes in it (their wall time; CPU is in the figures beside). */
+function passSummary(tap: LogTap, from: number, to: number): string {
+  const passes = tap.records("scheduler", from, to) as { full: boolean; ms: number; read: { instances: number }; d1?: { statements: number } }[];
+  if (passes.length === 0) return "no passes";
+  const incr = passes.filter((p) => !p.full);
+  const full = passes.filter((p) => p.full);
+  const sum = passes.reduce((n, p) => n + p.ms, 0);
+  const ms = (xs: typeof passes, p: number) => percentile(xs.map((x) => x.ms), p).toFixed(0);
+  const d1 = passes.reduce((n, p) => n + (p.d1?.statements ?? 0), 0);
+  return `${passes.length} passes, ${(sum / 1000).toFixed(1)} s in passes (${d1} D1 statements): ${incr.length} incremental (p50 ${ms(incr, 50)} ms, max ${ms(incr, 100)} ms, p50 ${percentile(incr.map((x) => x.read.instances), 50)} instances read), ${full.length} full (p50 ${ms(full, 50)} ms, max ${ms(full, 100)} ms)`;
+}
+
+/** The Worker's own view of the requests in a phase (PROFILE lines): per route, how many, their time inside the Worker, their D1 use. */
+function requestSummary(tap: LogTap, from: number, to: number): string[] {
+  const byRoute = new Map<string, { ms: number; d1: { roundTrips: number; statements: number; ms: number } }[]>();
+  for (const r of tap.records("http", from, to) as { route: string; ms: number; d1: { roundTrips: number; statements: number; ms: number } }[]) {
+    const route = r.route.replace(/\/v3\/cells\/[^/]+/, "/v3/cells/:cell");
+    byRoute.set(route, [...(byRoute.get(route) ?? []), r]);
+  }
+  return [...byRoute].sort((x, y) => y[1].length - x[1].length).slice(0, 6).map(([route, rs]) => {
+    const mean = (f: (r: (typeof rs)[number]) => number) => (rs.reduce((n, r) => n + f(r), 0) / rs.length).toFixed(1);
+    return `${route}: ${rs.length} in the Worker p50 ${percentile(rs.map((r) => r.ms), 50)} ms, p99 ${percentile(rs.map((r) => r.ms), 99)} ms; D1 per request ${mean((r) => r.d1.roundTrips)} round trips, ${mean((r) => r.d1.statements)} statements, ${mean((r) => r.d1.ms)} ms waiting`;
+  });
+}
+
+/** Migrations through wrangler (the path a deployment takes), then the apps seeded through the Worker's D1 binding on workerd. */
+async function prepareDatabase(config: string, wrangler: string, env: NodeJS.ProcessEnv, space: string, apps: string[]): Promise<string> {
   const persistDir = await mkdtemp(join(tmpdir(), "berth-conv-"));
+  await run(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir, "--config", config], { cwd: ROOT, env });
+  const cp = await startWorkerdControlPlane({ config, persistDir, vars: controlPlaneSecrets() as unknown as Record<string, string> });
+  try {
+    const d1 = await cp.d1();
+    const statements = seedSql(space, apps, 0);
+    for (let i = 0; i < statements.length; i += 500) await d1.batch(statements.slice(i, i + 500).map((s) => d1.prepare(s)));
+  } finally {
+    await cp.stop();
+  }
+  return persistDir;
+}
+
+type Via = "workerd" | "wrangler";
+
+interface Figures {
+  a: number; startP50: number; startP99: number; b: number; c: number; d: number; afterExpiry: number;
+  wronglyReplaced: number; beatP99: number; gap: number; errors: number; restarts: number;
+}
+
+async function runOnce(via: Via, config: string, wrangler: string, env: NodeJS.ProcessEnv, space: string, apps: string[]): Promise<Figures> {
+  const persistDir = await prepareDatabase(config, wrangler, env, space, apps);
+  // The Worker's own log (a line per scheduler pass among it), for post-mortems of a run.
+  const log = join(tmpdir(), `berth-conv-${process.pid}-${via}.log`);
+  const tap = new LogTap();
+  const secrets = controlPlaneSecrets();
+  const vars = {
+    ADMIN_TOKEN: secrets.adminToken, ENCRYPTION_KEY: secrets.encryptionKey, ADMIN_PASSWORD: secrets.adminPassword, TOKEN_SIGNING_KEY: secrets.tokenSigningKey,
+    LONG_POLL_HOLD_MS: "20000", HEARTBEAT_TTL_MS: String(TTL_MS), PROFILE: "1",
+  };
+  const server = via === "workerd"
+    ? await startWorkerdControlPlane({ config, persistDir, vars, log: tap.take })
+    : await startControlPlane({ persistDir, config, ...secrets, vars, log: tap.take, logLevel: "log" });
+  const cp = { url: server.url, adminToken: secrets.adminToken };
+  const st: RunState = { errors: [], restarts: 0 };
+  const cells: FakeCell[] = [];
+  try {
+    await inParallel(Array.from({ length: CELLS }, (_, i) => i), 10, async (i) => {
+      const { token } = (await admin(cp, st, "POST", "/v3/cells/enrollment_tokens", { kind: "cell" })) as { token: string };
+      const reg = await register(cp.url, {
+        enrollment_token: token, name: `fake-${i}`, zone: `z${i % 3}`, address: `10.200.${i >> 8}.${i & 255}`,
+        capacity: { memory_mb: 8192, disk_mb: 16384, containers: 250 },
+      });
+      // Beating at once, as an agent does: a cell registered early must not pass its TTL while the others register.
+      const cell = new FakeCell(new ControlPlaneClient(cp.url, reg.guid, reg.credential), st.errors);
+      cells.push(cell);
+      cell.start();
+    });
+    const runningTotal = (among = cells) => among.reduce((n, c) => n + c.running.size, 0);
+    /** Desired indices with at least one running instance: convergence, whatever copies still run. */
+    const indicesRunning = (among = cells) => new Set(among.flatMap((c) => [...c.indexOf.values()])).size;
+    const progress = () => `${indicesRunning()} of ${TOTAL} indices running (${runningTotal()} instances on cells), ${st.errors.length} cell-side errors so far`;
+    console.log(`convergence-sim via ${via === "workerd" ? "workerd directly (wrangler's Miniflare, no proxy)" : "wrangler dev (its proxy in front of workerd)"}: ${CELLS} fake cells, ${APPS} apps × ${PER_APP} = ${TOTAL} instances, heartbeat ${BEAT_MS} ms, TTL ${TTL_MS} ms; load ${loadavg().map((l) => l.toFixed(1)).join(" ")}`);
+    /** What each phase cost: CPU per program, the passes in it, the machine's load at its end. */
+    const phase = async <T>(name: string, body: () => Promise<T>): Promise<T> => {
+      const cpu0 = await cpuNow();
+      const t = performance.now();
+      const out = await body();
+      const t1 = performance.now();
+      console.log(`   ${name}: CPU ${cpuSpent(cpu0, await cpuNow())}; ${passSummary(tap, t, t1)}; load ${loadavg()[0]!.toFixed(1)}`);
+      for (const line of requestSummary(tap, t, t1)) console.log(`     ${line}`);
+      return out;
+    };
+
+    const startTimes: number[] = [];
+    const { a, startsSent } = await phase("A", async () => {
+      const t0 = performance.now();
+      await inParallel(apps, 25, async (app) => {
+        const sent = performance.now();
+        await admin(cp, st, "POST", `/v3/apps/${app}/actions/start`);
+        startTimes.push(performance.now() - sent);
+      });
+      const startsSent = performance.now() - t0;
+      const a = startsSent + (await until("all RUNNING", () => indicesRunning() === TOTAL, progress));
+      console.log(`A. start every app → all ${TOTAL} RUNNING: ${(a / 1000).toFixed(2)} s (start requests took ${(startsSent / 1000).toFixed(2)} s; one start request p50 ${percentile(startTimes, 50).toFixed(0)} ms, p99 ${percentile(startTimes, 99).toFixed(0)} ms)`);
+      return { a, startsSent };
+    });
+    void startsSent;
+
+    const b = await phase("B", async () => {
+      const t1 = performance.now();
+      await admin(cp, st, "PATCH", "/v3/feature_flags/diego_docker", { enabled: false });
+      const b = await until("all stopped", () => runningTotal() === 0, progress);
+      console.log(`B. diego_docker off → all stopped on their cells: ${(b / 1000).toFixed(2)} s (flag request ${((performance.now() - t1 - b) / 1000).toFixed(2)} s)`);
+      return b;
+    });
+
+    const c = await phase("C", async () => {
+      await admin(cp, st, "PATCH", "/v3/feature_flags/diego_docker", { enabled: true });
+      const c = await until("all RUNNING again", () => indicesRunning() === TOTAL, progress);
+      console.log(`C. diego_docker on → all RUNNING again: ${(c / 1000).toFixed(2)} s`);
+      return c;
+    });
+
+    const victim = cells.reduce((x, y) => (y.running.size > x.running.size ? y : x));
+    const lostCount = victim.running.size;
+    const { d, afterExpiry } = await phase("D", async () => {
+      victim.silence();
+      const silencedAt = performance.now();
+      const survivors = cells.filter((x) => x !== victim);
+      const d = await until("lost cell's instances replaced", () => indicesRunning(survivors) === TOTAL, () => `${indicesRunning(survivors)} indices running on the other cells`);
+      // The cell counts as gone TTL after its last accepted heartbeat, which came up to one beat before the silence.
+      const afterExpiry = silencedAt + d - (victim.lastBeatAt + TTL_MS);
+      console.log(`D. one cell silenced (${lostCount} instances) → all RUNNING elsewhere: ${(d / 1000).toFixed(2)} s after the silence; ${(afterExpiry / 1000).toFixed(2)} s after its presence expired (TTL ${(TTL_MS / 1000).toFixed(1)} s from its last heartbeat)`);
+      return { d, afterExpiry };
+    });
+
+    // Every replacement is recorded: outside D there should be none (no claim timed out, no cell flapped).
+    const count = async (types: string) =>
+      ((await admin(cp, st, "GET", `/v3/audit_events?types=${types}&per_page=1`)) as { pagination: { total_results: number } }).pagination.total_results;
+    const replaced = await count("app.instances_replaced");
+    const lost = await count("app.instance_lost");
+    // Audit events group instances per app and reason: count the instances they name.
+    const named = async (types: string) => {
+      let n = 0;
+      for (let page = 1; ; page++) {
+        const res = (await admin(cp, st, "GET", `/v3/audit_events?types=${types}&per_page=5000&page=${page}`)) as { resources: { data: { instances?: unknown[] } }[]; pagination: { total_pages: number } };
+        for (const e of res.resources) n += e.data.instances?.length ?? 0;
+        if (page >= res.pagination.total_pages) return n;
+      }
+    };
+    const replacedInstances = (await named("app.instances_replaced")) + (await named("app.instance_lost"));
+    const wronglyReplaced = replacedInstances - lostCount;
+    console.log(`Replacements recorded: ${replaced} replaced and ${lost} lost events naming ${replacedInstances} instances; D alone accounts for ${lostCount}: live instances wrongly replaced ${wronglyReplaced}`);
+    const live = cells.filter((x) => x !== victim);
+    const rtts = live.flatMap((x) => x.beatRtts);
+    const gap = Math.max(...live.map((x) => x.longestGap));
+    console.log(`Heartbeats: ${rtts.length} accepted, round trip p50 ${percentile(rtts, 50).toFixed(0)} ms, p99 ${percentile(rtts, 99).toFixed(0)} ms, max ${Math.max(...rtts).toFixed(0)} ms; longest gap between a live cell's accepted heartbeats ${(gap / 1000).toFixed(2)} s (TTL ${(TTL_MS / 1000).toFixed(1)} s)`);
+
+    const kinds = new Map<string, number>();
+    for (const e of st.errors) {
+      const k = e.replace(/^\S+ [0-9a-f-]+: /, "");
+      kinds.set(k, (kinds.get(k) ?? 0) + 1);
+    }
+    console.log(`Admin requests the server dropped, retried: ${st.restarts}; cell-side errors (retried): ${st.errors.length}`);
+    for (const [k, n] of kinds) console.log(`  ${n} × ${k.slice(0, 140)}`);
+    console.log("Peer (Diego, documented): flag off → stopped 'on the order of a minute' (30 s sync + 30 s convergence);");
+    console.log(`  Berth/Diego for B: ${(b / 60_000).toFixed(3)}×.  Lost cell: Diego 15 s TTL + re-auction; Berth re-placed them ${(afterExpiry / 1000).toFixed(2)} s after the TTL (Diego: the next convergence, ≤ 30 s, or at once on CellDisappeared).`);
+    return {
+      a, startP50: percentile(startTimes, 50), startP99: percentile(startTimes, 99), b, c, d, afterExpiry, wronglyReplaced,
+      beatP99: percentile(rtts, 99), gap, errors: st.errors.length, restarts: st.restarts,
+    };
+  } finally {
+    await writeFile(log, tap.lines.map((l) => l.text).join("\n"));
+    console.log(`Worker log: ${log}`);
+    cells.forEach((c) => c.silence());
+    await server.stop();
+    await rm(persistDir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
   const wrangler = join(ROOT, "node_modules/.bin/wrangler");
-  // Apart from persistDir: wrangler dev watches the bundle's folder, and D1 writes there would reload it.
+  // Apart from the D1: wrangler dev watches the bundle's folder, and D1 writes there would reload it.
   const bundleDir = await mkdtemp(join(tmpdir(), "berth-conv-bundle-"));
   // A private dev registry: other wrangler dev sessions on this machine coming and
   // going would otherwise be announced to ours (and reload it).
@@ -259,106 +510,26 @@ async function main(): Promise<void> {
   const registryDir = await mkdtemp(join(tmpdir(), "berth-conv-registry-"));
   process.env.WRANGLER_REGISTRY_PATH = registryDir;
   const env = { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" };
-  const config = await frozenConfig(bundleDir, wrangler, env);
-  await run(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir, "--config", config], { cwd: ROOT, env });
-  const apps = Array.from({ length: APPS }, () => randomUUID());
-  // In slices: wrangler d1 execute fails an internal assertion on large files.
-  const space = randomUUID();
-  for (let i = 0; i < apps.length; i += 40) {
-    const seed = join(persistDir, `seed-${i}.sql`);
-    await writeFile(seed, seedSql(space, apps.slice(i, i + 40), i));
-    await run(wrangler, ["d1", "execute", "DB", "--local", "--persist-to", persistDir, "--config", config, "--file", seed], { cwd: ROOT, env, maxBuffer: 64 << 20 });
-  }
-
-  // The Worker's own log (a line per scheduler pass among it), for post-mortems of a run.
-  const log = join(tmpdir(), `berth-conv-${process.pid}.log`);
-  const logLines: string[] = [];
-  const cp = await startControlPlane({
-    persistDir, config, vars: { LONG_POLL_HOLD_MS: "20000", HEARTBEAT_TTL_MS: String(TTL_MS) }, log: (chunk) => logLines.push(chunk),
-  });
-  const cells: FakeCell[] = [];
   try {
-    await inParallel(Array.from({ length: CELLS }, (_, i) => i), 10, async (i) => {
-      const { token } = (await admin(cp, "POST", "/v3/cells/enrollment_tokens", { kind: "cell" })) as { token: string };
-      const reg = await register(cp.url, {
-        enrollment_token: token, name: `fake-${i}`, zone: `z${i % 3}`, address: `10.200.${i >> 8}.${i & 255}`,
-        capacity: { memory_mb: 8192, disk_mb: 16384, containers: 250 },
-      });
-      cells.push(new FakeCell(new ControlPlaneClient(cp.url, reg.guid, reg.credential)));
-    });
-    cells.forEach((c) => c.start());
-    const runningTotal = (among = cells) => among.reduce((n, c) => n + c.running.size, 0);
-    /** Desired indices with at least one running instance: convergence, whatever copies still run. */
-    const indicesRunning = (among = cells) => new Set(among.flatMap((c) => [...c.indexOf.values()])).size;
-    const progress = () => `${indicesRunning()} of ${TOTAL} indices running (${runningTotal()} instances on cells), ${errors.length} cell-side errors so far`;
-    console.log(`convergence-sim: ${CELLS} fake cells, ${APPS} apps × ${PER_APP} = ${TOTAL} instances, heartbeat ${BEAT_MS} ms, TTL ${TTL_MS} ms`);
-
-    const t0 = performance.now();
-    const startTimes: number[] = [];
-    await inParallel(apps, 25, async (app) => {
-      const sent = performance.now();
-      await admin(cp, "POST", `/v3/apps/${app}/actions/start`);
-      startTimes.push(performance.now() - sent);
-    });
-    const startsSent = performance.now() - t0;
-    const a = startsSent + (await until("all RUNNING", () => indicesRunning() === TOTAL, progress));
-    console.log(`A. start every app → all ${TOTAL} RUNNING: ${(a / 1000).toFixed(2)} s (start requests took ${(startsSent / 1000).toFixed(2)} s; one start request p50 ${percentile(startTimes, 50).toFixed(0)} ms, p99 ${percentile(startTimes, 99).toFixed(0)} ms)`);
-
-    const t1 = performance.now();
-    await admin(cp, "PATCH", "/v3/feature_flags/diego_docker", { enabled: false });
-    const b = await until("all stopped", () => runningTotal() === 0, progress);
-    console.log(`B. diego_docker off → all stopped on their cells: ${(b / 1000).toFixed(2)} s (flag request ${((performance.now() - t1 - b) / 1000).toFixed(2)} s)`);
-
-    await admin(cp, "PATCH", "/v3/feature_flags/diego_docker", { enabled: true });
-    const c = await until("all RUNNING again", () => indicesRunning() === TOTAL, progress);
-    console.log(`C. diego_docker on → all RUNNING again: ${(c / 1000).toFixed(2)} s`);
-
-    const victim = cells.reduce((x, y) => (y.running.size > x.running.size ? y : x));
-    const lostCount = victim.running.size;
-    victim.silence();
-    const silencedAt = performance.now();
-    const survivors = cells.filter((x) => x !== victim);
-    const d = await until("lost cell's instances replaced", () => indicesRunning(survivors) === TOTAL, () => `${indicesRunning(survivors)} indices running on the other cells`);
-    // The cell counts as gone TTL after its last accepted heartbeat, which came up to one beat before the silence.
-    const afterExpiry = silencedAt + d - (victim.lastBeatAt + TTL_MS);
-    console.log(`D. one cell silenced (${lostCount} instances) → all RUNNING elsewhere: ${(d / 1000).toFixed(2)} s after the silence; ${(afterExpiry / 1000).toFixed(2)} s after its presence expired (TTL ${(TTL_MS / 1000).toFixed(1)} s from its last heartbeat)`);
-
-    // Every replacement is recorded: outside D there should be none (no claim timed out, no cell flapped).
-    const count = async (types: string) =>
-      ((await admin(cp, "GET", `/v3/audit_events?types=${types}&per_page=1`)) as { pagination: { total_results: number } }).pagination.total_results;
-    const replaced = await count("app.instances_replaced");
-    const lost = await count("app.instance_lost");
-    // Audit events group instances per app and reason: count the instances they name.
-    const named = async (types: string) => {
-      let n = 0;
-      for (let page = 1; ; page++) {
-        const res = (await admin(cp, "GET", `/v3/audit_events?types=${types}&per_page=5000&page=${page}`)) as { resources: { data: { instances?: unknown[] } }[]; pagination: { total_pages: number } };
-        for (const e of res.resources) n += e.data.instances?.length ?? 0;
-        if (page >= res.pagination.total_pages) return n;
-      }
-    };
-    const replacedInstances = (await named("app.instances_replaced")) + (await named("app.instance_lost"));
-    console.log(`Replacements recorded: ${replaced} replaced and ${lost} lost events naming ${replacedInstances} instances; D alone accounts for ${lostCount}: live instances wrongly replaced ${replacedInstances - lostCount}`);
-    const live = cells.filter((x) => x !== victim);
-    const rtts = live.flatMap((x) => x.beatRtts);
-    const gap = Math.max(...live.map((x) => x.longestGap));
-    console.log(`Heartbeats: ${rtts.length} accepted, round trip p50 ${percentile(rtts, 50).toFixed(0)} ms, p99 ${percentile(rtts, 99).toFixed(0)} ms, max ${Math.max(...rtts).toFixed(0)} ms; longest gap between a live cell's accepted heartbeats ${(gap / 1000).toFixed(2)} s (TTL ${(TTL_MS / 1000).toFixed(1)} s)`);
-
-    const kinds = new Map<string, number>();
-    for (const e of errors) {
-      const k = e.replace(/^\S+ [0-9a-f-]+: /, "");
-      kinds.set(k, (kinds.get(k) ?? 0) + 1);
+    const config = await frozenConfig(bundleDir, wrangler, env);
+    const apps = Array.from({ length: APPS }, () => randomUUID());
+    const space = randomUUID();
+    const vias: Via[] = VIA === "both" ? ["workerd", "wrangler"] : [VIA];
+    const figures = new Map<Via, Figures>();
+    for (const via of vias) figures.set(via, await runOnce(via, config, wrangler, env, space, apps));
+    if (figures.size === 2) {
+      const w = figures.get("workerd")!;
+      const p = figures.get("wrangler")!;
+      const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+      const rows: [string, (f: Figures) => number, (v: number) => string][] = [
+        ["start → all RUNNING", (f) => f.a, s], ["start request p99", (f) => f.startP99, (v) => `${v.toFixed(0)} ms`],
+        ["flag off → all stopped", (f) => f.b, s], ["flag on → all RUNNING", (f) => f.c, s], ["cell silenced → replaced", (f) => f.d, s],
+        ["wrongly replaced", (f) => f.wronglyReplaced, String], ["heartbeat p99", (f) => f.beatP99, (v) => `${v.toFixed(0)} ms`],
+      ];
+      console.log(`Behind the proxy vs through it (${CELLS} × ${TOTAL}): workerd directly | wrangler dev | wrangler dev / workerd`);
+      for (const [name, get, fmt] of rows) console.log(`  ${name}: ${fmt(get(w))} | ${fmt(get(p))} | ${(get(p) / get(w)).toFixed(2)}×`);
     }
-    console.log(`Admin requests wrangler dev's proxy failed, retried: ${restarts}; cell-side errors (retried): ${errors.length}`);
-    for (const [k, n] of kinds) console.log(`  ${n} × ${k.slice(0, 140)}`);
-    console.log("Peer (Diego, documented): flag off → stopped 'on the order of a minute' (30 s sync + 30 s convergence);");
-    console.log(`  Berth/Diego for B: ${(b / 60_000).toFixed(3)}×.  Lost cell: Diego 15 s TTL + re-auction; Berth re-placed them ${(afterExpiry / 1000).toFixed(2)} s after the TTL (Diego: the next convergence, ≤ 30 s, or at once on CellDisappeared).`);
   } finally {
-    await writeFile(log, logLines.join(""));
-    console.log(`Worker log: ${log}`);
-    cells.forEach((c) => c.silence());
-    await cp.stop();
-    await rm(persistDir, { recursive: true, force: true });
     await rm(bundleDir, { recursive: true, force: true });
     await rm(registryDir, { recursive: true, force: true });
   }

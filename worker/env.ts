@@ -29,6 +29,8 @@ export interface UntypedBindings {
   FULL_PASS_INTERVAL_MS?: string;
   /** Time budget for resolving one build's image, in ms (default 10 min). */
   STAGING_TIMEOUT_MS?: string;
+  /** "1": a log line per request and per scheduler pass with its D1 round trips, statements and wait (benches). */
+  PROFILE?: string;
   /** How long an enrollment token enrolls (default 1 h). */
   ENROLLMENT_TOKEN_TTL_MS?: string;
   /** Secret: the bootstrap admin token. */

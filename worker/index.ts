@@ -8,6 +8,7 @@ import type { AppEnv } from "./env";
 import * as schema from "./db/schema";
 import { resolvePrincipal } from "./auth/principal";
 import { CfError, notFoundRoute } from "./errors";
+import { emptyTally, profiling, tallied } from "./http/d1-tally";
 import { wakeScheduler } from "./durable/wake";
 import { root } from "./routes/root";
 import { uaa } from "./uaa/routes";
@@ -47,12 +48,18 @@ export const app = new Hono<AppEnv>();
 
 app.use(async (c, next) => {
   c.set("requestId", c.req.header("x-request-id") ?? crypto.randomUUID());
-  c.set("db", drizzle(c.env.DB, { schema }));
+  const tally = profiling(c.env) ? emptyTally() : null;
+  const started = Date.now();
+  c.set("db", drizzle(tally ? tallied(c.env.DB, tally) : c.env.DB, { schema }));
   // The token endpoints read their own credentials (HTTP Basic clients, refresh tokens).
   const ownCredentials = c.req.path.startsWith("/uaa/oauth/");
   c.set("principal", ownCredentials ? { kind: "anonymous" } : await resolvePrincipal(c.var.db, c.req.header("authorization"), c.env));
   await next();
   c.header("x-request-id", c.var.requestId);
+  if (tally) {
+    const route = `${c.req.method} ${c.req.path.replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, ":guid")}`;
+    console.log(JSON.stringify({ component: "http", route, status: c.res.status, ms: Date.now() - started, d1: tally }));
+  }
 });
 
 app.route("/", root);

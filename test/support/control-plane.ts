@@ -46,6 +46,8 @@ export interface ControlPlaneOptions {
   tokenSigningKey?: string;
   /** Where wrangler's output goes (default: kept in memory for error messages). */
   log?: (chunk: string) => void;
+  /** wrangler's log level (default BERTH_WRANGLER_LOG, or warn); "log" passes the Worker's console.log on. */
+  logLevel?: string;
 }
 
 /** A port that was free a moment ago (wrangler takes no port 0). */
@@ -75,7 +77,8 @@ const QUIET_ENV = { WRANGLER_SEND_METRICS: "false", WRANGLER_LOG: process.env.BE
 export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const host = opts.host ?? "127.0.0.1";
   const persistDir = opts.persistDir ?? (await mkdtemp(join(tmpdir(), "berth-d1-")));
-  const env = { ...process.env, ...QUIET_ENV };
+  const logLevel = opts.logLevel ?? process.env.BERTH_WRANGLER_LOG ?? "warn";
+  const env = { ...process.env, ...QUIET_ENV, WRANGLER_LOG: logLevel };
   const config = opts.config ? ["--config", opts.config] : [];
   await run(WRANGLER, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir, ...config], { cwd: ROOT, env });
   const fresh = controlPlaneSecrets();
@@ -90,7 +93,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   };
   const port = opts.port ?? (await freePort(host));
   const args = ["dev", ...config, "--ip", host, "--port", String(port), "--inspector-port", "0", "--persist-to", persistDir,
-    "--show-interactive-dev-session=false", "--log-level", process.env.BERTH_WRANGLER_LOG ?? "warn"];
+    "--show-interactive-dev-session=false", "--log-level", logLevel];
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
   // On a leash: wrangler and its workerd go when this process does, however it ends.
   const wrangler = leash([WRANGLER, ...args], { cwd: ROOT, env });

@@ -25,6 +25,7 @@ import { convergenceConfig } from "../scheduling/config";
 import { readDeploymentFacts } from "../deployments/facts";
 import { stepDeployments } from "../deployments/pass";
 import { notifyChannels } from "../scheduling/long-poll";
+import { emptyTally, profiling, tallied } from "../http/d1-tally";
 import { emptyScope, isEmptyScope, mergeScope, type PendingScope, type WakeScope } from "../scheduling/wake-scope";
 
 /** What a pass did, what it read, and the alarm it set (ms since the epoch, or null). */
@@ -100,8 +101,10 @@ export class Scheduler extends DurableObject<Bindings> {
   }
 
   private async converge(scope: PendingScope, now: number, config: ConvergenceConfig): Promise<PassReport> {
-    const db = drizzle(this.env.DB, { schema });
+    const tally = profiling(this.env) ? emptyTally() : null;
+    const db = drizzle(tally ? tallied(this.env.DB, tally) : this.env.DB, { schema });
     const snap = await readSnapshot(db, scope.full ? "full" : { apps: [...scope.apps], cells: [...scope.cells] }, now, config);
+    const readAt = Date.now();
     if (scope.full) this.lastFullAt = now;
     // Rolling deployments take their step first: the pass converges on the instance counts it chose.
     const facts = await readDeploymentFacts(db, new Set(snap.desired.processes.map((p) => p.app_guid)));
@@ -126,7 +129,8 @@ export class Scheduler extends DurableObject<Bindings> {
     const report = { ...outcome, full: scope.full, read: { instances: snap.actual.length, processes: snap.desired.processes.length }, next_due_at: next };
     // Where a pass's time goes, for operators and the convergence bench.
     console.log(JSON.stringify({
-      component: "scheduler", msg: "pass", full: scope.full, ms: Date.now() - now, read: report.read, writes: writes.length,
+      component: "scheduler", msg: "pass", full: scope.full, ms: Date.now() - now, read_ms: readAt - now, read: report.read, writes: writes.length,
+      ...(tally ? { d1: tally } : {}),
       placed: outcome.placed.length, stopped: outcome.stopped.length, replaced: outcome.replaced.length, lost_cells: outcome.lost_cells.length,
     }));
     return report;
