@@ -11,7 +11,7 @@ import { invalidAuthToken, notAuthenticated, notAuthorized } from "../errors";
 import { readToken } from "../uaa/tokens";
 import { looksLikeJwt, signingKeys } from "./jwt";
 import { endpointAction, orgActions, spaceActions, type RoleType } from "./permissions";
-import { hashToken } from "./tokens";
+import { hashToken, tokenKindOf } from "./tokens";
 
 export type Principal =
   | { kind: "user"; guid: string; name: string; admin: boolean }
@@ -53,14 +53,30 @@ export async function resolvePrincipal(db: Db, header: string | undefined, env: 
   if (looksLikeJwt(m[1]!)) return accessTokenPrincipal(db, env, m[1]!, now);
   const adminToken = env.ADMIN_TOKEN;
   const hash = await hashToken(m[1]!);
-  if (adminToken && timingSafeEqualHex(hash, await hashToken(adminToken))) return BOOTSTRAP_ADMIN;
-  const [user] = await db.select().from(users).where(eq(users.tokenHash, hash)).limit(1);
-  if (user) return { kind: "user", guid: user.guid, name: user.name, admin: user.admin };
-  const [cell] = await db.select().from(cells).where(eq(cells.tokenHash, hash)).limit(1);
-  if (cell) return { kind: "cell", guid: cell.guid, name: cell.name };
-  const [router] = await db.select().from(routers).where(eq(routers.tokenHash, hash)).limit(1);
-  if (router) return { kind: "router", guid: router.guid, name: router.name };
+  if (adminToken && timingSafeEqualHex(hash, await adminTokenHash(adminToken))) return BOOTSTRAP_ADMIN;
+  // A token's prefix names its kind (auth/tokens.ts): a cell's or router's is looked up in its own table only,
+  // one query on the heartbeat path. The kind only picks the table: the hash must still match a row there.
+  const kind = tokenKindOf(m[1]!);
+  if (kind !== "cell" && kind !== "router") {
+    const [user] = await db.select({ guid: users.guid, name: users.name, admin: users.admin }).from(users).where(eq(users.tokenHash, hash)).limit(1);
+    if (user) return { kind: "user", guid: user.guid, name: user.name, admin: user.admin };
+  }
+  if (kind !== "user" && kind !== "router") {
+    const [cell] = await db.select({ guid: cells.guid, name: cells.name }).from(cells).where(eq(cells.tokenHash, hash)).limit(1);
+    if (cell) return { kind: "cell", guid: cell.guid, name: cell.name };
+  }
+  if (kind !== "user" && kind !== "cell") {
+    const [router] = await db.select({ guid: routers.guid, name: routers.name }).from(routers).where(eq(routers.tokenHash, hash)).limit(1);
+    if (router) return { kind: "router", guid: router.guid, name: router.name };
+  }
   throw invalidAuthToken();
+}
+
+/** The bootstrap admin token's hash, computed once per isolate (every request compares against it). */
+let adminHash: { token: string; hash: Promise<string> } | undefined;
+function adminTokenHash(token: string): Promise<string> {
+  if (adminHash?.token !== token) adminHash = { token, hash: hashToken(token) };
+  return adminHash.hash;
 }
 
 /**

@@ -7,6 +7,7 @@
  */
 import { and, asc, count, eq, inArray, sql } from "drizzle-orm";
 import type { ResolvedImage } from "../../shared/protocol/image";
+import type { BatchItem } from "drizzle-orm/batch";
 import type { Db } from "../env";
 import { isoNow } from "../http/ids";
 import { type AuditEventInput, auditEventIfChanged } from "./audit";
@@ -134,7 +135,7 @@ export interface StagedDroplet {
  * transaction). The droplet is inserted only while the build is STAGING, so
  * both writes happen or neither. True when this call staged the build.
  */
-export async function markStaged(db: Db, d: StagedDroplet, now: Date): Promise<boolean> {
+export async function markStaged(db: Db, d: StagedDroplet, now: Date, alongside: BatchItem<"sqlite">[] = []): Promise<boolean> {
   const ts = isoNow(now);
   const [insert] = await db.batch([
     db.insert(droplets).select(sql`select ${d.guid}, ${d.appGuid}, ${d.buildGuid}, ${d.packageGuid}, 'STAGED', ${d.image},
@@ -143,13 +144,14 @@ export async function markStaged(db: Db, d: StagedDroplet, now: Date): Promise<b
       where exists (select 1 from ${builds} where ${stillStaging(d.buildGuid)})`),
     db.update(builds).set({ state: "STAGED", dropletGuid: d.guid, error: null, updatedAt: ts })
       .where(and(stillStaging(d.buildGuid), sql`exists (select 1 from ${droplets} where ${droplets.guid} = ${d.guid})`)),
+    ...alongside,
   ]);
   return insert.meta.changes === 1;
 }
 
-/** Marks a STAGING build FAILED with `error`; false when it had already finished. */
-export async function markFailed(db: Db, buildGuid: string, error: string, now: Date): Promise<boolean> {
-  const r = await db.update(builds).set({ state: "FAILED", error, updatedAt: isoNow(now) }).where(stillStaging(buildGuid));
+/** Marks a STAGING build FAILED with `error`; false when it had already finished. `alongside` commits in the same batch. */
+export async function markFailed(db: Db, buildGuid: string, error: string, now: Date, alongside: BatchItem<"sqlite">[] = []): Promise<boolean> {
+  const [r] = await db.batch([db.update(builds).set({ state: "FAILED", error, updatedAt: isoNow(now) }).where(stillStaging(buildGuid)), ...alongside]);
   return r.meta.changes === 1;
 }
 

@@ -5,7 +5,6 @@
  * `/v3/cells/:id/...`; another cell's id answers 403.
  */
 import { Hono } from "hono";
-import type { BatchItem } from "drizzle-orm/batch";
 import { z } from "zod";
 import type { AppEnv } from "../env";
 import { requireAdmin, requireCell, stillAuthenticated } from "../auth/principal";
@@ -205,20 +204,19 @@ cellsApi.post("/:id/staging_results", async (c) => {
   if (!input || input.state !== "STAGING") return c.json({ build_guid: result.build_guid, state: input?.state ?? task.state });
   const now = () => new Date();
   const log = (entry: Record<string, unknown>) => console.log(JSON.stringify({ ...entry, requestId: c.var.requestId, cell_guid: cellGuid }));
+  // The task leaves the cell's set: its version moves in the batch that records the outcome.
+  const bumps = versionBumps(c.var.db, { cells: [cellGuid] });
   let outcome;
   if (result.state === "FAILED") {
-    outcome = await failStaging(c.var.db, input.buildGuid, result.error, "cell", now, log);
+    outcome = await failStaging(c.var.db, input.buildGuid, result.error, "cell", now, log, bumps.statements);
   } else {
     try {
-      outcome = await completeStaging(c.var.db, input, parseReference(input.image), result.image, now, log);
+      outcome = await completeStaging(c.var.db, input, parseReference(input.image), result.image, now, log, bumps.statements);
     } catch (e) {
       if (!(e instanceof RegistryError)) throw e;
-      outcome = await failStaging(c.var.db, input.buildGuid, e.message, e.code, now, log);
+      outcome = await failStaging(c.var.db, input.buildGuid, e.message, e.code, now, log, bumps.statements);
     }
   }
-  // The task has left the cell's set.
-  const bumps = versionBumps(c.var.db, { cells: [cellGuid] });
-  await c.var.db.batch(bumps.statements as [BatchItem<"sqlite">]);
   afterCommit(c, "staging result", { sources: bumps.sources });
   const build = await stagingTaskOf(c.var.db, result.build_guid);
   return c.json({ build_guid: result.build_guid, state: build?.state ?? outcome.state });

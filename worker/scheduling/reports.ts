@@ -3,7 +3,7 @@
  * batch per message, so a report either lands whole or not at all. Decisions
  * are `decideReport`'s; this module loads rows and turns decisions into writes.
  */
-import { and, eq, inArray } from "drizzle-orm";
+import { eq, inArray, sql } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import type { Db } from "../env";
 import type { RestartPolicy } from "../../shared/convergence/config";
@@ -44,6 +44,13 @@ const rowColumns = {
   since: instances.since, crashCount: instances.crashCount, hostPort: instances.hostPort, appGuid: instances.appGuid,
   index: instances.index, appName: apps.name, spaceGuid: apps.spaceGuid,
   processGuid: instances.processGuid, processType: processes.type, processVersion: instances.processVersion,
+};
+
+/** The same, for a batch (where drizzle maps rows by column name, so no join): the app's name and space by subquery. */
+const cellRowColumns = {
+  ...rowColumns,
+  appName: sql<string | null>`(select ${apps.name} from ${apps} where ${apps.guid} = ${instances.appGuid})`,
+  spaceGuid: sql<string | null>`(select ${apps.spaceGuid} from ${apps} where ${apps.guid} = ${instances.appGuid})`,
 };
 
 async function loadRows(db: Db, guids: string[]): Promise<Map<string, LoadedRow>> {
@@ -142,6 +149,11 @@ export async function recordInstanceReports(
  * applies every report it carries (reports for instances no longer on the cell
  * are skipped: the desired set tells the cell to drop them), and forgets
  * STOPPING instances the cell no longer lists (it has stopped them).
+ *
+ * Presence first, in one round trip that also reads the cell's own rows (never
+ * the fleet's): a live cell stays alive whatever else is slow. A steady cell
+ * (nothing changed) costs that one batch; reports that change rows take a
+ * second, with their audit events and version bumps.
  */
 export async function recordHeartbeat(
   db: Db,
@@ -151,28 +163,26 @@ export async function recordHeartbeat(
   now: number,
   policy: RestartPolicy,
 ): Promise<ReportOutcome> {
-  const [[cell], stopping] = await db.batch([
+  const [[cell], onCell] = await db.batch([
     db.select({ state: cells.state, capacity: cells.capacity }).from(cells).where(eq(cells.guid, cellGuid)).limit(1),
-    db.select({ guid: instances.instanceGuid }).from(instances).where(and(eq(instances.cellGuid, cellGuid), eq(instances.state, "STOPPING"))),
-  ]);
-  if (!cell) throw new Error(`cell ${cellGuid} vanished while heartbeating`);
-  const rows = await loadRows(db, heartbeat.instances.map((r) => r.instance_guid));
-  const { statements, outcome } = decisionsToStatements(db, actor, cellGuid, rows, heartbeat.instances, now, policy);
-  const listed = new Set(heartbeat.instances.map((r) => r.instance_guid));
-  const gone = stopping.map((s) => s.guid).filter((g) => !listed.has(g));
-  for (const part of paramChunks(gone)) statements.push(db.delete(instances).where(inArray(instances.instanceGuid, part)));
-  const resized = JSON.stringify(cell.capacity) !== JSON.stringify(heartbeat.capacity);
-  statements.push(
+    db.select(cellRowColumns).from(instances).where(eq(instances.cellGuid, cellGuid)),
     db.update(cells).set({
       lastHeartbeatAt: now,
       capacity: heartbeat.capacity,
       free: heartbeat.free,
       cachedLayers: heartbeat.cached_layers,
       // A LOST cell that heartbeats again is back; a DRAINING one keeps draining.
-      ...(cell.state === "LOST" ? { state: "ACTIVE" as const } : {}),
+      state: sql`case when ${cells.state} = 'LOST' then 'ACTIVE' else ${cells.state} end`,
     }).where(eq(cells.guid, cellGuid)),
-  );
-  await db.batch(statements as [Statement, ...Statement[]]);
+  ]);
+  if (!cell) throw new Error(`cell ${cellGuid} vanished while heartbeating`);
+  const rows = new Map(onCell.map((r) => [r.instanceGuid, r]));
+  const { statements, outcome } = decisionsToStatements(db, actor, cellGuid, rows, heartbeat.instances, now, policy);
+  const listed = new Set(heartbeat.instances.map((r) => r.instance_guid));
+  const gone = onCell.filter((r) => r.state === "STOPPING" && !listed.has(r.instanceGuid)).map((r) => r.instanceGuid);
+  for (const part of paramChunks(gone)) statements.push(db.delete(instances).where(inArray(instances.instanceGuid, part)));
+  if (statements.length > 0) await db.batch(statements as [Statement, ...Statement[]]);
+  const resized = JSON.stringify(cell.capacity) !== JSON.stringify(heartbeat.capacity);
   // Room freed, a cell back or resized: convergence looks at the cell (and what runs there).
   if (gone.length === 0 && cell.state !== "LOST" && !resized) return outcome;
   return { ...outcome, wake: { apps: outcome.wake?.apps ?? [], cells: [cellGuid] } };

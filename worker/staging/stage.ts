@@ -20,6 +20,7 @@ import { openSecret, packageAad, SecretError } from "../crypto/secrets";
 import { getStagingInput, markFailed, markForCell, markStaged, type StagingInput } from "../db/builds";
 import { getProcessByType } from "../db/processes";
 import { getRegistryAccess } from "../db/registry-access";
+import type { BatchItem } from "drizzle-orm/batch";
 import type { Db } from "../env";
 import { newGuid } from "../http/ids";
 import { initialStagingLocation, needsCell } from "./location";
@@ -99,10 +100,15 @@ export async function stageBuild(buildGuid: string, deps: StagingDeps): Promise<
   return completeStaging(db, input, ref, resolved, now, log);
 }
 
-/** Fails a STAGING build with CC's error text; DONE when it had already finished. */
-export async function failStaging(db: Db, buildGuid: string, message: string, code: string, now: () => Date, log: StagingDeps["log"]): Promise<StagingOutcome> {
+/**
+ * Fails a STAGING build with CC's error text; DONE when it had already finished.
+ * `alongside` (version bumps) commits in the same batch as the outcome.
+ */
+export async function failStaging(
+  db: Db, buildGuid: string, message: string, code: string, now: () => Date, log: StagingDeps["log"], alongside: BatchItem<"sqlite">[] = [],
+): Promise<StagingOutcome> {
   const error = stagingErrorText(message);
-  const changed = await markFailed(db, buildGuid, error, now());
+  const changed = await markFailed(db, buildGuid, error, now(), alongside);
   log({ level: "info", msg: "staging failed", build_guid: buildGuid, code, changed });
   return changed ? { state: "FAILED", error } : { state: "DONE" };
 }
@@ -111,7 +117,8 @@ export async function failStaging(db: Db, buildGuid: string, message: string, co
  * CF's staging completion for a resolved image (staging_completion_handler.rb):
  * the build fails when nothing says what to run or when the image cannot fit
  * the web process's disk quota, else the droplet is written
- * and the build STAGED. Shared by Worker staging and cells' staging results.
+ * and the build STAGED. Shared by Worker staging and cells' staging results;
+ * `alongside` (version bumps) commits in the same batch as the outcome.
  */
 export async function completeStaging(
   db: Db,
@@ -120,14 +127,15 @@ export async function completeStaging(
   resolved: ResolvedImage,
   now: () => Date,
   log: StagingDeps["log"],
+  alongside: BatchItem<"sqlite">[] = [],
 ): Promise<StagingOutcome> {
   const buildGuid = input.buildGuid;
   const web = await getProcessByType(db, input.appGuid, "web");
   const failure = stagingFailure(resolved.config, web?.command);
-  if (failure) return failStaging(db, buildGuid, failure, "start_command", now, log);
+  if (failure) return failStaging(db, buildGuid, failure, "start_command", now, log, alongside);
   // The image counts against the disk quota: one whose compressed layers alone pass it can never start.
   const tooBig = web ? imageOverQuota(compressedImageBytes(resolved.layers), web.diskInMb) : null;
-  if (tooBig) return failStaging(db, buildGuid, tooBig, "image_over_disk_quota", now, log);
+  if (tooBig) return failStaging(db, buildGuid, tooBig, "image_over_disk_quota", now, log, alongside);
 
   const dropletGuid = newGuid();
   const staged = await markStaged(db, {
@@ -139,7 +147,7 @@ export async function completeStaging(
     resolved,
     executionMetadata: executionMetadata(resolved.config),
     processTypes: processTypes(resolved.config),
-  }, now());
+  }, now(), alongside);
   log({ level: "info", msg: "staged", build_guid: buildGuid, droplet_guid: dropletGuid, manifest_digest: resolved.manifest_digest, changed: staged });
   return staged ? { state: "STAGED", dropletGuid } : { state: "DONE" };
 }

@@ -1,0 +1,127 @@
+/**
+ * What the agent protocol's hot writes ask of D1, counted (worker/http/d1-tally):
+ * a steady heartbeat is one round trip that reads its own cell's rows and
+ * nothing of the fleet; a cell's or router's credential is one lookup; a cell's
+ * staging result commits its outcome and its cell's version bump in one batch.
+ * Counts, not timings: they hold on any machine.
+ */
+import { beforeAll, describe, expect, it } from "vitest";
+import { drizzle } from "drizzle-orm/d1";
+import { eq } from "drizzle-orm";
+import { env } from "cloudflare:workers";
+import * as schema from "../../worker/db/schema";
+import { emptyTally, tallied, type D1Tally } from "../../worker/http/d1-tally";
+import { recordHeartbeat } from "../../worker/scheduling/reports";
+import { resolvePrincipal } from "../../worker/auth/principal";
+import { failStaging } from "../../worker/staging/stage";
+import { versionBumps } from "../../worker/scheduling/versions";
+import { DEFAULT_CONVERGENCE_CONFIG } from "../../shared/convergence/config";
+import { ADMIN, api, createSpace, createUser, db } from "./support";
+import { setDocker } from "./app-fixtures";
+import { appWithDroplet, enroll, heartbeat, instancesOfApp, onlyActiveCell, pass, report } from "./cell-fixtures";
+
+/** A Db counting into a tally, and the SQL of every statement prepared through it. */
+function countingDb(): { db: ReturnType<typeof db>; tally: D1Tally; sql: string[] } {
+  const sql: string[] = [];
+  const recording = new Proxy(env.DB, {
+    get(target, prop) {
+      if (prop === "prepare") return (query: string) => (sql.push(query), target.prepare(query));
+      const value = Reflect.get(target, prop, target) as unknown;
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  const tally = emptyTally();
+  return { db: drizzle(tallied(recording, tally), { schema }), tally, sql };
+}
+
+let space: { guid: string };
+beforeAll(async () => {
+  await setDocker(true);
+  space = await createSpace();
+});
+
+/** An app of `count` instances RUNNING on a cell of its own (placed by a pass, reported by the cell). */
+async function runningOnOwnCell(count: number) {
+  const cell = await enroll("cell");
+  await onlyActiveCell(cell.guid);
+  const app = await appWithDroplet(space.guid, { instances: count, memory: 64 });
+  expect((await api("POST", `/v3/apps/${app.guid}/actions/start`, { token: ADMIN })).status).toBe(200);
+  await pass();
+  const placed = await instancesOfApp(app.guid);
+  expect(placed.map((i) => i.cellGuid)).toEqual(placed.map(() => cell.guid));
+  const reports = placed.map((i) => report(i.instanceGuid, "RUNNING"));
+  expect((await api("POST", `/v3/cells/${cell.guid}/instances`, { token: cell.credential, body: { protocol: 1, instances: reports } })).status).toBe(200);
+  return { cell, app, reports };
+}
+
+describe("a cell's heartbeat", () => {
+  it("is one D1 round trip when nothing changed, reading only its own cell's instances", async () => {
+    await runningOnOwnCell(5); // another cell's fleet, which the heartbeat must not read
+    const { cell, reports } = await runningOnOwnCell(3);
+    const principal = { kind: "cell" as const, guid: cell.guid, name: cell.name };
+    const { db: counted, tally, sql } = countingDb();
+    const before = Date.now();
+    const outcome = await recordHeartbeat(counted, principal, cell.guid, { ...heartbeat(reports), protocol: 1 as const }, before, DEFAULT_CONVERGENCE_CONFIG.restart);
+    expect(outcome).toEqual({ rejected: [], sources: [] });
+    expect(tally.roundTrips).toBe(1);
+    const instanceReads = sql.filter((q) => /^select/i.test(q) && /from "instances"/.test(q));
+    expect(instanceReads.length).toBe(1);
+    expect(instanceReads[0]).toMatch(/where "instances"\."cell_guid" = \?/);
+    const [row] = await db().select().from(schema.cells).where(eq(schema.cells.guid, cell.guid));
+    expect(row!.lastHeartbeatAt).toBe(before);
+  });
+
+  it("takes a second round trip only for reports that change rows", async () => {
+    const { cell, reports } = await runningOnOwnCell(2);
+    const principal = { kind: "cell" as const, guid: cell.guid, name: cell.name };
+    const { db: counted, tally } = countingDb();
+    const crashed = { ...reports[0]!, state: "CRASHED" as const, host_port: null, exit: { status: 1, signal: null, oom: false } };
+    const outcome = await recordHeartbeat(counted, principal, cell.guid, { ...heartbeat([crashed, reports[1]!]), protocol: 1 as const }, Date.now(), DEFAULT_CONVERGENCE_CONFIG.restart);
+    expect(tally.roundTrips).toBe(2);
+    expect(outcome.sources).toEqual(expect.arrayContaining([{ kind: "cell", cellGuid: cell.guid }, { kind: "routes_table" }]));
+    const [row] = await db().select().from(schema.instances).where(eq(schema.instances.instanceGuid, crashed.instance_guid));
+    expect(row!.state).toBe("CRASHED");
+  });
+});
+
+describe("credentials", () => {
+  it("a cell's or a router's credential is one lookup, in its own table", async () => {
+    const cell = await enroll("cell");
+    const router = await enroll("router");
+    for (const [who, kind] of [[cell, "cell"], [router, "router"]] as const) {
+      const { db: counted, tally } = countingDb();
+      expect(await resolvePrincipal(counted, `Bearer ${who.credential}`, env)).toEqual({ kind, guid: who.guid, name: who.name });
+      expect(tally.roundTrips).toBe(1);
+    }
+  });
+
+  it("a token dressed as a cell's but matching no cell is refused, even if a user holds it", async () => {
+    const user = await createUser();
+    // The prefix only chooses the table: a user's token given a cell's prefix is another token, matching nothing.
+    const forged = `bc_${user.token.slice(3)}`;
+    await expect(resolvePrincipal(db(), `Bearer ${forged}`, env)).rejects.toMatchObject({ status: 401 });
+    const res = await api("GET", "/v3/cells/00000000-0000-0000-0000-000000000000/desired", { token: forged });
+    expect(res.status).toBe(401);
+    // The user's own token still works.
+    expect(await resolvePrincipal(db(), `Bearer ${user.token}`, env)).toMatchObject({ kind: "user", guid: user.guid });
+  });
+});
+
+describe("a cell's staging result", () => {
+  it("commits the build's outcome and the cell's version bump in one batch", async () => {
+    const cell = await enroll("cell");
+    const app = await appWithDroplet(space.guid);
+    const pkg = await api("POST", "/v3/packages", { token: ADMIN, body: { type: "docker", relationships: { app: { data: { guid: app.guid } } }, data: { image: "private.registry:5000/web:2" } } });
+    expect(pkg.status).toBe(201);
+    const build = crypto.randomUUID();
+    await db().insert(schema.builds).values({ guid: build, appGuid: app.guid, packageGuid: pkg.json.guid, state: "STAGING", stagingLocation: "cell", stagingCellGuid: cell.guid, createdByGuid: "admin" });
+    const [before] = await db().select({ v: schema.cells.desiredVersion }).from(schema.cells).where(eq(schema.cells.guid, cell.guid));
+    const { db: counted, tally } = countingDb();
+    const bumps = versionBumps(counted, { cells: [cell.guid] });
+    const outcome = await failStaging(counted, build, "manifest unknown", "cell", () => new Date(), () => {}, bumps.statements);
+    expect(outcome.state).toBe("FAILED");
+    expect(tally).toMatchObject({ roundTrips: 1, statements: 2 });
+    const [after] = await db().select({ v: schema.cells.desiredVersion }).from(schema.cells).where(eq(schema.cells.guid, cell.guid));
+    expect(after!.v).toBe(before!.v + 1);
+  });
+});
