@@ -82,6 +82,30 @@ describe("POST /v3/builds", () => {
     expect((builds.json as { resources: { guid: string }[] }).resources.map((b) => b.guid)).toEqual([build.guid]);
   });
 
+  it("tells the app's logs what staging did, as STG lines before the build's outcome: the image, its digest, Staging complete; a failure says why on stderr", async () => {
+    const { app, build } = await stage(`${host}/httpd:latest`);
+    expect(build.state).toBe("STAGED");
+    const [row] = await dropletsOf(app.guid);
+    const lines = (await api("GET", `/v3/apps/${app.guid}/logs`, { token: dev.token })).json.lines as { source?: string; stream: string; line: string }[];
+    const stg = lines.filter((l) => l.source === "STG");
+    expect(stg.map((l) => l.line)).toEqual([
+      `Staging app with Docker image ${host}/httpd:latest`,
+      `Image resolved: ${host}/httpd:latest`,
+      expect.stringMatching(new RegExp(`^Digest: ${row!.manifestDigest} \\(2 layers, \\d+ bytes compressed\\)$`)),
+      "Staging complete",
+    ]);
+    // Read as the cf CLI reads them during push: STG envelopes.
+    const envelopes = (await api("GET", `/api/v1/read/${app.guid}?envelope_types=LOG`, { token: dev.token })).json.envelopes.batch;
+    expect(envelopes.filter((e: any) => e.tags.source_type === "STG")).toHaveLength(4);
+
+    const failed = await stage(`${host}/httpd:no-such-tag`);
+    expect(failed.build.state).toBe("FAILED");
+    const failedLines = (await api("GET", `/v3/apps/${failed.app.guid}/logs`, { token: dev.token })).json.lines as { source?: string; stream: string; line: string }[];
+    const last = failedLines.filter((l) => l.source === "STG").at(-1)!;
+    expect(last.stream).toBe("stderr");
+    expect(`StagingError - Staging error: ${last.line.replace(/^Staging failed: /, "")}`).toBe(failed.build.error);
+  });
+
   it("pins the linux/amd64 manifest of a multi-platform image and keeps the index digest", async () => {
     const { app, build } = await stage(`${host}/multi-arch`);
     expect(build.state).toBe("STAGED");

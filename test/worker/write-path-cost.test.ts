@@ -118,7 +118,8 @@ describe("a cell's staging result", () => {
     const [before] = await db().select({ v: schema.cells.desiredVersion }).from(schema.cells).where(eq(schema.cells.guid, cell.guid));
     const { db: counted, tally } = countingDb();
     const bumps = versionBumps(counted, { cells: [cell.guid] });
-    const outcome = await failStaging(counted, build, "manifest unknown", "cell", () => new Date(), () => {}, bumps.statements);
+    // STG lines go to the app's log store, not D1: a writer that keeps nothing here.
+    const outcome = await failStaging(counted, { buildGuid: build, appGuid: app.guid }, "manifest unknown", "cell", { now: () => new Date(), log: () => {}, stg: async () => {} }, bumps.statements);
     expect(outcome.state).toBe("FAILED");
     expect(tally).toMatchObject({ roundTrips: 1, statements: 2 });
     const [after] = await db().select({ v: schema.cells.desiredVersion }).from(schema.cells).where(eq(schema.cells.guid, cell.guid));

@@ -12,9 +12,10 @@ import { DurableObject } from "cloudflare:workers";
 import { drizzle } from "drizzle-orm/d1";
 import { z } from "zod";
 import * as schema from "../db/schema";
-import { markFailed } from "../db/builds";
+import { getStagingInput } from "../db/builds";
+import { lineWriter } from "../logs/app-lines";
 import type { Bindings } from "../env";
-import { stagingErrorText, stageBuild } from "../staging/stage";
+import { failStaging, stageBuild } from "../staging/stage";
 import { stagingBudgetMs, STAGING_RETRY_MS, requestTimeoutFor } from "../staging/budget";
 
 const stored = z.object({ build: z.string(), deadline: z.number(), budget: z.number() });
@@ -41,8 +42,10 @@ export class Stager extends DurableObject<Bindings> {
     const { build, deadline, budget } = state.data;
     const db = drizzle(this.env.DB, { schema });
     const remaining = deadline - Date.now();
+    const finishing = { now: () => new Date(), log, stg: lineWriter(this.env, "STG") };
     if (remaining <= 0) {
-      await markFailed(db, build, stagingErrorText(`staging did not finish within ${budget} ms`), new Date());
+      const input = await getStagingInput(db, build);
+      if (input?.state === "STAGING") await failStaging(db, input, `staging did not finish within ${budget} ms`, "timeout", finishing);
       await this.ctx.storage.deleteAll();
       return;
     }
@@ -53,8 +56,7 @@ export class Stager extends DurableObject<Bindings> {
         encryptionKey: this.env.ENCRYPTION_KEY,
         signal: AbortSignal.timeout(remaining),
         requestTimeoutMs: requestTimeoutFor(remaining),
-        now: () => new Date(),
-        log,
+        ...finishing,
       });
       log({ level: "info", msg: "staging run finished", build_guid: build, outcome: outcome.state });
       await this.ctx.storage.deleteAll();

@@ -24,3 +24,17 @@ export interface AppLines {
 export async function appendAppLines(env: Bindings, batches: readonly AppLines[], now: number = Date.now()): Promise<void> {
   await Promise.all(batches.filter((b) => b.lines.length > 0).map((b) => appLogStore(env, b.appGuid).ingest(b.lines, now)));
 }
+
+/**
+ * Writes `source` lines into an app's logs as they happen (STG lines while
+ * staging runs). A store that cannot be reached costs the lines, never the
+ * work they tell of: the failure is logged.
+ */
+export function lineWriter(env: Bindings, source: Exclude<LogSource, "APP" | "CELL">) {
+  return async (appGuid: string, texts: string[], stream: "stdout" | "stderr" = "stdout"): Promise<void> => {
+    const now = Date.now();
+    await appendAppLines(env, [{ appGuid, lines: texts.map((t) => platformLine(source, t, now, stream)) }], now).catch((err: unknown) => {
+      console.error(JSON.stringify({ level: "error", msg: "app log write failed", source, app_guid: appGuid, error: String(err) }));
+    });
+  };
+}

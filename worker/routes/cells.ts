@@ -24,6 +24,7 @@ import { RegistryError } from "../../shared/registry/errors";
 import { parseReference } from "../../shared/registry/reference";
 import { getStagingInput } from "../db/builds";
 import { completeStaging, failStaging } from "../staging/stage";
+import { lineWriter } from "../logs/app-lines";
 import { PROTOCOL_VERSION } from "../../shared/protocol/version";
 import {
   createEnrollmentToken, drainCell, enrollmentKind, enrollmentTokenState, enrollmentTokenTtlMs, listEnrollmentTokens, revokeEnrollmentToken, type EnrollmentTokenRecord, forgetCell, getCell, listCells, registerCell, registerRouter, stagingTaskOf,
@@ -202,19 +203,22 @@ cellsApi.post("/:id/staging_results", async (c) => {
   const input = await getStagingInput(c.var.db, result.build_guid);
   // Already finished (a repeated result): nothing more to do.
   if (!input || input.state !== "STAGING") return c.json({ build_guid: result.build_guid, state: input?.state ?? task.state });
-  const now = () => new Date();
-  const log = (entry: Record<string, unknown>) => console.log(JSON.stringify({ ...entry, requestId: c.var.requestId, cell_guid: cellGuid }));
+  const finishing = {
+    now: () => new Date(),
+    log: (entry: Record<string, unknown>) => console.log(JSON.stringify({ ...entry, requestId: c.var.requestId, cell_guid: cellGuid })),
+    stg: lineWriter(c.env, "STG"),
+  };
   // The task leaves the cell's set: its version moves in the batch that records the outcome.
   const bumps = versionBumps(c.var.db, { cells: [cellGuid] });
   let outcome;
   if (result.state === "FAILED") {
-    outcome = await failStaging(c.var.db, input.buildGuid, result.error, "cell", now, log, bumps.statements);
+    outcome = await failStaging(c.var.db, input, result.error, "cell", finishing, bumps.statements);
   } else {
     try {
-      outcome = await completeStaging(c.var.db, input, parseReference(input.image), result.image, now, log, bumps.statements);
+      outcome = await completeStaging(c.var.db, input, parseReference(input.image), result.image, finishing, bumps.statements);
     } catch (e) {
       if (!(e instanceof RegistryError)) throw e;
-      outcome = await failStaging(c.var.db, input.buildGuid, e.message, e.code, now, log, bumps.statements);
+      outcome = await failStaging(c.var.db, input, e.message, e.code, finishing, bumps.statements);
     }
   }
   afterCommit(c, "staging result", { sources: bumps.sources });

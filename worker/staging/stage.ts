@@ -6,6 +6,12 @@
  * one conditional write. Runs inside the Stager Durable Object, never on a
  * request. The password lives only in this function's memory: it is not
  * logged, and no error message carries it.
+ *
+ * Staging tells the app's logs what it does, as STG lines (CF's builder
+ * output): the image it resolves, the digest, "Staging complete" or why it
+ * failed. They are written before the build's state changes: the cf CLI
+ * shows STG lines only while the build is STAGING and stops reading when it
+ * sees the outcome.
  */
 import type { Credentials, ResolvedImage } from "../../shared/protocol/image";
 import { RegistryError } from "../../shared/registry/errors";
@@ -34,7 +40,11 @@ export interface StagingDeps {
   requestTimeoutMs: number;
   now: () => Date;
   log: (entry: Record<string, unknown>) => void;
+  stg: StagingLines;
 }
+
+/** Writes STG lines into an app's logs (stderr for a failure). */
+export type StagingLines = (appGuid: string, texts: string[], stream?: "stdout" | "stderr") => Promise<void>;
 
 export type StagingOutcome =
   | { state: "STAGED"; dropletGuid: string }
@@ -52,7 +62,7 @@ export async function stageBuild(buildGuid: string, deps: StagingDeps): Promise<
   const input = await getStagingInput(db, buildGuid);
   if (!input || input.state !== "STAGING") return { state: "DONE" };
 
-  const fail = (message: string, code: string) => failStaging(db, buildGuid, message, code, now, log);
+  const fail = (message: string, code: string) => failStaging(db, input, message, code, { now, log, stg: deps.stg });
   const toCell = async (reason: string): Promise<StagingOutcome> => {
     const changed = await markForCell(db, buildGuid, now());
     log({ level: "info", msg: "staging handed to a cell", build_guid: buildGuid, reason, changed });
@@ -66,6 +76,7 @@ export async function stageBuild(buildGuid: string, deps: StagingDeps): Promise<
     if (e instanceof RegistryError) return fail(e.message, e.code);
     throw e;
   }
+  await deps.stg(input.appGuid, [`Staging app with Docker image ${displayReference(ref)}`]);
   const access = await getRegistryAccess(db);
   if (initialStagingLocation(ref.host, access) === "cell") return toCell("cell_only_registries");
 
@@ -97,17 +108,22 @@ export async function stageBuild(buildGuid: string, deps: StagingDeps): Promise<
     return fail(e.message, e.code);
   }
 
-  return completeStaging(db, input, ref, resolved, now, log);
+  return completeStaging(db, input, ref, resolved, { now, log, stg: deps.stg });
 }
+
+/** What finishing a build needs besides the database. */
+export type Finishing = Pick<StagingDeps, "now" | "log" | "stg">;
 
 /**
  * Fails a STAGING build with CC's error text; DONE when it had already finished.
  * `alongside` (version bumps) commits in the same batch as the outcome.
  */
 export async function failStaging(
-  db: Db, buildGuid: string, message: string, code: string, now: () => Date, log: StagingDeps["log"], alongside: BatchItem<"sqlite">[] = [],
+  db: Db, input: Pick<StagingInput, "buildGuid" | "appGuid">, message: string, code: string, { now, log, stg }: Finishing, alongside: BatchItem<"sqlite">[] = [],
 ): Promise<StagingOutcome> {
+  const buildGuid = input.buildGuid;
   const error = stagingErrorText(message);
+  await stg(input.appGuid, [`Staging failed: ${message}`], "stderr");
   const changed = await markFailed(db, buildGuid, error, now(), alongside);
   log({ level: "info", msg: "staging failed", build_guid: buildGuid, code, changed });
   return changed ? { state: "FAILED", error } : { state: "DONE" };
@@ -125,17 +141,20 @@ export async function completeStaging(
   input: StagingInput,
   ref: ImageReference,
   resolved: ResolvedImage,
-  now: () => Date,
-  log: StagingDeps["log"],
+  finishing: Finishing,
   alongside: BatchItem<"sqlite">[] = [],
 ): Promise<StagingOutcome> {
+  const { now, log, stg } = finishing;
   const buildGuid = input.buildGuid;
+  const bytes = compressedImageBytes(resolved.layers);
+  await stg(input.appGuid, [`Image resolved: ${displayReference(ref)}`, `Digest: ${resolved.manifest_digest} (${resolved.layers.length} layers, ${bytes} bytes compressed)`]);
   const web = await getProcessByType(db, input.appGuid, "web");
   const failure = stagingFailure(resolved.config, web?.command);
-  if (failure) return failStaging(db, buildGuid, failure, "start_command", now, log, alongside);
+  if (failure) return failStaging(db, input, failure, "start_command", finishing, alongside);
   // The image counts against the disk quota: one whose compressed layers alone pass it can never start.
-  const tooBig = web ? imageOverQuota(compressedImageBytes(resolved.layers), web.diskInMb) : null;
-  if (tooBig) return failStaging(db, buildGuid, tooBig, "image_over_disk_quota", now, log, alongside);
+  const tooBig = web ? imageOverQuota(bytes, web.diskInMb) : null;
+  if (tooBig) return failStaging(db, input, tooBig, "image_over_disk_quota", finishing, alongside);
+  await stg(input.appGuid, ["Staging complete"]);
 
   const dropletGuid = newGuid();
   const staged = await markStaged(db, {
