@@ -46,11 +46,12 @@ const rowColumns = {
   processGuid: instances.processGuid, processType: processes.type, processVersion: instances.processVersion,
 };
 
-/** The same, for a batch (where drizzle maps rows by column name, so no join): the app's name and space by subquery. */
+/** The same, for a batch (where drizzle maps rows by column name, so no join): the app's name and space and the process's type by subquery. */
 const cellRowColumns = {
   ...rowColumns,
   appName: sql<string | null>`(select ${apps.name} from ${apps} where ${apps.guid} = ${instances.appGuid})`,
   spaceGuid: sql<string | null>`(select ${apps.spaceGuid} from ${apps} where ${apps.guid} = ${instances.appGuid})`,
+  processType: sql<string | null>`(select ${processes.type} from ${processes} where ${processes.guid} = ${instances.processGuid})`,
 };
 
 async function loadRows(db: Db, guids: string[]): Promise<Map<string, LoadedRow>> {
