@@ -165,6 +165,9 @@ export async function startAgent(config: AgentConfig) {
     metricsServer = await startMetricsServer(config.address, config.metrics_port, () => metrics.render());
     log.info({ address: metricsServer.address.address, port: metricsServer.address.port }, "metrics listening");
   }
+  // Before re-adoption: a container created by an agent killed before it recorded it would run, unknown, for ever.
+  for (const orphan of await driver.stopOrphans())
+    log.warn({ instance: orphan.id, killedPids: orphan.pids }, "stopped an unrecorded container and removed its cgroups, network and root filesystem");
   const watch = client.watchDesired((msg, extra) => log.warn(extra, msg));
   await agent.start();
   logs.start();

@@ -141,6 +141,18 @@ export class CellContainerDriver implements ContainerDriver {
     return this.running(spec, container, net);
   }
 
+  /**
+   * At start, before re-adoption and any start: stops the containers the
+   * runtime has no record of (an agent killed while creating them; see
+   * Runtime.stopOrphans) and removes their network, root filesystem and layer
+   * holds, found by the same id.
+   */
+  async stopOrphans(): Promise<Array<{ id: string; pids: number[] }>> {
+    const orphans = await this.deps.runtime.stopOrphans();
+    for (const { id } of orphans) await this.cleanup(id, null);
+    return orphans;
+  }
+
   private running(spec: InstanceSpec, container: Container, net: ContainerNetwork): RunningContainer {
     const id = spec.instance_guid;
     this.deps.logs.track({ instanceGuid: id, appGuid: spec.app_guid, index: spec.index, logDir: dirname(this.deps.runtime.logPath(id, "stdout")) });

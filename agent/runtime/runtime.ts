@@ -239,13 +239,51 @@ export class Runtime {
       const state = containerStateSchema.parse(await readJson(join(this.dir(id), "state.json")));
       if (native.processStartTime(state.pid) === state.startTime) ids.add(id);
     }
+    for (const [id, pids] of await this.cgroupProcesses()) if (pids.length > 0) ids.add(id);
+    return [...ids].sort();
+  }
+
+  /**
+   * Host pids in the cgroups under the parent, by container id (the first
+   * directory below the parent); the parent's own processes under its path.
+   */
+  private async cgroupProcesses(): Promise<Map<string, number[]>> {
+    const found = new Map<string, number[]>();
     for (const parent of parentCgroupPaths(this.layout, this.options.cgroupParent)) {
       for (const dir of [parent, ...(await cgroupDirsUnder(parent))]) {
+        const id = dir === parent ? parent : relative(parent, dir).split("/")[0]!;
         const procs = await readFile(join(dir, "cgroup.procs"), "utf8").catch(() => "");
-        if (procs.trim()) ids.add(dir === parent ? parent : relative(parent, dir).split("/")[0]!);
+        found.set(id, [...new Set([...(found.get(id) ?? []), ...procs.split("\n").filter(Boolean).map(Number)])]);
       }
     }
-    return [...ids].sort();
+    return found;
+  }
+
+  /**
+   * Stops and removes the containers that have no state record: an agent
+   * killed between the native create and the state write leaves one running
+   * and known to nobody (an earlier kill, a directory or empty cgroups). They
+   * are found by their cgroups under the parent and their directories; live
+   * ones are killed (cgroup.kill where v2 has it, else SIGKILL to every
+   * process listed), then their cgroups and directory are removed. Only at
+   * start, before any create: a create in flight looks the same.
+   */
+  async stopOrphans(): Promise<Array<{ id: string; pids: number[] }>> {
+    const parents = parentCgroupPaths(this.layout, this.options.cgroupParent);
+    const found = await this.cgroupProcesses();
+    for (const e of await readdir(this.options.stateDir, { withFileTypes: true })) if (e.isDirectory() && !found.has(e.name)) found.set(e.name, []);
+    const orphans: Array<{ id: string; pids: number[] }> = [];
+    for (const [id, pids] of found) {
+      if (parents.includes(id) || existsSync(join(this.dir(id), "state.json"))) continue;
+      const paths: string[] = [];
+      // Deepest first: a cgroup with children cannot be removed.
+      for (const path of containerCgroupPaths(this.layout, this.options.cgroupParent, id)) paths.push(...(await cgroupDirsUnder(path)).reverse(), path);
+      for (const path of paths) await writeFile(join(path, "cgroup.kill"), "1").catch(() => undefined);
+      await removeCgroups(paths, this.options.cgroupRemoveTimeoutMs);
+      await rm(this.dir(id), { recursive: true, force: true });
+      orphans.push({ id, pids });
+    }
+    return orphans;
   }
 
   /** Removes the parent cgroup directories with what dead containers left under them (decommissioning); idempotent. */

@@ -1,7 +1,8 @@
 /**
  * The agent protocol end to end: a cell agent killed with -9 re-adopts its
  * containers without restarting them; an instance that died meanwhile is
- * reported and replaced; with the control plane gone, everything keeps
+ * reported and replaced, and so is one the killed agent never recorded (it
+ * is stopped at the restart); with the control plane gone, everything keeps
  * serving and the agent catches up when it returns.
  */
 import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
@@ -11,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { berthCli } from "../support/cli";
 import { controlPlaneSecrets, freePort, startControlPlane, type ControlPlane } from "../support/control-plane";
 import { freeContainerCidr, makeCellAddress, type CellAddress } from "../support/netns";
+import { descendants, processTable, stillRunning } from "../support/procs";
 import { adminCall, enrollmentToken, eventually, getVia, registerRouter, startAgentProcess, startRouterProcess, decommissionAgentCell, keptInstances, type Daemon } from "../support/stack";
 
 const registry = inject("registry");
@@ -111,6 +113,26 @@ describe.sequential("cell agent and control plane failures", () => {
     const after = await containerPids();
     expect(after.has(victim)).toBe(false);
     const survivor = [...before.keys()].find((k) => k !== victim)!;
+    expect(after.get(survivor)).toBe(before.get(survivor));
+  }, 180_000);
+
+  it("an agent killed between a container's create and its state record: the restart stops that container and it is replaced", async () => {
+    const before = await containerPids();
+    await agent.kill("SIGKILL");
+    const [orphan, pid] = [...before][0]!;
+    const procs = descendants(await processTable(), pid);
+    // What a kill in that window leaves: the container runs, its directory has no state.json.
+    await rm(join(stateDir, "containers", orphan, "state.json"));
+    agent = await startAgentProcess({ ...agentOptions, enrollmentToken: undefined });
+    await eventually("the unrecorded container stopped", async () => {
+      const log = await readFile(join(stateDir, "agent.log"), "utf8");
+      return new RegExp(`"instance":"${orphan}".*"msg":"stopped an unrecorded container`).test(log) ? true : undefined;
+    });
+    expect(await stillRunning(procs)).toEqual([]);
+    await eventually("two running again", async () => ((await runningCount()) === 2 ? true : undefined), 120_000);
+    const after = await containerPids();
+    expect(after.has(orphan)).toBe(false);
+    const survivor = [...before.keys()].find((k) => k !== orphan)!;
     expect(after.get(survivor)).toBe(before.get(survivor));
   }, 180_000);
 
