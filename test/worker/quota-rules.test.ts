@@ -1,6 +1,6 @@
 /** Quota decisions (worker/quotas/rules.ts) as a table: no I/O. */
 import { describe, expect, it } from "vitest";
-import { processQuotaViolation, routeQuotaViolation, type QuotaLimits } from "../../worker/quotas/rules";
+import { needsUsage, processQuotaViolation, routeQuotaViolation, type QuotaLimits } from "../../worker/quotas/rules";
 
 const q = (l: Partial<QuotaLimits> = {}): QuotaLimits => ({
   scope: "organization", name: "q", totalMemoryInMb: null, perProcessMemoryInMb: null, totalInstances: null, logRateLimitInBytesPerSecond: null, totalRoutes: null, ...l,
@@ -46,5 +46,15 @@ describe("routeQuotaViolation", () => {
   it("allows up to the limit, in CC's words past it", () => {
     expect(routeQuotaViolation(q({ totalRoutes: 2 }), 1, "o")).toBeNull();
     expect(routeQuotaViolation(q({ totalRoutes: 2 }), 2, "o")).toBe("Routes quota exceeded for organization 'o': organization quota 'q' allows 2 routes.");
+  });
+});
+
+describe("needsUsage", () => {
+  it("reads started processes' sums only for a quota with a total to stay under", () => {
+    expect(needsUsage(q())).toBe(false);
+    expect(needsUsage(q({ perProcessMemoryInMb: 128, totalRoutes: 5 }))).toBe(false);
+    expect(needsUsage(q({ totalMemoryInMb: 1024 }))).toBe(true);
+    expect(needsUsage(q({ totalInstances: 10 }))).toBe(true);
+    expect(needsUsage(q({ logRateLimitInBytesPerSecond: 1000 }))).toBe(true);
   });
 });

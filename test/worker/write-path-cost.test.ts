@@ -12,9 +12,10 @@ import { env } from "cloudflare:workers";
 import * as schema from "../../worker/db/schema";
 import { emptyTally, tallied, type D1Tally } from "../../worker/http/d1-tally";
 import { recordHeartbeat } from "../../worker/scheduling/reports";
-import { resolvePrincipal } from "../../worker/auth/principal";
+import { BOOTSTRAP_ADMIN, resolvePrincipal } from "../../worker/auth/principal";
 import { failStaging } from "../../worker/staging/stage";
 import { versionBumps } from "../../worker/scheduling/versions";
+import { changeAppState, getApp } from "../../worker/db/apps";
 import { DEFAULT_CONVERGENCE_CONFIG } from "../../shared/convergence/config";
 import { ADMIN, api, createSpace, createUser, db } from "./support";
 import { setDocker } from "./app-fixtures";
@@ -124,5 +125,23 @@ describe("a cell's staging result", () => {
     expect(tally).toMatchObject({ roundTrips: 1, statements: 2 });
     const [after] = await db().select({ v: schema.cells.desiredVersion }).from(schema.cells).where(eq(schema.cells.guid, cell.guid));
     expect(after!.v).toBe(before!.v + 1);
+  });
+});
+
+describe("starting an app", () => {
+  it("changes its state, bumps its processes' version and answers the app in one batch, reading nothing first", async () => {
+    const app = await appWithDroplet(space.guid);
+    const stopped = await getApp(db(), app.guid);
+    const [before] = await db().select({ version: schema.processes.version }).from(schema.processes).where(eq(schema.processes.appGuid, app.guid));
+    const { db: counted, tally } = countingDb();
+    const after = await changeAppState(counted, stopped!, "start", BOOTSTRAP_ADMIN);
+    expect(tally).toMatchObject({ roundTrips: 1 });
+    expect(after).toMatchObject({ guid: app.guid, state: "STARTED" });
+    const [bumped] = await db().select({ version: schema.processes.version }).from(schema.processes).where(eq(schema.processes.appGuid, app.guid));
+    expect(bumped!.version).not.toBe(before!.version);
+    // Started again: no new version (CC: only a stopped app's start replaces its instances).
+    await changeAppState(db(), after!, "start", BOOTSTRAP_ADMIN);
+    const [again] = await db().select({ version: schema.processes.version }).from(schema.processes).where(eq(schema.processes.appGuid, app.guid));
+    expect(again!.version).toBe(bumped!.version);
   });
 });

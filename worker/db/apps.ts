@@ -176,22 +176,25 @@ export type AppAction = "start" | "stop" | "restart";
  */
 export async function changeAppState(db: Db, app: App, action: AppAction, actor: AuditEventInput["actor"], now: Date = new Date()): Promise<App | undefined> {
   const ts = isoNow(now);
-  const procs = await db.select({ guid: processes.guid }).from(processes).where(eq(processes.appGuid, app.guid));
   const wasStopped = sql`(select ${apps.state} from ${apps} where ${apps.guid} = ${app.guid}) = 'STOPPED'`;
-  const versionBumps = action === "stop" ? [] : procs.map((p) =>
-    db.update(processes).set({ version: newGuid(), updatedAt: ts })
-      .where(action === "restart" ? eq(processes.guid, p.guid) : and(eq(processes.guid, p.guid), wasStopped)));
+  // One new version for all the app's processes, in one statement (no read first): a version is only ever
+  // compared with its own process's instances, so processes of one app may share it.
+  const ofApp = eq(processes.appGuid, app.guid);
+  const versionBumps = action === "stop" ? [] : [
+    db.update(processes).set({ version: newGuid(), updatedAt: ts }).where(action === "restart" ? ofApp : and(ofApp, wasStopped)),
+  ];
   const state: AppState = action === "stop" ? "STOPPED" : "STARTED";
   // The version bumps run before the state update: "was stopped" reads the old state.
-  await db.batch([
+  const results = await db.batch([
     auditEvent(db, {
       type: `audit.app.${action}`, actor, target: { guid: app.guid, type: "app", name: app.name },
       spaceGuid: app.spaceGuid, data: {}, now,
     }),
     ...versionBumps,
-    db.update(apps).set({ state, updatedAt: ts }).where(eq(apps.guid, app.guid)),
+    db.update(apps).set({ state, updatedAt: ts }).where(eq(apps.guid, app.guid)).returning(),
   ]);
-  return getApp(db, app.guid);
+  const [row] = results[results.length - 1] as (typeof apps.$inferSelect)[];
+  return row && toApp(row);
 }
 
 /**

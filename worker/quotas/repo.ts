@@ -9,7 +9,7 @@ import type { Db } from "../env";
 import { apps, organizations, processes, quotas, routes, spaces } from "../db/schema";
 import { unprocessable } from "../errors";
 import { isoNow, newGuid } from "../http/ids";
-import { processQuotaViolation, routeQuotaViolation, type ProcessDemand, type QuotaLimits, type QuotaUsage } from "./rules";
+import { needsUsage, processQuotaViolation, routeQuotaViolation, type ProcessDemand, type QuotaLimits, type QuotaUsage } from "./rules";
 
 /** The "default" organization quota the migration made: every organization without one of its own has it. */
 export const DEFAULT_ORGANIZATION_QUOTA_GUID = "9f0a3c1e-5b7d-4e2a-8c6f-1d2e3f4a5b6c";
@@ -125,7 +125,8 @@ export async function checkProcessQuotas(db: Db, spaceGuid: string, changes: Pro
   const where = await quotasForSpace(db, spaceGuid);
   if (!where) return;
   for (const q of where.quotas) {
-    const usage = counted ? await startedUsage(db, q, where) : { memoryInMb: 0, instances: 0, logRate: 0, unlimitedLogRate: false };
+    // Sums over the organization's started apps only when a total limit needs them.
+    const usage = counted && needsUsage(limitsOf(q)) ? await startedUsage(db, q, where) : { memoryInMb: 0, instances: 0, logRate: 0, unlimitedLogRate: false };
     for (const { before, after } of changes) {
       const problem = processQuotaViolation(limitsOf(q), usage, before, after, counted);
       if (problem) throw unprocessable(problem);

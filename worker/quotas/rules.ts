@@ -70,6 +70,10 @@ export function processQuotaViolation(q: QuotaLimits, usage: QuotaUsage, before:
   return null;
 }
 
+/** Whether checking a process against `q` needs what started processes use (a total to stay under); a per-instance cap alone does not. */
+export const needsUsage = (q: QuotaLimits): boolean =>
+  q.totalMemoryInMb !== null || q.totalInstances !== null || q.logRateLimitInBytesPerSecond !== null;
+
 /** Whether one more route fits (CC's RouteCreate wording), `owner` naming the organization or space. */
 export function routeQuotaViolation(q: QuotaLimits, routes: number, owner: string): string | null {
   if (q.totalRoutes === null || routes + 1 <= q.totalRoutes) return null;
