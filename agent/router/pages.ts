@@ -22,7 +22,7 @@ const STATUS: Record<RouterError, number> = {
   endpoint_timeout: 504,
 };
 
-const REASON: Record<number, string> = { 404: "Not Found", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout" };
+export const REASON: Record<number, string> = { 404: "Not Found", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout" };
 
 export const ROUTER_ERROR_HEADER = "X-Berth-Router-Error";
 
@@ -43,7 +43,8 @@ function describe(error: RouterError, host: string): string {
   }
 }
 
-function body(error: RouterError, host: string, requestId: string): string {
+/** The page's text; the HAProxy config renders it with log-format expressions for host and id. */
+export function pageBody(error: RouterError, host: string, requestId: string): string {
   const status = STATUS[error];
   return `${status} ${REASON[status]}: ${describe(error, host)}\nRequest ID: ${requestId}\n`;
 }
@@ -54,7 +55,7 @@ export function statusOf(error: RouterError): number {
 
 /** Answers an HTTP request with the router's page for `error`. */
 export function sendPage(res: ServerResponse, error: RouterError, host: string, requestId: string): void {
-  const text = body(error, host, requestId);
+  const text = pageBody(error, host, requestId);
   const status = STATUS[error];
   // The reason phrase given, not left to Node: a refused writeHead of the instance's answer may have left its own.
   res.writeHead(status, REASON[status], [
@@ -69,7 +70,7 @@ export function sendPage(res: ServerResponse, error: RouterError, host: string, 
 
 /** The same page as raw HTTP/1.1 bytes, for a socket taken over by an upgrade request. */
 export function rawPage(error: RouterError, host: string, requestId: string): string {
-  const text = body(error, host, requestId);
+  const text = pageBody(error, host, requestId);
   const status = STATUS[error];
   return (
     `HTTP/1.1 ${status} ${REASON[status]}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
