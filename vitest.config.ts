@@ -1,9 +1,10 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
-// Two projects: "worker" runs inside workerd against a real local D1 with the
-// migrations applied; "node" runs shared, agent, router, CLI and end-to-end tests
-// on Node (as root, with the real registry started by the global setup).
+// "worker" runs inside workerd against a real local D1 with the migrations
+// applied; "node" runs shared, agent, router and CLI tests on Node (as root,
+// with the real registry started by the global setup), "router-node" the
+// router's again on its Node data path, "e2e" the whole stack.
 export default defineConfig({
   test: {
     projects: [
@@ -45,6 +46,19 @@ export default defineConfig({
           include: ["test/{shared,agent,router,cli,security,deploy}/**/*.test.ts"],
           // Attacks on the control plane that must run inside workerd are in the worker project.
           exclude: ["test/security/worker/**"],
+          globalSetup: ["./test/support/global-setup.ts"],
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+          pool: "forks",
+        },
+      },
+      {
+        // The router suite again on the Node proxy, the data path for hosts without
+        // HAProxy ("node" runs it on HAProxy where installed): one suite, both paths.
+        test: {
+          name: "router-node",
+          include: ["test/router/**/*.test.ts", "test/security/router-attacks.test.ts"],
+          env: { BERTH_ROUTER_DATA_PATH: "node" },
           globalSetup: ["./test/support/global-setup.ts"],
           testTimeout: 60_000,
           hookTimeout: 120_000,

@@ -5,6 +5,7 @@
  */
 import os from "node:os";
 import { z } from "zod";
+import { DATA_PATHS, defaultDataPath } from "./data-path";
 
 export const routerTimeoutsSchema = z.strictObject({
   /** Opening a connection to an instance; past it the attempt counts as a connect failure (retried). */
@@ -54,6 +55,8 @@ export const appLogsSchema = z.strictObject({
 });
 
 export const routerConfigSchema = z.strictObject({
+  /** What carries requests: HAProxy driven by this daemon, or the Node proxy (data-path.ts). */
+  dataPath: z.enum(DATA_PATHS).default(() => defaultDataPath()),
   /** Control plane base URL, e.g. http://127.0.0.1:8787. */
   apiUrl: z.url({ protocol: /^https?$/ }),
   /** Router token (role `router`); never logged. */
@@ -65,7 +68,10 @@ export const routerConfigSchema = z.strictObject({
   healthPort: z.number().int().min(0).max(65535).optional(),
   /** Port of GET /metrics (Prometheus, metrics.ts), on listenHost; none when absent, 0 takes a free one. */
   metricsPort: z.number().int().min(0).max(65535).optional(),
-  /** Worker processes; 0 serves from the main process (no node:cluster). Default: one per core. */
+  /**
+   * Node path: worker processes; 0 serves from the main process (no
+   * node:cluster). HAProxy path: its threads (0 counts as 1). Default: one per core.
+   */
   workers: z.number().int().min(0).max(256).default(() => os.availableParallelism()),
   /** Attempts per request across distinct instances when connecting fails. */
   maxAttempts: z.number().int().min(1).max(10).default(3),

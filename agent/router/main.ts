@@ -3,7 +3,11 @@
  *
  *   BERTH_ROUTER_TOKEN=... node dist/agent/router/main.js --api-url http://127.0.0.1:8787 --port 8080
  *
- * These flags have an environment twin (BERTH_API_URL, BERTH_ROUTER_HOST,
+ * Requests go through HAProxy, which this daemon configures and drives
+ * (haproxy/), where it is installed; `--data-path node` serves them from the
+ * Node proxy in-process instead (router.ts, cluster.ts).
+ *
+ * These flags have an environment twin (BERTH_ROUTER_DATA_PATH, BERTH_API_URL, BERTH_ROUTER_HOST,
  * BERTH_ROUTER_PORT, BERTH_ROUTER_WORKERS, BERTH_ROUTER_HEALTH_PORT, BERTH_ROUTER_METRICS_PORT,
  * BERTH_ROUTER_TRUSTED_PROXIES, BERTH_ROUTER_TLS_PORT, BERTH_ROUTER_TLS_CERT_DIR,
  * BERTH_ROUTER_TLS_DEFAULT_CERT); the token comes only from
@@ -20,13 +24,16 @@ import { isClusterWorker, runPrimary, runWorker } from "./cluster";
 import { serveHealth } from "./health";
 import { serveMetrics, tableAgeMetrics } from "./metrics";
 import { createDaemonLogger, type DaemonLogger } from "./logger";
+import type { AccessRecord } from "./access-log";
 import { startAppLogShipper } from "./app-log-shipper";
 import { startPoller } from "./poller";
-import { createRouter } from "./router";
+import { createHaproxyRouter } from "./haproxy/haproxy-router";
+import { createRouter, type Router } from "./router";
 import { watchedTableSource } from "./table-source";
 import { loadTlsListener, TlsCertError, type TlsListener } from "./tls-certs";
 
 interface Flags {
+  dataPath?: string;
   apiUrl?: string;
   tokenFile?: string;
   listen?: string;
@@ -79,6 +86,7 @@ function tlsFromFlags(flags: Flags, env: NodeJS.ProcessEnv): RouterConfigInput["
 function configFromFlags(flags: Flags, env: NodeJS.ProcessEnv): RouterConfigInput {
   const token = flags.tokenFile !== undefined ? readFileSync(flags.tokenFile, "utf8").trim() : env.BERTH_ROUTER_TOKEN;
   const input: RouterConfigInput = {
+    dataPath: (flags.dataPath ?? env.BERTH_ROUTER_DATA_PATH) as RouterConfigInput["dataPath"],
     apiUrl: flags.apiUrl ?? env.BERTH_API_URL ?? "",
     token: token ?? "",
     listenHost: flags.listen ?? env.BERTH_ROUTER_HOST,
@@ -104,11 +112,17 @@ function configFromFlags(flags: Flags, env: NodeJS.ProcessEnv): RouterConfigInpu
   return input;
 }
 
-/** workers = 0: poll and serve in this one process. */
+/** The HAProxy data path, or the Node proxy in this process. */
+function routerFor(config: RouterConfig, tls: TlsListener | undefined, log: DaemonLogger["log"], accessRecorded: (record: AccessRecord) => void): Router {
+  if (config.dataPath === "haproxy") return createHaproxyRouter({ ...config, tls, log, accessRecorded, threads: Math.max(1, config.workers) });
+  return createRouter({ ...config, tls, log, accessRecorded });
+}
+
+/** HAProxy, or the Node proxy with workers = 0: poll and serve from this one process. */
 function runSingle(config: RouterConfig, tls: TlsListener | undefined, logger: DaemonLogger): void {
   const { log } = logger;
   const appLogs = startAppLogShipper(config, log, register);
-  const router = createRouter({ ...config, tls, log, accessRecorded: (r) => appLogs.record(r) });
+  const router = routerFor(config, tls, log, (r) => appLogs.record(r));
   let stopping = false;
   serveHealth(config.listenHost, config.healthPort, logger, () => ({ hasTable: router.version !== undefined, draining: stopping }));
   const tableAge = tableAgeMetrics(register);
@@ -119,10 +133,12 @@ function runSingle(config: RouterConfig, tls: TlsListener | undefined, logger: D
     schedule: config.poll,
     log,
     onTable: (table) => {
-      router.applyTable(table);
       appLogs.applyTable(table);
-      tableAge.tableReceived();
-      log.info({ version: table.version, routes: table.routes.length }, "route table received");
+      // Logged once in effect: on the HAProxy path that is after the runtime API took it.
+      void router.applyTable(table).then(() => {
+        tableAge.tableReceived();
+        log.info({ version: table.version, routes: table.routes.length }, "route table received");
+      });
     },
   });
   const stop = async (): Promise<void> => {
@@ -180,13 +196,14 @@ function main(): void {
   }
   const program = new Command("berth-router")
     .description("Berth's router: proxies HTTP and WebSocket by Host to running app instances")
+    .option("--data-path <haproxy|node>", "what carries requests: HAProxy driven by this daemon, or the Node proxy (env BERTH_ROUTER_DATA_PATH; default haproxy when installed)")
     .option("--api-url <url>", "control plane base URL (env BERTH_API_URL)")
     .option("--token-file <path>", "file holding the router token (else env BERTH_ROUTER_TOKEN)")
     .option("--listen <host>", "address to listen on (env BERTH_ROUTER_HOST; default 0.0.0.0)")
     .option("--port <n>", "port; 0 takes a free one (env BERTH_ROUTER_PORT; default 8080)", integer)
     .option("--health-port <n>", "port of GET /health for load balancers; 0 takes a free one (env BERTH_ROUTER_HEALTH_PORT; default none)", integer)
     .option("--metrics-port <n>", "port of GET /metrics for Prometheus; 0 takes a free one (env BERTH_ROUTER_METRICS_PORT; default none)", integer)
-    .option("--workers <n>", "worker processes, 0 = none (env BERTH_ROUTER_WORKERS; default one per core)", integer)
+    .option("--workers <n>", "HAProxy threads, or with --data-path node worker processes (0 = none) (env BERTH_ROUTER_WORKERS; default one per core)", integer)
     .option("--max-attempts <n>", "instances tried per request when connecting fails (default 3)", integer)
     .option("--max-tunnels-per-route <n>", "WebSockets open at once per route and worker (default 1000)", integer)
     .option("--tls-port <n>", "HTTPS port beside HTTP; 0 takes a free one (env BERTH_ROUTER_TLS_PORT; default none)", integer)
@@ -208,7 +225,7 @@ function main(): void {
   program.parse();
   const config = loadConfig(program);
   const tls = loadTls(program, config);
-  if (config.workers === 0) runSingle(config, tls, createDaemonLogger("single"));
+  if (config.workers === 0 || config.dataPath === "haproxy") runSingle(config, tls, createDaemonLogger("single"));
   else runPrimary(config, createDaemonLogger("primary"));
 }
 

@@ -44,12 +44,16 @@ export interface Router {
   listen(): Promise<AddressInfo>;
   /** Starts accepting HTTPS when configured; resolves with its bound address, or undefined. */
   listenTls(): Promise<AddressInfo | undefined>;
-  /** Takes effect for the next request: an instance gone from the table gets no new traffic. */
-  applyTable(table: RouteTable): void;
+  /**
+   * Takes effect for the next request once the promise resolves (at once on
+   * the Node path): an instance gone from the table gets no new traffic.
+   * Tables are applied in the order given; a failure is logged, not thrown.
+   */
+  applyTable(table: RouteTable): Promise<void>;
   /** Version of the table in use, undefined before the first. */
   readonly version: number | undefined;
   /** Requests being answered plus upgraded connections open. */
-  readonly inFlight: number;
+  inFlight(): Promise<number>;
   /**
    * Stops accepting, lets requests in flight finish (their connections then
    * close) and resolves when all are done, or cuts what is left after
@@ -152,12 +156,13 @@ export function createRouter(options: RouterOptions): Router {
       const compiled = compileTable(next);
       table = compiled;
       pools.retain(compiled.backendKeys);
+      return Promise.resolve();
     },
     get version() {
       return table?.version;
     },
-    get inFlight() {
-      return requests + upgraded.size;
+    inFlight() {
+      return Promise.resolve(requests + upgraded.size);
     },
     shutdown() {
       shutdownDone ??= new Promise<void>((resolve) => {

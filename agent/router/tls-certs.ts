@@ -97,11 +97,13 @@ export interface TlsSettings {
 /** What an HTTPS listener serves with: loaded and checked. */
 export interface TlsListener {
   readonly port: number;
+  /** Where the pairs are (HAProxy reads them from there). */
+  readonly certDir: string;
   readonly certs: readonly LoadedCert[];
   readonly fallback: LoadedCert | undefined;
 }
 
 export function loadTlsListener(settings: TlsSettings, now: Date): TlsListener {
   const certs = loadCertificates(settings.certDir, now);
-  return { port: settings.port, certs, fallback: defaultCertificate(certs, settings.defaultCert, settings.certDir) };
+  return { port: settings.port, certDir: settings.certDir, certs, fallback: defaultCertificate(certs, settings.defaultCert, settings.certDir) };
 }

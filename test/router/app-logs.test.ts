@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { AppLogShipper } from "../../agent/router/app-log-shipper";
 import type { RouteTable } from "../../shared/protocol/route-table";
-import { captureLog, get, route, spawnRouterDaemon, startBackend, startFakeControlPlane, startRouter, until, type FakeControlPlane } from "./support";
+import { captureLog, DATA_PATH, get, route, spawnRouterDaemon, startBackend, startFakeControlPlane, startRouter, until, type FakeControlPlane } from "./support";
 
 const TOKEN = "app-logs-test-token";
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -97,7 +97,9 @@ describe("RTR lines from the daemon", () => {
       { BERTH_ROUTER_TOKEN: TOKEN },
     );
     cleanups.push(() => d.kill());
-    await until(() => d.lines.some((l) => l.msg === "workers in sync") && d.port() !== undefined, 60_000, () => `daemon up: ${d.stderr()}`);
+    // Two cluster workers on the Node path; HAProxy with two threads, its lines parsed by the daemon, on the other.
+    const synced = DATA_PATH === "node" ? "workers in sync" : "route table received";
+    await until(() => d.lines.some((l) => l.msg === synced) && d.port() !== undefined, 60_000, () => `daemon up: ${d.stderr()}`);
     expect((await get(d.port()!, "a.apps.test", "/from-daemon")).status).toBe(200);
     await until(() => cp.appLogs.length >= 1, 10_000, "the RTR line at the control plane");
     await new Promise((r) => setTimeout(r, 300));

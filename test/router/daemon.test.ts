@@ -1,11 +1,11 @@
 /**
  * agent/router/main.ts as a daemon: two node:cluster workers fed by the
- * primary's long-poll of a stand-in control plane, SIGTERM draining, and the
- * errors a bad command line gets.
+ * primary's long-poll of a stand-in control plane (HAProxy with two threads
+ * on that data path), SIGTERM draining, and the errors a bad command line gets.
  */
 import { once } from "node:events";
 import { afterEach, describe, expect, it } from "vitest";
-import { get, getHealth, route, spawnRouterDaemon, startBackend, startFakeControlPlane, until, whoAnswers, type RouterDaemon } from "./support";
+import { DATA_PATH, get, getHealth, route, spawnRouterDaemon, startBackend, startFakeControlPlane, until, whoAnswers, type RouterDaemon } from "./support";
 
 const TOKEN = "daemon-test-token";
 
@@ -32,7 +32,12 @@ describe("the router daemon", () => {
     const d = startDaemon(["--api-url", cp.url, "--listen", "127.0.0.1", "--port", "0", "--workers", "2", "--poll-jitter-ms", "0", "--health-port", "0"], {
       BERTH_ROUTER_TOKEN: TOKEN,
     });
-    const synced = (version: number) => d.lines.some((l) => l.msg === "workers in sync" && l.version === version && l.workers === 2);
+    // The Node path's primary says when both workers have a table; the HAProxy path, when HAProxy has it.
+    const synced = (version: number) =>
+      DATA_PATH === "node"
+        ? d.lines.some((l) => l.msg === "workers in sync" && l.version === version && l.workers === 2)
+        : d.lines.some((l) => l.msg === "route table received" && l.version === version);
+    const [servingRole, controlRole] = DATA_PATH === "node" ? ["worker", "primary"] : ["single", "single"];
     await until(() => synced(1) && d.lines.some((l) => l.msg === "listening"), 60_000, () => `daemon up: ${d.stderr()}`);
     const routerPort = d.port()!;
     expect(await whoAnswers(routerPort, "a.apps.test")).toBe("a");
@@ -48,8 +53,8 @@ describe("the router daemon", () => {
     expect(reply.body).toBe("drained");
     const [code] = (await once(d.child, "exit")) as [number | null];
     expect(code).toBe(0);
-    expect(d.lines.filter((l) => l.msg === "request" && l.role === "worker").map((l) => l.host)).toEqual(["a.apps.test", "slow.apps.test"]);
-    expect(d.lines.some((l) => l.msg === "stopped" && l.role === "primary")).toBe(true);
+    expect(d.lines.filter((l) => l.msg === "request" && l.role === servingRole).map((l) => l.host)).toEqual(["a.apps.test", "slow.apps.test"]);
+    expect(d.lines.some((l) => l.msg === "stopped" && l.role === controlRole)).toBe(true);
     // The token stays in the primary: no log line carries it.
     expect(JSON.stringify(d.lines)).not.toContain(TOKEN);
   }, 120_000);

@@ -16,7 +16,12 @@ import WebSocket, { WebSocketServer } from "ws";
 import type { RouteEntry, RouteTable } from "../../shared/protocol/route-table";
 import { routerLogBatchSchema, type RouterLogLine } from "../../shared/protocol/router-logs";
 import type { RouterTimeouts } from "../../agent/router/config";
+import { defaultDataPath } from "../../agent/router/data-path";
+import { createHaproxyRouter } from "../../agent/router/haproxy/haproxy-router";
 import { createRouter, type Router, type RouterOptions } from "../../agent/router/router";
+
+/** The data path these tests run against: HAProxy where installed, else the Node proxy (BERTH_ROUTER_DATA_PATH overrides). */
+export const DATA_PATH = defaultDataPath();
 
 export const LOOPBACK = "127.0.0.1";
 
@@ -147,7 +152,7 @@ export interface RouterTestOptions {
 
 export async function startRouter(options: RouterTestOptions = {}): Promise<RunningRouter> {
   const { log, lines } = captureLog();
-  const router = createRouter({
+  const routerOptions: RouterOptions = {
     listenHost: LOOPBACK,
     listenPort: 0,
     maxAttempts: options.maxAttempts ?? 3,
@@ -156,8 +161,9 @@ export async function startRouter(options: RouterTestOptions = {}): Promise<Runn
     timeouts: { ...FAST_TIMEOUTS, ...options.timeouts },
     log,
     accessRecorded: options.accessRecorded,
-  });
-  if (options.table !== undefined) router.applyTable(options.table);
+  };
+  const router = DATA_PATH === "haproxy" ? createHaproxyRouter({ ...routerOptions, threads: 1 }) : createRouter(routerOptions);
+  if (options.table !== undefined) void router.applyTable(options.table);
   const address = await router.listen();
   return { router, port: address.port, lines };
 }
@@ -329,9 +335,9 @@ export async function startFakeControlPlane(options: { token: string; holdMs: nu
 }
 
 /** Resolves when `check()` holds, polling every 10 ms; rejects after `withinMs`. */
-export async function until(check: () => boolean, withinMs: number, what: string | (() => string)): Promise<void> {
+export async function until(check: () => boolean | Promise<boolean>, withinMs: number, what: string | (() => string)): Promise<void> {
   const deadline = Date.now() + withinMs;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`not within ${withinMs} ms: ${typeof what === "string" ? what : what()}`);
     await new Promise((r) => setTimeout(r, 10));
   }

@@ -13,6 +13,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type WebSocket from "ws";
 import { ROUTER_ERROR_HEADER } from "../../agent/router/pages";
 import {
+  DATA_PATH,
   LOOPBACK,
   get,
   listen,
@@ -67,6 +68,14 @@ const ATTACKS = {
   "unrequested-101": (s) => s.write("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nraw bytes"),
 } satisfies Record<string, Misbehaviour>;
 type Attack = keyof typeof ATTACKS;
+
+/**
+ * What HAProxy relays where the Node proxy answers 502: a reason phrase as the
+ * instance sent it (HAProxy's parser refuses CR and LF in it, so it cannot
+ * split a response), and 1xx answers, which RFC 9110 § 15.2 has a proxy
+ * forward (the Node proxy reads them itself).
+ */
+const RELAYED_BY_HAPROXY = new Set<Attack>(["invalid-reason", "informational-flood"]);
 
 /** A TCP server that reads the request (its first bytes) and then misbehaves. */
 async function rawBackend(misbehave: Misbehaviour): Promise<net.Server> {
@@ -139,6 +148,13 @@ describe("a hostile backend cannot take the router down", () => {
     ["a backend flooding 1xx responses cannot hold a request or crash the router", "informational-flood"],
     ["a backend answering 101 to a request that asked for no upgrade cannot hang it or crash the router", "unrequested-101"],
   ])("%s", async (_name, name) => {
+    if (DATA_PATH === "haproxy" && RELAYED_BY_HAPROXY.has(name)) {
+      // undici refuses a 1xx it did not ask for; HAProxy stays up either way.
+      const outcome = await get(routerPort, `${name}.apps.test`).then((r) => r.status, () => "refused by the client");
+      await expectStillServing();
+      expect(outcome).toBe(name === "invalid-reason" ? 200 : "refused by the client");
+      return;
+    }
     const reply = await attack(name);
     expect(reply.status).toBe(502);
     expect(reply.headers[ERROR_HEADER]).toBe("endpoint_failure");
@@ -200,15 +216,18 @@ describe("upgrades tunnel only what the instance accepted", () => {
     const r = await router({ table: { version: 1, routes: [route("app.apps.test", app.port)] } });
     const answer = await rawExchange(
       r.port,
-      "GET /chat HTTP/1.1\r\nHost: app.apps.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n" +
+      "GET /chat HTTP/1.1\r\nHost: app.apps.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n" +
         "GET /admin HTTP/1.1\r\nHost: app.apps.test\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n",
     );
     expect(answer).toMatch(/^HTTP\/1\.1 404 Not Found\r\n/);
-    expect(answer).toContain("\r\nConnection: close\r\n");
-    expect(answer.endsWith("\r\n\r\nnot found")).toBe(true);
-    // Only the upgrade request reached the app, with the router's headers; the smuggled one never did.
-    await until(() => r.router.inFlight === 0, 5_000, "tunnel released");
-    expect(app.requests.map((q) => q.url)).toEqual(["/chat"]);
+    await until(async () => (await r.router.inFlight()) === 0, 5_000, "tunnel released");
+    // Whatever reached the app came through the router as a request of its own: the router's
+    // X-Forwarded-For, one access line each. (The Node proxy closes after the refused upgrade;
+    // HAProxy parses the next request like any other.) Never raw bytes behind a refused upgrade.
+    expect(app.requests[0]!.url).toBe("/chat");
+    for (const seen of app.requests) expect(seen.headers["x-forwarded-for"]).toBe("127.0.0.1");
+    await until(() => r.lines.filter((l) => l.msg === "request").length >= app.requests.length, 5_000, "access lines");
+    expect(r.lines.filter((l) => l.msg === "request").map((l) => l.path)).toEqual(app.requests.map((q) => q.url));
   });
 
   it("a backend that never answers an upgrade cannot hold the client's connection", async () => {
@@ -216,7 +235,7 @@ describe("upgrades tunnel only what the instance accepted", () => {
     cleanups.push(async () => void silent.close());
     const r = await router({ timeouts: { upstreamHeadersMs: 300 }, table: { version: 1, routes: [route("silent.apps.test", port(silent))] } });
     await expect(openSocket(r.port, "silent.apps.test")).rejects.toThrow("HTTP 504 endpoint_timeout");
-    await until(() => r.router.inFlight === 0, 5_000, "tunnel released");
+    await until(async () => (await r.router.inFlight()) === 0, 5_000, "tunnel released");
   }, 20_000);
 
   it("a client cannot hold a tunnel open forever by going silent", async () => {
@@ -228,7 +247,7 @@ describe("upgrades tunnel only what the instance accepted", () => {
     await echoed;
     const closed = new Promise((resolve) => ws.once("close", resolve));
     await closed;
-    await until(() => r.router.inFlight === 0, 5_000, "idle tunnel released");
+    await until(async () => (await r.router.inFlight()) === 0, 5_000, "idle tunnel released");
   }, 20_000);
 
   it("one app's clients cannot open more tunnels than its route's cap, and other routes keep theirs", async () => {
@@ -240,7 +259,7 @@ describe("upgrades tunnel only what the instance accepted", () => {
     await openSocket(r.port, "other.apps.test");
     // A closed tunnel gives its place back.
     first.close();
-    await until(() => r.router.inFlight === 2, 5_000, "first tunnel released");
+    await until(async () => (await r.router.inFlight()) === 2, 5_000, "first tunnel released");
     await openSocket(r.port, "greedy.apps.test");
   });
 });
