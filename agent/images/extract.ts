@@ -13,7 +13,8 @@ import { closeSync, writeSync } from "node:fs";
 import type { Readable } from "node:stream";
 import tar, { type Header as TarHeader } from "tar-stream";
 import { native } from "../native/index";
-import type { EntryMeta, NativeFsError } from "../native/fs";
+import { isNativeError } from "../native/errors";
+import type { EntryMeta } from "../native/fs";
 import { cleanEntryPath, joinPath, parseWhiteout, splitPath } from "./entry-path";
 import type { SpaceCharge } from "./image-budget";
 import { LayerError } from "./layer-error";
@@ -303,10 +304,6 @@ async function feed(source: AsyncIterable<Buffer>, extract: tar.Extract): Promis
 
 async function drain(body: AsyncIterable<Buffer>): Promise<void> {
   for await (const _ of body);
-}
-
-function isNativeError(err: unknown): err is NativeFsError {
-  return err instanceof Error && "step" in err && "syscall" in err;
 }
 
 function asLayerError(err: unknown): Error {

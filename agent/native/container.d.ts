@@ -124,20 +124,6 @@ export interface NativeExit {
   signal: number | null;
 }
 
-/**
- * What create() rejects with when a step fails, in the parent or in the child
- * (runc's initError): the step, the syscall, its errno and the path involved.
- */
-export interface NativeError extends Error {
-  name: "NativeError";
-  step: string;
-  syscall: string;
-  errno: number;
-  /** errno's name, e.g. "EPERM". */
-  code: string;
-  path: string;
-}
-
 export interface NativeContainer {
   /** Builds the container and resolves once the app has been exec'd (or rejects with a NativeError). Runs off the event loop. */
   containerCreate(config: NativeContainerConfig): Promise<NativeContainerProcess>;

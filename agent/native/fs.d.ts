@@ -3,15 +3,8 @@
  * clean relative paths resolved inside `root` (an fd from fsOpenRoot) with
  * openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS): nothing can be reached
  * outside the root, whatever symlinks the tree holds. Failures throw a
- * {@link NativeFsError}.
+ * NativeError (./native).
  */
-export interface NativeFsError extends Error {
-  code: string;
-  errno: number;
-  syscall: string;
-  step: string;
-  path: string;
-}
 
 export interface EntryMeta {
   uid: number;

@@ -25,7 +25,11 @@ describe("native.spawnWait", () => {
   });
 
   it("rejects when the program cannot start, and throws on bad argv", async () => {
-    await expect(native.spawnWait(["/nonexistent/berth-program"])).rejects.toThrow(/spawn \/nonexistent\/berth-program: No such file or directory/);
+    await expect(native.spawnWait(["/nonexistent/berth-program"])).rejects.toMatchObject({
+      name: "NativeError",
+      message: "spawn: posix_spawnp /nonexistent/berth-program: No such file or directory",
+      code: "ENOENT",
+    });
     expect(() => native.spawnWait([])).toThrow(TypeError);
     expect(() => native.spawnWait(["true", 1 as unknown as string])).toThrow(TypeError);
     expect(() => native.spawnWait(["tr\0ue"])).toThrow(TypeError);

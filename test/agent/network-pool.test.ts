@@ -121,7 +121,7 @@ describe.sequential("NetworkManager's pool of prepared namespaces", () => {
     await addIdleLink(blocker);
     try {
       await manager.setup("app-c", { appPort: 80 }); // takes a spare; the refill in flight fails
-      await expect(manager.prewarm()).rejects.toMatchObject({ code: "setup_failed", message: /create veth .*File exists/ });
+      await expect(manager.prewarm()).rejects.toMatchObject({ code: "setup_failed", message: /create veth: RTM_NEWLINK .*: File exists$/ });
       expect(poolErrors).toHaveLength(1);
       expect(await readdir(config.runDir)).not.toContain(`_${blocker}`);
       const d = await manager.setup("app-d", { appPort: 80 }); // the last spare

@@ -304,7 +304,7 @@ describe.sequential("NetworkManager on a real cell host", () => {
     const taken = join(config.runDir, "taken");
     await expect(
       native.netSetup({ netnsPath: taken, hostIfname: cell.ifname, hostAddress: "10.0.0.1", containerAddress: "10.0.0.2", prefixLength: 30 }),
-    ).rejects.toThrow(/create veth .*File exists/);
+    ).rejects.toMatchObject({ name: "NativeError", step: "create veth", syscall: "RTM_NEWLINK", code: "EEXIST", path: cell.ifname });
     expect(await readdir(config.runDir)).not.toContain("taken");
     expect(await sh(["ip", "-o", "link", "show", cell.ifname])).toContain(cell.ifname); // not someone else's to delete
     expect(() => native.netSetup({ netnsPath: "relative", hostIfname: "x", hostAddress: "10.0.0.1", containerAddress: "10.0.0.2", prefixLength: 30 })).toThrow(TypeError);

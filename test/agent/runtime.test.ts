@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { containerCgroupPaths } from "../../agent/runtime/cgroups";
-import { isNativeError } from "../../agent/runtime/errors";
+import { isNativeError } from "../../agent/native/errors";
 import { idRangeForSlot } from "../../agent/runtime/ids";
 import { Runtime, type Container } from "../../agent/runtime/runtime";
 import type { ContainerSpecInput } from "../../agent/runtime/spec";

@@ -154,29 +154,13 @@ ContainerConfig ParseConfig(Napi::Env env, const Napi::Object& o) {
   return c;
 }
 
-// ---- errors ----
-
-Napi::Error MakeNativeError(Napi::Env env, const StepError& e) {
-  const char* code = strerrorname_np(e.err);
-  std::string message = e.step + ": " + e.syscall + (e.path.empty() ? "" : " " + e.path) + ": " + strerror(e.err);
-  Napi::Error error = Napi::Error::New(env, message);
-  Napi::Object o = error.Value();
-  o.Set("name", "NativeError");
-  o.Set("step", e.step);
-  o.Set("syscall", e.syscall);
-  o.Set("errno", e.err);
-  o.Set("code", code ? code : "UNKNOWN");
-  o.Set("path", e.path);
-  return error;
-}
-
 // ---- running work off the event loop ----
 
 template <typename Result>
 struct Job {
   Napi::Promise::Deferred deferred;
   std::function<Napi::Value(Napi::Env, const Result&)> to_js;
-  std::variant<std::monostate, Result, StepError, std::string> outcome;
+  std::variant<std::monostate, Result, SysError, std::string> outcome;
 };
 
 // Runs `work` on its own thread and settles the returned promise on the main
@@ -192,7 +176,7 @@ Napi::Promise OffThread(Napi::Env env, std::function<Result()> work,
   std::thread([job, tsfn, work = std::move(work)]() mutable {
     try {
       job->outcome = work();
-    } catch (const StepError& e) {
+    } catch (const SysError& e) {
       job->outcome = e;
     } catch (const std::exception& e) {
       job->outcome = std::string(e.what());
@@ -201,7 +185,7 @@ Napi::Promise OffThread(Napi::Env env, std::function<Result()> work,
       std::unique_ptr<Job<Result>> owned(j);
       if (static_cast<napi_env>(env) == nullptr) return;  // Node is shutting down
       if (auto* r = std::get_if<Result>(&j->outcome)) j->deferred.Resolve(j->to_js(env, *r));
-      else if (auto* e = std::get_if<StepError>(&j->outcome)) j->deferred.Reject(MakeNativeError(env, *e).Value());
+      else if (auto* e = std::get_if<SysError>(&j->outcome)) j->deferred.Reject(ToJsError(env, *e).Value());
       else j->deferred.Reject(Napi::Error::New(env, std::get<std::string>(j->outcome)).Value());
     });
     tsfn.Release();
@@ -212,14 +196,13 @@ Napi::Promise OffThread(Napi::Env env, std::function<Result()> work,
 // ---- pidfds that are checked against the start time (no pid-reuse races) ----
 
 // Opens a pidfd for pid, then checks the start time: once the pidfd exists, a
-// matching start time proves it names the process we meant.
-int OpenProcess(pid_t pid, uint64_t start_time) {
-  int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-  if (fd < 0) return -1;
-  if (ProcessStartTime(pid) != start_time) {
-    close(fd);
+// matching start time proves it names the process we meant. Holds -1 (errno
+// set) when either fails.
+Fd OpenProcess(pid_t pid, uint64_t start_time) {
+  Fd fd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+  if (fd.get() >= 0 && ProcessStartTime(pid) != start_time) {
+    fd.reset();
     errno = ESRCH;
-    return -1;
   }
   return fd;
 }
@@ -229,21 +212,18 @@ struct Exit {
   int status, signal;  // -1 when unknown
 };
 
+// Takes ownership of the pidfd (a std::function holding an Fd could not be copied).
 Exit WaitForExit(int pidfd) {
+  Fd owned(pidfd);
   struct pollfd p = {pidfd, POLLIN, 0};
   while (poll(&p, 1, -1) < 0) {
-    if (errno != EINTR) {
-      int err = errno;
-      close(pidfd);
-      throw StepError{"wait", "poll", "", err};
-    }
+    if (errno != EINTR) Fail("wait", "poll", errno);
   }
   siginfo_t info;
   memset(&info, 0, sizeof info);
   int rc;
   do rc = waitid(static_cast<idtype_t>(P_PIDFD), pidfd, &info, WEXITED);
   while (rc < 0 && errno == EINTR);
-  close(pidfd);
   // ECHILD: an adopted process, reaped by whoever its parent is now.
   if (rc < 0) return Exit{false, -1, -1};
   if (info.si_code == CLD_EXITED) return Exit{true, info.si_status, -1};
@@ -274,14 +254,14 @@ Napi::Value Watch(const Napi::CallbackInfo& info) {
   CheckPidArgs(info, "containerWatch");
   pid_t pid = info[0].As<Napi::Number>().Int32Value();
   uint64_t start = static_cast<uint64_t>(info[1].As<Napi::Number>().DoubleValue());
-  int fd = OpenProcess(pid, start);
-  if (fd < 0) {
+  Fd fd = OpenProcess(pid, start);
+  if (fd.get() < 0) {
     auto d = Napi::Promise::Deferred::New(env);
-    d.Reject(MakeNativeError(env, StepError{"wait", "pidfd_open", "", errno}).Value());
+    d.Reject(ToJsError(env, SysError{"wait", "pidfd_open", errno, "", ""}).Value());
     return d.Promise();
   }
   return OffThread<Exit>(
-      env, [fd]() { return WaitForExit(fd); },
+      env, [pidfd = fd.release()]() { return WaitForExit(pidfd); },
       [](Napi::Env e, const Exit& x) {
         Napi::Object o = Napi::Object::New(e);
         o.Set("reaped", x.reaped);
@@ -295,13 +275,12 @@ Napi::Value Signal(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckPidArgs(info, "containerSignal");
   if (!info[2].IsNumber()) throw Napi::TypeError::New(env, "containerSignal(pid, startTime, signal): signal must be a number");
-  int fd = OpenProcess(info[0].As<Napi::Number>().Int32Value(),
-                       static_cast<uint64_t>(info[1].As<Napi::Number>().DoubleValue()));
-  if (fd < 0) return Napi::Boolean::New(env, false);
-  long rc = syscall(SYS_pidfd_send_signal, fd, info[2].As<Napi::Number>().Int32Value(), nullptr, 0);
+  Fd fd = OpenProcess(info[0].As<Napi::Number>().Int32Value(),
+                      static_cast<uint64_t>(info[1].As<Napi::Number>().DoubleValue()));
+  if (fd.get() < 0) return Napi::Boolean::New(env, false);
+  long rc = syscall(SYS_pidfd_send_signal, fd.get(), info[2].As<Napi::Number>().Int32Value(), nullptr, 0);
   int err = errno;
-  close(fd);
-  if (rc < 0 && err != ESRCH) throw MakeNativeError(env, StepError{"signal", "pidfd_send_signal", "", err});
+  if (rc < 0 && err != ESRCH) throw ToJsError(env, SysError{"signal", "pidfd_send_signal", err, "", ""});
   return Napi::Boolean::New(env, rc == 0);
 }
 

@@ -39,7 +39,7 @@ void CopyBounded(char* dst, size_t cap, const char* src) {
 }
 
 // Reports a failed step to the parent and dies. One write is one SEQPACKET message.
-[[noreturn]] void Fail(int sync_fd, const char* step, const char* syscall_name, const char* path) {
+[[noreturn]] void ReportFailure(int sync_fd, const char* step, const char* syscall_name, const char* path) {
   ChildError e;
   memset(&e, 0, sizeof e);
   e.err = errno;
@@ -146,48 +146,48 @@ void RunMountOp(const ChildPlan& plan, int rootfd, const MountOp& op) {
     const char* name = slash ? slash + 1 : dir;
     if (slash) *slash = '\0';
     int parent = MakePathInRoot(rootfd, dir, false);
-    if (parent < 0) Fail(sync, "mount_rootfs", "openat2", dir);
+    if (parent < 0) ReportFailure(sync, "mount_rootfs", "openat2", dir);
     // symlinkat needs a real directory fd, not O_PATH.
     char fdpath[32];
     FdPath(fdpath, parent);
     int dfd = open(fdpath, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-    if (dfd < 0) Fail(sync, "mount_rootfs", "open", dir);
+    if (dfd < 0) ReportFailure(sync, "mount_rootfs", "open", dir);
     if (symlinkat(op.link_target.c_str(), dfd, name) < 0 && errno != EEXIST)
-      Fail(sync, "mount_rootfs", "symlinkat", target);
+      ReportFailure(sync, "mount_rootfs", "symlinkat", target);
     close(dfd);
     close(parent);
     return;
   }
   int fd = MakePathInRoot(rootfd, target, op.kind == MountKind::kBind && op.file);
-  if (fd < 0) Fail(sync, "mount_rootfs", "openat2", target);
+  if (fd < 0) ReportFailure(sync, "mount_rootfs", "openat2", target);
   char fdpath[32];
   FdPath(fdpath, fd);
   if (op.kind == MountKind::kSysfs) {
     // The parent's detached sysfs (a joined netns), else one of our own netns.
     if (plan.sysfs_fd >= 0) {
       if (syscall(SYS_move_mount, plan.sysfs_fd, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
-        Fail(sync, "mount_rootfs", "move_mount", target);
+        ReportFailure(sync, "mount_rootfs", "move_mount", target);
     } else if (mount("sysfs", fdpath, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) < 0) {
-      Fail(sync, "mount_rootfs", "mount", target);
+      ReportFailure(sync, "mount_rootfs", "mount", target);
     }
     close(fd);
     return;
   }
   if (op.kind == MountKind::kMount) {
     if (mount(op.source.c_str(), fdpath, op.fstype.c_str(), op.flags, op.data.c_str()) < 0)
-      Fail(sync, "mount_rootfs", "mount", target);
+      ReportFailure(sync, "mount_rootfs", "mount", target);
     close(fd);
     return;
   }
   if (mount(op.source.c_str(), fdpath, nullptr, MS_BIND | op.flags, nullptr) < 0)
-    Fail(sync, "mount_rootfs", "mount", target);
+    ReportFailure(sync, "mount_rootfs", "mount", target);
   close(fd);
   if (op.readonly) {
     // Reopen: the fd above names the directory under the new mount.
     int mfd = OpenInRoot(rootfd, target, O_PATH);
-    if (mfd < 0) Fail(sync, "mount_rootfs", "openat2", target);
+    if (mfd < 0) ReportFailure(sync, "mount_rootfs", "openat2", target);
     if (SetReadonly(mfd, "", (op.flags & MS_REC) != 0) < 0)
-      Fail(sync, "mount_rootfs", "mount_setattr", target);
+      ReportFailure(sync, "mount_rootfs", "mount_setattr", target);
     close(mfd);
   }
 }
@@ -195,16 +195,16 @@ void RunMountOp(const ChildPlan& plan, int rootfd, const MountOp& op) {
 void PivotRoot(const ChildPlan& plan, int rootfd) {
   int sync = plan.sync_fd;
   int oldroot = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-  if (oldroot < 0) Fail(sync, "pivot_root", "open", "/");
-  if (fchdir(rootfd) < 0) Fail(sync, "pivot_root", "fchdir", plan.config->rootfs.c_str());
+  if (oldroot < 0) ReportFailure(sync, "pivot_root", "open", "/");
+  if (fchdir(rootfd) < 0) ReportFailure(sync, "pivot_root", "fchdir", plan.config->rootfs.c_str());
   // pivot_root(".", ".") stacks the old root on top of the new one; unmounting
   // "." from the old root's fd then leaves only the container's tree.
-  if (syscall(SYS_pivot_root, ".", ".") < 0) Fail(sync, "pivot_root", "pivot_root", plan.config->rootfs.c_str());
-  if (fchdir(oldroot) < 0) Fail(sync, "pivot_root", "fchdir", "/");
+  if (syscall(SYS_pivot_root, ".", ".") < 0) ReportFailure(sync, "pivot_root", "pivot_root", plan.config->rootfs.c_str());
+  if (fchdir(oldroot) < 0) ReportFailure(sync, "pivot_root", "fchdir", "/");
   // Keep the unmount from propagating anywhere (the host's mounts stay put).
-  if (mount(nullptr, ".", nullptr, MS_SLAVE | MS_REC, nullptr) < 0) Fail(sync, "pivot_root", "mount", "/");
-  if (umount2(".", MNT_DETACH) < 0) Fail(sync, "pivot_root", "umount2", "/");
-  if (chdir("/") < 0) Fail(sync, "pivot_root", "chdir", "/");
+  if (mount(nullptr, ".", nullptr, MS_SLAVE | MS_REC, nullptr) < 0) ReportFailure(sync, "pivot_root", "mount", "/");
+  if (umount2(".", MNT_DETACH) < 0) ReportFailure(sync, "pivot_root", "umount2", "/");
+  if (chdir("/") < 0) ReportFailure(sync, "pivot_root", "chdir", "/");
   close(oldroot);
 }
 
@@ -213,11 +213,11 @@ void MaskPaths(const ChildPlan& plan) {
     struct stat st;
     if (stat(p.c_str(), &st) < 0) {
       if (errno == ENOENT) continue;
-      Fail(plan.sync_fd, "mask_paths", "stat", p.c_str());
+      ReportFailure(plan.sync_fd, "mask_paths", "stat", p.c_str());
     }
     int rc = S_ISDIR(st.st_mode) ? mount("tmpfs", p.c_str(), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0")
                                  : mount("/dev/null", p.c_str(), nullptr, MS_BIND, nullptr);
-    if (rc < 0) Fail(plan.sync_fd, "mask_paths", "mount", p.c_str());
+    if (rc < 0) ReportFailure(plan.sync_fd, "mask_paths", "mount", p.c_str());
   }
 }
 
@@ -225,10 +225,10 @@ void ReadonlyPaths(const ChildPlan& plan) {
   for (const std::string& p : plan.config->readonly_paths) {
     if (mount(p.c_str(), p.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0) {
       if (errno == ENOENT) continue;
-      Fail(plan.sync_fd, "readonly_paths", "mount", p.c_str());
+      ReportFailure(plan.sync_fd, "readonly_paths", "mount", p.c_str());
     }
     // mount_setattr keeps the locked nosuid/nodev/noexec flags a remount would have to repeat.
-    if (SetReadonly(AT_FDCWD, p.c_str(), true) < 0) Fail(plan.sync_fd, "readonly_paths", "mount_setattr", p.c_str());
+    if (SetReadonly(AT_FDCWD, p.c_str(), true) < 0) ReportFailure(plan.sync_fd, "readonly_paths", "mount_setattr", p.c_str());
   }
 }
 
@@ -238,7 +238,7 @@ void DropCapabilities(const ChildPlan& plan) {
     if (keep & (1ULL << cap)) continue;
     if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
       if (errno == EINVAL) break;  // past the kernel's last capability
-      Fail(plan.sync_fd, "drop_caps", "prctl(PR_CAPBSET_DROP)", "");
+      ReportFailure(plan.sync_fd, "drop_caps", "prctl(PR_CAPBSET_DROP)", "");
     }
   }
 }
@@ -251,15 +251,15 @@ void SetCapabilities(const ChildPlan& plan) {
   data[0].effective = data[0].permitted = static_cast<uint32_t>(keep);
   data[1].effective = data[1].permitted = static_cast<uint32_t>(keep >> 32);
   // Inheritable stays empty (CVE-2022-24769); a non-root user loses the rest at execve.
-  if (syscall(SYS_capset, &header, data) < 0) Fail(plan.sync_fd, "drop_caps", "capset", "");
-  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0) Fail(plan.sync_fd, "drop_caps", "prctl(PR_CAP_AMBIENT)", "");
+  if (syscall(SYS_capset, &header, data) < 0) ReportFailure(plan.sync_fd, "drop_caps", "capset", "");
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0) ReportFailure(plan.sync_fd, "drop_caps", "prctl(PR_CAP_AMBIENT)", "");
 }
 
 void SetUser(const ChildPlan& plan) {
   const ProcessConfig& p = plan.config->process;
-  if (syscall(SYS_setgroups, plan.groups.size(), plan.groups.data()) < 0) Fail(plan.sync_fd, "user", "setgroups", "");
-  if (syscall(SYS_setresgid, p.gid, p.gid, p.gid) < 0) Fail(plan.sync_fd, "user", "setresgid", "");
-  if (syscall(SYS_setresuid, p.uid, p.uid, p.uid) < 0) Fail(plan.sync_fd, "user", "setresuid", "");
+  if (syscall(SYS_setgroups, plan.groups.size(), plan.groups.data()) < 0) ReportFailure(plan.sync_fd, "user", "setgroups", "");
+  if (syscall(SYS_setresgid, p.gid, p.gid, p.gid) < 0) ReportFailure(plan.sync_fd, "user", "setresgid", "");
+  if (syscall(SYS_setresuid, p.uid, p.uid, p.uid) < 0) ReportFailure(plan.sync_fd, "user", "setresuid", "");
 }
 
 // execvp with the container's PATH (from the app's env, not ours), like execvpe
@@ -270,7 +270,7 @@ void SetUser(const ChildPlan& plan) {
   const char* file = plan.argv[0];
   if (strchr(file, '/')) {
     execve(file, argv, envp);
-    Fail(plan.sync_fd, "exec", "execve", file);
+    ReportFailure(plan.sync_fd, "exec", "execve", file);
   }
   int found_errno = ENOENT;
   const char* p = plan.path_env;
@@ -298,28 +298,28 @@ void SetUser(const ChildPlan& plan) {
     p = end + 1;
   }
   errno = found_errno;
-  Fail(plan.sync_fd, "exec", "execve", file);
+  ReportFailure(plan.sync_fd, "exec", "execve", file);
 }
 
 // PID 2: the app. Order follows runc's finalizeNamespace: rlimits, bounding
 // set, user, capabilities, cwd, fds, no_new_privs, seccomp last, exec.
 [[noreturn]] void RunApp(const ChildPlan& plan, int devnull, int out_w, int err_w) {
   int sync = plan.sync_fd;
-  if (dup2(devnull, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0) Fail(sync, "stdio", "dup2", "");
+  if (dup2(devnull, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0) ReportFailure(sync, "stdio", "dup2", "");
   for (const Rlimit& r : plan.config->process.rlimits) {
     struct rlimit lim;
     lim.rlim_cur = r.soft < 0 ? RLIM_INFINITY : static_cast<rlim_t>(r.soft);
     lim.rlim_max = r.hard < 0 ? RLIM_INFINITY : static_cast<rlim_t>(r.hard);
-    if (setrlimit(static_cast<__rlimit_resource>(r.resource), &lim) < 0) Fail(sync, "rlimits", "setrlimit", "");
+    if (setrlimit(static_cast<__rlimit_resource>(r.resource), &lim) < 0) ReportFailure(sync, "rlimits", "setrlimit", "");
   }
   DropCapabilities(plan);
-  if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) Fail(sync, "user", "prctl(PR_SET_KEEPCAPS)", "");
+  if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) ReportFailure(sync, "user", "prctl(PR_SET_KEEPCAPS)", "");
   SetUser(plan);
   SetCapabilities(plan);
-  if (chdir(plan.config->process.cwd.c_str()) < 0) Fail(sync, "cwd", "chdir", plan.config->process.cwd.c_str());
+  if (chdir(plan.config->process.cwd.c_str()) < 0) ReportFailure(sync, "cwd", "chdir", plan.config->process.cwd.c_str());
   // Every inherited fd but 0-2 closes at exec; the sync socket already is close-on-exec.
-  if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) Fail(sync, "close_fds", "close_range", "");
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) Fail(sync, "no_new_privs", "prctl(PR_SET_NO_NEW_PRIVS)", "");
+  if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) ReportFailure(sync, "close_fds", "close_range", "");
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) ReportFailure(sync, "no_new_privs", "prctl(PR_SET_NO_NEW_PRIVS)", "");
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -327,7 +327,7 @@ void SetUser(const ChildPlan& plan) {
   struct sock_fprog prog;
   prog.len = static_cast<unsigned short>(plan.seccomp.size());
   prog.filter = const_cast<sock_filter*>(plan.seccomp.data());
-  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0) Fail(sync, "seccomp", "seccomp", "");
+  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0) ReportFailure(sync, "seccomp", "seccomp", "");
   ExecApp(plan);
 }
 
@@ -363,37 +363,37 @@ int AppMain(void* arg) {
   // A session of its own (runc's init does the same): a signal to the agent's
   // process group — Ctrl-C on `npm start`, a supervisor killing what a stopped
   // agent left — never reaches the container, which outlives its agent.
-  if (setsid() < 0) Fail(sync, "session", "setsid", "");
+  if (setsid() < 0) ReportFailure(sync, "session", "setsid", "");
 
   // map_ids is done by the parent; become the mapped root.
-  if (syscall(SYS_setresgid, 0, 0, 0) < 0) Fail(sync, "map_ids", "setresgid", "");
-  if (syscall(SYS_setresuid, 0, 0, 0) < 0) Fail(sync, "map_ids", "setresuid", "");
-  if (syscall(SYS_setgroups, 0, nullptr) < 0) Fail(sync, "map_ids", "setgroups", "");
+  if (syscall(SYS_setresgid, 0, 0, 0) < 0) ReportFailure(sync, "map_ids", "setresgid", "");
+  if (syscall(SYS_setresuid, 0, 0, 0) < 0) ReportFailure(sync, "map_ids", "setresuid", "");
+  if (syscall(SYS_setgroups, 0, nullptr) < 0) ReportFailure(sync, "map_ids", "setgroups", "");
   // After the parent put us in our cgroups, so the namespace's root is ours.
-  if (unshare(CLONE_NEWCGROUP) < 0) Fail(sync, "cgroup", "unshare(CLONE_NEWCGROUP)", "");
+  if (unshare(CLONE_NEWCGROUP) < 0) ReportFailure(sync, "cgroup", "unshare(CLONE_NEWCGROUP)", "");
 
-  if (mount(nullptr, "/", nullptr, MS_SLAVE | MS_REC, nullptr) < 0) Fail(sync, "mount_rootfs", "mount", "/");
+  if (mount(nullptr, "/", nullptr, MS_SLAVE | MS_REC, nullptr) < 0) ReportFailure(sync, "mount_rootfs", "mount", "/");
   if (mount(c.rootfs.c_str(), c.rootfs.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0)
-    Fail(sync, "mount_rootfs", "mount", c.rootfs.c_str());
+    ReportFailure(sync, "mount_rootfs", "mount", c.rootfs.c_str());
   int rootfd = open(c.rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (rootfd < 0) Fail(sync, "mount_rootfs", "open", c.rootfs.c_str());
+  if (rootfd < 0) ReportFailure(sync, "mount_rootfs", "open", c.rootfs.c_str());
   for (const MountOp& op : c.mounts) RunMountOp(plan, rootfd, op);
   PivotRoot(plan, rootfd);
   close(rootfd);
   MaskPaths(plan);
   ReadonlyPaths(plan);
-  if (sethostname(c.hostname.data(), c.hostname.size()) < 0) Fail(sync, "hostname", "sethostname", "");
+  if (sethostname(c.hostname.data(), c.hostname.size()) < 0) ReportFailure(sync, "hostname", "sethostname", "");
 
   int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (devnull < 0) Fail(sync, "stdio", "open", "/dev/null");
+  if (devnull < 0) ReportFailure(sync, "stdio", "open", "/dev/null");
   int out[2], err[2];
-  if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) Fail(sync, "stdio", "pipe2", "");
+  if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) ReportFailure(sync, "stdio", "pipe2", "");
 
   // CLONE_VFORK: we sleep until the app has exec'd (or died), so the shared
   // memory is never used by both at once.
   AppArgs app_args{&plan, devnull, out[1], err[1]};
   pid_t app = clone(AppMain, plan.app_stack_top, CLONE_VM | CLONE_VFORK | SIGCHLD, &app_args);
-  if (app < 0) Fail(sync, "exec", "clone", "");
+  if (app < 0) ReportFailure(sync, "exec", "clone", "");
   close(devnull);
   close(out[1]);
   close(err[1]);
@@ -401,9 +401,9 @@ int AppMain(void* arg) {
   // PID 1 becomes berth-init (a static binary, exec'd from an fd opened on the
   // host) instead of staying a copy of Node: a forked copy would keep the
   // agent's whole address space alive per container.
-  if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) Fail(sync, "init", "close_range", "");
+  if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) ReportFailure(sync, "init", "close_range", "");
   if (ClearCloexec(out[0]) < 0 || ClearCloexec(err[0]) < 0 || ClearCloexec(plan.io_dir_fd) < 0)
-    Fail(sync, "init", "fcntl", "");
+    ReportFailure(sync, "init", "fcntl", "");
   // The plan is the parent's own memory (CLONE_VM); init_args is ours to write: the parent never reads it.
   ChildPlan& mut = const_cast<ChildPlan&>(plan);
   FormatUnsigned(mut.init_args[0], static_cast<uint64_t>(app));
@@ -417,7 +417,7 @@ int AppMain(void* arg) {
                        mut.init_args[3], mut.init_args[4], mut.init_args[5], nullptr};
   char* init_envp[] = {nullptr};
   syscall(SYS_execveat, plan.init_fd, "", init_argv, init_envp, AT_EMPTY_PATH);
-  Fail(sync, "init", "execveat", c.init_path.c_str());
+  ReportFailure(sync, "init", "execveat", c.init_path.c_str());
 }
 
 }  // namespace

@@ -32,6 +32,8 @@
 #include <string>
 #include <vector>
 
+#include "sys.h"
+
 namespace berth {
 
 constexpr char kSyncGo = 'G';
@@ -142,22 +144,15 @@ constexpr size_t kChildStackSize = 256 * 1024;
 int ChildMain(void* plan);
 
 // Compiles the profile with libseccomp, once per distinct profile (thread-safe).
-// Throws std::runtime_error naming the failing libseccomp call.
+// Throws SysError (step "seccomp") naming the failing libseccomp call.
 std::vector<sock_filter> CompileSeccomp(const SeccompProfile& profile);
-
-
-// A failed step, as the JS side will see it.
-struct StepError {
-  std::string step, syscall, path;
-  int err;
-};
 
 struct Created {
   pid_t pid;
   uint64_t start_time;
 };
 
-// Builds the container (runs on a dedicated thread). Throws StepError.
+// Builds the container (runs on a dedicated thread). Throws SysError.
 Created CreateContainer(const ContainerConfig& config);
 
 // Field 22 of /proc/PID/stat, 0 when the process does not exist.

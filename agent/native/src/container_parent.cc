@@ -1,6 +1,6 @@
 // The parent side of container creation, run on a dedicated thread (never the
 // event loop): cgroups, clone (glibc's, CLONE_VM), id maps, the sync socket (protocol in
-// container_config.h). Every failure is a StepError naming step, syscall, path.
+// container_config.h). Every failure is a SysError naming step, syscall, path.
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -23,36 +23,20 @@
 namespace berth {
 namespace {
 
-[[noreturn]] void Throw(const char* step, const char* syscall_name, const std::string& path, int err = errno) {
-  throw StepError{step, syscall_name, path, err};
-}
-
-// Closes the fd when the scope ends (crun's cleanup_close).
-struct Fd {
-  int fd = -1;
-  Fd() = default;
-  explicit Fd(int f) : fd(f) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd >= 0) close(fd);
-  }
-};
-
 void WriteFile(const std::string& path, const std::string& value, const char* step) {
   Fd fd(open(path.c_str(), O_WRONLY | O_CLOEXEC));
-  if (fd.fd < 0) Throw(step, "open", path);
+  if (fd.get() < 0) Fail(step, "open", errno, path);
   ssize_t n;
-  do n = write(fd.fd, value.data(), value.size());
+  do n = write(fd.get(), value.data(), value.size());
   while (n < 0 && errno == EINTR);
-  if (n < 0) Throw(step, "write", path);
+  if (n < 0) Fail(step, "write", errno, path);
 }
 
 void MakeDirs(const std::string& path) {
   for (size_t i = 1; i <= path.size(); i++) {
     if (i != path.size() && path[i] != '/') continue;
     std::string prefix = path.substr(0, i);
-    if (mkdir(prefix.c_str(), 0755) < 0 && errno != EEXIST) Throw("cgroup", "mkdir", prefix);
+    if (mkdir(prefix.c_str(), 0755) < 0 && errno != EEXIST) Fail("cgroup", "mkdir", errno, prefix);
   }
 }
 
@@ -69,7 +53,7 @@ struct Stacks {
   void* base = MAP_FAILED;
   Stacks() {
     base = mmap(nullptr, 2 * kChildStackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (base == MAP_FAILED) Throw("clone", "mmap", "");
+    if (base == MAP_FAILED) Fail("clone", "mmap", errno);
   }
   ~Stacks() { munmap(base, 2 * kChildStackSize); }
   char* top(int i) const { return static_cast<char*>(base) + (i + 1) * kChildStackSize; }
@@ -94,11 +78,7 @@ void PreparePlan(const ContainerConfig& c, ChildPlan& plan) {
   }
   plan.envp.push_back(nullptr);
   for (uint32_t g : c.process.additional_gids) plan.groups.push_back(g);
-  try {
-    plan.seccomp = CompileSeccomp(c.seccomp);
-  } catch (const std::exception& e) {
-    throw StepError{"seccomp", e.what(), "", EINVAL};
-  }
+  plan.seccomp = CompileSeccomp(c.seccomp);
 }
 
 }  // namespace
@@ -106,9 +86,9 @@ void PreparePlan(const ContainerConfig& c, ChildPlan& plan) {
 uint64_t ProcessStartTime(pid_t pid) {
   std::string path = "/proc/" + std::to_string(pid) + "/stat";
   Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.fd < 0) return 0;
+  if (fd.get() < 0) return 0;
   char buf[1024];
-  ssize_t n = read(fd.fd, buf, sizeof buf - 1);
+  ssize_t n = read(fd.get(), buf, sizeof buf - 1);
   if (n <= 0) return 0;
   buf[n] = '\0';
   // comm may contain spaces and parentheses: fields restart after the last ')'.
@@ -132,20 +112,20 @@ Created CreateContainer(const ContainerConfig& c) {
   }
 
   Fd init_fd(open(c.init_path.c_str(), O_PATH | O_CLOEXEC));
-  if (init_fd.fd < 0) Throw("init", "open", c.init_path);
+  if (init_fd.get() < 0) Fail("init", "open", errno, c.init_path);
   Fd io_fd(open(c.io_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (io_fd.fd < 0) Throw("stdio", "open", c.io_dir);
+  if (io_fd.get() < 0) Fail("stdio", "open", errno, c.io_dir);
   int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) Throw("sync", "socketpair", "");
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) Fail("sync", "socketpair", errno);
   Fd parent_end(sv[0]);
   Fd child_end(sv[1]);
-  plan.sync_fd = child_end.fd;
-  plan.init_fd = init_fd.fd;
-  plan.io_dir_fd = io_fd.fd;
+  plan.sync_fd = child_end.get();
+  plan.init_fd = init_fd.get();
+  plan.io_dir_fd = io_fd.get();
 
   Stacks stacks;
   plan.app_stack_top = stacks.top(1);
-  plan.parent_sync_fd = parent_end.fd;
+  plan.parent_sync_fd = parent_end.get();
 
   int flags = CLONE_VM | CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_PIDFD | SIGCHLD;
   if (!c.netns_path.empty()) {
@@ -153,8 +133,8 @@ Created CreateContainer(const ContainerConfig& c) {
     // after create; the child inherits the namespace. Joining must happen here,
     // while we still hold CAP_SYS_ADMIN over a namespace the host created.
     Fd ns(open(c.netns_path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (ns.fd < 0) Throw("netns", "open", c.netns_path);
-    if (setns(ns.fd, CLONE_NEWNET) < 0) Throw("netns", "setns", c.netns_path);
+    if (ns.get() < 0) Fail("netns", "open", errno, c.netns_path);
+    if (setns(ns.get(), CLONE_NEWNET) < 0) Fail("netns", "setns", errno, c.netns_path);
   } else {
     flags |= CLONE_NEWNET;
   }
@@ -166,15 +146,15 @@ Created CreateContainer(const ContainerConfig& c) {
   for (const MountOp& op : c.mounts) wants_sysfs |= op.kind == MountKind::kSysfs;
   if (wants_sysfs && !c.netns_path.empty()) {
     Fd ctx(static_cast<int>(syscall(SYS_fsopen, "sysfs", FSOPEN_CLOEXEC)));
-    if (ctx.fd < 0) Throw("mount_rootfs", "fsopen", "sysfs");
-    if (syscall(SYS_fsconfig, ctx.fd, FSCONFIG_SET_STRING, "source", "sysfs", 0) < 0 ||
-        syscall(SYS_fsconfig, ctx.fd, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) < 0)
-      Throw("mount_rootfs", "fsconfig", "sysfs");
-    sysfs.fd = static_cast<int>(syscall(SYS_fsmount, ctx.fd, FSMOUNT_CLOEXEC,
-                                        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC));
-    if (sysfs.fd < 0) Throw("mount_rootfs", "fsmount", "sysfs");
+    if (ctx.get() < 0) Fail("mount_rootfs", "fsopen", errno, "sysfs");
+    if (syscall(SYS_fsconfig, ctx.get(), FSCONFIG_SET_STRING, "source", "sysfs", 0) < 0 ||
+        syscall(SYS_fsconfig, ctx.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) < 0)
+      Fail("mount_rootfs", "fsconfig", errno, "sysfs");
+    sysfs.reset(static_cast<int>(syscall(SYS_fsmount, ctx.get(), FSMOUNT_CLOEXEC,
+                                         MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)));
+    if (sysfs.get() < 0) Fail("mount_rootfs", "fsmount", errno, "sysfs");
   }
-  plan.sysfs_fd = sysfs.fd;
+  plan.sysfs_fd = sysfs.get();
 
   int pidfd = -1;
   // Signals blocked across clone so no Node handler ever runs in the child.
@@ -184,10 +164,9 @@ Created CreateContainer(const ContainerConfig& c) {
   long pid = clone(ChildMain, stacks.top(0), flags, &plan, &pidfd);
   int clone_errno = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  if (pid < 0) Throw("clone", "clone", "", clone_errno);
+  if (pid < 0) Fail("clone", "clone", clone_errno);
   Fd pid_fd(pidfd);
-  close(child_end.fd);
-  child_end.fd = -1;
+  child_end.reset();
 
   try {
     std::string proc = "/proc/" + std::to_string(pid);
@@ -196,19 +175,19 @@ Created CreateContainer(const ContainerConfig& c) {
     for (const CgroupDir& dir : c.cgroups)
       if (dir.join) WriteFile(dir.path + "/cgroup.procs", std::to_string(pid), "cgroup");
     char go = kSyncGo;
-    if (write(parent_end.fd, &go, 1) != 1) Throw("sync", "write", "");
+    if (write(parent_end.get(), &go, 1) != 1) Fail("sync", "write", errno);
     ChildError e;
     ssize_t n;
-    do n = read(parent_end.fd, &e, sizeof e);
+    do n = read(parent_end.get(), &e, sizeof e);
     while (n < 0 && errno == EINTR);
-    if (n < 0) Throw("sync", "read", "");
+    if (n < 0) Fail("sync", "read", errno);
     if (n == static_cast<ssize_t>(sizeof e)) {
       e.step[sizeof e.step - 1] = e.syscall[sizeof e.syscall - 1] = e.path[sizeof e.path - 1] = '\0';
-      throw StepError{e.step, e.syscall, e.path, e.err};
+      Fail(e.step, e.syscall, e.err, e.path);
     }
-    if (n != 0) Throw("sync", "read", "", EPROTO);
+    if (n != 0) Fail("sync", "read", EPROTO);
   } catch (...) {
-    KillAndReap(pid_fd.fd);
+    KillAndReap(pid_fd.get());
     throw;
   }
   return Created{static_cast<pid_t>(pid), ProcessStartTime(static_cast<pid_t>(pid))};

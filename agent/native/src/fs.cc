@@ -33,36 +33,13 @@
 #include <string>
 #include <vector>
 
-#include "fs_util.h"
 #include "modules.h"
+#include "sys.h"
 
 namespace berth {
 namespace {
 
 constexpr uint64_t kResolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-
-Napi::Error ToJsError(Napi::Env env, const SysError& e) {
-  std::string msg = e.step + ": " + e.syscall + " " + (e.path.empty() ? "" : "'" + e.path + "' ") +
-                    strerror(e.err);
-  Napi::Error err = Napi::Error::New(env, msg);
-  const char* name = strerrorname_np(e.err);
-  err.Set("code", Napi::String::New(env, name ? name : "EUNKNOWN"));
-  err.Set("errno", Napi::Number::New(env, e.err));
-  err.Set("syscall", Napi::String::New(env, e.syscall));
-  err.Set("step", Napi::String::New(env, e.step));
-  err.Set("path", Napi::String::New(env, e.path));
-  return err;
-}
-
-// Wraps a module function so a SysError becomes a thrown JS Error.
-template <Napi::Value (*F)(const Napi::CallbackInfo&)>
-Napi::Value Wrap(const Napi::CallbackInfo& info) {
-  try {
-    return F(info);
-  } catch (const SysError& e) {
-    throw ToJsError(info.Env(), e);
-  }
-}
 
 std::string StrArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
   if (!info[i].IsString()) throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a string");
@@ -402,7 +379,7 @@ Napi::Value MountIdmapped(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// Appends the kernel's messages for a failed fs context to the error path.
+// The kernel's messages for a failed fs context, for the error's detail.
 std::string FsContextLog(int fsfd) {
   std::string out;
   char buf[512];
@@ -429,7 +406,7 @@ Napi::Value MountOverlay(const Napi::CallbackInfo& info) {
   auto set = [&](const char* key, const std::string& value) {
     if (fsconfig(fs.get(), FSCONFIG_SET_STRING, key, value.c_str(), 0) < 0) {
       int e = errno;
-      Fail(std::string("overlay option ") + key, "fsconfig", e, value + " " + FsContextLog(fs.get()));
+      Fail(std::string("overlay option ") + key, "fsconfig", e, value, FsContextLog(fs.get()));
     }
   };
   for (uint32_t i = 0; i < lowers.Length(); i++) set("lowerdir+", lowers.Get(i).As<Napi::String>().Utf8Value());
@@ -440,7 +417,7 @@ Napi::Value MountOverlay(const Napi::CallbackInfo& info) {
   }
   if (fsconfig(fs.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) < 0) {
     int e = errno;
-    Fail("overlay mount", "fsconfig", e, target + " " + FsContextLog(fs.get()));
+    Fail("overlay mount", "fsconfig", e, target, FsContextLog(fs.get()));
   }
   // nosuid,nodev from the host's side: a container's files never act as setuid or devices on the host.
   Fd mnt(fsmount(fs.get(), FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV));
@@ -498,7 +475,7 @@ Napi::Value MountOverlayJoined(const Napi::CallbackInfo& info) {
   while (waitpid(static_cast<pid_t>(pid), &status, 0) < 0 && errno == EINTR) {
   }
   int err = WIFEXITED(status) ? WEXITSTATUS(status) : EINTR;
-  if (err != 0) Fail("overlay mount", "mount", err, target + " (" + data + " in " + dir + ")");
+  if (err != 0) Fail("overlay mount", "mount", err, target, data + " in " + dir);
   return info.Env().Undefined();
 }
 
@@ -534,38 +511,21 @@ std::string LoopMountImpl(const std::string& file, const std::string& target, co
 }
 
 // Mounting ext4 reads its metadata and can take tens of milliseconds: off the
-// main thread, so a pool refill never stalls a container start. Execute()
-// touches no JS; the error travels as a SysError copy.
-class LoopMountWorker : public Napi::AsyncWorker {
+// main thread, so a pool refill never stalls a container start.
+class LoopMountWorker : public SysWorker {
  public:
   LoopMountWorker(Napi::Env env, std::string file, std::string target, std::string fstype)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), file_(std::move(file)),
-        target_(std::move(target)), fstype_(std::move(fstype)) {}
-  Napi::Promise Promise() { return deferred_.Promise(); }
-
-  void Execute() override {
-    try {
-      dev_ = LoopMountImpl(file_, target_, fstype_);
-    } catch (const SysError& e) {
-      error_ = e;
-      SetError(e.step);
-    }
-  }
-  void OnOK() override { deferred_.Resolve(Napi::String::New(Env(), dev_)); }
-  void OnError(const Napi::Error&) override { deferred_.Reject(ToJsError(Env(), error_).Value()); }
+      : SysWorker(env), file_(std::move(file)), target_(std::move(target)), fstype_(std::move(fstype)) {}
 
  private:
-  Napi::Promise::Deferred deferred_;
+  void Run() override { dev_ = LoopMountImpl(file_, target_, fstype_); }
+  Napi::Value Result(Napi::Env env) override { return Napi::String::New(env, dev_); }
   std::string file_, target_, fstype_, dev_;
-  SysError error_;
 };
 
 // fsLoopMount(file, target, fstype) -> Promise of the loop device path.
 Napi::Value LoopMount(const Napi::CallbackInfo& info) {
-  auto* worker = new LoopMountWorker(info.Env(), StrArg(info, 0, "file"), StrArg(info, 1, "target"), StrArg(info, 2, "fstype"));
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  return (new LoopMountWorker(info.Env(), StrArg(info, 0, "file"), StrArg(info, 1, "target"), StrArg(info, 2, "fstype")))->Start();
 }
 
 // fsUnmount(target, detach): umount2, lazily with detach.

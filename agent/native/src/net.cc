@@ -4,8 +4,9 @@
 // on a loaded cell; these calls take about a millisecond.
 //
 // Every function validates its arguments on the JS thread (TypeError), does
-// its work off the JS thread and settles a promise. Errors name the step that
-// failed: "<step>: <strerror>".
+// its work off the JS thread and settles a promise; a failure is a SysError
+// (sys.h) naming the step, the call (a syscall or rtnetlink message) and the
+// interface or path.
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -22,37 +23,19 @@
 #include <unistd.h>
 
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "modules.h"
+#include "sys.h"
 
 namespace berth {
 namespace {
 
 // The container side of every veth pair is called eth0 inside its namespace.
 constexpr const char* kContainerIfname = "eth0";
-
-struct NetError {
-  std::string step;
-  int err = 0;
-  std::string message() const { return step + ": " + strerror(err); }
-};
-
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 // One rtnetlink socket, bound to the network namespace of the thread that
 // opened it for its whole life.
@@ -219,108 +202,98 @@ int AllowLowPorts() {
 // Runs on a thread of its own: unshare(CLONE_NEWNET) changes only the calling
 // thread, which then ends, so no thread of the process is left in the new
 // namespace. The bind mount keeps the namespace alive, as `ip netns add` does.
-NetError SetupInNewNamespace(const NetSpec& spec, bool& veth_created) {
+void SetupInNewNamespace(const NetSpec& spec, bool& veth_created) {
+  const char* host = spec.host_ifname.c_str();
   Fd host_ns(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
-  if (host_ns.get() < 0) return {"open host netns", errno};
-  Rtnl host;
-  if (!host.ok()) return {"open host rtnetlink", errno};
-  if (unshare(CLONE_NEWNET) < 0) return {"unshare(CLONE_NEWNET)", errno};
+  if (host_ns.get() < 0) Fail("open host netns", "open", errno, "/proc/thread-self/ns/net");
+  Rtnl host_rt;
+  if (!host_rt.ok()) Fail("open host rtnetlink", "mnl_socket_open2", errno);
+  if (unshare(CLONE_NEWNET) < 0) Fail("new netns", "unshare(CLONE_NEWNET)", errno);
   if (mount("/proc/thread-self/ns/net", spec.netns_path.c_str(), nullptr, MS_BIND, nullptr) < 0)
-    return {"bind-mount netns to " + spec.netns_path, errno};
-  if (AllowLowPorts() < 0) return {"set net.ipv4.ip_unprivileged_port_start=0", errno};
+    Fail("bind-mount netns", "mount", errno, spec.netns_path);
+  if (AllowLowPorts() < 0) Fail("set net.ipv4.ip_unprivileged_port_start=0", "write", errno);
   Rtnl inner;
-  if (!inner.ok()) return {"open netns rtnetlink", errno};
-  if (LinkUp(inner, "lo") < 0) return {"set lo up", errno};
-  if (VethCreate(inner, kContainerIfname, spec.host_ifname.c_str(), host_ns.get()) < 0)
-    return {"create veth " + spec.host_ifname, errno};
+  if (!inner.ok()) Fail("open netns rtnetlink", "mnl_socket_open2", errno);
+  if (LinkUp(inner, "lo") < 0) Fail("set link up", "RTM_NEWLINK", errno, "lo");
+  if (VethCreate(inner, kContainerIfname, host, host_ns.get()) < 0) Fail("create veth", "RTM_NEWLINK", errno, host);
   veth_created = true;
-  int host_index = LinkIndex(host, spec.host_ifname.c_str());
-  if (host_index < 0) return {"find " + spec.host_ifname, errno};
-  if (AddressAdd(host, host_index, spec.host_address, spec.prefix_len) < 0)
-    return {"add address to " + spec.host_ifname, errno};
-  if (LinkUp(host, spec.host_ifname.c_str()) < 0) return {"set " + spec.host_ifname + " up", errno};
+  int host_index = LinkIndex(host_rt, host);
+  if (host_index < 0) Fail("find link", "RTM_GETLINK", errno, host);
+  if (AddressAdd(host_rt, host_index, spec.host_address, spec.prefix_len) < 0) Fail("add address", "RTM_NEWADDR", errno, host);
+  if (LinkUp(host_rt, host) < 0) Fail("set link up", "RTM_NEWLINK", errno, host);
   int index = LinkIndex(inner, kContainerIfname);
-  if (index < 0) return {"find eth0", errno};
+  if (index < 0) Fail("find link", "RTM_GETLINK", errno, kContainerIfname);
   if (AddressAdd(inner, index, spec.container_address, spec.prefix_len) < 0)
-    return {"add address to eth0", errno};
-  if (LinkUp(inner, kContainerIfname) < 0) return {"set eth0 up", errno};
-  if (DefaultRouteAdd(inner, index, spec.host_address) < 0) return {"add default route", errno};
-  return {};
+    Fail("add address", "RTM_NEWADDR", errno, kContainerIfname);
+  if (LinkUp(inner, kContainerIfname) < 0) Fail("set link up", "RTM_NEWLINK", errno, kContainerIfname);
+  if (DefaultRouteAdd(inner, index, spec.host_address) < 0) Fail("add default route", "RTM_NEWROUTE", errno, kContainerIfname);
 }
 
-NetError NetSetup(const NetSpec& spec) {
+void NetSetup(const NetSpec& spec) {
   // The mount point must exist; O_EXCL refuses to reuse a namespace file.
-  int fd = open(spec.netns_path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
-  if (fd < 0) return {"create " + spec.netns_path, errno};
-  close(fd);
-  NetError result;
+  Fd file(open(spec.netns_path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0));
+  if (file.get() < 0) Fail("create netns file", "open", errno, spec.netns_path);
+  file.reset();
+  std::optional<SysError> failed;
   bool veth_created = false;
-  std::thread worker([&] { result = SetupInNewNamespace(spec, veth_created); });
+  std::thread worker([&] {
+    try {
+      SetupInNewNamespace(spec, veth_created);
+    } catch (const SysError& e) {
+      failed = e;
+    }
+  });
   worker.join();
+  if (!failed) return;
   // Undo only what this call made: a taken interface name belongs to someone else.
-  if (result.err != 0) NetTeardown(spec.netns_path, veth_created ? spec.host_ifname : "");
-  return result;
+  NetTeardown(spec.netns_path, veth_created ? spec.host_ifname : "");
+  throw *failed;
 }
 
-class PromiseWorker : public Napi::AsyncWorker {
+class SetupWorker : public SysWorker {
  public:
-  explicit PromiseWorker(Napi::Env env) : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)) {}
-  Napi::Promise Promise() { return deferred_.Promise(); }
-
- protected:
-  void OnOK() override { deferred_.Resolve(Result(Env())); }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-  virtual Napi::Value Result(Napi::Env env) { return env.Undefined(); }
+  SetupWorker(Napi::Env env, NetSpec spec) : SysWorker(env), spec_(std::move(spec)) {}
 
  private:
-  Napi::Promise::Deferred deferred_;
-};
-
-class SetupWorker : public PromiseWorker {
- public:
-  SetupWorker(Napi::Env env, NetSpec spec) : PromiseWorker(env), spec_(std::move(spec)) {}
-  void Execute() override {
-    NetError e = NetSetup(spec_);
-    if (e.err != 0) SetError(e.message());
-  }
-
- private:
+  void Run() override { NetSetup(spec_); }
   NetSpec spec_;
 };
 
-class TeardownWorker : public PromiseWorker {
+class TeardownWorker : public SysWorker {
  public:
   TeardownWorker(Napi::Env env, std::string path, std::string ifname)
-      : PromiseWorker(env), path_(std::move(path)), ifname_(std::move(ifname)) {}
-  void Execute() override { NetTeardown(path_, ifname_); }
+      : SysWorker(env), path_(std::move(path)), ifname_(std::move(ifname)) {}
 
  private:
+  void Run() override { NetTeardown(path_, ifname_); }
   std::string path_, ifname_;
 };
 
 // libnftables keeps some global parser state: one command at a time.
 std::mutex nft_mutex;
 
-class NftWorker : public PromiseWorker {
+class NftWorker : public SysWorker {
  public:
-  NftWorker(Napi::Env env, std::string script, bool json)
-      : PromiseWorker(env), script_(std::move(script)), json_(json) {}
-  void Execute() override {
+  NftWorker(Napi::Env env, std::string script, bool json) : SysWorker(env), script_(std::move(script)), json_(json) {}
+
+ private:
+  void Run() override {
     std::lock_guard<std::mutex> lock(nft_mutex);
     nft_ctx* ctx = nft_ctx_new(NFT_CTX_DEFAULT);
-    if (!ctx) return SetError("nft_ctx_new failed");
+    if (!ctx) Fail("nft", "nft_ctx_new", ENOMEM);
     if (json_) nft_ctx_output_set_flags(ctx, NFT_CTX_OUTPUT_JSON);
     nft_ctx_buffer_output(ctx);
     nft_ctx_buffer_error(ctx);
+    errno = 0;
     int ret = nft_run_cmd_from_buffer(ctx, script_.c_str());
+    // A refused command (a syntax error) leaves no errno: its text says why.
+    int err = errno != 0 ? errno : EINVAL;
     output_ = nft_ctx_get_output_buffer(ctx);
     std::string error = nft_ctx_get_error_buffer(ctx);
     nft_ctx_free(ctx);
-    if (ret != 0) SetError("nft: " + (error.empty() ? std::string("command failed") : error));
+    if (ret != 0) Fail("nft", "nft_run_cmd_from_buffer", err, "", error);
   }
   Napi::Value Result(Napi::Env env) override { return Napi::String::New(env, output_); }
-
- private:
   std::string script_;
   bool json_;
   std::string output_;
@@ -372,29 +345,20 @@ Napi::Value NetSetupJs(const Napi::CallbackInfo& info) {
   int32_t prefix = p.As<Napi::Number>().Int32Value();
   if (prefix < 1 || prefix > 31) throw Napi::TypeError::New(info.Env(), "prefixLength must be 1..31");
   spec.prefix_len = static_cast<uint8_t>(prefix);
-  auto* w = new SetupWorker(info.Env(), std::move(spec));
-  Napi::Promise promise = w->Promise();
-  w->Queue();
-  return promise;
+  return (new SetupWorker(info.Env(), std::move(spec)))->Start();
 }
 
 Napi::Value NetTeardownJs(const Napi::CallbackInfo& info) {
   Napi::Object o = ObjectArg(info);
   std::string path = o.Has("netnsPath") ? PathArg(o, "netnsPath") : "";
   std::string ifname = o.Has("hostIfname") ? IfnameArg(o, "hostIfname") : "";
-  auto* w = new TeardownWorker(info.Env(), std::move(path), std::move(ifname));
-  Napi::Promise promise = w->Promise();
-  w->Queue();
-  return promise;
+  return (new TeardownWorker(info.Env(), std::move(path), std::move(ifname)))->Start();
 }
 
 Napi::Value NftRunJs(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(info.Env(), "script must be a string");
   bool json = info.Length() > 1 && info[1].ToBoolean().Value();
-  auto* w = new NftWorker(info.Env(), info[0].As<Napi::String>().Utf8Value(), json);
-  Napi::Promise promise = w->Promise();
-  w->Queue();
-  return promise;
+  return (new NftWorker(info.Env(), info[0].As<Napi::String>().Utf8Value(), json))->Start();
 }
 
 // Makes `dir` a shared mount (binding it onto itself first if it is not a
@@ -409,7 +373,7 @@ Napi::Value NetnsShareDirJs(const Napi::CallbackInfo& info) {
   if (errno != EINVAL ||
       mount(dir.c_str(), dir.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0 ||
       mount(nullptr, dir.c_str(), nullptr, MS_SHARED | MS_REC, nullptr) < 0)
-    throw Napi::Error::New(info.Env(), "make " + dir + " a shared mount: " + strerror(errno));
+    Fail("share netns dir", "mount", errno, dir);
   return info.Env().Undefined();
 }
 
@@ -419,7 +383,7 @@ void InitNet(Napi::Env env, Napi::Object exports) {
   exports.Set("netSetup", Napi::Function::New(env, NetSetupJs));
   exports.Set("netTeardown", Napi::Function::New(env, NetTeardownJs));
   exports.Set("nftRun", Napi::Function::New(env, NftRunJs));
-  exports.Set("netnsShareDir", Napi::Function::New(env, NetnsShareDirJs));
+  exports.Set("netnsShareDir", Napi::Function::New(env, Wrap<NetnsShareDirJs>));
 }
 
 }  // namespace berth

@@ -3,13 +3,13 @@
 // socketcall/ipc multiplexers for us. The program is loaded by the child with
 // a raw seccomp(2), so the child needs no libseccomp call. Compiling costs
 // milliseconds, so each distinct profile is compiled once per process.
+#include <errno.h>
 #include <seccomp.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <map>
 #include <mutex>
-#include <stdexcept>
 #include <string>
 
 #include "container_config.h"
@@ -25,11 +25,12 @@ scmp_compare CompareOp(const std::string& op) {
   if (op == "ge") return SCMP_CMP_GE;
   if (op == "gt") return SCMP_CMP_GT;
   if (op == "masked_eq") return SCMP_CMP_MASKED_EQ;
-  throw std::runtime_error("unknown seccomp comparison " + op);
+  Fail("seccomp", "seccomp_rule_add", EINVAL, "", "unknown comparison " + op);
 }
 
-void Check(int rc, const std::string& what) {
-  if (rc < 0) throw std::runtime_error(what + ": " + std::to_string(-rc));
+// libseccomp returns -errno.
+void Check(int rc, const char* call, const std::string& what = "") {
+  if (rc < 0) Fail("seccomp", call, -rc, what);
 }
 
 struct Context {
@@ -39,14 +40,14 @@ struct Context {
 
 std::vector<sock_filter> Compile(const SeccompProfile& profile) {
   Context c{seccomp_init(SCMP_ACT_ERRNO(profile.default_errno))};
-  if (!c.ctx) throw std::runtime_error("seccomp_init");
+  if (!c.ctx) Fail("seccomp", "seccomp_init", ENOMEM);
   // We set no_new_privs ourselves, in the order runc does.
   Check(seccomp_attr_set(c.ctx, SCMP_FLTATR_CTL_NNP, 0), "seccomp_attr_set");
   for (const std::string& name : profile.architectures) {
     uint32_t arch = seccomp_arch_resolve_name(name.c_str());
-    if (arch == 0) throw std::runtime_error("unknown seccomp architecture " + name);
+    if (arch == 0) Fail("seccomp", "seccomp_arch_resolve_name", EINVAL, name);
     int rc = seccomp_arch_add(c.ctx, arch);
-    if (rc != -EEXIST) Check(rc, "seccomp_arch_add " + name);
+    if (rc != -EEXIST) Check(rc, "seccomp_arch_add", name);
   }
   for (const SeccompRule& rule : profile.rules) {
     uint32_t action = rule.allow ? SCMP_ACT_ALLOW : SCMP_ACT_ERRNO(rule.err);
@@ -58,23 +59,16 @@ std::vector<sock_filter> Compile(const SeccompProfile& profile) {
       // A name this libseccomp does not know cannot be called through it either (Docker skips them too).
       if (nr == __NR_SCMP_ERROR) continue;
       Check(seccomp_rule_add_array(c.ctx, action, nr, static_cast<unsigned>(args.size()), args.data()),
-            "seccomp_rule_add " + name);
+            "seccomp_rule_add_array", name);
     }
   }
-  int fd = memfd_create("berth-seccomp", MFD_CLOEXEC);
-  if (fd < 0) throw std::runtime_error("memfd_create");
-  std::vector<sock_filter> program;
-  try {
-    Check(seccomp_export_bpf(c.ctx, fd), "seccomp_export_bpf");
-    off_t size = lseek(fd, 0, SEEK_END);
-    program.resize(static_cast<size_t>(size) / sizeof(sock_filter));
-    if (pread(fd, program.data(), program.size() * sizeof(sock_filter), 0) != size)
-      throw std::runtime_error("pread");
-  } catch (...) {
-    close(fd);
-    throw;
-  }
-  close(fd);
+  Fd fd(memfd_create("berth-seccomp", MFD_CLOEXEC));
+  if (fd.get() < 0) Fail("seccomp", "memfd_create", errno);
+  Check(seccomp_export_bpf(c.ctx, fd.get()), "seccomp_export_bpf");
+  off_t size = lseek(fd.get(), 0, SEEK_END);
+  std::vector<sock_filter> program(static_cast<size_t>(size) / sizeof(sock_filter));
+  ssize_t n = pread(fd.get(), program.data(), program.size() * sizeof(sock_filter), 0);
+  if (n != size) Fail("seccomp", "pread", n < 0 ? errno : EIO);
   return program;
 }
 

@@ -12,9 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <stdexcept>
-
 #include "spawn.h"
+#include "sys.h"
 
 extern char** environ;
 
@@ -40,14 +39,19 @@ class Scoped {
 using Actions = Scoped<posix_spawn_file_actions_t, posix_spawn_file_actions_init, posix_spawn_file_actions_destroy>;
 using Attr = Scoped<posix_spawnattr_t, posix_spawnattr_init, posix_spawnattr_destroy>;
 
-// Returns 0 or an errno; stdin and stdout are /dev/null, stderr is collected.
-int Run(const std::vector<std::string>& argv, SpawnResult& result) {
+}  // namespace
+
+SpawnResult SpawnWait(const std::vector<std::string>& argv) {
+  SpawnResult result;
   int err_pipe[2];
-  if (pipe2(err_pipe, O_CLOEXEC) < 0) return errno;
+  if (pipe2(err_pipe, O_CLOEXEC) < 0) Fail("spawn", "pipe2", errno, argv[0]);
+  Fd err_read(err_pipe[0]);
+  Fd err_write(err_pipe[1]);
+  // stdin and stdout are /dev/null, stderr is collected.
   Actions actions;
   posix_spawn_file_actions_addopen(actions.get(), 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(actions.get(), 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_adddup2(actions.get(), err_pipe[1], 2);
+  posix_spawn_file_actions_adddup2(actions.get(), err_write.get(), 2);
   // Node ignores SIGPIPE and this pool thread may block signals: the child starts clean.
   Attr attr;
   sigset_t all, none;
@@ -61,34 +65,21 @@ int Run(const std::vector<std::string>& argv, SpawnResult& result) {
   args.push_back(nullptr);
   pid_t pid;
   int rc = posix_spawnp(&pid, args[0], actions.get(), attr.get(), args.data(), environ);
-  close(err_pipe[1]);
-  if (rc != 0) {
-    close(err_pipe[0]);
-    return rc;
-  }
+  err_write.reset();
+  if (rc != 0) Fail("spawn", "posix_spawnp", rc, argv[0]);
   char buf[4096];
   for (;;) {
-    ssize_t n = read(err_pipe[0], buf, sizeof buf);
+    ssize_t n = read(err_read.get(), buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     if (result.stderr_text.size() < kMaxStderr) result.stderr_text.append(buf, static_cast<size_t>(n));
   }
-  close(err_pipe[0]);
   int status;
   while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return errno;
+    if (errno != EINTR) Fail("spawn", "waitpid", errno, argv[0]);
   }
   if (WIFEXITED(status)) result.code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
-  return 0;
-}
-
-}  // namespace
-
-SpawnResult SpawnWait(const std::vector<std::string>& argv) {
-  SpawnResult result;
-  int err = Run(argv, result);
-  if (err != 0) throw std::runtime_error("spawn " + argv[0] + ": " + strerror(err));
   return result;
 }
 

@@ -12,8 +12,8 @@ struct SpawnResult {
 };
 
 // posix_spawnp(argv[0]) with stdin and stdout on /dev/null, waits for it and
-// returns its status and stderr (the first 16 KiB). Throws std::runtime_error
-// when it cannot be started. Blocks: call it on a thread of its own.
+// returns its status and stderr (the first 16 KiB). Throws SysError (step
+// "spawn") when it cannot be started. Blocks: call it on a thread of its own.
 SpawnResult SpawnWait(const std::vector<std::string>& argv);
 
 }  // namespace berth
