@@ -27,6 +27,7 @@ import { stageOnCell } from "./cell/staging";
 import { teardownCell } from "./cell/teardown";
 import { loadAgentConfig, loadTeardownConfig, type AgentConfig } from "./config";
 import { LayerCache } from "./images/layer-cache";
+import { cellLine } from "./supervisor/cell-lines";
 import { LogShipper } from "./logs/shipper";
 import { parseNetworkConfig } from "./network/config";
 import { NetworkManager } from "./network/manager";
@@ -157,6 +158,9 @@ export async function startAgent(config: AgentConfig) {
       onDesiredSet: (set) => driver.setRegistryAccess(set.registry_access),
       stage: (task, access) => stageOnCell(task, access),
       metrics,
+      // CELL lines ride the app's log socket with its APP lines: one shipper.
+      instanceEvent: (spec, event) =>
+        logs.cellLine({ instanceGuid: spec.instance_guid, appGuid: spec.app_guid, index: spec.index }, cellLine(identity.guid, spec.instance_guid, event)),
     },
   );
   let metricsServer: MetricsServer | undefined;

@@ -12,6 +12,7 @@ import type { InstanceReport, InstanceSpec } from "../../shared/protocol/instanc
 import type { Resources } from "../../shared/protocol/resources";
 import type { StagingTask } from "../../shared/protocol/staging";
 import type { ContainerDriver } from "../supervisor/driver";
+import type { InstanceEvent } from "../supervisor/cell-lines";
 import { InstanceRunner, realClock, type Clock, type RunnerConfig } from "../supervisor/runner";
 import { nextHeartbeatDelay, retryDelay, type BackoffConfig } from "./backoff";
 import { ControlPlaneError, type ControlPlaneClient, type StagingOutcome } from "./control-plane";
@@ -42,6 +43,8 @@ export interface CellAgentDeps {
   stage(task: StagingTask, registryAccess: DesiredSet["registry_access"]): Promise<StagingOutcome>;
   /** Prometheus figures (--metrics-port); none when absent. */
   metrics?: CellMetrics;
+  /** What happens to each instance, for its app's CELL lines; none when absent. */
+  instanceEvent?(spec: InstanceSpec, event: InstanceEvent): void;
 }
 
 export class CellAgent {
@@ -106,6 +109,7 @@ export class CellAgent {
   private newRunner(spec: InstanceSpec): InstanceRunner {
     const runner = new InstanceRunner(spec, this.deps.driver, (report) => this.onReport(report), this.config.runner, this.clock, {
       healthCheckFailed: () => this.deps.metrics?.healthCheckFailed(),
+      instanceEvent: (event) => this.deps.instanceEvent?.(spec, event),
     });
     this.runners.set(spec.instance_guid, runner);
     return runner;

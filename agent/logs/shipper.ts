@@ -5,6 +5,11 @@
  * restarts catches up from the files on disk (at-least-once). Batches are
  * capped in lines and bytes (shared/logs/batches.ts); a batch the control
  * plane refuses is dropped and logged, never sent again.
+ *
+ * The cell's own lines about an instance (CELL: creating its container,
+ * healthy, exit status, stopping) go the same way, on the app's socket: they
+ * wait in memory (a bounded number per instance) until a pass ships them,
+ * from before the instance's files exist until its last flush.
  */
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -38,6 +43,15 @@ type Cursors = Partial<Record<(typeof STREAMS)[number], Cursor>>;
 
 /** The control plane answered a batch with an error: sending it again would get the same answer. */
 class LogBatchRefused extends Error {}
+
+/** The control plane refused the app's socket (4xx): the cell may not write that app's logs now. */
+class LogSocketRefused extends Error {}
+
+/** CELL lines kept per instance while they cannot be shipped; older ones go first. */
+export const MAX_PENDING_CELL_LINES = 100;
+
+/** Whose logs a CELL line goes to. */
+export type CellLineTarget = Pick<ShippedInstance, "instanceGuid" | "appGuid" | "index">;
 
 /** One app's socket; sends are serialized, each waits for its ack. */
 class AppSocket {
@@ -74,7 +88,10 @@ class AppSocket {
         fail(e);
         reject(e);
       });
-      ws.once("unexpected-response", (_req, res) => reject(new Error(`log socket refused: HTTP ${res.statusCode}`)));
+      ws.once("unexpected-response", (_req, res) => {
+        const msg = `log socket refused: HTTP ${res.statusCode}`;
+        reject(res.statusCode !== undefined && res.statusCode >= 400 && res.statusCode < 500 ? new LogSocketRefused(msg) : new Error(msg));
+      });
     });
   }
 
@@ -102,6 +119,9 @@ class AppSocket {
 
 export class LogShipper {
   private readonly instances = new Map<string, ShippedInstance>();
+  private readonly pending = new Map<string, { target: CellLineTarget; lines: LogLine[] }>();
+  /** CELL lines dropped: over the per-instance bound, or refused by the control plane. */
+  droppedCellLines = 0;
   private readonly sockets = new Map<string, AppSocket>();
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
@@ -134,6 +154,17 @@ export class LogShipper {
     this.instances.set(instance.instanceGuid, instance);
   }
 
+  /** Queues one of the cell's own lines about an instance (CELL/<index>), shipped with the next pass. */
+  cellLine(target: CellLineTarget, text: string): void {
+    let p = this.pending.get(target.instanceGuid);
+    if (!p) this.pending.set(target.instanceGuid, (p = { target, lines: [] }));
+    if (p.lines.length >= MAX_PENDING_CELL_LINES) {
+      p.lines.shift();
+      this.droppedCellLines++;
+    }
+    p.lines.push({ timestamp: this.now(), instance_index: target.index, instance_guid: target.instanceGuid, stream: "stdout", line: text, source: "CELL" });
+  }
+
   /**
    * Ships what is left of an instance's lines, then forgets it. The app's
    * socket closes with its last instance on this cell: a socket is authorized
@@ -143,8 +174,10 @@ export class LogShipper {
   async untrack(guid: string): Promise<void> {
     const inst = this.instances.get(guid);
     if (!inst) return;
+    await this.shipPending(guid).catch((e) => this.opts.log.warn({ instance: guid, err: (e as Error).message }, "final cell line flush failed"));
     await this.shipInstance(inst).catch((e) => this.opts.log.warn({ instance: guid, err: (e as Error).message }, "final log flush failed"));
     this.instances.delete(guid);
+    this.pending.delete(guid);
     await rm(this.cursorFile(guid), { force: true });
     if (![...this.instances.values()].some((i) => i.appGuid === inst.appGuid)) {
       this.sockets.get(inst.appGuid)?.close();
@@ -169,8 +202,15 @@ export class LogShipper {
     this.sockets.clear();
   }
 
-  /** One pass over every instance; an app whose socket fails waits for the next pass. */
+  /** One pass over every instance (and CELL lines of instances not tracked yet); an app whose socket fails waits for the next pass. */
   async shipAll(): Promise<void> {
+    for (const guid of [...this.pending.keys()]) {
+      try {
+        await this.shipPending(guid);
+      } catch (e) {
+        this.opts.log.warn({ instance: guid, err: (e as Error).message }, "cell line shipping failed; lines wait");
+      }
+    }
     for (const inst of [...this.instances.values()]) {
       try {
         await this.shipInstance(inst);
@@ -178,6 +218,26 @@ export class LogShipper {
         this.opts.log.warn({ app: inst.appGuid, err: (e as Error).message }, "log shipping failed; lines stay on disk");
       }
     }
+  }
+
+  /** Ships an instance's waiting CELL lines; they wait on when the control plane is away, and are dropped when it refuses them. */
+  private async shipPending(guid: string): Promise<void> {
+    const p = this.pending.get(guid);
+    if (!p || p.lines.length === 0) return;
+    const lines = p.lines.splice(0);
+    try {
+      for (const batch of packLogBatches(lines)) await this.socketFor(p.target.appGuid).send(batch);
+    } catch (e) {
+      if (!(e instanceof LogBatchRefused || e instanceof LogSocketRefused)) {
+        const kept = lines.slice(Math.max(0, lines.length + p.lines.length - MAX_PENDING_CELL_LINES));
+        this.droppedCellLines += lines.length - kept.length;
+        p.lines.unshift(...kept);
+        throw e;
+      }
+      this.droppedCellLines += lines.length;
+      this.opts.log.warn({ instance: guid, lines: lines.length, err: e.message }, "cell lines refused by the control plane; dropped");
+    }
+    if (!this.instances.has(guid) && p.lines.length === 0) this.pending.delete(guid);
   }
 
   private socketFor(appGuid: string): AppSocket {

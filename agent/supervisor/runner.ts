@@ -8,6 +8,7 @@ import type { Exit, InstanceReport, InstanceSpec, ReportedState } from "../../sh
 import { DEFAULT_STOP_SIGNAL } from "../../shared/staging/stop-signal";
 import type { ContainerDriver, PullProgress, RunningContainer } from "./driver";
 import { probeFor, startProbeDelayMs, type Probe } from "./health";
+import type { InstanceEvent } from "./cell-lines";
 import { transition, type LifecycleEvent } from "./lifecycle";
 
 export interface Clock {
@@ -46,6 +47,8 @@ export interface RunnerConfig {
 export interface RunnerHooks {
   /** A liveness check failed, or the instance was never healthy by its start timeout. */
   healthCheckFailed?(): void;
+  /** What happened to the instance, for its app's CELL lines (cell-lines.ts). */
+  instanceEvent?(event: InstanceEvent): void;
 }
 
 export const defaultRunnerConfig: RunnerConfig = { startProbeFirstMs: 2, startProbeIntervalMs: 100, stopGraceMs: 10_000, timeScale: 1 };
@@ -60,6 +63,7 @@ export class InstanceRunner {
   private lifecycle: Promise<void> = Promise.resolve();
   /** Set by stop(): the exit it causes is a stop, not a crash. */
   private stopping = false;
+  private readonly destroyed = new WeakSet<RunningContainer>();
   progress: PullProgress | null = null;
 
   constructor(
@@ -80,9 +84,16 @@ export class InstanceRunner {
   /** Starts a new container for the spec. */
   start(): void {
     this.onChange(this.report());
-    this.lifecycle = this.run(async (signal) =>
-      this.driver.start(this.spec, { signal, onProgress: (p) => (this.progress = p) }),
-    );
+    this.tell({ type: "creating" });
+    this.lifecycle = this.run(async (signal) => {
+      const container = await this.driver.start(this.spec, { signal, onProgress: (p) => (this.progress = p) });
+      this.tell({ type: "created" });
+      return container;
+    });
+  }
+
+  private tell(event: InstanceEvent): void {
+    this.hooks.instanceEvent?.(event);
   }
 
   /** Takes over a container a previous agent process started; false when it is gone. */
@@ -104,6 +115,8 @@ export class InstanceRunner {
     this.abort.abort();
     const c = this.container;
     if (c) {
+      // A crashed instance's container is already being reaped: nothing is stopped.
+      if (this.state !== "CRASHED") this.tell({ type: "stopping" });
       await c.signal(this.spec.stop_signal ?? DEFAULT_STOP_SIGNAL).catch(() => undefined);
       const graceOver = this.clock.sleep(this.config.stopGraceMs).then(() => "grace" as const);
       if ((await Promise.race([c.exited.then(() => "exited" as const), graceOver])) === "grace") {
@@ -112,7 +125,7 @@ export class InstanceRunner {
       }
     }
     await this.lifecycle;
-    await this.container?.destroy();
+    await this.destroy(this.container);
     this.apply({ type: "stopped" });
   }
 
@@ -144,6 +157,8 @@ export class InstanceRunner {
     this.since = this.clock.now();
     this.reason = t.reason;
     if (t.exit) this.exit = t.exit;
+    const told = toldEvent(event);
+    if (told) this.tell(told);
     if (t.state === "CRASHED" && this.container) void this.reap(this.container, t.kill);
     this.onChange(this.report());
   }
@@ -152,6 +167,14 @@ export class InstanceRunner {
   private async reap(c: RunningContainer, kill: boolean): Promise<void> {
     if (kill) await c.signal("SIGKILL").catch(() => undefined);
     await c.exited.catch(() => undefined);
+    await this.destroy(c);
+  }
+
+  /** Once per container: a crash's reap and a later stop both come here. */
+  private async destroy(c: RunningContainer | null): Promise<void> {
+    if (!c) return;
+    if (!this.destroyed.has(c)) this.tell({ type: "destroying" });
+    this.destroyed.add(c);
     await c.destroy();
   }
 
@@ -160,7 +183,10 @@ export class InstanceRunner {
     try {
       this.container = await create(signal);
     } catch (e) {
-      if (!signal.aborted) this.apply({ type: "start_failed", reason: (e as Error).message });
+      if (!signal.aborted) {
+        this.tell({ type: "create_failed", reason: (e as Error).message });
+        this.apply({ type: "start_failed", reason: (e as Error).message });
+      }
       return;
     }
     const c = this.container;
@@ -204,5 +230,18 @@ export class InstanceRunner {
         this.apply({ type: "unhealthy", reason: error });
       }
     }
+  }
+}
+
+/** The lifecycle events the app's logs tell of (a start failure is told where it happens, with its cause). */
+function toldEvent(e: LifecycleEvent): InstanceEvent | null {
+  switch (e.type) {
+    case "healthy":
+    case "unhealthy":
+    case "start_timeout":
+    case "exited":
+      return e;
+    default:
+      return null;
   }
 }

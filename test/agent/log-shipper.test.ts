@@ -27,8 +27,9 @@ let instance: ShippedInstance;
 // instance on it) alive across the restart however slowly wrangler comes back.
 const startCp = () => startControlPlane({ port, persistDir, ...secrets, vars: { LONG_POLL_HOLD_MS: "500", HEARTBEAT_TTL_MS: "600000" } });
 const lines = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `line ${from + i}\n`).join("");
+/** The app's own lines (the API and STG lines of its creation are there too). */
 const recent = async () =>
-  (await adminCall<{ lines: { line: string }[] }>(cp, "GET", `/v3/apps/${instance.appGuid}/logs`)).lines.map((l) => l.line);
+  (await adminCall<{ lines: { line: string; source?: string }[] }>(cp, "GET", `/v3/apps/${instance.appGuid}/logs`)).lines.filter((l) => l.source === undefined).map((l) => l.line);
 
 /** Every directory the file makes, removed at the end. */
 const made: string[] = [];
@@ -97,6 +98,40 @@ describe("log shipper", () => {
     expect(await recent()).toEqual(lines(1, 55).trimEnd().split("\n"));
     await shipper.stop();
   }, 120_000);
+
+  it("ships the cell's own lines (CELL/<index>) on the app's socket: before the instance is tracked, beside its files, and the last ones at untrack", async () => {
+    const stateDir = await tempDir(join(tmpdir(), "berth-logs-state-"));
+    const shipper = new LogShipper({ apiUrl: cp.url, cellGuid, credential, stateDir, intervalMs: 100, ackTimeoutMs: 5000, log: pino({ level: "silent" }) });
+    const inst = { ...instance, logDir: await tempDir(join(tmpdir(), "berth-logs-io-")) };
+    shipper.cellLine(inst, `Cell ${cellGuid} creating container for instance ${inst.instanceGuid}`);
+    await shipper.shipAll(); // not tracked yet: the line goes anyway
+    shipper.track(inst);
+    await writeFile(join(inst.logDir, "stdout.log"), "app says hi\n");
+    shipper.cellLine(inst, "Container became healthy");
+    await shipper.shipAll();
+    shipper.cellLine(inst, `Cell ${cellGuid} destroying container for instance ${inst.instanceGuid}`);
+    await shipper.untrack(inst.instanceGuid);
+    const read = await adminCall<{ envelopes: { batch: { tags: { source_type: string }; instance_id: string; log: { payload: string } }[] } }>(
+      cp, "GET", `/api/v1/read/${inst.appGuid}?descending=true&limit=4`,
+    );
+    const got = read.envelopes.batch.reverse().map((e) => [e.tags.source_type, e.instance_id, Buffer.from(e.log.payload, "base64").toString()]);
+    expect(got).toEqual([
+      ["CELL", String(inst.index), `Cell ${cellGuid} creating container for instance ${inst.instanceGuid}`],
+      ["CELL", String(inst.index), "Container became healthy"],
+      ["APP/PROC/WEB", String(inst.index), "app says hi"],
+      ["CELL", String(inst.index), `Cell ${cellGuid} destroying container for instance ${inst.instanceGuid}`],
+    ]);
+    await shipper.stop();
+  }, 120_000);
+
+  it("drops CELL lines the control plane refuses (an app this cell runs nothing of) instead of keeping them forever", async () => {
+    const stateDir = await tempDir(join(tmpdir(), "berth-logs-state-"));
+    const shipper = new LogShipper({ apiUrl: cp.url, cellGuid, credential, stateDir, intervalMs: 100, ackTimeoutMs: 5000, log: pino({ level: "silent" }) });
+    shipper.cellLine({ instanceGuid: "not-placed", appGuid: crypto.randomUUID(), index: 0 }, "forged");
+    await shipper.shipAll();
+    expect(shipper.droppedCellLines).toBe(1);
+    await shipper.stop();
+  }, 60_000);
 
   it("a tail that never reads does not hold the shipper up", async () => {
     const url = `${cp.url.replace("http", "ws")}/v3/apps/${instance.appGuid}/logs/tail`;

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { startProbeDelayMs } from "../../agent/supervisor/health";
+import { cellLine, type InstanceEvent } from "../../agent/supervisor/cell-lines";
 import { exitReason, transition } from "../../agent/supervisor/lifecycle";
 import { InstanceRunner, type RunnerConfig } from "../../agent/supervisor/runner";
 import type { InstanceReport } from "../../shared/protocol/instance";
@@ -173,5 +174,60 @@ describe("InstanceRunner with real processes", () => {
     const runner = new InstanceRunner(spec, new ProcessDriver(), r.onChange, fast);
     runner.start();
     expect((await r.waitFor("CRASHED")).reason).toBe("No start command found or specified");
+  });
+});
+
+describe("what the runner tells of an instance (its app's CELL lines), with real processes", () => {
+  const told = () => {
+    const lines: string[] = [];
+    return { lines, hooks: { instanceEvent: (e: InstanceEvent) => lines.push(cellLine("cell-1", "inst-1", e)) } };
+  };
+
+  it("a start, health and stop: creating, created, healthy, stopping, destroying", async () => {
+    const port = await freePort();
+    const spec = makeSpec({ port, command: { kind: "exec", argv: [busybox, "httpd", "-f", "-p", `127.0.0.1:${port}`, "-h", "/tmp"] } });
+    const r = collect();
+    const t = told();
+    const runner = new InstanceRunner(spec, new ProcessDriver(), r.onChange, fast, undefined, t.hooks);
+    runner.start();
+    await r.waitFor("RUNNING");
+    await runner.stop();
+    expect(t.lines).toEqual([
+      "Cell cell-1 creating container for instance inst-1",
+      "Cell cell-1 successfully created container for instance inst-1",
+      "Container became healthy",
+      "Cell cell-1 stopping instance inst-1",
+      "Cell cell-1 destroying container for instance inst-1",
+    ]);
+  });
+
+  it("a crash: the exit status, then the container destroyed once, even when a stop follows", async () => {
+    const spec = makeSpec({ command: { kind: "shell", script: "sleep 0.2; exit 3" },
+      health_check: { type: "process", timeout_s: 1, invocation_timeout_s: 1, interval_s: 30, endpoint: null } });
+    const r = collect();
+    const t = told();
+    const runner = new InstanceRunner(spec, new ProcessDriver(), r.onChange, fast, undefined, t.hooks);
+    runner.start();
+    await r.waitFor("CRASHED");
+    await runner.stop();
+    expect(t.lines).toEqual([
+      "Cell cell-1 creating container for instance inst-1",
+      "Cell cell-1 successfully created container for instance inst-1",
+      "Container became healthy",
+      "Exit status 3",
+      "Cell cell-1 destroying container for instance inst-1",
+    ]);
+  });
+
+  it("a start that fails says why", async () => {
+    const r = collect();
+    const t = told();
+    const runner = new InstanceRunner(makeSpec({ command: { kind: "none" } }), new ProcessDriver(), r.onChange, fast, undefined, t.hooks);
+    runner.start();
+    await r.waitFor("CRASHED");
+    expect(t.lines).toEqual([
+      "Cell cell-1 creating container for instance inst-1",
+      "Cell cell-1 failed to create container for instance inst-1: No start command found or specified",
+    ]);
   });
 });
