@@ -11,6 +11,7 @@ import { makeCtx, type Ctx } from "./context";
 import { registerAdmin } from "./commands/admin";
 import { registerOrgs } from "./commands/orgs";
 import { registerApps } from "./commands/apps";
+import { registerDeployments } from "./commands/deployments";
 import { registerEnv } from "./commands/env";
 import { registerEvents } from "./commands/events";
 import { registerFlags } from "./commands/flags";
@@ -62,6 +63,7 @@ export function buildProgram(opts: RunOptions = {}, json = false): Command {
   registerSession(program, action);
   registerPush(program, action);
   registerApps(program, action);
+  registerDeployments(program, action);
   registerEnv(program, action);
   registerRoutes(program, action);
   registerFlags(program, action);

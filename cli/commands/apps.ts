@@ -4,6 +4,7 @@ import { integer } from "../../shared/flags";
 import { ApiError } from "../api";
 import { appsUrl, findApp, routeUrl, type Ctx } from "../context";
 import type { Action } from "../main";
+import { deployRolling, parseStrategy, strategyOption } from "./deployments";
 import { formatBytes, formatMegabytes, parseMegabytes } from "../units";
 
 export interface ProcessResource {
@@ -13,6 +14,7 @@ export interface ProcessResource {
   memory_in_mb: number;
   disk_in_mb: number;
   command: string | null;
+  relationships: { app: { data: { guid: string } } };
 }
 
 export interface InstanceStats {
@@ -67,14 +69,14 @@ export async function spaceSummary(ctx: Ctx, spaceGuid: string): Promise<SpaceSu
     appsUrl(ctx),
   ]);
   const stats = new Map((processes.included?.stats ?? []).map((s) => [s.guid, s.resources]));
-  // A web process has its app's guid (CC), so processes and stats are found by app.
-  const procs = new Map(processes.resources.map((p) => [p.guid, p]));
+  // By app: the newest web process (oldest first in the list) is the app's, also while a deployment rolls.
+  const procs = new Map(processes.resources.map((p) => [p.relationships.app.data.guid, p]));
   return apps.map((app) => ({
     name: app.name,
     guid: app.guid,
     state: app.state,
     instances: procs.get(app.guid)?.instances ?? 0,
-    running: (stats.get(app.guid) ?? []).filter((s) => s.state === "RUNNING").length,
+    running: (stats.get(procs.get(app.guid)?.guid ?? "") ?? []).filter((s) => s.state === "RUNNING").length,
     routes: routes.filter((r) => r.destinations.some((d) => d.app.guid === app.guid)).map((r) => routeUrl(r.url, urls)),
   }));
 }
@@ -156,19 +158,39 @@ export function registerApps(program: Command, action: Action) {
       ctx.out.data(proc);
     }));
 
-  for (const verb of ["start", "stop", "restart"] as const) {
+  for (const verb of ["start", "stop"] as const) {
     program
       .command(`${verb} <name>`)
       .description(`${verb[0]!.toUpperCase()}${verb.slice(1)} an app`)
       .action(action(async (ctx, name: string) => {
         const app = await findApp(ctx, name);
-        ctx.out.say(`${verb === "stop" ? "Stopping" : verb === "start" ? "Starting" : "Restarting"} app ${name}...`);
+        ctx.out.say(`${verb === "stop" ? "Stopping" : "Starting"} app ${name}...`);
         const updated = await ctx.api().post(`/v3/apps/${app.guid}/actions/${verb}`);
         if (verb !== "stop") await waitForStart(ctx, app.guid);
         ctx.out.say("OK");
         ctx.out.data(updated);
       }));
   }
+
+  program
+    .command("restart <name>")
+    .description("Restart an app (with --strategy rolling: without downtime, through a deployment)")
+    .option(...strategyOption)
+    .action(action(async (ctx, name: string, opts: { strategy?: string }) => {
+      const strategy = parseStrategy(opts.strategy);
+      const app = await findApp(ctx, name);
+      ctx.out.say(`Restarting app ${name}...`);
+      if (strategy === "rolling") {
+        const deployment = await deployRolling(ctx, app.guid);
+        ctx.out.say("OK");
+        ctx.out.data({ app: app.guid, deployment: deployment.guid });
+        return;
+      }
+      const updated = await ctx.api().post(`/v3/apps/${app.guid}/actions/restart`);
+      await waitForStart(ctx, app.guid);
+      ctx.out.say("OK");
+      ctx.out.data(updated);
+    }));
 
   program
     .command("delete <name>")

@@ -11,6 +11,7 @@ import { integer } from "../../shared/flags";
 import { parseMegabytes } from "../units";
 import { waitForStart, webProcess } from "./apps";
 import { ensureRoute } from "./routes";
+import { deployRolling, parseStrategy, strategyOption } from "./deployments";
 
 interface PushOptions {
   dockerImage?: string;
@@ -24,6 +25,7 @@ interface PushOptions {
   endpoint?: string;
   start: boolean;
   route: boolean;
+  strategy?: string;
 }
 
 /**
@@ -53,17 +55,20 @@ export function registerPush(program: Command, action: Action) {
     .option("--endpoint <path>", "http health check endpoint")
     .option("--no-start", "do not stage and start the app")
     .option("--no-route", "do not map a route")
+    .option(...strategyOption)
     .action(action(async (ctx, name: string, opts: PushOptions) => push(ctx, name, opts)));
 
   program
     .command("restage <name>")
     .description("Stage the app's newest package again and restart it on the new droplet (as cf restage)")
-    .action(action(async (ctx, name: string) => {
+    .option(...strategyOption)
+    .action(action(async (ctx, name: string, opts: { strategy?: string }) => {
+      const strategy = parseStrategy(opts.strategy);
       const app = await findApp(ctx, name);
       const [pkg] = (await ctx.api().get<{ resources: { guid: string }[] }>(`/v3/packages?app_guids=${app.guid}&order_by=-created_at&per_page=1`)).resources;
       if (!pkg) throw new UsageError(`App ${name} has no package to stage: push it first`);
       ctx.out.say(`Restaging app ${name}...`);
-      const { build, staged } = await stageAndRestart(ctx, app.guid, pkg.guid);
+      const { build, staged } = await stageAndRestart(ctx, app.guid, pkg.guid, strategy);
       const stats = await waitRunning(ctx, app.guid);
       ctx.out.say(`\nApp ${name} is running.`);
       ctx.out.data({ app: app.guid, package: pkg.guid, build: build.guid, droplet: staged.dropletGuid, instances: stats });
@@ -76,6 +81,8 @@ export async function push(ctx: Ctx, name: string, opts: PushOptions) {
   if (opts.healthCheckType && !["port", "process", "http"].includes(opts.healthCheckType))
     throw new UsageError(`Invalid health check type '${opts.healthCheckType}': use port, process or http`);
   if (opts.endpoint && opts.healthCheckType !== "http") throw new UsageError("--endpoint requires -u http");
+  const strategy = parseStrategy(opts.strategy);
+  if (strategy && !opts.start) throw new UsageError("--no-start cannot be used with --strategy rolling");
   const password = opts.dockerUsername ? await dockerPassword(ctx) : undefined;
 
   ctx.out.say(`Pushing app ${name} to space ${space.name}...`);
@@ -131,7 +138,7 @@ export async function push(ctx: Ctx, name: string, opts: PushOptions) {
     }
 
     ctx.out.say(`Staging app and resolving image ${opts.dockerImage}...`);
-    ({ build, staged } = await stageAndRestart(ctx, app.guid, pkg.guid));
+    ({ build, staged } = await stageAndRestart(ctx, app.guid, pkg.guid, strategy));
   } catch (e) {
     if (e instanceof ApiError && e.status === 422 && undo.length > 0) {
       for (const step of undo.reverse()) await step().catch(() => undefined);
@@ -144,12 +151,20 @@ export async function push(ctx: Ctx, name: string, opts: PushOptions) {
   ctx.out.data({ app: app.guid, package: pkg.guid, build: build.guid, droplet: staged.dropletGuid, url: url ?? null, instances: stats });
 }
 
-/** Stages `packageGuid`, makes its droplet current and restarts the app (push, restage). */
-async function stageAndRestart(ctx: Ctx, appGuid: string, packageGuid: string) {
+/**
+ * Stages `packageGuid`, makes its droplet current and restarts the app (push,
+ * restage); with the rolling strategy a deployment of the droplet replaces the
+ * instances instead, without downtime.
+ */
+async function stageAndRestart(ctx: Ctx, appGuid: string, packageGuid: string, strategy?: "rolling") {
   const api = ctx.api();
   const build = await api.post<{ guid: string }>("/v3/builds", { package: { guid: packageGuid } });
   const staged = await pollBuild(ctx, build.guid);
   ctx.out.say(`Staged: ${staged.image ?? "(image)"}`);
+  if (strategy === "rolling") {
+    await deployRolling(ctx, appGuid, staged.dropletGuid);
+    return { build, staged };
+  }
   await api.patch(`/v3/apps/${appGuid}/relationships/current_droplet`, { data: { guid: staged.dropletGuid } });
   ctx.out.say("Starting instances...");
   await api.post(`/v3/apps/${appGuid}/actions/restart`);

@@ -10,7 +10,7 @@ import { and, eq } from "drizzle-orm";
 import * as schema from "../../worker/db/schema";
 import { ADMIN, addDeveloper, api, createSpace, createUser, db } from "./support";
 import { setDocker } from "./app-fixtures";
-import { appWithDroplet, enroll, instancesOfApp, pass, report } from "./cell-fixtures";
+import { appWithDroplet, enroll, heartbeat, instancesOfApp, pass, report } from "./cell-fixtures";
 
 let space: { guid: string };
 let cell: { guid: string; credential: string };
@@ -87,6 +87,7 @@ describe("POST /v3/deployments and the roll", () => {
 
     await pass();
     expect(await byProcess(app.guid)).toEqual({ [app.guid]: ["RUNNING", "RUNNING"], [newGuid]: ["CLAIMED"] });
+    const oldInstances = (await instancesOfApp(app.guid)).filter((r) => r.processGuid === app.guid).map((r) => r.instanceGuid);
     // Scaling the web process mid-roll is CC's 422.
     const scale = await api("POST", `/v3/apps/${app.guid}/processes/web/actions/scale`, { token: ADMIN, body: { instances: 5 } });
     expect(scale.status).toBe(422);
@@ -104,6 +105,10 @@ describe("POST /v3/deployments and the roll", () => {
     expect(done.links.cancel).toBeUndefined();
     expect((await webProcesses(app.guid)).map((p) => [p.guid, p.instances])).toEqual([[newGuid, 2]]);
     expect(await byProcess(app.guid)).toEqual({ [newGuid]: ["RUNNING", "RUNNING"] });
+    // The cell still reports the old process's instances it has not stopped yet: the heartbeat lands.
+    const reports = [...oldInstances, ...(await instancesOfApp(app.guid)).map((r) => r.instanceGuid)].map((g) => report(g, "RUNNING"));
+    const beat = await api("POST", `/v3/cells/${cell.guid}/heartbeat`, { token: cell.credential, body: heartbeat(reports) });
+    expect(beat.status, JSON.stringify(beat.json)).toBe(200);
 
     const events = (await api("GET", `/v3/audit_events?target_guids=${app.guid}`, { token: ADMIN })).json.resources;
     expect(events.map((e: { type: string }) => e.type)).toContain("audit.app.deployment.create");

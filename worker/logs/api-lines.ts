@@ -24,7 +24,8 @@ export type ApiLineEvent =
   | { type: Extract<AuditEventType, "audit.app.create" | "audit.app.start" | "audit.app.stop" | "audit.app.restart" | "audit.app.delete-request">; appGuid: string }
   | { type: Extract<AuditEventType, "audit.app.update" | "audit.app.droplet.mapped" | "audit.app.environment_variables.update">; appGuid: string; request: Record<string, unknown> }
   | { type: Extract<AuditEventType, "audit.app.process.scale" | "audit.app.process.update">; appGuid: string; processType: string }
-  | { type: "audit.app.process.crash"; appGuid: string; processType: string; payload: Record<string, unknown> };
+  | { type: "audit.app.process.crash"; appGuid: string; processType: string; payload: Record<string, unknown> }
+  | { type: Extract<AuditEventType, "audit.app.deployment.create" | "audit.app.deployment.cancel">; appGuid: string };
 
 /** CC's lines for one recorded change, oldest first. */
 export function apiLines(e: ApiLineEvent): string[] {
@@ -48,6 +49,10 @@ export function apiLines(e: ApiLineEvent): string[] {
       return [`Scaling process: ${JSON.stringify(e.processType)}`];
     case "audit.app.process.update":
       return [`Updating process: ${JSON.stringify(e.processType)}`];
+    case "audit.app.deployment.create":
+      return [`Creating deployment for app with guid ${app}`];
+    case "audit.app.deployment.cancel":
+      return [`Cancelling deployment for app with guid ${app}`];
     case "audit.app.process.crash":
       return [`Process has crashed with type: ${JSON.stringify(e.processType)}`, `App instance exited with guid ${app} payload: ${rubyInspect(e.payload)}`];
   }

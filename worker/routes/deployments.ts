@@ -82,7 +82,9 @@ deploymentsApi.post("/", async (c) => {
   await requireFeatureEnabled(c.var.db, "diego_docker");
   const created = await createDeployment(c.var.db, { app, dropletGuid: body.droplet?.guid, maxInFlight, request: body }, principal);
   if (typeof created === "string") throw unprocessable(created);
-  afterCommit(c, `deployment ${created.guid} of app ${app.guid}`, { wake: { apps: [app.guid] } });
+  afterCommit(c, `deployment ${created.guid} of app ${app.guid}`, {
+    wake: { apps: [app.guid] }, appEvents: [{ type: "audit.app.deployment.create", appGuid: app.guid }],
+  });
   return c.json(presentDeployment(created, linkerOf(c)), 201);
 });
 
@@ -107,7 +109,9 @@ deploymentsApi.post("/:guid/actions/cancel", async (c) => {
   const { deployment, app } = await reachableDeployment(c);
   const refused = await cancelDeployment(c.var.db, deployment, app, principal);
   if (refused) throw unprocessable(refused);
-  afterCommit(c, `cancel deployment ${deployment.guid}`, { wake: { apps: [app.guid] } });
+  afterCommit(c, `cancel deployment ${deployment.guid}`, {
+    wake: { apps: [app.guid] }, appEvents: [{ type: "audit.app.deployment.cancel", appGuid: app.guid }],
+  });
   return c.body(null, 200);
 });
 
