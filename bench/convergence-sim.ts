@@ -382,6 +382,9 @@ async function runOnce(via: Via, config: string, wrangler: string, env: NodeJS.P
   const server = via === "workerd"
     ? await startWorkerdControlPlane({ config, persistDir, vars, log: tap.take })
     : await startControlPlane({ persistDir, config, ...secrets, vars, log: tap.take, logLevel: "log" });
+  // Ctrl-C or a kill stops the control plane too (Miniflare's workerd would outlive this process).
+  const onSignal = () => void server.stop().finally(() => process.exit(130));
+  process.once("SIGINT", onSignal).once("SIGTERM", onSignal);
   const cp = { url: server.url, adminToken: secrets.adminToken };
   const st: RunState = { errors: [], restarts: 0 };
   const cells: FakeCell[] = [];
@@ -495,6 +498,7 @@ async function runOnce(via: Via, config: string, wrangler: string, env: NodeJS.P
     await writeFile(log, tap.lines.map((l) => l.text).join("\n"));
     console.log(`Worker log: ${log}`);
     cells.forEach((c) => c.silence());
+    process.off("SIGINT", onSignal).off("SIGTERM", onSignal);
     await server.stop();
     await rm(persistDir, { recursive: true, force: true });
   }
