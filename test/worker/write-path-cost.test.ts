@@ -12,6 +12,7 @@ import { env } from "cloudflare:workers";
 import * as schema from "../../worker/db/schema";
 import { emptyTally, tallied, type D1Tally } from "../../worker/http/d1-tally";
 import { recordHeartbeat } from "../../worker/scheduling/reports";
+import { cellLoadQuery, oldestClaimQuery } from "../../worker/scheduling/snapshot";
 import { BOOTSTRAP_ADMIN, resolvePrincipal } from "../../worker/auth/principal";
 import { failStaging } from "../../worker/staging/stage";
 import { versionBumps } from "../../worker/scheduling/versions";
@@ -143,5 +144,20 @@ describe("starting an app", () => {
     await changeAppState(db(), after!, "start", BOOTSTRAP_ADMIN);
     const [again] = await db().select({ version: schema.processes.version }).from(schema.processes).where(eq(schema.processes.appGuid, app.guid));
     expect(again!.version).toBe(bumped!.version);
+  });
+});
+
+describe("a pass's fleet-wide reads", () => {
+  it("sum each cell's load from the instances_cell_load index, parsing no spec, and find due instances by state", async () => {
+    const plan = async (query: { toSQL(): { sql: string; params: unknown[] } }) => {
+      const { sql, params } = query.toSQL();
+      const rows = await env.DB.prepare(`explain query plan ${sql}`).bind(...params).all<{ detail: string }>();
+      return rows.results.map((r) => r.detail).join("; ");
+    };
+    const load = cellLoadQuery(db());
+    // A covering index: the table itself (and so each spec) is not read.
+    expect(await plan(load)).toMatch(/USING COVERING INDEX instances_cell_load/);
+    const due = oldestClaimQuery(db());
+    expect(await plan(due)).toMatch(/USING INDEX instances_state_since/);
   });
 });

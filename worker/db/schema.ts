@@ -6,7 +6,7 @@
  * and counters/versions are bumped with single conditional UPDATE statements.
  */
 import { sql } from "drizzle-orm";
-import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { type AnySQLiteColumn, index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { ACTUAL_STATES, CELL_STATES, PRESENCES } from "../../shared/convergence/model";
 
 const timestamps = {
@@ -354,6 +354,14 @@ export const routers = sqliteTable("routers", {
 });
 
 /**
+ * What an instance takes on its cell, from its spec. Indexed with the cell and
+ * state (below), so a pass sums each cell's load from the index instead of
+ * parsing every spec of the fleet; queries must use these very expressions.
+ */
+export const specMemoryMb = (spec: AnySQLiteColumn) => sql<number>`json_extract(${spec}, '$.memory_mb')`;
+export const specDiskMb = (spec: AnySQLiteColumn) => sql<number>`json_extract(${spec}, '$.disk_mb')`;
+
+/**
  * Actual LRPs (Diego's term): one row per instance the scheduler placed. The spec
  * is the snapshot taken at start/restart/scale-up; the rest is what cells report.
  */
@@ -377,7 +385,12 @@ export const instances = sqliteTable(
     usage: text("usage", { mode: "json" }).$type<Record<string, number>>(),
     lastReportAt: integer("last_report_at"),
   },
-  (t) => [index("instances_process").on(t.processGuid), index("instances_cell").on(t.cellGuid), index("instances_app").on(t.appGuid)],
+  (t) => [
+    index("instances_process").on(t.processGuid), index("instances_cell").on(t.cellGuid), index("instances_app").on(t.appGuid),
+    // Each pass's fleet-wide reads: every cell's load, and what may come due (by state, oldest first).
+    index("instances_cell_load").on(t.cellGuid, t.state, specMemoryMb(t.spec), specDiskMb(t.spec)),
+    index("instances_state_since").on(t.state, t.since),
+  ],
 );
 
 /** Monotonic counters (e.g. the route table version routers long-poll on). */

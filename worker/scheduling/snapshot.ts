@@ -17,7 +17,7 @@ import { cellIsAlive } from "../../shared/convergence/cells";
 import type { ActualInstance, CellView, DesiredProcess, DesiredState } from "../../shared/convergence/model";
 import { resolvedImageSchema, type ResolvedImage } from "../../shared/protocol/image";
 import type { Resources } from "../../shared/protocol/resources";
-import { apps, builds, cells, droplets, featureFlags, instances, organizations, processes, routeDestinations, routes, spaces } from "../db/schema";
+import { apps, builds, cells, droplets, featureFlags, instances, organizations, processes, routeDestinations, routes, spaces, specDiskMb, specMemoryMb } from "../db/schema";
 import { DEFAULT_FLAGS } from "../db/feature-flags";
 import { paramChunks } from "../db/param-chunks";
 import { routeUrl } from "../db/routes";
@@ -78,21 +78,28 @@ const instanceColumns = {
   instance_guid: instances.instanceGuid, process_guid: instances.processGuid, app_guid: instances.appGuid, index: instances.index,
   process_version: instances.processVersion, cell_guid: instances.cellGuid, state: instances.state, presence: instances.presence,
   since: instances.since, crash_count: instances.crashCount, host_port: instances.hostPort, placement_error: instances.placementError,
-  memory_mb: sql<number>`coalesce(json_extract(${instances.spec}, '$.memory_mb'), 0)`,
-  disk_mb: sql<number>`coalesce(json_extract(${instances.spec}, '$.disk_mb'), 0)`,
+  memory_mb: sql<number>`coalesce(${specMemoryMb(instances.spec)}, 0)`,
+  disk_mb: sql<number>`coalesce(${specDiskMb(instances.spec)}, 0)`,
 };
+
+/** What every instance not CRASHED takes on each cell: summed from the instances_cell_load index, parsing no spec. */
+export const cellLoadQuery = (db: Db) => db.select({
+  cell: instances.cellGuid,
+  memory_mb: sql<number>`coalesce(sum(${specMemoryMb(instances.spec)}), 0)`,
+  disk_mb: sql<number>`coalesce(sum(${specDiskMb(instances.spec)}), 0)`,
+  containers: sql<number>`count(*)`,
+  starting: sql<number>`sum(${instances.state} in ('CLAIMED', 'STARTING'))`,
+}).from(instances).where(and(isNotNull(instances.cellGuid), ne(instances.state, "CRASHED"))).groupBy(instances.cellGuid);
+
+/** When the oldest unacknowledged claim was made (by the instances_state_since index). */
+export const oldestClaimQuery = (db: Db) =>
+  db.select({ since: min(instances.since) }).from(instances).where(and(eq(instances.state, "CLAIMED"), eq(instances.presence, "ORDINARY")));
 
 /** Fleet-wide facts every pass reads: cells and their load, the flag, staging, and what may come due. */
 async function readFleet(db: Db, now: number, config: ConvergenceConfig) {
   const [cellRows, loadRows, flagRows, stagingRows, accessRows, dueRows, claimRows] = await db.batch([
     db.select().from(cells),
-    db.select({
-      cell: instances.cellGuid,
-      memory_mb: sql<number>`coalesce(sum(json_extract(${instances.spec}, '$.memory_mb')), 0)`,
-      disk_mb: sql<number>`coalesce(sum(json_extract(${instances.spec}, '$.disk_mb')), 0)`,
-      containers: sql<number>`count(*)`,
-      starting: sql<number>`sum(${instances.state} in ('CLAIMED', 'STARTING'))`,
-    }).from(instances).where(and(isNotNull(instances.cellGuid), ne(instances.state, "CRASHED"))).groupBy(instances.cellGuid),
+    cellLoadQuery(db),
     db.select({ enabled: featureFlags.enabled }).from(featureFlags).where(eq(featureFlags.name, "diego_docker")),
     db.select({ guid: builds.guid, cellGuid: builds.stagingCellGuid }).from(builds)
       .where(and(eq(builds.stagingLocation, "cell"), eq(builds.state, "STAGING"))),
@@ -101,7 +108,7 @@ async function readFleet(db: Db, now: number, config: ConvergenceConfig) {
       inArray(instances.state, ["UNCLAIMED", "CRASHED"]),
       and(eq(instances.state, "CLAIMED"), lt(instances.since, now - config.claimTimeoutMs)),
     )),
-    db.select({ since: min(instances.since) }).from(instances).where(and(eq(instances.state, "CLAIMED"), eq(instances.presence, "ORDINARY"))),
+    oldestClaimQuery(db),
   ]);
   const cellViews: CellView[] = cellRows.map((c) => ({
     guid: c.guid, zone: c.zone, state: c.state, last_heartbeat_at: c.lastHeartbeatAt, registered_at: Date.parse(c.createdAt),
