@@ -35,6 +35,7 @@ export const MASKED_PATHS = [
   "/proc/sched_debug",
   "/proc/scsi",
   "/sys/firmware",
+  "/sys/devices/virtual/powercap",
 ] as const;
 
 export const READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"] as const;

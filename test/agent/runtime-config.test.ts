@@ -245,6 +245,7 @@ describe("mounts", () => {
   it("masks and write-protects runc's paths", () => {
     expect(MASKED_PATHS).toContain("/proc/kcore");
     expect(MASKED_PATHS).toContain("/sys/firmware");
+    expect(MASKED_PATHS).toContain("/sys/devices/virtual/powercap"); // Docker's since CVE-2020-8694
     expect(READONLY_PATHS).toEqual(["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]);
   });
 

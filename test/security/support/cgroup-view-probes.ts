@@ -6,6 +6,10 @@
  */
 import { basename } from "node:path";
 import { containerCgroupPaths, type CgroupLayout } from "../../../agent/runtime/cgroups";
+import { MASKED_PATHS } from "../../../agent/runtime/mounts";
+
+/** Mount points below /sys the runtime makes itself: the cgroup view and the masked paths. */
+const OWN_SYS_MOUNTS = ["/sys/fs/cgroup", ...MASKED_PATHS.filter((p) => p.startsWith("/sys/"))].join("|");
 
 /** The cell the probe runs on and the other tenant's container it is after. */
 export interface ProbeTarget {
@@ -54,10 +58,10 @@ export const CGROUP_VIEW_PROBES: Probe[] = [
   },
   {
     attack: "a tenant lists the host's network interfaces and mounts through /sys",
-    // Below /sys only the cgroup view and the masked /sys/firmware may be mounted.
+    // Below /sys only the cgroup view and the masked paths may be mounted.
     script: () =>
       "ls /sys/class/net; awk '{ split($0, tail, \" - \"); split(tail[2], fs, \" \") } " +
-      '$5 == "/sys" { print $4, $6, fs[1], fs[2] } $5 ~ "^/sys/" && $5 !~ "^/sys/(fs/cgroup|firmware)" { print $5 }' +
+      `$5 == "/sys" { print $4, $6, fs[1], fs[2] } $5 ~ "^/sys/" && $5 !~ "^(${OWN_SYS_MOUNTS})" { print $5 }` +
       "' /proc/self/mountinfo; touch /sys/kernel/x 2>/dev/null || echo ro",
     // lo alone: the probes' namespaces hold nothing else.
     expected: () => "lo\n/ ro,nosuid,nodev,noexec,relatime sysfs sysfs\nro\n",
