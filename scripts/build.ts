@@ -4,8 +4,7 @@
  *
  * - dist/agent/main.js (the cell agent) and dist/agent/router/main.js (the
  *   router): our code in one file each; npm packages stay imports, installed
- *   with `npm ci --omit=dev` beside dist/ (tar-pax reaches into tar-stream's
- *   own files, so the agent must load the installed package, not a copy).
+ *   with `npm ci --omit=dev` beside dist/.
  *   The native addon and berth-init are copied to dist/agent/build/Release/,
  *   where agent/native/index.ts looks relative to the bundle.
  * - dist/cli/: the `berth` CLI as an npm package of its own — one file with

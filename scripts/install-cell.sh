@@ -28,7 +28,7 @@ die() { echo "install-cell: $*" >&2; exit 1; }
 if [ -z "${BERTH_SKIP_APT:-}" ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    nftables iproute2 libseccomp2 libmnl0 libnftables1 haproxy ca-certificates npm >/dev/null
+    nftables iproute2 libseccomp2 libmnl0 libnftables1 libzstd1 zlib1g haproxy ca-certificates npm >/dev/null
 fi
 
 mkdir -p "$prefix"

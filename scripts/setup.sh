@@ -32,7 +32,7 @@ fi
 # systemd-analyze for the unit tests. Production cells install far less:
 # scripts/install-cell.sh.
 APT_PKGS=(docker-registry skopeo umoci busybox-static runc crun nginx haproxy nftables iptables
-  iproute2 libseccomp-dev libmnl-dev libnftables-dev wrk zstd apache2-utils openssl debootstrap
+  iproute2 libseccomp-dev libmnl-dev libnftables-dev libzstd-dev zlib1g-dev wrk zstd apache2-utils openssl debootstrap
   build-essential python3 systemd)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -42,6 +42,8 @@ export function cacheBudgetBytes(setting: CacheBudgetSetting, filesystemBytes: n
 export interface LayerCharge {
   /** Charges `n` more bytes; waits while room is made, throws CACHE_FULL when there is none. */
   take(n: number): void | Promise<void>;
+  /** Bytes `take` would charge now without making room. */
+  room(): number;
   done(): void;
 }
 
@@ -87,6 +89,7 @@ export class CacheBudget {
         if (this.usedBytes() + n <= this.maxBytes) return add(n);
         return this.makeRoom(layer, n, add);
       },
+      room: () => Math.max(0, this.maxBytes - this.usedBytes() - (charged === 0 ? ENTRY_DISK_BYTES : 0)),
       done: () => {
         this.writing -= charged;
         charged = 0;

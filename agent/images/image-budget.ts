@@ -9,23 +9,18 @@
 import { imageOverQuota } from "../../shared/staging/image-size";
 import { LayerError } from "./layer-error";
 
-/**
- * What extraction charges as it writes, entry by entry and chunk by chunk:
- * may throw (a cap) or make it wait (the layer cache making room).
- */
-export interface SpaceCharge {
-  takeEntry(): void | Promise<void>;
-  takeBytes(n: number): void | Promise<void>;
-}
-
 export interface ImageLimits {
   maxEntries: number;
   maxBytes: number;
 }
 
-export class ImageBudget implements SpaceCharge {
-  private entries = 0;
-  private bytes = 0;
+export class ImageBudget {
+  /**
+   * [entries, bytes] taken so far, on shared memory: the native extractor
+   * (agent/native/layer.d.ts) charges them atomically from its worker threads
+   * as layers stream in parallel.
+   */
+  readonly counters = new BigInt64Array(new SharedArrayBuffer(16));
 
   constructor(
     private readonly limits: ImageLimits,
@@ -34,29 +29,28 @@ export class ImageBudget implements SpaceCharge {
     private readonly diskQuotaMb?: number,
   ) {}
 
+  /** The caps the extractor charges the counters against: entries, and bytes (the disk quota when it is smaller). */
+  get caps(): ImageLimits {
+    const quota = this.diskQuotaMb === undefined ? Infinity : this.diskQuotaMb * 1024 * 1024;
+    return { maxEntries: this.limits.maxEntries, maxBytes: Math.min(this.limits.maxBytes, quota) };
+  }
+
   /** Charges a layer that is already on disk (a cache hit). */
   charge(entries: number, bytes: number): void {
-    this.entries += entries;
-    this.bytes += bytes;
+    Atomics.add(this.counters, 0, BigInt(entries));
+    Atomics.add(this.counters, 1, BigInt(bytes));
     this.check();
   }
 
-  takeEntry(): void {
-    this.entries++;
-    this.check();
-  }
-
-  takeBytes(n: number): void {
-    this.bytes += n;
-    this.check();
-  }
-
-  private check(): void {
-    const overQuota = this.diskQuotaMb === undefined ? null : imageOverQuota(this.bytes, this.diskQuotaMb, `image ${this.image} unpacks to more than`);
+  /** Throws the IMAGE_TOO_LARGE LayerError naming the cap passed, if one is. */
+  check(): void {
+    const entries = Number(Atomics.load(this.counters, 0));
+    const bytes = Number(Atomics.load(this.counters, 1));
+    const overQuota = this.diskQuotaMb === undefined ? null : imageOverQuota(bytes, this.diskQuotaMb, `image ${this.image} unpacks to more than`);
     if (overQuota) throw new LayerError("IMAGE_TOO_LARGE", overQuota);
-    if (this.entries > this.limits.maxEntries)
+    if (entries > this.limits.maxEntries)
       throw new LayerError("IMAGE_TOO_LARGE", `image ${this.image} holds more than ${this.limits.maxEntries} entries over its layers`);
-    if (this.bytes > this.limits.maxBytes)
+    if (bytes > this.limits.maxBytes)
       throw new LayerError("IMAGE_TOO_LARGE", `image ${this.image} holds more than ${this.limits.maxBytes} uncompressed bytes over its layers`);
   }
 }

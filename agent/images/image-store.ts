@@ -11,14 +11,13 @@
  * const store = new ImageStore({ cache, fetch, schemesFor: (host) => registrySchemes(host, insecure, { canSkipTlsVerify: true }), listedRegistries: listedRegistries(access), budget, ...limits });
  * const { layers } = await store.pull(spec.image, { holder: spec.instance_guid, onProgress });
  */
-import { Readable } from "node:stream";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import type { InstanceImage, Layer } from "../../shared/protocol/image";
 import { parseReference } from "../../shared/registry/reference";
 import { blobRequest, openRegistrySession, type RegistrySession, type Scheme } from "../../shared/registry/session";
 import { LayerError } from "./layer-error";
-import { ENTRY_DISK_BYTES, type CacheBudget, type LayerCharge } from "./cache-budget";
-import { ImageBudget, type ImageLimits, type SpaceCharge } from "./image-budget";
+import type { CacheBudget, LayerCharge } from "./cache-budget";
+import { ImageBudget, type ImageLimits } from "./image-budget";
 import { layerKey, type FilledLayer, type LayerCache } from "./layer-cache";
 import { unpackLayer } from "./layer-stream";
 
@@ -118,7 +117,7 @@ export class ImageStore {
         };
         const charge = this.opts.budget.charge(layer.digest);
         const { path, filled } = await cache
-          .ensure(keys[i]!, layer.digest, (tmp) => this.download(layer, tmp, openSession, shift, onBytes, chargeBoth(budget, charge), opts))
+          .ensure(keys[i]!, layer.digest, (tmp) => this.download(layer, tmp, openSession, shift, onBytes, budget, charge, opts))
           .finally(() => charge.done());
         if (!filled) await this.proveAccess(layer, openSession);
         if (missing.includes(layer)) {
@@ -186,17 +185,18 @@ export class ImageStore {
     openSession: () => Promise<RegistrySession>,
     idShift: number,
     onBytes: (n: number) => void,
-    image: SpaceCharge,
+    image: ImageBudget,
+    cache: LayerCharge,
     opts: PullOptions,
   ): Promise<FilledLayer> {
     const res = await blobRequest(await openSession(), layer.digest);
     if (!res.body) throw new LayerError("FETCH_FAILED", `the registry sent no body for layer ${layer.digest}`);
-    const body = Readable.fromWeb(res.body as WebReadableStream<Uint8Array>, opts.signal ? { signal: opts.signal } : {});
-    const result = await unpackLayer(body, layer, dir, {
+    const result = await unpackLayer(bodyChunks(res.body as WebReadableStream<Uint8Array>, opts.signal), layer, dir, {
       maxFileBytes: this.opts.maxFileBytes,
       maxUncompressedBytes: this.opts.maxUncompressedBytes,
       maxEntries: this.opts.maxLayerEntries,
       image,
+      cache,
       idShift,
       onCompressedBytes: onBytes,
     });
@@ -204,18 +204,31 @@ export class ImageStore {
   }
 }
 
-/** One layer's writes charged to the image's caps, then to the cache's budget (which may wait for room). */
-function chargeBoth(image: ImageBudget, cache: LayerCharge): SpaceCharge {
-  return {
-    takeEntry: () => {
-      image.takeEntry();
-      return cache.take(ENTRY_DISK_BYTES);
-    },
-    takeBytes: (n) => {
-      image.takeBytes(n);
-      return cache.take(n);
-    },
-  };
+/**
+ * The chunks of a response body, read straight from its stream (no Node
+ * stream in between). An abort of `signal` cancels the read and throws; a
+ * consumer that stops early cancels the body, which frees the connection.
+ */
+async function* bodyChunks(body: WebReadableStream<Uint8Array>, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+  const reader = body.getReader();
+  const cancel = () => void reader.cancel(signal?.reason).catch(() => undefined);
+  signal?.addEventListener("abort", cancel, { once: true });
+  let ended = false;
+  try {
+    for (;;) {
+      signal?.throwIfAborted();
+      const { done, value } = await reader.read();
+      signal?.throwIfAborted();
+      if (done) {
+        ended = true;
+        return;
+      }
+      yield value;
+    }
+  } finally {
+    signal?.removeEventListener("abort", cancel);
+    if (!ended) await reader.cancel().catch(() => undefined);
+  }
 }
 
 /**

@@ -1,17 +1,28 @@
 /**
- * @module One pass over a layer blob: count and hash the compressed bytes,
+ * @module One pass over a layer blob in the native addon, off the main
+ * thread (agent/native/layer.d.ts): count and hash the compressed bytes,
  * decompress (gzip, zstd or none, chosen by magic bytes, media type as the
- * tie-breaker), count and hash the uncompressed tar (the diff_id) under a
- * size cap, and extract it — never holding a whole layer in memory. The
- * digests are checked at the end; the caller throws the directory away on
- * any error (the layer cache only renames verified directories into place).
+ * tie-breaker), count and hash the uncompressed tar (the diff_id) under its
+ * caps, and extract it — never holding a whole layer in memory. Chunks are
+ * handed over in batches as they arrive, so reading the network overlaps
+ * the work on what came before. The digests are checked at the end; the
+ * caller throws the directory away on any error (the layer cache only renames
+ * verified directories into place).
+ *
+ * What the extractor writes: the form overlayfs reads as a lower layer
+ * (whiteouts become char 0/0 devices, opaque markers the
+ * `trusted.overlay.opaque` xattr), every path resolved with openat2
+ * RESOLVE_IN_ROOT so a symlink in the tree can never carry a later entry
+ * outside the directory, names that try to leave it refused. Ids are written
+ * as the tar says (idmapped mounts shift them at mount time) unless `idShift`
+ * asks for the chown fallback.
  */
-import { createHash, type Hash } from "node:crypto";
-import { PassThrough, Transform, type Readable, type TransformCallback } from "node:stream";
-import { constants as zlib, createGunzip, createZstdDecompress } from "node:zlib";
-import { extractLayer, type ExtractResult } from "./extract";
-import type { SpaceCharge } from "./image-budget";
-import { LayerError } from "./layer-error";
+import { native } from "../native/index";
+import { isNativeError } from "../native/errors";
+import type { LayerUnpackHandle, LayerUnpackResult } from "../native/layer";
+import { ENTRY_DISK_BYTES, type LayerCharge } from "./cache-budget";
+import type { ImageBudget } from "./image-budget";
+import { LayerError, type LayerErrorCode } from "./layer-error";
 
 export interface LayerDescriptor {
   digest: string;
@@ -27,22 +38,45 @@ export interface UnpackLimits {
   maxUncompressedBytes: number;
   /** Entries one layer may hold. */
   maxEntries: number;
-  /** What the whole image and the layer cache may still take (entries and uncompressed bytes), shared by the pull's layers. */
-  image?: SpaceCharge;
+  /** What the whole image may still take (entries and uncompressed bytes), shared by the pull's layers. */
+  image?: ImageBudget;
+  /** The layer cache's room this layer takes as it is written (tar bytes, a block per entry); none: unbounded. */
+  cache?: Pick<LayerCharge, "take" | "room">;
   idShift?: number;
   /** Called with each chunk's length as compressed bytes arrive (pull progress). */
   onCompressedBytes?: (n: number) => void;
 }
 
-export interface UnpackResult extends ExtractResult {
+/** An entry deliberately not written, and why (see DROP_REASONS). */
+export interface DroppedEntry {
+  path: string;
+  reason: keyof typeof DROP_REASONS;
+}
+
+/** Every kind of entry or attribute the extractor leaves out, in one place. */
+export const DROP_REASONS = {
+  device:
+    "character and block devices are not created: containers run in a user namespace where device nodes " +
+    "from an image could not be opened anyway, and the runtime bind-mounts the few /dev nodes a container gets",
+  "overlay-xattr":
+    "trusted.overlay.* xattrs from a layer are dropped: they would let an image forge overlayfs metadata " +
+    "(redirects, opaque flags, origins) instead of using OCI whiteouts",
+  aufs: "AUFS bookkeeping entries (.wh..wh.plnk, .wh..wh.aufs) are not part of the filesystem",
+  "xattr-refused": "the host filesystem refused this xattr (ENOTSUP/EPERM); tolerated like containerd does",
+} as const;
+
+export interface UnpackResult {
+  entries: number;
+  /** Bytes of regular file content written. */
+  bytes: number;
+  dropped: DroppedEntry[];
   /** Uncompressed tar length. */
   uncompressedBytes: number;
+  /** Where the worker thread's time went (ms): digests, decompression, the tar and its writes. */
+  workerMs: LayerUnpackResult["workerMs"];
 }
 
 export type Compression = "gzip" | "zstd" | "none";
-
-/** zstd frames may ask for windows up to 2^31; 2^27 (128 MiB) is containerd's and zstd's CLI default cap. */
-const ZSTD_WINDOW_LOG_MAX = 27;
 
 /**
  * Magic bytes first (gzip 1f 8b 08, zstd 28 b5 2f fd or a skippable frame
@@ -64,131 +98,178 @@ export function checkLayerMediaType(mediaType: string): void {
     throw new LayerError("UNSUPPORTED_MEDIA_TYPE", `layer media type ${JSON.stringify(mediaType)} is not a tar layer`);
 }
 
-/** Counts and hashes what flows through; refuses more than `cap` bytes, or what `charge` throws at, and waits while it waits. */
-class Tap extends Transform {
-  bytes = 0;
-  private readonly hash: Hash;
-  constructor(
-    algorithm: string,
-    private readonly cap: number,
-    private readonly overCap: () => LayerError,
-    private readonly charge: (n: number) => void | Promise<void> = () => undefined,
-  ) {
-    super();
-    this.hash = createHash(algorithm);
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.bytes += chunk.length;
-    if (this.bytes > this.cap) return cb(this.overCap());
-    let charged: void | Promise<void>;
-    try {
-      charged = this.charge(chunk.length);
-    } catch (err) {
-      return cb(err as Error);
-    }
-    if (charged) return void charged.then(() => this.pass(chunk, cb), cb);
-    this.pass(chunk, cb);
-  }
-  private pass(chunk: Buffer, cb: TransformCallback): void {
-    this.hash.update(chunk);
-    cb(null, chunk);
-  }
-  digest(): string {
-    return this.hash.digest("hex");
-  }
-}
-
-function algorithmOf(digest: string): { algorithm: string; hex: string } {
+function algorithmOf(digest: string): { algorithm: "sha256" | "sha512"; hex: string } {
   const [algorithm, hex] = digest.split(":") as [string, string];
   if (algorithm !== "sha256" && algorithm !== "sha512")
     throw new LayerError("DIGEST_MISMATCH", `unsupported digest algorithm in ${JSON.stringify(digest)}`);
   return { algorithm, hex };
 }
 
-/** Waits for the first bytes without consuming them for the rest of the pipeline. */
-async function peek(stream: Readable, n: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let have = 0;
-  while (have < n) {
-    const chunk = stream.read() as Buffer | null;
-    if (chunk) {
-      chunks.push(chunk);
-      have += chunk.length;
-      continue;
-    }
-    if (stream.readableEnded || stream.destroyed) break;
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        stream.off("readable", done);
-        stream.off("end", done);
-        stream.off("error", done);
-        resolve();
-      };
-      stream.on("readable", done);
-      stream.on("end", done);
-      stream.on("error", done);
-    });
-    if (stream.errored) throw stream.errored;
-  }
-  const head = Buffer.concat(chunks);
-  if (head.length) stream.unshift(head);
-  return head;
-}
+/**
+ * Compressed bytes gathered before a call into the addon (each call is a hop
+ * to a worker thread: per 64 KiB network chunk, the hops cost more than the
+ * work), and the most queued while a call runs before reading the blob waits.
+ */
+const BATCH_BYTES = 1 << 20;
+const HIGH_WATER_BYTES = 8 << 20;
+/** Room asked of the layer cache at a time while it has it free; when it has not, only what the next step needs (so no layer is evicted for room that goes unused). */
+const GRANT_BYTES = 8 << 20;
 
 /**
  * Streams `blob` (the compressed layer as the registry sends it) into `dir`
- * and verifies size, digest and diff_id. Rejects with a LayerError.
+ * and verifies size, digest and diff_id. Rejects with a LayerError (or a
+ * native error naming the system call that failed).
  */
-export async function unpackLayer(blob: Readable, layer: LayerDescriptor, dir: string, limits: UnpackLimits): Promise<UnpackResult> {
+export async function unpackLayer(blob: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, layer: LayerDescriptor, dir: string, limits: UnpackLimits): Promise<UnpackResult> {
   checkLayerMediaType(layer.media_type);
   const blobAlgo = algorithmOf(layer.digest);
   const diffAlgo = algorithmOf(layer.diff_id);
-  const compressed = new Tap(blobAlgo.algorithm, layer.size, () =>
-    new LayerError("SIZE_MISMATCH", `layer ${layer.digest} is longer than its descriptor's ${layer.size} bytes`));
-  const uncompressed = new Tap(diffAlgo.algorithm, limits.maxUncompressedBytes, () =>
-    new LayerError("LAYER_TOO_LARGE", `layer ${layer.digest} expands past the cap of ${limits.maxUncompressedBytes} bytes (decompression bomb?)`),
-    limits.image ? (n) => limits.image!.takeBytes(n) : undefined);
-  blob.on("error", (err) => compressed.destroy(err));
-  if (limits.onCompressedBytes) blob.on("data", (chunk: Buffer) => limits.onCompressedBytes!(chunk.length));
-  blob.pipe(compressed);
-  const head = await peek(compressed, 4);
-  const kind = detectCompression(head, layer.media_type);
-  // 128 KiB output chunks instead of zlib's 16 KiB: a quarter of the per-chunk work downstream (measured: ~half the CPU on a 20 MB layer).
-  const chunkSize = 128 * 1024;
-  const decompress =
-    kind === "gzip"
-      ? createGunzip({ chunkSize })
-      : kind === "zstd"
-        ? createZstdDecompress({ chunkSize, params: { [zlib.ZSTD_d_windowLogMax]: ZSTD_WINDOW_LOG_MAX } })
-        : new PassThrough();
-  const forward = (from: NodeJS.EventEmitter, to: Transform) => from.on("error", (err: Error) => to.destroy(err));
-  forward(compressed, decompress);
-  forward(decompress, uncompressed);
-  compressed.pipe(decompress).pipe(uncompressed);
-
-  let result: ExtractResult;
+  let handle: LayerUnpackHandle | undefined;
+  let kind: Compression = "none";
+  let result: LayerUnpackResult;
+  const feeder = new Feeder(limits.cache);
   try {
-    result = await extractLayer(uncompressed, dir, limits);
-    // Read any trailing data (zero blocks after the end-of-archive): the diff_id covers them.
-    for await (const _ of uncompressed);
+    let head: Uint8Array[] = [];
+    for await (const chunk of blob) {
+      limits.onCompressedBytes?.(chunk.length);
+      if (!handle) {
+        // The first bytes choose the decompressor.
+        head.push(chunk);
+        const seen = Buffer.concat(head);
+        if (seen.length < 4) continue;
+        kind = detectCompression(seen, layer.media_type);
+        handle = open(dir, layer, kind, blobAlgo.algorithm, diffAlgo.algorithm, limits);
+        feeder.start(handle);
+        head.forEach((c) => feeder.push(c));
+        head = [];
+      } else feeder.push(chunk);
+      await feeder.backpressure();
+    }
+    if (!handle) {
+      kind = detectCompression(Buffer.concat(head), layer.media_type);
+      handle = open(dir, layer, kind, blobAlgo.algorithm, diffAlgo.algorithm, limits);
+      feeder.start(handle);
+      head.forEach((c) => feeder.push(c));
+    }
+    await feeder.drain();
+    result = await native.layerUnpackFinish(handle);
   } catch (err) {
-    blob.destroy();
-    throw toLayerError(err, layer, kind);
+    // Nothing may still write into dir once the caller removes it.
+    await feeder.settled();
+    throw toLayerError(err, layer, kind, limits.image);
+  } finally {
+    if (handle) native.layerUnpackClose(handle);
   }
-  if (compressed.bytes !== layer.size)
-    throw new LayerError("SIZE_MISMATCH", `layer ${layer.digest} is ${compressed.bytes} bytes, its descriptor says ${layer.size}`);
-  const digest = compressed.digest();
-  if (digest !== blobAlgo.hex)
-    throw new LayerError("DIGEST_MISMATCH", `layer ${layer.digest} has digest ${blobAlgo.algorithm}:${digest}`);
-  const diffId = uncompressed.digest();
-  if (diffId !== diffAlgo.hex)
-    throw new LayerError("DIFF_ID_MISMATCH", `layer ${layer.digest} uncompresses to ${diffAlgo.algorithm}:${diffId}, not its diff_id ${layer.diff_id}`);
-  return { ...result, uncompressedBytes: uncompressed.bytes };
+  if (result.compressedBytes !== layer.size)
+    throw new LayerError("SIZE_MISMATCH", `layer ${layer.digest} is ${result.compressedBytes} bytes, its descriptor says ${layer.size}`);
+  if (result.blobDigest !== blobAlgo.hex)
+    throw new LayerError("DIGEST_MISMATCH", `layer ${layer.digest} has digest ${blobAlgo.algorithm}:${result.blobDigest}`);
+  if (result.diffDigest !== diffAlgo.hex)
+    throw new LayerError("DIFF_ID_MISMATCH", `layer ${layer.digest} uncompresses to ${diffAlgo.algorithm}:${result.diffDigest}, not its diff_id ${layer.diff_id}`);
+  const { entries, bytes, dropped, uncompressedBytes, workerMs } = result;
+  return { entries, bytes, dropped, uncompressedBytes, workerMs };
 }
 
-function toLayerError(err: unknown, layer: LayerDescriptor, kind: Compression): Error {
-  if (err instanceof LayerError) return err;
-  if (err instanceof Error && "step" in err) return err;
+function open(dir: string, layer: LayerDescriptor, compression: Compression, blobAlgorithm: "sha256" | "sha512", diffAlgorithm: "sha256" | "sha512", limits: UnpackLimits): LayerUnpackHandle {
+  const image = limits.image;
+  return native.layerUnpackOpen(dir, {
+    name: layer.digest,
+    compression,
+    blobAlgorithm,
+    diffAlgorithm,
+    maxCompressedBytes: layer.size,
+    maxUncompressedBytes: limits.maxUncompressedBytes,
+    maxFileBytes: limits.maxFileBytes,
+    maxEntries: limits.maxEntries,
+    idShift: limits.idShift ?? 0,
+    entryDiskBytes: ENTRY_DISK_BYTES,
+    ...(image ? { imageCounters: image.counters, imageMaxEntries: image.caps.maxEntries, imageMaxBytes: image.caps.maxBytes } : {}),
+  });
+}
+
+/**
+ * Hands chunks to the addon in order, one call at a time, in batches of at
+ * least BATCH_BYTES (the rest at the end): the next batch gathers while a
+ * call runs, so the addon's worker thread and the network read overlap.
+ */
+class Feeder {
+  constructor(private readonly cache: UnpackLimits["cache"]) {}
+
+  private handle: LayerUnpackHandle | undefined;
+  private queue: Uint8Array[] = [];
+  private queued = 0;
+  private running: Promise<void> | undefined;
+  private failure: { err: unknown } | undefined;
+
+  start(handle: LayerUnpackHandle): void {
+    this.handle = handle;
+  }
+
+  push(chunk: Uint8Array): void {
+    this.queue.push(chunk);
+    this.queued += chunk.length;
+    if (this.queued >= BATCH_BYTES) this.kick();
+  }
+
+  /** Waits while too much is queued; throws what the addon refused. */
+  async backpressure(): Promise<void> {
+    while (this.running && this.queued >= HIGH_WATER_BYTES) await this.running;
+    if (this.failure) throw this.failure.err;
+  }
+
+  /** Waits for the call running, whatever its outcome. */
+  async settled(): Promise<void> {
+    this.failure ??= { err: new Error("stopped") };
+    while (this.running) await this.running;
+  }
+
+  /** Waits until every chunk pushed is written. */
+  async drain(): Promise<void> {
+    for (;;) {
+      while (this.running) await this.running;
+      if (this.failure) throw this.failure.err;
+      if (!this.queue.length) return;
+      this.kick();
+    }
+  }
+
+  /** One batch, with room granted as often as the extraction waits for it. */
+  private async write(handle: LayerUnpackHandle, batch: Uint8Array[]): Promise<void> {
+    let need = await native.layerUnpackWrite(handle, batch, 0);
+    while (need > 0) need = await native.layerUnpackWrite(handle, [], await this.grant(need));
+  }
+
+  private async grant(need: number): Promise<number> {
+    if (!this.cache) return Infinity;
+    const n = Math.max(need, Math.min(GRANT_BYTES, this.cache.room()));
+    await this.cache.take(n);
+    return n;
+  }
+
+  private kick(): void {
+    if (this.running || this.failure || !this.queue.length || !this.handle) return;
+    const batch = this.queue;
+    this.queue = [];
+    this.queued = 0;
+    this.running = this.write(this.handle, batch).then(
+      () => {
+        this.running = undefined;
+        if (this.queued >= BATCH_BYTES) this.kick();
+      },
+      (err: unknown) => {
+        this.failure = { err };
+        this.running = undefined;
+      },
+    );
+  }
+}
+
+function toLayerError(err: unknown, layer: LayerDescriptor, kind: Compression, image: ImageBudget | undefined): Error {
+  if (err instanceof LayerError || isNativeError(err)) return err; // a native error already names its path and syscall
+  const code = err instanceof Error && "layerCode" in err ? (err.layerCode as LayerErrorCode) : undefined;
+  // The budget's own words: which cap, and the disk quota when that is the one passed.
+  if (code === "IMAGE_TOO_LARGE") image?.check();
+  if (code) return new LayerError(code, (err as Error).message, { cause: err });
   const msg = err instanceof Error ? err.message : String(err);
   return new LayerError("CORRUPT_LAYER", `layer ${layer.digest} (${kind}) is corrupt or truncated: ${msg}`, { cause: err });
 }

@@ -7,7 +7,7 @@
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       "cflags_cc": ["-std=c++20", "-Wall", "-Wextra", "-fexceptions"],
       "cflags_cc!": ["-fno-exceptions"],
-      "libraries": ["-lseccomp", "-lmnl", "-lnftables"]
+      "libraries": ["-lseccomp", "-lmnl", "-lnftables", "-lzstd", "-lz"]
     },
     {
       "target_name": "berth-init",

@@ -1,9 +1,10 @@
-/** The native addon's surface: one interface per module (src/fs.cc, src/container.cc, src/net.cc). */
+/** The native addon's surface: one interface per module (src/fs.cc, src/layer_unpack.cc, src/container.cc, src/net.cc). */
 import type { NativeFs } from "./fs";
+import type { NativeLayer } from "./layer";
 import type { NativeContainer } from "./container";
 import type { NativeNet } from "./net";
 
-export interface NativeAddon extends NativeFs, NativeContainer, NativeNet {}
+export interface NativeAddon extends NativeFs, NativeLayer, NativeContainer, NativeNet {}
 
 /**
  * What every module throws or rejects with when a call fails (src/sys.h),

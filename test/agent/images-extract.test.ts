@@ -241,6 +241,51 @@ describe("entries", () => {
     expect(detectCompression(Buffer.alloc(0), "application/vnd.docker.image.rootfs.diff.tar.gzip")).toBe("gzip");
   });
 
+  it("gives entries the owner and mode the tar says under a setgid directory, whose group and bit new entries would inherit", async () => {
+    const dir = fresh("setgid-parent");
+    await unpack(
+      [
+        { type: "directory", name: "shared", mode: 0o2775, uid: 0, gid: 50 },
+        { type: "file", name: "shared/root-file", body: "x", mode: 0o644 },
+        { type: "directory", name: "shared/sub", mode: 0o755 },
+        { type: "file", name: "shared/group-file", body: "y", mode: 0o640, gid: 50 },
+      ],
+      dir,
+    );
+    const st = (p: string) => lstatSync(join(dir, p));
+    expect(st("shared")).toMatchObject({ uid: 0, gid: 50 });
+    expect(st("shared").mode & 0o7777).toBe(0o2775);
+    expect(st("shared/root-file")).toMatchObject({ uid: 0, gid: 0 });
+    expect(st("shared/sub")).toMatchObject({ uid: 0, gid: 0 });
+    expect(st("shared/sub").mode & 0o7777).toBe(0o755);
+    expect(st("shared/group-file")).toMatchObject({ uid: 0, gid: 50 });
+    expect(st("shared/group-file").mode & 0o7777).toBe(0o640);
+  });
+
+  it.each(["gzip", "zstd", "none"] as const)("writes the same tree when the layer cache grants its room a little at a time, and charges each tar byte and entry block once (%s)", async (compression) => {
+    const entries: TarEntry[] = [{ type: "directory", name: "d", mode: 0o755 }];
+    for (let i = 0; i < 40; i++) entries.push({ type: "file", name: `d/f${i}`, body: Buffer.alloc(1000 + i * 997, i), mode: 0o644 });
+    entries.push({ type: "symlink", name: "d/link", linkname: "f1" }, { type: "file", name: "d/.wh.gone", body: "" });
+    const tarball = await tarBuffer(entries);
+    const whole = fresh(`grants-whole-${compression}`);
+    await unpack(entries, whole, { compression });
+    const bit = fresh(`grants-bit-${compression}`);
+    let granted = 0;
+    let asks = 0;
+    // 3001 bytes at a time: grants end mid-header, mid-body and between an entry's header and its block.
+    const cache = { room: () => 3001, take: (n: number) => void ((granted += n), asks++) };
+    const { blob, descriptor } = layerBlob(tarball, compression);
+    const chunks = Array.from({ length: Math.ceil(blob.length / 4096) }, (_, i) => blob.subarray(i * 4096, (i + 1) * 4096));
+    const result = await unpackLayer(Readable.from(chunks), descriptor, bit, { ...LIMITS, cache });
+    const tree = (dir: string) => snapshot(dir, "").map((l) => l.slice(dir.length));
+    expect(tree(bit)).toEqual(tree(whole));
+    expect(result.entries).toBe(entries.length);
+    expect(asks).toBeGreaterThan(tarball.length / 3001);
+    // Every byte and block charged was asked for; at most one grant's worth is left unused.
+    expect(granted).toBeGreaterThanOrEqual(tarball.length + entries.length * 4096);
+    expect(granted).toBeLessThan(tarball.length + entries.length * 4096 + 4096 + 3001);
+  });
+
   it("keeps directory modes and mtimes set after their children", async () => {
     const dir = fresh("dir-times");
     await unpack(

@@ -6,6 +6,7 @@
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   berth::InitFs(env, exports);
+  berth::InitLayer(env, exports);
   berth::InitContainer(env, exports);
   berth::InitNet(env, exports);
   return exports;

@@ -1,18 +1,10 @@
-// Filesystem primitives Node lacks, for the layer extractor and the rootfs
-// manager (typed in ../fs.d.ts):
-//
-// - Confined writes below a layer root. Every path is resolved with
-//   openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) from an O_PATH fd of the
-//   root, so a symlink in any path component (`etc -> /`, `x -> ../../..`) is
-//   resolved *inside* the root and nothing can be written outside it. The last
-//   component is never followed (O_NOFOLLOW, AT_SYMLINK_NOFOLLOW).
-// - Whiteout devices (char 0/0), trusted.* / security.capability xattrs,
-//   lchown, chmod after chown (chown clears setuid), nanosecond mtimes.
-// - A user namespace fd for idmapped mounts, idmapped bind mounts
-//   (open_tree + mount_setattr), overlay mounts through the new mount API
-//   (one `lowerdir+` per layer, so no 4 KiB mount-data limit; Linux 6.8) or,
-//   before 6.8, one mount(2) with short colon-joined lowers, loop mounts via
-//   LOOP_CONFIGURE, and unmount.
+// Filesystem primitives Node lacks, for the rootfs manager (typed in
+// ../fs.d.ts): a user namespace fd for idmapped mounts, idmapped bind mounts
+// (open_tree + mount_setattr), overlay mounts through the new mount API (one
+// `lowerdir+` per layer, so no 4 KiB mount-data limit; Linux 6.8) or, before
+// 6.8, one mount(2) with short colon-joined lowers, loop mounts via
+// LOOP_CONFIGURE, unmount, and reading an entry's xattrs. The confined writes
+// of layer extraction are in layer_tar.cc.
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -39,8 +31,6 @@
 namespace berth {
 namespace {
 
-constexpr uint64_t kResolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-
 std::string StrArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
   if (!info[i].IsString()) throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a string");
   return info[i].As<Napi::String>().Utf8Value();
@@ -49,267 +39,6 @@ std::string StrArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
 int IntArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
   if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a number");
   return info[i].As<Napi::Number>().Int32Value();
-}
-
-int OpenInRoot(int root, const std::string& rel, uint64_t flags, const char* step) {
-  struct open_how how = {};
-  how.flags = flags | O_CLOEXEC;
-  how.resolve = kResolve;
-  for (;;) {
-    int fd = static_cast<int>(syscall(SYS_openat2, root, rel.empty() ? "." : rel.c_str(), &how, sizeof how));
-    if (fd >= 0) return fd;
-    // EAGAIN: a concurrent rename raced the resolution; retrying is what the man page asks.
-    if (errno == EAGAIN || errno == EINTR) continue;
-    Fail(step, "openat2", errno, rel);
-  }
-}
-
-// Splits "a/b/c" into ("a/b", "c"). The JS side hands only clean relative paths.
-std::pair<std::string, std::string> SplitParent(const std::string& rel) {
-  size_t slash = rel.rfind('/');
-  if (slash == std::string::npos) return {"", rel};
-  return {rel.substr(0, slash), rel.substr(slash + 1)};
-}
-
-// Opens the parent directory of rel inside root, creating missing directories
-// (mode 0755, owned by the caller) as tar streams may omit them.
-Fd OpenParent(int root, const std::string& rel, bool create) {
-  auto [dir, base] = SplitParent(rel);
-  struct open_how how = {};
-  how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
-  how.resolve = kResolve;
-  for (;;) {
-    int fd = static_cast<int>(syscall(SYS_openat2, root, dir.empty() ? "." : dir.c_str(), &how, sizeof how));
-    if (fd >= 0) return Fd(fd);
-    if (errno == EAGAIN || errno == EINTR) continue;
-    if (errno != ENOENT || !create) Fail("open parent", "openat2", errno, dir);
-    break;
-  }
-  // Walk the prefixes, each resolved from the root, creating what is missing.
-  Fd cur(OpenInRoot(root, "", O_PATH | O_DIRECTORY, "open root"));
-  size_t pos = 0;
-  while (pos <= dir.size()) {
-    size_t next = dir.find('/', pos);
-    if (next == std::string::npos) next = dir.size();
-    std::string prefix = dir.substr(0, next);
-    std::string comp = dir.substr(pos, next - pos);
-    struct open_how h = how;
-    int fd = static_cast<int>(syscall(SYS_openat2, root, prefix.c_str(), &h, sizeof h));
-    if (fd < 0 && errno == ENOENT) {
-      if (mkdirat(cur.get(), comp.c_str(), 0755) < 0 && errno != EEXIST) Fail("create parent", "mkdirat", errno, prefix);
-      fd = static_cast<int>(syscall(SYS_openat2, root, prefix.c_str(), &h, sizeof h));
-    }
-    if (fd < 0) Fail("open parent", "openat2", errno, prefix);
-    cur = Fd(fd);
-    pos = next + 1;
-  }
-  return cur;
-}
-
-void RemoveTree(int parent, const std::string& name, const std::string& shown);
-
-// Removes whatever is at parent/name (a directory recursively); absent is fine.
-void RemoveAt(int parent, const std::string& name, const std::string& shown) {
-  if (unlinkat(parent, name.c_str(), 0) == 0 || errno == ENOENT) return;
-  if (errno != EISDIR) Fail("remove existing entry", "unlinkat", errno, shown);
-  RemoveTree(parent, name, shown);
-}
-
-void RemoveTree(int parent, const std::string& name, const std::string& shown) {
-  int dfd = openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (dfd < 0) Fail("remove existing directory", "openat", errno, shown);
-  DIR* d = fdopendir(dfd);
-  if (!d) {
-    int e = errno;
-    close(dfd);
-    Fail("remove existing directory", "fdopendir", e, shown);
-  }
-  std::vector<std::string> names;
-  while (struct dirent* ent = readdir(d)) {
-    if (strcmp(ent->d_name, ".") == 0 || strcmp(ent->d_name, "..") == 0) continue;
-    names.emplace_back(ent->d_name);
-  }
-  try {
-    for (const auto& n : names) RemoveAt(dirfd(d), n, shown + "/" + n);
-  } catch (...) {
-    closedir(d);
-    throw;
-  }
-  closedir(d);
-  if (unlinkat(parent, name.c_str(), AT_REMOVEDIR) < 0 && errno != ENOENT)
-    Fail("remove existing directory", "unlinkat", errno, shown);
-}
-
-// The parent of rel (created as needed) and rel's last component, with
-// whatever was at rel removed: where a new symlink, link or node goes.
-std::pair<Fd, std::string> ClearedTarget(int root, const std::string& rel) {
-  Fd parent = OpenParent(root, rel, true);
-  std::string base = SplitParent(rel).second;
-  RemoveAt(parent.get(), base, rel);
-  return {std::move(parent), base};
-}
-
-// fsOpenRoot(path) -> O_PATH directory fd used as the root of later calls.
-Napi::Value OpenRoot(const Napi::CallbackInfo& info) {
-  std::string path = StrArg(info, 0, "path");
-  int fd = open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) Fail("open layer root", "open", errno, path);
-  return Napi::Number::New(info.Env(), fd);
-}
-
-// fsMkdir(root, rel, mode): a directory; an existing directory is kept (its
-// metadata is replaced later), anything else there is replaced.
-Napi::Value Mkdir(const Napi::CallbackInfo& info) {
-  int root = IntArg(info, 0, "root");
-  std::string rel = StrArg(info, 1, "rel");
-  mode_t mode = static_cast<mode_t>(IntArg(info, 2, "mode"));
-  Fd parent = OpenParent(root, rel, true);
-  std::string base = SplitParent(rel).second;
-  for (int attempt = 0; attempt < 2; attempt++) {
-    if (mkdirat(parent.get(), base.c_str(), mode & 07777) == 0) return info.Env().Undefined();
-    if (errno != EEXIST) Fail("create directory", "mkdirat", errno, rel);
-    struct stat st;
-    if (fstatat(parent.get(), base.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) Fail("create directory", "fstatat", errno, rel);
-    if (S_ISDIR(st.st_mode)) return info.Env().Undefined();
-    RemoveAt(parent.get(), base, rel);
-  }
-  Fail("create directory", "mkdirat", EEXIST, rel);
-}
-
-// fsCreateFile(root, rel) -> fd open for writing on a new regular file (mode 0600
-// until fsSetMeta). Whatever was at rel is replaced; the last component is never followed.
-Napi::Value CreateFile(const Napi::CallbackInfo& info) {
-  int root = IntArg(info, 0, "root");
-  std::string rel = StrArg(info, 1, "rel");
-  Fd parent = OpenParent(root, rel, true);
-  std::string base = SplitParent(rel).second;
-  for (int attempt = 0; attempt < 2; attempt++) {
-    int fd = openat(parent.get(), base.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd >= 0) return Napi::Number::New(info.Env(), fd);
-    if (errno != EEXIST) Fail("create file", "openat", errno, rel);
-    RemoveAt(parent.get(), base, rel);
-  }
-  Fail("create file", "openat", EEXIST, rel);
-}
-
-// fsSymlink(root, rel, target): the link is created verbatim; its target is
-// only ever resolved later through openat2's RESOLVE_IN_ROOT, so it cannot lead out.
-Napi::Value Symlink(const Napi::CallbackInfo& info) {
-  int root = IntArg(info, 0, "root");
-  std::string rel = StrArg(info, 1, "rel");
-  std::string target = StrArg(info, 2, "target");
-  auto [parent, base] = ClearedTarget(root, rel);
-  if (symlinkat(target.c_str(), parent.get(), base.c_str()) < 0) Fail("create symlink", "symlinkat", errno, rel);
-  return info.Env().Undefined();
-}
-
-// fsLink(root, rel, targetRel): a hard link to another entry of the same root;
-// both ends are resolved inside the root, the target's last component is not followed.
-Napi::Value Link(const Napi::CallbackInfo& info) {
-  int root = IntArg(info, 0, "root");
-  std::string rel = StrArg(info, 1, "rel");
-  std::string target = StrArg(info, 2, "target");
-  Fd oldParent = OpenParent(root, target, false);
-  std::string oldBase = SplitParent(target).second;
-  struct stat st;
-  if (fstatat(oldParent.get(), oldBase.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) Fail("create hard link", "fstatat", errno, target);
-  if (S_ISDIR(st.st_mode)) Fail("create hard link", "linkat", EPERM, target);
-  auto [parent, base] = ClearedTarget(root, rel);
-  if (linkat(oldParent.get(), oldBase.c_str(), parent.get(), base.c_str(), 0) < 0) Fail("create hard link", "linkat", errno, rel);
-  return info.Env().Undefined();
-}
-
-// fsMknod(root, rel, kind): "fifo", or "whiteout" (the char 0/0 device overlayfs reads as a deletion).
-Napi::Value Mknod(const Napi::CallbackInfo& info) {
-  int root = IntArg(info, 0, "root");
-  std::string rel = StrArg(info, 1, "rel");
-  std::string kind = StrArg(info, 2, "kind");
-  mode_t mode;
-  if (kind == "fifo") mode = S_IFIFO | 0600;
-  else if (kind == "whiteout") mode = S_IFCHR;
-  else throw Napi::TypeError::New(info.Env(), "kind must be fifo or whiteout");
-  auto [parent, base] = ClearedTarget(root, rel);
-  if (mknodat(parent.get(), base.c_str(), mode, makedev(0, 0)) < 0) Fail("create " + kind, "mknodat", errno, rel);
-  return info.Env().Undefined();
-}
-
-// fsRemove(root, rel): removes rel (recursively) inside the root; absent is fine.
-Napi::Value Remove(const Napi::CallbackInfo& info) {
-  int root = IntArg(info, 0, "root");
-  std::string rel = StrArg(info, 1, "rel");
-  Fd parent = OpenParent(root, rel, false);
-  RemoveAt(parent.get(), SplitParent(rel).second, rel);
-  return info.Env().Undefined();
-}
-
-// fsSetMeta(root, rel, {uid, gid, mode, atimeNs, mtimeNs, xattrs}) -> names of
-// xattrs the filesystem refused with ENOTSUP/EPERM (tolerated, like containerd).
-// Order matters: chown first (it clears setuid/setgid), then xattrs
-// (security.capability is also cleared by chown), then chmod, then times.
-Napi::Value SetMeta(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int root = IntArg(info, 0, "root");
-  std::string rel = StrArg(info, 1, "rel");
-  if (!info[2].IsObject()) throw Napi::TypeError::New(env, "meta must be an object");
-  Napi::Object meta = info[2].As<Napi::Object>();
-  Fd fd(OpenInRoot(root, rel, O_PATH | O_NOFOLLOW, "set metadata"));
-  struct stat st;
-  if (fstat(fd.get(), &st) < 0) Fail("set metadata", "fstat", errno, rel);
-  bool isLink = S_ISLNK(st.st_mode);
-  uid_t uid = meta.Get("uid").As<Napi::Number>().Uint32Value();
-  gid_t gid = meta.Get("gid").As<Napi::Number>().Uint32Value();
-  if (fchownat(fd.get(), "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) Fail("set owner", "fchownat", errno, rel);
-  std::string proc = "/proc/self/fd/" + std::to_string(fd.get());
-  Napi::Array refused = Napi::Array::New(env);
-  Napi::Value xv = meta.Get("xattrs");
-  if (!isLink && xv.IsArray()) {
-    Napi::Array xs = xv.As<Napi::Array>();
-    for (uint32_t i = 0; i < xs.Length(); i++) {
-      Napi::Array pair = xs.Get(i).As<Napi::Array>();
-      std::string name = pair.Get(0u).As<Napi::String>().Utf8Value();
-      Napi::Buffer<uint8_t> value = pair.Get(1u).As<Napi::Buffer<uint8_t>>();
-      if (setxattr(proc.c_str(), name.c_str(), value.Data(), value.Length(), 0) < 0) {
-        if (errno == ENOTSUP || errno == EPERM) refused.Set(refused.Length(), Napi::String::New(env, name));
-        else Fail("set xattr " + name, "setxattr", errno, rel);
-      }
-    }
-  }
-  if (!isLink) {
-    mode_t mode = meta.Get("mode").As<Napi::Number>().Uint32Value() & 07777;
-    if (chmod(proc.c_str(), mode) < 0) Fail("set mode", "chmod", errno, rel);
-  }
-  Napi::Value at = meta.Get("atimeNs"), mt = meta.Get("mtimeNs");
-  if (mt.IsBigInt()) {
-    bool lossless;
-    int64_t m = mt.As<Napi::BigInt>().Int64Value(&lossless);
-    int64_t a = at.IsBigInt() ? at.As<Napi::BigInt>().Int64Value(&lossless) : m;
-    auto split = [](int64_t ns) {
-      struct timespec ts;
-      ts.tv_sec = ns / 1000000000;
-      ts.tv_nsec = ns % 1000000000;
-      if (ts.tv_nsec < 0) {
-        ts.tv_nsec += 1000000000;
-        ts.tv_sec -= 1;
-      }
-      return ts;
-    };
-    struct timespec times[2] = {split(a), split(m)};
-    if (utimensat(fd.get(), "", times, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) Fail("set times", "utimensat", errno, rel);
-  }
-  return refused;
-}
-
-// fsSetXattr(root, rel, name, value): one xattr on an entry inside the root
-// (the extractor's trusted.overlay.opaque marker).
-Napi::Value SetXattrInRoot(const Napi::CallbackInfo& info) {
-  int root = IntArg(info, 0, "root");
-  std::string rel = StrArg(info, 1, "rel");
-  std::string name = StrArg(info, 2, "name");
-  Napi::Buffer<uint8_t> value = info[3].As<Napi::Buffer<uint8_t>>();
-  Fd fd(OpenInRoot(root, rel, O_PATH | O_NOFOLLOW, "set xattr"));
-  std::string proc = "/proc/self/fd/" + std::to_string(fd.get());
-  if (setxattr(proc.c_str(), name.c_str(), value.Data(), value.Length(), 0) < 0) Fail("set xattr " + name, "setxattr", errno, rel);
-  return info.Env().Undefined();
 }
 
 // fsUserNamespace(uidMap, gidMap) -> fd of a new user namespace with those
@@ -563,15 +292,6 @@ Napi::Value GetXattrs(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitFs(Napi::Env env, Napi::Object exports) {
-  exports.Set("fsOpenRoot", Napi::Function::New(env, Wrap<OpenRoot>, "fsOpenRoot"));
-  exports.Set("fsMkdir", Napi::Function::New(env, Wrap<Mkdir>, "fsMkdir"));
-  exports.Set("fsCreateFile", Napi::Function::New(env, Wrap<CreateFile>, "fsCreateFile"));
-  exports.Set("fsSymlink", Napi::Function::New(env, Wrap<Symlink>, "fsSymlink"));
-  exports.Set("fsLink", Napi::Function::New(env, Wrap<Link>, "fsLink"));
-  exports.Set("fsMknod", Napi::Function::New(env, Wrap<Mknod>, "fsMknod"));
-  exports.Set("fsRemove", Napi::Function::New(env, Wrap<Remove>, "fsRemove"));
-  exports.Set("fsSetMeta", Napi::Function::New(env, Wrap<SetMeta>, "fsSetMeta"));
-  exports.Set("fsSetXattr", Napi::Function::New(env, Wrap<SetXattrInRoot>, "fsSetXattr"));
   exports.Set("fsUserNamespace", Napi::Function::New(env, Wrap<UserNamespace>, "fsUserNamespace"));
   exports.Set("fsMountIdmapped", Napi::Function::New(env, Wrap<MountIdmapped>, "fsMountIdmapped"));
   exports.Set("fsMountOverlay", Napi::Function::New(env, Wrap<MountOverlay>, "fsMountOverlay"));
