@@ -56,16 +56,25 @@ export class Api {
   }
 
   async request<T = any>(method: string, path: string, body?: unknown): Promise<T> {
+    return (await this.send<T>(method, path, body === undefined ? undefined : { type: "application/json", text: JSON.stringify(body) })).json;
+  }
+
+  /** Sends a YAML body (a manifest); the answer's Location is the job to follow (CC's 202). */
+  async postYaml(path: string, yaml: string): Promise<string | null> {
+    return (await this.send("POST", path, { type: "application/x-yaml", text: yaml })).location;
+  }
+
+  private async send<T>(method: string, path: string, body: { type: string; text: string } | undefined): Promise<{ json: T; location: string | null }> {
     const headers: Record<string, string> = { accept: "application/json" };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
-    if (body !== undefined) headers["content-type"] = "application/json";
+    if (body !== undefined) headers["content-type"] = body.type;
     this.opts.onRequest?.(method, path);
     let res: Awaited<ReturnType<typeof fetch>>;
     try {
       res = await fetch(new URL(path, this.target), {
         method,
         headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
+        body: body?.text,
         ...(this.dispatcher ? { dispatcher: this.dispatcher } : {}),
       });
     } catch (e) {
@@ -86,7 +95,7 @@ export class Api {
       if (err) throw new ApiError(res.status, err.title, err.detail, err.code);
       throw new ApiError(res.status, `HTTP${res.status}`, text.slice(0, 200) || res.statusText);
     }
-    return json as T;
+    return { json: json as T, location: res.headers.get("location") };
   }
 
   get = <T = any>(path: string) => this.request<T>("GET", path);

@@ -1,30 +1,23 @@
 /**
- * @module push: cf's sequence for a Docker image — app, settings, package, build
- * (staging = image metadata), current droplet, restart, poll stats — then the route.
+ * @module push and restage: cf's sequence for Docker images — the manifest
+ * (from the flags or -f) applied by the API, then per app a package, a build
+ * (staging = image metadata), the current droplet, a restart and stats polled
+ * until an instance runs.
  */
+import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { read } from "read";
 import { ApiError } from "../api";
-import { appsUrl, findApp, routeUrl, UsageError, type Ctx } from "../context";
+import { appsUrl, findApp, routeUrl, UsageError, type AppsUrl, type Ctx } from "../context";
 import type { Action } from "../main";
 import { integer } from "../../shared/flags";
-import { parseMegabytes } from "../units";
-import { waitForStart, webProcess } from "./apps";
-import { ensureRoute } from "./routes";
+import { manifestFromFile, manifestFromFlags, pushedApps, type PushedApp, type PushFlags } from "../push-manifest";
+import { waitForStart } from "./apps";
 import { deployRolling, parseStrategy, strategyOption } from "./deployments";
 
-interface PushOptions {
-  dockerImage?: string;
-  dockerUsername?: string;
-  startCommand?: string;
-  instances?: number;
-  memory?: string;
-  disk?: string;
-  healthCheckType?: string;
-  timeout?: number;
-  endpoint?: string;
+interface PushOptions extends PushFlags {
+  manifest?: string;
   start: boolean;
-  route: boolean;
   strategy?: string;
 }
 
@@ -42,9 +35,10 @@ async function dockerPassword(ctx: Ctx): Promise<string> {
 
 export function registerPush(program: Command, action: Action) {
   program
-    .command("push <name>")
-    .description("Push a Docker image as a new app or sync changes to an existing app")
-    .requiredOption("-o, --docker-image <image>", "Docker image to use (e.g. user/image:tag)")
+    .command("push [name]")
+    .description("Push Docker images as new apps or sync changes to existing ones (flags, or a manifest with -f)")
+    .option("-f, --manifest <file>", "manifest (cf's format) of the apps to push; flags then apply to its one app")
+    .option("-o, --docker-image <image>", "Docker image to use (e.g. user/image:tag)")
     .option("--docker-username <user>", "registry user (password from CF_DOCKER_PASSWORD or a prompt)")
     .option("-c, --start-command <cmd>", "start command (runs as /bin/sh -c CMD)")
     .option("-i, --instances <n>", "number of instances", integer)
@@ -56,7 +50,7 @@ export function registerPush(program: Command, action: Action) {
     .option("--no-start", "do not stage and start the app")
     .option("--no-route", "do not map a route")
     .option(...strategyOption)
-    .action(action(async (ctx, name: string, opts: PushOptions) => push(ctx, name, opts)));
+    .action(action(async (ctx, name: string | undefined, opts: PushOptions) => push(ctx, name, opts)));
 
   program
     .command("restage <name>")
@@ -75,80 +69,110 @@ export function registerPush(program: Command, action: Action) {
     }));
 }
 
-export async function push(ctx: Ctx, name: string, opts: PushOptions) {
+interface NamedApp {
+  guid: string;
+  name: string;
+}
+
+/**
+ * As the cf CLI: the manifest goes to apply_manifest (its job followed to the
+ * end), then each app gets its package, build, droplet and restart. A push
+ * the control plane refuses (a quota, a bad value) leaves nothing it made.
+ */
+export async function push(ctx: Ctx, name: string | undefined, opts: PushOptions) {
   const api = ctx.api();
   const space = ctx.space();
-  if (opts.healthCheckType && !["port", "process", "http"].includes(opts.healthCheckType))
-    throw new UsageError(`Invalid health check type '${opts.healthCheckType}': use port, process or http`);
-  if (opts.endpoint && opts.healthCheckType !== "http") throw new UsageError("--endpoint requires -u http");
   const strategy = parseStrategy(opts.strategy);
   if (strategy && !opts.start) throw new UsageError("--no-start cannot be used with --strategy rolling");
-  const password = opts.dockerUsername ? await dockerPassword(ctx) : undefined;
+  let manifest: string;
+  if (opts.manifest !== undefined) {
+    manifest = manifestFromFile(await readFile(opts.manifest, "utf8").catch((e: NodeJS.ErrnoException) => {
+      throw new UsageError(`Could not read manifest ${opts.manifest}: ${e.code ?? e.message}`);
+    }), name, opts);
+  } else {
+    if (name === undefined || opts.dockerImage === undefined) throw new UsageError("Incorrect Usage: give NAME and -o IMAGE, or -f manifest.yml");
+    manifest = manifestFromFlags(name, opts);
+  }
+  const pushed = pushedApps(manifest);
+  const password = pushed.some((a) => a.username !== undefined) ? await dockerPassword(ctx) : undefined;
+  ctx.out.say(`Pushing ${pushed.length === 1 ? `app ${pushed[0]!.name}` : `apps ${pushed.map((a) => a.name).join(", ")}`} to space ${space.name}...`);
 
-  ctx.out.say(`Pushing app ${name} to space ${space.name}...`);
-  const existing = (await api.all<{ guid: string; name: string }>(`/v3/apps?names=${encodeURIComponent(name)}&space_guids=${space.guid}`))
-    .find((a) => a.name === name);
-  const app = existing ?? (await api.post<{ guid: string }>("/v3/apps", {
-    name,
-    lifecycle: { type: "docker", data: {} },
-    relationships: { space: { data: { guid: space.guid } } },
-  }));
-
-  // What this push made, undone if the control plane refuses a step (a quota, a bad value): a refused push leaves nothing behind.
-  const undo: (() => Promise<unknown>)[] = existing ? [] : [() => api.delete(`/v3/apps/${app.guid}`)];
-  let url: string | undefined;
-  let pkg: { guid: string };
-  let build: { guid: string };
-  let staged: { dropletGuid: string; image?: string };
+  const inSpace = async (): Promise<NamedApp[]> => pushed.length === 0 ? [] : api.all<NamedApp>(`/v3/apps?${new URLSearchParams({ names: pushed.map((a) => a.name).join(","), space_guids: space.guid })}`);
+  const before = new Set((await inSpace()).map((a) => a.name));
+  // Routes that exist now are never removed by the undo below.
+  const routesBefore = pushed.some((a) => !before.has(a.name))
+    ? new Set((await api.all<{ guid: string }>(`/v3/routes?space_guids=${space.guid}`)).map((r) => r.guid))
+    : new Set<string>();
+  let apps: NamedApp[] = [];
+  const results: Record<string, unknown>[] = [];
   try {
-    const proc = await webProcess(ctx, app.guid);
-    const processPatch: Record<string, unknown> = {};
-    if (opts.startCommand !== undefined) processPatch.command = opts.startCommand;
-    if (opts.healthCheckType || opts.timeout || opts.endpoint) {
-      const data: Record<string, unknown> = {};
-      if (opts.timeout) data.timeout = opts.timeout;
-      if (opts.endpoint) data.endpoint = opts.endpoint;
-      processPatch.health_check = { type: opts.healthCheckType ?? "port", data };
+    await followJob(ctx, await api.postYaml(`/v3/spaces/${space.guid}/actions/apply_manifest`, manifest));
+    apps = await inSpace();
+    const urls = await appsUrl(ctx);
+    for (const p of pushed) {
+      const app = apps.find((a) => a.name === p.name);
+      if (!app) throw new ApiError(404, "CF-ResourceNotFound", `App '${p.name}' not found`);
+      results.push(await pushOne(ctx, app, p, password, opts.start, strategy, urls));
     }
-    if (Object.keys(processPatch).length) await api.patch(`/v3/processes/${proc.guid}`, processPatch);
-    const scale: Record<string, number> = {};
-    if (opts.instances !== undefined) scale.instances = opts.instances;
-    if (opts.memory) scale.memory_in_mb = parseMegabytes(opts.memory);
-    if (opts.disk) scale.disk_in_mb = parseMegabytes(opts.disk);
-    if (Object.keys(scale).length) await api.post(`/v3/processes/${proc.guid}/actions/scale`, scale);
-
-    // The URL that reaches the app: the routers' scheme and port, as the API tells.
-    if (opts.route) {
-      const route = await ensureRoute(ctx, { host: name, appGuid: app.guid, spaceGuid: space.guid });
-      if (route.created) undo.push(() => api.delete(`/v3/routes/${route.guid}`));
-      url = routeUrl(route.url, await appsUrl(ctx));
-    }
-
-    pkg = await api.post<{ guid: string }>("/v3/packages", {
-      type: "docker",
-      relationships: { app: { data: { guid: app.guid } } },
-      data: { image: opts.dockerImage, ...(opts.dockerUsername ? { username: opts.dockerUsername, password } : {}) },
-    });
-
-    if (!opts.start) {
-      await api.post(`/v3/apps/${app.guid}/actions/stop`);
-      ctx.out.say(`OK (not started)${url ? `\nroute: ${url}` : ""}`);
-      ctx.out.data({ app: app.guid, package: pkg.guid, url: url ?? null, started: false });
-      return;
-    }
-
-    ctx.out.say(`Staging app and resolving image ${opts.dockerImage}...`);
-    ({ build, staged } = await stageAndRestart(ctx, app.guid, pkg.guid, strategy));
   } catch (e) {
-    if (e instanceof ApiError && e.status === 422 && undo.length > 0) {
-      for (const step of undo.reverse()) await step().catch(() => undefined);
-      ctx.out.say(`Push refused; removed what it had made (${existing ? "its route" : `app ${name}`}).`);
+    const made = apps.filter((a) => !before.has(a.name));
+    if (e instanceof ApiError && e.status === 422 && made.length > 0) {
+      for (const app of made) await removeMade(ctx, app.guid, routesBefore).catch(() => undefined);
+      ctx.out.say(`Push refused; removed what it had made (${made.map((a) => `app ${a.name}`).join(", ")}).`);
     }
     throw e;
   }
+  ctx.out.data(results.length === 1 ? results[0] : results);
+}
+
+/** The package of one pushed app, then (unless --no-start) its build, droplet and restart. */
+async function pushOne(ctx: Ctx, app: NamedApp, p: PushedApp, password: string | undefined, start: boolean, strategy: "rolling" | undefined, urls: AppsUrl): Promise<Record<string, unknown>> {
+  const api = ctx.api();
+  const pkg = await api.post<{ guid: string }>("/v3/packages", {
+    type: "docker",
+    relationships: { app: { data: { guid: app.guid } } },
+    data: { image: p.image, ...(p.username !== undefined ? { username: p.username, password } : {}) },
+  });
+  const routes = (await api.all<{ url: string }>(`/v3/apps/${app.guid}/routes`)).map((r) => routeUrl(r.url, urls));
+  const routeLine = routes.length > 0 ? `\nroute: ${routes.join(", ")}` : "";
+  const url = routes[0] ?? null;
+  if (!start) {
+    await api.post(`/v3/apps/${app.guid}/actions/stop`);
+    ctx.out.say(`OK (not started)${routeLine}`);
+    return { app: app.guid, package: pkg.guid, url, started: false };
+  }
+  ctx.out.say(`Staging app ${app.name} and resolving image ${p.image}...`);
+  const { build, staged } = await stageAndRestart(ctx, app.guid, pkg.guid, strategy);
   const stats = await waitRunning(ctx, app.guid);
-  ctx.out.say(`\nApp ${name} is running.${url ? `\nroute: ${url}` : ""}`);
-  ctx.out.data({ app: app.guid, package: pkg.guid, build: build.guid, droplet: staged.dropletGuid, url: url ?? null, instances: stats });
+  ctx.out.say(`\nApp ${app.name} is running.${routeLine}`);
+  return { app: app.guid, package: pkg.guid, build: build.guid, droplet: staged.dropletGuid, url, instances: stats };
+}
+
+/** Deletes an app this push made, and the routes it made that go to that app alone. */
+async function removeMade(ctx: Ctx, appGuid: string, routesBefore: ReadonlySet<string>): Promise<void> {
+  const api = ctx.api();
+  const routes = await api.all<{ guid: string; destinations: { app: { guid: string } }[] }>(`/v3/apps/${appGuid}/routes`);
+  await api.delete(`/v3/apps/${appGuid}`);
+  for (const r of routes) {
+    if (!routesBefore.has(r.guid) && r.destinations.every((d) => d.app.guid === appGuid)) await api.delete(`/v3/routes/${r.guid}`);
+  }
+}
+
+/** Polls a job (CC's Location) until it is COMPLETE; FAILED throws its first error as the API's. */
+async function followJob(ctx: Ctx, location: string | null): Promise<void> {
+  if (location === null) throw new ApiError(0, "NoJob", "The API answered without the job to follow");
+  const intervalMs = Number(ctx.env.BERTH_JOB_POLL_MS ?? 100);
+  const deadline = Date.now() + Number(ctx.env.BERTH_JOB_TIMEOUT_MS ?? 300_000);
+  for (;;) {
+    const job = await ctx.api().get<{ state: string; errors: { title: string; detail: string; code?: number }[] }>(new URL(location).pathname);
+    if (job.state === "COMPLETE") return;
+    if (job.state === "FAILED") {
+      const e = job.errors[0];
+      throw new ApiError(422, e?.title ?? "CF-JobFailed", e?.detail ?? "The job failed", e?.code);
+    }
+    if (Date.now() > deadline) throw new Error(`Job ${location} did not finish in time`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
 }
 
 /**

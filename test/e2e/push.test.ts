@@ -3,7 +3,7 @@
  * wrangler dev, one cell agent, the router and the fixture registry; the CLI
  * pushes the busybox httpd image and curls it through the router.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -128,6 +128,44 @@ describe.sequential("berth CLI against the whole stack", () => {
     expect(types).toContain("audit.app.restart");
     expect(types.indexOf("audit.app.droplet.mapped")).toBeLessThan(types.lastIndexOf("audit.app.create"));
     expect((await berth("restage", "missing-app")).code).toBe(1);
+  }, 180_000);
+
+  it("push -f manifest.yml pushes two apps through apply_manifest, one at a host's / and one at its /api", async () => {
+    const page = (name: string) => `mkdir -p /www/api; echo ${name} | tee /www/index.html > /www/api/index.html; exec /bin/busybox httpd -f -p $PORT -h /www`;
+    const manifest = join(home, "two.yml");
+    await writeFile(manifest, `applications:
+- name: site
+  docker: { image: ${registry.host}/httpd:latest }
+  command: '${page("site")}'
+  memory: 32M
+  disk_quota: 32M
+  routes: [{ route: shop.apps.localhost }]
+- name: api
+  docker: { image: ${registry.host}/httpd:latest }
+  command: '${page("api")}'
+  memory: 32M
+  disk_quota: 32M
+  routes: [{ route: shop.apps.localhost/api }]
+`);
+    const out = await ok("push", "-f", manifest);
+    expect(out).toContain("Pushing apps site, api to space");
+    expect(out).toMatch(/App api is running\.\nroute: http:\/\/shop\.apps\.localhost\/api/);
+    const at = (path: string) => eventually(`a 200 from shop${path}`, async () => {
+      const p = await getVia(router.port, "shop.apps.localhost", path);
+      return p.status === 200 ? p.body : undefined;
+    }, 60_000);
+    expect(await at("/")).toBe("site\n");
+    expect(await at("/api/")).toBe("api\n");
+    // A flag for one app of two has nowhere to go.
+    const flagged = await berth("push", "-f", manifest, "-i", "2");
+    expect(flagged.code).toBe(1);
+    expect(flagged.err).toContain("flags apply to one app");
+    // A manifest the API refuses: its words, with the app's name, and nothing made.
+    await writeFile(manifest, `applications:\n- name: bad\n  docker: { image: ${registry.host}/httpd:latest }\n  instances: -1\n`);
+    const refused = await berth("push", "-f", manifest);
+    expect(refused.code).toBe(1);
+    expect(refused.err).toContain("For application 'bad': Instances must be greater than or equal to 0");
+    for (const app of ["site", "api"]) await ok("delete", app, "-f");
   }, 180_000);
 
   it("ships a container's numbered lines: recent logs show them in order, a live tail sees a new one within 1 s", async () => {
