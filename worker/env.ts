@@ -31,6 +31,8 @@ export interface UntypedBindings {
   STAGING_TIMEOUT_MS?: string;
   /** "1": a log line per request and per scheduler pass with its D1 round trips, statements and wait (benches). */
   PROFILE?: string;
+  /** How long an asynchronous job (apply_manifest) may keep retrying before it FAILs, in ms (default 5 min). */
+  JOB_TIMEOUT_MS?: string;
   /** How long an enrollment token enrolls (default 1 h). */
   ENROLLMENT_TOKEN_TTL_MS?: string;
   /** Secret: the bootstrap admin token. */

@@ -43,6 +43,7 @@ export { VersionChannel } from "./durable/version-channel";
 export { Scheduler } from "./durable/scheduler";
 export { Stager } from "./durable/stager";
 export { AppLogs } from "./durable/app-logs";
+export { ManifestApplier } from "./durable/manifest-applier";
 
 export const app = new Hono<AppEnv>();
 

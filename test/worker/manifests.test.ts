@@ -6,8 +6,11 @@
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { dockerSpaceWithDeveloper, insertDroplet } from "./app-fixtures";
-import { ADMIN, api, createSpace, createUser, unique } from "./support";
-import { exports } from "cloudflare:workers";
+import { ADMIN, api, createSpace, createUser, db, unique } from "./support";
+import { env, exports } from "cloudflare:workers";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { processingJob } from "../../worker/db/jobs";
+import { type ManifestApplier, manifestApplierOf } from "../../worker/durable/manifest-applier";
 
 let space: { guid: string; name: string };
 let dev: { guid: string; token: string };
@@ -16,17 +19,38 @@ beforeAll(async () => {
   ({ space, dev } = await dockerSpaceWithDeveloper());
 });
 
+const jobGuid = (location: string | null) => {
+  expect(location).toMatch(/\/v3\/jobs\/[0-9a-f-]+$/);
+  return location!.split("/").at(-1)!;
+};
+
+/**
+ * Fires the job's ManifestApplier alarm (rather than waiting for it; it also
+ * fires on its own, and may be running already) until the job has ended.
+ */
+async function finishJob(guid: string): Promise<void> {
+  const stub = manifestApplierOf(env, guid);
+  for (let i = 0; i < 200; i++) {
+    await runDurableObjectAlarm(stub);
+    if ((await api("GET", `/v3/jobs/${guid}`, { token: ADMIN })).json.state !== "PROCESSING") return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`job ${guid} still PROCESSING`);
+}
+
+/** POSTs a manifest and lets its job end. */
 async function applyManifest(yaml: string, spaceGuid = space.guid, token = dev.token) {
   const res = await exports.default.fetch(`https://berth.test/v3/spaces/${spaceGuid}/actions/apply_manifest`, {
     method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/x-yaml" }, body: yaml,
   });
   const text = await res.text();
-  return { status: res.status, location: res.headers.get("location"), json: text ? JSON.parse(text) : undefined };
+  const location = res.headers.get("location");
+  if (res.status === 202) await finishJob(jobGuid(location));
+  return { status: res.status, location, json: text ? JSON.parse(text) : undefined };
 }
 
 async function jobOf(location: string | null, token = dev.token) {
-  expect(location).toMatch(/\/v3\/jobs\/[0-9a-f-]+$/);
-  return (await api("GET", new URL(location!).pathname, { token })).json;
+  return (await api("GET", `/v3/jobs/${jobGuid(location)}`, { token })).json;
 }
 
 const appNamed = async (name: string) => (await api("GET", `/v3/apps?names=${name}&space_guids=${space.guid}`, { token: dev.token })).json.resources[0];
@@ -130,6 +154,51 @@ applications:
     expect(await appNamed(name)).toBeUndefined();
     expect((await applyManifest("applications: []\n")).status).toBe(422);
     expect((await applyManifest("name: x\n")).status).toBe(422);
+  });
+
+  it("the job is PROCESSING until its applier has run, then COMPLETE in CC's shape; the applier then forgets it", async () => {
+    const name = unique("later");
+    const job = await processingJob(db(), "app.apply_manifest", dev.guid);
+    const stub = manifestApplierOf(env, job.guid);
+    // Held off while the test looks: blockConcurrencyWhile keeps the alarm start() sets from running.
+    await runInDurableObject(stub, (applier: ManifestApplier, state) => state.blockConcurrencyWhile(async () => {
+      await applier.start({ job: job.guid, space: space.guid, manifest: `applications:\n- name: ${name}\n  instances: 2\n`, principal: { kind: "user", guid: dev.guid, name: "dev", admin: false } });
+      expect(await jobOf(`/v3/jobs/${job.guid}`)).toEqual({
+        guid: job.guid, operation: "app.apply_manifest", state: "PROCESSING", errors: [], warnings: [],
+        created_at: expect.any(String), updated_at: expect.any(String), links: { self: { href: `https://berth.test/v3/jobs/${job.guid}` } },
+      });
+      expect(await appNamed(name)).toBeUndefined();
+    }));
+    await finishJob(job.guid);
+    expect((await jobOf(`/v3/jobs/${job.guid}`)).state).toBe("COMPLETE");
+    expect(await appNamed(name)).toMatchObject({ name });
+    expect(await runDurableObjectAlarm(stub)).toBe(false);
+    // Only its requester (and admins) may read it.
+    expect((await api("GET", `/v3/jobs/${job.guid}`, { token: (await createUser()).token })).status).toBe(404);
+  });
+
+  it("a job its applier could not end by the deadline FAILs with CC's UnknownError, and nothing is applied", async () => {
+    const name = unique("late");
+    const job = await processingJob(db(), "app.apply_manifest", dev.guid);
+    const stub = manifestApplierOf(env, job.guid);
+    await runInDurableObject(stub, (_applier: ManifestApplier, state) => state.blockConcurrencyWhile(async () => {
+      await state.storage.put({ job: job.guid, space: space.guid, manifest: `applications:\n- name: ${name}\n`, principal: { kind: "user", guid: dev.guid, name: "dev", admin: false }, deadline: Date.now() - 1 });
+      await state.storage.setAlarm(Date.now());
+    }));
+    await finishJob(job.guid);
+    const ended = await jobOf(`/v3/jobs/${job.guid}`);
+    expect([ended.state, ended.errors]).toEqual(["FAILED", [{ code: 10001, title: "CF-UnknownError", detail: "An unknown error occurred." }]]);
+    expect(await appNamed(name)).toBeUndefined();
+  });
+
+  it("a failing second app: the job FAILED with CC's error for it, the first app applied (CC stops at the failing app)", async () => {
+    const [ok, bad] = [unique("ok"), unique("bad")];
+    const res = await applyManifest(`applications:\n- name: ${ok}\n- name: ${bad}\n  routes:\n  - route: ${bad}.elsewhere.test\n`);
+    const job = await jobOf(res.location);
+    expect(job.state).toBe("FAILED");
+    expect(job.errors).toEqual([{ code: 10008, title: "CF-UnprocessableEntity", detail: `For application '${bad}': The route '${bad}.elsewhere.test' did not match any existing domains.` }]);
+    expect(await appNamed(ok)).toBeDefined();
+    expect(await appNamed(bad)).toBeUndefined();
   });
 
   it("a route on a domain Berth does not serve: job FAILED with CC's error, the app untouched", async () => {

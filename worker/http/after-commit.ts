@@ -10,7 +10,7 @@
  */
 import type { Context } from "hono";
 import { wakeScheduler } from "../durable/wake";
-import type { AppEnv } from "../env";
+import type { AppEnv, Bindings } from "../env";
 import { notifyChannels } from "../scheduling/long-poll";
 import type { VersionSource } from "../scheduling/versions";
 import type { WakeScope } from "../scheduling/wake-scope";
@@ -27,16 +27,23 @@ export interface Committed {
 }
 
 export function afterCommit(c: Context<AppEnv>, reason: string, committed: Committed): void {
+  for (const step of afterCommitSteps(c.env, reason, committed, { requestId: c.var.requestId })) c.executionCtx.waitUntil(step);
+}
+
+/** The same steps for work done outside a request (a job's Durable Object), each already guarded; the caller waits for them or hands them to waitUntil. */
+export function afterCommitSteps(env: Bindings, reason: string, committed: Committed, logFields: Record<string, unknown> = {}): Promise<void>[] {
   const attempt = (what: string, act: () => Promise<void>) =>
     act().catch((err: unknown) => {
-      console.error(JSON.stringify({ level: "error", requestId: c.var.requestId, msg: `${what} failed`, reason, error: String(err) }));
+      console.error(JSON.stringify({ level: "error", ...logFields, msg: `${what} failed`, reason, error: String(err) }));
     });
   const { sources = [], wake, appEvents = [] } = committed;
-  if (sources.length > 0) c.executionCtx.waitUntil(attempt("long-poll notify", () => notifyChannels(c.env, sources)));
-  if (wake) c.executionCtx.waitUntil(attempt("scheduler wake", () => wakeScheduler(c.env, reason, wake)));
+  const steps: Promise<void>[] = [];
+  if (sources.length > 0) steps.push(attempt("long-poll notify", () => notifyChannels(env, sources)));
+  if (wake) steps.push(attempt("scheduler wake", () => wakeScheduler(env, reason, wake)));
   if (appEvents.length > 0) {
     const now = Date.now();
     const lines = appEvents.map((e) => ({ appGuid: e.appGuid, lines: apiLines(e).map((text) => platformLine("API", text, now)) }));
-    c.executionCtx.waitUntil(attempt("app log write", () => appendAppLines(c.env, lines, now)));
+    steps.push(attempt("app log write", () => appendAppLines(env, lines, now)));
   }
+  return steps;
 }

@@ -7,17 +7,19 @@
  * scheduler and the routers with what this returns.
  */
 import { type App, createApp, listApps, mergeEnvironmentVariables } from "../db/apps";
+import type { Job } from "../db/jobs";
 import { auditEvent } from "../db/audit";
 import { requireFeatureEnabled } from "../db/feature-flags";
 import { getProcessByType, scaleProcess, updateProcess } from "../db/processes";
 import { addDestinations, createRoute, listRoutes, removeDestination, type Route, routeUrl } from "../db/routes";
 import type { UserPrincipal } from "../auth/scope";
 import type { Db } from "../env";
-import { unprocessable } from "../errors";
+import { CfError, unprocessable } from "../errors";
 import { applyHealthCheckChange } from "../routes/processes";
 import { DNS_LABEL } from "../routes/routes";
 import { routePathProblem } from "../../shared/route-path";
 import type { AppManifest } from "./parse";
+import type { Committed } from "../http/after-commit";
 import { isDeploying, SCALE_WHILE_DEPLOYING } from "../deployments/repo";
 
 /** The default route's host from an app name: lower-case, other characters as '-' (the cf CLI's rule). */
@@ -145,4 +147,36 @@ async function mapRoute(db: Db, app: App, { host, path }: RouteAddress, domain: 
   if (!route.destinations.some((d) => d.appGuid === app.guid)) {
     await addDestinations(db, route, [{ appGuid: app.guid, processType: "web", port: null }]);
   }
+}
+
+export interface ManifestOutcome {
+  /** CC's error of the app that failed (the job's `errors`); empty when every app applied. */
+  errors: Job["errors"];
+  /** What routers and the scheduler must be told. */
+  committed: Committed;
+}
+
+/** Applies each app in turn; CC stops at the first app that fails, and the job carries its error. */
+export async function applyManifest(db: Db, spaceGuid: string, manifest: AppManifest[], principal: UserPrincipal, appsDomain: string): Promise<ManifestOutcome> {
+  const appGuids: string[] = [];
+  let routesChanged = false;
+  let errors: Job["errors"] = [];
+  for (const m of manifest) {
+    try {
+      const applied = await applyAppManifest(db, spaceGuid, m, principal, appsDomain);
+      appGuids.push(applied.app.guid);
+      routesChanged ||= applied.routesChanged;
+    } catch (err) {
+      if (!(err instanceof CfError)) throw err;
+      errors = err.toJSON().errors;
+      break;
+    }
+  }
+  return {
+    errors,
+    committed: {
+      sources: routesChanged ? [{ kind: "routes_table" }] : [],
+      wake: appGuids.length > 0 ? { apps: appGuids } : undefined,
+    },
+  };
 }

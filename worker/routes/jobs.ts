@@ -22,9 +22,13 @@ const presentJob = (c: Context, j: Job) => ({
   links: { self: link(c, `/v3/jobs/${j.guid}`) },
 });
 
-/** 202 with the job of work already done (CC's shape for deletes); `errors` make it FAILED. */
-export async function acceptedWithJob(c: Context<AppEnv>, operation: string, requester: { guid: string }, errors: Job["errors"] = []) {
-  const job = await finishedJob(c.var.db, operation, requester.guid, errors);
+/** 202 with the job of work already done (CC's shape for deletes). */
+export async function acceptedWithJob(c: Context<AppEnv>, operation: string, requester: { guid: string }) {
+  return accepted(c, await finishedJob(c.var.db, operation, requester.guid));
+}
+
+/** 202 pointing at `job` (`Location: /v3/jobs/:guid`), for the requester to follow. */
+export function accepted(c: Context<AppEnv>, job: Job) {
   c.header("Location", link(c, `/v3/jobs/${job.guid}`).href);
   return c.body(null, 202);
 }

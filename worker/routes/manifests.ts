@@ -2,9 +2,9 @@
  * @module App manifests: `POST /v3/spaces/:guid/actions/apply_manifest` (the cf
  * CLI pushes through it even without a manifest file) and
  * `GET /v3/apps/:guid/manifest`. A manifest that does not parse or validate is
- * refused at once (400/422, as CC does); applying it runs within the request
- * and its outcome is the job the 202 points at (COMPLETE, or FAILED with CC's
- * error), so the CLI's polling sees CC's states.
+ * refused at once (400/422, as CC does); applying it is the job the 202 points
+ * at, run after the answer by a ManifestApplier (PROCESSING, then COMPLETE or
+ * FAILED with CC's error), so the CLI's polling sees CC's states.
  */
 import { type Context, Hono } from "hono";
 import { canAccessSpace, requireUser } from "../auth/principal";
@@ -15,14 +15,14 @@ import { listProcesses } from "../db/processes";
 import { listRoutes, routeUrl } from "../db/routes";
 import { getSpace } from "../db/spaces";
 import type { AppEnv } from "../env";
-import { CfError, resourceNotFound, tooLarge } from "../errors";
-import { afterCommit } from "../http/after-commit";
+import { resourceNotFound, tooLarge } from "../errors";
+import { processingJob } from "../db/jobs";
+import { manifestApplierOf } from "../durable/manifest-applier";
 import { MAX_BODY_BYTES } from "../http/validate";
-import { applyAppManifest } from "../manifests/apply";
 import { manifestDiff } from "../manifests/diff";
 import { manifestApp, type ManifestSource, manifestYaml } from "../manifests/generate";
 import { parseManifest, readManifestApps } from "../manifests/parse";
-import { acceptedWithJob } from "./jobs";
+import { accepted } from "./jobs";
 
 export const spaceManifests = new Hono<AppEnv>();
 
@@ -72,28 +72,12 @@ spaceManifests.post("/:guid/manifest_diff", async (c) => {
 
 spaceManifests.post("/:guid/actions/apply_manifest", async (c) => {
   const { principal, spaceGuid } = await writableSpace(c);
-  const manifest = parseManifest(await yamlBody(c));
-
-  const errors: CfError[] = [];
-  const appGuids: string[] = [];
-  let routesChanged = false;
-  for (const m of manifest) {
-    try {
-      const applied = await applyAppManifest(c.var.db, spaceGuid, m, principal, c.env.APPS_DOMAIN);
-      appGuids.push(applied.app.guid);
-      routesChanged ||= applied.routesChanged;
-    } catch (err) {
-      if (!(err instanceof CfError)) throw err;
-      // CC stops at the first app that fails; the job carries its error.
-      errors.push(err);
-      break;
-    }
-  }
-  afterCommit(c, `apply manifest to space ${spaceGuid}`, {
-    sources: routesChanged ? [{ kind: "routes_table" }] : [],
-    wake: appGuids.length > 0 ? { apps: appGuids } : undefined,
-  });
-  return acceptedWithJob(c, "app.apply_manifest", principal, errors.map((e) => e.toJSON().errors[0]!));
+  const text = await yamlBody(c);
+  // Refused at once, as CC does; what passes is applied after the answer (durable/manifest-applier.ts).
+  parseManifest(text);
+  const job = await processingJob(c.var.db, "app.apply_manifest", principal.guid);
+  await manifestApplierOf(c.env, job.guid).start({ job: job.guid, space: spaceGuid, manifest: text, principal });
+  return accepted(c, job);
 });
 
 export const appManifest = new Hono<AppEnv>();
