@@ -149,7 +149,7 @@ applications:
 
   it("cf events lists CF's audit event types", async () => {
     const events = await cf.ok("events", "web");
-    for (const type of ["audit.app.create", "audit.app.process.scale", "audit.app.environment_variables.update", "audit.app.stop", "audit.app.start", "audit.app.restart"]) {
+    for (const type of ["audit.app.create", "audit.app.process.scale", "audit.app.update", "audit.app.stop", "audit.app.start", "audit.app.restart"]) {
       expect(events).toContain(type);
     }
   });

@@ -216,9 +216,9 @@ export async function mergeEnvironmentVariables(
       .where(and(eq(apps.guid, app.guid), sql`length(cast(${merged} as blob)) <= ${MAX_ENV_JSON_BYTES}`))
       .returning({ env: apps.environmentVariables }),
     auditEventIfChanged(db, {
-      type: "audit.app.environment_variables.update", actor, target: { guid: app.guid, type: "app", name: app.name },
-      // Values may be secrets: record only which names changed.
-      spaceGuid: app.spaceGuid, data: { request: { var: Object.fromEntries(Object.keys(patch).map((k) => [k, "[PRIVATE DATA HIDDEN]"])) } }, now,
+      // CC records an env change as an app update, the values hidden (they may be secrets).
+      type: "audit.app.update", actor, target: { guid: app.guid, type: "app", name: app.name },
+      spaceGuid: app.spaceGuid, data: { request: { environment_variables: "[PRIVATE DATA HIDDEN]" } }, now,
     }),
   ]);
   const [row] = rows;

@@ -37,9 +37,11 @@ export type AuditEventType =
   | "audit.app.start"
   | "audit.app.stop"
   | "audit.app.restart"
+  | "audit.app.restage"
+  | "audit.app.map-route"
+  | "audit.app.unmap-route"
   | "audit.app.deployment.create"
   | "audit.app.deployment.cancel"
-  | "audit.app.environment_variables.update"
   | "audit.app.droplet.mapped"
   | "audit.app.package.create"
   | "audit.app.build.create"
@@ -106,9 +108,14 @@ export function auditEvent(db: Db, event: AuditEventInput) {
  * lost compare-and-set leaves no event behind.
  */
 export function auditEventIfChanged(db: Db, event: AuditEventInput) {
+  return auditEventWhere(db, event, sql`changes() = 1`);
+}
+
+/** An insert that takes effect only where `condition` (SQL, read when the statement runs) holds. */
+export function auditEventWhere(db: Db, event: AuditEventInput, condition: SQL) {
   const r = row(event);
   return db.insert(auditEvents).select(
-    sql`select ${r.guid}, ${r.type}, ${r.actorGuid}, ${r.actorType}, ${r.actorName}, ${r.targetGuid}, ${r.targetType}, ${r.targetName}, ${r.spaceGuid}, ${JSON.stringify(r.data)}, ${r.createdAt} where changes() = 1`,
+    sql`select ${r.guid}, ${r.type}, ${r.actorGuid}, ${r.actorType}, ${r.actorName}, ${r.targetGuid}, ${r.targetType}, ${r.targetName}, ${r.spaceGuid}, ${JSON.stringify(r.data)}, ${r.createdAt} where ${condition}`,
   );
 }
 

@@ -10,7 +10,7 @@ import type { ResolvedImage } from "../../shared/protocol/image";
 import type { BatchItem } from "drizzle-orm/batch";
 import type { Db } from "../env";
 import { isoNow } from "../http/ids";
-import { type AuditEventInput, auditEventIfChanged } from "./audit";
+import { type AuditEventInput, auditEventIfChanged, auditEventWhere } from "./audit";
 import { type Viewer, visibleTo } from "./roles";
 import { apps, builds, droplets, packages, users } from "./schema";
 import type { StagingLocation } from "../staging/location";
@@ -57,6 +57,12 @@ export async function createBuild(db: Db, input: NewBuild, actor: AuditEventInpu
       type: "audit.app.build.create", actor, target: { guid: input.app.guid, type: "app", name: input.app.name },
       spaceGuid: input.app.spaceGuid, data: { build_guid: input.guid, package_guid: input.packageGuid }, now,
     }),
+    // Staging a package again is a restage (cf restage, berth restage): CC's audit.app.restage, which its v3 API leaves to the v2 restage endpoint Berth does not have.
+    auditEventWhere(db, {
+      type: "audit.app.restage", actor, target: { guid: input.app.guid, type: "app", name: input.app.name },
+      spaceGuid: input.app.spaceGuid, data: {}, now,
+    }, sql`exists (select 1 from ${builds} where ${builds.guid} = ${input.guid})
+      and exists (select 1 from ${builds} where ${builds.packageGuid} = ${input.packageGuid} and ${builds.guid} <> ${input.guid})`),
   ]);
   return getBuild(db, input.guid);
 }

@@ -118,22 +118,44 @@ export async function deleteRoute(db: Db, route: Route, actor: AuditEventInput["
 }
 
 export interface NewDestination {
-  appGuid: string;
+  app: { guid: string; name: string };
   processType: string;
   port: number | null;
 }
 
+/** How a mapping change was asked for: `manifestTriggered` marks one made by apply_manifest (CC's metadata). */
+export interface MappingCause {
+  actor: AuditEventInput["actor"];
+  manifestTriggered?: boolean;
+}
+
+/** CC's audit.app.map-route / unmap-route event of one destination. */
+function mappingEvent(type: "audit.app.map-route" | "audit.app.unmap-route", route: Route, destinationGuid: string, d: NewDestination, cause: MappingCause, now: Date): AuditEventInput {
+  return {
+    type, actor: cause.actor, target: { guid: d.app.guid, type: "app", name: d.app.name }, spaceGuid: route.spaceGuid, now,
+    data: {
+      route_guid: route.guid, app_port: d.port, route_mapping_guid: destinationGuid, destination_guid: destinationGuid,
+      process_type: d.processType, weight: null, protocol: "http1", ...(cause.manifestTriggered ? { manifest_triggered: true } : {}),
+    },
+  };
+}
+
 /**
  * Adds destinations (an app/process pair already mapped is left as it is, as CF
- * does) and returns the route's destinations after. Apps deleted meanwhile are
- * skipped rather than failing the batch on the foreign key.
+ * does, and gets no event) and returns the route's destinations after. Apps
+ * deleted meanwhile are skipped rather than failing the batch on the foreign key.
  */
-export async function addDestinations(db: Db, route: Route, list: NewDestination[], now: Date = new Date()): Promise<Destination[]> {
+export async function addDestinations(db: Db, route: Route, list: NewDestination[], cause: MappingCause, now: Date = new Date()): Promise<Destination[]> {
   const ts = isoNow(now);
-  const inserts = list.map((d) =>
-    db.insert(routeDestinations).select(sql`select ${newGuid()}, ${route.guid}, ${d.appGuid}, ${d.processType}, ${d.port}, ${ts}, ${ts}
-      where exists (select 1 from ${apps} where ${apps.guid} = ${d.appGuid})
-        and exists (select 1 from ${routes} where ${routes.guid} = ${route.guid})`).onConflictDoNothing());
+  const inserts = list.flatMap((d) => {
+    const guid = newGuid();
+    return [
+      db.insert(routeDestinations).select(sql`select ${guid}, ${route.guid}, ${d.app.guid}, ${d.processType}, ${d.port}, ${ts}, ${ts}
+        where exists (select 1 from ${apps} where ${apps.guid} = ${d.app.guid})
+          and exists (select 1 from ${routes} where ${routes.guid} = ${route.guid})`).onConflictDoNothing(),
+      auditEventIfChanged(db, mappingEvent("audit.app.map-route", route, guid, d, cause, now)),
+    ];
+  });
   await db.batch([
     db.update(routes).set({ updatedAt: ts }).where(eq(routes.guid, route.guid)),
     bumpRouteTable(db),
@@ -143,9 +165,13 @@ export async function addDestinations(db: Db, route: Route, list: NewDestination
 }
 
 /** Removes one destination; false when the route has no such destination. */
-export async function removeDestination(db: Db, route: Route, destinationGuid: string, now: Date = new Date()): Promise<boolean> {
+export async function removeDestination(db: Db, route: Route, destinationGuid: string, cause: MappingCause, now: Date = new Date()): Promise<boolean> {
+  const d = route.destinations.find((x) => x.guid === destinationGuid);
+  if (!d) return false;
+  const [app] = await db.select({ name: apps.name }).from(apps).where(eq(apps.guid, d.appGuid)).limit(1);
   const [del] = await db.batch([
     db.delete(routeDestinations).where(and(eq(routeDestinations.guid, destinationGuid), eq(routeDestinations.routeGuid, route.guid))),
+    auditEventIfChanged(db, mappingEvent("audit.app.unmap-route", route, destinationGuid, { app: { guid: d.appGuid, name: app?.name ?? "" }, processType: d.processType, port: d.port }, cause, now)),
     db.update(routes).set({ updatedAt: isoNow(now) }).where(eq(routes.guid, route.guid)),
     bumpRouteTable(db),
   ]);

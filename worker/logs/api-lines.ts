@@ -22,7 +22,7 @@ const censored = (request: Record<string, unknown>) =>
 
 export type ApiLineEvent =
   | { type: Extract<AuditEventType, "audit.app.create" | "audit.app.start" | "audit.app.stop" | "audit.app.restart" | "audit.app.delete-request">; appGuid: string }
-  | { type: Extract<AuditEventType, "audit.app.update" | "audit.app.droplet.mapped" | "audit.app.environment_variables.update">; appGuid: string; request: Record<string, unknown> }
+  | { type: Extract<AuditEventType, "audit.app.update" | "audit.app.droplet.mapped">; appGuid: string; request: Record<string, unknown> }
   | { type: Extract<AuditEventType, "audit.app.process.scale" | "audit.app.process.update">; appGuid: string; processType: string }
   | { type: "audit.app.process.crash"; appGuid: string; processType: string; payload: Record<string, unknown> }
   | { type: Extract<AuditEventType, "audit.app.deployment.create" | "audit.app.deployment.cancel">; appGuid: string };
@@ -43,7 +43,6 @@ export function apiLines(e: ApiLineEvent): string[] {
       return [`Deleted app with guid ${app}`];
     case "audit.app.update":
     case "audit.app.droplet.mapped":
-    case "audit.app.environment_variables.update":
       return [`Updated app with guid ${app} (${rubyInspect(censored(e.request))})`];
     case "audit.app.process.scale":
       return [`Scaling process: ${JSON.stringify(e.processType)}`];

@@ -111,7 +111,7 @@ export async function applyAppManifest(db: Db, spaceGuid: string, m: AppManifest
   if (m.noRoute) {
     for (const route of current) {
       for (const d of route.destinations.filter((d) => d.appGuid === app.guid)) {
-        routesChanged = (await removeDestination(db, route, d.guid)) || routesChanged;
+        routesChanged = (await removeDestination(db, route, d.guid, { actor: principal, manifestTriggered: true })) || routesChanged;
       }
     }
   } else {
@@ -145,7 +145,7 @@ async function mapRoute(db: Db, app: App, { host, path }: RouteAddress, domain: 
     throw fail(`The route '${url}' is already in use.`);
   }
   if (!route.destinations.some((d) => d.appGuid === app.guid)) {
-    await addDestinations(db, route, [{ appGuid: app.guid, processType: "web", port: null }]);
+    await addDestinations(db, route, [{ app, processType: "web", port: null }], { actor: principal, manifestTriggered: true });
   }
 }
 

@@ -188,7 +188,7 @@ apps.patch("/:guid/environment_variables", async (c) => {
   const merged = await mergeEnvironmentVariables(c.var.db, app, body.var, principal);
   if (merged === undefined) throw resourceNotFound("App");
   if (merged === "too_large") throw envTooLarge();
-  afterCommit(c, `env of app ${app.guid}`, { appEvents: [{ type: "audit.app.environment_variables.update", appGuid: app.guid, request: { environment_variables: body.var } }] });
+  afterCommit(c, `env of app ${app.guid}`, { appEvents: [{ type: "audit.app.update", appGuid: app.guid, request: { environment_variables: body.var } }] });
   return c.json(presentEnvironmentVariables(app.guid, merged, linkerOf(c)));
 });
 

@@ -133,22 +133,24 @@ routesApi.post("/:guid/destinations", async (c) => {
   const body = await parseJson(c, destinationsSchema);
   const guids = [...new Set(body.destinations.map((d) => d.app.guid))];
   const missing: string[] = [];
+  const names = new Map<string, string>();
   for (const guid of guids) {
     const app = await getApp(c.var.db, guid);
     if (!app || !(await canAccessSpace(c, app.spaceGuid))) missing.push(guid);
     else if (app.spaceGuid !== route.spaceGuid) throw unprocessable("Routes destinations must be in either the route's space or the route's shared spaces");
+    else names.set(guid, app.name);
   }
   if (missing.length > 0) throw unprocessable(`App(s) with guid(s) ${missing.map((g) => `"${g}"`).join(", ")} do not exist or you do not have access.`);
   const destinations = await addDestinations(c.var.db, route, body.destinations.map((d) => ({
-    appGuid: d.app.guid, processType: d.app.process?.type ?? "web", port: d.port ?? null,
-  })));
+    app: { guid: d.app.guid, name: names.get(d.app.guid)! }, processType: d.app.process?.type ?? "web", port: d.port ?? null,
+  })), { actor: principal });
   afterCommit(c, `map route ${route.guid}`, { sources: ROUTES_TABLE });
   return c.json(presentDestinations({ ...route, destinations }, linkerOf(c)));
 });
 
 routesApi.delete("/:guid/destinations/:destination", async (c) => {
-  const { route } = await reachableRoute(c);
-  const removed = await removeDestination(c.var.db, route, c.req.param("destination"));
+  const { principal, route } = await reachableRoute(c);
+  const removed = await removeDestination(c.var.db, route, c.req.param("destination"), { actor: principal });
   if (!removed) throw unprocessable("Unable to unmap route from destination. Ensure the route has a destination with this guid.");
   afterCommit(c, `unmap route ${route.guid}`, { sources: ROUTES_TABLE });
   return c.body(null, 204);
