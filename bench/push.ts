@@ -4,14 +4,16 @@
  * (wrangler dev, one cell, the router), the image already cached on the cell.
  * Each run times from the push command's start to the first 200 through the
  * router (polled every 20 ms while the push runs), then deletes the app with
- * its route. p50 of N per CLI, and their ratio.
+ * its route. p50 of N per CLI, and their ratio. For berth it also prints
+ * where the time went: the p50 moment each step of the push was answered
+ * (from BERTH_TRACE), so a change can be aimed at the longest gap.
  *
  * Usage (root, after npm run build): npx tsx bench/push.ts [--runs 10]
  */
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { buildAndPushFixtures } from "../test/fixtures/build-images";
 import { cfSession } from "../test/support/cf-cli";
@@ -38,16 +40,40 @@ await cf.ok("target", "-o", "default", "-s", "bench");
 await cf.ok("enable-feature-flag", "diego_docker");
 
 const berthHome = await mkdtemp(join(tmpdir(), "berth-bench-home-"));
+/** Runs the built CLI; resolves with its stderr, where BERTH_TRACE puts one line per request. */
 const berth = (...args: string[]) => new Promise<string>((res, rej) => {
-  execFile(process.execPath, [BERTH, ...args], { env: { ...process.env, BERTH_HOME: berthHome } }, (err, stdout, stderr) => (err ? rej(new Error(`berth ${args.join(" ")}: ${stderr}`)) : res(stdout)));
+  execFile(process.execPath, [BERTH, ...args], { env: { ...process.env, BERTH_HOME: berthHome, BERTH_TRACE: "true" } }, (err, _stdout, stderr) => (err ? rej(new Error(`berth ${args.join(" ")}: ${stderr}`)) : res(stderr)));
 });
+
+/** The steps of a berth push, each the first (or last) traced request matching it. */
+const STEPS: [name: string, pattern: RegExp, which: "first" | "last"][] = [
+  ["manifest applied (job COMPLETE)", /^GET \/v3\/jobs\//, "last"],
+  ["package created", /^POST \/v3\/packages /, "first"],
+  ["build created", /^POST \/v3\/builds /, "first"],
+  ["staged, droplet set", /^PATCH \/v3\/apps\/\S+\/relationships\/current_droplet /, "first"],
+  ["restart answered", /^POST \/v3\/apps\/\S+\/actions\/restart /, "first"],
+];
+const steps: Record<string, number[]> = Object.fromEntries(STEPS.map(([name]) => [name, []]));
+
+/** ms from `t0` (epoch ms) to each step, from the trace lines. */
+function stepTimes(trace: string, t0: number): void {
+  const lines = trace.split("\n").map((l) => /^(\S+Z) (.*)$/.exec(l)).filter((m) => m !== null);
+  for (const [name, pattern, which] of STEPS) {
+    const hits = lines.filter((m) => pattern.test(m[2]!));
+    const hit = which === "first" ? hits[0] : hits.at(-1);
+    if (hit) steps[name]!.push(Date.parse(hit[1]!) - t0);
+  }
+}
 await berth("api", stack.cp.url);
 await berth("login", "-t", stack.cp.adminToken);
 await berth("target", "-s", "bench");
 
 const pushers = {
   cf: { push: (app: string) => cf.ok("push", app, "--docker-image", image, "-c", START, "-m", "32M", "-k", "32M"), del: (app: string) => cf.ok("delete", app, "-r", "-f") },
-  berth: { push: (app: string) => berth("push", app, "-o", image, "-c", START, "-m", "32M", "-k", "32M"), del: async (app: string) => {
+  berth: { push: (app: string) => {
+    const t0 = Date.now();
+    return berth("push", app, "-o", image, "-c", START, "-m", "32M", "-k", "32M").then((trace) => stepTimes(trace, t0));
+  }, del: async (app: string) => {
     await berth("delete", app, "-f");
     await berth("delete-route", app);
   } },
@@ -83,6 +109,10 @@ try {
   console.log(`  cf push    ${fmt(times.cf)}`);
   console.log(`  berth push ${fmt(times.berth)}`);
   console.log(`  cf / berth = ${(p50(times.cf) / p50(times.berth)).toFixed(2)}`);
+  console.log("berth push, p50 ms from its start to each step answered:");
+  for (const [name] of STEPS) console.log(`  ${name.padEnd(34)} ${steps[name]!.length ? Math.round(p50(steps[name]!)) : "-"}`);
+  console.log(`  ${"first 200 through the router".padEnd(34)} ${Math.round(p50(times.berth))}`);
+  console.log(`load average during the run: ${loadavg().map((l) => l.toFixed(1)).join(" ")}`);
 } finally {
   await stack.stop();
   await registry.stop();

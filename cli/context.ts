@@ -27,17 +27,22 @@ export async function makeCtx(opts: {
   onRequest?: ApiOptions["onRequest"];
   signal?: AbortSignal;
   write?: (s: string) => void;
+  /** Where BERTH_TRACE lines go (default stderr). */
+  writeErr?: (s: string) => void;
 }): Promise<Ctx> {
   const env = opts.env ?? process.env;
   const config = await loadConfig(env);
+  // BERTH_TRACE=true: each request on stderr, as CF_TRACE does for cf.
+  const writeErr = opts.writeErr ?? ((s: string) => void process.stderr.write(s));
+  const trace = env.BERTH_TRACE === "true" ? (line: string) => writeErr(`${line}\n`) : undefined;
   const ctx: Ctx = {
     config,
     out: makeOut(opts.json, opts.write),
     env,
     stdin: opts.stdin ?? process.stdin,
     signal: opts.signal,
-    api: () => Api.fromConfig(ctx.config, { onRequest: opts.onRequest }),
-    anonymousApi: (target, skipTlsValidation) => new Api(target, undefined, { onRequest: opts.onRequest, skipTlsValidation }),
+    api: () => Api.fromConfig(ctx.config, { onRequest: opts.onRequest, trace }),
+    anonymousApi: (target, skipTlsValidation) => new Api(target, undefined, { onRequest: opts.onRequest, trace, skipTlsValidation }),
     async save(next) {
       ctx.config = next;
       await saveConfig(next, env);

@@ -55,7 +55,7 @@ export function buildProgram(opts: RunOptions = {}, json = false): Command {
   const action: Action = (fn) => async (...args) => {
     const cmd = args.at(-1) as Command;
     const json = Boolean(cmd.optsWithGlobals().json);
-    const ctx = await makeCtx({ json, env: opts.env, stdin: opts.stdin, onRequest: opts.onRequest, signal: opts.signal, ...(opts.stdout ? { write: opts.stdout } : {}) });
+    const ctx = await makeCtx({ json, env: opts.env, stdin: opts.stdin, onRequest: opts.onRequest, signal: opts.signal, ...(opts.stdout ? { write: opts.stdout } : {}), ...(opts.stderr ? { writeErr: opts.stderr } : {}) });
     // commander passes (...positionals, options, command); commands take (ctx, ...positionals, options).
     await (fn as (ctx: Ctx, ...a: unknown[]) => Promise<void>)(ctx, ...args.slice(0, -1));
   };

@@ -184,6 +184,17 @@ describe("--json", () => {
   });
 });
 
+describe("BERTH_TRACE", () => {
+  it("prints each request on stderr with its status and time, as CF_TRACE does for cf", async () => {
+    await freshHome();
+    await intoNewSpace(cp.url, cp.adminToken, "trace-space");
+    const r = await berthWith({ env: { BERTH_TRACE: "true" } }, "apps");
+    expect(r.code).toBe(0);
+    expect(r.err).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z GET \/v3\/apps\?\S* 200 \d+ms$/m);
+    expect((await berth("apps")).err).toBe("");
+  });
+});
+
 describe("routes print the URL that works", () => {
   it("adds the routers' port when it is not the scheme's own", () => {
     expect(routeUrl("demo.apps.localhost", { scheme: "http", port: 8080 })).toBe("http://demo.apps.localhost:8080");
