@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { CF, type Cf, cfSession } from "../support/cf-cli";
+import { CF, type Cf, cfAdminInNewOrg } from "../support/cf-cli";
 import { eventually, getVia, startOneCellStack, type OneCellStack } from "../support/stack";
 
 const registry = inject("registry");
@@ -27,13 +27,7 @@ const page = (host: string, path = "/") => eventually(`a 200 from ${host}${path}
 beforeAll(async () => {
   if (!existsSync(CF)) throw new Error(`the cf CLI is not at ${CF}: set BERTH_CF_CLI`);
   stack = await startOneCellStack({ name: `cfpush-${process.pid}`, registryHost: registry.host, portMin: 43000, portMax: 43999 });
-  cf = await cfSession();
-  await cf.ok("api", stack.cp.url, "--skip-ssl-validation");
-  await cf.ok("auth", "admin", stack.cp.adminPassword);
-  await cf.ok("create-org", `org-${suffix}`);
-  await cf.ok("target", "-o", `org-${suffix}`);
-  await cf.ok("create-space", "dev");
-  await cf.ok("target", "-o", `org-${suffix}`, "-s", "dev");
+  cf = await cfAdminInNewOrg(stack.cp.url, stack.cp.adminPassword, `org-${suffix}`);
 }, 180_000);
 
 afterAll(async () => {

@@ -54,3 +54,15 @@ export async function cfSession(env: Record<string, string> = {}): Promise<Cf> {
     },
   };
 }
+
+/** A cf session logged in as admin against `apiUrl`, targeting the space "dev" of a new organization `org` (the start of the push suites). */
+export async function cfAdminInNewOrg(apiUrl: string, adminPassword: string, org: string): Promise<Cf> {
+  const cf = await cfSession();
+  await cf.ok("api", apiUrl, "--skip-ssl-validation");
+  await cf.ok("auth", "admin", adminPassword);
+  await cf.ok("create-org", org);
+  await cf.ok("target", "-o", org);
+  await cf.ok("create-space", "dev");
+  await cf.ok("target", "-o", org, "-s", "dev");
+  return cf;
+}
