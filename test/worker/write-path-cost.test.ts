@@ -12,6 +12,7 @@ import { env } from "cloudflare:workers";
 import * as schema from "../../worker/db/schema";
 import { emptyTally, tallied, type D1Tally } from "../../worker/http/d1-tally";
 import { recordHeartbeat } from "../../worker/scheduling/reports";
+import { buildDesiredSet } from "../../worker/scheduling/desired-set";
 import { cellLoadQuery, oldestClaimQuery } from "../../worker/scheduling/snapshot";
 import { BOOTSTRAP_ADMIN, resolvePrincipal } from "../../worker/auth/principal";
 import { failStaging } from "../../worker/staging/stage";
@@ -83,6 +84,22 @@ describe("a cell's heartbeat", () => {
     expect(outcome.sources).toEqual(expect.arrayContaining([{ kind: "cell", cellGuid: cell.guid }, { kind: "routes_table" }]));
     const [row] = await db().select().from(schema.instances).where(eq(schema.instances.instanceGuid, crashed.instance_guid));
     expect(row!.state).toBe("CRASHED");
+  });
+});
+
+describe("a cell's desired set", () => {
+  it("is one D1 batch, its version and registry access read with its instances", async () => {
+    const { cell, app, reports } = await runningOnOwnCell(2);
+    const { db: counted, tally } = countingDb();
+    const set = await buildDesiredSet(counted, env, cell.guid);
+    expect(tally.roundTrips).toBe(1);
+    // (Other tests' instances may have moved onto this cell: only this app's are looked at.)
+    const mine = set!.instances.filter((i) => i.app_guid === app.guid).map((i) => i.instance_guid);
+    expect(mine.sort()).toEqual(reports.map((r) => r.instance_guid).sort());
+    // The version the set carries is the one a watcher compares with.
+    const current = await api("GET", `/v3/cells/${cell.guid}/desired`, { token: cell.credential });
+    expect(current.json.version).toBe(set!.version);
+    expect(set!.registry_access.version).toBe(current.json.registry_access.version);
   });
 });
 

@@ -26,8 +26,15 @@ export interface RegistryAccessRecord {
 
 export type RegistryAccessChange = Partial<Omit<RegistryAccess, "version">>;
 
+/** The singleton row's query, for a batch that must read it with other rows (a cell's desired set). */
+export const registryAccessRowQuery = (db: Db) => db.select().from(registryAccess).where(eq(registryAccess.id, SINGLETON)).limit(1);
+
 export async function getRegistryAccessRecord(db: Db): Promise<RegistryAccessRecord> {
-  const [row] = await db.select().from(registryAccess).where(eq(registryAccess.id, SINGLETON)).limit(1);
+  return registryAccessRecordOf((await registryAccessRowQuery(db))[0]);
+}
+
+/** The record of the row `registryAccessRowQuery` read (none yet: version 0, empty lists). */
+export function registryAccessRecordOf(row: typeof registryAccess.$inferSelect | undefined): RegistryAccessRecord {
   if (!row) return { access: { version: 0, trusted_ca_certificates: [], insecure_registries: [], cell_only_registries: [] }, updatedAt: null };
   return {
     access: {

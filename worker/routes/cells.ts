@@ -33,7 +33,7 @@ import {
 import { buildDesiredSet } from "../scheduling/desired-set";
 import { holdUntilChanged, watchChannel } from "../scheduling/long-poll";
 import { recordHeartbeat, recordInstanceReports } from "../scheduling/reports";
-import { readCellSetVersion, versionBumps } from "../scheduling/versions";
+import { versionBumps } from "../scheduling/versions";
 import { convergenceConfig } from "../scheduling/config";
 import { cellIsAlive } from "../../shared/convergence/cells";
 
@@ -151,15 +151,18 @@ cellsApi.get("/:id/desired", async (c) => {
   const cellGuid = c.req.param("id");
   requireCell(c, cellGuid);
   const { after } = parseQuery(c, desiredQuerySchema);
-  if (after !== undefined && (await readCellSetVersion(c.var.db, cellGuid)) === after) {
+  // The set carries its version: one batch answers a watcher's GET after a change; only an unchanged one holds.
+  let set = await buildDesiredSet(c.var.db, c.env, cellGuid);
+  if (!set) throw notAuthorized();
+  if (after !== undefined && set.version === after) {
     const changed = await holdUntilChanged(c.env, { kind: "cell", cellGuid }, after);
     await stillAuthenticated(c);
     if (!changed) return c.body(null, 204);
+    set = await buildDesiredSet(c.var.db, c.env, cellGuid);
+    if (!set) throw notAuthorized();
+    // A wake that moved nothing of this cell's (a pass notifies broadly) is still "unchanged".
+    if (set.version === after) return c.body(null, 204);
   }
-  const set = await buildDesiredSet(c.var.db, c.env, cellGuid);
-  if (!set) throw notAuthorized();
-  // A wake that moved nothing of this cell's (a pass notifies broadly) is still "unchanged".
-  if (after !== undefined && set.version === after) return c.body(null, 204);
   // A set can move on between the notify and this read: it is still the newest, never stale.
   return c.json(set);
 });

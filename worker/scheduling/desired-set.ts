@@ -11,7 +11,7 @@ import type { Credentials } from "../../shared/protocol/image";
 import type { InstanceSpec } from "../../shared/protocol/instance";
 import { PROTOCOL_VERSION } from "../../shared/protocol/version";
 import { builds, instances, packages } from "../db/schema";
-import { getRegistryAccess } from "../db/registry-access";
+import { registryAccessRecordOf, registryAccessRowQuery } from "../db/registry-access";
 import { openSecret, packageAad } from "../crypto/secrets";
 import { STARTED_STATES } from "../../shared/convergence/model";
 import { cellSetVersion, cellVersionQuery } from "./versions";
@@ -40,7 +40,7 @@ function credentialsOpener(db: Db, env: Pick<Bindings, "ENCRYPTION_KEY">) {
 /** The whole desired set of a cell, or undefined for an unknown cell. */
 export async function buildDesiredSet(db: Db, env: Pick<Bindings, "ENCRYPTION_KEY">, cellGuid: string): Promise<DesiredSet | undefined> {
   const stagingHere = and(eq(builds.stagingLocation, "cell"), eq(builds.stagingCellGuid, cellGuid), eq(builds.state, "STAGING"));
-  const [cell, rows, tasks, taskPackages] = await db.batch([
+  const [cell, rows, tasks, taskPackages, access] = await db.batch([
     cellVersionQuery(db, cellGuid),
     db.select({ guid: instances.instanceGuid, spec: instances.spec }).from(instances)
       .where(and(eq(instances.cellGuid, cellGuid), inArray(instances.state, [...STARTED_STATES])))
@@ -49,11 +49,12 @@ export async function buildDesiredSet(db: Db, env: Pick<Bindings, "ENCRYPTION_KE
     db.select({ buildGuid: builds.guid, packageGuid: builds.packageGuid }).from(builds).where(stagingHere).orderBy(builds.createdAt),
     db.select({ guid: packages.guid, image: packages.image }).from(packages)
       .where(inArray(packages.guid, db.select({ g: builds.packageGuid }).from(builds).where(stagingHere))),
+    // In the same batch: the set's version is computed from this very access, so they agree.
+    registryAccessRowQuery(db),
   ]);
   const images = new Map(taskPackages.map((p) => [p.guid, p.image]));
   if (!cell[0]) return undefined;
-  // Read apart from the batch: the set's version is computed from this very access, so they agree.
-  const registry = await getRegistryAccess(db);
+  const registry = registryAccessRecordOf(access[0]).access;
   const credentials = credentialsOpener(db, env);
   const specs: InstanceSpec[] = await Promise.all(
     rows.map(async (r) => {
