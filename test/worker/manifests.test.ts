@@ -53,6 +53,16 @@ async function jobOf(location: string | null, token = dev.token) {
   return (await api("GET", `/v3/jobs/${jobGuid(location)}`, { token })).json;
 }
 
+/** The app's API lines once there are `n` (written after the job's writes commit). */
+async function eventuallyLines(appGuid: string, n: number): Promise<string[]> {
+  for (let i = 0; i < 200; i++) {
+    const lines = (await api("GET", `/v3/apps/${appGuid}/logs`, { token: dev.token })).json.lines.filter((l: { source?: string }) => l.source === "API");
+    if (lines.length >= n) return lines.map((l: { line: string }) => l.line);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`fewer than ${n} API lines`);
+}
+
 const appNamed = async (name: string) => (await api("GET", `/v3/apps?names=${name}&space_guids=${space.guid}`, { token: dev.token })).json.resources[0];
 
 describe("apply_manifest", () => {
@@ -70,6 +80,9 @@ describe("apply_manifest", () => {
     // A second push keeps the one route (the default route is only for an app without routes).
     await applyManifest(`applications:\n- name: ${name}\n  default-route: true\n`);
     expect((await api("GET", `/v3/apps/${app.guid}/routes`, { token: dev.token })).json.resources).toHaveLength(1);
+    // CC's API lines: the app made, each manifest applied.
+    const lines = await eventuallyLines(app.guid, 3);
+    expect(lines).toEqual([`Created app with guid ${app.guid}`, `Applied manifest to app with guid ${app.guid}`, `Applied manifest to app with guid ${app.guid}`]);
   });
 
   it("applies instances, memory, disk, command, health check, timeout, env and routes; GET manifest gives them back", async () => {

@@ -21,7 +21,7 @@ const censored = (request: Record<string, unknown>) =>
   Object.fromEntries(Object.entries(request).map(([k, v]) => [k, CENSORED.has(k) ? "PRIVATE DATA HIDDEN" : v]));
 
 export type ApiLineEvent =
-  | { type: Extract<AuditEventType, "audit.app.create" | "audit.app.start" | "audit.app.stop" | "audit.app.restart" | "audit.app.delete-request">; appGuid: string }
+  | { type: Extract<AuditEventType, "audit.app.create" | "audit.app.start" | "audit.app.stop" | "audit.app.restart" | "audit.app.delete-request" | "audit.app.apply_manifest">; appGuid: string }
   | { type: Extract<AuditEventType, "audit.app.update" | "audit.app.droplet.mapped">; appGuid: string; request: Record<string, unknown> }
   | { type: Extract<AuditEventType, "audit.app.process.scale" | "audit.app.process.update">; appGuid: string; processType: string }
   | { type: "audit.app.process.crash"; appGuid: string; processType: string; payload: Record<string, unknown> }
@@ -41,6 +41,9 @@ export function apiLines(e: ApiLineEvent): string[] {
       return [`Restarted app with guid ${app}`];
     case "audit.app.delete-request":
       return [`Deleted app with guid ${app}`];
+    // CC adds the manifest's YAML; Berth leaves it out (env values are in it).
+    case "audit.app.apply_manifest":
+      return [`Applied manifest to app with guid ${app}`];
     case "audit.app.update":
     case "audit.app.droplet.mapped":
       return [`Updated app with guid ${app} (${rubyInspect(censored(e.request))})`];

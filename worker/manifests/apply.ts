@@ -6,6 +6,7 @@
  * same db writes the single-resource endpoints use; the caller wakes the
  * scheduler and the routers with what this returns.
  */
+import type { ApiLineEvent } from "../logs/api-lines";
 import { type App, createApp, listApps, mergeEnvironmentVariables } from "../db/apps";
 import type { Job } from "../db/jobs";
 import { auditEvent } from "../db/audit";
@@ -63,6 +64,8 @@ export interface Applied {
   app: App;
   /** Whether any route changed (routers must be told). */
   routesChanged: boolean;
+  /** What the app's API lines tell (its creation, the manifest applied). */
+  appEvents: ApiLineEvent[];
 }
 
 export async function applyAppManifest(db: Db, spaceGuid: string, m: AppManifest, principal: UserPrincipal, appsDomain: string): Promise<Applied> {
@@ -77,12 +80,14 @@ export async function applyAppManifest(db: Db, spaceGuid: string, m: AppManifest
     listed.push(split);
   }
 
+  const appEvents: ApiLineEvent[] = [];
   let app = (await listApps(db, { names: [m.name], spaceGuids: [spaceGuid], viewer: principal, orderBy: "created_at", page: 1, perPage: 1 })).apps[0];
   if (!app) {
     await requireFeatureEnabled(db, "diego_docker");
     const created = await createApp(db, { name: m.name, spaceGuid, environmentVariables: {} }, principal);
     if (!created) throw fail(`App with the name '${m.name}' already exists.`);
     app = created;
+    appEvents.push({ type: "audit.app.create", appGuid: app.guid });
   }
 
   const web = m.processes[0]!;
@@ -131,7 +136,8 @@ export async function applyAppManifest(db: Db, spaceGuid: string, m: AppManifest
     // Env values may be secrets: only their names are recorded (as for env var updates).
     data: { request: { manifest: { ...m, env: m.env && Object.fromEntries(Object.keys(m.env).map((k) => [k, "[PRIVATE DATA HIDDEN]"])) } } },
   });
-  return { app, routesChanged };
+  appEvents.push({ type: "audit.app.apply_manifest", appGuid: app.guid });
+  return { app, routesChanged, appEvents };
 }
 
 async function mapRoute(db: Db, app: App, { host, path }: RouteAddress, domain: string, principal: UserPrincipal, fail: (d: string) => Error): Promise<void> {
@@ -159,12 +165,14 @@ export interface ManifestOutcome {
 /** Applies each app in turn; CC stops at the first app that fails, and the job carries its error. */
 export async function applyManifest(db: Db, spaceGuid: string, manifest: AppManifest[], principal: UserPrincipal, appsDomain: string): Promise<ManifestOutcome> {
   const appGuids: string[] = [];
+  const appEvents: ApiLineEvent[] = [];
   let routesChanged = false;
   let errors: Job["errors"] = [];
   for (const m of manifest) {
     try {
       const applied = await applyAppManifest(db, spaceGuid, m, principal, appsDomain);
       appGuids.push(applied.app.guid);
+      appEvents.push(...applied.appEvents);
       routesChanged ||= applied.routesChanged;
     } catch (err) {
       if (!(err instanceof CfError)) throw err;
@@ -177,6 +185,7 @@ export async function applyManifest(db: Db, spaceGuid: string, manifest: AppMani
     committed: {
       sources: routesChanged ? [{ kind: "routes_table" }] : [],
       wake: appGuids.length > 0 ? { apps: appGuids } : undefined,
+      appEvents,
     },
   };
 }
