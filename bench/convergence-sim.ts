@@ -74,19 +74,19 @@ const q = (s: string | null) => (s === null ? "NULL" : `'${s.replaceAll("'", "''
 function seedSql(space: string, appGuids: string[], first: number): string[] {
   const now = new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
   const lines = first > 0 ? [] : [
-    `INSERT INTO spaces (guid, name, organization_guid) SELECT ${q(space)}, 'bench', guid FROM organizations WHERE name = 'default';`,
-    `INSERT INTO feature_flags (name, enabled, custom_error_message, updated_at) VALUES ('diego_docker', 1, NULL, ${q(now)});`,
+    `INSERT OR IGNORE INTO spaces (guid, name, organization_guid) SELECT ${q(space)}, 'bench', guid FROM organizations WHERE name = 'default';`,
+    `INSERT OR IGNORE INTO feature_flags (name, enabled, custom_error_message, updated_at) VALUES ('diego_docker', 1, NULL, ${q(now)});`,
     // An organization quota without limits: the default one (10 GiB) would refuse a big fleet's starts.
-    `INSERT INTO quotas (guid, scope, name, organization_guid, created_at, updated_at) VALUES ('bench-unlimited', 'organization', 'bench-unlimited', '', ${q(now)}, ${q(now)});`,
+    `INSERT OR IGNORE INTO quotas (guid, scope, name, organization_guid, created_at, updated_at) VALUES ('bench-unlimited', 'organization', 'bench-unlimited', '', ${q(now)}, ${q(now)});`,
     "UPDATE organizations SET quota_guid = 'bench-unlimited' WHERE name = 'default';",
   ];
   appGuids.forEach((app, n) => {
     const i = first + n;
     const droplet = randomUUID();
     lines.push(
-      `INSERT INTO apps (guid, name, space_guid, state, lifecycle_type, current_droplet_guid) VALUES (${q(app)}, 'app-${i}', ${q(space)}, 'STOPPED', 'docker', ${q(droplet)});`,
-      `INSERT INTO processes (guid, app_guid, type, version, instances, memory_in_mb, disk_in_mb, health_check_type) VALUES (${q(app)}, ${q(app)}, 'web', ${q(randomUUID())}, ${PER_APP}, 64, 64, 'port');`,
-      `INSERT INTO droplets (guid, app_guid, state, image, manifest_digest, execution_metadata, process_types, image_spec) VALUES (${q(droplet)}, ${q(app)}, 'STAGED', ${q(IMAGE.ref)}, ${q(IMAGE.manifest_digest)}, '{}', '{"web":"/bin/httpd -f"}', ${q(JSON.stringify(IMAGE))});`,
+      `INSERT OR IGNORE INTO apps (guid, name, space_guid, state, lifecycle_type, current_droplet_guid) VALUES (${q(app)}, 'app-${i}', ${q(space)}, 'STOPPED', 'docker', ${q(droplet)});`,
+      `INSERT OR IGNORE INTO processes (guid, app_guid, type, version, instances, memory_in_mb, disk_in_mb, health_check_type) VALUES (${q(app)}, ${q(app)}, 'web', ${q(randomUUID())}, ${PER_APP}, 64, 64, 'port');`,
+      `INSERT OR IGNORE INTO droplets (guid, app_guid, state, image, manifest_digest, execution_metadata, process_types, image_spec) VALUES (${q(droplet)}, ${q(app)}, 'STAGED', ${q(IMAGE.ref)}, ${q(IMAGE.manifest_digest)}, '{}', '{"web":"/bin/httpd -f"}', ${q(JSON.stringify(IMAGE))});`,
     );
   });
   return lines;
@@ -355,7 +355,12 @@ async function prepareDatabase(config: string, wrangler: string, env: NodeJS.Pro
   try {
     const d1 = await cp.d1();
     const statements = seedSql(space, apps, 0);
-    for (let i = 0; i < statements.length; i += 500) await d1.batch(statements.slice(i, i + 500).map((s) => d1.prepare(s)));
+    // Small batches, each sent again if the binding's connection drops (it did under load at 500 statements);
+    // every statement is idempotent (INSERT OR IGNORE, UPDATE), so a batch that had committed changes nothing.
+    for (let i = 0; i < statements.length; i += 100) {
+      const batch = () => d1.batch(statements.slice(i, i + 100).map((s) => d1.prepare(s)));
+      await batch().catch(() => batch()).catch(() => batch());
+    }
   } finally {
     await cp.stop();
   }
