@@ -12,7 +12,8 @@ import { MAX_LOG_BATCH_BYTES, MAX_LOG_BATCH_LINES } from "../protocol/logs";
 import { PROTOCOL_VERSION } from "../protocol/version";
 import { cutLine } from "./rate-limit";
 
-const utf8Bytes = (s: string) => new TextEncoder().encode(s).byteLength;
+const encoder = new TextEncoder();
+const utf8Bytes = (s: string) => encoder.encode(s).byteLength;
 
 /** A batch's message as sent: what the byte cap is measured on. */
 export const logBatchMessage = (lines: readonly { line: string }[]) => JSON.stringify({ protocol: PROTOCOL_VERSION, lines });

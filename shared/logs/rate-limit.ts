@@ -18,13 +18,18 @@ export interface Admission<L> {
   truncated: number;
 }
 
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
 /** Cuts a line to `maxBytes` of UTF-8 without splitting a character. */
 export function cutLine(line: string, maxBytes = MAX_LOG_LINE_BYTES): string | null {
-  const bytes = new TextEncoder().encode(line);
+  // A UTF-16 code unit is at most 3 UTF-8 bytes: most lines are known to fit without encoding them.
+  if (line.length * 3 <= maxBytes) return null;
+  const bytes = encoder.encode(line);
   if (bytes.byteLength <= maxBytes) return null;
   let end = maxBytes;
   while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--;
-  return new TextDecoder().decode(bytes.subarray(0, end));
+  return decoder.decode(bytes.subarray(0, end));
 }
 
 export function admit<L extends { line: string }>(window: RateWindow, lines: readonly L[], now: number, linesPerSecond: number): Admission<L> {
