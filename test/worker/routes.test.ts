@@ -90,6 +90,27 @@ const createPathRoute = (host: string, path: string) =>
   api("POST", "/v3/routes", { token: dev.token, body: { host, path, relationships: { space: { data: { guid: space.guid } } } } });
 
 describe("route paths", () => {
+  it("a tenant who adds a path to another space's host (to take its /api traffic) gets CC's 422, in either order, nothing written", async () => {
+    const host = unique("victim");
+    expect((await createRoute(host)).status).toBe(201);
+    const attacker = await dockerSpaceWithDeveloper();
+    const reserved = "Routes for this host and domain have been reserved for another space.";
+    for (const path of ["/api", "/API/"]) {
+      const hijack = await api("POST", "/v3/routes", { token: attacker.dev.token, body: { host, path, relationships: { space: { data: { guid: attacker.space.guid } } } } });
+      expect(hijack.status).toBe(422);
+      expect(hijack.json.errors[0].detail).toBe(reserved);
+    }
+    // The other way round: a path route first, then the host's path-less route from another space.
+    const pathFirst = unique("pathfirst");
+    expect((await createPathRoute(pathFirst, "/api")).status).toBe(201);
+    const bare = await api("POST", "/v3/routes", { token: attacker.dev.token, body: { host: pathFirst, relationships: { space: { data: { guid: attacker.space.guid } } } } });
+    expect(bare.json.errors[0].detail).toBe(reserved);
+    const rows = await db().select().from(schema.routes).where(eq(schema.routes.spaceGuid, attacker.space.guid));
+    expect(rows).toEqual([]);
+    // The owner's space adds paths to its own host as before.
+    expect((await createPathRoute(host, "/api")).status).toBe(201);
+  });
+
   it("a host takes routes with different paths; the same host, path and domain twice is CC's 422; the table carries the paths", async () => {
     const host = unique("paths");
     const bare = await createRoute(host);

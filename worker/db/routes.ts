@@ -83,26 +83,38 @@ export async function listRoutes(db: Db, f: RouteFilter): Promise<{ total: numbe
   return { total, routes: rows.map((r) => toRoute(r, dests.get(r.guid) ?? [])) };
 }
 
-/** Creates a route; null when the host and path are already taken on the domain. */
+/** Why a route was not made: its host, domain and path exist, or the host is another space's on the domain. */
+export type RouteRefusal = "taken" | "reserved";
+
+/**
+ * Creates a route, or says why not. A host on the (shared) apps domain is one
+ * space's, whatever the path, as CC reserves it: else another space could add
+ * `/api` to it and take that part of its traffic.
+ */
 export async function createRoute(
   db: Db,
   input: { host: string; domain: string; path: string; spaceGuid: string },
   actor: AuditEventInput["actor"],
   now: Date = new Date(),
-): Promise<Route | null> {
+): Promise<Route | RouteRefusal> {
   const guid = newGuid();
   const ts = isoNow(now);
+  const { host, domain, path, spaceGuid } = input;
   const [insert] = await db.batch([
-    // The unique (host, domain, path) index turns a taken route into a no-op.
-    db.insert(routes).values({ guid, host: input.host, domain: input.domain, path: input.path, spaceGuid: input.spaceGuid, createdAt: ts, updatedAt: ts }).onConflictDoNothing(),
+    // The unique (host, domain, path) index turns a taken route into a no-op, the condition a host another space holds.
+    db.insert(routes).select(sql`select ${guid}, ${host}, ${domain}, ${path}, ${spaceGuid}, ${ts}, ${ts}
+      where not exists (select 1 from ${routes} where ${routes.host} = ${host} and ${routes.domain} = ${domain} and ${routes.spaceGuid} <> ${spaceGuid})`)
+      .onConflictDoNothing(),
     auditEventIfChanged(db, {
       type: "audit.route.create", actor, target: { guid, type: "route", name: routeUrl(input) },
       spaceGuid: input.spaceGuid, data: { request: { host: input.host, domain: input.domain, path: input.path } }, now,
     }),
     bumpRouteTable(db),
   ]);
-  if (insert.meta.changes !== 1) return null;
-  return (await getRoute(db, guid)) ?? null;
+  if (insert.meta.changes === 1) return (await getRoute(db, guid))!;
+  const [same] = await db.select({ guid: routes.guid }).from(routes)
+    .where(and(eq(routes.host, host), eq(routes.domain, domain), eq(routes.path, path))).limit(1);
+  return same ? "taken" : "reserved";
 }
 
 export async function deleteRoute(db: Db, route: Route, actor: AuditEventInput["actor"], now: Date = new Date()): Promise<void> {

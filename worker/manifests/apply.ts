@@ -142,11 +142,12 @@ export async function applyAppManifest(db: Db, spaceGuid: string, m: AppManifest
 
 async function mapRoute(db: Db, app: App, { host, path }: RouteAddress, domain: string, principal: UserPrincipal, fail: (d: string) => Error): Promise<void> {
   const url = routeUrl({ host, domain, path });
-  let route: Route | undefined | null = (await listRoutes(db, { hosts: [host], paths: [path], viewer: principal, page: 1, perPage: 1 })).routes[0];
+  let route = (await listRoutes(db, { hosts: [host], paths: [path], viewer: principal, page: 1, perPage: 1 })).routes[0];
   if (!route) {
-    route = await createRoute(db, { host, domain, path, spaceGuid: app.spaceGuid }, principal);
-    // Taken on the domain by a space the user cannot see.
-    if (!route) throw fail(`The route '${url}' is already in use.`);
+    const created = await createRoute(db, { host, domain, path, spaceGuid: app.spaceGuid }, principal);
+    // Taken on the domain, or its host held, by a space the user cannot see.
+    if (typeof created === "string") throw fail(`The route '${url}' is already in use.`);
+    route = created;
   } else if (route.spaceGuid !== app.spaceGuid) {
     throw fail(`The route '${url}' is already in use.`);
   }

@@ -94,7 +94,8 @@ routesApi.post("/", async (c) => {
   if (body.host.length + 1 + domain.length > 253) throw unprocessable(`host: '${body.host}.${domain}' is longer than 253 characters`);
   await checkRouteQuotas(c.var.db, spaceGuid);
   const route = await createRoute(c.var.db, { host: body.host, domain, path, spaceGuid }, principal);
-  if (!route) throw routeTaken(body.host, path, domain);
+  if (route === "taken") throw routeTaken(body.host, path, domain);
+  if (route === "reserved") throw unprocessable("Routes for this host and domain have been reserved for another space.");
   return c.json(presentRoute(route, domainGuid, linkerOf(c)), 201);
 });
 
