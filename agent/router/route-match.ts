@@ -10,12 +10,24 @@ import { routePathKey } from "../../shared/route-path";
 
 const SLASH = 47; // "/"
 
-/** The request target's path as route paths are compared: up to the query, lower-case. */
+/**
+ * The request target's path as route paths are compared: up to the query,
+ * lower-case. An absolute-form target (`GET http://host/api`, which a server
+ * must accept) is compared by its path, as HAProxy's `path` reads it.
+ */
 export function requestPathKey(url: string | undefined): string {
   if (url === undefined) return "";
-  let end = url.indexOf("?");
+  let start = 0;
+  if (url.charCodeAt(0) !== SLASH) {
+    const authority = url.indexOf("://");
+    if (authority !== -1) {
+      const path = url.slice(authority + 3).search(/[/?]/);
+      start = path === -1 ? url.length : authority + 3 + path;
+    }
+  }
+  let end = url.indexOf("?", start);
   if (end === -1) end = url.length;
-  return (end === url.length ? url : url.slice(0, end)).toLowerCase();
+  return (start === 0 && end === url.length ? url : url.slice(start, end)).toLowerCase();
 }
 
 /** Whether a route path key (routePathKey; "" for none) covers a request path key, segment by segment. */

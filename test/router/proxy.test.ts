@@ -117,6 +117,27 @@ describe("routing by path", () => {
     expect(outside.headers[ROUTER_ERROR_HEADER.toLowerCase()]).toBe("unknown_route");
     expect(JSON.parse((await get(p, "idle.apps.test", "/api/x")).body)).toMatchObject({ backend: "root" });
   });
+
+  it("a client that writes the target in absolute form (GET http://host/api) reaches the /api route, not the host's other route", async () => {
+    const root = await backend("root");
+    const api = await backend("api");
+    const { port: p } = await router({
+      table: { version: 1, routes: [route("shop.apps.test", root.port), pathRoute("shop.apps.test", "/api", api.port)] },
+    });
+    const rawGet = async (target: string): Promise<string> => {
+      const socket = net.connect(p, "127.0.0.1");
+      await once(socket, "connect");
+      socket.write(`GET ${target} HTTP/1.1\r\nHost: shop.apps.test\r\nConnection: close\r\n\r\n`);
+      let reply = "";
+      for await (const chunk of socket) reply += String(chunk);
+      return reply;
+    };
+    expect(await rawGet("http://shop.apps.test/api/orders?x=1")).toContain('"backend":"api"');
+    expect(await rawGet("http://shop.apps.test/other")).toContain('"backend":"root"');
+    for (const target of ["/api/../admin", "/api%2Fx", "//api", "/API/"]) {
+      expect(await rawGet(target), target).toContain(target === "/API/" || target === "/api/../admin" ? '"backend":"api"' : '"backend":"root"');
+    }
+  });
 });
 
 describe("the router's own pages", () => {

@@ -34,6 +34,12 @@ describe("requestPathKey and routePathKey", () => {
     expect(routePathKey("/Api/")).toBe("/api");
     expect(routePathKey("")).toBe("");
   });
+
+  it("compare an absolute-form target (GET http://host/api) by its path", () => {
+    expect(requestPathKey("http://Shop.apps.test/API/x?q=/y")).toBe("/api/x");
+    expect(requestPathKey("https://shop.apps.test:8443?q=/api")).toBe("");
+    expect(requestPathKey("http://shop.apps.test")).toBe("");
+  });
 });
 
 describe("matchRoute", () => {
