@@ -7,9 +7,11 @@
  *   with `npm ci --omit=dev` beside dist/.
  *   The native addon and berth-init are copied to dist/agent/build/Release/,
  *   where agent/native/index.ts looks relative to the bundle.
- * - dist/cli/: the `berth` CLI as an npm package of its own — one file with
- *   every dependency inside and a package.json without dependencies, so
- *   `npm i -g` of it pulls none of the server's.
+ * - dist/cli/: the `berth` CLI as an npm package of its own — cli.js with
+ *   every dependency inside, berth.js launching it with Node's compile cache
+ *   on (the bundle's bytecode is kept, so a run does not compile 2.5 MB of
+ *   JavaScript again), and a package.json without dependencies, so `npm i -g`
+ *   of it pulls none of the server's.
  *
  * Runs on Node's type stripping (`node scripts/build.ts`): no relative imports.
  */
@@ -59,15 +61,17 @@ async function buildInto(out: string): Promise<void> {
   await build({
     absWorkingDir: ROOT,
     entryPoints: ["cli/entry.ts"],
-    outfile: `${outdir}/cli/berth.js`,
+    outfile: `${outdir}/cli/cli.js`,
     bundle: true,
     platform: "node",
     format: "esm",
     target: NODE_TARGET,
     // Bundled CommonJS packages call require(): give the ES module one.
-    banner: { js: '#!/usr/bin/env node\nimport { createRequire as __berthRequire } from "node:module";\nconst require = __berthRequire(import.meta.url);' },
+    banner: { js: 'import { createRequire as __berthRequire } from "node:module";\nconst require = __berthRequire(import.meta.url);' },
     logLevel: "warning",
   });
+  // The cache must be on before the bundle loads, hence a launcher of its own.
+  await writeFile(join(out, "cli/berth.js"), '#!/usr/bin/env node\nimport module from "node:module";\n\nmodule.enableCompileCache?.();\nawait import("./cli.js");\n');
   await chmod(join(out, "cli/berth.js"), 0o755);
   const cliPkg = {
     name: "berth",
@@ -75,7 +79,7 @@ async function buildInto(out: string): Promise<void> {
     description: `${pkg.description}: the berth CLI`,
     type: "module",
     bin: { berth: "berth.js" },
-    files: ["berth.js"],
+    files: ["berth.js", "cli.js"],
     engines: { node: ">=24" },
   };
   await writeFile(join(out, "cli/package.json"), `${JSON.stringify(cliPkg, null, 2)}\n`);

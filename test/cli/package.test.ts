@@ -28,7 +28,7 @@ describe("the berth package", () => {
     const installed = join(prefix, "lib/node_modules/berth");
     const pkg = JSON.parse(await readFile(join(installed, "package.json"), "utf8"));
     expect(pkg.dependencies).toBeUndefined();
-    expect((await readdir(installed)).sort()).toEqual(["berth.js", "package.json"]);
+    expect((await readdir(installed)).sort()).toEqual(["berth.js", "cli.js", "package.json"]);
   });
 
   it("runs as `berth` from the prefix's bin", async () => {
