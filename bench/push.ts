@@ -47,6 +47,8 @@ const berth = (...args: string[]) => new Promise<string>((res, rej) => {
 
 /** The steps of a berth push, each the first (or last) traced request matching it. */
 const STEPS: [name: string, pattern: RegExp, which: "first" | "last"][] = [
+  ["first request answered", /./, "first"],
+  ["apply_manifest answered (202)", /^POST \/v3\/spaces\/\S+\/actions\/apply_manifest /, "first"],
   ["manifest applied (job COMPLETE)", /^GET \/v3\/jobs\//, "last"],
   ["package created", /^POST \/v3\/packages /, "first"],
   ["build created", /^POST \/v3\/builds /, "first"],
@@ -54,9 +56,11 @@ const STEPS: [name: string, pattern: RegExp, which: "first" | "last"][] = [
   ["restart answered", /^POST \/v3\/apps\/\S+\/actions\/restart /, "first"],
 ];
 const steps: Record<string, number[]> = Object.fromEntries(STEPS.map(([name]) => [name, []]));
+let lastTrace = "";
 
 /** ms from `t0` (epoch ms) to each step, from the trace lines. */
 function stepTimes(trace: string, t0: number): void {
+  lastTrace = trace.split("\n").filter((l) => /^\S+Z /.test(l)).map((l) => `${Date.parse(l.slice(0, l.indexOf(" "))) - t0} ms ${l.slice(l.indexOf(" ") + 1)}`).join("\n");
   const lines = trace.split("\n").map((l) => /^(\S+Z) (.*)$/.exec(l)).filter((m) => m !== null);
   for (const [name, pattern, which] of STEPS) {
     const hits = lines.filter((m) => pattern.test(m[2]!));
@@ -112,6 +116,7 @@ try {
   console.log("berth push, p50 ms from its start to each step answered:");
   for (const [name] of STEPS) console.log(`  ${name.padEnd(34)} ${steps[name]!.length ? Math.round(p50(steps[name]!)) : "-"}`);
   console.log(`  ${"first 200 through the router".padEnd(34)} ${Math.round(p50(times.berth))}`);
+  console.log(`the last berth push, request by request (ms from its start, answered):\n${lastTrace}`);
   console.log(`load average during the run: ${loadavg().map((l) => l.toFixed(1)).join(" ")}`);
 } finally {
   await stack.stop();

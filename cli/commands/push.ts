@@ -72,6 +72,7 @@ export function registerPush(program: Command, action: Action) {
 interface NamedApp {
   guid: string;
   name: string;
+  created_at: string;
 }
 
 /**
@@ -98,27 +99,24 @@ export async function push(ctx: Ctx, name: string | undefined, opts: PushOptions
   ctx.out.say(`Pushing ${pushed.length === 1 ? `app ${pushed[0]!.name}` : `apps ${pushed.map((a) => a.name).join(", ")}`} to space ${space.name}...`);
 
   const inSpace = async (): Promise<NamedApp[]> => pushed.length === 0 ? [] : api.all<NamedApp>(`/v3/apps?${new URLSearchParams({ names: pushed.map((a) => a.name).join(","), space_guids: space.guid })}`);
-  const before = new Set((await inSpace()).map((a) => a.name));
-  // Routes that exist now are never removed by the undo below.
-  const routesBefore = pushed.some((a) => !before.has(a.name))
-    ? new Set((await api.all<{ guid: string }>(`/v3/routes?space_guids=${space.guid}`)).map((r) => r.guid))
-    : new Set<string>();
-  let apps: NamedApp[] = [];
+  // When the job began (the API's clock): what was created since is this push's, for the undo below.
+  let since: string | undefined;
   const results: Record<string, unknown>[] = [];
   try {
-    await followJob(ctx, await api.postYaml(`/v3/spaces/${space.guid}/actions/apply_manifest`, manifest));
-    apps = await inSpace();
-    const urls = await appsUrl(ctx);
+    const job = await followJob(ctx, await api.postYaml(`/v3/spaces/${space.guid}/actions/apply_manifest`, manifest));
+    since = job.created_at;
+    if (job.state === "FAILED") throw jobError(job);
+    const [apps, urls] = await Promise.all([inSpace(), appsUrl(ctx)]);
     for (const p of pushed) {
       const app = apps.find((a) => a.name === p.name);
       if (!app) throw new ApiError(404, "CF-ResourceNotFound", `App '${p.name}' not found`);
       results.push(await pushOne(ctx, app, p, password, opts.start, strategy, urls));
     }
   } catch (e) {
-    const made = apps.filter((a) => !before.has(a.name));
-    if (e instanceof ApiError && e.status === 422 && made.length > 0) {
-      for (const app of made) await removeMade(ctx, app.guid, routesBefore).catch(() => undefined);
-      ctx.out.say(`Push refused; removed what it had made (${made.map((a) => `app ${a.name}`).join(", ")}).`);
+    if (e instanceof ApiError && e.status === 422 && since !== undefined) {
+      const made = (await inSpace().catch(() => [])).filter((a) => a.created_at >= since!);
+      for (const app of made) await removeMade(ctx, app.guid, since).catch(() => undefined);
+      if (made.length > 0) ctx.out.say(`Push refused; removed what it had made (${made.map((a) => `app ${a.name}`).join(", ")}).`);
     }
     throw e;
   }
@@ -133,43 +131,53 @@ async function pushOne(ctx: Ctx, app: NamedApp, p: PushedApp, password: string |
     relationships: { app: { data: { guid: app.guid } } },
     data: { image: p.image, ...(p.username !== undefined ? { username: p.username, password } : {}) },
   });
-  const routes = (await api.all<{ url: string }>(`/v3/apps/${app.guid}/routes`)).map((r) => routeUrl(r.url, urls));
-  const routeLine = routes.length > 0 ? `\nroute: ${routes.join(", ")}` : "";
-  const url = routes[0] ?? null;
+  // Read while the app stages: only the last message needs them.
+  const routesRead = api.all<{ url: string }>(`/v3/apps/${app.guid}/routes`).then((rs) => rs.map((r) => routeUrl(r.url, urls)));
+  routesRead.catch(() => undefined);
+  const routeLine = (routes: string[]) => (routes.length > 0 ? `\nroute: ${routes.join(", ")}` : "");
   if (!start) {
     await api.post(`/v3/apps/${app.guid}/actions/stop`);
-    ctx.out.say(`OK (not started)${routeLine}`);
-    return { app: app.guid, package: pkg.guid, url, started: false };
+    const routes = await routesRead;
+    ctx.out.say(`OK (not started)${routeLine(routes)}`);
+    return { app: app.guid, package: pkg.guid, url: routes[0] ?? null, started: false };
   }
   ctx.out.say(`Staging app ${app.name} and resolving image ${p.image}...`);
   const { build, staged } = await stageAndRestart(ctx, app.guid, pkg.guid, strategy);
   const stats = await waitRunning(ctx, app.guid);
-  ctx.out.say(`\nApp ${app.name} is running.${routeLine}`);
-  return { app: app.guid, package: pkg.guid, build: build.guid, droplet: staged.dropletGuid, url, instances: stats };
+  const routes = await routesRead;
+  ctx.out.say(`\nApp ${app.name} is running.${routeLine(routes)}`);
+  return { app: app.guid, package: pkg.guid, build: build.guid, droplet: staged.dropletGuid, url: routes[0] ?? null, instances: stats };
 }
 
-/** Deletes an app this push made, and the routes it made that go to that app alone. */
-async function removeMade(ctx: Ctx, appGuid: string, routesBefore: ReadonlySet<string>): Promise<void> {
+/** Deletes an app this push made, and the routes made since `since` that go to that app alone. */
+async function removeMade(ctx: Ctx, appGuid: string, since: string): Promise<void> {
   const api = ctx.api();
-  const routes = await api.all<{ guid: string; destinations: { app: { guid: string } }[] }>(`/v3/apps/${appGuid}/routes`);
+  const routes = await api.all<{ guid: string; created_at: string; destinations: { app: { guid: string } }[] }>(`/v3/apps/${appGuid}/routes`);
   await api.delete(`/v3/apps/${appGuid}`);
   for (const r of routes) {
-    if (!routesBefore.has(r.guid) && r.destinations.every((d) => d.app.guid === appGuid)) await api.delete(`/v3/routes/${r.guid}`);
+    if (r.created_at >= since && r.destinations.every((d) => d.app.guid === appGuid)) await api.delete(`/v3/routes/${r.guid}`);
   }
 }
 
-/** Polls a job (CC's Location) until it is COMPLETE; FAILED throws its first error as the API's. */
-async function followJob(ctx: Ctx, location: string | null): Promise<void> {
+interface Job {
+  state: string;
+  created_at: string;
+  errors: { title: string; detail: string; code?: number }[];
+}
+
+const jobError = (job: Job) => {
+  const e = job.errors[0];
+  return new ApiError(422, e?.title ?? "CF-JobFailed", e?.detail ?? "The job failed", e?.code);
+};
+
+/** Polls a job (CC's Location) until it has ended, COMPLETE or FAILED: at once, then every BERTH_JOB_POLL_MS. */
+async function followJob(ctx: Ctx, location: string | null): Promise<Job> {
   if (location === null) throw new ApiError(0, "NoJob", "The API answered without the job to follow");
-  const intervalMs = Number(ctx.env.BERTH_JOB_POLL_MS ?? 100);
+  const intervalMs = Number(ctx.env.BERTH_JOB_POLL_MS ?? 50);
   const deadline = Date.now() + Number(ctx.env.BERTH_JOB_TIMEOUT_MS ?? 300_000);
   for (;;) {
-    const job = await ctx.api().get<{ state: string; errors: { title: string; detail: string; code?: number }[] }>(new URL(location).pathname);
-    if (job.state === "COMPLETE") return;
-    if (job.state === "FAILED") {
-      const e = job.errors[0];
-      throw new ApiError(422, e?.title ?? "CF-JobFailed", e?.detail ?? "The job failed", e?.code);
-    }
+    const job = await ctx.api().get<Job>(new URL(location).pathname);
+    if (job.state === "COMPLETE" || job.state === "FAILED") return job;
     if (Date.now() > deadline) throw new Error(`Job ${location} did not finish in time`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
@@ -183,13 +191,16 @@ async function followJob(ctx: Ctx, location: string | null): Promise<void> {
 async function stageAndRestart(ctx: Ctx, appGuid: string, packageGuid: string, strategy?: "rolling") {
   const api = ctx.api();
   const build = await api.post<{ guid: string }>("/v3/builds", { package: { guid: packageGuid } });
-  const staged = await pollBuild(ctx, build.guid);
-  ctx.out.say(`Staged: ${staged.image ?? "(image)"}`);
+  const staged = { dropletGuid: await pollBuild(ctx, build.guid) };
+  // The droplet's image is only for the message: read beside the next step, not before it.
+  const image = api.get<{ image?: string }>(`/v3/droplets/${staged.dropletGuid}`).then((d) => d.image, () => undefined);
   if (strategy === "rolling") {
+    ctx.out.say(`Staged: ${(await image) ?? "(image)"}`);
     await deployRolling(ctx, appGuid, staged.dropletGuid);
     return { build, staged };
   }
   await api.patch(`/v3/apps/${appGuid}/relationships/current_droplet`, { data: { guid: staged.dropletGuid } });
+  ctx.out.say(`Staged: ${(await image) ?? "(image)"}`);
   ctx.out.say("Starting instances...");
   await api.post(`/v3/apps/${appGuid}/actions/restart`);
   return { build, staged };
@@ -207,16 +218,16 @@ function waitRunning(ctx: Ctx, appGuid: string) {
   });
 }
 
-async function pollBuild(ctx: Ctx, guid: string): Promise<{ dropletGuid: string; image?: string }> {
+/** The droplet guid of the build once STAGED. */
+async function pollBuild(ctx: Ctx, guid: string): Promise<string> {
   const deadline = Date.now() + Number(ctx.env.BERTH_STAGING_TIMEOUT_MS ?? 900_000);
+  // Resolving a cached image's metadata takes a fraction of a second: a coarse poll would be most of the wait.
+  const intervalMs = Number(ctx.env.BERTH_BUILD_POLL_MS ?? 100);
   for (;;) {
     const b = await ctx.api().get<{ state: string; error: string | null; droplet: { guid: string } | null }>(`/v3/builds/${guid}`);
-    if (b.state === "STAGED" && b.droplet) {
-      const d = await ctx.api().get<{ image?: string }>(`/v3/droplets/${b.droplet.guid}`);
-      return { dropletGuid: b.droplet.guid, image: d.image };
-    }
+    if (b.state === "STAGED" && b.droplet) return b.droplet.guid;
     if (b.state === "FAILED") throw new ApiError(422, "CF-StagingError", `Staging failed: ${b.error ?? "unknown error"}`);
     if (Date.now() > deadline) throw new Error("Staging timed out");
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
