@@ -1,3 +1,6 @@
+import { env } from "cloudflare:workers";
+import { appLogStore, platformLine } from "../../worker/logs/app-lines";
+import type { Bindings } from "../../worker/env";
 /**
  * The platform's lines in an app's logs, as the cf CLI reads them from the
  * Log Cache API: RTR lines a router sends, CELL lines a cell ships beside the
@@ -105,3 +108,20 @@ async function linesOnce(appGuid: string, token: string, n: number): Promise<{ s
   }
   throw new Error(`fewer than ${n} lines in ${appGuid}'s logs`);
 }
+
+describe("a flood of requests", () => {
+  it("an attacker who floods an app with requests (RTR lines past the rate limit) does not drop the cell's and API's lines about it", async () => {
+    const store = appLogStore(env as unknown as Bindings, `flooded-${crypto.randomUUID()}`);
+    const now = Date.now();
+    // LOG_LINES_PER_SECOND is 50 in the test config.
+    await store.ingest(Array.from({ length: 60 }, (_, i) => platformLine("RTR", `GET /${i}`, now)), now);
+    await store.ingest([
+      { timestamp: now, instance_index: 0, instance_guid: "i", stream: "stdout", line: "Exit status 137", source: "CELL" },
+      platformLine("API", "Restarted app with guid x", now),
+    ], now);
+    const recent = await store.recent(1000);
+    expect(recent.lines.map((l) => l.line)).toEqual(expect.arrayContaining(["Exit status 137", "Restarted app with guid x"]));
+    expect(recent.lines.filter((l) => l.source === "RTR")).toHaveLength(50);
+    expect(recent.dropped).toBe(10);
+  });
+});

@@ -50,13 +50,18 @@ function toLine(r: Row): StoredLogLine {
   };
 }
 
+const WINDOWS = ["app", "rtr", "platform"] as const;
+type Window = (typeof WINDOWS)[number];
+const windowOf = (l: StoredLogLine): Window => (l.source ?? "APP") === "APP" ? "app" : l.source === "RTR" ? "rtr" : "platform";
+
 export class AppLogs extends DurableObject<Bindings> {
   /**
-   * The app's own output and the platform's lines about it are limited
-   * apart, as CF's log rate limit is the app's: a flood of requests (RTR
-   * lines) cannot silence the app, nor a chatty app its CELL and API lines.
+   * The app's own output, the router's access lines and the platform's lines
+   * about the app are limited apart, as CF's log rate limit is the app's: a
+   * flood of requests (RTR lines, which anyone can cause) cannot silence the
+   * app or its CELL, API and STG lines, nor a chatty app those.
    */
-  private windows: Record<"app" | "platform", RateWindow> = { app: { start: 0, admitted: 0 }, platform: { start: 0, admitted: 0 } };
+  private windows: Record<Window, RateWindow> = { app: { start: 0, admitted: 0 }, rtr: { start: 0, admitted: 0 }, platform: { start: 0, admitted: 0 } };
 
   constructor(ctx: DurableObjectState, env: Bindings) {
     super(ctx, env);
@@ -119,12 +124,14 @@ export class AppLogs extends DurableObject<Bindings> {
    * API, STG and router lines it has checked.
    */
   ingest(lines: readonly StoredLogLine[], now: number): void {
-    const isApp = (l: StoredLogLine) => (l.source ?? "APP") === "APP";
-    const app = admit(this.windows.app, lines.filter(isApp), now, this.linesPerSecond);
-    const platform = admit(this.windows.platform, lines.filter((l) => !isApp(l)), now, this.linesPerSecond);
-    this.windows = { app: app.window, platform: platform.window };
-    const admitted = [...app.admitted, ...platform.admitted].sort((a, b) => a.timestamp - b.timestamp);
-    const dropped = app.dropped + platform.dropped;
+    const results = WINDOWS.map((w) => {
+      const a = admit(this.windows[w], lines.filter((l) => windowOf(l) === w), now, this.linesPerSecond);
+      this.windows[w] = a.window;
+      return a;
+    });
+    const admitted = results.flatMap((a) => a.admitted).sort((a, b) => a.timestamp - b.timestamp);
+    const dropped = results.reduce((n, a) => n + a.dropped, 0);
+    const truncated = results.reduce((n, a) => n + a.truncated, 0);
     const sql = this.ctx.storage.sql;
     for (const l of admitted) {
       sql.exec(
@@ -133,7 +140,7 @@ export class AppLogs extends DurableObject<Bindings> {
       );
     }
     sql.exec("DELETE FROM lines WHERE seq <= (SELECT MAX(seq) FROM lines) - ?", this.keep);
-    for (const [name, n] of [["dropped", dropped], ["truncated", app.truncated + platform.truncated]] as const) {
+    for (const [name, n] of [["dropped", dropped], ["truncated", truncated]] as const) {
       if (n > 0) sql.exec("INSERT INTO counts (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", name, n);
     }
     if (admitted.length === 0) return;
