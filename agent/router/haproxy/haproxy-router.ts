@@ -12,9 +12,10 @@
  *   a new process takes the listening sockets from the old one over the
  *   runtime socket (`-x`, `expose-fd listeners`) and tells it to finish what
  *   it has in flight and exit (`-sf`), so no connection is refused.
- * - Access lines: HAProxy writes them on its stdout, one per request; each
- *   becomes an {@link AccessRecord} logged (access-log.ts) and counted
- *   (metrics) exactly as the Node path does.
+ * - Access lines: HAProxy writes one per request into a ring in memory,
+ *   which the daemon streams over the runtime socket; each becomes an
+ *   {@link AccessRecord} logged (access-log.ts), counted (metrics) and shipped
+ *   (accessRecorded: the apps' RTR lines) exactly as on the Node path.
  * - Shutdown: SIGUSR1 (HAProxy's soft stop: stop accepting, finish in-flight
  *   requests), then SIGTERM (its fast stop) for what is left at shutdownMs.
  */
@@ -31,7 +32,7 @@ import { logAccess } from "../access-log";
 import { sharedRequestMetrics } from "../metrics";
 import type { Router, RouterOptions } from "../router";
 import { parseAccessLine } from "./access-line";
-import { HOP_BY_HOP_LUA, renderHaproxyConfig, type HaproxyFiles, type HaproxySettings } from "./config";
+import { ACCESS_RING, HOP_BY_HOP_LUA, renderHaproxyConfig, type HaproxyFiles, type HaproxySettings } from "./config";
 import { emptyPool, mapFiles, planTable, poolServers, type PoolState, type Retiring, type RouteMaps } from "./plan";
 import { runCommands, runtimeApi } from "./runtime-api";
 
@@ -112,6 +113,91 @@ export function createHaproxyRouter(options: HaproxyRouterOptions): Router {
     options.accessRecorded?.(record);
   };
 
+  /** Each process's reader, so shutdown waits for the last lines. */
+  const readers = new Map<ChildProcess, net.Socket>();
+  /** Each process's own runtime API session, open from its start: after a soft stop its socket takes no new one. */
+  const controls = new Map<ChildProcess, { socket: net.Socket; ready: Promise<unknown> }>();
+
+  /** A prompt-mode session, ready once HAProxy has shown its first prompt; `ask` sends one command and resolves with its answer. */
+  const openControl = (child: ChildProcess): void => {
+    const socket = net.connect(files.socket, () => socket.write("prompt\n"));
+    socket.setEncoding("utf8");
+    socket.on("error", () => undefined);
+    const ready = new Promise<void>((resolve) => {
+      let first = "";
+      const onData = (chunk: string): void => {
+        first += chunk;
+        if (!first.endsWith("> ")) return;
+        socket.off("data", onData);
+        resolve();
+      };
+      socket.on("data", onData);
+      socket.once("close", () => resolve());
+    });
+    controls.set(child, { socket, ready });
+    socket.once("close", () => controls.delete(child));
+  };
+  const ask = async (child: ChildProcess, command: string): Promise<string> => {
+    await controls.get(child)?.ready;
+    return new Promise((resolve, reject) => {
+      const control = controls.get(child)?.socket;
+      if (control === undefined || control.destroyed) return reject(new Error("no runtime API session"));
+      let out = "";
+      const onData = (chunk: string): void => {
+        out += chunk;
+        const end = out.lastIndexOf("\n> ");
+        if (end === -1 || !out.endsWith("\n> ")) return;
+        control.off("data", onData);
+        resolve(out.slice(0, end));
+      };
+      control.on("data", onData);
+      control.write(`${command}\n`);
+    });
+  };
+
+  /**
+   * After `child`'s soft stop (SIGUSR1, or -sf from the process replacing it):
+   * HAProxy waits for every session, the daemon's own too, so those end once
+   * no request is left in it, after its last access lines have been read.
+   */
+  const releaseWhenIdle = async (child: ChildProcess): Promise<void> => {
+    for (;;) {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      let sessions: string;
+      try {
+        sessions = await ask(child, "show sess");
+      } catch {
+        break;
+      }
+      if (!sessions.split("\n").some((l) => l.includes(" fe=router "))) break;
+      await sleep(50);
+    }
+    await sleep(100); // the last lines are written as the last requests end
+    controls.get(child)?.socket.destroy();
+    readers.get(child)?.destroy();
+  };
+
+  /**
+   * Reads `child`'s access lines from its ring for as long as it lives: one
+   * runtime API session kept open (`show events -w`), which stays connected to
+   * this process after a reload hands the socket path to the next one. If the
+   * session ends early, a new one reads only what comes next (`-n`).
+   */
+  const streamAccessLines = (child: ChildProcess, onlyNew: boolean): void => {
+    const reader = net.connect(files.socket, () => reader.write(`show events ${ACCESS_RING} -w${onlyNew ? " -n" : ""}\n`));
+    readers.set(child, reader);
+    createInterface({ input: reader }).on("line", onAccessLine);
+    reader.on("error", (err) => log.warn({ err }, "haproxy access lines: stream error"));
+    reader.once("close", () => {
+      if (readers.get(child) === reader) readers.delete(child);
+      const alive = child.exitCode === null && child.signalCode === null;
+      if (alive && shutdownDone === null && child === current) {
+        log.warn("haproxy access lines: stream ended early; reading on from new lines");
+        streamAccessLines(child, true);
+      }
+    });
+  };
+
   /** Starts an HAProxy process; with `previous`, it takes over that one's listeners and lets it drain. */
   const startProcess = async (previous: ChildProcess | null): Promise<ChildProcess> => {
     const args = ["-db", "-f", configFile];
@@ -120,7 +206,7 @@ export function createHaproxyRouter(options: HaproxyRouterOptions): Router {
     const child = spawn("setpriv", ["--pdeathsig", "KILL", "--", options.binary ?? "haproxy", ...args], { stdio: ["ignore", "pipe", "pipe"] });
     processes.add(child);
     child.once("exit", () => processes.delete(child));
-    createInterface({ input: child.stdout! }).on("line", onAccessLine);
+    createInterface({ input: child.stdout! }).on("line", (line) => log.debug({ haproxy: line }, "haproxy"));
     // HAProxy's own messages: alerts as warnings, the rest (servers entering and leaving) at debug.
     const recent: string[] = [];
     createInterface({ input: child.stderr! }).on("line", (line) => {
@@ -131,6 +217,8 @@ export function createHaproxyRouter(options: HaproxyRouterOptions): Router {
     });
     child.once("error", (err) => log.error({ err }, "haproxy could not be started"));
     await socketReady(files.socket, child, () => recent.join("\n"));
+    streamAccessLines(child, false);
+    openControl(child);
     child.once("exit", (code, signal) => {
       if (child === current && shutdownDone === null) log.error({ code, signal, stderr: recent.join("\n") }, "haproxy exited");
     });
@@ -146,6 +234,7 @@ export function createHaproxyRouter(options: HaproxyRouterOptions): Router {
       retiring = []; // the new process has none of them
       const previous = current;
       current = await startProcess(previous);
+      if (previous !== null) void releaseWhenIdle(previous);
       log.info({ backends: pool.slots.length }, "haproxy reloaded with a bigger backend pool");
     } else {
       // The first table also ends the "no route table yet" answers.
@@ -236,14 +325,21 @@ export function createHaproxyRouter(options: HaproxyRouterOptions): Router {
       shutdownDone ??= (async () => {
         clearInterval(retireTimer);
         const live = [...processes].filter((p) => p.exitCode === null && p.signalCode === null);
-        // "close": exited and its stdout read to the end, so every access line is logged.
-        const exited = Promise.all(live.map((p) => once(p, "close")));
+        // Exited, and its ring read to the end (its stream closes after the last line), so every access line is logged.
+        const ended = (p: ChildProcess): Promise<unknown> => {
+          const reader = readers.get(p);
+          return Promise.all([once(p, "close"), reader === undefined || reader.closed ? undefined : once(reader, "close")]);
+        };
+        const exited = Promise.all(live.map(ended));
         // At the deadline, HAProxy's fast stop (SIGTERM) cuts what is left; its own hard-stop-after is the backstop.
         const deadline = setTimeout(() => {
           log.warn("shutdown deadline reached; cutting what is left");
           for (const p of live) p.kill("SIGTERM");
         }, timeouts.shutdownMs);
-        for (const p of live) p.kill("SIGUSR1");
+        for (const p of live) {
+          p.kill("SIGUSR1");
+          void releaseWhenIdle(p);
+        }
         await exited;
         clearTimeout(deadline);
         rmSync(dir, { recursive: true, force: true });
