@@ -137,6 +137,19 @@ describe("route paths", () => {
     expect(event.map((e) => [e.type, e.targetName])).toEqual([["audit.route.create", `${host}.apps.localhost/api`]]);
   });
 
+  it("a path the routers match as one already taken (/API/ beside /api) is CC's 422, nothing written", async () => {
+    const host = unique("samepath");
+    expect((await createPathRoute(host, "/api")).status).toBe(201);
+    for (const path of ["/API", "/api/", "/Api/"]) {
+      const res = await createPathRoute(host, path);
+      expect(res.status).toBe(422);
+      expect(res.json.errors[0].detail).toBe(`Route already exists with host '${host}' and path '${path}' for domain 'apps.localhost'.`);
+    }
+    expect((await createPathRoute(host, "/api/v2/")).status).toBe(201);
+    expect((await createPathRoute(host, "/API/V2")).status).toBe(422);
+    expect((await db().select().from(schema.routes).where(eq(schema.routes.host, host))).map((r) => r.path)).toEqual(["/api", "/api/v2/"]);
+  });
+
   it.each([
     ["no leading slash", "api", "Path must begin with /"],
     ["just /", "/", "Path cannot be exactly /"],

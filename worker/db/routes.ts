@@ -5,6 +5,7 @@
  */
 import { and, asc, eq, inArray, sql } from "drizzle-orm";
 import type { Db } from "../env";
+import { routePathKey } from "../../shared/route-path";
 import { isoNow, newGuid } from "../http/ids";
 import { type AuditEventInput, auditEvent, auditEventIfChanged } from "./audit";
 import { bumpRouteTable } from "./counters";
@@ -101,9 +102,10 @@ export async function createRoute(
   const ts = isoNow(now);
   const { host, domain, path, spaceGuid } = input;
   const [insert] = await db.batch([
-    // The unique (host, domain, path) index turns a taken route into a no-op, the condition a host another space holds.
+    // A taken route (the same path as the routers match it) or a host another space holds makes the insert a no-op.
     db.insert(routes).select(sql`select ${guid}, ${host}, ${domain}, ${path}, ${spaceGuid}, ${ts}, ${ts}
-      where not exists (select 1 from ${routes} where ${routes.host} = ${host} and ${routes.domain} = ${domain} and ${routes.spaceGuid} <> ${spaceGuid})`)
+      where not exists (select 1 from ${routes} where ${routes.host} = ${host} and ${routes.domain} = ${domain}
+        and (${routes.spaceGuid} <> ${spaceGuid} or ${samePath(path)}))`)
       .onConflictDoNothing(),
     auditEventIfChanged(db, {
       type: "audit.route.create", actor, target: { guid, type: "route", name: routeUrl(input) },
@@ -113,8 +115,18 @@ export async function createRoute(
   ]);
   if (insert.meta.changes === 1) return (await getRoute(db, guid))!;
   const [same] = await db.select({ guid: routes.guid }).from(routes)
-    .where(and(eq(routes.host, host), eq(routes.domain, domain), eq(routes.path, path))).limit(1);
+    .where(and(eq(routes.host, host), eq(routes.domain, domain), samePath(path))).limit(1);
   return same ? "taken" : "reserved";
+}
+
+/**
+ * Routers match by routePathKey (lower-case, one trailing "/" dropped), so
+ * `/api` and `/API/` are one route: two rows for it would leave each router
+ * picking its own winner.
+ */
+function samePath(path: string) {
+  const column = sql`lower(case when ${routes.path} like '%/' then substr(${routes.path}, 1, length(${routes.path}) - 1) else ${routes.path} end)`;
+  return sql`${column} = ${routePathKey(path)}`;
 }
 
 export async function deleteRoute(db: Db, route: Route, actor: AuditEventInput["actor"], now: Date = new Date()): Promise<void> {

@@ -21,7 +21,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import net, { type AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -35,6 +35,7 @@ import { parseAccessLine } from "./access-line";
 import { ACCESS_RING, HOP_BY_HOP_LUA, renderHaproxyConfig, type HaproxyFiles, type HaproxySettings } from "./config";
 import { emptyPool, mapFiles, planTable, poolServers, type PoolState, type Retiring, type RouteMaps } from "./plan";
 import { runCommands, runtimeApi } from "./runtime-api";
+import { makeWorkDir } from "./work-dir";
 
 export interface HaproxyRouterOptions extends RouterOptions {
   /** HAProxy threads (the Node path's worker processes). */
@@ -73,7 +74,7 @@ async function socketReady(socketPath: string, child: ChildProcess, stderr: () =
 export function createHaproxyRouter(options: HaproxyRouterOptions): Router {
   const { log, timeouts } = options;
   const metrics = options.metrics ?? sharedRequestMetrics();
-  const dir = mkdtempSync(path.join(os.tmpdir(), "berth-haproxy-"));
+  const dir = makeWorkDir(os.tmpdir());
   const files: HaproxyFiles = {
     socket: path.join(dir, "admin.sock"),
     routesMap: path.join(dir, "routes.map"),
