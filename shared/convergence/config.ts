@@ -41,6 +41,11 @@ export interface ConvergenceConfig {
    * disruption"; its unhealthy-zone threshold is 0.55).
    */
   disruptionThreshold: number;
+  /**
+   * A pass or a late alarm longer than this stalled the control plane for the
+   * excess: that time is not counted against cells' heartbeats or claims.
+   */
+  stallSlackMs: number;
 }
 
 export const DEFAULT_RESTART_POLICY: RestartPolicy = {
@@ -58,4 +63,5 @@ export const DEFAULT_CONVERGENCE_CONFIG: ConvergenceConfig = {
   restart: DEFAULT_RESTART_POLICY,
   fullPassIntervalMs: 30_000,
   disruptionThreshold: 0.55,
+  stallSlackMs: 1_000,
 };

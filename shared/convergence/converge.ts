@@ -5,7 +5,8 @@
  * named rule each; an instance one rule acts on is not seen by later rules.
  *
  * Rules, in order:
- * 1. expiredCells — heartbeat older than the TTL: the cell is marked LOST;
+ * 1. expiredCells — silent longer than the TTL (not counting the control
+ *    plane's own stalls): the cell is marked LOST;
  *    unless most ACTIVE cells fell silent at once (a disruption: the control
  *    plane or its network is the likelier fault), when every ACTIVE cell
  *    counts as live this pass.
@@ -20,14 +21,16 @@
  *    routable as SUSPECT until the replacement runs.
  * 8. drainingCellInstances — on a draining cell: replaced elsewhere; a RUNNING
  *    one keeps serving as EVACUATING (Diego's evacuation).
- * 9. unacknowledgedClaims — CLAIMED on a live cell past the claim timeout:
- *    the cell never took it; placed again.
+ * 9. unacknowledgedClaims — CLAIMED on a live cell past the claim timeout
+ *    (not counting stalls) and the cell heartbeated since without it: the
+ *    cell never took it; placed again.
  * 10. crashedInstances — CRASHED whose backoff has ended: restarted (replaced).
  * 11. unplacedInstances — UNCLAIMED: placement tried again.
  * 12. missingInstances — desired indices with no instance: placed.
  */
 import { DEFAULT_CONVERGENCE_CONFIG, type ConvergenceConfig } from "./config";
-import { cellIsAlive } from "./cells";
+import { cellIsAlive, lastSeenAt } from "./cells";
+import { stalledWithin, type Stall } from "./stalls";
 import { restartDelayMs, restartDueAt } from "./restart-calculator";
 import type {
   ActualInstance, ActualState, CellView, DesiredProcess, DesiredState, MarkLostAction, Plan, PlaceAction,
@@ -45,35 +48,37 @@ interface Context {
   disrupted: boolean;
   now: number;
   config: ConvergenceConfig;
+  /** The control plane's own stalls: not counted against cells. */
+  stalls: readonly Stall[];
 }
 
-function contextOf(desired: DesiredState, cells: CellView[], now: number, config: ConvergenceConfig): Context {
+function contextOf(desired: DesiredState, cells: CellView[], now: number, config: ConvergenceConfig, stalls: readonly Stall[]): Context {
   const running = new Map<string, DesiredProcess>();
   const flagStopped = new Set<string>();
   for (const p of desired.processes) {
     if (p.lifecycle === "docker" && !desired.diego_docker) flagStopped.add(p.process_guid);
     else running.set(p.process_guid, p);
   }
-  return { running, flagStopped, cells: new Map(cells.map((c) => [c.guid, c])), disrupted: isDisrupted(cells, now, config), now, config };
+  return { running, flagStopped, cells: new Map(cells.map((c) => [c.guid, c])), disrupted: isDisrupted(cells, now, config, stalls), now, config, stalls };
 }
 
 /** More than `disruptionThreshold` of three or more ACTIVE cells are silent. */
-export function isDisrupted(cells: CellView[], now: number, config: ConvergenceConfig): boolean {
+export function isDisrupted(cells: CellView[], now: number, config: ConvergenceConfig, stalls: readonly Stall[] = []): boolean {
   const active = cells.filter((c) => c.state === "ACTIVE");
-  const silent = active.filter((c) => !cellIsAlive(c, now, config));
+  const silent = active.filter((c) => !cellIsAlive(c, now, config, stalls));
   return active.length >= 3 && silent.length > active.length * config.disruptionThreshold;
 }
 
 function isOnLiveCell(i: ActualInstance, ctx: Context): boolean {
   const cell = i.cell_guid === null ? undefined : ctx.cells.get(i.cell_guid);
-  return cell !== undefined && (cellIsAlive(cell, ctx.now, ctx.config) || (ctx.disrupted && cell.state === "ACTIVE"));
+  return cell !== undefined && (cellIsAlive(cell, ctx.now, ctx.config, ctx.stalls) || (ctx.disrupted && cell.state === "ACTIVE"));
 }
 
 const placedOnCell = (i: ActualInstance) => i.cell_guid !== null;
 
-export function expiredCells(cells: CellView[], now: number, config: ConvergenceConfig): MarkLostAction[] {
+export function expiredCells(cells: CellView[], now: number, config: ConvergenceConfig, stalls: readonly Stall[] = []): MarkLostAction[] {
   return cells
-    .filter((c) => c.state === "ACTIVE" && !cellIsAlive(c, now, config))
+    .filter((c) => c.state === "ACTIVE" && !cellIsAlive(c, now, config, stalls))
     .map((c) => ({ cell_guid: c.guid, reason: `no heartbeat for more than ${config.heartbeatTtlMs / 1000} s` }));
 }
 
@@ -168,9 +173,20 @@ export function lostCellInstances(ordinary: ActualInstance[], ctx: Context): Rep
     }));
 }
 
+/**
+ * A claim is unacknowledged once it is older than the claim timeout, not
+ * counting the control plane's stalls, and its cell has heartbeated after
+ * that without it: a live cell whose acknowledgement is merely late (the
+ * control plane was slow to hand it the set or to take its report) keeps it.
+ */
+export function claimTimedOut(i: ActualInstance, cell: CellView, ctx: Pick<Context, "now" | "config" | "stalls">): boolean {
+  const deadline = i.since + ctx.config.claimTimeoutMs;
+  return ctx.now - i.since - stalledWithin(ctx.stalls, i.since, ctx.now) > ctx.config.claimTimeoutMs && lastSeenAt(cell) > deadline;
+}
+
 export function unacknowledgedClaims(ordinary: ActualInstance[], ctx: Context): ReplaceAction[] {
   return ordinary
-    .filter((i) => i.state === "CLAIMED" && isOnLiveCell(i, ctx) && ctx.now - i.since > ctx.config.claimTimeoutMs)
+    .filter((i) => i.state === "CLAIMED" && isOnLiveCell(i, ctx) && claimTimedOut(i, ctx.cells.get(i.cell_guid!)!, ctx))
     .map((i) => ({
       instance_guid: i.instance_guid, process_guid: i.process_guid, index: i.index, crash_count: i.crash_count, keep: null,
       avoid_cell: i.cell_guid!,
@@ -227,9 +243,10 @@ export function converge(
   cells: CellView[],
   now: number,
   config: ConvergenceConfig = DEFAULT_CONVERGENCE_CONFIG,
+  stalls: readonly Stall[] = [],
 ): Plan {
-  const ctx = contextOf(desired, cells, now, config);
-  const plan: Plan = { place: [], replace: [], stop: [], markLost: ctx.disrupted ? [] : expiredCells(cells, now, config), promote: [] };
+  const ctx = contextOf(desired, cells, now, config, stalls);
+  const plan: Plan = { place: [], replace: [], stop: [], markLost: ctx.disrupted ? [] : expiredCells(cells, now, config, stalls), promote: [] };
   const handled = new Set<string>();
   const unhandled = (list: ActualInstance[]) => list.filter((i) => !handled.has(i.instance_guid));
   const stop = (stops: StopAction[]) => {

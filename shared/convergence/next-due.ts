@@ -8,12 +8,13 @@ import type { ConvergenceConfig } from "./config";
 import { cellExpiresAt, cellIsAlive } from "./cells";
 import type { ActualInstance, CellView } from "./model";
 import { restartDueAt } from "./restart-calculator";
+import type { Stall } from "./stalls";
 
 /** The earliest future moment something becomes due, or null when nothing will. */
-export function nextDueAt(actual: ActualInstance[], cells: CellView[], now: number, config: ConvergenceConfig): number | null {
+export function nextDueAt(actual: ActualInstance[], cells: CellView[], now: number, config: ConvergenceConfig, stalls: readonly Stall[] = []): number | null {
   const due: number[] = [];
   for (const c of cells) {
-    if (c.state !== "LOST" && cellIsAlive(c, now, config)) due.push(cellExpiresAt(c, config));
+    if (c.state !== "LOST" && cellIsAlive(c, now, config, stalls)) due.push(cellExpiresAt(c, config, stalls));
   }
   for (const i of actual) {
     if (i.presence !== "ORDINARY") continue;

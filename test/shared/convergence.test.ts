@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { DEFAULT_CONVERGENCE_CONFIG } from "../../shared/convergence/config";
 import { converge } from "../../shared/convergence/converge";
 import { nextDueAt } from "../../shared/convergence/next-due";
+import type { Stall } from "../../shared/convergence/stalls";
 import type { ActualInstance, CellView, DesiredProcess, DesiredState } from "../../shared/convergence/model";
 
 const NOW = 1_000_000_000;
@@ -219,10 +220,13 @@ describe("converge: drained cells (evacuation)", () => {
 });
 
 describe("converge: placements a cell never acknowledged", () => {
+  // The cell heartbeated just now, after every claim below timed out: it is alive and saw its set.
+  const beating = [cell({ guid: "c1", last_heartbeat_at: NOW }), cell({ guid: "c2", zone: "z2", last_heartbeat_at: NOW })];
+
   it("places a CLAIMED instance again once the claim timeout passes, not before", () => {
     const claimed = (age: number) => inst({ instance_guid: "c", state: "CLAIMED", since: NOW - age });
-    expect(converge(desired([proc({ instances: 1 })]), [claimed(30_000)], cells, NOW).replace).toEqual([]);
-    const plan = converge(desired([proc({ instances: 1 })]), [claimed(30_001)], cells, NOW);
+    expect(converge(desired([proc({ instances: 1 })]), [claimed(30_000)], beating, NOW).replace).toEqual([]);
+    const plan = converge(desired([proc({ instances: 1 })]), [claimed(30_001)], beating, NOW);
     expect(plan.replace).toEqual([{
       instance_guid: "c", process_guid: "p1", index: 0, crash_count: 0, keep: null, avoid_cell: "c1", reason: "cell c1 did not acknowledge it within 30 s",
     }]);
@@ -234,13 +238,29 @@ describe("converge: placements a cell never acknowledged", () => {
     const plan = converge(desired([proc()]), [
       inst({ instance_guid: "c", state: "CLAIMED", since: NOW - 1_001 }),
       inst({ instance_guid: "s", index: 1, state: "STARTING", since: NOW - 120_000 }),
-    ], cells, NOW, config);
+    ], beating, NOW, config);
     expect(ids(plan.replace)).toEqual(["c"]);
   });
 
   it("keeps its crash count (a lost placement is not a crash)", () => {
-    const plan = converge(desired([proc({ instances: 1 })]), [inst({ instance_guid: "c", state: "CLAIMED", crash_count: 4, since: NOW - 31_000 })], cells, NOW);
+    const plan = converge(desired([proc({ instances: 1 })]), [inst({ instance_guid: "c", state: "CLAIMED", crash_count: 4, since: NOW - 31_000 })], beating, NOW);
     expect(plan.replace[0]!.crash_count).toBe(4);
+  });
+
+  it("keeps a claim whose cell has not heartbeated since the timeout: the acknowledgement may be on its way", () => {
+    const claimed = inst({ instance_guid: "c", state: "CLAIMED", since: NOW - 40_000 });
+    const beatBefore = [cell({ guid: "c1", last_heartbeat_at: NOW - 10_001 })];
+    expect(converge(desired([proc({ instances: 1 })]), [claimed], beatBefore, NOW).replace).toEqual([]);
+    const beatAfter = [cell({ guid: "c1", last_heartbeat_at: NOW - 9_999 })];
+    expect(ids(converge(desired([proc({ instances: 1 })]), [claimed], beatAfter, NOW).replace)).toEqual(["c"]);
+  });
+
+  it("does not count the control plane's stalls against a claim", () => {
+    const claimed = inst({ instance_guid: "c", state: "CLAIMED", since: NOW - 40_000 });
+    const stalled: Stall[] = [{ from: NOW - 30_000, to: NOW - 19_000 }];
+    expect(converge(desired([proc({ instances: 1 })]), [claimed], beating, NOW, C, stalled).replace).toEqual([]);
+    const shorter: Stall[] = [{ from: NOW - 30_000, to: NOW - 21_000 }];
+    expect(ids(converge(desired([proc({ instances: 1 })]), [claimed], beating, NOW, C, shorter).replace)).toEqual(["c"]);
   });
 });
 

@@ -3,13 +3,20 @@ import { eq, inArray } from "drizzle-orm";
 import { env } from "cloudflare:workers";
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import * as schema from "../../worker/db/schema";
+import { ALARM_DUE_KEY } from "../../worker/durable/scheduler";
 import { ADMIN, api, createSpace, db } from "./support";
 import { setDocker } from "./app-fixtures";
 import { appWithDroplet, enroll, heartbeat, instancesOfApp, pass, report } from "./cell-fixtures";
 
 const scheduler = () => env.SCHEDULER.get(env.SCHEDULER.idFromName("global"));
-/** Sets the alarm a minute ahead, for runDurableObjectAlarm to fire now (one due now would fire on its own). */
-const armAlarm = () => runInDurableObject(scheduler(), async (_obj, state) => state.storage.setAlarm(Date.now() + 60_000));
+/**
+ * Sets the alarm a minute ahead, for runDurableObjectAlarm to fire now (one due now would fire on its own);
+ * `dueAt` is when the scheduler believes it was due (earlier than now: the alarm fires that late).
+ */
+const armAlarm = (dueAt = Date.now() + 60_000) => runInDurableObject(scheduler(), async (_obj, state) => {
+  await state.storage.setAlarm(Date.now() + 60_000);
+  await state.storage.put(ALARM_DUE_KEY, dueAt);
+});
 let space: { guid: string };
 
 /** Each test starts from no running apps and no live cells (storage is shared within the file). */
@@ -194,9 +201,9 @@ describe("scheduler passes", () => {
     // The alarm is due no later than the claim's timeout.
     const alarm = await runInDurableObject(scheduler(), async (_obj, state) => state.storage.getAlarm());
     expect(alarm).toBeLessThanOrEqual(claimed!.since + 30_001);
-    // Still heartbeating (without the instance), 31 s after the claim.
+    // Still heartbeating (without the instance), 40 s after the claim.
     await api("POST", `/v3/cells/${a.guid}/heartbeat`, { token: a.credential, body: heartbeat([]) });
-    await db().update(schema.instances).set({ since: Date.now() - 31_000 }).where(eq(schema.instances.instanceGuid, claimed!.instanceGuid));
+    await db().update(schema.instances).set({ since: Date.now() - 40_000 }).where(eq(schema.instances.instanceGuid, claimed!.instanceGuid));
     await armAlarm();
     expect(await runDurableObjectAlarm(scheduler())).toBe(true);
     const rows = await instancesOfApp(app.guid);
@@ -209,6 +216,26 @@ describe("scheduler passes", () => {
     expect((await instancesOfApp(app.guid)).map((r) => r.instanceGuid)).toEqual([again!.instanceGuid]);
     const replaced = (await db().select().from(schema.auditEvents).where(eq(schema.auditEvents.targetGuid, app.guid))).find((e) => e.type === "app.instances_replaced");
     expect(JSON.stringify(replaced!.data)).toContain("did not acknowledge it within 30 s");
+  });
+
+  it("keeps a claim past its timeout until its cell heartbeats after the timeout without it", async () => {
+    const a = await enroll("cell", { zone: "za" });
+    const app = await appWithDroplet(space.guid, { instances: 1 });
+    await start(app.guid);
+    const [claimed] = await instancesOfApp(app.guid);
+    // Claimed 40 s ago; the cell's last heartbeat came 12 s ago, before the timeout ran out (the control plane was slow to take a newer one).
+    await db().update(schema.instances).set({ since: Date.now() - 40_000 }).where(eq(schema.instances.instanceGuid, claimed!.instanceGuid));
+    await db().update(schema.cells).set({ lastHeartbeatAt: Date.now() - 12_000 }).where(eq(schema.cells.guid, a.guid));
+    await armAlarm();
+    expect(await runDurableObjectAlarm(scheduler())).toBe(true);
+    expect(await instancesOfApp(app.guid)).toMatchObject([{ instanceGuid: claimed!.instanceGuid, state: "CLAIMED" }]);
+    // A heartbeat after the timeout that does not list it: the cell never took it.
+    await api("POST", `/v3/cells/${a.guid}/heartbeat`, { token: a.credential, body: heartbeat([]) });
+    await armAlarm();
+    expect(await runDurableObjectAlarm(scheduler())).toBe(true);
+    const rows = await instancesOfApp(app.guid);
+    expect(rows.find((r) => r.instanceGuid === claimed!.instanceGuid)).toMatchObject({ state: "STOPPING" });
+    expect(rows.find((r) => r.instanceGuid !== claimed!.instanceGuid)).toMatchObject({ state: "CLAIMED", cellGuid: a.guid });
   });
 
   it("never runs two passes at once: concurrent wakes place each index once", async () => {
@@ -241,5 +268,31 @@ describe("scheduler passes", () => {
       host, instances: [{ instance_guid: row!.instanceGuid, app_guid: app.guid, address: "10.7.0.7", port: 61001, index: 0 }],
     });
     await db().delete(schema.routeDestinations).where(inArray(schema.routeDestinations.routeGuid, [route.json.guid]));
+  });
+
+  // Last: the stall it causes stays in the scheduler's memory for the rest of the file.
+  it("does not count its own late alarm against a cell: silent through the stall, it stays ACTIVE; silent beyond it, it is LOST", async () => {
+    const a = await enroll("cell", { zone: "za" });
+    const b = await enroll("cell", { zone: "zb" });
+    const app = await appWithDroplet(space.guid, { instances: 2 });
+    await start(app.guid);
+    const onA = (await instancesOfApp(app.guid)).find((r) => r.cellGuid === a.guid)!;
+    await runningReport(a, [onA.instanceGuid]);
+    await api("POST", `/v3/cells/${b.guid}/heartbeat`, { token: b.credential, body: heartbeat([]) });
+    // 20 s since a's heartbeat, but the alarm was due 10 s ago: 9 s (beyond the 1 s slack) were the scheduler's, 11 s < the 15 s TTL.
+    await db().update(schema.cells).set({ lastHeartbeatAt: Date.now() - 20_000 }).where(eq(schema.cells.guid, a.guid));
+    await armAlarm(Date.now() - 10_000);
+    expect(await runDurableObjectAlarm(scheduler())).toBe(true);
+    const [kept] = await db().select().from(schema.cells).where(eq(schema.cells.guid, a.guid));
+    expect(kept!.state).toBe("ACTIVE");
+    expect((await instancesOfApp(app.guid)).filter((r) => r.index === onA.index)).toMatchObject([{ instanceGuid: onA.instanceGuid, presence: "ORDINARY", state: "RUNNING" }]);
+
+    // Truly silent: 60 s, of which the stall explains 9 s.
+    await db().update(schema.cells).set({ lastHeartbeatAt: Date.now() - 60_000 }).where(eq(schema.cells.guid, a.guid));
+    await armAlarm();
+    expect(await runDurableObjectAlarm(scheduler())).toBe(true);
+    const [lost] = await db().select().from(schema.cells).where(eq(schema.cells.guid, a.guid));
+    expect(lost!.state).toBe("LOST");
+    expect((await instancesOfApp(app.guid)).find((r) => r.instanceGuid === onA.instanceGuid)).toMatchObject({ presence: "SUSPECT" });
   });
 });

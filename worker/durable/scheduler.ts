@@ -9,6 +9,10 @@
  * again and are read by the next pass. Every pass sets the alarm to the next
  * moment something becomes due (a heartbeat expiry, a backoff end, a claim
  * timing out, an unplaced retry, the periodic full pass).
+ *
+ * The scheduler measures its own stalls (an alarm firing late, a pass holding
+ * D1 long) and converges with them, so time the control plane could not take
+ * heartbeats is not counted against cells (shared/convergence/stalls.ts).
  */
 import { DurableObject } from "cloudflare:workers";
 import { drizzle } from "drizzle-orm/d1";
@@ -26,7 +30,13 @@ import { readDeploymentFacts } from "../deployments/facts";
 import { stepDeployments } from "../deployments/pass";
 import { notifyChannels } from "../scheduling/long-poll";
 import { emptyTally, profiling, tallied } from "../http/d1-tally";
+import { recordStall, stallOf, type Stall } from "../../shared/convergence/stalls";
 import { emptyScope, isEmptyScope, mergeScope, type PendingScope, type WakeScope } from "../scheduling/wake-scope";
+
+/** Where the scheduler keeps when its alarm was due, to measure how late it fired. */
+export const ALARM_DUE_KEY = "alarm_due_at";
+/** Stalls are kept this many heartbeat TTLs. */
+const STALL_HORIZON_TTLS = 10;
 
 /** What a pass did, what it read, and the alarm it set (ms since the epoch, or null). */
 export type PassReport = PassOutcome & {
@@ -42,12 +52,32 @@ export class Scheduler extends DurableObject<Bindings> {
   /** A fresh object knows nothing of wakes its predecessor took: its first pass reads everything. */
   private pending: PendingScope = { ...emptyScope(), full: true };
   private lastFullAt = 0;
+  private stalls: Stall[] = [];
 
   /** Fire-and-forget: notes what changed and has the alarm run a pass now (`reason` is for the log). */
   async wake(_reason: string, scope: WakeScope): Promise<void> {
     mergeScope(this.pending, scope);
     const alarm = await this.ctx.storage.getAlarm();
-    if (alarm === null || alarm > Date.now()) await this.ctx.storage.setAlarm(Date.now());
+    if (alarm === null || alarm > Date.now()) await this.setAlarm(Date.now());
+  }
+
+  /** Sets the alarm and remembers when it was due (in storage: an evicted object's successor measures the lag too). */
+  private async setAlarm(at: number): Promise<void> {
+    await this.ctx.storage.setAlarm(at);
+    await this.ctx.storage.put(ALARM_DUE_KEY, at);
+  }
+
+  private addStall(stall: Stall | null, config: ConvergenceConfig): void {
+    // Older stalls no longer overlap any live cell's silence.
+    this.stalls = recordStall(this.stalls, stall, Date.now(), STALL_HORIZON_TTLS * config.heartbeatTtlMs);
+  }
+
+  /**
+   * A heartbeat took [from, to) beyond the slack to commit: the control plane
+   * (D1) was congested then, and that time is not counted against cells.
+   */
+  async noteStall(from: number, to: number): Promise<void> {
+    this.addStall({ from, to }, convergenceConfig(this.env));
   }
 
   /** Runs a pass over `scope` and answers what it did (tests; the cron backstop asks for a full one). */
@@ -57,6 +87,9 @@ export class Scheduler extends DurableObject<Bindings> {
   }
 
   override async alarm(): Promise<void> {
+    const due = await this.ctx.storage.get<number>(ALARM_DUE_KEY);
+    const config = convergenceConfig(this.env);
+    if (due !== undefined) this.addStall(stallOf(due, Date.now(), config.stallSlackMs), config);
     await this.enqueue();
   }
 
@@ -95,8 +128,10 @@ export class Scheduler extends DurableObject<Bindings> {
       // Nothing taken is lost: the retry reads it again.
       mergeScope(this.pending, { apps: [...scope.apps], cells: [...scope.cells], full: scope.full });
       console.error(JSON.stringify({ level: "error", msg: "convergence pass failed", error: String(err), stack: (err as Error).stack }));
-      await this.ctx.storage.setAlarm(Date.now() + config.unplacedRetryMs);
+      await this.setAlarm(Date.now() + config.unplacedRetryMs);
       throw err;
+    } finally {
+      this.addStall(stallOf(now, Date.now(), config.stallSlackMs), config);
     }
   }
 
@@ -109,15 +144,15 @@ export class Scheduler extends DurableObject<Bindings> {
     // Rolling deployments take their step first: the pass converges on the instance counts it chose.
     const facts = await readDeploymentFacts(db, new Set(snap.desired.processes.map((p) => p.app_guid)));
     const rolled = stepDeployments(facts, snap.desired, snap.actual, now);
-    const plan = converge(rolled.desired, snap.actual, snap.cells, now, config);
+    const plan = converge(rolled.desired, snap.actual, snap.cells, now, config, this.stalls);
     const specs = await loadSpecs(db, specsNeeded(plan));
-    const built = buildWriteSet({ snap, plan, specs, now, config, newGuid });
+    const built = buildWriteSet({ snap, plan, specs, now, config, newGuid, stalls: this.stalls });
     const { outcome } = built;
     const writes = [...rolled.writes, ...built.writes];
     await notifyChannels(this.env, await commitWriteSet(db, writes));
 
     const due = [
-      nextDueAt(snap.due, snap.cells, now, config),
+      nextDueAt(snap.due, snap.cells, now, config, this.stalls),
       snap.oldestClaimSince === null ? null : snap.oldestClaimSince + config.claimTimeoutMs + 1,
       outcome.unplaced.length > 0 ? now + config.unplacedRetryMs : null,
       this.lastFullAt + config.fullPassIntervalMs,
@@ -125,7 +160,7 @@ export class Scheduler extends DurableObject<Bindings> {
       isEmptyScope(this.pending) ? null : now,
     ].filter((t): t is number => t !== null);
     const next = Math.min(...due);
-    await this.ctx.storage.setAlarm(next);
+    await this.setAlarm(next);
     const report = { ...outcome, full: scope.full, read: { instances: snap.actual.length, processes: snap.desired.processes.length }, next_due_at: next };
     // Where a pass's time goes, for operators and the convergence bench.
     console.log(JSON.stringify({

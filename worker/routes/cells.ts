@@ -36,6 +36,8 @@ import { recordHeartbeat, recordInstanceReports } from "../scheduling/reports";
 import { versionBumps } from "../scheduling/versions";
 import { convergenceConfig } from "../scheduling/config";
 import { cellIsAlive } from "../../shared/convergence/cells";
+import { stallOf } from "../../shared/convergence/stalls";
+import { reportStall } from "../durable/wake";
 
 export const cellsApi = new Hono<AppEnv>();
 
@@ -176,11 +178,18 @@ cellsApi.get("/:id/desired/watch", async (c) => {
 });
 
 cellsApi.post("/:id/heartbeat", async (c) => {
+  const received = Date.now();
   const cellGuid = c.req.param("id");
   const cell = requireCell(c, cellGuid);
   const heartbeat = await parseJson(c, heartbeatSchema);
-  const outcome = await recordHeartbeat(c.var.db, cell, cellGuid, heartbeat, Date.now(), convergenceConfig(c.env).restart);
+  const config = convergenceConfig(c.env);
+  const outcome = await recordHeartbeat(c.var.db, cell, cellGuid, heartbeat, received, config.restart);
   afterCommit(c, "cell heartbeat", outcome);
+  // A heartbeat that waited on D1 tells the scheduler: the wait is the control plane's, not the cell's.
+  const stall = stallOf(received, Date.now(), config.stallSlackMs);
+  if (stall) c.executionCtx.waitUntil(reportStall(c.env, stall.from, stall.to).catch((err: unknown) => {
+    console.error(JSON.stringify({ level: "error", requestId: c.var.requestId, msg: "stall report failed", error: String(err) }));
+  }));
   // Reports for instances no longer on this cell are skipped, and named so the agent can log them.
   return c.json({ protocol: PROTOCOL_VERSION, skipped: outcome.rejected });
 });

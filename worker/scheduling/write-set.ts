@@ -16,6 +16,7 @@
  */
 import type { ConvergenceConfig } from "../../shared/convergence/config";
 import { cellIsAlive } from "../../shared/convergence/cells";
+import type { Stall } from "../../shared/convergence/stalls";
 import { isStarted, type Plan, type Presence } from "../../shared/convergence/model";
 import { place, type PlacementCell, type PlacementRequest } from "../../shared/convergence/place";
 import type { instances } from "../db/schema";
@@ -65,12 +66,14 @@ export interface WriteSetInput {
   now: number;
   config: ConvergenceConfig;
   newGuid: () => string;
+  /** The control plane's own stalls: a cell silent only through them is live. */
+  stalls?: readonly Stall[];
 }
 
-function placementCells(snap: Snapshot, now: number, config: ConvergenceConfig): PlacementCell[] {
+function placementCells(snap: Snapshot, now: number, config: ConvergenceConfig, stalls: readonly Stall[]): PlacementCell[] {
   const eligible = new Map<string, PlacementCell>();
   for (const c of snap.cells) {
-    if (c.state !== "ACTIVE" || !cellIsAlive(c, now, config)) continue;
+    if (c.state !== "ACTIVE" || !cellIsAlive(c, now, config, stalls)) continue;
     const load = snap.load.get(c.guid);
     eligible.set(c.guid, {
       guid: c.guid, zone: c.zone, capacity: c.capacity, allocated: { ...(load?.allocated ?? { memory_mb: 0, disk_mb: 0, containers: 0 }) },
@@ -100,7 +103,7 @@ export const specsNeeded = (plan: Plan): string[] => [
   ...plan.place.flatMap((p) => (p.instance_guid ? [p.instance_guid] : [])),
 ];
 
-export function buildWriteSet({ snap, plan, specs, now, config, newGuid }: WriteSetInput): { writes: WriteOp[]; outcome: PassOutcome } {
+export function buildWriteSet({ snap, plan, specs, now, config, newGuid, stalls = [] }: WriteSetInput): { writes: WriteOp[]; outcome: PassOutcome } {
   const facts = new Map(snap.actual.map((i) => [i.instance_guid, i]));
   const writes: WriteOp[] = [];
   const outcome: PassOutcome = { placed: [], unplaced: [], stopped: [], replaced: [], lost_cells: [] };
@@ -111,7 +114,7 @@ export function buildWriteSet({ snap, plan, specs, now, config, newGuid }: Write
     e.data.instances.push(instance);
     events.set(k, e);
   };
-  const aliveCells = new Set(snap.cells.filter((c) => cellIsAlive(c, now, config)).map((c) => c.guid));
+  const aliveCells = new Set(snap.cells.filter((c) => cellIsAlive(c, now, config, stalls)).map((c) => c.guid));
 
   /** Removes an instance from its cell's set: STOPPING while a live cell still runs it, else gone. */
   const retire = (i: InstanceFacts) => {
@@ -207,7 +210,7 @@ export function buildWriteSet({ snap, plan, specs, now, config, newGuid }: Write
     pending.push({ key: guid, row: newRow(base, guid, built.spec), request: request(guid, p.process_guid, p.index, built.spec.memory_mb, built.spec.disk_mb), reason: p.reason });
   }
 
-  const placement = place(pending.map((p) => p.request), placementCells(snap, now, config));
+  const placement = place(pending.map((p) => p.request), placementCells(snap, now, config, stalls));
   const winners = new Map(placement.placed.map((w) => [w.key, w.cell_guid]));
   const losers = new Map(placement.failed.map((f) => [f.key, f.placement_error]));
   for (const p of pending) {
@@ -232,7 +235,7 @@ export function buildWriteSet({ snap, plan, specs, now, config, newGuid }: Write
     record("app.placement_failed", appOf(u), u.error, { instance_guid: u.key, index: indexOf(u) });
   }
 
-  writes.push(...assignStagingTasks(snap, now, config));
+  writes.push(...assignStagingTasks(snap, now, config, stalls));
 
   for (const e of events.values()) {
     const app = snap.apps.get(e.app);
@@ -251,8 +254,8 @@ export function buildWriteSet({ snap, plan, specs, now, config, newGuid }: Write
  * Cell-staged builds travel in one live cell's desired set: the one with the
  * fewest staging tasks. A build whose cell died moves to another.
  */
-function assignStagingTasks(snap: Snapshot, now: number, config: ConvergenceConfig): WriteOp[] {
-  const live = snap.cells.filter((c) => c.state === "ACTIVE" && cellIsAlive(c, now, config)).map((c) => c.guid).sort();
+function assignStagingTasks(snap: Snapshot, now: number, config: ConvergenceConfig, stalls: readonly Stall[]): WriteOp[] {
+  const live = snap.cells.filter((c) => c.state === "ACTIVE" && cellIsAlive(c, now, config, stalls)).map((c) => c.guid).sort();
   if (live.length === 0) return [];
   const load = new Map(live.map((g) => [g, 0]));
   for (const b of snap.stagingBuilds) if (b.cellGuid && load.has(b.cellGuid)) load.set(b.cellGuid, load.get(b.cellGuid)! + 1);

@@ -1,0 +1,72 @@
+import { describe, expect, it } from "vitest";
+import { DEFAULT_CONVERGENCE_CONFIG } from "../../shared/convergence/config";
+import { converge } from "../../shared/convergence/converge";
+import { nextDueAt } from "../../shared/convergence/next-due";
+import { cellIsAlive } from "../../shared/convergence/cells";
+import { recordStall, stallOf, stalledWithin, type Stall } from "../../shared/convergence/stalls";
+import type { ActualInstance, CellView, DesiredState } from "../../shared/convergence/model";
+
+const NOW = 1_000_000_000;
+const C = DEFAULT_CONVERGENCE_CONFIG;
+
+const cell = (guid: string, silentMs: number): CellView => ({
+  guid, zone: "z1", state: "ACTIVE", last_heartbeat_at: NOW - silentMs, registered_at: NOW - 3_600_000,
+  capacity: { memory_mb: 8192, disk_mb: 16384, containers: 50 }, cached_layers: [],
+});
+const desired: DesiredState = {
+  diego_docker: true,
+  processes: [{ process_guid: "p1", app_guid: "a1", version: "v1", instances: 1, memory_mb: 256, disk_mb: 512, lifecycle: "docker", layers: [] }],
+};
+const running: ActualInstance = {
+  instance_guid: "i0", process_guid: "p1", index: 0, process_version: "v1", cell_guid: "c1", state: "RUNNING", presence: "ORDINARY", since: NOW - 600_000, crash_count: 0,
+};
+
+describe("stalls: measuring the control plane's own lag", () => {
+  it("counts only what exceeds the slack", () => {
+    expect(stallOf(NOW, NOW + 1_000, 1_000)).toBeNull();
+    expect(stallOf(NOW, NOW + 5_000, 1_000)).toEqual({ from: NOW + 1_000, to: NOW + 5_000 });
+  });
+
+  it("sums the part of a window the stalls cover, overlapping stalls once", () => {
+    const stalls: Stall[] = [{ from: 10, to: 20 }, { from: 15, to: 30 }, { from: 50, to: 60 }, { from: 100, to: 200 }];
+    expect(stalledWithin(stalls, 0, 1_000)).toBe(20 + 10 + 100);
+    expect(stalledWithin(stalls, 25, 55)).toBe(5 + 5);
+    expect(stalledWithin([], 0, 1_000)).toBe(0);
+  });
+
+  it("forgets stalls older than the horizon and keeps the new one", () => {
+    const kept = recordStall([{ from: 0, to: 10 }, { from: 90, to: 95 }], { from: 99, to: 100 }, 100, 20);
+    expect(kept).toEqual([{ from: 90, to: 95 }, { from: 99, to: 100 }]);
+  });
+});
+
+describe("converge with the control plane's stalls", () => {
+  const other = cell("c2", 1_000);
+
+  it("keeps a cell whose silence is mostly the control plane's stall: not LOST, nothing replaced", () => {
+    // 20 s since the last heartbeat, 6 s of which the control plane was stalled: 14 s of silence < the 15 s TTL.
+    const stalls: Stall[] = [{ from: NOW - 12_000, to: NOW - 6_000 }];
+    const plan = converge(desired, [running], [cell("c1", 20_000), other], NOW, C, stalls);
+    expect(plan.markLost).toEqual([]);
+    expect(plan.replace).toEqual([]);
+    expect(cellIsAlive(cell("c1", 20_000), NOW, C, stalls)).toBe(true);
+  });
+
+  it("still marks LOST a cell silent longer than the TTL beyond the stalls, and replaces its instances", () => {
+    const stalls: Stall[] = [{ from: NOW - 12_000, to: NOW - 8_000 }];
+    const plan = converge(desired, [running], [cell("c1", 20_000), other], NOW, C, stalls);
+    expect(plan.markLost.map((m) => m.cell_guid)).toEqual(["c1"]);
+    expect(plan.replace.map((r) => [r.instance_guid, r.keep])).toEqual([["i0", "SUSPECT"]]);
+  });
+
+  it("ignores stalls from before the cell's last heartbeat", () => {
+    const stalls: Stall[] = [{ from: NOW - 60_000, to: NOW - 21_000 }];
+    expect(converge(desired, [running], [cell("c1", 20_000), other], NOW, C, stalls).markLost.map((m) => m.cell_guid)).toEqual(["c1"]);
+  });
+
+  it("sets the next look at a cell's expiry later by the stalls since its heartbeat", () => {
+    const stalls: Stall[] = [{ from: NOW - 4_000, to: NOW - 1_000 }];
+    expect(nextDueAt([], [cell("c1", 5_000)], NOW, C)).toBe(NOW - 5_000 + 15_001);
+    expect(nextDueAt([], [cell("c1", 5_000)], NOW, C, stalls)).toBe(NOW - 5_000 + 15_001 + 3_000);
+  });
+});
