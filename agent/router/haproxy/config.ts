@@ -112,6 +112,13 @@ end)
  */
 export const NO_ENDPOINTS = "none";
 
+/**
+ * What `add server` must say for a server to keep idle connections as one in
+ * the config file does: HAProxy 2.6 gives a server added at runtime no idle
+ * pool (pool-max-conn 0, purge delay 0), so every request would connect anew.
+ */
+export const DYNAMIC_SERVER_OPTIONS = "pool-max-conn -1 pool-purge-delay 5s";
+
 export function backendName(index: number): string {
   return `b${index}`;
 }

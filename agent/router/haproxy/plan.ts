@@ -22,7 +22,7 @@ import type { RouteTable } from "../../../shared/protocol/route-table";
 import { routePathKey } from "../../../shared/route-path";
 import { routeKey } from "../host";
 import { backendKey } from "../table";
-import { backendName, NO_ENDPOINTS, serverAddress, type HaproxyServer } from "./config";
+import { backendName, DYNAMIC_SERVER_OPTIONS, NO_ENDPOINTS, serverAddress, type HaproxyServer } from "./config";
 
 export interface Slot {
   /** The map key of the route using this backend, null while free. */
@@ -139,7 +139,7 @@ export function planTable(current: PoolState, table: RouteTable, maps: RouteMaps
       }
       const server = { name: `s${nextId++}`, address: instance.address, port: instance.port };
       servers.set(instance.key, server);
-      commands.push(`add server ${backend}/${server.name} ${serverAddress(server.address, server.port)}`, `enable server ${backend}/${server.name}`);
+      commands.push(`add server ${backend}/${server.name} ${serverAddress(server.address, server.port)} ${DYNAMIC_SERVER_OPTIONS}`, `enable server ${backend}/${server.name}`);
     }
     for (const [key, server] of slot.servers) if (!servers.has(key)) removeServer(backend, server);
     slots[index] = { route, servers, nextId };
