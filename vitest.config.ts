@@ -26,6 +26,8 @@ export default defineConfig({
                 STAGING_TIMEOUT_MS: "4000",
                 LOG_KEEP_LINES: "100",
                 LOG_LINES_PER_SECOND: "50",
+                // Tests silence cells seconds apart; the one-per-interval LOST limit is tested without I/O (test/shared/stalls.test.ts).
+                LOST_CELL_INTERVAL_MS: "1",
               },
             },
           })),

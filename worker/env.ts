@@ -29,6 +29,8 @@ export interface UntypedBindings {
   FULL_PASS_INTERVAL_MS?: string;
   /** A pass or late alarm longer than this (ms, default 1000) stalled the control plane; the excess is not counted against cells. */
   STALL_SLACK_MS?: string;
+  /** At most one cell is marked LOST per this many ms (default 10 000, Kubernetes' 0.1 nodes/s). */
+  LOST_CELL_INTERVAL_MS?: string;
   /** Time budget for resolving one build's image, in ms (default 10 min). */
   STAGING_TIMEOUT_MS?: string;
   /** "1": a log line per request and per scheduler pass with its D1 round trips, statements and wait (benches). */

@@ -46,6 +46,13 @@ export interface ConvergenceConfig {
    * excess: that time is not counted against cells' heartbeats or claims.
    */
   stallSlackMs: number;
+  /**
+   * At most one cell is marked LOST per this interval, the longest silent
+   * first; the others count as live until their turn (Kubernetes' node
+   * lifecycle controller evicts 0.1 nodes/s): a fault the stalls did not
+   * explain replaces one cell's instances at a time, not the fleet's.
+   */
+  lostCellIntervalMs: number;
 }
 
 export const DEFAULT_RESTART_POLICY: RestartPolicy = {
@@ -64,4 +71,5 @@ export const DEFAULT_CONVERGENCE_CONFIG: ConvergenceConfig = {
   fullPassIntervalMs: 30_000,
   disruptionThreshold: 0.55,
   stallSlackMs: 1_000,
+  lostCellIntervalMs: 10_000,
 };

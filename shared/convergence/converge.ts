@@ -6,7 +6,8 @@
  *
  * Rules, in order:
  * 1. expiredCells — silent longer than the TTL (not counting the control
- *    plane's own stalls): the cell is marked LOST;
+ *    plane's own stalls): the cell is marked LOST, one per
+ *    `lostCellIntervalMs` (the others count as live until their turn);
  *    unless most ACTIVE cells fell silent at once (a disruption: the control
  *    plane or its network is the likelier fault), when every ACTIVE cell
  *    counts as live this pass.
@@ -30,7 +31,7 @@
  */
 import { DEFAULT_CONVERGENCE_CONFIG, type ConvergenceConfig } from "./config";
 import { cellIsAlive, lastSeenAt } from "./cells";
-import { stalledWithin, type Stall } from "./stalls";
+import { NO_HISTORY, stalledWithin, type ControlPlaneHistory, type Stall } from "./stalls";
 import { restartDelayMs, restartDueAt } from "./restart-calculator";
 import type {
   ActualInstance, ActualState, CellView, DesiredProcess, DesiredState, MarkLostAction, Plan, PlaceAction,
@@ -50,16 +51,18 @@ interface Context {
   config: ConvergenceConfig;
   /** The control plane's own stalls: not counted against cells. */
   stalls: readonly Stall[];
+  /** Silent cells the LOST rate limit holds back this pass: live until their turn. */
+  held: Set<string>;
 }
 
-function contextOf(desired: DesiredState, cells: CellView[], now: number, config: ConvergenceConfig, stalls: readonly Stall[]): Context {
+function contextOf(desired: DesiredState, cells: CellView[], now: number, config: ConvergenceConfig, stalls: readonly Stall[], held: Set<string>): Context {
   const running = new Map<string, DesiredProcess>();
   const flagStopped = new Set<string>();
   for (const p of desired.processes) {
     if (p.lifecycle === "docker" && !desired.diego_docker) flagStopped.add(p.process_guid);
     else running.set(p.process_guid, p);
   }
-  return { running, flagStopped, cells: new Map(cells.map((c) => [c.guid, c])), disrupted: isDisrupted(cells, now, config, stalls), now, config, stalls };
+  return { running, flagStopped, cells: new Map(cells.map((c) => [c.guid, c])), disrupted: isDisrupted(cells, now, config, stalls), now, config, stalls, held };
 }
 
 /** More than `disruptionThreshold` of three or more ACTIVE cells are silent. */
@@ -71,14 +74,16 @@ export function isDisrupted(cells: CellView[], now: number, config: ConvergenceC
 
 function isOnLiveCell(i: ActualInstance, ctx: Context): boolean {
   const cell = i.cell_guid === null ? undefined : ctx.cells.get(i.cell_guid);
-  return cell !== undefined && (cellIsAlive(cell, ctx.now, ctx.config, ctx.stalls) || (ctx.disrupted && cell.state === "ACTIVE"));
+  return cell !== undefined && (cellIsAlive(cell, ctx.now, ctx.config, ctx.stalls) || ctx.held.has(cell.guid) || (ctx.disrupted && cell.state === "ACTIVE"));
 }
 
 const placedOnCell = (i: ActualInstance) => i.cell_guid !== null;
 
+/** ACTIVE cells silent past the TTL, the longest silent first. */
 export function expiredCells(cells: CellView[], now: number, config: ConvergenceConfig, stalls: readonly Stall[] = []): MarkLostAction[] {
   return cells
     .filter((c) => c.state === "ACTIVE" && !cellIsAlive(c, now, config, stalls))
+    .sort((a, b) => lastSeenAt(a) - lastSeenAt(b))
     .map((c) => ({ cell_guid: c.guid, reason: `no heartbeat for more than ${config.heartbeatTtlMs / 1000} s` }));
 }
 
@@ -237,16 +242,23 @@ export function missingInstances(present: ActualInstance[], ctx: Context): Place
   return places;
 }
 
+/** The LOST rate limit: one cell per `lostCellIntervalMs`. */
+export const mayMarkLost = (lastLostAt: number | null, now: number, config: Pick<ConvergenceConfig, "lostCellIntervalMs">): boolean =>
+  lastLostAt === null || now - lastLostAt >= config.lostCellIntervalMs;
+
 export function converge(
   desired: DesiredState,
   actual: ActualInstance[],
   cells: CellView[],
   now: number,
   config: ConvergenceConfig = DEFAULT_CONVERGENCE_CONFIG,
-  stalls: readonly Stall[] = [],
+  { stalls, lastLostAt }: ControlPlaneHistory = NO_HISTORY,
 ): Plan {
-  const ctx = contextOf(desired, cells, now, config, stalls);
-  const plan: Plan = { place: [], replace: [], stop: [], markLost: ctx.disrupted ? [] : expiredCells(cells, now, config, stalls), promote: [] };
+  const expired = expiredCells(cells, now, config, stalls);
+  const markLost = mayMarkLost(lastLostAt, now, config) ? expired.slice(0, 1) : [];
+  const held = new Set(expired.slice(markLost.length).map((m) => m.cell_guid));
+  const ctx = contextOf(desired, cells, now, config, stalls, held);
+  const plan: Plan = { place: [], replace: [], stop: [], markLost: ctx.disrupted ? [] : markLost, promote: [] };
   const handled = new Set<string>();
   const unhandled = (list: ActualInstance[]) => list.filter((i) => !handled.has(i.instance_guid));
   const stop = (stops: StopAction[]) => {

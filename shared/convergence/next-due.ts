@@ -8,13 +8,17 @@ import type { ConvergenceConfig } from "./config";
 import { cellExpiresAt, cellIsAlive } from "./cells";
 import type { ActualInstance, CellView } from "./model";
 import { restartDueAt } from "./restart-calculator";
-import type { Stall } from "./stalls";
+import { NO_HISTORY, type ControlPlaneHistory } from "./stalls";
 
 /** The earliest future moment something becomes due, or null when nothing will. */
-export function nextDueAt(actual: ActualInstance[], cells: CellView[], now: number, config: ConvergenceConfig, stalls: readonly Stall[] = []): number | null {
+export function nextDueAt(
+  actual: ActualInstance[], cells: CellView[], now: number, config: ConvergenceConfig, { stalls, lastLostAt }: ControlPlaneHistory = NO_HISTORY,
+): number | null {
   const due: number[] = [];
   for (const c of cells) {
     if (c.state !== "LOST" && cellIsAlive(c, now, config, stalls)) due.push(cellExpiresAt(c, config, stalls));
+    // A silent cell the LOST rate limit held back: its turn.
+    else if (c.state === "ACTIVE" && lastLostAt !== null) due.push(lastLostAt + config.lostCellIntervalMs);
   }
   for (const i of actual) {
     if (i.presence !== "ORDINARY") continue;

@@ -6,6 +6,14 @@
  * when it observed them; Diego's BBS converges only on what it observed).
  */
 
+/** What the control plane knows of itself: its stalls and when it last marked a cell LOST (null: not since it started). */
+export interface ControlPlaneHistory {
+  stalls: readonly Stall[];
+  lastLostAt: number | null;
+}
+
+export const NO_HISTORY: ControlPlaneHistory = { stalls: [], lastLostAt: null };
+
 /** [from, to) in ms since the epoch. */
 export interface Stall {
   from: number;

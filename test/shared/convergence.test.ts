@@ -175,16 +175,16 @@ describe("converge: most cells silent at once (a disruption)", () => {
     expect(plan).toEqual({ place: [], replace: [], stop: [], markLost: [], promote: [] });
   });
 
-  it("marks the silent cells lost and replaces their instances at 55% or fewer", () => {
+  it("marks the silent cells lost (one per pass under the rate limit) and replaces their instances at 55% or fewer", () => {
     const plan = converge(desired([proc()]), onSilent, fleet(5), NOW);
-    expect(plan.markLost.map((m) => m.cell_guid)).toEqual(["c0", "c1", "c2", "c3", "c4"]);
+    expect(plan.markLost.map((m) => m.cell_guid)).toEqual(["c0"]);
     expect(plan.replace.map((r) => [r.instance_guid, r.keep])).toEqual([["run", "SUSPECT"], ["start", null]]);
   });
 
   it("still marks a lone silent cell lost in a fleet of one or two", () => {
     expect(converge(desired([]), [], [cell({ guid: "c1", last_heartbeat_at: NOW - 20_000 })], NOW).markLost.map((m) => m.cell_guid)).toEqual(["c1"]);
     const two = [cell({ guid: "c1", last_heartbeat_at: NOW - 20_000 }), cell({ guid: "c2", last_heartbeat_at: NOW - 20_000 })];
-    expect(converge(desired([]), [], two, NOW).markLost.map((m) => m.cell_guid)).toEqual(["c1", "c2"]);
+    expect(converge(desired([]), [], two, NOW).markLost.map((m) => m.cell_guid)).toEqual(["c1"]);
   });
 });
 
@@ -258,9 +258,9 @@ describe("converge: placements a cell never acknowledged", () => {
   it("does not count the control plane's stalls against a claim", () => {
     const claimed = inst({ instance_guid: "c", state: "CLAIMED", since: NOW - 40_000 });
     const stalled: Stall[] = [{ from: NOW - 30_000, to: NOW - 19_000 }];
-    expect(converge(desired([proc({ instances: 1 })]), [claimed], beating, NOW, C, stalled).replace).toEqual([]);
+    expect(converge(desired([proc({ instances: 1 })]), [claimed], beating, NOW, C, { stalls: stalled, lastLostAt: null }).replace).toEqual([]);
     const shorter: Stall[] = [{ from: NOW - 30_000, to: NOW - 21_000 }];
-    expect(ids(converge(desired([proc({ instances: 1 })]), [claimed], beating, NOW, C, shorter).replace)).toEqual(["c"]);
+    expect(ids(converge(desired([proc({ instances: 1 })]), [claimed], beating, NOW, C, { stalls: shorter, lastLostAt: null }).replace)).toEqual(["c"]);
   });
 });
 

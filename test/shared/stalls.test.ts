@@ -46,7 +46,7 @@ describe("converge with the control plane's stalls", () => {
   it("keeps a cell whose silence is mostly the control plane's stall: not LOST, nothing replaced", () => {
     // 20 s since the last heartbeat, 6 s of which the control plane was stalled: 14 s of silence < the 15 s TTL.
     const stalls: Stall[] = [{ from: NOW - 12_000, to: NOW - 6_000 }];
-    const plan = converge(desired, [running], [cell("c1", 20_000), other], NOW, C, stalls);
+    const plan = converge(desired, [running], [cell("c1", 20_000), other], NOW, C, { stalls, lastLostAt: null });
     expect(plan.markLost).toEqual([]);
     expect(plan.replace).toEqual([]);
     expect(cellIsAlive(cell("c1", 20_000), NOW, C, stalls)).toBe(true);
@@ -54,19 +54,39 @@ describe("converge with the control plane's stalls", () => {
 
   it("still marks LOST a cell silent longer than the TTL beyond the stalls, and replaces its instances", () => {
     const stalls: Stall[] = [{ from: NOW - 12_000, to: NOW - 8_000 }];
-    const plan = converge(desired, [running], [cell("c1", 20_000), other], NOW, C, stalls);
+    const plan = converge(desired, [running], [cell("c1", 20_000), other], NOW, C, { stalls, lastLostAt: null });
     expect(plan.markLost.map((m) => m.cell_guid)).toEqual(["c1"]);
     expect(plan.replace.map((r) => [r.instance_guid, r.keep])).toEqual([["i0", "SUSPECT"]]);
   });
 
   it("ignores stalls from before the cell's last heartbeat", () => {
     const stalls: Stall[] = [{ from: NOW - 60_000, to: NOW - 21_000 }];
-    expect(converge(desired, [running], [cell("c1", 20_000), other], NOW, C, stalls).markLost.map((m) => m.cell_guid)).toEqual(["c1"]);
+    expect(converge(desired, [running], [cell("c1", 20_000), other], NOW, C, { stalls, lastLostAt: null }).markLost.map((m) => m.cell_guid)).toEqual(["c1"]);
   });
 
   it("sets the next look at a cell's expiry later by the stalls since its heartbeat", () => {
     const stalls: Stall[] = [{ from: NOW - 4_000, to: NOW - 1_000 }];
     expect(nextDueAt([], [cell("c1", 5_000)], NOW, C)).toBe(NOW - 5_000 + 15_001);
-    expect(nextDueAt([], [cell("c1", 5_000)], NOW, C, stalls)).toBe(NOW - 5_000 + 15_001 + 3_000);
+    expect(nextDueAt([], [cell("c1", 5_000)], NOW, C, { stalls, lastLostAt: null })).toBe(NOW - 5_000 + 15_001 + 3_000);
+  });
+});
+
+describe("converge: the LOST rate limit", () => {
+  const twoSilent = [cell("c1", 30_000), cell("c2", 20_000), cell("c3", 1_000), cell("c4", 1_000), cell("c5", 1_000)];
+  const onBoth: ActualInstance[] = [running, { ...running, instance_guid: "i1", index: 1, cell_guid: "c2" }];
+  const two: DesiredState = { ...desired, processes: [{ ...desired.processes[0]!, instances: 2 }] };
+
+  it("marks one cell LOST per interval, the longest silent first; the other's instances stay until its turn", () => {
+    const plan = converge(two, onBoth, twoSilent, NOW, C, { stalls: [], lastLostAt: null });
+    expect(plan.markLost.map((m) => m.cell_guid)).toEqual(["c1"]);
+    expect(plan.replace.map((r) => r.instance_guid)).toEqual(["i0"]);
+    // c1 is LOST now; c2 waits out the interval since that mark.
+    const after = twoSilent.map((c) => (c.guid === "c1" ? { ...c, state: "LOST" as const } : c));
+    const left = [onBoth[1]!];
+    expect(converge(two, left, after, NOW + 9_999, C, { stalls: [], lastLostAt: NOW })).toMatchObject({ markLost: [], replace: [] });
+    expect(nextDueAt([], after, NOW + 9_999, C, { stalls: [], lastLostAt: NOW })).toBe(NOW + 10_000);
+    const turn = converge(two, left, after, NOW + 10_000, C, { stalls: [], lastLostAt: NOW });
+    expect(turn.markLost.map((m) => m.cell_guid)).toEqual(["c2"]);
+    expect(turn.replace.map((r) => r.instance_guid)).toEqual(["i1"]);
   });
 });

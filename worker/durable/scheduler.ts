@@ -53,6 +53,8 @@ export class Scheduler extends DurableObject<Bindings> {
   private pending: PendingScope = { ...emptyScope(), full: true };
   private lastFullAt = 0;
   private stalls: Stall[] = [];
+  /** When this object last marked a cell LOST (the rate limit's clock). */
+  private lastLostAt: number | null = null;
 
   /** Fire-and-forget: notes what changed and has the alarm run a pass now (`reason` is for the log). */
   async wake(_reason: string, scope: WakeScope): Promise<void> {
@@ -144,15 +146,17 @@ export class Scheduler extends DurableObject<Bindings> {
     // Rolling deployments take their step first: the pass converges on the instance counts it chose.
     const facts = await readDeploymentFacts(db, new Set(snap.desired.processes.map((p) => p.app_guid)));
     const rolled = stepDeployments(facts, snap.desired, snap.actual, now);
-    const plan = converge(rolled.desired, snap.actual, snap.cells, now, config, this.stalls);
+    const history = { stalls: this.stalls, lastLostAt: this.lastLostAt };
+    const plan = converge(rolled.desired, snap.actual, snap.cells, now, config, history);
     const specs = await loadSpecs(db, specsNeeded(plan));
     const built = buildWriteSet({ snap, plan, specs, now, config, newGuid, stalls: this.stalls });
     const { outcome } = built;
     const writes = [...rolled.writes, ...built.writes];
     await notifyChannels(this.env, await commitWriteSet(db, writes));
+    if (outcome.lost_cells.length > 0) this.lastLostAt = now;
 
     const due = [
-      nextDueAt(snap.due, snap.cells, now, config, this.stalls),
+      nextDueAt(snap.due, snap.cells, now, config, { ...history, lastLostAt: this.lastLostAt }),
       snap.oldestClaimSince === null ? null : snap.oldestClaimSince + config.claimTimeoutMs + 1,
       outcome.unplaced.length > 0 ? now + config.unplacedRetryMs : null,
       this.lastFullAt + config.fullPassIntervalMs,

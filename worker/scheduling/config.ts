@@ -5,7 +5,7 @@
 import { DEFAULT_CONVERGENCE_CONFIG, type ConvergenceConfig } from "../../shared/convergence/config";
 import type { Bindings } from "../env";
 
-type TimingVars = Pick<Bindings, "HEARTBEAT_TTL_MS" | "CLAIM_TIMEOUT_MS" | "CRASH_BACKOFF_BASE_MS" | "FULL_PASS_INTERVAL_MS" | "STALL_SLACK_MS">;
+type TimingVars = Pick<Bindings, "HEARTBEAT_TTL_MS" | "CLAIM_TIMEOUT_MS" | "CRASH_BACKOFF_BASE_MS" | "FULL_PASS_INTERVAL_MS" | "STALL_SLACK_MS" | "LOST_CELL_INTERVAL_MS">;
 
 /** A var's value as a positive integer, or `fallback` when unset; a bad value stops the Worker loudly. */
 export function positiveInt<V extends object>(vars: V, name: keyof V & string, fallback: number): number {
@@ -24,6 +24,7 @@ export function convergenceConfig(env: TimingVars): ConvergenceConfig {
     claimTimeoutMs: positiveInt(env, "CLAIM_TIMEOUT_MS", d.claimTimeoutMs),
     fullPassIntervalMs: positiveInt(env, "FULL_PASS_INTERVAL_MS", d.fullPassIntervalMs),
     stallSlackMs: positiveInt(env, "STALL_SLACK_MS", d.stallSlackMs),
+    lostCellIntervalMs: positiveInt(env, "LOST_CELL_INTERVAL_MS", d.lostCellIntervalMs),
     restart: { ...d.restart, backoffBaseMs: positiveInt(env, "CRASH_BACKOFF_BASE_MS", d.restart.backoffBaseMs) },
   };
 }
