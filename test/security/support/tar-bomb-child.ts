@@ -3,7 +3,9 @@
  * cell's limits (DEFAULT_PULL_LIMITS) and reports how it ended and the most
  * memory it held alive: JS heap plus buffers outside it, measured after a
  * full collection at every 4 MiB of the stream it generates, so the peak is
- * seen however busy the loop is and garbage not yet collected does not count.
+ * seen however busy the loop is and garbage not yet collected does not count;
+ * and its resident set at the same points, which also counts what the native
+ * extractor allocates outside V8.
  *
  * Run with node --expose-gc; argv: <bomb> <empty dir to unpack into>; prints
  * one JSON line.
@@ -25,12 +27,15 @@ const held = () => {
 };
 
 const baseline = held();
+const rssBaseline = process.memoryUsage.rss();
 let peak = baseline;
+let rssPeak = rssBaseline;
 let sampledAt = 0;
 function sample(streamed: number): void {
   if (streamed - sampledAt < 4 * MIB) return;
   sampledAt = streamed;
   peak = Math.max(peak, held());
+  rssPeak = Math.max(rssPeak, process.memoryUsage.rss());
 }
 
 /** A long header announcing 64 MiB, then its body in 64 KiB chunks, made only as the parser asks. */
@@ -89,4 +94,5 @@ try {
   outcome = { code: (err as { code?: string }).code, message: (err as Error).message };
 }
 peak = Math.max(peak, held());
-process.stdout.write(JSON.stringify({ ...outcome, baselineBytes: baseline, peakBytes: peak, streamedBytes: streamed }) + "\n");
+rssPeak = Math.max(rssPeak, process.memoryUsage.rss());
+process.stdout.write(JSON.stringify({ ...outcome, baselineBytes: baseline, peakBytes: peak, rssBaselineBytes: rssBaseline, rssPeakBytes: rssPeak, streamedBytes: streamed }) + "\n");
