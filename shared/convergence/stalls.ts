@@ -44,8 +44,18 @@ export function stalledWithin(stalls: readonly Stall[], from: number, to: number
   return total;
 }
 
-/** `stalls` plus `stall`, forgetting those that ended before `now - horizonMs`. */
+/**
+ * `stalls` plus `stall`, overlapping ones merged (concurrent heartbeats report
+ * one congestion many times: the list stays as short as the distinct stalls),
+ * forgetting those that ended before `now - horizonMs`. Sorted by start.
+ */
 export function recordStall(stalls: readonly Stall[], stall: Stall | null, now: number, horizonMs: number): Stall[] {
-  const kept = stalls.filter((s) => s.to >= now - horizonMs);
-  return stall === null ? kept : [...kept, stall];
+  const all = [...stalls, ...(stall === null ? [] : [stall])].filter((s) => s.to >= now - horizonMs).sort((a, b) => a.from - b.from);
+  const merged: Stall[] = [];
+  for (const s of all) {
+    const last = merged[merged.length - 1];
+    if (last && s.from <= last.to) last.to = Math.max(last.to, s.to);
+    else merged.push({ ...s });
+  }
+  return merged;
 }

@@ -38,6 +38,13 @@ describe("stalls: measuring the control plane's own lag", () => {
     const kept = recordStall([{ from: 0, to: 10 }, { from: 90, to: 95 }], { from: 99, to: 100 }, 100, 20);
     expect(kept).toEqual([{ from: 90, to: 95 }, { from: 99, to: 100 }]);
   });
+
+  it("merges overlapping stalls, so many heartbeats reporting one congestion keep one entry", () => {
+    let stalls: Stall[] = [];
+    for (let i = 0; i < 100; i++) stalls = recordStall(stalls, { from: 1_000 + i * 10, to: 1_500 + i * 10 }, 3_000, 10_000);
+    stalls = recordStall(stalls, { from: 2_600, to: 2_700 }, 3_000, 10_000);
+    expect(stalls).toEqual([{ from: 1_000, to: 2_490 }, { from: 2_600, to: 2_700 }]);
+  });
 });
 
 describe("converge with the control plane's stalls", () => {

@@ -295,4 +295,16 @@ describe("scheduler passes", () => {
     expect(lost!.state).toBe("LOST");
     expect((await instancesOfApp(app.guid)).find((r) => r.instanceGuid === onA.instanceGuid)).toMatchObject({ presence: "SUSPECT" });
   });
+
+  it("does not count a stall a slow heartbeat reported against a cell", async () => {
+    const a = await enroll("cell", { zone: "za" });
+    await enroll("cell", { zone: "zb" });
+    // 20 s since a's heartbeat; another cell's heartbeat took the last 12 s to commit (D1 congested) and told the scheduler.
+    await db().update(schema.cells).set({ lastHeartbeatAt: Date.now() - 20_000 }).where(eq(schema.cells.guid, a.guid));
+    await scheduler().noteStall(Date.now() - 12_000, Date.now());
+    await armAlarm();
+    expect(await runDurableObjectAlarm(scheduler())).toBe(true);
+    const [kept] = await db().select().from(schema.cells).where(eq(schema.cells.guid, a.guid));
+    expect(kept!.state).toBe("ACTIVE");
+  });
 });
