@@ -10,6 +10,18 @@ import type { ActualInstance, CellView } from "./model";
 import { restartDueAt } from "./restart-calculator";
 import { NO_HISTORY, type ControlPlaneHistory } from "./stalls";
 
+/**
+ * When to look at the fleet's oldest unacknowledged claim again: at its
+ * timeout; once past it (its cell has not heartbeated since, or the control
+ * plane stalled), after the retry interval, never at a past moment (that
+ * alarm would run passes back to back until the heartbeat came).
+ */
+export function claimLookAt(oldestClaimSince: number | null, now: number, config: ConvergenceConfig): number | null {
+  if (oldestClaimSince === null) return null;
+  const timeout = oldestClaimSince + config.claimTimeoutMs + 1;
+  return timeout > now ? timeout : now + config.unplacedRetryMs;
+}
+
 /** The earliest future moment something becomes due, or null when nothing will. */
 export function nextDueAt(
   actual: ActualInstance[], cells: CellView[], now: number, config: ConvergenceConfig, { stalls, lastLostAt }: ControlPlaneHistory = NO_HISTORY,

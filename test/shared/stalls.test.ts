@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_CONVERGENCE_CONFIG } from "../../shared/convergence/config";
 import { converge } from "../../shared/convergence/converge";
-import { nextDueAt } from "../../shared/convergence/next-due";
+import { claimLookAt, nextDueAt } from "../../shared/convergence/next-due";
 import { cellIsAlive } from "../../shared/convergence/cells";
 import { recordStall, stallOf, stalledWithin, type Stall } from "../../shared/convergence/stalls";
 import type { ActualInstance, CellView, DesiredState } from "../../shared/convergence/model";
@@ -75,6 +75,14 @@ describe("converge with the control plane's stalls", () => {
     const stalls: Stall[] = [{ from: NOW - 4_000, to: NOW - 1_000 }];
     expect(nextDueAt([], [cell("c1", 5_000)], NOW, C)).toBe(NOW - 5_000 + 15_001);
     expect(nextDueAt([], [cell("c1", 5_000)], NOW, C, { stalls, lastLostAt: null })).toBe(NOW - 5_000 + 15_001 + 3_000);
+  });
+});
+
+describe("claimLookAt: the alarm for an unacknowledged claim", () => {
+  it("is the claim's timeout, then the retry interval while it waits for its cell's next heartbeat, never a past moment", () => {
+    expect(claimLookAt(null, NOW, C)).toBeNull();
+    expect(claimLookAt(NOW - 10_000, NOW, C)).toBe(NOW + 20_001);
+    expect(claimLookAt(NOW - 40_000, NOW, C)).toBe(NOW + C.unplacedRetryMs);
   });
 });
 

@@ -20,7 +20,7 @@ import type { Bindings } from "../env";
 import * as schema from "../db/schema";
 import type { ConvergenceConfig } from "../../shared/convergence/config";
 import { converge } from "../../shared/convergence/converge";
-import { nextDueAt } from "../../shared/convergence/next-due";
+import { claimLookAt, nextDueAt } from "../../shared/convergence/next-due";
 import { readSnapshot } from "../scheduling/snapshot";
 import { buildWriteSet, specsNeeded, type PassOutcome } from "../scheduling/write-set";
 import { commitWriteSet, loadSpecs } from "../db/write-set";
@@ -157,7 +157,7 @@ export class Scheduler extends DurableObject<Bindings> {
 
     const due = [
       nextDueAt(snap.due, snap.cells, now, config, { ...history, lastLostAt: this.lastLostAt }),
-      snap.oldestClaimSince === null ? null : snap.oldestClaimSince + config.claimTimeoutMs + 1,
+      claimLookAt(snap.oldestClaimSince, now, config),
       outcome.unplaced.length > 0 ? now + config.unplacedRetryMs : null,
       this.lastFullAt + config.fullPassIntervalMs,
       // Wakes that came in during this pass.
