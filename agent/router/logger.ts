@@ -1,12 +1,15 @@
 /**
  * @module The daemon's pino logger. Access lines are buffered and written in
- * chunks below PIPE_BUF (4096 bytes): one write per request costs a syscall
- * each, while a chunk this size is still written atomically to a pipe, so the
- * lines of several workers sharing stdout never interleave mid-line.
+ * chunks: one write per request costs a syscall each. Where several workers
+ * share stdout, a chunk stays below PIPE_BUF (4096 bytes), which a pipe
+ * writes atomically, so their lines never interleave mid-line; a process
+ * alone on stdout (role "single") writes bigger chunks, fewer writes.
  */
 import pino, { type Logger } from "pino";
 
-const BUFFER_BYTES = 3072;
+const SHARED_BUFFER_BYTES = 3072;
+/** Below sonic-boom's largest write (16 KiB), so a chunk goes in one write. */
+const SINGLE_BUFFER_BYTES = 12 * 1024;
 const FLUSH_EVERY_MS = 500;
 
 export interface DaemonLogger {
@@ -16,7 +19,7 @@ export interface DaemonLogger {
 }
 
 export function createDaemonLogger(role: "primary" | "worker" | "single"): DaemonLogger {
-  const destination = pino.destination({ dest: 1, sync: false, minLength: BUFFER_BYTES });
+  const destination = pino.destination({ dest: 1, sync: false, minLength: role === "single" ? SINGLE_BUFFER_BYTES : SHARED_BUFFER_BYTES });
   const log = pino({ base: { pid: process.pid, component: "router", role } }, destination);
   setInterval(() => destination.flush(), FLUSH_EVERY_MS).unref();
   return { log, flush: () => destination.flushSync() };

@@ -13,7 +13,12 @@ import { PROTOCOL_VERSION } from "../protocol/version";
 import { cutLine } from "./rate-limit";
 
 const encoder = new TextEncoder();
-const utf8Bytes = (s: string) => encoder.encode(s).byteLength;
+/** Reused by utf8Bytes: encoding into it allocates nothing (a router packs a line per request). */
+const scratch = new Uint8Array(64 * 1024);
+function utf8Bytes(s: string): number {
+  // A UTF-16 code unit is at most 3 UTF-8 bytes: most strings fit the scratch buffer.
+  return s.length * 3 <= scratch.byteLength ? encoder.encodeInto(s, scratch).written : encoder.encode(s).byteLength;
+}
 
 /** A batch's message as sent: what the byte cap is measured on. */
 export const logBatchMessage = (lines: readonly { line: string }[]) => JSON.stringify({ protocol: PROTOCOL_VERSION, lines });
