@@ -110,6 +110,26 @@ async function linesOnce(appGuid: string, token: string, n: number): Promise<{ s
 }
 
 describe("a flood of requests", () => {
+  it("an attacker who floods an app with requests for longer than the store's bound does not erase the cell's, API's or the app's own lines", async () => {
+    const store = appLogStore(env as unknown as Bindings, `erased-${crypto.randomUUID()}`);
+    const start = Date.now();
+    await store.ingest([
+      { timestamp: start, instance_index: 0, instance_guid: "i", stream: "stdout", line: "app says hello", source: "APP" },
+      { timestamp: start, instance_index: 0, instance_guid: "i", stream: "stdout", line: "Exit status 137" , source: "CELL" },
+      platformLine("API", "Cancelling deployment for app with guid x", start),
+    ], start);
+    // LOG_KEEP_LINES is 100 and LOG_LINES_PER_SECOND 50 in the test config: four seconds of 50 requests each.
+    for (let s = 1; s <= 4; s++) {
+      const now = start + s * 1000;
+      await store.ingest(Array.from({ length: 50 }, (_, i) => platformLine("RTR", `GET /${s}/${i}`, now)), now);
+    }
+    const lines = (await store.recent(1000)).lines;
+    expect(lines.map((l) => l.line)).toEqual(expect.arrayContaining(["app says hello", "Exit status 137", "Cancelling deployment for app with guid x"]));
+    const rtr = lines.filter((l) => l.source === "RTR").map((l) => l.line);
+    expect(rtr).toHaveLength(100);
+    expect(rtr[0]).toBe("GET /3/0"); // the oldest requests went, the newest 100 stayed
+  });
+
   it("an attacker who floods an app with requests (RTR lines past the rate limit) does not drop the cell's and API's lines about it", async () => {
     const store = appLogStore(env as unknown as Bindings, `flooded-${crypto.randomUUID()}`);
     const now = Date.now();

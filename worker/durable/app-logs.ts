@@ -13,7 +13,7 @@ import { logBatchSchema, MAX_LOG_BATCH_BYTES, type LogSource, type StoredLogLine
 import type { Bindings } from "../env";
 import { answerClose } from "./close-socket";
 
-/** Lines kept per app (CF's log-cache keeps a bounded ring per source too). */
+/** Lines kept per app and window (the app's, the router's, the platform's); CF's log-cache keeps a bounded ring per source too. */
 const DEFAULT_KEEP = 1000;
 const DEFAULT_LINES_PER_SECOND = 1000;
 
@@ -53,6 +53,7 @@ function toLine(r: Row): StoredLogLine {
 const WINDOWS = ["app", "rtr", "platform"] as const;
 type Window = (typeof WINDOWS)[number];
 const windowOf = (l: StoredLogLine): Window => (l.source ?? "APP") === "APP" ? "app" : l.source === "RTR" ? "rtr" : "platform";
+const SOURCES_OF: Record<Window, readonly LogSource[]> = { app: ["APP"], rtr: ["RTR"], platform: ["CELL", "API", "STG"] };
 
 export class AppLogs extends DurableObject<Bindings> {
   /**
@@ -72,6 +73,7 @@ export class AppLogs extends DurableObject<Bindings> {
     // Objects made before lines had sources get the column (their lines were all the app's).
     const columns = ctx.storage.sql.exec<{ name: string }>("SELECT name FROM pragma_table_info('lines')").toArray();
     if (!columns.some((c) => c.name === "source")) ctx.storage.sql.exec("ALTER TABLE lines ADD COLUMN source TEXT NOT NULL DEFAULT 'APP'");
+    ctx.storage.sql.exec("CREATE INDEX IF NOT EXISTS lines_by_source ON lines (source, seq)");
     ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS counts (name TEXT PRIMARY KEY, value INTEGER NOT NULL)");
   }
 
@@ -139,7 +141,15 @@ export class AppLogs extends DurableObject<Bindings> {
         l.timestamp, l.instance_index, l.instance_guid, l.stream, l.line, l.truncated ? 1 : 0, l.source ?? "APP",
       );
     }
-    sql.exec("DELETE FROM lines WHERE seq <= (SELECT MAX(seq) FROM lines) - ?", this.keep);
+    // Each window keeps its own newest lines, so a flood of one kind (requests, say) cannot erase another's.
+    for (const w of new Set(admitted.map(windowOf))) {
+      const sources = SOURCES_OF[w];
+      sql.exec(
+        `DELETE FROM lines WHERE source IN (${sources.map(() => "?").join(", ")}) AND seq <
+          (SELECT seq FROM lines WHERE source IN (${sources.map(() => "?").join(", ")}) ORDER BY seq DESC LIMIT 1 OFFSET ?)`,
+        ...sources, ...sources, this.keep - 1,
+      );
+    }
     for (const [name, n] of [["dropped", dropped], ["truncated", truncated]] as const) {
       if (n > 0) sql.exec("INSERT INTO counts (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", name, n);
     }
@@ -185,7 +195,7 @@ export class AppLogs extends DurableObject<Bindings> {
     const rows = sql
       .exec<Row>(
         `SELECT ${COLUMNS} FROM (SELECT * FROM lines ORDER BY seq DESC LIMIT ?) ORDER BY seq`,
-        Math.max(1, Math.min(limit, this.keep)),
+        Math.max(1, Math.min(limit, this.keep * WINDOWS.length)),
       )
       .toArray();
     const count = (name: string) => sql.exec<{ value: number }>("SELECT value FROM counts WHERE name = ?", name).toArray()[0]?.value ?? 0;
