@@ -3,19 +3,17 @@
  * control plane that speaks the route-table protocol (support.ts says why it
  * is a stand-in), feeding a real router.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { startPoller, type Poller } from "../../agent/router/poller";
 import { httpTableSource, type TableSource } from "../../agent/router/table-source";
 import { ROUTER_ERROR_HEADER } from "../../agent/router/pages";
 import type { RouteTable } from "../../shared/protocol/route-table";
-import { captureLog, get, route, startBackend, startFakeControlPlane, startRouter, until, whoAnswers, type FakeControlPlane, type RunningRouter } from "./support";
+import { captureLog, get, route, startFakeControlPlane, startRouter, until, whoAnswers, type FakeControlPlane, type RunningRouter } from "./support";
+import { cleanupsAfterEach, startBackendIn } from "./cleanups";
 
 const TOKEN = "router-test-token";
 const SCHEDULE = { jitterMs: 5, backoffBaseMs: 20, backoffMaxMs: 100 };
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = cleanupsAfterEach();
 
 async function fixture(options: { token?: string } = {}): Promise<{ cp: FakeControlPlane; r: RunningRouter; poller: Poller; lines: Record<string, unknown>[] }> {
   const cp = await startFakeControlPlane({ token: TOKEN, holdMs: 150 });
@@ -33,11 +31,7 @@ async function fixture(options: { token?: string } = {}): Promise<{ cp: FakeCont
   return { cp, r, poller, lines };
 }
 
-async function backend(name: string) {
-  const b = await startBackend(name);
-  cleanups.push(() => b.close());
-  return b;
-}
+const backend = (name: string) => startBackendIn(cleanups, name);
 
 describe("long-polling the control plane", () => {
   it("applies each published table and holds while nothing changes (204)", async () => {

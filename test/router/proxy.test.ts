@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import http from "node:http";
 import net from "node:net";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ROUTER_ERROR_HEADER } from "../../agent/router/pages";
 import {
   DATA_PATH,
@@ -21,20 +21,13 @@ import {
   startRouter,
   until,
   whoAnswers,
-  type Backend,
   type RunningRouter,
 } from "./support";
+import { cleanupsAfterEach, startBackendIn } from "./cleanups";
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = cleanupsAfterEach();
 
-async function backend(...args: Parameters<typeof startBackend>): Promise<Backend> {
-  const b = await startBackend(...args);
-  cleanups.push(() => b.close());
-  return b;
-}
+const backend = (...args: Parameters<typeof startBackend>) => startBackendIn(cleanups, ...args);
 
 async function router(options: Parameters<typeof startRouter>[0] = {}): Promise<RunningRouter> {
   const r = await startRouter(options);

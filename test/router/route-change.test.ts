@@ -5,21 +5,15 @@
  * Each change must be served within 1 s of the table, and no request may be
  * dropped or cut.
  */
-import { afterEach, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { request } from "undici";
 import type { RouteEntry } from "../../shared/protocol/route-table";
-import { LOOPBACK, get, route, startBackend, startRouter, until, type Backend } from "./support";
+import { LOOPBACK, get, route, startBackend, startRouter, until } from "./support";
+import { cleanupsAfterEach, startBackendIn } from "./cleanups";
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = cleanupsAfterEach();
 
-async function backend(...args: Parameters<typeof startBackend>): Promise<Backend> {
-  const b = await startBackend(...args);
-  cleanups.push(() => b.close());
-  return b;
-}
+const backend = (...args: Parameters<typeof startBackend>) => startBackendIn(cleanups, ...args);
 
 const CHUNKS = 20;
 

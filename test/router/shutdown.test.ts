@@ -1,14 +1,12 @@
 /** Graceful shutdown: stop accepting, finish what is in flight, cut it at the deadline. */
 import net from "node:net";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import WebSocket, { WebSocketServer } from "ws";
 import http from "node:http";
-import { LOOPBACK, closeServer, get, listen, port, route, startBackend, startRouter, until } from "./support";
+import { LOOPBACK, closeServer, get, listen, port, route, startRouter, until } from "./support";
+import { cleanupsAfterEach, startBackendIn } from "./cleanups";
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = cleanupsAfterEach();
 
 function connectRefused(p: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -21,10 +19,8 @@ function connectRefused(p: number): Promise<boolean> {
   });
 }
 
-async function slowBackend(delayMs: number) {
-  const b = await startBackend("slow", (_req, res) => setTimeout(() => res.end("finally"), delayMs));
-  cleanups.push(() => b.close());
-  return b;
+function slowBackend(delayMs: number) {
+  return startBackendIn(cleanups, "slow", (_req, res) => setTimeout(() => res.end("finally"), delayMs));
 }
 
 describe("graceful shutdown", () => {
