@@ -56,6 +56,14 @@ export async function pass(scope: WakeScope = { full: true }): Promise<PassRepor
   return env.SCHEDULER.get(env.SCHEDULER.idFromName("global")).runPass(scope);
 }
 
+/** No running apps and no live cells: where each scheduling test starts (D1 is shared within a file). */
+export async function emptyFleet(): Promise<void> {
+  await db().update(schema.apps).set({ state: "STOPPED" });
+  await db().update(schema.cells).set({ state: "LOST", lastHeartbeatAt: 1 });
+  await pass();
+  await db().delete(schema.instances);
+}
+
 export const report = (instance_guid: string, state: InstanceReport["state"], extra: Partial<InstanceReport> = {}): InstanceReport => ({
   instance_guid, state, since: Date.now(), host_port: state === "RUNNING" ? 61001 : null, crash_count: 0, exit: null, reason: null, usage: null, ...extra,
 });

@@ -10,7 +10,7 @@ import { and, eq } from "drizzle-orm";
 import * as schema from "../../worker/db/schema";
 import { ADMIN, addDeveloper, api, createSpace, createUser, db } from "./support";
 import { setDocker } from "./app-fixtures";
-import { appWithDroplet, enroll, heartbeat, instancesOfApp, pass, report } from "./cell-fixtures";
+import { appWithDroplet, emptyFleet, enroll, heartbeat, instancesOfApp, pass, report } from "./cell-fixtures";
 
 let space: { guid: string };
 let cell: { guid: string; credential: string };
@@ -18,10 +18,7 @@ let cell: { guid: string; credential: string };
 beforeEach(async () => {
   space ??= await createSpace();
   await setDocker(true);
-  await db().update(schema.apps).set({ state: "STOPPED" });
-  await db().update(schema.cells).set({ state: "LOST", lastHeartbeatAt: 1 });
-  await pass();
-  await db().delete(schema.instances);
+  await emptyFleet();
   cell = await enroll("cell");
 });
 

@@ -9,7 +9,7 @@ import { eq, inArray } from "drizzle-orm";
 import * as schema from "../../worker/db/schema";
 import { ADMIN, api, createSpace, db } from "./support";
 import { setDocker } from "./app-fixtures";
-import { appWithDroplet, enroll, heartbeat, instancesOfApp, onlyActiveCell, pass, report } from "./cell-fixtures";
+import { appWithDroplet, emptyFleet, enroll, heartbeat, instancesOfApp, onlyActiveCell, pass, report } from "./cell-fixtures";
 
 let space: { guid: string };
 
@@ -20,10 +20,7 @@ beforeAll(async () => {
 
 /** Each test starts from no running apps and no live cells (storage is shared within the file). */
 beforeEach(async () => {
-  await db().update(schema.apps).set({ state: "STOPPED" });
-  await db().update(schema.cells).set({ state: "LOST", lastHeartbeatAt: 1 });
-  await pass();
-  await db().delete(schema.instances);
+  await emptyFleet();
 });
 
 /** Two started apps with one placed instance each, set up straight in D1 (no wakes) and placed by a full pass. */

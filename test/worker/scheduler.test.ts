@@ -6,7 +6,7 @@ import * as schema from "../../worker/db/schema";
 import { ALARM_DUE_KEY } from "../../worker/durable/scheduler";
 import { ADMIN, api, createSpace, db } from "./support";
 import { setDocker } from "./app-fixtures";
-import { appWithDroplet, enroll, heartbeat, instancesOfApp, pass, report } from "./cell-fixtures";
+import { appWithDroplet, emptyFleet, enroll, heartbeat, instancesOfApp, pass, report } from "./cell-fixtures";
 
 const scheduler = () => env.SCHEDULER.get(env.SCHEDULER.idFromName("global"));
 /**
@@ -23,10 +23,7 @@ let space: { guid: string };
 beforeEach(async () => {
   space ??= await createSpace();
   await setDocker(true);
-  await db().update(schema.apps).set({ state: "STOPPED" });
-  await db().update(schema.cells).set({ state: "LOST", lastHeartbeatAt: 1 });
-  await pass();
-  await db().delete(schema.instances);
+  await emptyFleet();
 });
 
 /** Starts the app and runs the pass its wake asked for (the request itself only wakes the scheduler). */
