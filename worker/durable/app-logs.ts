@@ -9,7 +9,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { admit, type RateWindow } from "../../shared/logs/rate-limit";
-import { logBatchSchema, MAX_LOG_BATCH_BYTES, type LogSource, type StoredLogLine } from "../../shared/protocol/logs";
+import { LOG_SOURCES, logBatchSchema, MAX_LOG_BATCH_BYTES, type LogSource, type StoredLogLine } from "../../shared/protocol/logs";
 import type { Bindings } from "../env";
 import { answerClose } from "./close-socket";
 
@@ -52,8 +52,10 @@ function toLine(r: Row): StoredLogLine {
 
 const WINDOWS = ["app", "rtr", "platform"] as const;
 type Window = (typeof WINDOWS)[number];
-const windowOf = (l: StoredLogLine): Window => (l.source ?? "APP") === "APP" ? "app" : l.source === "RTR" ? "rtr" : "platform";
-const SOURCES_OF: Record<Window, readonly LogSource[]> = { app: ["APP"], rtr: ["RTR"], platform: ["CELL", "API", "STG"] };
+/** The one statement of which source goes with which window; the rest derive from it. */
+const WINDOW_OF: Record<LogSource, Window> = { APP: "app", RTR: "rtr", CELL: "platform", API: "platform", STG: "platform" };
+const windowOf = (l: StoredLogLine): Window => WINDOW_OF[l.source ?? "APP"];
+const sourcesOf = (w: Window): LogSource[] => LOG_SOURCES.filter((s) => WINDOW_OF[s] === w);
 
 export class AppLogs extends DurableObject<Bindings> {
   /**
@@ -143,7 +145,7 @@ export class AppLogs extends DurableObject<Bindings> {
     }
     // Each window keeps its own newest lines, so a flood of one kind (requests, say) cannot erase another's.
     for (const w of new Set(admitted.map(windowOf))) {
-      const sources = SOURCES_OF[w];
+      const sources = sourcesOf(w);
       sql.exec(
         `DELETE FROM lines WHERE source IN (${sources.map(() => "?").join(", ")}) AND seq <
           (SELECT seq FROM lines WHERE source IN (${sources.map(() => "?").join(", ")}) ORDER BY seq DESC LIMIT 1 OFFSET ?)`,
