@@ -23,6 +23,7 @@
  * daemon, which logs it as JSON, on Berth's).
  *
  * Run: npx tsx bench/router.ts [--duration 8] [--connections 50] [--rounds 1] [--workers N]
+ *      [--targets nginx,haproxy,berth] (a subset, for a quicker look; the ratios need nginx and berth)
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
@@ -38,6 +39,18 @@ const DURATION = arg("duration", 8);
 const CONNECTIONS = arg("connections", 50);
 const ROUNDS = arg("rounds", 1);
 const WORKERS = arg("workers", os.availableParallelism());
+const ALL_TARGETS = ["direct", "nginx", "haproxy", "berth", "berth-node", "bare"] as const;
+const TARGETS = targetList();
+
+/** `--targets a,b`: which of ALL_TARGETS to run; all of them by default. */
+function targetList(): ReadonlySet<string> {
+  const i = process.argv.indexOf("--targets");
+  if (i < 0) return new Set(ALL_TARGETS);
+  const names = (process.argv[i + 1] ?? "").split(",");
+  const unknown = names.filter((n) => !(ALL_TARGETS as readonly string[]).includes(n));
+  if (unknown.length > 0 || names.length === 0) throw new Error(`--targets takes a comma-separated subset of ${ALL_TARGETS.join(",")}; not ${unknown.join(",")}`);
+  return new Set(names);
+}
 const HOST = "bench.apps.test";
 const TOKEN = "bench-router-token";
 const MAIN = path.resolve(import.meta.dirname, "../agent/router/main.ts");
@@ -239,13 +252,16 @@ interface Figure {
   readonly bad: number;
   /** CPU time per request of the proxy's processes (of the backend's for "direct"). */
   readonly cpuUs: number;
+  /** Of cpuUs, the root process's own share (Berth's daemon beside its HAProxy; nginx's master). */
+  readonly ownCpuUs: number;
 }
 
 const CLOCK_TICKS_PER_S = 100; // USER_HZ on Linux
 
-/** utime + stime of a process and all its children (nginx workers, cluster workers), in ms. */
-function cpuMs(rootPid: number): number {
+/** utime + stime of a process and all its children (nginx workers, cluster workers), and of the root alone, in ms. */
+function cpuMs(rootPid: number): { total: number; own: number } {
   let total = 0;
+  let own = Number.NaN;
   const pids = [rootPid];
   while (pids.length > 0) {
     const pid = pids.pop()!;
@@ -257,18 +273,28 @@ function cpuMs(rootPid: number): number {
       throw err;
     }
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    total += ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_S;
+    const ms = ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_S;
+    if (pid === rootPid) own = ms;
+    total += ms;
     const children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim();
     if (children.length > 0) pids.push(...children.split(" ").map(Number));
   }
-  return total;
+  return { total, own };
 }
 
 async function load(port: number, duration: number, proxyPid: number | undefined): Promise<Figure> {
-  const before = proxyPid === undefined ? 0 : cpuMs(proxyPid);
+  const before = proxyPid === undefined ? undefined : cpuMs(proxyPid);
   const result = await autocannon({ url: `http://${LOOPBACK}:${port}/`, connections: CONNECTIONS, duration, headers: { host: HOST } });
-  const cpuUs = proxyPid === undefined ? Number.NaN : ((cpuMs(proxyPid) - before) * 1000) / (result.requests.average * duration);
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, bad: result.non2xx + result.errors, cpuUs };
+  const after = proxyPid === undefined ? undefined : cpuMs(proxyPid);
+  const perRequest = (ms: number) => (ms * 1000) / (result.requests.average * duration);
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    bad: result.non2xx + result.errors,
+    cpuUs: before && after ? perRequest(after.total - before.total) : Number.NaN,
+    ownCpuUs: before && after ? perRequest(after.own - before.own) : Number.NaN,
+  };
 }
 
 function median(values: number[]): number {
@@ -283,14 +309,16 @@ async function main(): Promise<void> {
   try {
     const backend = await startBackend();
     cp.publish([route(HOST, backend.port)]);
-    const targets: Target[] = [
-      backend,
-      await startNginx(dir, backend.port),
-      await startHaproxy(dir, backend.port),
-      await startBerth(dir, cp.url, "haproxy"),
-      await startBerth(dir, cp.url, "node"),
-      await startBareProxy(backend.port),
-    ];
+    const starts: Record<(typeof ALL_TARGETS)[number], () => Promise<Target>> = {
+      direct: async () => backend,
+      nginx: () => startNginx(dir, backend.port),
+      haproxy: () => startHaproxy(dir, backend.port),
+      berth: () => startBerth(dir, cp.url, "haproxy"),
+      "berth-node": () => startBerth(dir, cp.url, "node"),
+      bare: () => startBareProxy(backend.port),
+    };
+    const targets: Target[] = [];
+    for (const name of ALL_TARGETS) if (TARGETS.has(name)) targets.push(await starts[name]());
     console.log(`load: autocannon, ${CONNECTIONS} keep-alive connections, ${DURATION} s per run, ${ROUNDS} round(s); ${os.availableParallelism()} cores; Berth workers: ${WORKERS}`);
     for (const t of targets) await load(t.port, 2, t.pid); // warm-up: JIT, pools, nginx upstream keepalive
     const figures = new Map<string, Figure[]>(targets.map((t) => [t.name, []]));
@@ -305,6 +333,7 @@ async function main(): Promise<void> {
         p99: median(runs.map((f) => f.p99)),
         bad: runs.reduce((n, f) => n + f.bad, 0),
         cpuUs: median(runs.map((f) => f.cpuUs)),
+        ownCpuUs: median(runs.map((f) => f.ownCpuUs)),
       });
     }
     console.log(`\n${"target".padEnd(10)} ${"req/s".padStart(10)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"non-2xx+errors".padStart(15)} ${"CPU µs/req".padStart(11)}`);
@@ -312,18 +341,22 @@ async function main(): Promise<void> {
       const cpu = f.cpuUs.toFixed(0);
       console.log(`${name.padEnd(10)} ${f.rps.toFixed(0).padStart(10)} ${f.p50.toFixed(2).padStart(8)} ${f.p99.toFixed(2).padStart(8)} ${String(f.bad).padStart(15)} ${cpu.padStart(11)}`);
     }
-    const berth = summary.get("berth")!;
-    const nginx = summary.get("nginx")!;
-    const haproxy = summary.get("haproxy")!;
-    const berthNode = summary.get("berth-node")!;
+    const berth = summary.get("berth");
+    const nginx = summary.get("nginx");
+    const haproxy = summary.get("haproxy");
+    const berthNode = summary.get("berth-node");
+    const bare = summary.get("bare");
     const target = (what: string, ratio: number, goal: string, met: boolean) => console.log(`${what.padEnd(32)} ${ratio.toFixed(2)}× (target ${goal}) ${met ? "met" : "NOT met"}`);
     console.log("");
-    target("Berth (HAProxy)/nginx req/s:", berth.rps / nginx.rps, "≥ 1.0×", berth.rps >= nginx.rps);
-    target("Berth (HAProxy)/nginx p99:", berth.p99 / nginx.p99, "≤ 1.5×", berth.p99 <= 1.5 * nginx.p99);
-    target("Berth (HAProxy)/nginx CPU/req:", berth.cpuUs / nginx.cpuUs, "≤ 1.5×", berth.cpuUs <= 1.5 * nginx.cpuUs);
-    console.log(`Berth (HAProxy)/hand-made HAProxy: req/s ${(berth.rps / haproxy.rps).toFixed(2)}×, CPU per request ${(berth.cpuUs / haproxy.cpuUs).toFixed(2)}×`);
-    console.log(`Berth (Node)/nginx: req/s ${(berthNode.rps / nginx.rps).toFixed(2)}×, p99 ${(berthNode.p99 / nginx.p99).toFixed(2)}×, CPU per request ${(berthNode.cpuUs / nginx.cpuUs).toFixed(2)}×`);
-    console.log(`Berth (Node)/bare Node proxy: req/s ${(berthNode.rps / summary.get("bare")!.rps).toFixed(2)}×, CPU per request ${(berthNode.cpuUs / summary.get("bare")!.cpuUs).toFixed(2)}×`);
+    if (berth && nginx) {
+      target("Berth (HAProxy)/nginx req/s:", berth.rps / nginx.rps, "≥ 1.0×", berth.rps >= nginx.rps);
+      target("Berth (HAProxy)/nginx p99:", berth.p99 / nginx.p99, "≤ 1.5×", berth.p99 <= 1.5 * nginx.p99);
+      target("Berth (HAProxy)/nginx CPU/req:", berth.cpuUs / nginx.cpuUs, "≤ 1.5×", berth.cpuUs <= 1.5 * nginx.cpuUs);
+    }
+    if (berth && haproxy) console.log(`Berth (HAProxy)/hand-made HAProxy: req/s ${(berth.rps / haproxy.rps).toFixed(2)}×, CPU per request ${(berth.cpuUs / haproxy.cpuUs).toFixed(2)}×`);
+    if (berth) console.log(`Berth (HAProxy) CPU per request: HAProxy ${(berth.cpuUs - berth.ownCpuUs).toFixed(0)} µs, the daemon (access lines) ${berth.ownCpuUs.toFixed(0)} µs`);
+    if (berthNode && nginx) console.log(`Berth (Node)/nginx: req/s ${(berthNode.rps / nginx.rps).toFixed(2)}×, p99 ${(berthNode.p99 / nginx.p99).toFixed(2)}×, CPU per request ${(berthNode.cpuUs / nginx.cpuUs).toFixed(2)}×`);
+    if (berthNode && bare) console.log(`Berth (Node)/bare Node proxy: req/s ${(berthNode.rps / bare.rps).toFixed(2)}×, CPU per request ${(berthNode.cpuUs / bare.cpuUs).toFixed(2)}×`);
     console.log(`machine load average at the end: ${os.loadavg().map((l) => l.toFixed(1)).join(" ")} on ${os.availableParallelism()} cores`);
   } finally {
     for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
