@@ -15,7 +15,7 @@ import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import WebSocket from "ws";
-import { logBatchMessage, packLogBatches } from "../../shared/logs/batches";
+import { packLogBatches, type LogBatch } from "../../shared/logs/batches";
 import type { LogLine } from "../../shared/protocol/logs";
 import { readSince, type Cursor } from "./tail";
 
@@ -95,7 +95,8 @@ class AppSocket {
     });
   }
 
-  async send(lines: LogLine[]): Promise<void> {
+  /** One packed batch (packLogBatches), resolved when the control plane acknowledges it. */
+  async send(batch: LogBatch<LogLine>): Promise<void> {
     const ws = await this.connect();
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -107,7 +108,7 @@ class AppSocket {
         resolve: () => (clearTimeout(timer), resolve()),
         reject: (e) => (clearTimeout(timer), reject(e)),
       };
-      ws.send(logBatchMessage(lines));
+      ws.send(batch.message);
     });
   }
 
@@ -268,7 +269,7 @@ export class LogShipper {
         await socket.send(batch);
       } catch (e) {
         if (!(e instanceof LogBatchRefused)) throw e;
-        this.opts.log.warn({ app: inst.appGuid, instance: inst.instanceGuid, lines: batch.length, err: e.message }, "log batch refused by the control plane; dropped");
+        this.opts.log.warn({ app: inst.appGuid, instance: inst.instanceGuid, lines: batch.lines.length, err: e.message }, "log batch refused by the control plane; dropped");
       }
     }
     await this.saveCursors(inst.instanceGuid, next);

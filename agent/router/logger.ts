@@ -4,6 +4,11 @@
  * share stdout, a chunk stays below PIPE_BUF (4096 bytes), which a pipe
  * writes atomically, so their lines never interleave mid-line; a process
  * alone on stdout (role "single") writes bigger chunks, fewer writes.
+ *
+ * Lines gather here, joined once per chunk, before sonic-boom writes them:
+ * sonic-boom's own buffering (`minLength`) measures its whole pending buffer
+ * on every line, which cost about 3 µs a request at 12 KiB (bench/router.ts,
+ * the HAProxy path's daemon).
  */
 import pino, { type Logger } from "pino";
 
@@ -18,9 +23,37 @@ export interface DaemonLogger {
   flush(): void;
 }
 
+/** pino's lines, held until `chunkBytes` of them are here, then handed to `destination` as one string. */
+function chunked(destination: pino.DestinationStream, chunkBytes: number): pino.DestinationStream & { drain(): void } {
+  let lines: string[] = [];
+  let bytes = 0;
+  const drain = () => {
+    if (lines.length === 0) return;
+    destination.write(lines.join(""));
+    lines = [];
+    bytes = 0;
+  };
+  return {
+    write(line: string) {
+      const size = Buffer.byteLength(line);
+      if (bytes + size > chunkBytes) drain();
+      lines.push(line);
+      bytes += size;
+    },
+    drain,
+  };
+}
+
 export function createDaemonLogger(role: "primary" | "worker" | "single"): DaemonLogger {
-  const destination = pino.destination({ dest: 1, sync: false, minLength: role === "single" ? SINGLE_BUFFER_BYTES : SHARED_BUFFER_BYTES });
-  const log = pino({ base: { pid: process.pid, component: "router", role } }, destination);
-  setInterval(() => destination.flush(), FLUSH_EVERY_MS).unref();
-  return { log, flush: () => destination.flushSync() };
+  const destination = pino.destination({ dest: 1, sync: false });
+  const lines = chunked(destination, role === "single" ? SINGLE_BUFFER_BYTES : SHARED_BUFFER_BYTES);
+  const log = pino({ base: { pid: process.pid, component: "router", role } }, lines);
+  setInterval(() => lines.drain(), FLUSH_EVERY_MS).unref();
+  return {
+    log,
+    flush: () => {
+      lines.drain();
+      destination.flushSync();
+    },
+  };
 }

@@ -6,7 +6,7 @@
  * must refuse.
  *
  * @example
- * for (const lines of packLogBatches(read)) await socket.send(lines);
+ * for (const batch of packLogBatches(read)) await socket.send(batch.message);
  */
 import { MAX_LOG_BATCH_BYTES, MAX_LOG_BATCH_LINES } from "../protocol/logs";
 import { PROTOCOL_VERSION } from "../protocol/version";
@@ -23,28 +23,44 @@ function utf8Bytes(s: string): number {
 /** A batch's message as sent: what the byte cap is measured on. */
 export const logBatchMessage = (lines: readonly { line: string }[]) => JSON.stringify({ protocol: PROTOCOL_VERSION, lines });
 
+/** The message around its lines: each line is serialized once, while packing, and the message joined from those. */
+const EMPTY_MESSAGE = logBatchMessage([]);
+const HEAD = EMPTY_MESSAGE.slice(0, EMPTY_MESSAGE.indexOf("[]") + 1);
+const TAIL = EMPTY_MESSAGE.slice(EMPTY_MESSAGE.indexOf("[]") + 1);
+
+/** Lines in order and their message (logBatchMessage of them), ready to send. */
+export interface LogBatch<L> {
+  readonly lines: L[];
+  readonly message: string;
+}
+
 /** Cells' app lines and routers' access lines are packed alike: `{ protocol, lines }`. */
 export function packLogBatches<L extends { line: string; truncated?: boolean }>(
   lines: readonly L[],
   limits = { maxBytes: MAX_LOG_BATCH_BYTES, maxLines: MAX_LOG_BATCH_LINES },
-): L[][] {
-  const overhead = utf8Bytes(logBatchMessage([]));
-  const batches: L[][] = [];
+): LogBatch<L>[] {
+  const overhead = utf8Bytes(EMPTY_MESSAGE);
+  const batches: LogBatch<L>[] = [];
   let current: L[] = [];
+  let texts: string[] = [];
   let bytes = overhead;
+  const close = () => batches.push({ lines: current, message: `${HEAD}${texts.join(",")}${TAIL}` });
   for (const l of lines) {
     const cut = cutLine(l.line);
     const line = cut === null ? l : { ...l, line: cut, truncated: true };
-    const size = utf8Bytes(JSON.stringify(line));
+    const text = JSON.stringify(line);
+    const size = utf8Bytes(text);
     // A comma joins a line to the one before it.
     if (current.length > 0 && (bytes + 1 + size > limits.maxBytes || current.length >= limits.maxLines)) {
-      batches.push(current);
+      close();
       current = [];
+      texts = [];
       bytes = overhead;
     }
     bytes += (current.length > 0 ? 1 : 0) + size;
     current.push(line);
+    texts.push(text);
   }
-  if (current.length > 0) batches.push(current);
+  if (current.length > 0) close();
   return batches;
 }

@@ -5,7 +5,8 @@
  * the queue is bounded while the control plane is away.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { AppLogShipper } from "../../agent/router/app-log-shipper";
+import type { AccessRecord } from "../../agent/router/access-log";
+import { AppLogShipper, rtrLine } from "../../agent/router/app-log-shipper";
 import type { RouteTable } from "../../shared/protocol/route-table";
 import { captureLog, DATA_PATH, get, route, spawnRouterDaemon, startBackend, startFakeControlPlane, startRouter, until, type FakeControlPlane } from "./support";
 
@@ -47,6 +48,21 @@ describe("RTR lines", () => {
     );
     expect(Math.abs(l!.timestamp - Date.now())).toBeLessThan(60_000);
     expect(shipper.queued).toBe(0);
+  });
+
+  it("each line's start time is its own, to the nanosecond, for requests in one second and across seconds (times a double holds exactly at this epoch)", () => {
+    const target = { appGuid: "app", instanceGuid: "inst", index: 0 };
+    const started = (startedAt: number): AccessRecord => ({ host: "a.apps.test", method: "GET", url: "/", status: 200, upstream: null, attempts: 1, startedAt, now: startedAt + 1, requestId: "r", error: undefined });
+    const origin = Date.UTC(2026, 11, 7, 0, 13, 13);
+    const times = [0.25, 123.5, 999.75, 1000, 1000.5, 61_002.25].map((ms) => rtrLine(started(ms), target, origin).match(/\[(.*?)\]/)![1]);
+    expect(times).toEqual([
+      "2026-12-07T00:13:13.000250000Z",
+      "2026-12-07T00:13:13.123500000Z",
+      "2026-12-07T00:13:13.999750000Z",
+      "2026-12-07T00:13:14.000000000Z",
+      "2026-12-07T00:13:14.000500000Z",
+      "2026-12-07T00:14:14.002250000Z",
+    ]);
   });
 
   it("a request no instance took (unknown host) ships nothing", async () => {
