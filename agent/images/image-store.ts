@@ -191,7 +191,7 @@ export class ImageStore {
   ): Promise<FilledLayer> {
     const res = await blobRequest(await openSession(), layer.digest);
     if (!res.body) throw new LayerError("FETCH_FAILED", `the registry sent no body for layer ${layer.digest}`);
-    const result = await unpackLayer(bodyChunks(res.body as WebReadableStream<Uint8Array>, opts.signal), layer, dir, {
+    const result = await unpackLayer(bodyChunks(res.body as WebReadableStream<Uint8Array>, layer.digest, opts.signal), layer, dir, {
       maxFileBytes: this.opts.maxFileBytes,
       maxUncompressedBytes: this.opts.maxUncompressedBytes,
       maxEntries: this.opts.maxLayerEntries,
@@ -206,10 +206,12 @@ export class ImageStore {
 
 /**
  * The chunks of a response body, read straight from its stream (no Node
- * stream in between). An abort of `signal` cancels the read and throws; a
- * consumer that stops early cancels the body, which frees the connection.
+ * stream in between). An abort of `signal` cancels the read and throws its
+ * reason; a body that breaks off (the connection reset, a read timeout) is
+ * FETCH_FAILED for `digest`, not a corrupt layer; a consumer that stops early
+ * cancels the body, which frees the connection.
  */
-async function* bodyChunks(body: WebReadableStream<Uint8Array>, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+async function* bodyChunks(body: WebReadableStream<Uint8Array>, digest: string, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
   const reader = body.getReader();
   const cancel = () => void reader.cancel(signal?.reason).catch(() => undefined);
   signal?.addEventListener("abort", cancel, { once: true });
@@ -217,8 +219,15 @@ async function* bodyChunks(body: WebReadableStream<Uint8Array>, signal?: AbortSi
   try {
     for (;;) {
       signal?.throwIfAborted();
-      const { done, value } = await reader.read();
+      let next: ReadableStreamReadResult<Uint8Array>;
+      try {
+        next = await reader.read();
+      } catch (err) {
+        signal?.throwIfAborted();
+        throw new LayerError("FETCH_FAILED", `layer ${digest}: the registry's answer broke off: ${(err as Error).message}`, { cause: err });
+      }
       signal?.throwIfAborted();
+      const { done, value } = next;
       if (done) {
         ended = true;
         return;

@@ -18,7 +18,6 @@
  * asks for the chown fallback.
  */
 import { native } from "../native/index";
-import { isNativeError } from "../native/errors";
 import type { LayerUnpackHandle, LayerUnpackResult } from "../native/layer";
 import { ENTRY_DISK_BYTES, type LayerCharge } from "./cache-budget";
 import type { ImageBudget } from "./image-budget";
@@ -125,7 +124,6 @@ export async function unpackLayer(blob: AsyncIterable<Uint8Array> | Iterable<Uin
   const blobAlgo = algorithmOf(layer.digest);
   const diffAlgo = algorithmOf(layer.diff_id);
   let handle: LayerUnpackHandle | undefined;
-  let kind: Compression = "none";
   let result: LayerUnpackResult;
   const feeder = new Feeder(limits.cache);
   try {
@@ -137,8 +135,7 @@ export async function unpackLayer(blob: AsyncIterable<Uint8Array> | Iterable<Uin
         head.push(chunk);
         const seen = Buffer.concat(head);
         if (seen.length < 4) continue;
-        kind = detectCompression(seen, layer.media_type);
-        handle = open(dir, layer, kind, blobAlgo.algorithm, diffAlgo.algorithm, limits);
+        handle = open(dir, layer, detectCompression(seen, layer.media_type), blobAlgo.algorithm, diffAlgo.algorithm, limits);
         feeder.start(handle);
         head.forEach((c) => feeder.push(c));
         head = [];
@@ -146,8 +143,7 @@ export async function unpackLayer(blob: AsyncIterable<Uint8Array> | Iterable<Uin
       await feeder.backpressure();
     }
     if (!handle) {
-      kind = detectCompression(Buffer.concat(head), layer.media_type);
-      handle = open(dir, layer, kind, blobAlgo.algorithm, diffAlgo.algorithm, limits);
+      handle = open(dir, layer, detectCompression(Buffer.concat(head), layer.media_type), blobAlgo.algorithm, diffAlgo.algorithm, limits);
       feeder.start(handle);
       head.forEach((c) => feeder.push(c));
     }
@@ -156,7 +152,7 @@ export async function unpackLayer(blob: AsyncIterable<Uint8Array> | Iterable<Uin
   } catch (err) {
     // Nothing may still write into dir once the caller removes it.
     await feeder.settled();
-    throw toLayerError(err, layer, kind, limits.image);
+    throw toLayerError(err, limits.image);
   } finally {
     if (handle) native.layerUnpackClose(handle);
   }
@@ -264,12 +260,15 @@ class Feeder {
   }
 }
 
-function toLayerError(err: unknown, layer: LayerDescriptor, kind: Compression, image: ImageBudget | undefined): Error {
-  if (err instanceof LayerError || isNativeError(err)) return err; // a native error already names its path and syscall
-  const code = err instanceof Error && "layerCode" in err ? (err.layerCode as LayerErrorCode) : undefined;
+/**
+ * The addon's refusal (`layerCode`) as a LayerError; anything else as it is:
+ * a LayerError or native error already says what failed, and an abort or a
+ * bug is not the layer's fault, so it must not read as a corrupt layer.
+ */
+function toLayerError(err: unknown, image: ImageBudget | undefined): unknown {
+  const code = err instanceof Error && !(err instanceof LayerError) && "layerCode" in err ? (err.layerCode as LayerErrorCode) : undefined;
+  if (code === undefined) return err;
   // The budget's own words: which cap, and the disk quota when that is the one passed.
   if (code === "IMAGE_TOO_LARGE") image?.check();
-  if (code) return new LayerError(code, (err as Error).message, { cause: err });
-  const msg = err instanceof Error ? err.message : String(err);
-  return new LayerError("CORRUPT_LAYER", `layer ${layer.digest} (${kind}) is corrupt or truncated: ${msg}`, { cause: err });
+  return new LayerError(code, (err as Error).message, { cause: err });
 }

@@ -140,6 +140,16 @@ describe("hostile streams", () => {
     await expect(unpackLayer(Readable.from([cut]), d, dir, LIMITS)).rejects.toMatchObject({ code: "CORRUPT_LAYER" });
   });
 
+  it("passes an error of the blob's own source through as it is, not as a corrupt layer", async () => {
+    const { blob, descriptor } = layerBlob(await tarBuffer([{ type: "file", name: "f", body: Buffer.alloc(100_000, 7) }]));
+    const failure = new RangeError("a bug upstream of the unpacker");
+    async function* source() {
+      yield blob.subarray(0, 1000);
+      throw failure;
+    }
+    await expect(unpackLayer(source(), descriptor, fresh("source-error"), LIMITS)).rejects.toBe(failure);
+  });
+
   it("reports a truncated tar as corrupt", async () => {
     const dir = fresh("truncated-tar");
     const tarball = (await tarBuffer([{ type: "file", name: "f", body: Buffer.alloc(100_000, 7) }])).subarray(0, 20_000);

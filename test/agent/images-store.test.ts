@@ -117,6 +117,57 @@ describe("ImageStore.pull", () => {
     expect(readdirSync(join(base, "missing", "tmp"))).toEqual([]);
     expect(readdirSync(join(base, "missing", "layers"))).toEqual([]);
   });
+
+  it("a registry whose blob answer breaks off fails the pull FETCH_FAILED (not a corrupt layer), leaving nothing behind", async () => {
+    const cache = await LayerCache.open(join(base, "broken-off"));
+    // The first chunk of each blob arrives, then the connection is gone (undici's own words for a reset).
+    const breaking: typeof fetch = async (input, init) => {
+      const res = await fetch(input, init);
+      if (!/\/blobs\//.test(String(input instanceof Request ? input.url : input)) || res.body === null) return res;
+      const reader = res.body.getReader();
+      let sent = false;
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          if (sent) return void controller.error(new TypeError("terminated"));
+          const { value } = await reader.read();
+          sent = true;
+          controller.enqueue(value!);
+        },
+        cancel: () => reader.cancel(),
+      });
+      return new Response(body, { status: res.status, headers: res.headers });
+    };
+    await expect(store(cache, breaking).pull(httpdImage, { holder: "x" })).rejects.toMatchObject({
+      code: "FETCH_FAILED", message: expect.stringMatching(/^layer sha256:[a-f0-9]{64}: the registry's answer broke off: terminated$/),
+    });
+    expect(readdirSync(join(base, "broken-off", "tmp"))).toEqual([]);
+    expect(readdirSync(join(base, "broken-off", "layers"))).toEqual([]);
+  });
+
+  it("a pull aborted while a blob streams fails with the abort's reason, not a layer error", async () => {
+    const cache = await LayerCache.open(join(base, "aborted"));
+    const abort = new AbortController();
+    const reason = new Error("the instance was stopped");
+    const stalling: typeof fetch = async (input, init) => {
+      const res = await fetch(input, init);
+      if (!/\/blobs\//.test(String(input instanceof Request ? input.url : input)) || res.body === null) return res;
+      // One chunk, then nothing until the abort.
+      const reader = res.body.getReader();
+      let sent = false;
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          if (sent) return new Promise<void>(() => abort.abort(reason));
+          const { value } = await reader.read();
+          sent = true;
+          controller.enqueue(value!);
+        },
+        cancel: () => reader.cancel(),
+      });
+      return new Response(body, { status: res.status, headers: res.headers });
+    };
+    await expect(store(cache, stalling).pull(httpdImage, { holder: "x", signal: abort.signal })).rejects.toBe(reason);
+    expect(readdirSync(join(base, "aborted", "tmp"))).toEqual([]);
+  });
 });
 
 describe("LayerCache across restarts", () => {
