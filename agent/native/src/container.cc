@@ -18,34 +18,15 @@
 #include <variant>
 
 #include "container_config.h"
+#include "js_fields.h"
 #include "modules.h"
 #include "spawn.h"
 
 namespace berth {
 namespace {
 
-// ---- copying the JS object (validated by agent/runtime) into C++ ----
+// ---- copying the JS object (validated by agent/runtime) into C++ (js_fields.h) ----
 
-Napi::Value Field(const Napi::Object& o, const char* name) {
-  Napi::Value v = o.Get(name);
-  if (v.IsUndefined()) throw Napi::TypeError::New(o.Env(), std::string("container config: missing ") + name);
-  return v;
-}
-std::string Str(const Napi::Object& o, const char* name) {
-  Napi::Value v = Field(o, name);
-  if (!v.IsString()) throw Napi::TypeError::New(o.Env(), std::string("container config: ") + name + " must be a string");
-  return v.As<Napi::String>().Utf8Value();
-}
-double Num(const Napi::Object& o, const char* name) {
-  Napi::Value v = Field(o, name);
-  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string("container config: ") + name + " must be a number");
-  return v.As<Napi::Number>().DoubleValue();
-}
-Napi::Array Arr(const Napi::Object& o, const char* name) {
-  Napi::Value v = Field(o, name);
-  if (!v.IsArray()) throw Napi::TypeError::New(o.Env(), std::string("container config: ") + name + " must be an array");
-  return v.As<Napi::Array>();
-}
 template <typename T, typename F>
 std::vector<T> Each(const Napi::Array& a, F convert) {
   std::vector<T> out;

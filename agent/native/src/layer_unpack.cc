@@ -22,8 +22,9 @@
 #include <memory>
 #include <vector>
 
-#include "sys.h"
+#include "js_fields.h"
 #include "layer_tar.h"
+#include "sys.h"
 #include "modules.h"
 
 namespace berth {
@@ -373,19 +374,6 @@ class UnpackWorker : public Napi::AsyncWorker {
   SysError sysError_;
   bool isSys_ = false;
 };
-
-uint64_t U64(Napi::Object o, const char* key) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a number");
-  double d = v.As<Napi::Number>().DoubleValue();
-  return d < 0 ? 0 : d > 1.8e19 ? UINT64_MAX : static_cast<uint64_t>(d);
-}
-
-std::string Str(Napi::Object o, const char* key) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsString()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a string");
-  return v.As<Napi::String>().Utf8Value();
-}
 
 // layerUnpackOpen(dir, options) -> handle. The caller keeps the image counters
 // (a BigInt64Array on a SharedArrayBuffer) alive until the unpack is closed.
