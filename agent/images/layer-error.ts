@@ -19,7 +19,7 @@ export type LayerErrorCode =
   | "DIGEST_MISMATCH" // sha256 of the blob differs from its descriptor
   | "DIFF_ID_MISMATCH" // sha256 of the uncompressed tar differs from the config's diff_id
   | "UNSUPPORTED_MEDIA_TYPE"
-  | "FETCH_FAILED" // the registry answered with an error
+  | "FETCH_FAILED" // the registry answered with an error, or its answer broke off
   | "ACCESS_DENIED"; // a cached layer whose blob the puller's registry would not serve it
 
 export class LayerError extends Error {
