@@ -15,9 +15,10 @@
  *   and the registration is never missed, even if its notify came first.
  */
 import { DurableObject } from "cloudflare:workers";
-import { connect } from "../db/connect";
+import { drizzle } from "drizzle-orm/d1";
 import type { Bindings } from "../env";
 import { answerClose } from "./close-socket";
+import * as schema from "../db/schema";
 import { parseSourceName, readVersion, type VersionSource } from "../scheduling/versions";
 
 type Waiter = (changed: boolean) => void;
@@ -31,7 +32,7 @@ export class VersionChannel extends DurableObject<Bindings> {
   }
 
   private read(source: VersionSource): Promise<number | undefined> {
-    return readVersion(connect(this.env.DB), source);
+    return readVersion(drizzle(this.env.DB, { schema }), source);
   }
 
   /** A watch (`/watch?source=…`, a WebSocket upgrade the Worker checked and forwarded). */
