@@ -118,17 +118,16 @@ describe("ImageStore.pull", () => {
     expect(readdirSync(join(base, "missing", "layers"))).toEqual([]);
   });
 
-  it("a registry whose blob answer breaks off fails the pull FETCH_FAILED (not a corrupt layer), leaving nothing behind", async () => {
-    const cache = await LayerCache.open(join(base, "broken-off"));
-    // The first chunk of each blob arrives, then the connection is gone (undici's own words for a reset).
-    const breaking: typeof fetch = async (input, init) => {
+  /** A fetch whose blob answers send their first chunk, then do `afterwards` with the stream (other answers pass as they are). */
+  function blobsCutAfterFirstChunk(afterwards: (controller: ReadableStreamDefaultController<Uint8Array>) => Promise<void> | void): typeof fetch {
+    return async (input, init) => {
       const res = await fetch(input, init);
       if (!/\/blobs\//.test(String(input instanceof Request ? input.url : input)) || res.body === null) return res;
       const reader = res.body.getReader();
       let sent = false;
       const body = new ReadableStream<Uint8Array>({
         async pull(controller) {
-          if (sent) return void controller.error(new TypeError("terminated"));
+          if (sent) return afterwards(controller);
           const { value } = await reader.read();
           sent = true;
           controller.enqueue(value!);
@@ -137,6 +136,12 @@ describe("ImageStore.pull", () => {
       });
       return new Response(body, { status: res.status, headers: res.headers });
     };
+  }
+
+  it("a registry whose blob answer breaks off fails the pull FETCH_FAILED (not a corrupt layer), leaving nothing behind", async () => {
+    const cache = await LayerCache.open(join(base, "broken-off"));
+    // The first chunk of each blob arrives, then the connection is gone (undici's own words for a reset).
+    const breaking = blobsCutAfterFirstChunk((controller) => controller.error(new TypeError("terminated")));
     await expect(store(cache, breaking).pull(httpdImage, { holder: "x" })).rejects.toMatchObject({
       code: "FETCH_FAILED", message: expect.stringMatching(/^layer sha256:[a-f0-9]{64}: the registry's answer broke off: terminated$/),
     });
@@ -148,23 +153,8 @@ describe("ImageStore.pull", () => {
     const cache = await LayerCache.open(join(base, "aborted"));
     const abort = new AbortController();
     const reason = new Error("the instance was stopped");
-    const stalling: typeof fetch = async (input, init) => {
-      const res = await fetch(input, init);
-      if (!/\/blobs\//.test(String(input instanceof Request ? input.url : input)) || res.body === null) return res;
-      // One chunk, then nothing until the abort.
-      const reader = res.body.getReader();
-      let sent = false;
-      const body = new ReadableStream<Uint8Array>({
-        async pull(controller) {
-          if (sent) return new Promise<void>(() => abort.abort(reason));
-          const { value } = await reader.read();
-          sent = true;
-          controller.enqueue(value!);
-        },
-        cancel: () => reader.cancel(),
-      });
-      return new Response(body, { status: res.status, headers: res.headers });
-    };
+    // One chunk, then nothing until the abort.
+    const stalling = blobsCutAfterFirstChunk(() => new Promise<void>(() => abort.abort(reason)));
     await expect(store(cache, stalling).pull(httpdImage, { holder: "x", signal: abort.signal })).rejects.toBe(reason);
     expect(readdirSync(join(base, "aborted", "tmp"))).toEqual([]);
   });
