@@ -45,6 +45,8 @@ export const agentConfigSchema = z.strictObject({
   /** Shrinks health check timeouts and intervals (tests); 1 in production. */
   time_scale: z.number().positive().max(1).default(1),
   stop_grace_ms: z.number().int().min(0).default(10_000),
+  /** A running instance's stop → its stop signal, while routers take it out (runner.ts). */
+  shutdown_delay_ms: z.number().int().min(0).default(1_000),
   /** Port of GET /metrics (Prometheus) on the cell's address; none when absent, 0 takes a free one. */
   metrics_port: z.number().int().min(0).max(65535).optional(),
   log_level: z.enum(["debug", "info", "warn", "error"]).default("info"),

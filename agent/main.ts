@@ -54,6 +54,7 @@ function parseFlags(argv: string[]) {
     .option("--time-scale <x>", "shrink health-check timing (tests)", Number)
     .option("--metrics-port <n>", "port of GET /metrics for Prometheus on --address; 0 takes a free one (default none)", integer)
     .option("--stop-grace-ms <n>", "stop signal (the image's STOPSIGNAL, else SIGTERM) → SIGKILL grace", integer)
+    .option("--shutdown-delay-ms <n>", "a running instance's stop → its stop signal, while routers take it out of their tables (default 1000)", integer)
     .parse(argv);
   const o = p.opts();
   const capacity = o.memoryMb !== undefined || o.diskMb !== undefined || o.containers !== undefined
@@ -64,7 +65,7 @@ function parseFlags(argv: string[]) {
     overrides: {
       api_url: o.api, enrollment_token: o.enrollmentToken, name: o.name, zone: o.zone, address: o.address,
       state_dir: o.stateDir, capacity, container_cidr: o.containerCidr, cgroup_parent: o.cgroupParent,
-      heartbeat_interval_ms: o.heartbeatMs, time_scale: o.timeScale, stop_grace_ms: o.stopGraceMs, metrics_port: o.metricsPort,
+      heartbeat_interval_ms: o.heartbeatMs, time_scale: o.timeScale, stop_grace_ms: o.stopGraceMs, shutdown_delay_ms: o.shutdownDelayMs, metrics_port: o.metricsPort,
       port_range: o.portMin !== undefined && o.portMax !== undefined ? { min: o.portMin, max: o.portMax } : undefined,
     },
   };
@@ -150,7 +151,7 @@ export async function startAgent(config: AgentConfig) {
       heartbeatIntervalMs: config.heartbeat_interval_ms,
       pollJitterMs: 50,
       backoff: { baseMs: 250, maxMs: 10_000 },
-      runner: { ...defaultRunnerConfig, stopGraceMs: config.stop_grace_ms, timeScale: config.time_scale },
+      runner: { ...defaultRunnerConfig, stopGraceMs: config.stop_grace_ms, shutdownDelayMs: config.shutdown_delay_ms, timeScale: config.time_scale },
     },
     {
       client, driver, log,

@@ -39,6 +39,12 @@ export interface RunnerConfig {
   startProbeIntervalMs: number;
   /** Stop signal → SIGKILL grace period (CF: 10 s). */
   stopGraceMs: number;
+  /**
+   * A RUNNING instance's stop → its stop signal (Nomad's shutdown_delay): the control plane took it out
+   * of the route table when it ordered the stop, and routers learn that within a second; until then they
+   * may still send it requests, which a stopped instance would fail mid-answer.
+   */
+  shutdownDelayMs: number;
   /** Multiplies spec timeouts (1 in production; tests shrink them). */
   timeScale: number;
 }
@@ -51,7 +57,7 @@ export interface RunnerHooks {
   instanceEvent?(event: InstanceEvent): void;
 }
 
-export const defaultRunnerConfig: RunnerConfig = { startProbeFirstMs: 2, startProbeIntervalMs: 100, stopGraceMs: 10_000, timeScale: 1 };
+export const defaultRunnerConfig: RunnerConfig = { startProbeFirstMs: 2, startProbeIntervalMs: 100, stopGraceMs: 10_000, shutdownDelayMs: 1_000, timeScale: 1 };
 
 export class InstanceRunner {
   private state: ReportedState = "STARTING";
@@ -109,14 +115,19 @@ export class InstanceRunner {
     this.apply({ type: "start_failed", reason });
   }
 
-  /** The image's STOPSIGNAL (else SIGTERM), then SIGKILL after the grace period; resolves when everything is removed. */
+  /**
+   * A RUNNING instance serves on for the shutdown delay; then the image's STOPSIGNAL (else SIGTERM),
+   * then SIGKILL after the grace period; resolves when everything is removed.
+   */
   async stop(): Promise<void> {
+    const serving = this.state === "RUNNING";
     this.stopping = true;
     this.abort.abort();
     const c = this.container;
     if (c) {
       // A crashed instance's container is already being reaped: nothing is stopped.
       if (this.state !== "CRASHED") this.tell({ type: "stopping" });
+      if (serving && this.config.shutdownDelayMs > 0) await Promise.race([this.clock.sleep(this.config.shutdownDelayMs), c.exited]);
       await c.signal(this.spec.stop_signal ?? DEFAULT_STOP_SIGNAL).catch(() => undefined);
       const graceOver = this.clock.sleep(this.config.stopGraceMs).then(() => "grace" as const);
       if ((await Promise.race([c.exited.then(() => "exited" as const), graceOver])) === "grace") {

@@ -26,7 +26,7 @@ import { cellHostState, type CellHostScope, type CellHostState } from "../suppor
 import { freeContainerCidr, makeCellAddress, uniqueTag, type CellAddress } from "../support/netns";
 
 const registry = inject("registry");
-const runnerConfig: RunnerConfig = { startProbeFirstMs: 2, startProbeIntervalMs: 20, stopGraceMs: 600, timeScale: 1 };
+const runnerConfig: RunnerConfig = { startProbeFirstMs: 2, startProbeIntervalMs: 20, stopGraceMs: 600, shutdownDelayMs: 0, timeScale: 1 };
 
 let dir: string;
 let cellName: string;

@@ -34,7 +34,7 @@ describe("transition()", () => {
   });
 });
 
-const fast: RunnerConfig = { startProbeFirstMs: 2, startProbeIntervalMs: 20, stopGraceMs: 300, timeScale: 0.25 };
+const fast: RunnerConfig = { startProbeFirstMs: 2, startProbeIntervalMs: 20, stopGraceMs: 300, shutdownDelayMs: 0, timeScale: 0.25 };
 const busybox = "/bin/busybox";
 
 function collect() {
@@ -68,6 +68,39 @@ describe("InstanceRunner with real processes", () => {
     expect((await r.waitFor("RUNNING")).host_port).toBe(port);
     await runner.stop();
     expect(r.reports.map((x) => x.state)).toEqual(["STARTING", "RUNNING", "STOPPED"]);
+  });
+
+  it("a stop lets a RUNNING instance answer through the shutdown delay, then signals it; a STARTING one is signalled at once", async () => {
+    const delayed: RunnerConfig = { ...fast, shutdownDelayMs: 600 };
+    const port = await freePort();
+    const spec = makeSpec({ port, command: { kind: "exec", argv: [busybox, "httpd", "-f", "-p", `127.0.0.1:${port}`, "-h", "/tmp"] } });
+    const r = collect();
+    const driver = new ProcessDriver();
+    const runner = new InstanceRunner(spec, driver, r.onChange, delayed);
+    runner.start();
+    await r.waitFor("RUNNING");
+    const t0 = Date.now();
+    const stopped = runner.stop();
+    // Routers may still send it requests for a while: it answers them.
+    await new Promise((res) => setTimeout(res, 300));
+    expect((await fetch(`http://127.0.0.1:${port}/`)).status).toBe(404);
+    await stopped;
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(delayed.shutdownDelayMs - 20);
+    expect((await driver.started[0]!.exited).signal).toBe("SIGTERM");
+
+    // Never RUNNING, never routed: no delay.
+    const starting = makeSpec({ port: await freePort(), command: { kind: "exec", argv: [busybox, "sleep", "30"] },
+      health_check: { type: "port", timeout_s: 30, invocation_timeout_s: 1, interval_s: 30, endpoint: null } });
+    const s = collect();
+    const other = new ProcessDriver();
+    const unready = new InstanceRunner(starting, other, s.onChange, delayed);
+    unready.start();
+    await s.waitFor("STARTING");
+    while (other.started.length === 0) await new Promise((res) => setTimeout(res, 10));
+    const t1 = Date.now();
+    await unready.stop();
+    expect(Date.now() - t1).toBeLessThan(delayed.shutdownDelayMs);
+    expect(s.reports.map((x) => x.state)).toEqual(["STARTING", "STOPPED"]);
   });
 
   it("an app that never opens its port stays STARTING, then CRASHED at the start timeout with the reason", async () => {
