@@ -50,6 +50,25 @@ describe("RTR lines", () => {
     expect(shipper.queued).toBe(0);
   });
 
+  it("a burst of requests over many connections ships a line for every one of them: none lost, none twice", async () => {
+    const a = await startBackend("a");
+    cleanups.push(() => a.close());
+    const ids: string[] = [];
+    const r = await startRouter({ table: { version: 1, routes: [route("a.apps.test", a.port)] }, accessRecorded: (rec) => ids.push(rec.requestId) });
+    cleanups.push(() => r.router.shutdown());
+    const N = 3_000;
+    const sent: string[] = [];
+    await Promise.all(Array.from({ length: 50 }, async (_, c) => {
+      for (let i = c; i < N; i += 50) {
+        sent.push(`burst-${i}`);
+        expect((await get(r.port, "a.apps.test", "/", { headers: { "x-request-id": `burst-${i}` } })).status).toBe(200);
+      }
+    }));
+    await until(() => ids.length >= N, 10_000, () => `${ids.length} of ${N} lines`);
+    await new Promise((res) => setTimeout(res, 100));
+    expect(ids.sort()).toEqual(sent.sort());
+  }, 60_000);
+
   it("each line's start time is its own, to the nanosecond, for requests in one second and across seconds (times a double holds exactly at this epoch)", () => {
     const target = { appGuid: "app", instanceGuid: "inst", index: 0 };
     const started = (startedAt: number): AccessRecord => ({ host: "a.apps.test", method: "GET", url: "/", status: 200, upstream: null, attempts: 1, startedAt, now: startedAt + 1, requestId: "r", error: undefined });
