@@ -2,13 +2,12 @@
  * @module The control plane Worker: a Hono app speaking the CC v3 subset, plus
  * the Durable Object classes and the cron backstop.
  */
-import { drizzle } from "drizzle-orm/d1";
+import { connect } from "./db/connect";
 import { Hono } from "hono";
 import type { AppEnv } from "./env";
-import * as schema from "./db/schema";
 import { resolvePrincipal } from "./auth/principal";
 import { CfError, notFoundRoute } from "./errors";
-import { emptyTally, profiling, tallied } from "./http/d1-tally";
+import { emptyTally, profiling } from "./http/d1-tally";
 import { wakeScheduler } from "./durable/wake";
 import { root } from "./routes/root";
 import { uaa } from "./uaa/routes";
@@ -51,7 +50,7 @@ app.use(async (c, next) => {
   c.set("requestId", c.req.header("x-request-id") ?? crypto.randomUUID());
   const tally = profiling(c.env) ? emptyTally() : null;
   const started = Date.now();
-  c.set("db", drizzle(tally ? tallied(c.env.DB, tally) : c.env.DB, { schema }));
+  c.set("db", connect(c.env.DB, tally));
   // The token endpoints read their own credentials (HTTP Basic clients, refresh tokens).
   const ownCredentials = c.req.path.startsWith("/uaa/oauth/");
   c.set("principal", ownCredentials ? { kind: "anonymous" } : await resolvePrincipal(c.var.db, c.req.header("authorization"), c.env));

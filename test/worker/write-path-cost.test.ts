@@ -11,6 +11,7 @@ import { eq } from "drizzle-orm";
 import { env } from "cloudflare:workers";
 import * as schema from "../../worker/db/schema";
 import { emptyTally, tallied, type D1Tally } from "../../worker/http/d1-tally";
+import { connect } from "../../worker/db/connect";
 import { recordHeartbeat } from "../../worker/scheduling/reports";
 import { buildDesiredSet } from "../../worker/scheduling/desired-set";
 import { cellLoadQuery, oldestClaimQuery } from "../../worker/scheduling/snapshot";
@@ -56,6 +57,19 @@ async function runningOnOwnCell(count: number) {
   expect((await api("POST", `/v3/cells/${cell.guid}/instances`, { token: cell.credential, body: { protocol: 1, instances: reports } })).status).toBe(200);
   return { cell, app, reports };
 }
+
+describe("the Db of a request or pass", () => {
+  it("is built once per D1 binding, and counts into its own tally only when profiling", async () => {
+    expect(connect(env.DB)).toBe(connect(env.DB));
+    const tally = emptyTally();
+    const counted = connect(env.DB, tally);
+    expect(counted).not.toBe(connect(env.DB));
+    await counted.select({ guid: schema.cells.guid }).from(schema.cells).limit(1);
+    expect(tally.roundTrips).toBe(1);
+    await connect(env.DB).select({ guid: schema.cells.guid }).from(schema.cells).limit(1);
+    expect(tally.roundTrips).toBe(1);
+  });
+});
 
 describe("a cell's heartbeat", () => {
   it("is one D1 round trip when nothing changed, reading only its own cell's instances", async () => {

@@ -12,9 +12,8 @@
  * run is harmless.
  */
 import { DurableObject } from "cloudflare:workers";
-import { drizzle } from "drizzle-orm/d1";
+import { connect } from "../db/connect";
 import { z } from "zod";
-import * as schema from "../db/schema";
 import { finishJob } from "../db/jobs";
 import type { Bindings } from "../env";
 import { afterCommitSteps } from "../http/after-commit";
@@ -58,7 +57,7 @@ export class ManifestApplier extends DurableObject<Bindings> {
     const state = stored.safeParse(Object.fromEntries(entries));
     if (!state.success) return;
     const { job, space, manifest, principal, deadline } = state.data;
-    const db = drizzle(this.env.DB, { schema });
+    const db = connect(this.env.DB);
     if (Date.now() >= deadline) {
       await finishJob(db, job, [{ code: 10001, title: "CF-UnknownError", detail: "An unknown error occurred." }]);
       await this.ctx.storage.deleteAll();

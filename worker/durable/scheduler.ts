@@ -15,9 +15,8 @@
  * heartbeats is not counted against cells (shared/convergence/stalls.ts).
  */
 import { DurableObject } from "cloudflare:workers";
-import { drizzle } from "drizzle-orm/d1";
+import { connect } from "../db/connect";
 import type { Bindings } from "../env";
-import * as schema from "../db/schema";
 import type { ConvergenceConfig } from "../../shared/convergence/config";
 import { converge } from "../../shared/convergence/converge";
 import { claimLookAt, nextDueAt } from "../../shared/convergence/next-due";
@@ -29,7 +28,7 @@ import { convergenceConfig } from "../scheduling/config";
 import { readDeploymentFacts } from "../deployments/facts";
 import { stepDeployments } from "../deployments/pass";
 import { notifyChannels } from "../scheduling/long-poll";
-import { emptyTally, profiling, tallied } from "../http/d1-tally";
+import { emptyTally, profiling } from "../http/d1-tally";
 import { recordStall, stallOf, type Stall } from "../../shared/convergence/stalls";
 import { emptyScope, isEmptyScope, mergeScope, type PendingScope, type WakeScope } from "../scheduling/wake-scope";
 
@@ -139,7 +138,7 @@ export class Scheduler extends DurableObject<Bindings> {
 
   private async converge(scope: PendingScope, now: number, config: ConvergenceConfig): Promise<PassReport> {
     const tally = profiling(this.env) ? emptyTally() : null;
-    const db = drizzle(tally ? tallied(this.env.DB, tally) : this.env.DB, { schema });
+    const db = connect(this.env.DB, tally);
     const snap = await readSnapshot(db, scope.full ? "full" : { apps: [...scope.apps], cells: [...scope.cells] }, now, config);
     const readAt = Date.now();
     if (scope.full) this.lastFullAt = now;

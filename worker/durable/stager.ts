@@ -9,9 +9,8 @@
  * leaves its Stager: the agent protocol's staging task owns it from then on.
  */
 import { DurableObject } from "cloudflare:workers";
-import { drizzle } from "drizzle-orm/d1";
+import { connect } from "../db/connect";
 import { z } from "zod";
-import * as schema from "../db/schema";
 import { getStagingInput } from "../db/builds";
 import { lineWriter } from "../logs/app-lines";
 import type { Bindings } from "../env";
@@ -40,7 +39,7 @@ export class Stager extends DurableObject<Bindings> {
     });
     if (!state.success) return;
     const { build, deadline, budget } = state.data;
-    const db = drizzle(this.env.DB, { schema });
+    const db = connect(this.env.DB);
     const remaining = deadline - Date.now();
     const finishing = { now: () => new Date(), log, stg: lineWriter(this.env, "STG") };
     if (remaining <= 0) {

@@ -15,10 +15,9 @@
  *   and the registration is never missed, even if its notify came first.
  */
 import { DurableObject } from "cloudflare:workers";
-import { drizzle } from "drizzle-orm/d1";
+import { connect } from "../db/connect";
 import type { Bindings } from "../env";
 import { answerClose } from "./close-socket";
-import * as schema from "../db/schema";
 import { parseSourceName, readVersion, type VersionSource } from "../scheduling/versions";
 
 type Waiter = (changed: boolean) => void;
@@ -32,7 +31,7 @@ export class VersionChannel extends DurableObject<Bindings> {
   }
 
   private read(source: VersionSource): Promise<number | undefined> {
-    return readVersion(drizzle(this.env.DB, { schema }), source);
+    return readVersion(connect(this.env.DB), source);
   }
 
   /** A watch (`/watch?source=…`, a WebSocket upgrade the Worker checked and forwarded). */
