@@ -7,7 +7,7 @@
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { drizzle } from "drizzle-orm/d1";
-import { eq } from "drizzle-orm";
+import { eq, inArray } from "drizzle-orm";
 import { env } from "cloudflare:workers";
 import * as schema from "../../worker/db/schema";
 import { emptyTally, tallied, type D1Tally } from "../../worker/http/d1-tally";
@@ -20,6 +20,8 @@ import { failStaging } from "../../worker/staging/stage";
 import { versionBumps } from "../../worker/scheduling/versions";
 import { changeAppState, getApp } from "../../worker/db/apps";
 import { DEFAULT_CONVERGENCE_CONFIG } from "../../shared/convergence/config";
+import { commitWriteSet } from "../../worker/db/write-set";
+import type { WriteOp } from "../../worker/scheduling/write-set";
 import { ADMIN, api, createSpace, createUser, db } from "./support";
 import { setDocker } from "./app-fixtures";
 import { appWithDroplet, enroll, heartbeat, instancesOfApp, onlyActiveCell, pass, report } from "./cell-fixtures";
@@ -175,6 +177,27 @@ describe("starting an app", () => {
     await changeAppState(db(), after!, "start", BOOTSTRAP_ADMIN);
     const [again] = await db().select({ version: schema.processes.version }).from(schema.processes).where(eq(schema.processes.appGuid, app.guid));
     expect(again!.version).toBe(bumped!.version);
+  });
+});
+
+describe("a pass's stops", () => {
+  it("stop a cell's instances in one statement, not one per instance, with its version bump in the same batch", async () => {
+    const { cell, reports } = await runningOnOwnCell(6);
+    const [before] = await db().select({ v: schema.cells.desiredVersion }).from(schema.cells).where(eq(schema.cells.guid, cell.guid));
+    const since = Date.now();
+    const writes: WriteOp[] = reports.map((r) => ({ op: "stopping", instance_guid: r.instance_guid, since, cells: [cell.guid], routes: true }));
+    const { db: counted, tally, sql } = countingDb();
+    const moved = await commitWriteSet(counted, writes);
+    expect(tally.roundTrips).toBe(1);
+    expect(sql.filter((q) => /^update "instances"/i.test(q))).toHaveLength(1);
+    expect(moved).toEqual(expect.arrayContaining([{ kind: "cell", cellGuid: cell.guid }, { kind: "routes_table" }]));
+    // (Other tests' instances may have moved onto this cell: only the stopped ones are looked at.)
+    const rows = await db().select({ state: schema.instances.state, since: schema.instances.since }).from(schema.instances)
+      .where(inArray(schema.instances.instanceGuid, reports.map((r) => r.instance_guid)));
+    expect(rows).toHaveLength(6);
+    expect(rows.every((r) => r.state === "STOPPING" && r.since === since)).toBe(true);
+    const [after] = await db().select({ v: schema.cells.desiredVersion }).from(schema.cells).where(eq(schema.cells.guid, cell.guid));
+    expect(after!.v).toBe(before!.v + 1);
   });
 });
 

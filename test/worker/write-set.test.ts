@@ -11,6 +11,8 @@ import type { CellView } from "../../shared/convergence/model";
 import type { DesiredRow, InstanceFacts, Snapshot } from "../../worker/scheduling/snapshot";
 import { buildInstanceSpec } from "../../worker/scheduling/instance-spec";
 import { buildWriteSet, specsNeeded, type WriteOp } from "../../worker/scheduling/write-set";
+import { groupWrites } from "../../worker/db/write-set";
+import { SYSTEM_ACTOR } from "../../worker/db/audit";
 import type { StoredSpec } from "../../worker/scheduling/stored-spec";
 import { IMAGE } from "./cell-fixtures";
 
@@ -154,5 +156,29 @@ describe("buildWriteSet", () => {
       { op: "assign_staging", build_guid: "b1", cell_guid: "idle", cells: ["idle"] },
       { op: "assign_staging", build_guid: "b2", cell_guid: "busy", cells: ["busy", "dead"] },
     ]);
+  });
+});
+
+describe("groupWrites (the DB layer's statements, before any D1)", () => {
+  const stop = (n: number, since = NOW): WriteOp => ({ op: "stopping", instance_guid: `s${n}`, since, cells: [`c${n % 3}`], routes: n === 5 });
+  const forget = (n: number): WriteOp => ({ op: "forget", instance_guid: `f${n}`, cells: ["dead"], routes: false });
+
+  it("gathers a mass stop into a statement per chunk of 90 instances, each naming the cells and routes its writes touched", () => {
+    const groups = groupWrites(Array.from({ length: 200 }, (_, n) => stop(n)));
+    expect(groups.map((g) => [g.kind, g.kind === "one" ? 1 : g.instance_guids.length])).toEqual([["stopping", 90], ["stopping", 90], ["stopping", 20]]);
+    expect(groups.flatMap((g) => (g.kind === "one" ? [] : g.instance_guids))).toEqual(Array.from({ length: 200 }, (_, n) => `s${n}`));
+    expect(groups.map((g) => [g.cells.sort(), g.routes])).toEqual([[["c0", "c1", "c2"], true], [["c0", "c1", "c2"], false], [["c0", "c1", "c2"], false]]);
+  });
+
+  it("keeps stops of different moments apart, gathers forgets, and leaves every other write alone, in its order, ahead of them", () => {
+    const claim: WriteOp = { op: "claim", instance_guid: "k", cell_guid: "c9", since: NOW, cells: ["c9"] };
+    const audit: WriteOp = { op: "audit", event: { type: "audit.app.process.crash", actor: SYSTEM_ACTOR, target: { guid: "a", type: "app", name: "a" }, data: {} } };
+    const groups = groupWrites([claim, stop(1), forget(1), stop(2, NOW + 1), audit, forget(2), stop(3)]);
+    expect(groups.map((g) => (g.kind === "one" ? g.write.op : `${g.kind}:${g.instance_guids.join(",")}`))).toEqual([
+      "claim", "audit", "stopping:s1,s3", "stopping:s2", "forget:f1,f2",
+    ]);
+    expect(groups.find((g) => g.kind === "stopping" && g.instance_guids.includes("s2"))).toMatchObject({ since: NOW + 1, cells: ["c2"] });
+    expect(groups[0]).toMatchObject({ cells: ["c9"], routes: false });
+    expect(groups[1]).toMatchObject({ cells: [], routes: false });
   });
 });

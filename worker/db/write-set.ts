@@ -1,8 +1,11 @@
 /**
  * @module The scheduler's write-set (worker/scheduling/write-set.ts) as D1
- * statements. Writes go in batches of at most BATCH_LIMIT statements; each
- * batch carries the version bumps for the cells and routes its writes touched,
- * so even a pass cut half-way leaves no change a long-poll could miss.
+ * statements. Stops and forgets of one moment go as one statement per chunk
+ * of instances (a flag flipped off stops every instance in one pass: 10,000
+ * writes, about 112 statements); every other write is a statement of its own.
+ * Statements go in batches of at most BATCH_LIMIT; each batch carries the
+ * version bumps for the cells and routes its writes touched, so even a pass
+ * cut half-way leaves no change a long-poll could miss.
  */
 import { and, eq, inArray, sql } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
@@ -37,6 +40,55 @@ export async function loadSpecs(db: Db, guids: string[]): Promise<Map<string, St
 /** The deployment is still in the state its step was decided from. */
 const stillAsRead = (g: DeploymentGuard) =>
   sql`exists (select 1 from ${deployments} where ${deployments.guid} = ${g.deployment_guid} and ${deployments.state} = ${g.state})`;
+
+/** Writes that become one statement: a write of its own, or stops (of one moment) or forgets of up to a chunk of instances. */
+export type WriteGroup = (
+  | { kind: "one"; write: WriteOp }
+  | { kind: "stopping"; since: number; instance_guids: string[] }
+  | { kind: "forget"; instance_guids: string[] }
+) & { cells: string[]; routes: boolean };
+
+/**
+ * The write-set as statements to be, pure: stops with the same `since`, and
+ * forgets, gathered into chunks of paramChunks' size; every other write alone,
+ * in its order, first: a deployment's writes (a process removed with its
+ * instances, by cascade) keep their place ahead of the pass's stops, as the
+ * pass made them. Gathered writes touch distinct instances (a pass stops,
+ * forgets or replaces an instance once), so their own order is free.
+ */
+type Gathered = Extract<WriteOp, { op: "stopping" | "forget" }>;
+
+export function groupWrites(writes: readonly WriteOp[]): WriteGroup[] {
+  const stopping = new Map<number, Gathered[]>();
+  const forget: Gathered[] = [];
+  const ones: WriteGroup[] = [];
+  for (const w of writes) {
+    if (w.op === "stopping") {
+      const same = stopping.get(w.since);
+      if (same) same.push(w);
+      else stopping.set(w.since, [w]);
+    } else if (w.op === "forget") forget.push(w);
+    else ones.push({ kind: "one", write: w, cells: w.cells ?? [], routes: w.routes === true });
+  }
+  const touched = (ws: Gathered[]) => ({ cells: [...new Set(ws.flatMap((w) => w.cells ?? []))], routes: ws.some((w) => w.routes === true) });
+  const guids = (ws: Gathered[]) => ws.map((w) => w.instance_guid);
+  return [
+    ...ones,
+    ...[...stopping].flatMap(([since, ws]) => paramChunks(ws).map((part): WriteGroup => ({ kind: "stopping", since, instance_guids: guids(part), ...touched(part) }))),
+    ...paramChunks(forget).map((part): WriteGroup => ({ kind: "forget", instance_guids: guids(part), ...touched(part) })),
+  ];
+}
+
+function groupStatement(db: Db, g: WriteGroup): Statement {
+  switch (g.kind) {
+    case "stopping":
+      return db.update(instances).set({ state: "STOPPING", since: g.since }).where(inArray(instances.instanceGuid, g.instance_guids));
+    case "forget":
+      return db.delete(instances).where(inArray(instances.instanceGuid, g.instance_guids));
+    case "one":
+      return statementOf(db, g.write);
+  }
+}
 
 function statementOf(db: Db, w: WriteOp): Statement {
   const byGuid = (guid: string) => eq(instances.instanceGuid, guid);
@@ -82,10 +134,11 @@ function statementOf(db: Db, w: WriteOp): Statement {
 /** Commits the write-set; answers the long-poll sources whose versions moved. */
 export async function commitWriteSet(db: Db, writes: WriteOp[]): Promise<VersionSource[]> {
   const moved = new Map<string, VersionSource>();
-  for (let start = 0; start < writes.length; start += BATCH_LIMIT) {
-    const slice = writes.slice(start, start + BATCH_LIMIT);
-    const bumps = versionBumps(db, { cells: slice.flatMap((w) => w.cells ?? []), routes: slice.some((w) => w.routes) });
-    const statements = [...slice.map((w) => statementOf(db, w)), ...bumps.statements];
+  const groups = groupWrites(writes);
+  for (let start = 0; start < groups.length; start += BATCH_LIMIT) {
+    const slice = groups.slice(start, start + BATCH_LIMIT);
+    const bumps = versionBumps(db, { cells: slice.flatMap((g) => g.cells), routes: slice.some((g) => g.routes) });
+    const statements = [...slice.map((g) => groupStatement(db, g)), ...bumps.statements];
     await db.batch(statements as [Statement, ...Statement[]]);
     for (const s of bumps.sources) moved.set(s.kind === "cell" ? s.cellGuid : s.kind, s);
   }
