@@ -12,7 +12,8 @@
  *   convergence decides when it restarts. A SUSPECT/EVACUATING copy that dies
  *   just goes: its replacement exists already.
  * - STARTING / RUNNING move a placed instance forward; the same state again only
- *   refreshes host port and usage.
+ *   refreshes host port and usage. Running wakes a pass only when one waits
+ *   for it (`awaited`).
  * - Anything for a CRASHED or STOPPING row is stale and ignored.
  */
 import type { RestartPolicy } from "../../shared/convergence/config";
@@ -28,6 +29,13 @@ export interface InstanceRow {
   since: number;
   crashCount: number;
   hostPort: number | null;
+  /**
+   * A pass acts once this instance runs: another copy of its index exists (a
+   * SUSPECT or EVACUATING one its running retires, or a duplicate), or its app
+   * is deploying (a rolling step waits for it). Else its running changes no
+   * decision and wakes no pass.
+   */
+  awaited: boolean;
 }
 
 export interface RowChange {
@@ -56,7 +64,7 @@ export type ReportDecision =
       change: RowChange;
       /** Routers must learn about it (became or stopped being RUNNING, or moved port). */
       routesChanged: boolean;
-      /** Convergence must look (a crash, or an instance became RUNNING). */
+      /** Convergence must look (a crash, or an awaited instance became RUNNING). */
       converge: boolean;
       /** The instance left the cell's desired set (it crashed). */
       leftSet: boolean;
@@ -126,7 +134,7 @@ export function decideReport(
           ...(report.usage ? { usage: report.usage } : {}),
         },
         routesChanged: (stateChanged && (row.state === "RUNNING" || report.state === "RUNNING")) || (portChanged && report.state === "RUNNING"),
-        converge: stateChanged && report.state === "RUNNING",
+        converge: stateChanged && report.state === "RUNNING" && row.awaited,
         leftSet: false,
       };
     }

@@ -9,7 +9,7 @@ import type { Db } from "../env";
 import type { RestartPolicy } from "../../shared/convergence/config";
 import type { Heartbeat } from "../../shared/protocol/heartbeat";
 import type { InstanceReport } from "../../shared/protocol/instance";
-import { apps, cells, instances, processes } from "../db/schema";
+import { apps, cells, deployments, instances, processes } from "../db/schema";
 import type { ApiLineEvent } from "../logs/api-lines";
 import { auditEvent, type AuditEventInput } from "../db/audit";
 import { versionBumps, type VersionSource } from "./versions";
@@ -39,11 +39,15 @@ interface LoadedRow extends InstanceRow {
 }
 
 
+/** InstanceRow.awaited: another row of the same index (the outer query's table is `instances`), or a deployment in flight. */
+const awaited = sql<number>`(exists (select 1 from ${instances} as twin where twin.process_guid = ${instances.processGuid} and twin."index" = ${instances.index} and twin.instance_guid <> ${instances.instanceGuid})
+  or exists (select 1 from ${deployments} where ${deployments.appGuid} = ${instances.appGuid} and ${deployments.state} in ('DEPLOYING', 'CANCELING')))`.mapWith(Boolean);
+
 const rowColumns = {
   instanceGuid: instances.instanceGuid, cellGuid: instances.cellGuid, state: instances.state, presence: instances.presence,
   since: instances.since, crashCount: instances.crashCount, hostPort: instances.hostPort, appGuid: instances.appGuid,
   index: instances.index, appName: apps.name, spaceGuid: apps.spaceGuid,
-  processGuid: instances.processGuid, processType: processes.type, processVersion: instances.processVersion,
+  processGuid: instances.processGuid, processType: processes.type, processVersion: instances.processVersion, awaited,
 };
 
 /** The same, for a batch (where drizzle maps rows by column name, so no join): the app's name and space and the process's type by subquery. */
