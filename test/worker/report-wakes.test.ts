@@ -25,7 +25,7 @@ beforeEach(async () => {
   await onlyActiveCell(cell.guid);
 });
 
-const actor = () => ({ guid: cell.guid, type: "cell", name: cell.name });
+const actor = () => ({ kind: "cell" as const, guid: cell.guid, name: cell.name });
 const running = (guids: string[]) =>
   recordInstanceReports(db(), actor(), cell.guid, guids.map((g) => report(g, "RUNNING")), Date.now(), DEFAULT_CONVERGENCE_CONFIG.restart);
 
