@@ -36,8 +36,10 @@
  *
  * `--profile off` runs the Worker without PROFILE: no per-route and per-pass
  * D1 figures, and none of their cost (about 13% of workerd's CPU at 250 cells).
+ * `--inspect-port N` (workerd only) opens workerd's V8 inspector there, for a
+ * CPU profile of the Worker and its Durable Objects taken while the sim runs.
  *
- * Run: npx tsx bench/convergence-sim.ts [--cells 100] [--apps 200] [--instances 10] [--ttl-ms 15000] [--beat-ms 5000] [--via workerd|wrangler|both] [--profile on|off]
+ * Run: npx tsx bench/convergence-sim.ts [--cells 100] [--apps 200] [--instances 10] [--ttl-ms 15000] [--beat-ms 5000] [--via workerd|wrangler|both] [--profile on|off] [--inspect-port N]
  * (the issue's sizes: --cells 100 --apps 200, --cells 250 --apps 500, --cells 500 --apps 1000)
  */
 import { execFile } from "node:child_process";
@@ -65,6 +67,8 @@ const BEAT_MS = arg("beat-ms", 5000);
 const TOTAL = APPS * PER_APP;
 const VIA = choice("via", ["workerd", "wrangler", "both"], "workerd");
 const PROFILE = choice("profile", ["on", "off"], "on");
+/** workerd's V8 inspector port (0: none), to take CPU profiles of the Worker while the sim runs. */
+const INSPECT_PORT = arg("inspect-port", 0);
 
 const D = (c: string) => `sha256:${c.repeat(64)}`;
 const IMAGE: ResolvedImage = {
@@ -390,7 +394,7 @@ async function runOnce(via: Via, config: string, wrangler: string, env: NodeJS.P
     LONG_POLL_HOLD_MS: "20000", HEARTBEAT_TTL_MS: String(TTL_MS), PROFILE: PROFILE === "on" ? "1" : "0",
   };
   const server = via === "workerd"
-    ? await startWorkerdControlPlane({ config, persistDir, vars, log: tap.take })
+    ? await startWorkerdControlPlane({ config, persistDir, vars, log: tap.take, inspectorPort: INSPECT_PORT })
     : await startControlPlane({ persistDir, config, ...secrets, vars, log: tap.take, logLevel: "log" });
   // Ctrl-C or a kill stops the control plane too (Miniflare's workerd would outlive this process).
   const onSignal = () => void server.stop().finally(() => process.exit(130));

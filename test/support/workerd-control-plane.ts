@@ -43,6 +43,8 @@ export async function startWorkerdControlPlane(opts: {
   persistDir: string;
   vars: Record<string, string>;
   log?: (chunk: string) => void;
+  /** workerd's V8 inspector on this port (DevTools, CPU profiles of the Worker and its Durable Objects). */
+  inspectorPort?: number;
 }): Promise<WorkerdControlPlane> {
   // The bundle is one ES module: no module rules to find others by.
   const { workerOptions: { modulesRules: _rules, ...workerOptions }, main } = unstable_getMiniflareWorkerOptions(opts.config);
@@ -52,6 +54,7 @@ export async function startWorkerdControlPlane(opts: {
     host: "127.0.0.1",
     port,
     resourcePersistencePath: join(opts.persistDir, "v3"),
+    ...(opts.inspectorPort ? { inspectorPort: opts.inspectorPort } : {}),
     // The Worker's console, one line per call (workerd's structured logs).
     handleStructuredLogs(line: { message: string }) {
       opts.log?.(`${line.message}\n`);
