@@ -86,6 +86,8 @@ describe("a cell's heartbeat", () => {
     const instanceReads = sql.filter((q) => /^select/i.test(q) && /from "instances"/.test(q));
     expect(instanceReads.length).toBe(1);
     expect(instanceReads[0]).toMatch(/where "instances"\."cell_guid" = \?/);
+    // Nor, per row, whether a pass awaits it (other copies of its index, its app's deployments): reports ask that.
+    expect(instanceReads[0]).not.toMatch(/ as twin|from "deployments"/);
     const [row] = await db().select().from(schema.cells).where(eq(schema.cells.guid, cell.guid));
     expect(row!.lastHeartbeatAt).toBe(before);
   });

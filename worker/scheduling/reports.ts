@@ -50,9 +50,15 @@ const rowColumns = {
   processGuid: instances.processGuid, processType: processes.type, processVersion: instances.processVersion, awaited,
 };
 
-/** The same, for a batch (where drizzle maps rows by column name, so no join): the app's name and space and the process's type by subquery. */
+/**
+ * The same, for a batch (where drizzle maps rows by column name, so no join): the app's name and space and the process's type by subquery.
+ * A heartbeat reads every instance of its cell and seldom carries a change (the report came first), so it does not ask whether a pass
+ * awaits one: a RUNNING it carries wakes one, as any did before.
+ */
 const cellRowColumns = {
   ...rowColumns,
+  // Named: a column called "1" would sort first among the batch row's keys and shift every field.
+  awaited: sql<number>`1`.mapWith(Boolean).as("awaited"),
   appName: sql<string | null>`(select ${apps.name} from ${apps} where ${apps.guid} = ${instances.appGuid})`,
   spaceGuid: sql<string | null>`(select ${apps.spaceGuid} from ${apps} where ${apps.guid} = ${instances.appGuid})`,
   processType: sql<string | null>`(select ${processes.type} from ${processes} where ${processes.guid} = ${instances.processGuid})`,
