@@ -13,3 +13,8 @@ export function choice<T extends string>(name: string, choices: readonly T[], fa
   if (!choices.includes(v as T)) throw new Error(`--${name} must be one of ${choices.join(", ")}`);
   return v as T;
 }
+
+/** `--name N`, a positive integer, when given. */
+export function optionalArg(name: string): number | undefined {
+  return process.argv.includes(`--${name}`) ? arg(name, 0) : undefined;
+}

@@ -54,7 +54,7 @@ import type { InstanceReport } from "../shared/protocol/instance";
 import type { ResolvedImage } from "../shared/protocol/image";
 import { controlPlaneSecrets, startControlPlane } from "../test/support/control-plane";
 import { startWorkerdControlPlane } from "../test/support/workerd-control-plane";
-import { arg, choice } from "./args";
+import { arg, choice, optionalArg } from "./args";
 
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, "..");
@@ -67,8 +67,8 @@ const BEAT_MS = arg("beat-ms", 5000);
 const TOTAL = APPS * PER_APP;
 const VIA = choice("via", ["workerd", "wrangler", "both"], "workerd");
 const PROFILE = choice("profile", ["on", "off"], "on");
-/** workerd's V8 inspector port (0: none), to take CPU profiles of the Worker while the sim runs. */
-const INSPECT_PORT = arg("inspect-port", 0);
+/** workerd's V8 inspector port, to take CPU profiles of the Worker while the sim runs. */
+const INSPECT_PORT = optionalArg("inspect-port");
 
 const D = (c: string) => `sha256:${c.repeat(64)}`;
 const IMAGE: ResolvedImage = {
