@@ -172,6 +172,13 @@ export class CellAgent {
     this.deps.onDesiredSet?.(set);
     const running = new Map([...this.runners].map(([g, r]) => [g, r.spec] as const));
     const plan = reconcile(set.instances, running);
+    if (plan.unknown.length > 0) {
+      // Instances this cell took that it neither runs nor remembers (its state was lost): the set again, every spec in it.
+      this.deps.log.warn({ instances: plan.unknown }, "desired set names taken instances this cell does not know; reading it with every spec");
+      const whole = await this.deps.client.desired(null, this.abort.signal, "all");
+      if (whole) await this.apply(whole);
+      return;
+    }
     for (const guid of plan.stop) void this.stopInstance(guid);
     for (const spec of plan.start) {
       // A replaced spec under the same guid starts once its old container is gone.

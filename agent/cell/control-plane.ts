@@ -3,7 +3,7 @@
  * protocol). Every call is idempotent; callers retry with backoff.
  */
 import { fetch } from "undici";
-import { desiredSetSchema, type DesiredSet } from "../../shared/protocol/desired-set";
+import { desiredSetSchema, type DesiredSet, type SpecMode } from "../../shared/protocol/desired-set";
 import { VersionWatch, watched } from "../watch/version-watch";
 import {
   registrationResponseSchema,
@@ -127,14 +127,17 @@ export class ControlPlaneClient {
     return this.watch;
   }
 
-  /** The desired set when it differs from `after`; null when the hold (or the watch's wait) ended unchanged. */
-  async desired(after: number | null, signal?: AbortSignal): Promise<DesiredSet | null> {
-    if (this.watch) return watched(this.watch, (a, s) => this.poll(a ?? null, s), this.timeouts.longPollMs)(after ?? undefined, signal);
-    return this.poll(after, signal);
+  /**
+   * The desired set when it differs from `after`; null when the hold (or the watch's wait) ended unchanged.
+   * `specs: "new"` (what the agent asks for): instances the cell took come as references, without their specs.
+   */
+  async desired(after: number | null, signal?: AbortSignal, specs: SpecMode = "new"): Promise<DesiredSet | null> {
+    if (this.watch) return watched(this.watch, (a, s) => this.poll(a ?? null, specs, s), this.timeouts.longPollMs)(after ?? undefined, signal);
+    return this.poll(after, specs, signal);
   }
 
-  private async poll(after: number | null, signal?: AbortSignal): Promise<DesiredSet | null> {
-    const q = after === null ? "" : `?after=${after}`;
+  private async poll(after: number | null, specs: SpecMode, signal?: AbortSignal): Promise<DesiredSet | null> {
+    const q = `?specs=${specs}${after === null ? "" : `&after=${after}`}`;
     const read = async (res: FetchResponse) => {
       if (res.status === 204) {
         await res.body?.cancel();

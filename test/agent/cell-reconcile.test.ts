@@ -10,25 +10,32 @@ describe("reconcile()", () => {
 
   it("starts what is missing and stops what is not wanted", () => {
     const c = makeSpec({ index: 2 });
-    expect(reconcile([a, c], running(a, b))).toEqual({ start: [c], stop: [b.instance_guid] });
+    expect(reconcile([a, c], running(a, b))).toEqual({ start: [c], stop: [b.instance_guid], unknown: [] });
   });
 
   it("an empty desired set stops everything (a 204 never reaches here)", () => {
-    expect(reconcile([], running(a, b))).toEqual({ start: [], stop: [a.instance_guid, b.instance_guid] });
+    expect(reconcile([], running(a, b))).toEqual({ start: [], stop: [a.instance_guid, b.instance_guid], unknown: [] });
   });
 
   it("the same set changes nothing", () => {
-    expect(reconcile([a, b], running(a, b))).toEqual({ start: [], stop: [] });
+    expect(reconcile([a, b], running(a, b))).toEqual({ start: [], stop: [], unknown: [] });
+  });
+
+  it("a reference (specs=new) keeps the instance it names running as it is; one to an instance the cell does not run is unknown, never started", () => {
+    const ref = (s: typeof a) => ({ instance_guid: s.instance_guid, process_guid: s.process_guid, index: s.index, taken: true as const });
+    const c = makeSpec({ index: 2 });
+    const d = makeSpec({ index: 3 });
+    expect(reconcile([ref(a), c, ref(d)], running(a, b))).toEqual({ start: [c], stop: [b.instance_guid], unknown: [d.instance_guid] });
   });
 
   it("a spec re-adopted from disk (no pull credentials kept) is not replaced by the same spec with them", () => {
     const withCreds = { ...a, image: { ...a.image, credentials: { username: "u", password: "p" } } };
-    expect(reconcile([withCreds, b], running(withoutCredentials(withCreds), b))).toEqual({ start: [], stop: [] });
+    expect(reconcile([withCreds, b], running(withoutCredentials(withCreds), b))).toEqual({ start: [], stop: [], unknown: [] });
   });
 
   it("a changed spec under the same guid is replaced; the others are untouched", () => {
     const a2 = { ...a, env: { ...a.env, NEW: "1" } };
-    expect(reconcile([a2, b], running(a, b))).toEqual({ start: [a2], stop: [a.instance_guid] });
+    expect(reconcile([a2, b], running(a, b))).toEqual({ start: [a2], stop: [a.instance_guid], unknown: [] });
   });
 });
 

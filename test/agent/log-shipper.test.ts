@@ -13,6 +13,7 @@ import { ControlPlaneClient, register } from "../../agent/cell/control-plane";
 import { LogShipper, type ShippedInstance } from "../../agent/logs/shipper";
 import { controlPlaneSecrets, freePort, startControlPlane, type ControlPlane } from "../support/control-plane";
 import { adminCall, enrollmentToken, eventually } from "../support/stack";
+import { isInstanceRef } from "../../shared/protocol/desired-set";
 
 const registry = inject("registry");
 const secrets = controlPlaneSecrets();
@@ -69,10 +70,11 @@ beforeAll(async () => {
   await adminCall(cp, "POST", `/v3/apps/${app.guid}/actions/start`);
   const set = await eventually("the instance placed on this cell", async () => {
     await client.heartbeat(beat);
-    const s = await client.desired(null);
+    const s = await client.desired(null, undefined, "all");
     return s && s.instances.length > 0 ? s : undefined;
   });
   const spec = set.instances[0]!;
+  if (isInstanceRef(spec)) throw new Error("specs=all sent a reference");
   instance = { instanceGuid: spec.instance_guid, appGuid: spec.app_guid, index: spec.index, logDir: await tempDir(join(tmpdir(), "berth-logs-io-")) };
 }, 180_000);
 

@@ -22,6 +22,16 @@ describe("protocol schemas", () => {
     expect(desiredSetSchema.parse(set)).toEqual(set);
   });
 
+  it("accepts references to taken instances beside specs, and refuses a reference carrying more than its names", () => {
+    const ref = { instance_guid: "i2", process_guid: "p1", index: 1, taken: true };
+    const set = { protocol: 1, version: 3, instances: [spec, ref], staging_tasks: [],
+      registry_access: { version: 2, trusted_ca_certificates: [], insecure_registries: [], cell_only_registries: [] } };
+    expect(desiredSetSchema.parse(set)).toEqual(set);
+    const r = desiredSetSchema.safeParse({ ...set, instances: [{ ...ref, env: { A: "1" } }] });
+    expect(r.success).toBe(false);
+    expect(r.error!.issues.map((i) => i.path.join("."))).toContain("instances.0");
+  });
+
   it.each([
     ["an unknown protocol version", { protocol: 2 }, "protocol"],
     ["a command that is neither shell, exec nor none", { instances: [{ ...spec, command: { kind: "magic" } }] }, "instances.0.command.kind"],

@@ -14,6 +14,7 @@ import { emptyTally, tallied, type D1Tally } from "../../worker/http/d1-tally";
 import { connect } from "../../worker/db/connect";
 import { recordHeartbeat } from "../../worker/scheduling/reports";
 import { buildDesiredSet } from "../../worker/scheduling/desired-set";
+import { isInstanceRef, type DesiredInstance } from "../../shared/protocol/desired-set";
 import { cellLoadQuery, oldestClaimQuery } from "../../worker/scheduling/snapshot";
 import { BOOTSTRAP_ADMIN, resolvePrincipal } from "../../worker/auth/principal";
 import { failStaging } from "../../worker/staging/stage";
@@ -112,12 +113,39 @@ describe("a cell's desired set", () => {
     const set = await buildDesiredSet(counted, env, cell.guid);
     expect(tally.roundTrips).toBe(1);
     // (Other tests' instances may have moved onto this cell: only this app's are looked at.)
-    const mine = set!.instances.filter((i) => i.app_guid === app.guid).map((i) => i.instance_guid);
+    const mine = set!.instances.filter((i) => i.process_guid === app.guid).map((i) => i.instance_guid);
     expect(mine.sort()).toEqual(reports.map((r) => r.instance_guid).sort());
     // The version the set carries is the one a watcher compares with.
     const current = await api("GET", `/v3/cells/${cell.guid}/desired`, { token: cell.credential });
     expect(current.json.version).toBe(set!.version);
     expect(set!.registry_access.version).toBe(current.json.registry_access.version);
+  });
+
+  it("asked with specs=new, carries only the specs of instances placed and not yet taken; those the cell took are references", async () => {
+    const { cell, app, reports } = await runningOnOwnCell(2);
+    expect((await api("POST", `/v3/processes/${app.guid}/actions/scale`, { token: ADMIN, body: { instances: 3 } })).status).toBe(202);
+    await pass();
+    const placed = (await instancesOfApp(app.guid)).find((i) => i.state === "CLAIMED");
+    expect(placed?.cellGuid).toBe(cell.guid);
+    const { db: counted, sql } = countingDb();
+    const set = await buildDesiredSet(counted, env, cell.guid, "new");
+    const mine = set!.instances.filter((i) => i.process_guid === app.guid);
+    expect(mine.filter(isInstanceRef).sort((a, b) => a.index - b.index)).toEqual(
+      reports.map((r, index) => ({ instance_guid: r.instance_guid, process_guid: app.guid, index, taken: true })),
+    );
+    expect(mine.filter((i) => !isInstanceRef(i))).toEqual([expect.objectContaining({ instance_guid: placed!.instanceGuid, app_guid: app.guid, index: 2 })]);
+    // The taken instances' specs are not even read.
+    expect(sql.some((q) => q.includes(`case when "state" = 'CLAIMED' then "spec" end`)), sql.join("\n")).toBe(true);
+    // Over the API: the same with specs=new; every spec without it (cells that predate references).
+    const asked = await api("GET", `/v3/cells/${cell.guid}/desired?specs=new`, { token: cell.credential });
+    expect((asked.json.instances as DesiredInstance[]).filter((i) => i.process_guid === app.guid && isInstanceRef(i))).toHaveLength(2);
+    const whole = await api("GET", `/v3/cells/${cell.guid}/desired`, { token: cell.credential });
+    expect((whole.json.instances as DesiredInstance[]).filter((i) => i.process_guid === app.guid).map((i) => isInstanceRef(i))).toEqual([false, false, false]);
+    const bad = await api("GET", `/v3/cells/${cell.guid}/desired?specs=some`, { token: cell.credential });
+    expect([bad.status, JSON.stringify(bad.json)]).toEqual([422, expect.stringContaining("specs")]);
+    // Gone, so the tests after it find room on their cells (each drains the ones before).
+    expect((await api("POST", `/v3/apps/${app.guid}/actions/stop`, { token: ADMIN })).status).toBe(200);
+    await db().delete(schema.instances).where(eq(schema.instances.appGuid, app.guid));
   });
 });
 

@@ -152,15 +152,15 @@ cellsApi.delete("/:id", async (c) => {
 cellsApi.get("/:id/desired", async (c) => {
   const cellGuid = c.req.param("id");
   requireCell(c, cellGuid);
-  const { after } = parseQuery(c, desiredQuerySchema);
+  const { after, specs } = parseQuery(c, desiredQuerySchema);
   // The set carries its version: one batch answers a watcher's GET after a change; only an unchanged one holds.
-  let set = await buildDesiredSet(c.var.db, c.env, cellGuid);
+  let set = await buildDesiredSet(c.var.db, c.env, cellGuid, specs);
   if (!set) throw notAuthorized();
   if (after !== undefined && set.version === after) {
     const changed = await holdUntilChanged(c.env, { kind: "cell", cellGuid }, after);
     await stillAuthenticated(c);
     if (!changed) return c.body(null, 204);
-    set = await buildDesiredSet(c.var.db, c.env, cellGuid);
+    set = await buildDesiredSet(c.var.db, c.env, cellGuid, specs);
     if (!set) throw notAuthorized();
     // A wake that moved nothing of this cell's (a pass notifies broadly) is still "unchanged".
     if (set.version === after) return c.body(null, 204);

@@ -4,11 +4,10 @@
  * RUNNING — never STOPPING or CRASHED), the staging tasks assigned to it, and
  * the registry access. Pull credentials are opened here, never stored plain.
  */
-import { and, eq, inArray } from "drizzle-orm";
+import { and, eq, inArray, sql } from "drizzle-orm";
 import type { Bindings, Db } from "../env";
-import type { DesiredSet } from "../../shared/protocol/desired-set";
+import type { DesiredInstance, DesiredSet, SpecMode } from "../../shared/protocol/desired-set";
 import type { Credentials } from "../../shared/protocol/image";
-import type { InstanceSpec } from "../../shared/protocol/instance";
 import { PROTOCOL_VERSION } from "../../shared/protocol/version";
 import { builds, instances, packages } from "../db/schema";
 import { registryAccessRecordOf, registryAccessRowQuery } from "../db/registry-access";
@@ -37,12 +36,18 @@ function credentialsOpener(db: Db, env: Pick<Bindings, "ENCRYPTION_KEY">) {
   };
 }
 
-/** The whole desired set of a cell, or undefined for an unknown cell. */
-export async function buildDesiredSet(db: Db, env: Pick<Bindings, "ENCRYPTION_KEY">, cellGuid: string): Promise<DesiredSet | undefined> {
+/**
+ * The whole desired set of a cell, or undefined for an unknown cell. With `specs: "new"` the instances
+ * the cell has taken (STARTING, RUNNING) come as references, and their specs are not even read.
+ */
+export async function buildDesiredSet(db: Db, env: Pick<Bindings, "ENCRYPTION_KEY">, cellGuid: string, specs: SpecMode = "all"): Promise<DesiredSet | undefined> {
   const stagingHere = and(eq(builds.stagingLocation, "cell"), eq(builds.stagingCellGuid, cellGuid), eq(builds.state, "STAGING"));
   const [cell, rows, tasks, taskPackages, access] = await db.batch([
     cellVersionQuery(db, cellGuid),
-    db.select({ guid: instances.instanceGuid, spec: instances.spec }).from(instances)
+    db.select({
+      guid: instances.instanceGuid, processGuid: instances.processGuid, index: instances.index,
+      spec: specs === "all" ? instances.spec : sql<unknown>`case when ${instances.state} = 'CLAIMED' then ${instances.spec} end`.mapWith(instances.spec).as("spec"),
+    }).from(instances)
       .where(and(eq(instances.cellGuid, cellGuid), inArray(instances.state, [...STARTED_STATES])))
       .orderBy(instances.processGuid, instances.index),
     // No joins in a D1 batch (drizzle maps batch rows by column name; both tables have guid).
@@ -56,8 +61,9 @@ export async function buildDesiredSet(db: Db, env: Pick<Bindings, "ENCRYPTION_KE
   if (!cell[0]) return undefined;
   const registry = registryAccessRecordOf(access[0]).access;
   const credentials = credentialsOpener(db, env);
-  const specs: InstanceSpec[] = await Promise.all(
-    rows.map(async (r) => {
+  const desired: DesiredInstance[] = await Promise.all(
+    rows.map(async (r): Promise<DesiredInstance> => {
+      if (r.spec === null) return { instance_guid: r.guid, process_guid: r.processGuid, index: r.index, taken: true };
       const { package_guid, ...spec } = parseStoredSpec(r.guid, r.spec);
       const creds = await credentials(package_guid);
       return creds ? { ...spec, image: { ...spec.image, credentials: creds } } : spec;
@@ -72,7 +78,7 @@ export async function buildDesiredSet(db: Db, env: Pick<Bindings, "ENCRYPTION_KE
   return {
     protocol: PROTOCOL_VERSION,
     version: cellSetVersion(cell[0].version, registry.version),
-    instances: specs,
+    instances: desired,
     staging_tasks: stagingTasks,
     registry_access: registry,
   };
