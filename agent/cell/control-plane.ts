@@ -136,8 +136,14 @@ export class ControlPlaneClient {
     return this.poll(after, specs, signal);
   }
 
+  /** The control plane refused `specs=new` (it predates references): ask as before, for every spec. */
+  private specsRefused = false;
+
   private async poll(after: number | null, specs: SpecMode, signal?: AbortSignal): Promise<DesiredSet | null> {
-    const q = `?specs=${specs}${after === null ? "" : `&after=${after}`}`;
+    const mode = this.specsRefused ? "all" : specs;
+    // "all" is the default, left unsaid: a control plane that predates `specs` refuses any parameter it does not know.
+    const params = [...(mode === "new" ? ["specs=new"] : []), ...(after === null ? [] : [`after=${after}`])];
+    const q = params.length > 0 ? `?${params.join("&")}` : "";
     const read = async (res: FetchResponse) => {
       if (res.status === 204) {
         await res.body?.cancel();
@@ -145,7 +151,13 @@ export class ControlPlaneClient {
       }
       return desiredSetSchema.parse(await check(res, "desired"));
     };
-    return this.call("GET", `/v3/cells/${this.cellGuid}/desired${q}`, undefined, "desired", { signal, timeoutMs: this.timeouts.longPollMs, read });
+    try {
+      return await this.call("GET", `/v3/cells/${this.cellGuid}/desired${q}`, undefined, "desired", { signal, timeoutMs: this.timeouts.longPollMs, read });
+    } catch (e) {
+      if (mode !== "new" || !(e instanceof ControlPlaneError) || e.status !== 422 || !e.message.includes("specs")) throw e;
+      this.specsRefused = true;
+      return this.poll(after, "all", signal);
+    }
   }
 
   async heartbeat(beat: Omit<Heartbeat, "protocol">, signal?: AbortSignal, timeoutMs?: number): Promise<void> {
