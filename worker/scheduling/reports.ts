@@ -39,9 +39,12 @@ interface LoadedRow extends InstanceRow {
 }
 
 
-/** InstanceRow.awaited: another row of the same index (the outer query's table is `instances`), or a deployment in flight. */
+/**
+ * InstanceRow.awaited: another row of the same index (the outer query's table is `instances`), or an ACTIVE deployment of its
+ * app, the ones a pass steps (deployments/facts.ts).
+ */
 const awaited = sql<number>`(exists (select 1 from ${instances} as twin where twin.process_guid = ${instances.processGuid} and twin."index" = ${instances.index} and twin.instance_guid <> ${instances.instanceGuid})
-  or exists (select 1 from ${deployments} where ${deployments.appGuid} = ${instances.appGuid} and ${deployments.state} in ('DEPLOYING', 'CANCELING')))`.mapWith(Boolean);
+  or exists (select 1 from ${deployments} where ${deployments.appGuid} = ${instances.appGuid} and ${deployments.statusValue} = 'ACTIVE'))`.mapWith(Boolean);
 
 const rowColumns = {
   instanceGuid: instances.instanceGuid, cellGuid: instances.cellGuid, state: instances.state, presence: instances.presence,
