@@ -25,7 +25,7 @@ import { apps } from "./routes/apps";
 import { packages } from "./routes/packages";
 import { processes } from "./routes/processes";
 import { routesApi } from "./routes/routes";
-import { cellsApi } from "./routes/cells";
+import { cellClaimFor, cellsApi } from "./routes/cells";
 import { routersApi } from "./routes/routers";
 import { organizationQuotas, spaceQuotas } from "./routes/quotas";
 import { routeTableApi } from "./routes/route-table";
@@ -53,7 +53,7 @@ app.use(async (c, next) => {
   c.set("db", connect(c.env.DB, tally));
   // The token endpoints read their own credentials (HTTP Basic clients, refresh tokens).
   const ownCredentials = c.req.path.startsWith("/uaa/oauth/");
-  c.set("principal", ownCredentials ? { kind: "anonymous" } : await resolvePrincipal(c.var.db, c.req.header("authorization"), c.env));
+  c.set("principal", ownCredentials ? { kind: "anonymous" } : await resolvePrincipal(c.var.db, c.req.header("authorization"), c.env, Date.now(), cellClaimFor(c.req.method, c.req.path)));
   await next();
   c.header("x-request-id", c.var.requestId);
   if (tally) {

@@ -10,6 +10,8 @@ import type { InstanceReport } from "../../shared/protocol/instance";
 import type { ResolvedImage } from "../../shared/protocol/image";
 import type { PassReport } from "../../worker/durable/scheduler";
 import type { WakeScope } from "../../worker/scheduling/wake-scope";
+import type { CellCredential } from "../../worker/scheduling/cells-repo";
+import { hashToken } from "../../worker/auth/tokens";
 import { ADMIN, api, db, unique } from "./support";
 
 const D = (c: string) => `sha256:${c.repeat(64)}`;
@@ -30,6 +32,11 @@ export async function enroll(kind: "cell" | "router", extra: Record<string, unkn
   const res = await api("POST", "/v3/cells/register", { body });
   if (res.status !== 201) throw new Error(`register: ${res.status} ${JSON.stringify(res.json)}`);
   return res.json as { guid: string; credential: string; name: string };
+}
+
+/** What a cell's requests to the hot routes carry (auth/principal.ts's CellClaim): its guid and its token's hash. */
+export async function credentialOf(cell: { guid: string; credential: string }): Promise<CellCredential> {
+  return { guid: cell.guid, tokenHash: await hashToken(cell.credential) };
 }
 
 /** A docker app in a fresh space with a current droplet of IMAGE; not started. */

@@ -279,6 +279,25 @@ describe("reports", () => {
     expect((await api("POST", `/v3/cells/${other.guid}/instances`, { token: other.credential, body: { protocol: 1, instances: [] } })).status).toBe(422);
   });
 
+  it("a cell heartbeating or reporting in another cell's name is refused, and that cell's presence, resources and instances stay as they were", async () => {
+    const { cell: victim, instance } = await placedInstance();
+    const attacker = await enroll("cell");
+    const [before] = await db().select().from(schema.cells).where(eq(schema.cells.guid, victim.guid));
+    // Kept alive while it is gone, its room shrunk to nothing, its instance "crashed": each would move work off or onto it.
+    const crashed = { ...report(instance.instanceGuid, "CRASHED"), exit: { status: 1, signal: null, oom: false } };
+    const beat = await api("POST", `/v3/cells/${victim.guid}/heartbeat`, { token: attacker.credential, body: heartbeat([crashed], { capacity: { memory_mb: 1, disk_mb: 1, containers: 1 } }) });
+    expect(beat.status).toBe(403);
+    const reported = await api("POST", `/v3/cells/${victim.guid}/instances`, { token: attacker.credential, body: { protocol: 1, instances: [crashed] } });
+    expect(reported.status).toBe(403);
+    const [after] = await db().select().from(schema.cells).where(eq(schema.cells.guid, victim.guid));
+    expect(after).toEqual(before);
+    const [row] = await db().select().from(schema.instances).where(eq(schema.instances.instanceGuid, instance.instanceGuid));
+    expect(row!.state).toBe("CLAIMED");
+    // A token no cell holds: 401, as before any lookup was left to the route.
+    const forged = await api("POST", `/v3/cells/${victim.guid}/heartbeat`, { token: `bc_${"A".repeat(43)}`, body: heartbeat([]) });
+    expect(forged.status).toBe(401);
+  });
+
   it("heartbeats renew the cell, apply reports, skip foreign ones and forget stopped instances", async () => {
     const { cell, app, instance } = await placedInstance();
     const foreign = crypto.randomUUID();

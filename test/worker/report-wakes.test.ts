@@ -12,7 +12,7 @@ import { recordInstanceReports } from "../../worker/scheduling/reports";
 import { DEFAULT_CONVERGENCE_CONFIG } from "../../shared/convergence/config";
 import { ADMIN, api, createSpace, db } from "./support";
 import { setDocker } from "./app-fixtures";
-import { appWithDroplet, emptyFleet, enroll, instancesOfApp, onlyActiveCell, pass, report } from "./cell-fixtures";
+import { appWithDroplet, credentialOf, emptyFleet, enroll, instancesOfApp, onlyActiveCell, pass, report } from "./cell-fixtures";
 
 let space: { guid: string };
 let cell: { guid: string; credential: string; name: string };
@@ -25,9 +25,8 @@ beforeEach(async () => {
   await onlyActiveCell(cell.guid);
 });
 
-const actor = () => ({ kind: "cell" as const, guid: cell.guid, name: cell.name });
-const running = (guids: string[]) =>
-  recordInstanceReports(db(), actor(), cell.guid, guids.map((g) => report(g, "RUNNING")), Date.now(), DEFAULT_CONVERGENCE_CONFIG.restart);
+const running = async (guids: string[]) =>
+  (await recordInstanceReports(db(), await credentialOf(cell), guids.map((g) => report(g, "RUNNING")), Date.now(), DEFAULT_CONVERGENCE_CONFIG.restart))!;
 
 /** A started app of `instances`, placed on the cell by a pass, not yet reported. */
 async function placedApp(instances: number) {

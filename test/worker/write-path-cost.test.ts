@@ -1,7 +1,8 @@
 /**
  * What the agent protocol's hot writes ask of D1, counted (worker/http/d1-tally):
  * a steady heartbeat is one round trip that reads its own cell's rows and
- * nothing of the fleet; a cell's or router's credential is one lookup; a cell's
+ * nothing of the fleet, its credential checked in that same batch; a router's
+ * credential is one lookup (a cell's, off its hot routes); a cell's
  * staging result commits its outcome and its cell's version bump in one batch.
  * Counts, not timings: they hold on any machine.
  */
@@ -12,7 +13,8 @@ import { env } from "cloudflare:workers";
 import * as schema from "../../worker/db/schema";
 import { emptyTally, tallied, type D1Tally } from "../../worker/http/d1-tally";
 import { connect } from "../../worker/db/connect";
-import { recordHeartbeat } from "../../worker/scheduling/reports";
+import { recordHeartbeat, recordInstanceReports } from "../../worker/scheduling/reports";
+import { cellClaimFor } from "../../worker/routes/cells";
 import { buildDesiredSet } from "../../worker/scheduling/desired-set";
 import { isInstanceRef, type DesiredInstance } from "../../shared/protocol/desired-set";
 import { cellLoadQuery, oldestClaimQuery } from "../../worker/scheduling/snapshot";
@@ -25,7 +27,7 @@ import { commitWriteSet } from "../../worker/db/write-set";
 import type { WriteOp } from "../../worker/scheduling/write-set";
 import { ADMIN, api, createSpace, createUser, db } from "./support";
 import { setDocker } from "./app-fixtures";
-import { appWithDroplet, enroll, heartbeat, instancesOfApp, onlyActiveCell, pass, report } from "./cell-fixtures";
+import { appWithDroplet, credentialOf, enroll, heartbeat, instancesOfApp, onlyActiveCell, pass, report } from "./cell-fixtures";
 
 /** A Db counting into a tally, and the SQL of every statement prepared through it. */
 function countingDb(): { db: ReturnType<typeof db>; tally: D1Tally; sql: string[] } {
@@ -78,10 +80,10 @@ describe("a cell's heartbeat", () => {
   it("is one D1 round trip when nothing changed, reading only its own cell's instances", async () => {
     await runningOnOwnCell(5); // another cell's fleet, which the heartbeat must not read
     const { cell, reports } = await runningOnOwnCell(3);
-    const principal = { kind: "cell" as const, guid: cell.guid, name: cell.name };
+    const credential = await credentialOf(cell);
     const { db: counted, tally, sql } = countingDb();
     const before = Date.now();
-    const outcome = await recordHeartbeat(counted, principal, cell.guid, { ...heartbeat(reports), protocol: 1 as const }, before, DEFAULT_CONVERGENCE_CONFIG.restart);
+    const outcome = await recordHeartbeat(counted, credential, { ...heartbeat(reports), protocol: 1 as const }, before, DEFAULT_CONVERGENCE_CONFIG.restart);
     expect(outcome).toEqual({ rejected: [], sources: [] });
     expect(tally.roundTrips).toBe(1);
     const instanceReads = sql.filter((q) => /^select/i.test(q) && /from "instances"/.test(q));
@@ -95,10 +97,10 @@ describe("a cell's heartbeat", () => {
 
   it("takes a second round trip only for reports that change rows", async () => {
     const { cell, reports } = await runningOnOwnCell(2);
-    const principal = { kind: "cell" as const, guid: cell.guid, name: cell.name };
+    const credential = await credentialOf(cell);
     const { db: counted, tally } = countingDb();
     const crashed = { ...reports[0]!, state: "CRASHED" as const, host_port: null, exit: { status: 1, signal: null, oom: false } };
-    const outcome = await recordHeartbeat(counted, principal, cell.guid, { ...heartbeat([crashed, reports[1]!]), protocol: 1 as const }, Date.now(), DEFAULT_CONVERGENCE_CONFIG.restart);
+    const outcome = (await recordHeartbeat(counted, credential, { ...heartbeat([crashed, reports[1]!]), protocol: 1 as const }, Date.now(), DEFAULT_CONVERGENCE_CONFIG.restart))!;
     expect(tally.roundTrips).toBe(2);
     expect(outcome.sources).toEqual(expect.arrayContaining([{ kind: "cell", cellGuid: cell.guid }, { kind: "routes_table" }]));
     const [row] = await db().select().from(schema.instances).where(eq(schema.instances.instanceGuid, crashed.instance_guid));
@@ -110,7 +112,7 @@ describe("a cell's desired set", () => {
   it("is one D1 batch, its version and registry access read with its instances", async () => {
     const { cell, app, reports } = await runningOnOwnCell(2);
     const { db: counted, tally } = countingDb();
-    const set = await buildDesiredSet(counted, env, cell.guid);
+    const set = await buildDesiredSet(counted, env, await credentialOf(cell));
     expect(tally.roundTrips).toBe(1);
     // (Other tests' instances may have moved onto this cell: only this app's are looked at.)
     const mine = set!.instances.filter((i) => i.process_guid === app.guid).map((i) => i.instance_guid);
@@ -128,7 +130,7 @@ describe("a cell's desired set", () => {
     const placed = (await instancesOfApp(app.guid)).find((i) => i.state === "CLAIMED");
     expect(placed?.cellGuid).toBe(cell.guid);
     const { db: counted, sql } = countingDb();
-    const set = await buildDesiredSet(counted, env, cell.guid, "new");
+    const set = await buildDesiredSet(counted, env, await credentialOf(cell), "new");
     const mine = set!.instances.filter((i) => i.process_guid === app.guid);
     expect(mine.filter(isInstanceRef).sort((a, b) => a.index - b.index)).toEqual(
       reports.map((r, index) => ({ instance_guid: r.instance_guid, process_guid: app.guid, index, taken: true })),
@@ -158,6 +160,42 @@ describe("credentials", () => {
       expect(await resolvePrincipal(counted, `Bearer ${who.credential}`, env)).toEqual({ kind, guid: who.guid, name: who.name });
       expect(tally.roundTrips).toBe(1);
     }
+  });
+
+  it("on a cell's hot routes (heartbeat, reports, desired set) is left to the route's own first batch: no lookup before it", async () => {
+    const cell = await enroll("cell");
+    const { db: counted, tally } = countingDb();
+    const claim = await resolvePrincipal(counted, `Bearer ${cell.credential}`, env, Date.now(), cell.guid);
+    expect(claim).toEqual({ kind: "cell-claim", guid: cell.guid, tokenHash: (await credentialOf(cell)).tokenHash });
+    expect(tally.roundTrips).toBe(0);
+    // Only a cell's token is left so: the admin's, a user's or a router's is resolved as anywhere else.
+    const router = await enroll("router");
+    expect(await resolvePrincipal(db(), `Bearer ${router.credential}`, env, Date.now(), cell.guid)).toMatchObject({ kind: "router", guid: router.guid });
+    expect(await resolvePrincipal(db(), `Bearer ${ADMIN}`, env, Date.now(), cell.guid)).toEqual(BOOTSTRAP_ADMIN);
+    // Which requests: the agent protocol's three hot routes, by method.
+    expect(cellClaimFor("POST", `/v3/cells/${cell.guid}/heartbeat`)).toBe(cell.guid);
+    expect(cellClaimFor("POST", `/v3/cells/${cell.guid}/instances`)).toBe(cell.guid);
+    expect(cellClaimFor("GET", `/v3/cells/${cell.guid}/desired`)).toBe(cell.guid);
+    for (const [method, path] of [["GET", `/v3/cells/${cell.guid}/heartbeat`], ["POST", `/v3/cells/${cell.guid}/desired`], ["GET", `/v3/cells/${cell.guid}`],
+      ["POST", `/v3/cells/${cell.guid}/staging_results`], ["GET", `/v3/cells/${cell.guid}/desired/watch`], ["POST", `/v3/cells/${cell.guid}/logs`]]) {
+      expect(cellClaimFor(method!, path!), `${method} ${path}`).toBeUndefined();
+    }
+  });
+
+  it("a heartbeat or report whose token is not the cell's own writes nothing", async () => {
+    const { cell, reports } = await runningOnOwnCell(1);
+    const other = await enroll("cell");
+    const [before] = await db().select().from(schema.cells).where(eq(schema.cells.guid, cell.guid));
+    const wrong = { guid: cell.guid, tokenHash: (await credentialOf(other)).tokenHash };
+    const crashed = { ...reports[0]!, state: "CRASHED" as const, host_port: null, exit: { status: 1, signal: null, oom: false } };
+    const beat = { ...heartbeat([crashed], { capacity: { memory_mb: 1, disk_mb: 1, containers: 1 } }), protocol: 1 as const };
+    expect(await recordHeartbeat(db(), wrong, beat, Date.now() + 60_000, DEFAULT_CONVERGENCE_CONFIG.restart)).toBeNull();
+    expect(await recordInstanceReports(db(), wrong, [crashed], Date.now(), DEFAULT_CONVERGENCE_CONFIG.restart)).toBeNull();
+    const [after] = await db().select().from(schema.cells).where(eq(schema.cells.guid, cell.guid));
+    expect(after).toEqual(before);
+    const [row] = await db().select().from(schema.instances).where(eq(schema.instances.instanceGuid, crashed.instance_guid));
+    expect(row!.state).toBe("RUNNING");
+    expect(await buildDesiredSet(db(), env, wrong)).toBeUndefined();
   });
 
   it("a token dressed as a cell's but matching no cell is refused, even if a user holds it", async () => {

@@ -17,7 +17,21 @@ export type Principal =
   | { kind: "user"; guid: string; name: string; admin: boolean }
   | { kind: "cell"; guid: string; name: string }
   | { kind: "router"; guid: string; name: string }
+  | CellClaim
   | { kind: "anonymous" };
+
+/**
+ * A cell's token on one of the agent protocol's hot routes (heartbeat, reports,
+ * desired set), not yet looked up: the route checks it inside its own first D1
+ * batch (`WHERE guid = ? AND token_hash = ?`), one round trip fewer on every
+ * request a cell makes. Only those routes are given one (`claimFor`); until the
+ * batch found the row it is worth nothing.
+ */
+export interface CellClaim {
+  readonly kind: "cell-claim";
+  readonly guid: string;
+  readonly tokenHash: string;
+}
 
 /** The bootstrap admin (Worker secret ADMIN_TOKEN) has no row; this is its identity. */
 export const BOOTSTRAP_ADMIN = { kind: "user", guid: "admin", name: "admin", admin: true } as const;
@@ -45,8 +59,11 @@ async function accessTokenPrincipal(db: Db, env: Bindings, token: string, now: n
   return { kind: "user", guid: user.guid, name: user.name, admin: user.admin };
 }
 
-/** Maps an Authorization header to a principal; throws 401 for a malformed, unknown, expired or revoked token. */
-export async function resolvePrincipal(db: Db, header: string | undefined, env: Bindings, now: number = Date.now()): Promise<Principal> {
+/**
+ * Maps an Authorization header to a principal; throws 401 for a malformed, unknown, expired or revoked token.
+ * `claimFor`: the cell a hot cell route names, whose cell token is left for the route to check (CellClaim).
+ */
+export async function resolvePrincipal(db: Db, header: string | undefined, env: Bindings, now: number = Date.now(), claimFor?: string): Promise<Principal> {
   if (!header) return { kind: "anonymous" };
   const m = /^bearer\s+([A-Za-z0-9._~+/-]+=*)$/i.exec(header.trim());
   if (!m) throw invalidAuthToken();
@@ -57,6 +74,7 @@ export async function resolvePrincipal(db: Db, header: string | undefined, env: 
   // A token's prefix names its kind (auth/tokens.ts): a cell's or router's is looked up in its own table only,
   // one query on the heartbeat path. The kind only picks the table: the hash must still match a row there.
   const kind = tokenKindOf(m[1]!);
+  if (kind === "cell" && claimFor !== undefined) return { kind: "cell-claim", guid: claimFor, tokenHash: hash };
   if (kind !== "cell" && kind !== "router") {
     const [user] = await db.select({ guid: users.guid, name: users.name, admin: users.admin }).from(users).where(eq(users.tokenHash, hash)).limit(1);
     if (user) return { kind: "user", guid: user.guid, name: user.name, admin: user.admin };
@@ -113,6 +131,22 @@ export function requireCell(c: Context<AppEnv>, cellGuid?: string): Extract<Prin
   const p = requireAuthenticated(c);
   if (p.kind !== "cell" || (cellGuid !== undefined && p.guid !== cellGuid)) throw notAuthorized();
   return p;
+}
+
+/** The claim of a hot cell route (CellClaim) naming `cellGuid`; anything else is refused as requireCell would. */
+export function requireCellClaim(c: Context<AppEnv>, cellGuid: string): CellClaim {
+  const p = requireAuthenticated(c);
+  if (p.kind !== "cell-claim" || p.guid !== cellGuid) throw notAuthorized();
+  return p;
+}
+
+/**
+ * What a claim its batch matched no row for gets, as if it had been looked up first:
+ * 401 for a token no cell holds, 403 for another cell's.
+ */
+export async function refuseCellClaim(c: Context<AppEnv>): Promise<never> {
+  await resolvePrincipal(c.var.db, c.req.header("Authorization"), c.env);
+  throw notAuthorized();
 }
 
 export function requireRouter(c: Context<AppEnv>): Principal {

@@ -11,7 +11,7 @@
  */
 import { and, desc, eq, inArray, type SQL, sql } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
-import type { Principal } from "../auth/principal";
+import type { CellClaim, Principal } from "../auth/principal";
 import type { Db } from "../env";
 import { newGuid, isoNow } from "../http/ids";
 import { type Page, selectPage } from "./paging";
@@ -68,7 +68,7 @@ export const SYSTEM_ACTOR: Actor = { guid: "system", type: "system", name: "bert
 
 export interface AuditEventInput {
   type: AuditEventType;
-  actor: Actor | Exclude<Principal, { kind: "anonymous" }>;
+  actor: Actor | Exclude<Principal, { kind: "anonymous" } | CellClaim>;
   target: { guid: string; type: string; name: string };
   spaceGuid?: string | null;
   data: Record<string, unknown>;

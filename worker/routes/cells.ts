@@ -7,7 +7,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../env";
-import { requireAdmin, requireCell, stillAuthenticated } from "../auth/principal";
+import { refuseCellClaim, requireAdmin, requireCell, requireCellClaim, stillAuthenticated } from "../auth/principal";
 import { linkerOf } from "../auth/scope";
 import { invalidAuthToken, notAuthorized, resourceNotFound, unprocessable } from "../errors";
 import { describeIssues, pageQuery, parseJson, parseQuery } from "../http/validate";
@@ -40,6 +40,17 @@ import { stallOf } from "../../shared/convergence/stalls";
 import { reportStall } from "../durable/wake";
 
 export const cellsApi = new Hono<AppEnv>();
+
+/** The agent protocol's hot routes: each checks the cell's credential inside its own first D1 batch (auth/principal.ts's CellClaim). */
+const CLAIM_ROUTES = /^\/v3\/cells\/([^/]+)\/(?:heartbeat|instances|desired)$/;
+
+/** The cell a request to one of CLAIM_ROUTES names, for the auth middleware; undefined for any other request. */
+export function cellClaimFor(method: string, path: string): string | undefined {
+  const m = CLAIM_ROUTES.exec(path);
+  if (!m) return undefined;
+  const expected = path.endsWith("/desired") ? "GET" : "POST";
+  return method === expected ? decodeURIComponent(m[1]!) : undefined;
+}
 
 function presentCell(cell: CellRecord, l: Linker) {
   return {
@@ -151,17 +162,15 @@ cellsApi.delete("/:id", async (c) => {
 
 cellsApi.get("/:id/desired", async (c) => {
   const cellGuid = c.req.param("id");
-  requireCell(c, cellGuid);
+  const claim = requireCellClaim(c, cellGuid);
   const { after, specs } = parseQuery(c, desiredQuerySchema);
   // The set carries its version: one batch answers a watcher's GET after a change; only an unchanged one holds.
-  let set = await buildDesiredSet(c.var.db, c.env, cellGuid, specs);
-  if (!set) throw notAuthorized();
+  let set = (await buildDesiredSet(c.var.db, c.env, claim, specs)) ?? (await refuseCellClaim(c));
   if (after !== undefined && set.version === after) {
     const changed = await holdUntilChanged(c.env, { kind: "cell", cellGuid }, after);
     await stillAuthenticated(c);
     if (!changed) return c.body(null, 204);
-    set = await buildDesiredSet(c.var.db, c.env, cellGuid, specs);
-    if (!set) throw notAuthorized();
+    set = (await buildDesiredSet(c.var.db, c.env, claim, specs)) ?? (await refuseCellClaim(c));
     // A wake that moved nothing of this cell's (a pass notifies broadly) is still "unchanged".
     if (set.version === after) return c.body(null, 204);
   }
@@ -180,10 +189,10 @@ cellsApi.get("/:id/desired/watch", async (c) => {
 cellsApi.post("/:id/heartbeat", async (c) => {
   const received = Date.now();
   const cellGuid = c.req.param("id");
-  const cell = requireCell(c, cellGuid);
+  const claim = requireCellClaim(c, cellGuid);
   const heartbeat = await parseJson(c, heartbeatSchema);
   const config = convergenceConfig(c.env);
-  const outcome = await recordHeartbeat(c.var.db, cell, cellGuid, heartbeat, received, config.restart);
+  const outcome = (await recordHeartbeat(c.var.db, claim, heartbeat, received, config.restart)) ?? (await refuseCellClaim(c));
   afterCommit(c, "cell heartbeat", outcome);
   // A heartbeat that waited on D1 tells the scheduler: the wait is the control plane's, not the cell's.
   const stall = stallOf(received, Date.now(), config.stallSlackMs);
@@ -195,10 +204,9 @@ cellsApi.post("/:id/heartbeat", async (c) => {
 });
 
 cellsApi.post("/:id/instances", async (c) => {
-  const cellGuid = c.req.param("id");
-  const cell = requireCell(c, cellGuid);
+  const claim = requireCellClaim(c, c.req.param("id"));
   const { instances } = await parseJson(c, instanceReportsSchema);
-  const outcome = await recordInstanceReports(c.var.db, cell, cellGuid, instances, Date.now(), convergenceConfig(c.env).restart);
+  const outcome = (await recordInstanceReports(c.var.db, claim, instances, Date.now(), convergenceConfig(c.env).restart)) ?? (await refuseCellClaim(c));
   // Nothing was written: a cell reports only for instances placed on it.
   if (outcome.rejected.length > 0) throw notAuthorized();
   afterCommit(c, "instance state change", outcome);

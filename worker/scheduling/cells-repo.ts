@@ -13,6 +13,15 @@ import { hashToken, newToken } from "../auth/tokens";
 import { bumpRouteTable } from "../db/counters";
 import { isoNow, newGuid } from "../http/ids";
 
+/** A cell's guid and the hash of the token it presented, to be matched in the same batch that uses them (auth/principal.ts's CellClaim). */
+export interface CellCredential {
+  readonly guid: string;
+  readonly tokenHash: string;
+}
+
+/** The cell's row while `credential` is still its own: none for an unknown cell or a token not (or no longer) its. */
+export const credentialMatches = (credential: CellCredential) => and(eq(cells.guid, credential.guid), eq(cells.tokenHash, credential.tokenHash));
+
 /** Enrollment tokens live an hour unless the Worker var ENROLLMENT_TOKEN_TTL_MS says otherwise (kubeadm's bootstrap tokens: 24 h). */
 export const DEFAULT_ENROLLMENT_TOKEN_TTL_MS = 60 * 60 * 1000;
 

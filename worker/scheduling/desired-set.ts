@@ -15,6 +15,7 @@ import { openSecret, packageAad } from "../crypto/secrets";
 import { STARTED_STATES } from "../../shared/convergence/model";
 import { cellSetVersion, cellVersionQuery } from "./versions";
 import { parseStoredSpec } from "./stored-spec";
+import type { CellCredential } from "./cells-repo";
 
 
 /** Opens each package's password once per set. */
@@ -37,13 +38,15 @@ function credentialsOpener(db: Db, env: Pick<Bindings, "ENCRYPTION_KEY">) {
 }
 
 /**
- * The whole desired set of a cell, or undefined for an unknown cell. With `specs: "new"` the instances
+ * The whole desired set of the cell `claim` names, or undefined when no cell has that guid and credential
+ * (checked in the set's own batch; nothing is opened or answered before). With `specs: "new"` the instances
  * the cell has taken (STARTING, RUNNING) come as references, and their specs are not even read.
  */
-export async function buildDesiredSet(db: Db, env: Pick<Bindings, "ENCRYPTION_KEY">, cellGuid: string, specs: SpecMode = "all"): Promise<DesiredSet | undefined> {
+export async function buildDesiredSet(db: Db, env: Pick<Bindings, "ENCRYPTION_KEY">, claim: CellCredential, specs: SpecMode = "all"): Promise<DesiredSet | undefined> {
+  const cellGuid = claim.guid;
   const stagingHere = and(eq(builds.stagingLocation, "cell"), eq(builds.stagingCellGuid, cellGuid), eq(builds.state, "STAGING"));
   const [cell, rows, tasks, taskPackages, access] = await db.batch([
-    cellVersionQuery(db, cellGuid),
+    cellVersionQuery(db, claim),
     db.select({
       guid: instances.instanceGuid, processGuid: instances.processGuid, index: instances.index,
       spec: specs === "all" ? instances.spec : sql<unknown>`case when ${instances.state} = 'CLAIMED' then ${instances.spec} end`.mapWith(instances.spec).as("spec"),

@@ -16,6 +16,7 @@ import { versionBumps, type VersionSource } from "./versions";
 import type { WakeScope } from "./wake-scope";
 import { decideReport, type InstanceRow } from "./report-decision";
 import { paramChunks } from "../db/param-chunks";
+import { credentialMatches, type CellCredential } from "./cells-repo";
 
 export interface ReportOutcome {
   /** Reports refused: the instance is not (or no longer) placed on this cell. */
@@ -40,43 +41,40 @@ interface LoadedRow extends InstanceRow {
 
 
 /**
- * InstanceRow.awaited: another row of the same index (the outer query's table is `instances`), or an ACTIVE deployment of its
- * app, the ones a pass steps (deployments/facts.ts).
+ * InstanceRow.awaited: another row of the same index, or an ACTIVE deployment of its app, the ones a pass steps
+ * (deployments/facts.ts). The outer row's columns are spelled with their table: drizzle leaves a one-table select's
+ * columns bare, and a bare name inside these subqueries would be the subquery's own.
  */
-const awaited = sql<number>`(exists (select 1 from ${instances} as twin where twin.process_guid = ${instances.processGuid} and twin."index" = ${instances.index} and twin.instance_guid <> ${instances.instanceGuid})
-  or exists (select 1 from ${deployments} where ${deployments.appGuid} = ${instances.appGuid} and ${deployments.statusValue} = 'ACTIVE'))`.mapWith(Boolean);
+const outer = (column: string) => sql.raw(`"instances"."${column}"`);
+const awaited = sql<number>`(exists (select 1 from ${instances} as twin where twin.process_guid = ${outer("process_guid")} and twin."index" = ${outer("index")} and twin.instance_guid <> ${outer("instance_guid")})
+  or exists (select 1 from ${deployments} where ${deployments.appGuid} = ${outer("app_guid")} and ${deployments.statusValue} = 'ACTIVE'))`.mapWith(Boolean);
 
+/**
+ * An instance's row as the decisions need it. Read in batches, where drizzle maps rows by column name, so no join: the app's name
+ * and space and the process's type come by subquery, and computed columns are named (one called "1", as the heartbeat's `awaited`
+ * would be, sorts first among the row's keys and shifts every field).
+ */
 const rowColumns = {
   instanceGuid: instances.instanceGuid, cellGuid: instances.cellGuid, state: instances.state, presence: instances.presence,
   since: instances.since, crashCount: instances.crashCount, hostPort: instances.hostPort, appGuid: instances.appGuid,
-  index: instances.index, appName: apps.name, spaceGuid: apps.spaceGuid,
-  processGuid: instances.processGuid, processType: processes.type, processVersion: instances.processVersion, awaited,
+  index: instances.index, processGuid: instances.processGuid, processVersion: instances.processVersion, awaited: awaited.as("awaited"),
+  appName: sql<string | null>`(select ${apps.name} from ${apps} where ${apps.guid} = ${outer("app_guid")})`,
+  spaceGuid: sql<string | null>`(select ${apps.spaceGuid} from ${apps} where ${apps.guid} = ${outer("app_guid")})`,
+  processType: sql<string | null>`(select ${processes.type} from ${processes} where ${processes.guid} = ${outer("process_guid")})`,
 };
 
 /**
- * The same, for a batch (where drizzle maps rows by column name, so no join): the app's name and space and the process's type by subquery.
  * A heartbeat reads every instance of its cell and seldom carries a change (the report came first), so it does not ask whether a pass
  * awaits one: a RUNNING it carries wakes one, as any did before.
  */
-const cellRowColumns = {
-  ...rowColumns,
-  // Named: a column called "1" would sort first among the batch row's keys and shift every field.
-  awaited: sql<number>`1`.mapWith(Boolean).as("awaited"),
-  appName: sql<string | null>`(select ${apps.name} from ${apps} where ${apps.guid} = ${instances.appGuid})`,
-  spaceGuid: sql<string | null>`(select ${apps.spaceGuid} from ${apps} where ${apps.guid} = ${instances.appGuid})`,
-  processType: sql<string | null>`(select ${processes.type} from ${processes} where ${processes.guid} = ${instances.processGuid})`,
-};
+const cellRowColumns = { ...rowColumns, awaited: sql<number>`1`.mapWith(Boolean).as("awaited") };
 
-async function loadRows(db: Db, guids: string[]): Promise<Map<string, LoadedRow>> {
-  const out = new Map<string, LoadedRow>();
-  for (const part of paramChunks([...new Set(guids)])) {
-    const rows = await db.select(rowColumns).from(instances)
-      .leftJoin(apps, eq(apps.guid, instances.appGuid))
-      .leftJoin(processes, eq(processes.guid, instances.processGuid))
-      .where(inArray(instances.instanceGuid, part));
-    for (const r of rows) out.set(r.instanceGuid, r);
-  }
-  return out;
+/** The cell's name (for audit events) while `credential` is its own, and the reported instances' rows: one batch. */
+async function loadRows(db: Db, credential: CellCredential, guids: string[]): Promise<{ cellName: string; rows: Map<string, LoadedRow> } | null> {
+  const reads = paramChunks([...new Set(guids)]).map((part) => db.select(rowColumns).from(instances).where(inArray(instances.instanceGuid, part)));
+  const [cell, ...found] = await db.batch([db.select({ name: cells.name }).from(cells).where(credentialMatches(credential)).limit(1), ...reads]);
+  if (!cell[0]) return null;
+  return { cellName: cell[0].name, rows: new Map(found.flat().map((r) => [r.instanceGuid, r])) };
 }
 
 type Statement = BatchItem<"sqlite">;
@@ -143,17 +141,24 @@ function decisionsToStatements(
   return { statements, outcome };
 }
 
-/** `POST /v3/cells/:id/instances`: all reports land, or (any rejected) none. */
+/** The actor of what a cell's reports record (crashes). */
+const cellActor = (guid: string, name: string): AuditEventInput["actor"] => ({ guid, type: "cell", name });
+
+/**
+ * `POST /v3/cells/:id/instances`: all reports land, or (any rejected) none.
+ * Null, with nothing written, when `credential` is not (or no longer) the cell's own.
+ */
 export async function recordInstanceReports(
   db: Db,
-  actor: AuditEventInput["actor"],
-  cellGuid: string,
+  credential: CellCredential,
   reports: InstanceReport[],
   now: number,
   policy: RestartPolicy,
-): Promise<ReportOutcome> {
-  const rows = await loadRows(db, reports.map((r) => r.instance_guid));
-  const { statements, outcome } = decisionsToStatements(db, actor, cellGuid, rows, reports, now, policy);
+): Promise<ReportOutcome | null> {
+  const loaded = await loadRows(db, credential, reports.map((r) => r.instance_guid));
+  if (!loaded) return null;
+  const cellGuid = credential.guid;
+  const { statements, outcome } = decisionsToStatements(db, cellActor(cellGuid, loaded.cellName), cellGuid, loaded.rows, reports, now, policy);
   if (outcome.rejected.length === 0 && statements.length > 0) await db.batch(statements as [Statement, ...Statement[]]);
   return outcome;
 }
@@ -164,21 +169,22 @@ export async function recordInstanceReports(
  * are skipped: the desired set tells the cell to drop them), and forgets
  * STOPPING instances the cell no longer lists (it has stopped them).
  *
- * Presence first, in one round trip that also reads the cell's own rows (never
- * the fleet's): a live cell stays alive whatever else is slow. A steady cell
- * (nothing changed) costs that one batch; reports that change rows take a
- * second, with their audit events and version bumps.
+ * Presence first, in one round trip that also checks the credential and reads
+ * the cell's own rows (never the fleet's): a live cell stays alive whatever
+ * else is slow. A steady cell (nothing changed) costs that one batch; reports
+ * that change rows take a second, with their audit events and version bumps.
+ * Null, with nothing written, when `credential` is not (or no longer) the cell's own.
  */
 export async function recordHeartbeat(
   db: Db,
-  actor: AuditEventInput["actor"],
-  cellGuid: string,
+  credential: CellCredential,
   heartbeat: Heartbeat,
   now: number,
   policy: RestartPolicy,
-): Promise<ReportOutcome> {
+): Promise<ReportOutcome | null> {
+  const cellGuid = credential.guid;
   const [[cell], onCell] = await db.batch([
-    db.select({ state: cells.state, capacity: cells.capacity }).from(cells).where(eq(cells.guid, cellGuid)).limit(1),
+    db.select({ name: cells.name, state: cells.state, capacity: cells.capacity }).from(cells).where(credentialMatches(credential)).limit(1),
     db.select(cellRowColumns).from(instances).where(eq(instances.cellGuid, cellGuid)),
     db.update(cells).set({
       lastHeartbeatAt: now,
@@ -187,11 +193,11 @@ export async function recordHeartbeat(
       cachedLayers: heartbeat.cached_layers,
       // A LOST cell that heartbeats again is back; a DRAINING one keeps draining.
       state: sql`case when ${cells.state} = 'LOST' then 'ACTIVE' else ${cells.state} end`,
-    }).where(eq(cells.guid, cellGuid)),
+    }).where(credentialMatches(credential)),
   ]);
-  if (!cell) throw new Error(`cell ${cellGuid} vanished while heartbeating`);
+  if (!cell) return null;
   const rows = new Map(onCell.map((r) => [r.instanceGuid, r]));
-  const { statements, outcome } = decisionsToStatements(db, actor, cellGuid, rows, heartbeat.instances, now, policy);
+  const { statements, outcome } = decisionsToStatements(db, cellActor(cellGuid, cell.name), cellGuid, rows, heartbeat.instances, now, policy);
   const listed = new Set(heartbeat.instances.map((r) => r.instance_guid));
   const gone = onCell.filter((r) => r.state === "STOPPING" && !listed.has(r.instanceGuid)).map((r) => r.instanceGuid);
   for (const part of paramChunks(gone)) statements.push(db.delete(instances).where(inArray(instances.instanceGuid, part)));

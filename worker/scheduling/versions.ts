@@ -10,6 +10,7 @@ import type { Db } from "../env";
 import { ROUTES_TABLE_COUNTER, bumpRouteTable, readCounter } from "../db/counters";
 import { paramChunks } from "../db/param-chunks";
 import { cells, registryAccess } from "../db/schema";
+import { credentialMatches, type CellCredential } from "./cells-repo";
 
 /** What a channel watches: one cell's desired set, or the route table. */
 export type VersionSource = { kind: "cell"; cellGuid: string } | { kind: "routes_table" };
@@ -58,8 +59,9 @@ export function registryAccessVersionQuery(db: Db) {
   return db.select({ version: registryAccess.version }).from(registryAccess).where(eq(registryAccess.id, 1)).limit(1);
 }
 
-export function cellVersionQuery(db: Db, cellGuid: string) {
-  return db.select({ version: cells.desiredVersion }).from(cells).where(eq(cells.guid, cellGuid)).limit(1);
+/** The cell's desired_version; given a credential, only while it is still the cell's own (cells-repo.ts). */
+export function cellVersionQuery(db: Db, cell: string | CellCredential) {
+  return db.select({ version: cells.desiredVersion }).from(cells).where(typeof cell === "string" ? eq(cells.guid, cell) : credentialMatches(cell)).limit(1);
 }
 
 /** The cell's desired-set version, or undefined for an unknown cell. */
