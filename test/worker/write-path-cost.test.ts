@@ -22,6 +22,7 @@ import { BOOTSTRAP_ADMIN, resolvePrincipal } from "../../worker/auth/principal";
 import { failStaging } from "../../worker/staging/stage";
 import { versionBumps } from "../../worker/scheduling/versions";
 import { changeAppState, getApp } from "../../worker/db/apps";
+import { appStartQuotaReads, checkAppStartQuotas } from "../../worker/quotas/repo";
 import { DEFAULT_CONVERGENCE_CONFIG } from "../../shared/convergence/config";
 import { commitWriteSet } from "../../worker/db/write-set";
 import type { WriteOp } from "../../worker/scheduling/write-set";
@@ -245,6 +246,22 @@ describe("starting an app", () => {
     await changeAppState(db(), after!, "start", BOOTSTRAP_ADMIN);
     const [again] = await db().select({ version: schema.processes.version }).from(schema.processes).where(eq(schema.processes.appGuid, app.guid));
     expect(again!.version).toBe(bumped!.version);
+  });
+});
+
+describe("a start's quota check", () => {
+  it("reads the app's processes, its space, the quotas there and what started apps use in one batch", async () => {
+    const app = await appWithDroplet(space.guid);
+    const row = (await getApp(db(), app.guid))!;
+    const { db: counted, tally } = countingDb();
+    // CC's default organization quota limits total memory: the usage it is checked against comes in the same batch.
+    await checkAppStartQuotas(counted, row);
+    expect(tally.roundTrips).toBe(1);
+    // Given the rows a caller read in its own batch (the start route, with the flag), none.
+    const rows = await db().batch(appStartQuotaReads(db(), row));
+    const { db: given, tally: none } = countingDb();
+    await checkAppStartQuotas(given, row, rows);
+    expect(none.roundTrips).toBe(0);
   });
 });
 

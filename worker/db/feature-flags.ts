@@ -55,27 +55,35 @@ export interface FeatureFlag {
 
 type Row = typeof featureFlags.$inferSelect;
 
-function toFlag(name: FlagName, row: Row | undefined): FeatureFlag {
+/** A flag's row, for a caller's batch; `flagOf` reads the answer. */
+export const flagQuery = (db: Db, name: FlagName) => db.select().from(featureFlags).where(eq(featureFlags.name, name)).limit(1);
+
+/** The flag from its row (the default when no admin ever set it). */
+export function flagOf(name: FlagName, row: Row | undefined): FeatureFlag {
   return row
     ? { name, enabled: row.enabled, customErrorMessage: row.customErrorMessage, updatedAt: row.updatedAt }
     : { name, enabled: DEFAULT_FLAGS[name], customErrorMessage: null, updatedAt: null };
 }
 
 export async function getFlag(db: Db, name: FlagName): Promise<FeatureFlag> {
-  const [row] = await db.select().from(featureFlags).where(eq(featureFlags.name, name)).limit(1);
-  return toFlag(name, row);
+  const [row] = await flagQuery(db, name);
+  return flagOf(name, row);
 }
 
 /** Every known flag, by name; rows for names no longer known are ignored. */
 export async function listFlags(db: Db): Promise<FeatureFlag[]> {
   const rows = new Map((await db.select().from(featureFlags)).map((r) => [r.name, r]));
-  return FLAG_NAMES.map((name) => toFlag(name, rows.get(name)));
+  return FLAG_NAMES.map((name) => flagOf(name, rows.get(name)));
 }
 
 /** Throws 403 CF-FeatureDisabled ("Feature Disabled: <custom message or name>") when the flag is off. */
 export async function requireFeatureEnabled(db: Db, name: FlagName): Promise<void> {
-  const flag = await getFlag(db, name);
-  if (!flag.enabled) throw featureDisabled(flag.customErrorMessage ?? name);
+  requireEnabled(await getFlag(db, name));
+}
+
+/** requireFeatureEnabled for a flag a caller read in its own batch. */
+export function requireEnabled(flag: FeatureFlag): void {
+  if (!flag.enabled) throw featureDisabled(flag.customErrorMessage ?? flag.name);
 }
 
 export interface FlagChange {

@@ -4,7 +4,7 @@
  * one, and its own space quota), what started apps there use, and the checks
  * the write paths call before they write (a refused change writes nothing).
  */
-import { and, asc, count, eq, inArray, sql } from "drizzle-orm";
+import { and, asc, count, eq, inArray, or, sql } from "drizzle-orm";
 import type { Db } from "../env";
 import { apps, organizations, processes, quotas, routes, spaces } from "../db/schema";
 import { unprocessable } from "../errors";
@@ -82,30 +82,67 @@ interface SpaceQuotas {
   organization: { guid: string; name: string };
   /** The organization's quota (or the default), then the space's own, if any. */
   quotas: Quota[];
+  /** What started apps use, by the scope a quota applies to. */
+  usage: Record<Quota["scope"], QuotaUsage>;
+}
+
+/** The space's own columns inside a subquery (a one-table select leaves them bare, and a bare name there is the subquery's). */
+const outerSpace = (column: string) => sql.raw(`"spaces"."${column}"`);
+
+/**
+ * What quotasOf reads, for a caller's batch: the space with its organization's guid and name, the quotas that apply there,
+ * and what started apps use in the organization and in the space (read whether or not a quota limits a total: CC's
+ * default organization quota limits memory, and one batch costs less than a second round trip).
+ */
+function spaceQuotaReads(db: Db, spaceGuid: string) {
+  const applying = or(
+    inArray(quotas.guid, db.select({ g: sql`coalesce(${organizations.quotaGuid}, ${DEFAULT_ORGANIZATION_QUOTA_GUID})` }).from(organizations)
+      .where(inArray(organizations.guid, db.select({ g: spaces.organizationGuid }).from(spaces).where(eq(spaces.guid, spaceGuid))))),
+    inArray(quotas.guid, db.select({ g: spaces.quotaGuid }).from(spaces).where(eq(spaces.guid, spaceGuid))),
+  );
+  return [
+    db.select({
+      guid: spaces.guid, name: spaces.name, orgGuid: spaces.organizationGuid,
+      orgName: sql<string>`(select ${organizations.name} from ${organizations} where ${organizations.guid} = ${outerSpace("organization_guid")})`.as("org_name"),
+    }).from(spaces).where(eq(spaces.guid, spaceGuid)).limit(1),
+    db.select().from(quotas).where(applying),
+    startedUsageQuery(db, "organization", spaceGuid),
+    startedUsageQuery(db, "space", spaceGuid),
+  ] as const;
+}
+
+/** What a batch of some reads answers, read by read. */
+type RowsOf<T extends readonly unknown[]> = { readonly [K in keyof T]: Awaited<T[K]> };
+
+function quotasOf([[place], found, [orgUsage], [spaceUsage]]: RowsOf<ReturnType<typeof spaceQuotaReads>>): SpaceQuotas | undefined {
+  if (!place) return undefined;
+  // Organization quota first: its errors are the ones CC reports first.
+  const ordered = [...found].sort((a, b) => (a.scope === b.scope ? 0 : a.scope === "organization" ? -1 : 1));
+  return {
+    space: { guid: place.guid, name: place.name }, organization: { guid: place.orgGuid, name: place.orgName }, quotas: ordered,
+    usage: { organization: usageOf(orgUsage), space: usageOf(spaceUsage) },
+  };
 }
 
 async function quotasForSpace(db: Db, spaceGuid: string): Promise<SpaceQuotas | undefined> {
-  const [row] = await db.select({ guid: spaces.guid, name: spaces.name, spaceQuota: spaces.quotaGuid, orgGuid: organizations.guid, orgName: organizations.name, orgQuota: organizations.quotaGuid })
-    .from(spaces).innerJoin(organizations, eq(organizations.guid, spaces.organizationGuid)).where(eq(spaces.guid, spaceGuid)).limit(1);
-  if (!row) return undefined;
-  const wanted = [row.orgQuota ?? DEFAULT_ORGANIZATION_QUOTA_GUID, ...(row.spaceQuota ? [row.spaceQuota] : [])];
-  const found = await db.select().from(quotas).where(inArray(quotas.guid, wanted));
-  // Organization quota first: its errors are the ones CC reports first.
-  found.sort((a, b) => (a.scope === b.scope ? 0 : a.scope === "organization" ? -1 : 1));
-  return { space: { guid: row.guid, name: row.name }, organization: { guid: row.orgGuid, name: row.orgName }, quotas: found };
+  return quotasOf(await db.batch(spaceQuotaReads(db, spaceGuid)));
 }
 
-/** Started processes' usage in an organization or a space. */
-async function startedUsage(db: Db, q: Quota, where: SpaceQuotas): Promise<QuotaUsage> {
-  const inScope = q.scope === "organization"
-    ? inArray(apps.spaceGuid, db.select({ g: spaces.guid }).from(spaces).where(eq(spaces.organizationGuid, where.organization.guid)))
-    : eq(apps.spaceGuid, where.space.guid);
-  const [row] = await db.select({
-    memory: sql<number>`coalesce(sum(${processes.instances} * ${processes.memoryInMb}), 0)`,
-    instances: sql<number>`coalesce(sum(${processes.instances}), 0)`,
-    logRate: sql<number>`coalesce(sum(case when ${processes.logRateLimitInBytesPerSecond} < 0 then 0 else ${processes.instances} * ${processes.logRateLimitInBytesPerSecond} end), 0)`,
-    unlimited: sql<number>`coalesce(sum(case when ${processes.logRateLimitInBytesPerSecond} < 0 and ${processes.instances} > 0 then 1 else 0 end), 0)`,
+/** What started processes use in the organization or the space of `spaceGuid`, for a batch; usageOf reads the row. */
+function startedUsageQuery(db: Db, scope: Quota["scope"], spaceGuid: string) {
+  const inScope = scope === "organization"
+    ? inArray(apps.spaceGuid, db.select({ g: spaces.guid }).from(spaces)
+      .where(inArray(spaces.organizationGuid, db.select({ g: spaces.organizationGuid }).from(spaces).where(eq(spaces.guid, spaceGuid)))))
+    : eq(apps.spaceGuid, spaceGuid);
+  return db.select({
+    memory: sql<number>`coalesce(sum(${processes.instances} * ${processes.memoryInMb}), 0)`.as("memory"),
+    instances: sql<number>`coalesce(sum(${processes.instances}), 0)`.as("instances"),
+    logRate: sql<number>`coalesce(sum(case when ${processes.logRateLimitInBytesPerSecond} < 0 then 0 else ${processes.instances} * ${processes.logRateLimitInBytesPerSecond} end), 0)`.as("log_rate"),
+    unlimited: sql<number>`coalesce(sum(case when ${processes.logRateLimitInBytesPerSecond} < 0 and ${processes.instances} > 0 then 1 else 0 end), 0)`.as("unlimited"),
   }).from(processes).innerJoin(apps, eq(apps.guid, processes.appGuid)).where(and(eq(apps.state, "STARTED"), inScope));
+}
+
+function usageOf(row: Awaited<ReturnType<typeof startedUsageQuery>>[number] | undefined): QuotaUsage {
   return { memoryInMb: Number(row?.memory ?? 0), instances: Number(row?.instances ?? 0), logRate: Number(row?.logRate ?? 0), unlimitedLogRate: Number(row?.unlimited ?? 0) > 0 };
 }
 
@@ -122,11 +159,14 @@ export interface ProcessChange {
  * changes (an app's processes started together) add up.
  */
 export async function checkProcessQuotas(db: Db, spaceGuid: string, changes: ProcessChange[], counted: boolean): Promise<void> {
-  const where = await quotasForSpace(db, spaceGuid);
+  checkQuotas(await quotasForSpace(db, spaceGuid), changes, counted);
+}
+
+function checkQuotas(where: SpaceQuotas | undefined, changes: ProcessChange[], counted: boolean): void {
   if (!where) return;
   for (const q of where.quotas) {
-    // Sums over the organization's started apps only when a total limit needs them.
-    const usage = counted && needsUsage(limitsOf(q)) ? await startedUsage(db, q, where) : { memoryInMb: 0, instances: 0, logRate: 0, unlimitedLogRate: false };
+    // What is already used counts only against a total limit.
+    const usage = counted && needsUsage(limitsOf(q)) ? { ...where.usage[q.scope] } : { memoryInMb: 0, instances: 0, logRate: 0, unlimitedLogRate: false };
     for (const { before, after } of changes) {
       const problem = processQuotaViolation(limitsOf(q), usage, before, after, counted);
       if (problem) throw unprocessable(problem);
@@ -136,11 +176,24 @@ export async function checkProcessQuotas(db: Db, spaceGuid: string, changes: Pro
   }
 }
 
-/** Refuses (422) starting a stopped app whose processes would pass its organization's or space's quota. */
-export async function checkAppStartQuotas(db: Db, app: { guid: string; spaceGuid: string }): Promise<void> {
-  const procs = await db.select({ instances: processes.instances, memoryInMb: processes.memoryInMb, logRate: processes.logRateLimitInBytesPerSecond })
-    .from(processes).where(eq(processes.appGuid, app.guid));
-  await checkProcessQuotas(db, app.spaceGuid, procs.map((after) => ({ before: null, after })), true);
+/** What starting an app asks of its quotas, for a caller's batch: its processes, and its space's quotas. */
+export function appStartQuotaReads(db: Db, app: { guid: string; spaceGuid: string }) {
+  return [
+    db.select({ instances: processes.instances, memoryInMb: processes.memoryInMb, logRate: processes.logRateLimitInBytesPerSecond })
+      .from(processes).where(eq(processes.appGuid, app.guid)),
+    ...spaceQuotaReads(db, app.spaceGuid),
+  ] as const;
+}
+
+export type AppStartQuotaRows = RowsOf<ReturnType<typeof appStartQuotaReads>>;
+
+/**
+ * Refuses (422) starting a stopped app whose processes would pass its organization's or space's quota, from
+ * appStartQuotaReads' rows (read by the caller, in its own batch, or here). A quota with a total limit reads usage.
+ */
+export async function checkAppStartQuotas(db: Db, app: { guid: string; spaceGuid: string }, rows?: AppStartQuotaRows): Promise<void> {
+  const [procs, ...quotaRows] = rows ?? (await db.batch(appStartQuotaReads(db, app)));
+  checkQuotas(quotasOf(quotaRows), procs.map((after) => ({ before: null, after })), true);
 }
 
 /** Refuses (422) a route that would pass the organization's or space's route quota. */

@@ -11,7 +11,7 @@ import { linkerOf, reachableApp } from "../auth/scope";
 import {
   type App, type AppAction, MAX_ENV_JSON_BYTES, changeAppState, createApp, deleteApp, getCurrentDroplet, listApps, mergeEnvironmentVariables, renameApp, setCurrentDroplet,
 } from "../db/apps";
-import { requireFeatureEnabled } from "../db/feature-flags";
+import { flagOf, flagQuery, requireEnabled, requireFeatureEnabled } from "../db/feature-flags";
 import { listPackages } from "../db/packages";
 import { getProcessByType } from "../db/processes";
 import { listRoutes, routeUrl } from "../db/routes";
@@ -29,7 +29,7 @@ import { presentApp, presentAppEnv, presentEnvironmentVariables } from "../prese
 import { presentDroplet } from "../presenters/droplets";
 import { presentPackage } from "../presenters/packages";
 import { presentProcess } from "../presenters/processes";
-import { checkAppStartQuotas } from "../quotas/repo";
+import { appStartQuotaReads, checkAppStartQuotas } from "../quotas/repo";
 import { appsDomainGuid, presentRoute } from "../presenters/routes";
 import { listProcessesPage, patchProcess, processStats, scaleProcessAction } from "./processes";
 
@@ -129,9 +129,11 @@ apps.delete("/:guid", async (c) => {
 async function act(c: Context<AppEnv>, action: AppAction) {
   const { principal, app } = await reachableApp(c, c.req.param("guid") ?? "");
   if (action !== "stop") {
-    await requireFeatureEnabled(c.var.db, "diego_docker");
+    // CC's order (the flag's 403, then the droplet's 422, then the quotas'), from one batch: the flag and what the quotas need.
+    const [flag, ...quotaRows] = await c.var.db.batch([flagQuery(c.var.db, "diego_docker"), ...appStartQuotaReads(c.var.db, app)]);
+    requireEnabled(flagOf("diego_docker", flag[0]));
     if (!app.currentDropletGuid) throw unprocessable("Assign a droplet before starting this app.");
-    if (app.state === "STOPPED") await checkAppStartQuotas(c.var.db, app);
+    if (app.state === "STOPPED") await checkAppStartQuotas(c.var.db, app, quotaRows);
   }
   const after = await changeAppState(c.var.db, app, action, principal);
   if (!after) throw resourceNotFound("App");
