@@ -43,7 +43,7 @@ describe("an instance turning RUNNING", () => {
     const { rows } = await placedApp(3);
     const outcome = await running(rows.map((r) => r.instanceGuid));
     expect(outcome.wake).toBeUndefined();
-    expect(outcome.sources).toContainEqual({ kind: "routes_table" });
+    expect(outcome.sources).toContainEqual({ kind: "routes_table", version: expect.any(Number) });
     expect((await instancesOfApp(rows[0]!.appGuid)).map((r) => r.state)).toEqual(["RUNNING", "RUNNING", "RUNNING"]);
   });
 

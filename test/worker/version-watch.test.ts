@@ -31,6 +31,25 @@ describe("version channel watches", () => {
     ws.close(1000, "done");
   });
 
+  it("is sent the version a write read back, as the write made it, without the channel reading D1 for it", async () => {
+    const cell = await enroll("cell");
+    const ws = await openSocket(`/v3/cells/${cell.guid}/desired/watch`, cell.credential);
+    const first = (await nextMessage(ws)) as { version: number };
+    // Cells' sets and the route table, bumped in one batch that reads back what it made.
+    const bumps = versionBumps(db(), { cells: [cell.guid], routes: true });
+    const moved = bumps.movedIn(await db().batch(bumps.statements as [never]));
+    const routes = await api("GET", "/v3/routes/table", { token: ADMIN });
+    expect(moved).toEqual([{ kind: "cell", cellGuid: cell.guid, version: first.version + 1 }, { kind: "routes_table", version: routes.json.version }]);
+    const next = nextMessage(ws);
+    await notifyChannels(env, moved);
+    expect(await next).toEqual({ version: first.version + 1 });
+    // What the channel sends is the carried version, not one it read: a version D1 never had shows it.
+    const carried = nextMessage(ws);
+    await notifyChannels(env, [{ kind: "cell", cellGuid: cell.guid, version: first.version + 1000 }]);
+    expect(await carried).toEqual({ version: first.version + 1000 });
+    ws.close(1000, "done");
+  });
+
   it("refuses another cell's credential, an admin and a plain GET", async () => {
     const a = await enroll("cell");
     const b = await enroll("cell");

@@ -20,7 +20,7 @@ import { isInstanceRef, type DesiredInstance } from "../../shared/protocol/desir
 import { cellLoadQuery, oldestClaimQuery } from "../../worker/scheduling/snapshot";
 import { BOOTSTRAP_ADMIN, resolvePrincipal } from "../../worker/auth/principal";
 import { failStaging } from "../../worker/staging/stage";
-import { versionBumps } from "../../worker/scheduling/versions";
+import { readCellSetVersion, readVersion, versionBumps } from "../../worker/scheduling/versions";
 import { changeAppState, getApp } from "../../worker/db/apps";
 import { appStartQuotaReads, checkAppStartQuotas } from "../../worker/quotas/repo";
 import { DEFAULT_CONVERGENCE_CONFIG } from "../../shared/convergence/config";
@@ -103,7 +103,8 @@ describe("a cell's heartbeat", () => {
     const crashed = { ...reports[0]!, state: "CRASHED" as const, host_port: null, exit: { status: 1, signal: null, oom: false } };
     const outcome = (await recordHeartbeat(counted, credential, { ...heartbeat([crashed, reports[1]!]), protocol: 1 as const }, Date.now(), DEFAULT_CONVERGENCE_CONFIG.restart))!;
     expect(tally.roundTrips).toBe(2);
-    expect(outcome.sources).toEqual(expect.arrayContaining([{ kind: "cell", cellGuid: cell.guid }, { kind: "routes_table" }]));
+    // Each with the version the batch moved it to (read back in that batch), which the channels pass on as is.
+    expect(outcome.sources).toEqual(expect.arrayContaining([{ kind: "cell", cellGuid: cell.guid, version: await readCellSetVersion(db(), cell.guid) }, { kind: "routes_table", version: await readVersion(db(), { kind: "routes_table" }) }]));
     const [row] = await db().select().from(schema.instances).where(eq(schema.instances.instanceGuid, crashed.instance_guid));
     expect(row!.state).toBe("CRASHED");
   });
@@ -225,7 +226,8 @@ describe("a cell's staging result", () => {
     // STG lines go to the app's log store, not D1: a writer that keeps nothing here.
     const outcome = await failStaging(counted, { buildGuid: build, appGuid: app.guid }, "manifest unknown", "cell", { now: () => new Date(), log: () => {}, stg: async () => {} }, bumps.statements);
     expect(outcome.state).toBe("FAILED");
-    expect(tally).toMatchObject({ roundTrips: 1, statements: 2 });
+    // The outcome, the bump, and the registry access version the bump reads back with it (a set's version counts both).
+    expect(tally).toMatchObject({ roundTrips: 1, statements: 3 });
     const [after] = await db().select({ v: schema.cells.desiredVersion }).from(schema.cells).where(eq(schema.cells.guid, cell.guid));
     expect(after!.v).toBe(before!.v + 1);
   });
@@ -275,7 +277,7 @@ describe("a pass's stops", () => {
     const moved = await commitWriteSet(counted, writes);
     expect(tally.roundTrips).toBe(1);
     expect(sql.filter((q) => /^update "instances"/i.test(q))).toHaveLength(1);
-    expect(moved).toEqual(expect.arrayContaining([{ kind: "cell", cellGuid: cell.guid }, { kind: "routes_table" }]));
+    expect(moved).toEqual(expect.arrayContaining([{ kind: "cell", cellGuid: cell.guid, version: await readCellSetVersion(db(), cell.guid) }, { kind: "routes_table", version: expect.any(Number) }]));
     // (Other tests' instances may have moved onto this cell: only the stopped ones are looked at.)
     const rows = await db().select({ state: schema.instances.state, since: schema.instances.since }).from(schema.instances)
       .where(inArray(schema.instances.instanceGuid, reports.map((r) => r.instance_guid)));

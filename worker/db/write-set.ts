@@ -16,7 +16,7 @@ import type { DeploymentGuard } from "../deployments/updater";
 import { auditEvent } from "./audit";
 import { paramChunks } from "./param-chunks";
 import { storedSpecSchema, type StoredSpec } from "../scheduling/stored-spec";
-import { versionBumps, type VersionSource } from "../scheduling/versions";
+import { sourceName, versionBumps, type MovedSource } from "../scheduling/versions";
 import type { WriteOp } from "../scheduling/write-set";
 
 type Statement = BatchItem<"sqlite">;
@@ -131,16 +131,17 @@ function statementOf(db: Db, w: WriteOp): Statement {
   }
 }
 
-/** Commits the write-set; answers the long-poll sources whose versions moved. */
-export async function commitWriteSet(db: Db, writes: WriteOp[]): Promise<VersionSource[]> {
-  const moved = new Map<string, VersionSource>();
+/** Commits the write-set; answers the long-poll sources whose versions moved, with the versions they moved to. */
+export async function commitWriteSet(db: Db, writes: WriteOp[]): Promise<MovedSource[]> {
+  const moved = new Map<string, MovedSource>();
   const groups = groupWrites(writes);
   for (let start = 0; start < groups.length; start += BATCH_LIMIT) {
     const slice = groups.slice(start, start + BATCH_LIMIT);
     const bumps = versionBumps(db, { cells: slice.flatMap((g) => g.cells), routes: slice.some((g) => g.routes) });
     const statements = [...slice.map((g) => groupStatement(db, g)), ...bumps.statements];
-    await db.batch(statements as [Statement, ...Statement[]]);
-    for (const s of bumps.sources) moved.set(s.kind === "cell" ? s.cellGuid : s.kind, s);
+    const results = await db.batch(statements as [Statement, ...Statement[]]);
+    // A later batch's version of the same source is the newer one.
+    for (const s of bumps.movedIn(results.slice(slice.length))) moved.set(sourceName(s), s);
   }
   return [...moved.values()];
 }

@@ -52,13 +52,15 @@ export class VersionChannel extends DurableObject<Bindings> {
     answerClose(ws, code);
   }
 
-  async notify(source: VersionSource): Promise<void> {
+  /** `version`: what the write moved the source to, when it read that back; else it is read here. */
+  async notify(source: VersionSource, version?: number): Promise<void> {
     const waiting = [...this.waiters];
     this.waiters.clear();
     for (const w of waiting) w(true);
     const sockets = this.ctx.getWebSockets();
     if (sockets.length === 0) return;
-    const message = JSON.stringify({ version: (await this.read(source)) ?? 0 });
+    // Two writes' notifies may come in either order: watchers keep the highest version they were sent.
+    const message = JSON.stringify({ version: version ?? (await this.read(source)) ?? 0 });
     for (const ws of sockets) {
       try {
         ws.send(message);

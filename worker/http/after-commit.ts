@@ -12,14 +12,14 @@ import type { Context } from "hono";
 import { wakeScheduler } from "../durable/wake";
 import type { AppEnv, Bindings } from "../env";
 import { notifyChannels } from "../scheduling/long-poll";
-import type { VersionSource } from "../scheduling/versions";
+import type { MovedSource } from "../scheduling/versions";
 import type { WakeScope } from "../scheduling/wake-scope";
 import { apiLines, type ApiLineEvent } from "../logs/api-lines";
 import { appendAppLines, platformLine } from "../logs/app-lines";
 
 export interface Committed {
-  /** Sources whose versions the write moved. */
-  sources?: VersionSource[];
+  /** Sources whose versions the write moved (with the versions, where it read them back). */
+  sources?: MovedSource[];
   /** Desired state the write changed, for the scheduler; absent when it changed none. */
   wake?: WakeScope;
   /** Changes to apps the write recorded, told in their logs as CC's API lines. */

@@ -6,7 +6,7 @@
  */
 import type { Bindings } from "../env";
 import { upgradeRequired } from "../errors";
-import { sourceName, type VersionSource } from "./versions";
+import { sourceName, type MovedSource, type VersionSource } from "./versions";
 
 const channel = (env: Pick<Bindings, "CHANNELS">, source: VersionSource) => env.CHANNELS.get(env.CHANNELS.idFromName(sourceName(source)));
 
@@ -22,9 +22,12 @@ export async function holdUntilChanged(env: Pick<Bindings, "CHANNELS" | "LONG_PO
   return channel(env, source).wait(source, after, holdMs(env));
 }
 
-/** Answers every poll held on these sources (call after the D1 write that moved their versions). */
-export async function notifyChannels(env: Pick<Bindings, "CHANNELS">, sources: VersionSource[]): Promise<void> {
-  await Promise.all(sources.map((source) => channel(env, source).notify(source)));
+/**
+ * Answers every poll held on these sources and tells their watchers (call after the D1 write that moved their
+ * versions); a source the write read its version back for carries it, and its channel need not read D1.
+ */
+export async function notifyChannels(env: Pick<Bindings, "CHANNELS">, sources: MovedSource[]): Promise<void> {
+  await Promise.all(sources.map(({ version, ...source }) => channel(env, source).notify(source, version)));
 }
 
 /** Hands a WebSocket upgrade (already authorized) to the source's channel, which watches with it. */

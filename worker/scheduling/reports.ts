@@ -12,7 +12,7 @@ import type { InstanceReport } from "../../shared/protocol/instance";
 import { apps, cells, deployments, instances, processes } from "../db/schema";
 import type { ApiLineEvent } from "../logs/api-lines";
 import { auditEvent, type AuditEventInput } from "../db/audit";
-import { versionBumps, type VersionSource } from "./versions";
+import { versionBumps, type MovedSource, type VersionBumps } from "./versions";
 import type { WakeScope } from "./wake-scope";
 import { decideReport, type InstanceRow } from "./report-decision";
 import { paramChunks } from "../db/param-chunks";
@@ -24,7 +24,7 @@ export interface ReportOutcome {
   /** What convergence should look at (a crash, a replacement now RUNNING, a cell back or resized); absent when nothing. */
   wake?: WakeScope;
   /** Long-poll sources whose versions the report moved (routes, the cell's own set when a crashed instance left it). */
-  sources: VersionSource[];
+  sources: MovedSource[];
   /** Crashes recorded, for their apps' API lines. */
   appEvents?: ApiLineEvent[];
 }
@@ -87,7 +87,7 @@ function decisionsToStatements(
   reports: InstanceReport[],
   now: number,
   policy: RestartPolicy,
-): { statements: Statement[]; outcome: ReportOutcome } {
+): { statements: Statement[]; bumps: VersionBumps; outcome: ReportOutcome } {
   const statements: Statement[] = [];
   const rejected: ReportOutcome["rejected"] = [];
   const wakeApps = new Set<string>();
@@ -134,11 +134,18 @@ function decisionsToStatements(
     }
   }
   const bumps = versionBumps(db, { cells: leftSet ? [cellGuid] : [], routes });
-  statements.push(...bumps.statements);
   const outcome: ReportOutcome = {
     rejected, sources: bumps.sources, ...(wakeApps.size > 0 ? { wake: { apps: [...wakeApps] } } : {}), ...(appEvents.length > 0 ? { appEvents } : {}),
   };
-  return { statements, outcome };
+  return { statements, bumps, outcome };
+}
+
+/** Commits a report's writes with its version bumps last, in one batch; its sources then carry the versions they moved to. */
+async function commitReport(db: Db, statements: Statement[], bumps: VersionBumps, outcome: ReportOutcome): Promise<ReportOutcome> {
+  const all = [...statements, ...bumps.statements];
+  if (all.length === 0) return outcome;
+  const results = await db.batch(all as [Statement, ...Statement[]]);
+  return { ...outcome, sources: bumps.movedIn(results.slice(statements.length)) };
 }
 
 /** The actor of what a cell's reports record (crashes). */
@@ -158,9 +165,8 @@ export async function recordInstanceReports(
   const loaded = await loadRows(db, credential, reports.map((r) => r.instance_guid));
   if (!loaded) return null;
   const cellGuid = credential.guid;
-  const { statements, outcome } = decisionsToStatements(db, cellActor(cellGuid, loaded.cellName), cellGuid, loaded.rows, reports, now, policy);
-  if (outcome.rejected.length === 0 && statements.length > 0) await db.batch(statements as [Statement, ...Statement[]]);
-  return outcome;
+  const { statements, bumps, outcome } = decisionsToStatements(db, cellActor(cellGuid, loaded.cellName), cellGuid, loaded.rows, reports, now, policy);
+  return outcome.rejected.length === 0 ? commitReport(db, statements, bumps, outcome) : outcome;
 }
 
 /**
@@ -197,11 +203,11 @@ export async function recordHeartbeat(
   ]);
   if (!cell) return null;
   const rows = new Map(onCell.map((r) => [r.instanceGuid, r]));
-  const { statements, outcome } = decisionsToStatements(db, cellActor(cellGuid, cell.name), cellGuid, rows, heartbeat.instances, now, policy);
+  const decided = decisionsToStatements(db, cellActor(cellGuid, cell.name), cellGuid, rows, heartbeat.instances, now, policy);
   const listed = new Set(heartbeat.instances.map((r) => r.instance_guid));
   const gone = onCell.filter((r) => r.state === "STOPPING" && !listed.has(r.instanceGuid)).map((r) => r.instanceGuid);
-  for (const part of paramChunks(gone)) statements.push(db.delete(instances).where(inArray(instances.instanceGuid, part)));
-  if (statements.length > 0) await db.batch(statements as [Statement, ...Statement[]]);
+  for (const part of paramChunks(gone)) decided.statements.push(db.delete(instances).where(inArray(instances.instanceGuid, part)));
+  const outcome = await commitReport(db, decided.statements, decided.bumps, decided.outcome);
   const resized = JSON.stringify(cell.capacity) !== JSON.stringify(heartbeat.capacity);
   // Room freed, a cell back or resized: convergence looks at the cell (and what runs there).
   if (gone.length === 0 && cell.state !== "LOST" && !resized) return outcome;

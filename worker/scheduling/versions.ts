@@ -9,7 +9,7 @@ import type { BatchItem } from "drizzle-orm/batch";
 import type { Db } from "../env";
 import { ROUTES_TABLE_COUNTER, bumpRouteTable, readCounter } from "../db/counters";
 import { paramChunks } from "../db/param-chunks";
-import { cells, registryAccess } from "../db/schema";
+import { cells, counters, registryAccess } from "../db/schema";
 import { credentialMatches, type CellCredential } from "./cells-repo";
 
 /** What a channel watches: one cell's desired set, or the route table. */
@@ -37,16 +37,48 @@ export interface Touched {
   routes?: boolean;
 }
 
+/**
+ * A source a write moved, with the version the write moved it to when its batch read that back: the source's
+ * channel then tells its watchers without reading D1 again (absent: the channel reads it).
+ */
+export type MovedSource = VersionSource & { readonly version?: number };
+
+export interface VersionBumps {
+  /** For the end of the write's batch: the bumps, each reading back what it made (and the registry access version, for cells' sets). */
+  readonly statements: BatchItem<"sqlite">[];
+  readonly sources: VersionSource[];
+  /** The sources with their new versions, from the results of `statements` (the batch's last results). */
+  movedIn(results: readonly unknown[]): MovedSource[];
+}
+
 /** The statements moving the versions of what a write touched, and the sources whose channels must hear of it. */
-export function versionBumps(db: Db, touched: Touched): { statements: BatchItem<"sqlite">[]; sources: VersionSource[] } {
+export function versionBumps(db: Db, touched: Touched): VersionBumps {
   const guids = [...new Set([...(touched.cells ?? [])].filter((g): g is string => g !== null))];
-  const statements: BatchItem<"sqlite">[] = paramChunks(guids).map((part) => bumpCellSetsWhere(db, inArray(cells.guid, part)));
-  const sources: VersionSource[] = guids.map((cellGuid) => ({ kind: "cell", cellGuid }));
-  if (touched.routes) {
-    statements.push(bumpRouteTable(db));
-    sources.push({ kind: "routes_table" });
+  const statements: BatchItem<"sqlite">[] = [];
+  const parts = paramChunks(guids);
+  if (guids.length > 0) {
+    statements.push(registryAccessVersionQuery(db));
+    for (const part of parts) {
+      statements.push(bumpCellSetsWhere(db, inArray(cells.guid, part)).returning({ guid: cells.guid, version: cells.desiredVersion }));
+    }
   }
-  return { statements, sources };
+  if (touched.routes) statements.push(bumpRouteTable(db).returning({ version: counters.value }));
+  const sources: VersionSource[] = guids.map((cellGuid) => ({ kind: "cell", cellGuid }));
+  if (touched.routes) sources.push({ kind: "routes_table" });
+  const movedIn = (results: readonly unknown[]): MovedSource[] => {
+    const rows = results as { guid?: string; version: number }[][];
+    const made = new Map<string, number>();
+    if (guids.length > 0) {
+      const registry = rows[0]?.[0]?.version ?? 0;
+      for (const row of rows.slice(1, 1 + parts.length).flat()) made.set(row.guid!, cellSetVersion(row.version, registry));
+    }
+    const routesVersion = touched.routes ? rows.at(-1)?.[0]?.version : undefined;
+    return sources.map((s) => {
+      const version = s.kind === "cell" ? made.get(s.cellGuid) : routesVersion;
+      return version === undefined ? s : { ...s, version };
+    });
+  };
+  return { statements, sources, movedIn };
 }
 
 /** Every cell's desired-set source (a registry access edit moves them all). */
