@@ -194,8 +194,8 @@ export class AppLogShipper {
   /** Sends what is queued, batch by batch; a batch that cannot be sent stays queued, with everything after it. */
   async flush(): Promise<void> {
     while (this.queue.length > 0) {
-      // The first batch of the queue is the first of its first maxLines lines: packing the whole queue each round is quadratic.
-      const [batch] = packLogBatches(this.queue.slice(0, MAX_LOG_BATCH_LINES), { maxBytes: MAX_ROUTER_LOG_BATCH_BYTES, maxLines: MAX_LOG_BATCH_LINES });
+      // Only the first batch is packed: the lines behind it are serialized when their turn comes, once each.
+      const [batch] = packLogBatches(this.queue, { maxBytes: MAX_ROUTER_LOG_BATCH_BYTES, maxLines: MAX_LOG_BATCH_LINES });
       if (batch === undefined) return;
       let answer: { status: number; body: string };
       try {

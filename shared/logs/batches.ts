@@ -34,17 +34,20 @@ export interface LogBatch<L> {
   readonly message: string;
 }
 
-/** Cells' app lines and routers' access lines are packed alike: `{ protocol, lines }`. */
-export function packLogBatches<L extends { line: string; truncated?: boolean }>(
+/**
+ * Cells' app lines and routers' access lines are packed alike: `{ protocol, lines }`. Lazily: each batch is
+ * made when asked for, so a caller taking only the first (a router's shipper, whose queue outgrows a batch)
+ * serializes no line beyond it.
+ */
+export function* packLogBatches<L extends { line: string; truncated?: boolean }>(
   lines: readonly L[],
   limits = { maxBytes: MAX_LOG_BATCH_BYTES, maxLines: MAX_LOG_BATCH_LINES },
-): LogBatch<L>[] {
+): Generator<LogBatch<L>, void, undefined> {
   const overhead = utf8Bytes(EMPTY_MESSAGE);
-  const batches: LogBatch<L>[] = [];
   let current: L[] = [];
   let texts: string[] = [];
   let bytes = overhead;
-  const close = () => batches.push({ lines: current, message: `${HEAD}${texts.join(",")}${TAIL}` });
+  const batch = (): LogBatch<L> => ({ lines: current, message: `${HEAD}${texts.join(",")}${TAIL}` });
   for (const l of lines) {
     const cut = cutLine(l.line);
     const line = cut === null ? l : { ...l, line: cut, truncated: true };
@@ -52,7 +55,7 @@ export function packLogBatches<L extends { line: string; truncated?: boolean }>(
     const size = utf8Bytes(text);
     // A comma joins a line to the one before it.
     if (current.length > 0 && (bytes + 1 + size > limits.maxBytes || current.length >= limits.maxLines)) {
-      close();
+      yield batch();
       current = [];
       texts = [];
       bytes = overhead;
@@ -61,6 +64,5 @@ export function packLogBatches<L extends { line: string; truncated?: boolean }>(
     current.push(line);
     texts.push(text);
   }
-  if (current.length > 0) close();
-  return batches;
+  if (current.length > 0) yield batch();
 }
