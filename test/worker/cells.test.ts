@@ -293,9 +293,19 @@ describe("reports", () => {
     expect(after).toEqual(before);
     const [row] = await db().select().from(schema.instances).where(eq(schema.instances.instanceGuid, instance.instanceGuid));
     expect(row!.state).toBe("CLAIMED");
-    // A token no cell holds: 401, as before any lookup was left to the route.
-    const forged = await api("POST", `/v3/cells/${victim.guid}/heartbeat`, { token: `bc_${"A".repeat(43)}`, body: heartbeat([]) });
-    expect(forged.status).toBe(401);
+    // A token no cell holds: 401, as before any lookup was left to the route, whatever it sends.
+    const made = `bc_${"A".repeat(43)}`;
+    expect((await api("POST", `/v3/cells/${victim.guid}/heartbeat`, { token: made, body: heartbeat([]) })).status).toBe(401);
+    expect((await api("POST", `/v3/cells/${victim.guid}/heartbeat`, { token: made, body: { protocol: 1 } })).status).toBe(401);
+    expect((await api("POST", `/v3/cells/${victim.guid}/instances`, { token: made, body: { protocol: 1, instances: [] } })).status).toBe(401);
+    expect((await api("GET", `/v3/cells/${victim.guid}/desired`, { token: made })).status).toBe(401);
+    expect((await api("GET", `/v3/cells/${victim.guid}/desired?after=-1`, { token: made })).status).toBe(401);
+    // Another cell's token with a bad body: 403, not the 422 its owner gets.
+    expect((await api("POST", `/v3/cells/${victim.guid}/heartbeat`, { token: attacker.credential, body: { protocol: 1 } })).status).toBe(403);
+    expect((await api("POST", `/v3/cells/${attacker.guid}/heartbeat`, { token: attacker.credential, body: { protocol: 1 } })).status).toBe(422);
+    // A path no cell has (a stray %) is refused, not a server error.
+    expect((await api("POST", "/v3/cells/%ZZ/heartbeat", { token: attacker.credential, body: heartbeat([]) })).status).toBe(403);
+    expect((await api("POST", "/v3/cells/%ZZ/heartbeat", { body: heartbeat([]) })).status).toBe(401);
   });
 
   it("heartbeats renew the cell, apply reports, skip foreign ones and forget stopped instances", async () => {

@@ -89,7 +89,7 @@ describe("a cell's heartbeat", () => {
     expect(tally.roundTrips).toBe(1);
     const instanceReads = sql.filter((q) => /^select/i.test(q) && /from "instances"/.test(q));
     expect(instanceReads.length).toBe(1);
-    expect(instanceReads[0]).toMatch(/where "instances"\."cell_guid" = \?/);
+    expect(instanceReads[0]).toMatch(/where \("instances"\."cell_guid" = \? and exists \(select 1 from "cells" where \("cells"\."guid" = \? and "cells"\."token_hash" = \?\)\)\)/);
     // Nor, per row, whether a pass awaits it (other copies of its index, its app's deployments): reports ask that.
     expect(instanceReads[0]).not.toMatch(/ as twin|from "deployments"/);
     const [row] = await db().select().from(schema.cells).where(eq(schema.cells.guid, cell.guid));
@@ -178,6 +178,8 @@ describe("credentials", () => {
     expect(cellClaimFor("POST", `/v3/cells/${cell.guid}/heartbeat`)).toBe(cell.guid);
     expect(cellClaimFor("POST", `/v3/cells/${cell.guid}/instances`)).toBe(cell.guid);
     expect(cellClaimFor("GET", `/v3/cells/${cell.guid}/desired`)).toBe(cell.guid);
+    expect(cellClaimFor("HEAD", `/v3/cells/${cell.guid}/desired`)).toBe(cell.guid);
+    expect(cellClaimFor("POST", "/v3/cells/%ZZ/heartbeat")).toBeUndefined();
     for (const [method, path] of [["GET", `/v3/cells/${cell.guid}/heartbeat`], ["POST", `/v3/cells/${cell.guid}/desired`], ["GET", `/v3/cells/${cell.guid}`],
       ["POST", `/v3/cells/${cell.guid}/staging_results`], ["GET", `/v3/cells/${cell.guid}/desired/watch`], ["POST", `/v3/cells/${cell.guid}/logs`]]) {
       expect(cellClaimFor(method!, path!), `${method} ${path}`).toBeUndefined();

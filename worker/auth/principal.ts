@@ -71,8 +71,8 @@ export async function resolvePrincipal(db: Db, header: string | undefined, env: 
   const adminToken = env.ADMIN_TOKEN;
   const hash = await hashToken(m[1]!);
   if (adminToken && timingSafeEqualHex(hash, await adminTokenHash(adminToken))) return BOOTSTRAP_ADMIN;
-  // A token's prefix names its kind (auth/tokens.ts): a cell's or router's is looked up in its own table only,
-  // one query on the heartbeat path. The kind only picks the table: the hash must still match a row there.
+  // A token's prefix names its kind (auth/tokens.ts): a cell's or router's is looked up in its own table only
+  // (a cell's on its hot routes by the route's own batch, CellClaim). The kind only picks the table: the hash must still match a row there.
   const kind = tokenKindOf(m[1]!);
   if (kind === "cell" && claimFor !== undefined) return { kind: "cell-claim", guid: claimFor, tokenHash: hash };
   if (kind !== "cell" && kind !== "router") {
@@ -141,11 +141,17 @@ export function requireCellClaim(c: Context<AppEnv>, cellGuid: string): CellClai
 }
 
 /**
- * What a claim its batch matched no row for gets, as if it had been looked up first:
- * 401 for a token no cell holds, 403 for another cell's.
+ * Looks the claim's token up as the middleware does for other routes: 401 for a token no cell holds, 403 for
+ * another cell's; returns when it is the named cell's own.
  */
-export async function refuseCellClaim(c: Context<AppEnv>): Promise<never> {
-  await resolvePrincipal(c.var.db, c.req.header("Authorization"), c.env);
+export async function confirmCellClaim(c: Context<AppEnv>, claim: CellClaim): Promise<void> {
+  const p = await resolvePrincipal(c.var.db, c.req.header("Authorization"), c.env);
+  if (p.kind !== "cell" || p.guid !== claim.guid) throw notAuthorized();
+}
+
+/** What a claim its batch matched no row for gets, as if it had been looked up first (confirmCellClaim). */
+export async function refuseCellClaim(c: Context<AppEnv>, claim: CellClaim): Promise<never> {
+  await confirmCellClaim(c, claim);
   throw notAuthorized();
 }
 

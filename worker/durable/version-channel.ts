@@ -1,9 +1,9 @@
 /**
  * @module VersionChannel: one Durable Object per version source ("cell:<guid>"
  * for a cell's desired set, "routes_table" for the routers' table), telling
- * cells and routers when the version moves. `notify(source)`, sent by the one
- * notifier (scheduling/long-poll.ts) after a write that moved the version,
- * reaches both kinds of listener:
+ * cells and routers when the version moves. `notify(source, version?)`, sent
+ * by the one notifier (scheduling/long-poll.ts) after a write that moved the
+ * version (with it, when the write read it back), reaches both kinds of listener:
  *
  * - Watches: WebSockets accepted with the Hibernation API, sent the version
  *   on connect and on every notify. Between changes the object hibernates

@@ -8,6 +8,7 @@ import { and, asc, count, eq, inArray, or, sql } from "drizzle-orm";
 import type { Db } from "../env";
 import { apps, organizations, processes, quotas, routes, spaces } from "../db/schema";
 import { unprocessable } from "../errors";
+import { qualified } from "../db/qualified";
 import { isoNow, newGuid } from "../http/ids";
 import { needsUsage, processQuotaViolation, routeQuotaViolation, type ProcessDemand, type QuotaLimits, type QuotaUsage } from "./rules";
 
@@ -86,14 +87,7 @@ interface SpaceQuotas {
   usage: Record<Quota["scope"], QuotaUsage>;
 }
 
-/** The space's own columns inside a subquery (a one-table select leaves them bare, and a bare name there is the subquery's). */
-const outerSpace = (column: string) => sql.raw(`"spaces"."${column}"`);
-
-/**
- * What quotasOf reads, for a caller's batch: the space with its organization's guid and name, the quotas that apply there,
- * and what started apps use in the organization and in the space (read whether or not a quota limits a total: CC's
- * default organization quota limits memory, and one batch costs less than a second round trip).
- */
+/** What quotasOf reads, for a caller's batch: the space with its organization's guid and name, and the quotas that apply there. */
 function spaceQuotaReads(db: Db, spaceGuid: string) {
   const applying = or(
     inArray(quotas.guid, db.select({ g: sql`coalesce(${organizations.quotaGuid}, ${DEFAULT_ORGANIZATION_QUOTA_GUID})` }).from(organizations)
@@ -103,18 +97,28 @@ function spaceQuotaReads(db: Db, spaceGuid: string) {
   return [
     db.select({
       guid: spaces.guid, name: spaces.name, orgGuid: spaces.organizationGuid,
-      orgName: sql<string>`(select ${organizations.name} from ${organizations} where ${organizations.guid} = ${outerSpace("organization_guid")})`.as("org_name"),
+      orgName: sql<string>`(select ${organizations.name} from ${organizations} where ${organizations.guid} = ${qualified(spaces.organizationGuid)})`.as("org_name"),
     }).from(spaces).where(eq(spaces.guid, spaceGuid)).limit(1),
     db.select().from(quotas).where(applying),
-    startedUsageQuery(db, "organization", spaceGuid),
-    startedUsageQuery(db, "space", spaceGuid),
   ] as const;
+}
+
+/**
+ * What started apps use in the organization and in the space, for a change that counts (an app started or starting):
+ * read with the quotas whether or not one limits a total (CC's default organization quota limits memory, and one batch
+ * costs less than a second round trip).
+ */
+function usageReads(db: Db, spaceGuid: string) {
+  return [startedUsageQuery(db, "organization", spaceGuid), startedUsageQuery(db, "space", spaceGuid)] as const;
 }
 
 /** What a batch of some reads answers, read by read. */
 type RowsOf<T extends readonly unknown[]> = { readonly [K in keyof T]: Awaited<T[K]> };
 
-function quotasOf([[place], found, [orgUsage], [spaceUsage]]: RowsOf<ReturnType<typeof spaceQuotaReads>>): SpaceQuotas | undefined {
+function quotasOf(
+  [[place], found]: RowsOf<ReturnType<typeof spaceQuotaReads>>,
+  [[orgUsage], [spaceUsage]]: RowsOf<ReturnType<typeof usageReads>> = [[], []],
+): SpaceQuotas | undefined {
   if (!place) return undefined;
   // Organization quota first: its errors are the ones CC reports first.
   const ordered = [...found].sort((a, b) => (a.scope === b.scope ? 0 : a.scope === "organization" ? -1 : 1));
@@ -124,8 +128,11 @@ function quotasOf([[place], found, [orgUsage], [spaceUsage]]: RowsOf<ReturnType<
   };
 }
 
-async function quotasForSpace(db: Db, spaceGuid: string): Promise<SpaceQuotas | undefined> {
-  return quotasOf(await db.batch(spaceQuotaReads(db, spaceGuid)));
+/** The space's quotas, with what is used there when the change counts (else none is read: a change that does not count is checked alone). */
+async function quotasForSpace(db: Db, spaceGuid: string, counted: boolean): Promise<SpaceQuotas | undefined> {
+  if (!counted) return quotasOf(await db.batch(spaceQuotaReads(db, spaceGuid)));
+  const [place, found, org, space] = await db.batch([...spaceQuotaReads(db, spaceGuid), ...usageReads(db, spaceGuid)]);
+  return quotasOf([place, found], [org, space]);
 }
 
 /** What started processes use in the organization or the space of `spaceGuid`, for a batch; usageOf reads the row. */
@@ -159,7 +166,7 @@ export interface ProcessChange {
  * changes (an app's processes started together) add up.
  */
 export async function checkProcessQuotas(db: Db, spaceGuid: string, changes: ProcessChange[], counted: boolean): Promise<void> {
-  checkQuotas(await quotasForSpace(db, spaceGuid), changes, counted);
+  checkQuotas(await quotasForSpace(db, spaceGuid, counted), changes, counted);
 }
 
 function checkQuotas(where: SpaceQuotas | undefined, changes: ProcessChange[], counted: boolean): void {
@@ -176,12 +183,13 @@ function checkQuotas(where: SpaceQuotas | undefined, changes: ProcessChange[], c
   }
 }
 
-/** What starting an app asks of its quotas, for a caller's batch: its processes, and its space's quotas. */
+/** What starting an app asks of its quotas, for a caller's batch: its processes, its space's quotas, and what is used there. */
 export function appStartQuotaReads(db: Db, app: { guid: string; spaceGuid: string }) {
   return [
     db.select({ instances: processes.instances, memoryInMb: processes.memoryInMb, logRate: processes.logRateLimitInBytesPerSecond })
       .from(processes).where(eq(processes.appGuid, app.guid)),
     ...spaceQuotaReads(db, app.spaceGuid),
+    ...usageReads(db, app.spaceGuid),
   ] as const;
 }
 
@@ -189,16 +197,16 @@ export type AppStartQuotaRows = RowsOf<ReturnType<typeof appStartQuotaReads>>;
 
 /**
  * Refuses (422) starting a stopped app whose processes would pass its organization's or space's quota, from
- * appStartQuotaReads' rows (read by the caller, in its own batch, or here). A quota with a total limit reads usage.
+ * appStartQuotaReads' rows (read by the caller, in its own batch, or here).
  */
 export async function checkAppStartQuotas(db: Db, app: { guid: string; spaceGuid: string }, rows?: AppStartQuotaRows): Promise<void> {
-  const [procs, ...quotaRows] = rows ?? (await db.batch(appStartQuotaReads(db, app)));
-  checkQuotas(quotasOf(quotaRows), procs.map((after) => ({ before: null, after })), true);
+  const [procs, place, found, org, space] = rows ?? (await db.batch(appStartQuotaReads(db, app)));
+  checkQuotas(quotasOf([place, found], [org, space]), procs.map((after) => ({ before: null, after })), true);
 }
 
 /** Refuses (422) a route that would pass the organization's or space's route quota. */
 export async function checkRouteQuotas(db: Db, spaceGuid: string): Promise<void> {
-  const where = await quotasForSpace(db, spaceGuid);
+  const where = await quotasForSpace(db, spaceGuid, false);
   if (!where) return;
   for (const q of where.quotas) {
     if (q.totalRoutes === null) continue;

@@ -29,7 +29,7 @@ import { presentApp, presentAppEnv, presentEnvironmentVariables } from "../prese
 import { presentDroplet } from "../presenters/droplets";
 import { presentPackage } from "../presenters/packages";
 import { presentProcess } from "../presenters/processes";
-import { appStartQuotaReads, checkAppStartQuotas } from "../quotas/repo";
+import { appStartQuotaReads, checkAppStartQuotas, type AppStartQuotaRows } from "../quotas/repo";
 import { appsDomainGuid, presentRoute } from "../presenters/routes";
 import { listProcessesPage, patchProcess, processStats, scaleProcessAction } from "./processes";
 
@@ -129,11 +129,14 @@ apps.delete("/:guid", async (c) => {
 async function act(c: Context<AppEnv>, action: AppAction) {
   const { principal, app } = await reachableApp(c, c.req.param("guid") ?? "");
   if (action !== "stop") {
-    // CC's order (the flag's 403, then the droplet's 422, then the quotas'), from one batch: the flag and what the quotas need.
-    const [flag, ...quotaRows] = await c.var.db.batch([flagQuery(c.var.db, "diego_docker"), ...appStartQuotaReads(c.var.db, app)]);
+    // CC's order: the flag's 403, the droplet's 422, then (a stopped app starting) the quotas', read in the flag's batch.
+    const stopped = app.state === "STOPPED";
+    const [flag, ...quotaRows] = stopped
+      ? await c.var.db.batch([flagQuery(c.var.db, "diego_docker"), ...appStartQuotaReads(c.var.db, app)])
+      : [await flagQuery(c.var.db, "diego_docker")];
     requireEnabled(flagOf("diego_docker", flag[0]));
     if (!app.currentDropletGuid) throw unprocessable("Assign a droplet before starting this app.");
-    if (app.state === "STOPPED") await checkAppStartQuotas(c.var.db, app, quotaRows);
+    if (stopped) await checkAppStartQuotas(c.var.db, app, quotaRows as AppStartQuotaRows);
   }
   const after = await changeAppState(c.var.db, app, action, principal);
   if (!after) throw resourceNotFound("App");

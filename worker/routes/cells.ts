@@ -4,10 +4,10 @@
  * heartbeats and instance reports. A cell's credential reaches only its own
  * `/v3/cells/:id/...`; another cell's id answers 403.
  */
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../env";
-import { refuseCellClaim, requireAdmin, requireCell, requireCellClaim, stillAuthenticated } from "../auth/principal";
+import { confirmCellClaim, refuseCellClaim, requireAdmin, requireCell, requireCellClaim, stillAuthenticated, type CellClaim } from "../auth/principal";
 import { linkerOf } from "../auth/scope";
 import { invalidAuthToken, notAuthorized, resourceNotFound, unprocessable } from "../errors";
 import { describeIssues, pageQuery, parseJson, parseQuery } from "../http/validate";
@@ -48,8 +48,26 @@ const CLAIM_ROUTES = /^\/v3\/cells\/([^/]+)\/(?:heartbeat|instances|desired)$/;
 export function cellClaimFor(method: string, path: string): string | undefined {
   const m = CLAIM_ROUTES.exec(path);
   if (!m) return undefined;
-  const expected = path.endsWith("/desired") ? "GET" : "POST";
-  return method === expected ? decodeURIComponent(m[1]!) : undefined;
+  const methods = path.endsWith("/desired") ? ["GET", "HEAD"] : ["POST"];
+  if (!methods.includes(method)) return undefined;
+  try {
+    return decodeURIComponent(m[1]!);
+  } catch {
+    return undefined; // not an id any cell has (a stray %): looked up as on any route, and refused there
+  }
+}
+
+/**
+ * A hot route's input. One it refuses (422) is refused so only to the cell itself: anyone else first gets the
+ * 401 or 403 a lookup before the route would have given, as on every other route.
+ */
+async function claimedInput<T>(c: Context<AppEnv>, claim: CellClaim, parse: () => T | Promise<T>): Promise<T> {
+  try {
+    return await parse();
+  } catch (e) {
+    await confirmCellClaim(c, claim);
+    throw e;
+  }
 }
 
 function presentCell(cell: CellRecord, l: Linker) {
@@ -163,14 +181,14 @@ cellsApi.delete("/:id", async (c) => {
 cellsApi.get("/:id/desired", async (c) => {
   const cellGuid = c.req.param("id");
   const claim = requireCellClaim(c, cellGuid);
-  const { after, specs } = parseQuery(c, desiredQuerySchema);
+  const { after, specs } = await claimedInput(c, claim, () => parseQuery(c, desiredQuerySchema));
   // The set carries its version: one batch answers a watcher's GET after a change; only an unchanged one holds.
-  let set = (await buildDesiredSet(c.var.db, c.env, claim, specs)) ?? (await refuseCellClaim(c));
+  let set = (await buildDesiredSet(c.var.db, c.env, claim, specs)) ?? (await refuseCellClaim(c, claim));
   if (after !== undefined && set.version === after) {
     const changed = await holdUntilChanged(c.env, { kind: "cell", cellGuid }, after);
     await stillAuthenticated(c);
     if (!changed) return c.body(null, 204);
-    set = (await buildDesiredSet(c.var.db, c.env, claim, specs)) ?? (await refuseCellClaim(c));
+    set = (await buildDesiredSet(c.var.db, c.env, claim, specs)) ?? (await refuseCellClaim(c, claim));
     // A wake that moved nothing of this cell's (a pass notifies broadly) is still "unchanged".
     if (set.version === after) return c.body(null, 204);
   }
@@ -190,9 +208,9 @@ cellsApi.post("/:id/heartbeat", async (c) => {
   const received = Date.now();
   const cellGuid = c.req.param("id");
   const claim = requireCellClaim(c, cellGuid);
-  const heartbeat = await parseJson(c, heartbeatSchema);
+  const heartbeat = await claimedInput(c, claim, () => parseJson(c, heartbeatSchema));
   const config = convergenceConfig(c.env);
-  const outcome = (await recordHeartbeat(c.var.db, claim, heartbeat, received, config.restart)) ?? (await refuseCellClaim(c));
+  const outcome = (await recordHeartbeat(c.var.db, claim, heartbeat, received, config.restart)) ?? (await refuseCellClaim(c, claim));
   afterCommit(c, "cell heartbeat", outcome);
   // A heartbeat that waited on D1 tells the scheduler: the wait is the control plane's, not the cell's.
   const stall = stallOf(received, Date.now(), config.stallSlackMs);
@@ -205,8 +223,8 @@ cellsApi.post("/:id/heartbeat", async (c) => {
 
 cellsApi.post("/:id/instances", async (c) => {
   const claim = requireCellClaim(c, c.req.param("id"));
-  const { instances } = await parseJson(c, instanceReportsSchema);
-  const outcome = (await recordInstanceReports(c.var.db, claim, instances, Date.now(), convergenceConfig(c.env).restart)) ?? (await refuseCellClaim(c));
+  const { instances } = await claimedInput(c, claim, () => parseJson(c, instanceReportsSchema));
+  const outcome = (await recordInstanceReports(c.var.db, claim, instances, Date.now(), convergenceConfig(c.env).restart)) ?? (await refuseCellClaim(c, claim));
   // Nothing was written: a cell reports only for instances placed on it.
   if (outcome.rejected.length > 0) throw notAuthorized();
   afterCommit(c, "instance state change", outcome);

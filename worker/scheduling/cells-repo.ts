@@ -3,7 +3,7 @@
  * (a cell or a router trades its token once for a credential), listing and
  * draining.
  */
-import { and, asc, count, eq, gt, isNull, sql } from "drizzle-orm";
+import { and, asc, count, eq, exists, gt, isNull, sql } from "drizzle-orm";
 import type { Db } from "../env";
 import type { EnrollmentKind } from "../../shared/protocol/enrollment";
 import type { Resources } from "../../shared/protocol/resources";
@@ -21,6 +21,12 @@ export interface CellCredential {
 
 /** The cell's row while `credential` is still its own: none for an unknown cell or a token not (or no longer) its. */
 export const credentialMatches = (credential: CellCredential) => and(eq(cells.guid, credential.guid), eq(cells.tokenHash, credential.tokenHash));
+
+/**
+ * For the other reads of a batch that checks a credential: they find nothing unless it holds, so a stranger
+ * presenting a made-up token for a real cell costs an indexed lookup per read, not the cell's rows.
+ */
+export const credentialHolds = (db: Db, credential: CellCredential) => exists(db.select({ one: sql`1` }).from(cells).where(credentialMatches(credential)));
 
 /** Enrollment tokens live an hour unless the Worker var ENROLLMENT_TOKEN_TTL_MS says otherwise (kubeadm's bootstrap tokens: 24 h). */
 export const DEFAULT_ENROLLMENT_TOKEN_TTL_MS = 60 * 60 * 1000;

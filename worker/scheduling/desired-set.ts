@@ -15,7 +15,7 @@ import { openSecret, packageAad } from "../crypto/secrets";
 import { STARTED_STATES } from "../../shared/convergence/model";
 import { cellSetVersion, cellVersionQuery } from "./versions";
 import { parseStoredSpec } from "./stored-spec";
-import type { CellCredential } from "./cells-repo";
+import { credentialHolds, type CellCredential } from "./cells-repo";
 
 
 /** Opens each package's password once per set. */
@@ -44,14 +44,15 @@ function credentialsOpener(db: Db, env: Pick<Bindings, "ENCRYPTION_KEY">) {
  */
 export async function buildDesiredSet(db: Db, env: Pick<Bindings, "ENCRYPTION_KEY">, claim: CellCredential, specs: SpecMode = "all"): Promise<DesiredSet | undefined> {
   const cellGuid = claim.guid;
-  const stagingHere = and(eq(builds.stagingLocation, "cell"), eq(builds.stagingCellGuid, cellGuid), eq(builds.state, "STAGING"));
+  const holds = credentialHolds(db, claim);
+  const stagingHere = and(eq(builds.stagingLocation, "cell"), eq(builds.stagingCellGuid, cellGuid), eq(builds.state, "STAGING"), holds);
   const [cell, rows, tasks, taskPackages, access] = await db.batch([
     cellVersionQuery(db, claim),
     db.select({
       guid: instances.instanceGuid, processGuid: instances.processGuid, index: instances.index,
       spec: specs === "all" ? instances.spec : sql<unknown>`case when ${instances.state} = 'CLAIMED' then ${instances.spec} end`.mapWith(instances.spec).as("spec"),
     }).from(instances)
-      .where(and(eq(instances.cellGuid, cellGuid), inArray(instances.state, [...STARTED_STATES])))
+      .where(and(eq(instances.cellGuid, cellGuid), inArray(instances.state, [...STARTED_STATES]), holds))
       .orderBy(instances.processGuid, instances.index),
     // No joins in a D1 batch (drizzle maps batch rows by column name; both tables have guid).
     db.select({ buildGuid: builds.guid, packageGuid: builds.packageGuid }).from(builds).where(stagingHere).orderBy(builds.createdAt),

@@ -3,7 +3,7 @@
  * batch per message, so a report either lands whole or not at all. Decisions
  * are `decideReport`'s; this module loads rows and turns decisions into writes.
  */
-import { eq, inArray, sql } from "drizzle-orm";
+import { and, eq, inArray, sql } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import type { Db } from "../env";
 import type { RestartPolicy } from "../../shared/convergence/config";
@@ -16,7 +16,8 @@ import { versionBumps, type MovedSource, type VersionBumps } from "./versions";
 import type { WakeScope } from "./wake-scope";
 import { decideReport, type InstanceRow } from "./report-decision";
 import { paramChunks } from "../db/param-chunks";
-import { credentialMatches, type CellCredential } from "./cells-repo";
+import { qualified } from "../db/qualified";
+import { credentialHolds, credentialMatches, type CellCredential } from "./cells-repo";
 
 export interface ReportOutcome {
   /** Reports refused: the instance is not (or no longer) placed on this cell. */
@@ -42,12 +43,10 @@ interface LoadedRow extends InstanceRow {
 
 /**
  * InstanceRow.awaited: another row of the same index, or an ACTIVE deployment of its app, the ones a pass steps
- * (deployments/facts.ts). The outer row's columns are spelled with their table: drizzle leaves a one-table select's
- * columns bare, and a bare name inside these subqueries would be the subquery's own.
+ * (deployments/facts.ts). The outer row's columns are spelled with their table (db/qualified.ts).
  */
-const outer = (column: string) => sql.raw(`"instances"."${column}"`);
-const awaited = sql<number>`(exists (select 1 from ${instances} as twin where twin.process_guid = ${outer("process_guid")} and twin."index" = ${outer("index")} and twin.instance_guid <> ${outer("instance_guid")})
-  or exists (select 1 from ${deployments} where ${deployments.appGuid} = ${outer("app_guid")} and ${deployments.statusValue} = 'ACTIVE'))`.mapWith(Boolean);
+const awaited = sql<number>`(exists (select 1 from ${instances} as twin where twin.process_guid = ${qualified(instances.processGuid)} and twin."index" = ${qualified(instances.index)} and twin.instance_guid <> ${qualified(instances.instanceGuid)})
+  or exists (select 1 from ${deployments} where ${deployments.appGuid} = ${qualified(instances.appGuid)} and ${deployments.statusValue} = 'ACTIVE'))`.mapWith(Boolean);
 
 /**
  * An instance's row as the decisions need it. Read in batches, where drizzle maps rows by column name, so no join: the app's name
@@ -58,9 +57,9 @@ const rowColumns = {
   instanceGuid: instances.instanceGuid, cellGuid: instances.cellGuid, state: instances.state, presence: instances.presence,
   since: instances.since, crashCount: instances.crashCount, hostPort: instances.hostPort, appGuid: instances.appGuid,
   index: instances.index, processGuid: instances.processGuid, processVersion: instances.processVersion, awaited: awaited.as("awaited"),
-  appName: sql<string | null>`(select ${apps.name} from ${apps} where ${apps.guid} = ${outer("app_guid")})`,
-  spaceGuid: sql<string | null>`(select ${apps.spaceGuid} from ${apps} where ${apps.guid} = ${outer("app_guid")})`,
-  processType: sql<string | null>`(select ${processes.type} from ${processes} where ${processes.guid} = ${outer("process_guid")})`,
+  appName: sql<string | null>`(select ${apps.name} from ${apps} where ${apps.guid} = ${qualified(instances.appGuid)})`,
+  spaceGuid: sql<string | null>`(select ${apps.spaceGuid} from ${apps} where ${apps.guid} = ${qualified(instances.appGuid)})`,
+  processType: sql<string | null>`(select ${processes.type} from ${processes} where ${processes.guid} = ${qualified(instances.processGuid)})`,
 };
 
 /**
@@ -71,7 +70,8 @@ const cellRowColumns = { ...rowColumns, awaited: sql<number>`1`.mapWith(Boolean)
 
 /** The cell's name (for audit events) while `credential` is its own, and the reported instances' rows: one batch. */
 async function loadRows(db: Db, credential: CellCredential, guids: string[]): Promise<{ cellName: string; rows: Map<string, LoadedRow> } | null> {
-  const reads = paramChunks([...new Set(guids)]).map((part) => db.select(rowColumns).from(instances).where(inArray(instances.instanceGuid, part)));
+  const holds = credentialHolds(db, credential);
+  const reads = paramChunks([...new Set(guids)]).map((part) => db.select(rowColumns).from(instances).where(and(inArray(instances.instanceGuid, part), holds)));
   const [cell, ...found] = await db.batch([db.select({ name: cells.name }).from(cells).where(credentialMatches(credential)).limit(1), ...reads]);
   if (!cell[0]) return null;
   return { cellName: cell[0].name, rows: new Map(found.flat().map((r) => [r.instanceGuid, r])) };
@@ -191,7 +191,7 @@ export async function recordHeartbeat(
   const cellGuid = credential.guid;
   const [[cell], onCell] = await db.batch([
     db.select({ name: cells.name, state: cells.state, capacity: cells.capacity }).from(cells).where(credentialMatches(credential)).limit(1),
-    db.select(cellRowColumns).from(instances).where(eq(instances.cellGuid, cellGuid)),
+    db.select(cellRowColumns).from(instances).where(and(eq(instances.cellGuid, cellGuid), credentialHolds(db, credential))),
     db.update(cells).set({
       lastHeartbeatAt: now,
       capacity: heartbeat.capacity,

@@ -109,6 +109,24 @@ describe("a space developer over quota", () => {
     expect((await web(app.guid)).memory_in_mb).not.toBe(512);
   });
 
+  it("cannot pass the organization's total by starting in another space of it what its other spaces already run", async () => {
+    const oq = await api("POST", "/v3/organization_quotas", { token: ADMIN, body: { name: unique("oq"), apps: { total_memory_in_mb: 1024 } } });
+    expect(oq.status, JSON.stringify(oq.json)).toBe(201);
+    const first = await freshSpace();
+    expect((await api("POST", `/v3/organization_quotas/${oq.json.guid}/relationships/organizations`, { token: ADMIN, body: { data: [{ guid: first.orgGuid }] } })).status).toBe(200);
+    const second = await createSpace(unique("space"), first.orgGuid);
+    await addDeveloper(dev.guid, second.guid, first.orgGuid);
+    const running = await makeStartableApp(first.guid, dev.token);
+    expect((await scale(running.guid, { instances: 1, memory_in_mb: 512 })).status).toBe(202);
+    expect((await api("POST", `/v3/apps/${running.guid}/actions/start`, { token: dev.token })).status).toBe(200);
+    const next = await makeStartableApp(second.guid, dev.token);
+    expect((await scale(next.guid, { instances: 1, memory_in_mb: 768 })).status).toBe(202);
+    refused(await api("POST", `/v3/apps/${next.guid}/actions/start`, { token: dev.token }), /^memory quota_exceeded: organization quota '.+' allows 1024 MB of memory in total, this would use 1280 MB$/);
+    // What the organization's other spaces stop frees room here.
+    expect((await api("POST", `/v3/apps/${running.guid}/actions/stop`, { token: dev.token })).status).toBe(200);
+    expect((await api("POST", `/v3/apps/${next.guid}/actions/start`, { token: dev.token })).status).toBe(200);
+  });
+
   it("cannot pass the default organization quota of a fresh deployment", async () => {
     const space = await freshSpace();
     const app = await makeStartableApp(space.guid, dev.token);
