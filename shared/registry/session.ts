@@ -39,7 +39,10 @@ export interface RegistryClientOptions {
   schemes?: readonly Scheme[];
   /** Time allowed for each request until its headers (and, for manifests, configs and tokens, its body). */
   requestTimeoutMs?: number;
-  /** The whole operation's budget: when it aborts, everything stops and fails with `timeout`. */
+  /**
+   * The whole operation's budget: when it aborts, everything stops and fails with `timeout`, or, when its
+   * owner aborted it for a reason of its own (an Error other than a timeout or a bare abort), with that reason.
+   */
   signal?: AbortSignal;
   retry?: Partial<RetryPolicy>;
   /** Waits between retries; tests pass one that records instead of sleeping. */
@@ -212,12 +215,15 @@ class Connection implements RegistrySession {
         const delay = retryDelay(attempt, e, policy);
         if (delay === null) throw e;
         await sleep(delay, this.options.signal);
-        if (this.options.signal?.aborted) throw this.budgetSpent(e);
+        if (this.options.signal?.aborted) throw this.stopped(e);
       }
     }
   }
 
-  private budgetSpent(cause?: unknown): RegistryError {
+  /** Why the operation stopped once its signal aborted: its owner's own reason, else the budget ran out. */
+  private stopped(cause?: unknown): unknown {
+    const reason: unknown = this.options.signal?.reason;
+    if (reason instanceof Error && reason.name !== "TimeoutError" && reason.name !== "AbortError") return reason;
     return new RegistryError("timeout", `Resolving ${this.what} ran out of time (registry ${this.host}).`, { cause });
   }
 
@@ -251,7 +257,7 @@ class Connection implements RegistrySession {
    */
   private async timedFetch(url: URL, init: RequestInit, from?: URL): Promise<TimedResponse> {
     const { signal } = this.options;
-    if (signal?.aborted) throw this.budgetSpent();
+    if (signal?.aborted) throw this.stopped();
     const refused = refusedTarget(url, { listed: this.options.listedRegistries, ...(from ? { from } : {}) });
     if (refused) throw new RegistryError("refused_target", `Pulling ${this.what} would fetch from ${url.origin}, which is refused: ${refused}.`);
     const controller = new AbortController();
@@ -268,7 +274,7 @@ class Connection implements RegistrySession {
       return { res, disarm };
     } catch (cause) {
       disarm();
-      if (signal?.aborted) throw this.budgetSpent(cause);
+      if (signal?.aborted) throw this.stopped(cause);
       if (cause instanceof RegistryError) throw cause;
       if (timedOut) throw new RegistryError("timeout", `The registry ${url.host} did not answer within ${this.options.requestTimeoutMs} ms.`, { cause });
       throw new RegistryError("unreachable", `Cannot connect to ${url.origin} (connection refused, reset, or a TLS failure).`, { cause, noAnswer: true });

@@ -296,6 +296,17 @@ describe("faults", () => {
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 
+  it("stopped by its owner for a reason of its own (an instance stopped), fails with that reason, not a timeout", async () => {
+    const owner = new AbortController();
+    const reason = new Error("the instance was stopped");
+    setTimeout(() => owner.abort(reason), 100);
+    await expect(resolveImage(`${hanging.host}/httpd`, { ...plain, signal: owner.signal, requestTimeoutMs: 10_000 })).rejects.toBe(reason);
+    // A bare abort is still the budget's.
+    const bare = new AbortController();
+    setTimeout(() => bare.abort(), 100);
+    await expectCode(resolveImage(`${hanging.host}/httpd`, { ...plain, signal: bare.signal, requestTimeoutMs: 10_000 }), "timeout", /ran out of time/);
+  });
+
   it("reports a 5xx after its retries", async () => {
     const p = await proxy(() => ({ respond: { status: 503 } }));
     const waits: number[] = [];
