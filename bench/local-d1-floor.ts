@@ -1,12 +1,13 @@
 /**
  * What the local control plane costs before any of Berth's code runs: the
- * workerd CPU of a request to a Worker that does nothing, and of one D1 round
- * trip (a `SELECT 1`, 20 rows read, a batch of three statements) on wrangler's
- * own Miniflare, the local D1 that `wrangler dev` and bench/convergence-sim.ts
+ * workerd CPU of a request to a Worker that does nothing, of one D1 round
+ * trip (a `SELECT 1`, 20 rows read, a batch of three statements), and of one
+ * call to a Durable Object method that does nothing (as a notify to a cell's
+ * channel: each call to another of 500 objects) on wrangler's own Miniflare, the local D1 that `wrangler dev` and bench/convergence-sim.ts
  * use. Locally D1 is a Durable Object over SQLite on workerd's one thread, so
  * every round trip is CPU there; on Cloudflare it runs in D1's own service.
- * convergence-sim's request and round-trip counts times these figures give
- * the floor of its workerd CPU.
+ * convergence-sim's request, round-trip and channel-call counts times these
+ * figures give the floor of its workerd CPU.
  *
  * Run: npx tsx bench/local-d1-floor.ts [--requests 4000] [--round-trips 4000]
  */
@@ -24,7 +25,11 @@ const PER_REQUEST = 100;
 const IN_FLIGHT = 8;
 const CLOCK_TICKS_PER_S = 100; // USER_HZ on Linux
 
-const WORKER = `export default {
+const WORKER = `import { DurableObject } from "cloudflare:workers";
+export class Noop extends DurableObject {
+  ping() { return 1; }
+}
+export default {
   async fetch(req, env) {
     const url = new URL(req.url);
     const n = Number(url.searchParams.get("n") ?? 0);
@@ -36,6 +41,7 @@ const WORKER = `export default {
       if (url.pathname === "/select-1") await env.DB.prepare("SELECT 1 AS x").first();
       if (url.pathname === "/rows-20") await env.DB.prepare("SELECT * FROM t LIMIT 20").all();
       if (url.pathname === "/batch-3") await env.DB.batch([env.DB.prepare("SELECT 1"), env.DB.prepare("UPDATE t SET b = b + 1 WHERE id = 1"), env.DB.prepare("SELECT * FROM t LIMIT 20")]);
+      if (url.pathname === "/do-call") await env.NOOP.get(env.NOOP.idFromName(String(i % 500))).ping();
     }
     return new Response("ok");
   },
@@ -60,7 +66,7 @@ async function main(): Promise<void> {
       host: "127.0.0.1",
       port: 0,
       resourcePersistencePath: dir,
-      workers: [{ name: "floor", modules: true, script: WORKER, compatibilityDate: "2025-01-01", d1Databases: ["DB"] }],
+      workers: [{ name: "floor", modules: true, script: WORKER, compatibilityDate: "2025-01-01", d1Databases: ["DB"], durableObjects: { NOOP: "Noop" } }],
     }),
   );
   try {
@@ -74,6 +80,7 @@ async function main(): Promise<void> {
       ["/select-1", Math.ceil(ROUND_TRIPS / PER_REQUEST), PER_REQUEST],
       ["/rows-20", Math.ceil(ROUND_TRIPS / PER_REQUEST), PER_REQUEST],
       ["/batch-3", Math.ceil(ROUND_TRIPS / PER_REQUEST), PER_REQUEST],
+      ["/do-call", Math.ceil(ROUND_TRIPS / PER_REQUEST), PER_REQUEST],
     ] as const) {
       const before = cpuMs(workerd);
       let next = 0;
@@ -86,7 +93,8 @@ async function main(): Promise<void> {
         }),
       );
       const spent = cpuMs(workerd) - before;
-      const what = n === 0 ? `a request: ${(spent / requests).toFixed(3)} ms` : `a round trip: ${(spent / (requests * n)).toFixed(3)} ms`;
+      const unit = route === "/do-call" ? "a call" : "a round trip";
+      const what = n === 0 ? `a request: ${(spent / requests).toFixed(3)} ms` : `${unit}: ${(spent / (requests * n)).toFixed(3)} ms`;
       console.log(`${route.padEnd(10)} workerd CPU ${spent.toFixed(0)} ms; per ${what}`);
     }
   } finally {
