@@ -7,7 +7,7 @@
 import { Hono, type Context } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../env";
-import { confirmCellClaim, refuseCellClaim, requireAdmin, requireCell, requireCellClaim, stillAuthenticated, type CellClaim } from "../auth/principal";
+import { confirmCellClaim, refuseCellClaim, requireAdmin, requireCell, requireCellClaim, type CellClaim } from "../auth/principal";
 import { linkerOf } from "../auth/scope";
 import { invalidAuthToken, notAuthorized, resourceNotFound, unprocessable } from "../errors";
 import { describeIssues, pageQuery, parseJson, parseQuery } from "../http/validate";
@@ -186,8 +186,12 @@ cellsApi.get("/:id/desired", async (c) => {
   let set = (await buildDesiredSet(c.var.db, c.env, claim, specs)) ?? (await refuseCellClaim(c, claim));
   if (after !== undefined && set.version === after) {
     const changed = await holdUntilChanged(c.env, { kind: "cell", cellGuid }, after);
-    await stillAuthenticated(c);
-    if (!changed) return c.body(null, 204);
+    // A credential revoked during the hold gets a 401, not one more answer: checked here when nothing is read,
+    // else by the read itself (the claim is matched in its batch).
+    if (!changed) {
+      await confirmCellClaim(c, claim);
+      return c.body(null, 204);
+    }
     set = (await buildDesiredSet(c.var.db, c.env, claim, specs)) ?? (await refuseCellClaim(c, claim));
     // A wake that moved nothing of this cell's (a pass notifies broadly) is still "unchanged".
     if (set.version === after) return c.body(null, 204);

@@ -54,17 +54,19 @@ export interface VersionBumps {
 /** The statements moving the versions of what a write touched, and the sources whose channels must hear of it. */
 export function versionBumps(db: Db, touched: Touched): VersionBumps {
   const guids = [...new Set([...(touched.cells ?? [])].filter((g): g is string => g !== null))];
-  const statements: BatchItem<"sqlite">[] = [];
   const parts = paramChunks(guids);
+  const statements: BatchItem<"sqlite">[] = [];
+  const sources: VersionSource[] = guids.map((cellGuid) => ({ kind: "cell", cellGuid }));
   if (guids.length > 0) {
     statements.push(registryAccessVersionQuery(db));
     for (const part of parts) {
       statements.push(bumpCellSetsWhere(db, inArray(cells.guid, part)).returning({ guid: cells.guid, version: cells.desiredVersion }));
     }
   }
-  if (touched.routes) statements.push(bumpRouteTable(db).returning({ version: counters.value }));
-  const sources: VersionSource[] = guids.map((cellGuid) => ({ kind: "cell", cellGuid }));
-  if (touched.routes) sources.push({ kind: "routes_table" });
+  if (touched.routes) {
+    statements.push(bumpRouteTable(db).returning({ version: counters.value }));
+    sources.push({ kind: "routes_table" });
+  }
   const movedIn = (results: readonly unknown[]): MovedSource[] => {
     const rows = results as { guid?: string; version: number }[][];
     const made = new Map<string, number>();

@@ -2,13 +2,17 @@
  * Credentials an admin takes back stop working at once (issue 15, item 6),
  * inside workerd against the real D1: an enrollment token past its expiry
  * (1 h by default) or revoked enrolls nothing, and is listed with that
- * state; a deleted router's credential is refused on its next request.
+ * state; a deleted router's credential is refused on its next request, and
+ * a router or cell removed while its long-poll is held gets a 401, not an answer.
  * Time passing is a row's expiry set in the past, as the clock would make it.
  */
 import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { PROTOCOL_VERSION } from "../../../shared/protocol/version";
 import * as schema from "../../../worker/db/schema";
+import { env } from "cloudflare:workers";
+import { notifyChannels } from "../../../worker/scheduling/long-poll";
+import { enroll } from "../../worker/cell-fixtures";
 import { ADMIN, api, createUser, db, unique } from "../../worker/support";
 
 interface TokenInfo { guid: string; kind: string; state: string; created_at: string; expires_at: string; used_at: string | null; revoked_at: string | null; token?: string }
@@ -99,5 +103,29 @@ describe("router credentials", () => {
       return;
     }
     throw new Error("the delete never finished within a held poll in 5 rounds");
+  });
+});
+
+describe("cell credentials", () => {
+  it("a cell forgotten while its desired-set poll is held gets a 401 when the hold ends, whether or not its set moved", async () => {
+    // As for routers: a round counts only when the cell was forgotten while its poll was still held (300 ms here).
+    for (const moved of [false, true]) {
+      let answered = false;
+      for (let round = 0; round < 5 && !answered; round++) {
+        const cell = await enroll("cell");
+        const { version } = (await api("GET", `/v3/cells/${cell.guid}/desired`, { token: cell.credential })).json as { version: number };
+        let settled = false;
+        const poll = api("GET", `/v3/cells/${cell.guid}/desired?after=${version}`, { token: cell.credential }).finally(() => { settled = true; });
+        // Forgotten as DELETE /v3/cells/:id forgets a silent cell (its row gone), while the poll waits.
+        await db().delete(schema.cells).where(eq(schema.cells.guid, cell.guid));
+        if (settled) { await poll; continue; }
+        if (moved) await notifyChannels(env, [{ kind: "cell", cellGuid: cell.guid }]);
+        const answer = await poll;
+        expect(answer.status, `set moved: ${moved}`).toBe(401);
+        expect(answer.json.errors[0].title).toBe("CF-InvalidAuthToken");
+        answered = true;
+      }
+      expect(answered, `the cell was never forgotten within a held poll in 5 rounds (set moved: ${moved})`).toBe(true);
+    }
   });
 });
