@@ -5,6 +5,7 @@
 import { readFile } from "node:fs/promises";
 import { isAbsolute } from "node:path";
 import { z } from "zod";
+import { DEFAULT_BULK_SYNC_MS } from "./cell/heartbeat-list";
 import { resourcesSchema } from "../shared/protocol/resources";
 
 const absolutePath = z.string().refine((p) => isAbsolute(p), "must be an absolute path");
@@ -34,6 +35,8 @@ export const agentConfigSchema = z.strictObject({
   allow_networks: z.array(z.string()).default([]),
   cgroup_parent: z.string().regex(/^[a-z0-9_-]+$/).default("berth"),
   heartbeat_interval_ms: z.number().int().min(100).default(5000),
+  /** The longest a heartbeat goes without listing the instances and their usage (agent/cell/heartbeat-list.ts). */
+  bulk_sync_interval_ms: z.number().int().min(100).default(DEFAULT_BULK_SYNC_MS),
   log_ship_interval_ms: z.number().int().min(50).default(250),
   /**
    * The layer cache's budget: bytes, or a percentage of the filesystem holding

@@ -51,6 +51,7 @@ function parseFlags(argv: string[]) {
     .option("--container-cidr <cidr>", "cell-local container range")
     .option("--cgroup-parent <name>", "cgroup directory for this agent's containers")
     .option("--heartbeat-ms <n>", "heartbeat interval", integer)
+    .option("--bulk-sync-ms <n>", "the longest a heartbeat goes without listing the instances and their usage (default 30000)", integer)
     .option("--time-scale <x>", "shrink health-check timing (tests)", Number)
     .option("--metrics-port <n>", "port of GET /metrics for Prometheus on --address; 0 takes a free one (default none)", integer)
     .option("--stop-grace-ms <n>", "stop signal (the image's STOPSIGNAL, else SIGTERM) → SIGKILL grace", integer)
@@ -65,7 +66,7 @@ function parseFlags(argv: string[]) {
     overrides: {
       api_url: o.api, enrollment_token: o.enrollmentToken, name: o.name, zone: o.zone, address: o.address,
       state_dir: o.stateDir, capacity, container_cidr: o.containerCidr, cgroup_parent: o.cgroupParent,
-      heartbeat_interval_ms: o.heartbeatMs, time_scale: o.timeScale, stop_grace_ms: o.stopGraceMs, shutdown_delay_ms: o.shutdownDelayMs, metrics_port: o.metricsPort,
+      heartbeat_interval_ms: o.heartbeatMs, bulk_sync_interval_ms: o.bulkSyncMs, time_scale: o.timeScale, stop_grace_ms: o.stopGraceMs, shutdown_delay_ms: o.shutdownDelayMs, metrics_port: o.metricsPort,
       port_range: o.portMin !== undefined && o.portMax !== undefined ? { min: o.portMin, max: o.portMax } : undefined,
     },
   };
@@ -149,6 +150,7 @@ export async function startAgent(config: AgentConfig) {
       stateDir: config.state_dir,
       capacity: config.capacity,
       heartbeatIntervalMs: config.heartbeat_interval_ms,
+      bulkSyncIntervalMs: config.bulk_sync_interval_ms,
       pollJitterMs: 50,
       backoff: { baseMs: 250, maxMs: 10_000 },
       runner: { ...defaultRunnerConfig, stopGraceMs: config.stop_grace_ms, shutdownDelayMs: config.shutdown_delay_ms, timeScale: config.time_scale },

@@ -17,7 +17,8 @@
  * And what a big fleet must not suffer: the p99 of a start request (requests
  * only wake the scheduler), heartbeat round trips, the longest gap between a
  * live cell's accepted heartbeats (over the TTL, the cell would count as lost
- * though it kept sending), and live instances wrongly replaced.
+ * though it kept sending), and live instances wrongly replaced; then E, a
+ * steady fleet (heartbeats only): the workerd CPU a heartbeat costs.
  * Peer: Diego's documented figures — flag off stops apps "within a few
  * convergence cycles, on the order of a minute" (30 s diego_sync + 30 s BBS
  * convergence), a cell is gone after its 15 s presence TTL and its LRPs are
@@ -39,7 +40,7 @@
  * `--inspect-port N` (workerd only) opens workerd's V8 inspector there, for a
  * CPU profile of the Worker and its Durable Objects taken while the sim runs.
  *
- * Run: npx tsx bench/convergence-sim.ts [--cells 100] [--apps 200] [--instances 10] [--ttl-ms 15000] [--beat-ms 5000] [--via workerd|wrangler|both] [--profile on|off] [--inspect-port N]
+ * Run: npx tsx bench/convergence-sim.ts [--cells 100] [--apps 200] [--instances 10] [--ttl-ms 15000] [--beat-ms 5000] [--bulk-sync-ms 30000] [--steady-ms 10000] [--via workerd|wrangler|both] [--profile on|off] [--inspect-port N]
  * (the issue's sizes: --cells 100 --apps 200, --cells 250 --apps 500, --cells 500 --apps 1000)
  */
 import { execFile } from "node:child_process";
@@ -50,6 +51,7 @@ import { promisify } from "node:util";
 import { randomUUID } from "node:crypto";
 import { nextHeartbeatDelay } from "../agent/cell/backoff";
 import { ControlPlaneClient, register } from "../agent/cell/control-plane";
+import { DEFAULT_BULK_SYNC_MS, listDue, listKey, type ListedBeat } from "../agent/cell/heartbeat-list";
 import type { InstanceReport } from "../shared/protocol/instance";
 import type { ResolvedImage } from "../shared/protocol/image";
 import { controlPlaneSecrets, startControlPlane } from "../test/support/control-plane";
@@ -63,7 +65,11 @@ const CELLS = arg("cells", 100);
 const APPS = arg("apps", 200);
 const PER_APP = arg("instances", 10);
 const TTL_MS = arg("ttl-ms", 15_000);
+/** How long phase E watches a fleet with nothing to do (heartbeats only): what a steady cell costs the control plane. */
+const STEADY_MS = arg("steady-ms", 10_000);
 const BEAT_MS = arg("beat-ms", 5000);
+/** The longest a fake cell's heartbeat goes without listing its instances, as the agent's (agent/cell/heartbeat-list.ts). */
+const BULK_SYNC_MS = arg("bulk-sync-ms", DEFAULT_BULK_SYNC_MS);
 const TOTAL = APPS * PER_APP;
 const VIA = choice("via", ["workerd", "wrangler", "both"], "workerd");
 const PROFILE = choice("profile", ["on", "off"], "on");
@@ -167,16 +173,22 @@ class FakeCell {
     }
   }
 
-  /** As the agent beats: start to start, a failed beat sent again sooner. */
+  private lastListed: ListedBeat | null = null;
+
+  /** As the agent beats: start to start, a failed beat sent again sooner, the instances listed when they changed or the bulk sync is due. */
   private async beatLoop(): Promise<void> {
     let failures = 0;
     while (!this.stopped) {
       const sent = performance.now();
       try {
+        const reports = [...this.running.values()];
+        const key = listKey(reports);
+        const listing = listDue(this.lastListed, key, sent, BULK_SYNC_MS);
         await this.client.heartbeat({
           capacity: { memory_mb: 8192, disk_mb: 16384, containers: 250 }, free: { memory_mb: 8192, disk_mb: 16384, containers: 250 },
-          cached_layers: [], instances: [...this.running.values()],
+          cached_layers: [], ...(listing ? { instances: reports } : {}),
         }, this.abort.signal);
+        if (listing) this.lastListed = { key, at: sent };
         this.beatRtts.push(performance.now() - sent);
         if (this.lastBeatAt > 0) this.longestGap = Math.max(this.longestGap, sent - this.lastBeatAt);
         this.lastBeatAt = sent;
@@ -475,6 +487,15 @@ async function runOnce(via: Via, config: string, wrangler: string, env: NodeJS.P
       const afterExpiry = silencedAt + d - (victim.lastBeatAt + TTL_MS);
       console.log(`D. one cell silenced (${lostCount} instances) → all RUNNING elsewhere: ${(d / 1000).toFixed(2)} s after the silence; ${(afterExpiry / 1000).toFixed(2)} s after its presence expired (TTL ${(TTL_MS / 1000).toFixed(1)} s from its last heartbeat)`);
       return { d, afterExpiry };
+    });
+
+    // A fleet with nothing to do: everything workerd spends is the heartbeats' (and the alarms'), the share of its one thread a fleet's presence takes.
+    await phase("E", async () => {
+      const beats = () => cells.reduce((n, x) => n + x.beatRtts.length, 0);
+      const [cpu0, n0] = [await cpuNow(), beats()];
+      await new Promise((r) => setTimeout(r, STEADY_MS));
+      const [spent, n] = [(await cpuNow()).get("workerd")! - cpu0.get("workerd")!, beats() - n0];
+      console.log(`E. a steady fleet for ${(STEADY_MS / 1000).toFixed(0)} s: ${n} heartbeats (${(n / (STEADY_MS / 1000)).toFixed(0)}/s), workerd CPU ${spent.toFixed(2)} s: ${((spent * 1000) / n).toFixed(2)} ms a heartbeat, ${((100 * spent) / (STEADY_MS / 1000)).toFixed(0)}% of its thread`);
     });
 
     // Every replacement is recorded: outside D there should be none (no claim timed out, no cell flapped).

@@ -10,6 +10,7 @@ import type { Logger } from "pino";
 import type { DesiredSet } from "../../shared/protocol/desired-set";
 import type { InstanceReport, InstanceSpec } from "../../shared/protocol/instance";
 import type { Resources } from "../../shared/protocol/resources";
+import type { Heartbeat } from "../../shared/protocol/heartbeat";
 import type { StagingTask } from "../../shared/protocol/staging";
 import type { ContainerDriver } from "../supervisor/driver";
 import type { InstanceEvent } from "../supervisor/cell-lines";
@@ -19,11 +20,14 @@ import { ControlPlaneError, type ControlPlaneClient, type StagingOutcome } from 
 import { InstanceStore } from "./instance-store";
 import { boundedStagingResult } from "./staging";
 import { reconcile } from "./reconcile";
+import { listDue, listKey, type ListedBeat } from "./heartbeat-list";
 
 export interface CellAgentConfig {
   stateDir: string;
   capacity: Resources;
   heartbeatIntervalMs: number;
+  /** The longest a heartbeat goes without listing the instances (heartbeat-list.ts). */
+  bulkSyncIntervalMs: number;
   /** Extra random wait before re-polling after a hold ends unchanged. */
   pollJitterMs: number;
   backoff: BackoffConfig;
@@ -235,37 +239,51 @@ export class CellAgent {
     }
   }
 
+  /** The last list of instances the control plane took. */
+  private lastListed: ListedBeat | null = null;
+  /** The control plane refused a beat without a list (it predates them): every beat lists from then on. */
+  private listsRequired = false;
+
   private async heartbeatLoop(): Promise<void> {
     let failures = 0;
     while (!this.abort.signal.aborted) {
       const startedAt = this.clock.now();
+      let beat: Awaited<ReturnType<CellAgent["heartbeat"]>> | undefined;
       try {
+        beat = await this.heartbeat(startedAt);
         // A beat unanswered after two intervals is given up and sent again: three make the cell lost.
-        await this.deps.client.heartbeat(await this.heartbeat(), this.abort.signal, 2 * this.config.heartbeatIntervalMs);
+        await this.deps.client.heartbeat(beat.message, this.abort.signal, 2 * this.config.heartbeatIntervalMs);
+        if (beat.listed) this.lastListed = beat.listed;
         failures = 0;
       } catch (e) {
         if (this.abort.signal.aborted) return;
         failures += 1;
-        this.deps.log.warn({ err: (e as Error).message }, "heartbeat failed");
+        if (beat && !beat.listed && e instanceof ControlPlaneError && e.status === 422) {
+          this.listsRequired = true;
+          this.deps.log.warn({ err: e.message }, "the control plane requires every heartbeat to list the instances: listing them from now on");
+        } else {
+          this.deps.log.warn({ err: (e as Error).message }, "heartbeat failed");
+        }
       }
       await this.clock.sleep(nextHeartbeatDelay(startedAt, this.clock.now(), this.config.heartbeatIntervalMs, failures), this.abort.signal);
     }
   }
 
-  private async heartbeat() {
-    const reports: InstanceReport[] = [];
+  /** The beat sent at `now`, and the list it carries (null when it carries none). */
+  private async heartbeat(now: number): Promise<{ message: Omit<Heartbeat, "protocol">; listed: ListedBeat | null }> {
+    const runners = [...this.runners.values()];
+    const reports = runners.map((runner) => runner.report());
     const used = { memory_mb: 0, disk_mb: 0, containers: 0 };
-    for (const runner of this.runners.values()) {
-      const report = runner.report();
-      reports.push({ ...report, usage: await runner.usage() });
-      if (report.state === "STARTING" || report.state === "RUNNING") {
+    runners.forEach((runner, i) => {
+      const { state } = reports[i]!;
+      if (state === "STARTING" || state === "RUNNING") {
         used.memory_mb += runner.spec.memory_mb;
         used.disk_mb += runner.spec.disk_mb;
         used.containers += 1;
       }
-    }
+    });
     const cap = this.config.capacity;
-    return {
+    const message = {
       capacity: cap,
       free: {
         memory_mb: Math.max(0, cap.memory_mb - used.memory_mb),
@@ -273,7 +291,11 @@ export class CellAgent {
         containers: Math.max(0, cap.containers - used.containers),
       },
       cached_layers: await this.deps.cachedLayers(),
-      instances: reports,
     };
+    const key = listKey(reports);
+    if (!this.listsRequired && !listDue(this.lastListed, key, now, this.config.bulkSyncIntervalMs)) return { message, listed: null };
+    const instances: InstanceReport[] = [];
+    for (const [i, runner] of runners.entries()) instances.push({ ...reports[i]!, usage: await runner.usage() });
+    return { message: { ...message, instances }, listed: { key, at: now } };
   }
 }

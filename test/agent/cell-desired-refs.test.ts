@@ -76,7 +76,7 @@ describe("desired sets with references", () => {
     const driver = new ProcessDriver();
     const agent = new CellAgent(
       {
-        stateDir: dir, capacity: { memory_mb: 1024, disk_mb: 1024, containers: 4 }, heartbeatIntervalMs: 60_000,
+        stateDir: dir, capacity: { memory_mb: 1024, disk_mb: 1024, containers: 4 }, heartbeatIntervalMs: 60_000, bulkSyncIntervalMs: 30_000,
         pollJitterMs: 0, backoff: { baseMs: 50, maxMs: 200 }, runner: { ...defaultRunnerConfig, shutdownDelayMs: 0 },
       },
       {

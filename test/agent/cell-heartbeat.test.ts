@@ -4,7 +4,9 @@
  * request, or a connection a middlebox dropped silently): the agent gives
  * that beat up after two intervals and sends it again, instead of going
  * quiet until fetch's own 300 s header timeout while the cell's presence
- * (15 s) expires.
+ * (15 s) expires. And what the beats carry: the instance list only when it
+ * is due (heartbeat-list.ts), and always once a control plane refused a beat
+ * without one.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -51,7 +53,7 @@ describe("CellAgent heartbeats", () => {
     const secondBeat = new Promise<void>((resolve) => (onBeat = () => beats >= 2 && resolve()));
     agent = new CellAgent(
       {
-        stateDir: dir, capacity: { memory_mb: 1024, disk_mb: 1024, containers: 4 }, heartbeatIntervalMs: 200,
+        stateDir: dir, capacity: { memory_mb: 1024, disk_mb: 1024, containers: 4 }, heartbeatIntervalMs: 200, bulkSyncIntervalMs: 30_000,
         pollJitterMs: 0, backoff: { baseMs: 50, maxMs: 200 }, runner: defaultRunnerConfig,
       },
       {
@@ -70,4 +72,82 @@ describe("CellAgent heartbeats", () => {
     expect(beats).toBeGreaterThanOrEqual(2);
     expect(held).toHaveLength(1);
   }, 5_000);
+});
+
+describe("CellAgent heartbeat lists", () => {
+  /** A control plane that records each beat's body; `refuseUnlisted` answers 422 to beats without a list, as one that predates them. */
+  async function recording(refuseUnlisted: boolean) {
+    const bodies: { instances?: unknown[] }[] = [];
+    const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+      let text = "";
+      req.on("data", (chunk: Buffer) => (text += chunk.toString()));
+      req.on("end", () => {
+        if (!req.url?.includes("/heartbeat")) return void setTimeout(() => res.writeHead(204).end(), 50);
+        const body = JSON.parse(text) as { instances?: unknown[] };
+        bodies.push(body);
+        if (refuseUnlisted && !body.instances) {
+          res.writeHead(422, { "content-type": "application/json" }).end(JSON.stringify({ errors: [{ code: 10008, title: "CF-UnprocessableEntity", detail: "instances: Invalid input: expected array, received undefined" }] }));
+        } else {
+          res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ protocol: 1, skipped: [] }));
+        }
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const { port } = server.address() as AddressInfo;
+    const dir = await mkdtemp(join(tmpdir(), "berth-heartbeat-"));
+    const agent = new CellAgent(
+      {
+        stateDir: dir, capacity: { memory_mb: 1024, disk_mb: 1024, containers: 4 }, heartbeatIntervalMs: 40, bulkSyncIntervalMs: 400,
+        pollJitterMs: 0, backoff: { baseMs: 50, maxMs: 200 }, runner: defaultRunnerConfig,
+      },
+      {
+        client: new ControlPlaneClient(`http://127.0.0.1:${port}`, "cell-guid", "credential"),
+        driver: {} as ContainerDriver,
+        log: pino({ level: "silent" }),
+        cachedLayers: async () => [],
+        stage: async () => {
+          throw new Error("no staging in this test");
+        },
+      },
+    );
+    const until = async (n: number) => {
+      while (bodies.length < n) await new Promise((r) => setTimeout(r, 10));
+    };
+    const stop = async () => {
+      await agent.shutdown();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+      await rm(dir, { recursive: true, force: true });
+    };
+    await agent.start();
+    return { bodies, until, stop };
+  }
+
+  it("list the instances on the first beat and then only once the bulk-sync interval has passed", async () => {
+    const cp = await recording(false);
+    try {
+      await cp.until(15);
+      const listed = cp.bodies.map((b) => b.instances !== undefined);
+      expect(listed[0]).toBe(true);
+      expect(cp.bodies[0]!.instances).toEqual([]);
+      // 40 ms beats, a list at least every 400 ms: most beats list nothing, and a list comes again.
+      expect(listed.filter((l) => !l).length).toBeGreaterThanOrEqual(8);
+      expect(listed.slice(1).some((l) => l)).toBe(true);
+    } finally {
+      await cp.stop();
+    }
+  }, 10_000);
+
+  it("list them on every beat once the control plane refused a beat without a list", async () => {
+    const cp = await recording(true);
+    try {
+      await cp.until(8);
+      const listed = cp.bodies.map((b) => b.instances !== undefined);
+      const refused = listed.indexOf(false);
+      expect(refused).toBeGreaterThan(0);
+      expect(listed.slice(refused + 1)).toEqual(listed.slice(refused + 1).map(() => true));
+    } finally {
+      await cp.stop();
+    }
+  }, 10_000);
 });

@@ -95,7 +95,7 @@ describe("pull credentials at rest on the cell", () => {
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     agent = new CellAgent(
-      { stateDir: dir, capacity: { memory_mb: 1024, disk_mb: 1024, containers: 4 }, heartbeatIntervalMs: 200, pollJitterMs: 0, backoff: { baseMs: 10, maxMs: 20 }, runner: defaultRunnerConfig },
+      { stateDir: dir, capacity: { memory_mb: 1024, disk_mb: 1024, containers: 4 }, heartbeatIntervalMs: 200, bulkSyncIntervalMs: 30_000, pollJitterMs: 0, backoff: { baseMs: 10, maxMs: 20 }, runner: defaultRunnerConfig },
       {
         client: new ControlPlaneClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, "cell-guid", "credential"),
         driver: cell.driver,

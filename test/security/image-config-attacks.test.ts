@@ -115,7 +115,7 @@ describe("staging results a cell cannot deliver", () => {
         config: { env: [`BIG=${"x".repeat(envBytes)}`], entrypoint: [], cmd: ["/app"], user: "", workdir: "", exposed_ports: [] } },
     });
     agent = new CellAgent(
-      { stateDir: dir, capacity: { memory_mb: 1024, disk_mb: 1024, containers: 4 }, heartbeatIntervalMs: 60_000, pollJitterMs: 0, backoff: { baseMs: 10, maxMs: 20 }, runner: defaultRunnerConfig },
+      { stateDir: dir, capacity: { memory_mb: 1024, disk_mb: 1024, containers: 4 }, heartbeatIntervalMs: 60_000, bulkSyncIntervalMs: 30_000, pollJitterMs: 0, backoff: { baseMs: 10, maxMs: 20 }, runner: defaultRunnerConfig },
       {
         client: new ControlPlaneClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, "cell-guid", "credential"),
         driver: {} as ContainerDriver,

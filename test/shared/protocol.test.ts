@@ -45,8 +45,11 @@ describe("protocol schemas", () => {
     expect(r.error!.issues.map((i) => i.path.join("."))).toContain(path);
   });
 
-  it("accepts heartbeats and reports with exit details", () => {
-    expect(heartbeatSchema.parse({ protocol: 1, capacity: { memory_mb: 1, disk_mb: 1, containers: 1 }, free: { memory_mb: 1, disk_mb: 1, containers: 1 }, cached_layers: [D], instances: [report] }).instances[0]!.exit!.oom).toBe(true);
+  it("accepts heartbeats, with a list of reports or without, and reports with exit details", () => {
+    const beat = { protocol: 1, capacity: { memory_mb: 1, disk_mb: 1, containers: 1 }, free: { memory_mb: 1, disk_mb: 1, containers: 1 }, cached_layers: [D] };
+    expect(heartbeatSchema.parse({ ...beat, instances: [report] }).instances![0]!.exit!.oom).toBe(true);
+    expect(heartbeatSchema.parse(beat).instances).toBeUndefined();
+    expect(heartbeatSchema.safeParse({ ...beat, instances: null }).success).toBe(false);
     expect(instanceReportsSchema.safeParse({ protocol: 1, instances: [] }).success).toBe(false);
     expect(instanceReportsSchema.safeParse({ protocol: 1, instances: [{ ...report, state: "EXPLODED" }] }).success).toBe(false);
   });

@@ -94,7 +94,7 @@ export async function startAgentProcess(o: AgentOptions): Promise<Daemon> {
     [...AGENT, "--api", o.apiUrl, ...(o.enrollmentToken ? ["--enrollment-token", o.enrollmentToken] : []), "--name", o.name, "--zone", o.zone ?? "z1",
       "--address", o.address, "--state-dir", o.stateDir, "--container-cidr", o.containerCidr, "--cgroup-parent", `berth-${o.name}`,
       "--port-min", String(o.portMin), "--port-max", String(o.portMax), "--memory-mb", String(o.memoryMb ?? 4096),
-      "--disk-mb", "16384", "--containers", "32", "--heartbeat-ms", "1000", "--stop-grace-ms", "2000", ...(o.extra ?? [])],
+      "--disk-mb", "16384", "--containers", "32", "--heartbeat-ms", "1000", "--bulk-sync-ms", "3000", "--stop-grace-ms", "2000", ...(o.extra ?? [])],
     {},
     join(o.stateDir, "agent.log"),
     o.netns ? { netns: o.netns } : {},

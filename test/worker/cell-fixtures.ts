@@ -80,6 +80,12 @@ export const heartbeat = (instances: InstanceReport[], extra: Record<string, unk
   cached_layers: [], instances, ...extra,
 });
 
+/** A heartbeat that lists no instances: presence and resources only, what a steady cell sends most. */
+export const presence = (extra: Record<string, unknown> = {}) => {
+  const { instances: _listed, ...beat } = heartbeat([], extra);
+  return beat;
+};
+
 export async function instancesOfApp(appGuid: string) {
   return db().select().from(schema.instances).where(eq(schema.instances.appGuid, appGuid)).orderBy(schema.instances.index);
 }

@@ -7,7 +7,7 @@ import { versionBumps } from "../../worker/scheduling/versions";
 import { notifyChannels } from "../../worker/scheduling/long-poll";
 import { ADMIN, api, createSpace, createUser, db, unique } from "./support";
 import { setDocker } from "./app-fixtures";
-import { IMAGE, appWithDroplet, enroll, onlyActiveCell, heartbeat, instancesOfApp, pass, report } from "./cell-fixtures";
+import { IMAGE, appWithDroplet, enroll, onlyActiveCell, heartbeat, instancesOfApp, pass, presence, report } from "./cell-fixtures";
 
 let space: { guid: string; name: string };
 
@@ -289,6 +289,9 @@ describe("reports", () => {
     expect(beat.status).toBe(403);
     const reported = await api("POST", `/v3/cells/${victim.guid}/instances`, { token: attacker.credential, body: { protocol: 1, instances: [crashed] } });
     expect(reported.status).toBe(403);
+    // Nor kept alive by a beat that lists nothing.
+    const kept = await api("POST", `/v3/cells/${victim.guid}/heartbeat`, { token: attacker.credential, body: presence({ capacity: { memory_mb: 1, disk_mb: 1, containers: 1 } }) });
+    expect(kept.status).toBe(403);
     const [after] = await db().select().from(schema.cells).where(eq(schema.cells.guid, victim.guid));
     expect(after).toEqual(before);
     const [row] = await db().select().from(schema.instances).where(eq(schema.instances.instanceGuid, instance.instanceGuid));
@@ -327,6 +330,21 @@ describe("reports", () => {
     expect(set.json.instances.filter((i: { app_guid: string }) => i.app_guid === app.guid)).toEqual([]);
     await api("POST", `/v3/cells/${cell.guid}/heartbeat`, { token: cell.credential, body: heartbeat([]) });
     expect(await instancesOfApp(app.guid)).toEqual([]);
+  });
+
+  it("a heartbeat without a list renews the cell and its resources, brings it back from LOST, and leaves its instances as they were", async () => {
+    const { cell, instance } = await placedInstance();
+    await db().update(schema.cells).set({ state: "LOST", lastHeartbeatAt: 0 }).where(eq(schema.cells.guid, cell.guid));
+    const layer = `sha256:${"c".repeat(64)}`;
+    const res = await api("POST", `/v3/cells/${cell.guid}/heartbeat`, { token: cell.credential, body: presence({ cached_layers: [layer] }) });
+    expect(res.status).toBe(200);
+    expect(res.json.skipped).toEqual([]);
+    const [c] = await db().select().from(schema.cells).where(eq(schema.cells.guid, cell.guid));
+    expect(c).toMatchObject({ state: "ACTIVE", cachedLayers: [layer] });
+    expect(c!.lastHeartbeatAt).toBeGreaterThan(Date.now() - 5_000);
+    // Not listed is not gone: the instance the cell has not reported yet is still CLAIMED on it.
+    const [row] = await db().select().from(schema.instances).where(eq(schema.instances.instanceGuid, instance.instanceGuid));
+    expect(row).toMatchObject({ state: "CLAIMED", cellGuid: cell.guid });
   });
 
   it("brings a LOST cell back with its first heartbeat", async () => {

@@ -1,7 +1,7 @@
 /**
  * What the agent protocol's hot writes ask of D1, counted (worker/http/d1-tally):
- * a steady heartbeat is one round trip that reads its own cell's rows and
- * nothing of the fleet, its credential checked in that same batch; a router's
+ * a steady heartbeat is one round trip that reads its own cell's rows (none
+ * when it lists no instances) and nothing of the fleet, its credential checked in that same batch; a router's
  * credential is one lookup (a cell's, off its hot routes); a cell's
  * staging result commits its outcome and its cell's version bump in one batch.
  * Counts, not timings: they hold on any machine.
@@ -28,7 +28,7 @@ import { commitWriteSet } from "../../worker/db/write-set";
 import type { WriteOp } from "../../worker/scheduling/write-set";
 import { ADMIN, api, createSpace, createUser, db } from "./support";
 import { setDocker } from "./app-fixtures";
-import { appWithDroplet, credentialOf, enroll, heartbeat, instancesOfApp, onlyActiveCell, pass, report } from "./cell-fixtures";
+import { appWithDroplet, credentialOf, enroll, heartbeat, instancesOfApp, onlyActiveCell, pass, presence, report } from "./cell-fixtures";
 
 /** A Db counting into a tally, and the SQL of every statement prepared through it. */
 function countingDb(): { db: ReturnType<typeof db>; tally: D1Tally; sql: string[] } {
@@ -94,6 +94,21 @@ describe("a cell's heartbeat", () => {
     expect(instanceReads[0]).not.toMatch(/ as twin|from "deployments"/);
     const [row] = await db().select().from(schema.cells).where(eq(schema.cells.guid, cell.guid));
     expect(row!.lastHeartbeatAt).toBe(before);
+  });
+
+  it("without a list of instances, is one round trip that reads no instance, and wakes the scheduler only for a cell back or resized", async () => {
+    const cell = await enroll("cell");
+    const credential = await credentialOf(cell);
+    const { db: counted, tally, sql } = countingDb();
+    const beat = { ...presence(), protocol: 1 as const };
+    expect(await recordHeartbeat(counted, credential, beat, Date.now(), DEFAULT_CONVERGENCE_CONFIG.restart)).toEqual({ rejected: [], sources: [] });
+    expect(tally.roundTrips).toBe(1);
+    expect(sql.filter((q) => /from "instances"/.test(q))).toEqual([]);
+    await db().update(schema.cells).set({ state: "LOST" }).where(eq(schema.cells.guid, cell.guid));
+    expect((await recordHeartbeat(counted, credential, beat, Date.now(), DEFAULT_CONVERGENCE_CONFIG.restart))!.wake).toEqual({ apps: [], cells: [cell.guid] });
+    const resized = { ...beat, capacity: { memory_mb: 1024, disk_mb: 8192, containers: 20 } };
+    expect((await recordHeartbeat(counted, credential, resized, Date.now(), DEFAULT_CONVERGENCE_CONFIG.restart))!.wake).toEqual({ apps: [], cells: [cell.guid] });
+    expect(await recordHeartbeat(counted, credential, resized, Date.now(), DEFAULT_CONVERGENCE_CONFIG.restart)).toEqual({ rejected: [], sources: [] });
   });
 
   it("takes a second round trip only for reports that change rows", async () => {

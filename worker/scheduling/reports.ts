@@ -170,15 +170,17 @@ export async function recordInstanceReports(
 }
 
 /**
- * `POST /v3/cells/:id/heartbeat`: renews the cell's presence and resources,
- * applies every report it carries (reports for instances no longer on the cell
- * are skipped: the desired set tells the cell to drop them), and forgets
- * STOPPING instances the cell no longer lists (it has stopped them).
+ * `POST /v3/cells/:id/heartbeat`: renews the cell's presence and resources.
+ * A beat that lists the cell's instances also applies every report in it
+ * (reports for instances no longer on the cell are skipped: the desired set
+ * tells the cell to drop them) and forgets STOPPING instances the cell no
+ * longer lists (it has stopped them).
  *
- * Presence first, in one round trip that also checks the credential and reads
- * the cell's own rows (never the fleet's): a live cell stays alive whatever
- * else is slow. A steady cell (nothing changed) costs that one batch; reports
- * that change rows take a second, with their audit events and version bumps.
+ * Presence first, in one round trip that also checks the credential and, for
+ * a listing beat, reads the cell's own rows (never the fleet's): a live cell
+ * stays alive whatever else is slow. A beat without a list, what a steady cell
+ * sends most, reads no instance at all; reports that change rows take a second
+ * round trip, with their audit events and version bumps.
  * Null, with nothing written, when `credential` is not (or no longer) the cell's own.
  */
 export async function recordHeartbeat(
@@ -189,27 +191,44 @@ export async function recordHeartbeat(
   policy: RestartPolicy,
 ): Promise<ReportOutcome | null> {
   const cellGuid = credential.guid;
+  const cellRead = db.select({ name: cells.name, state: cells.state, capacity: cells.capacity }).from(cells).where(credentialMatches(credential)).limit(1);
+  const renew = db.update(cells).set({
+    lastHeartbeatAt: now,
+    capacity: heartbeat.capacity,
+    free: heartbeat.free,
+    cachedLayers: heartbeat.cached_layers,
+    // A LOST cell that heartbeats again is back; a DRAINING one keeps draining.
+    state: sql`case when ${cells.state} = 'LOST' then 'ACTIVE' else ${cells.state} end`,
+  }).where(credentialMatches(credential));
+  const listed = heartbeat.instances;
+  if (listed === undefined) {
+    const [[cell]] = await db.batch([cellRead, renew]);
+    return cell ? withCellWake({ rejected: [], sources: [] }, cell, heartbeat, cellGuid, false) : null;
+  }
   const [[cell], onCell] = await db.batch([
-    db.select({ name: cells.name, state: cells.state, capacity: cells.capacity }).from(cells).where(credentialMatches(credential)).limit(1),
+    cellRead,
     db.select(cellRowColumns).from(instances).where(and(eq(instances.cellGuid, cellGuid), credentialHolds(db, credential))),
-    db.update(cells).set({
-      lastHeartbeatAt: now,
-      capacity: heartbeat.capacity,
-      free: heartbeat.free,
-      cachedLayers: heartbeat.cached_layers,
-      // A LOST cell that heartbeats again is back; a DRAINING one keeps draining.
-      state: sql`case when ${cells.state} = 'LOST' then 'ACTIVE' else ${cells.state} end`,
-    }).where(credentialMatches(credential)),
+    renew,
   ]);
   if (!cell) return null;
   const rows = new Map(onCell.map((r) => [r.instanceGuid, r]));
-  const decided = decisionsToStatements(db, cellActor(cellGuid, cell.name), cellGuid, rows, heartbeat.instances, now, policy);
-  const listed = new Set(heartbeat.instances.map((r) => r.instance_guid));
-  const gone = onCell.filter((r) => r.state === "STOPPING" && !listed.has(r.instanceGuid)).map((r) => r.instanceGuid);
+  const decided = decisionsToStatements(db, cellActor(cellGuid, cell.name), cellGuid, rows, listed, now, policy);
+  const named = new Set(listed.map((r) => r.instance_guid));
+  const gone = onCell.filter((r) => r.state === "STOPPING" && !named.has(r.instanceGuid)).map((r) => r.instanceGuid);
   for (const part of paramChunks(gone)) decided.statements.push(db.delete(instances).where(inArray(instances.instanceGuid, part)));
   const outcome = await commitReport(db, decided.statements, decided.bumps, decided.outcome);
+  return withCellWake(outcome, cell, heartbeat, cellGuid, gone.length > 0);
+}
+
+/** Room freed, a cell back or resized: convergence looks at the cell (and what runs there). */
+function withCellWake(
+  outcome: ReportOutcome,
+  cell: { state: string; capacity: unknown },
+  heartbeat: Heartbeat,
+  cellGuid: string,
+  freed: boolean,
+): ReportOutcome {
   const resized = JSON.stringify(cell.capacity) !== JSON.stringify(heartbeat.capacity);
-  // Room freed, a cell back or resized: convergence looks at the cell (and what runs there).
-  if (gone.length === 0 && cell.state !== "LOST" && !resized) return outcome;
+  if (!freed && cell.state !== "LOST" && !resized) return outcome;
   return { ...outcome, wake: { apps: outcome.wake?.apps ?? [], cells: [cellGuid] } };
 }
