@@ -5,6 +5,7 @@ import * as schema from "../../worker/db/schema";
 import { DEFAULT_ORGANIZATION_GUID } from "../../worker/db/organizations";
 import { versionBumps } from "../../worker/scheduling/versions";
 import { notifyChannels } from "../../worker/scheduling/long-poll";
+import { listInstancesOfProcess } from "../../worker/db/instances";
 import { ADMIN, api, createSpace, createUser, db, unique } from "./support";
 import { setDocker } from "./app-fixtures";
 import { IMAGE, appWithDroplet, enroll, onlyActiveCell, heartbeat, instancesOfApp, pass, presence, report } from "./cell-fixtures";
@@ -279,7 +280,7 @@ describe("reports", () => {
     expect((await api("POST", `/v3/cells/${other.guid}/instances`, { token: other.credential, body: { protocol: 1, instances: [] } })).status).toBe(422);
   });
 
-  it("a cell heartbeating or reporting in another cell's name is refused, and that cell's presence, resources and instances stay as they were", async () => {
+  it("a cell heartbeating or reporting in another cell's name is refused, and that cell's presence, resources and instances stay as they were; usage it lists for them never shows", async () => {
     const { cell: victim, instance } = await placedInstance();
     const attacker = await enroll("cell");
     const [before] = await db().select().from(schema.cells).where(eq(schema.cells.guid, victim.guid));
@@ -289,6 +290,10 @@ describe("reports", () => {
     expect(beat.status).toBe(403);
     const reported = await api("POST", `/v3/cells/${victim.guid}/instances`, { token: attacker.credential, body: { protocol: 1, instances: [crashed] } });
     expect(reported.status).toBe(403);
+    // Nor given made-up usage by a beat of the attacker's own that lists the victim's instance: usage is read from the instance's own cell.
+    const lied = await api("POST", `/v3/cells/${attacker.guid}/heartbeat`, { token: attacker.credential, body: heartbeat([{ ...report(instance.instanceGuid, "RUNNING"), usage: { cpu: 9, mem: 9, disk: 9 } }]) });
+    expect(lied.status).toBe(200);
+    expect((await listInstancesOfProcess(db(), instance.processGuid))[0]).toMatchObject({ usage: null, usageAt: null });
     // Nor kept alive by a beat that lists nothing.
     const kept = await api("POST", `/v3/cells/${victim.guid}/heartbeat`, { token: attacker.credential, body: presence({ capacity: { memory_mb: 1, disk_mb: 1, containers: 1 } }) });
     expect(kept.status).toBe(403);

@@ -137,12 +137,12 @@ describe("stats", () => {
   const NOW = Date.UTC(2026, 10, 27, 12, 0, 0);
   const row = (over: Partial<ActualInstance> & Pick<ActualInstance, "index" | "state">): ActualInstance => ({
     instanceGuid: crypto.randomUUID(), processVersion: "v2", since: NOW - 65_000, cellAddress: null, hostPort: null,
-    containerPort: 8080, memoryMb: 256, diskMb: 512, crashReason: null, placementError: null, usage: null, lastReportAt: null, ...over,
+    containerPort: 8080, memoryMb: 256, diskMb: 512, crashReason: null, placementError: null, usage: null, usageAt: null, ...over,
   });
 
   it("maps actual LRPs to CF's states for every desired index", () => {
     const rows = [
-      row({ index: 0, state: "RUNNING", cellAddress: "10.1.0.7", hostPort: 61001, usage: { cpu: 0.25, mem: 1000, disk: 2000 }, lastReportAt: NOW }),
+      row({ index: 0, state: "RUNNING", cellAddress: "10.1.0.7", hostPort: 61001, usage: { cpu: 0.25, mem: 1000, disk: 2000 }, usageAt: NOW }),
       row({ index: 0, state: "STARTING" }), // a replacement beside a running one: the running one is shown
       row({ index: 1, state: "UNCLAIMED", placementError: "insufficient resources: memory" }),
       row({ index: 2, state: "UNCLAIMED" }),
@@ -171,22 +171,22 @@ describe("stats", () => {
     expect(presentStats(proc({ instances: 1 }), [], NOW).resources).toEqual([{ type: "web", index: 0, state: "DOWN", routable: false, uptime: 0, isolation_segment: null, details: null }]);
   });
 
-  it("reads the instances table with the cell's address and the spec's port and quotas", async () => {
+  it("reads the instances table with the cell's address, the usage its cell listed and the spec's port and quotas", async () => {
     const app = await makeApp(space.guid, dev.token);
     const cellGuid = crypto.randomUUID();
+    const [instanceGuid, unlisted] = [crypto.randomUUID(), crypto.randomUUID()];
     await db().insert(schema.cells).values({
       guid: cellGuid, name: unique("cell"), zone: "z1", address: "10.1.0.8", tokenHash: unique("h"), capacity: { memory_mb: 1, disk_mb: 1, containers: 1 }, state: "ACTIVE",
+      instanceUsage: { [instanceGuid]: { cpu: 0.5, mem: 1, disk: 2 } }, usageReportedAt: 456,
     });
-    const instanceGuid = crypto.randomUUID();
-    await db().insert(schema.instances).values({
-      instanceGuid, processGuid: app.guid, appGuid: app.guid, index: 0, processVersion: "v", since: 123,
-      spec: { port: 9000, memory_mb: 128, disk_mb: 256 }, cellGuid, state: "RUNNING", hostPort: 61010,
-      usage: { cpu: 0.5, mem: 1, disk: 2 }, lastReportAt: 456, placementError: null,
-    });
-    expect(await listInstancesOfProcess(db(), app.guid)).toEqual([{
-      instanceGuid, index: 0, processVersion: "v", state: "RUNNING", since: 123, cellAddress: "10.1.0.8", hostPort: 61010,
-      containerPort: 9000, memoryMb: 128, diskMb: 256, crashReason: null, placementError: null, usage: { cpu: 0.5, mem: 1, disk: 2 }, lastReportAt: 456,
-    }]);
+    const row = { processGuid: app.guid, appGuid: app.guid, processVersion: "v", since: 123, spec: { port: 9000, memory_mb: 128, disk_mb: 256 }, cellGuid, state: "RUNNING" as const, placementError: null };
+    await db().insert(schema.instances).values([{ ...row, instanceGuid, index: 0, hostPort: 61010 }, { ...row, instanceGuid: unlisted, index: 1, hostPort: 61011 }]);
+    const common = { processVersion: "v", state: "RUNNING", since: 123, cellAddress: "10.1.0.8", containerPort: 9000, memoryMb: 128, diskMb: 256, crashReason: null, placementError: null };
+    expect(await listInstancesOfProcess(db(), app.guid)).toEqual([
+      { ...common, instanceGuid, index: 0, hostPort: 61010, usage: { cpu: 0.5, mem: 1, disk: 2 }, usageAt: 456 },
+      // Not in its cell's last list (placed since): no usage yet.
+      { ...common, instanceGuid: unlisted, index: 1, hostPort: 61011, usage: null, usageAt: null },
+    ]);
   });
 
   it("lists a space's processes with every process's stats in one call (include=stats), the same as each /stats", async () => {

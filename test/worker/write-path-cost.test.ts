@@ -22,6 +22,7 @@ import { BOOTSTRAP_ADMIN, resolvePrincipal } from "../../worker/auth/principal";
 import { failStaging } from "../../worker/staging/stage";
 import { readCellSetVersion, readVersion, versionBumps } from "../../worker/scheduling/versions";
 import { changeAppState, getApp } from "../../worker/db/apps";
+import { listInstancesOfProcess } from "../../worker/db/instances";
 import { appStartQuotaReads, checkAppStartQuotas } from "../../worker/quotas/repo";
 import { DEFAULT_CONVERGENCE_CONFIG } from "../../shared/convergence/config";
 import { commitWriteSet } from "../../worker/db/write-set";
@@ -78,15 +79,19 @@ describe("the Db of a request or pass", () => {
 });
 
 describe("a cell's heartbeat", () => {
-  it("is one D1 round trip when nothing changed, reading only its own cell's instances", async () => {
+  it("is one D1 round trip when nothing but usage changed, reading only its own cell's instances and writing only its cell's row", async () => {
     await runningOnOwnCell(5); // another cell's fleet, which the heartbeat must not read
-    const { cell, reports } = await runningOnOwnCell(3);
+    const { cell, app, reports } = await runningOnOwnCell(3);
     const credential = await credentialOf(cell);
     const { db: counted, tally, sql } = countingDb();
     const before = Date.now();
-    const outcome = await recordHeartbeat(counted, credential, { ...heartbeat(reports), protocol: 1 as const }, before, DEFAULT_CONVERGENCE_CONFIG.restart);
+    const used = reports.map((r, i) => ({ ...r, usage: { cpu: 0.1 * i, mem: 1000 + i, disk: 2000 + i } }));
+    const outcome = await recordHeartbeat(counted, credential, { ...heartbeat(used), protocol: 1 as const }, before, DEFAULT_CONVERGENCE_CONFIG.restart);
     expect(outcome).toEqual({ rejected: [], sources: [] });
     expect(tally.roundTrips).toBe(1);
+    expect(sql.filter((q) => /^update "instances"/i.test(q))).toEqual([]);
+    const shown = await listInstancesOfProcess(db(), app.guid);
+    expect(shown.map((i) => [i.instanceGuid, i.usage, i.usageAt])).toEqual(used.map((r) => [r.instance_guid, r.usage, before]));
     const instanceReads = sql.filter((q) => /^select/i.test(q) && /from "instances"/.test(q));
     expect(instanceReads.length).toBe(1);
     expect(instanceReads[0]).toMatch(/where \("instances"\."cell_guid" = \? and exists \(select 1 from "cells" where \("cells"\."guid" = \? and "cells"\."token_hash" = \?\)\)\)/);

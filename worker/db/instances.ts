@@ -20,8 +20,9 @@ export interface ActualInstance {
   diskMb: number | null;
   crashReason: string | null;
   placementError: string | null;
+  /** From its cell's last heartbeat that listed it, sent at `usageAt`. */
   usage: Record<string, number> | null;
-  lastReportAt: number | null;
+  usageAt: number | null;
 }
 
 const num = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? v : null);
@@ -35,12 +36,13 @@ export async function listInstancesOfProcesses(db: Db, processGuids: readonly st
   const out = new Map<string, ActualInstance[]>();
   for (const chunk of paramChunks(processGuids)) {
     const rows = await db
-      .select({ i: instances, address: cells.address })
+      .select({ i: instances, address: cells.address, usage: cells.instanceUsage, usageAt: cells.usageReportedAt })
       .from(instances)
       .leftJoin(cells, eq(cells.guid, instances.cellGuid))
       .where(inArray(instances.processGuid, chunk))
       .orderBy(asc(instances.index), asc(instances.since));
-    for (const { i, address } of rows) {
+    for (const { i, address, usage, usageAt } of rows) {
+      const used = usage?.[i.instanceGuid] ?? null;
       const list = out.get(i.processGuid) ?? [];
       list.push({
         instanceGuid: i.instanceGuid,
@@ -55,8 +57,8 @@ export async function listInstancesOfProcesses(db: Db, processGuids: readonly st
         diskMb: num(i.spec.disk_mb),
         crashReason: i.crashReason,
         placementError: i.placementError,
-        usage: i.usage,
-        lastReportAt: i.lastReportAt,
+        usage: used,
+        usageAt: used ? usageAt : null,
       });
       out.set(i.processGuid, list);
     }

@@ -341,6 +341,12 @@ export const cells = sqliteTable("cells", {
   cachedLayers: text("cached_layers", { mode: "json" }).$type<string[]>().notNull().default(sql`'[]'`),
   state: text("state", { enum: CELL_STATES }).notNull(),
   lastHeartbeatAt: integer("last_heartbeat_at"),
+  /**
+   * Each listed instance's usage (cpu, mem, disk) from the cell's last heartbeat that listed them, and when that beat
+   * came: one row written per beat, not one per instance (CF keeps container metrics apart from actual LRPs too).
+   */
+  instanceUsage: text("instance_usage", { mode: "json" }).$type<Record<string, Record<string, number>>>(),
+  usageReportedAt: integer("usage_reported_at"),
   /** Bumped whenever the cell's desired set changes; the long-poll compares against it. */
   desiredVersion: integer("desired_version").notNull().default(0),
   ...timestamps,
@@ -382,8 +388,6 @@ export const instances = sqliteTable(
     crashCount: integer("crash_count").notNull().default(0),
     crashReason: text("crash_reason"),
     placementError: text("placement_error"),
-    usage: text("usage", { mode: "json" }).$type<Record<string, number>>(),
-    lastReportAt: integer("last_report_at"),
   },
   (t) => [
     index("instances_process").on(t.processGuid), index("instances_cell").on(t.cellGuid), index("instances_app").on(t.appGuid),

@@ -92,9 +92,9 @@ function presentFound(p: Process, i: ActualInstance, stopped: boolean, now: numb
     instance_ports: i.hostPort !== null && i.containerPort !== null
       ? [{ external: i.hostPort, internal: i.containerPort, external_tls_proxy_port: 0, internal_tls_proxy_port: 0 }]
       : [],
-    usage: i.usage && i.lastReportAt !== null
+    usage: i.usage && i.usageAt !== null
       ? {
-        time: new Date(i.lastReportAt).toISOString(),
+        time: new Date(i.usageAt).toISOString(),
         cpu: i.usage.cpu ?? 0,
         cpu_entitlement: 0,
         mem: i.usage.mem ?? 0,

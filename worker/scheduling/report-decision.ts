@@ -12,8 +12,8 @@
  *   convergence decides when it restarts. A SUSPECT/EVACUATING copy that dies
  *   just goes: its replacement exists already.
  * - STARTING / RUNNING move a placed instance forward; the same state again only
- *   refreshes host port and usage. Running wakes a pass only when one waits
- *   for it (`awaited`).
+ *   refreshes a host port that moved (usage goes on the cell's row, reports.ts).
+ *   Running wakes a pass only when one waits for it (`awaited`).
  * - Anything for a CRASHED or STOPPING row is stale and ignored.
  */
 import type { RestartPolicy } from "../../shared/convergence/config";
@@ -44,7 +44,6 @@ export interface RowChange {
   hostPort?: number | null;
   crashCount?: number;
   crashReason?: string | null;
-  usage?: Record<string, number> | null;
 }
 
 export interface CrashFacts {
@@ -86,7 +85,7 @@ function crash(row: InstanceRow, report: InstanceReport, now: number, policy: Re
   const reason = describeExit(report);
   return {
     kind: "update",
-    change: { state: "CRASHED", since: now, hostPort: null, crashCount, crashReason: reason, usage: null },
+    change: { state: "CRASHED", since: now, hostPort: null, crashCount, crashReason: reason },
     routesChanged: row.state === "RUNNING",
     converge: true,
     leftSet: true,
@@ -125,13 +124,12 @@ export function decideReport(
     case "RUNNING": {
       const stateChanged = row.state !== report.state;
       const portChanged = row.hostPort !== report.host_port;
-      if (!stateChanged && !portChanged && report.usage === null) return { kind: "ignore" };
+      if (!stateChanged && !portChanged) return { kind: "ignore" };
       return {
         kind: "update",
         change: {
           ...(stateChanged ? { state: report.state, since: now } : {}),
           hostPort: report.host_port,
-          ...(report.usage ? { usage: report.usage } : {}),
         },
         routesChanged: (stateChanged && (row.state === "RUNNING" || report.state === "RUNNING")) || (portChanged && report.state === "RUNNING"),
         converge: stateChanged && report.state === "RUNNING" && row.awaited,

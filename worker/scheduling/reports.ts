@@ -107,7 +107,7 @@ function decisionsToStatements(
       wakeApps.add(row.appGuid);
       continue;
     }
-    statements.push(db.update(instances).set({ ...d.change, lastReportAt: now }).where(byGuid));
+    statements.push(db.update(instances).set(d.change).where(byGuid));
     routes ||= d.routesChanged;
     leftSet ||= d.leftSet;
     if (d.converge) wakeApps.add(row.appGuid);
@@ -171,7 +171,8 @@ export async function recordInstanceReports(
 
 /**
  * `POST /v3/cells/:id/heartbeat`: renews the cell's presence and resources.
- * A beat that lists the cell's instances also applies every report in it
+ * A beat that lists the cell's instances also keeps their usage on the cell's
+ * row (in the same statement), applies every report in it
  * (reports for instances no longer on the cell are skipped: the desired set
  * tells the cell to drop them) and forgets STOPPING instances the cell no
  * longer lists (it has stopped them).
@@ -192,6 +193,7 @@ export async function recordHeartbeat(
 ): Promise<ReportOutcome | null> {
   const cellGuid = credential.guid;
   const cellRead = db.select({ name: cells.name, state: cells.state, capacity: cells.capacity }).from(cells).where(credentialMatches(credential)).limit(1);
+  const listed = heartbeat.instances;
   const renew = db.update(cells).set({
     lastHeartbeatAt: now,
     capacity: heartbeat.capacity,
@@ -199,8 +201,9 @@ export async function recordHeartbeat(
     cachedLayers: heartbeat.cached_layers,
     // A LOST cell that heartbeats again is back; a DRAINING one keeps draining.
     state: sql`case when ${cells.state} = 'LOST' then 'ACTIVE' else ${cells.state} end`,
+    // The list's usage on the cell's own row: one row written, however many instances it names.
+    ...(listed ? { instanceUsage: usageOf(listed), usageReportedAt: now } : {}),
   }).where(credentialMatches(credential));
-  const listed = heartbeat.instances;
   if (listed === undefined) {
     const [[cell]] = await db.batch([cellRead, renew]);
     return cell ? withCellWake({ rejected: [], sources: [] }, cell, heartbeat, cellGuid, false) : null;
@@ -218,6 +221,11 @@ export async function recordHeartbeat(
   for (const part of paramChunks(gone)) decided.statements.push(db.delete(instances).where(inArray(instances.instanceGuid, part)));
   const outcome = await commitReport(db, decided.statements, decided.bumps, decided.outcome);
   return withCellWake(outcome, cell, heartbeat, cellGuid, gone.length > 0);
+}
+
+/** Each listed instance's usage, by instance guid (those the cell sent none for are left out). */
+function usageOf(listed: InstanceReport[]): Record<string, Record<string, number>> {
+  return Object.fromEntries(listed.flatMap((r) => (r.usage ? [[r.instance_guid, r.usage]] : [])));
 }
 
 /** Room freed, a cell back or resized: convergence looks at the cell (and what runs there). */
