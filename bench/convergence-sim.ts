@@ -186,7 +186,8 @@ class FakeCell {
         const listing = listDue(this.lastListed, key, sent, BULK_SYNC_MS);
         await this.client.heartbeat({
           capacity: { memory_mb: 8192, disk_mb: 16384, containers: 250 }, free: { memory_mb: 8192, disk_mb: 16384, containers: 250 },
-          cached_layers: [], ...(listing ? { instances: reports } : {}),
+          // Each listed instance with its usage, as the agent sends it (cpu moves every time).
+          cached_layers: [], ...(listing ? { instances: reports.map((r) => ({ ...r, usage: { cpu: Math.random() / 10, mem: 48 << 20, disk: 12 << 20 } })) } : {}),
         }, this.abort.signal);
         if (listing) this.lastListed = { key, at: sent };
         this.beatRtts.push(performance.now() - sent);
