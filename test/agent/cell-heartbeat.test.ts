@@ -20,6 +20,25 @@ import { ControlPlaneClient } from "../../agent/cell/control-plane";
 import { defaultRunnerConfig } from "../../agent/supervisor/runner";
 import type { ContainerDriver } from "../../agent/supervisor/driver";
 
+/** An agent of the control plane on `port` with no instance desired, so no container is ever started: the driver is never called. */
+function idleAgent(port: number, dir: string, heartbeatIntervalMs: number, bulkSyncIntervalMs: number): CellAgent {
+  return new CellAgent(
+    {
+      stateDir: dir, capacity: { memory_mb: 1024, disk_mb: 1024, containers: 4 }, heartbeatIntervalMs, bulkSyncIntervalMs,
+      pollJitterMs: 0, backoff: { baseMs: 50, maxMs: 200 }, runner: defaultRunnerConfig,
+    },
+    {
+      client: new ControlPlaneClient(`http://127.0.0.1:${port}`, "cell-guid", "credential"),
+      driver: {} as ContainerDriver,
+      log: pino({ level: "silent" }),
+      cachedLayers: async () => [],
+      stage: async () => {
+        throw new Error("no staging in this test");
+      },
+    },
+  );
+}
+
 describe("CellAgent heartbeats", () => {
   const held: ServerResponse[] = [];
   let beats = 0;
@@ -51,22 +70,7 @@ describe("CellAgent heartbeats", () => {
     const { port } = server.address() as AddressInfo;
     dir = await mkdtemp(join(tmpdir(), "berth-heartbeat-"));
     const secondBeat = new Promise<void>((resolve) => (onBeat = () => beats >= 2 && resolve()));
-    agent = new CellAgent(
-      {
-        stateDir: dir, capacity: { memory_mb: 1024, disk_mb: 1024, containers: 4 }, heartbeatIntervalMs: 200, bulkSyncIntervalMs: 30_000,
-        pollJitterMs: 0, backoff: { baseMs: 50, maxMs: 200 }, runner: defaultRunnerConfig,
-      },
-      {
-        client: new ControlPlaneClient(`http://127.0.0.1:${port}`, "cell-guid", "credential"),
-        // No instance is desired here, so no container is ever started: the driver is never called.
-        driver: {} as ContainerDriver,
-        log: pino({ level: "silent" }),
-        cachedLayers: async () => [],
-        stage: async () => {
-          throw new Error("no staging in this test");
-        },
-      },
-    );
+    agent = idleAgent(port, dir, 200, 30_000);
     await agent.start();
     await secondBeat;
     expect(beats).toBeGreaterThanOrEqual(2);
@@ -95,21 +99,7 @@ describe("CellAgent heartbeat lists", () => {
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     const { port } = server.address() as AddressInfo;
     const dir = await mkdtemp(join(tmpdir(), "berth-heartbeat-"));
-    const agent = new CellAgent(
-      {
-        stateDir: dir, capacity: { memory_mb: 1024, disk_mb: 1024, containers: 4 }, heartbeatIntervalMs: 40, bulkSyncIntervalMs: 400,
-        pollJitterMs: 0, backoff: { baseMs: 50, maxMs: 200 }, runner: defaultRunnerConfig,
-      },
-      {
-        client: new ControlPlaneClient(`http://127.0.0.1:${port}`, "cell-guid", "credential"),
-        driver: {} as ContainerDriver,
-        log: pino({ level: "silent" }),
-        cachedLayers: async () => [],
-        stage: async () => {
-          throw new Error("no staging in this test");
-        },
-      },
-    );
+    const agent = idleAgent(port, dir, 40, 400);
     const until = async (n: number) => {
       while (bodies.length < n) await new Promise((r) => setTimeout(r, 10));
     };
