@@ -51,7 +51,7 @@ import { promisify } from "node:util";
 import { randomUUID } from "node:crypto";
 import { nextHeartbeatDelay } from "../agent/cell/backoff";
 import { ControlPlaneClient, register } from "../agent/cell/control-plane";
-import { DEFAULT_BULK_SYNC_MS, listDue, listKey, type ListedBeat } from "../agent/cell/heartbeat-list";
+import { DEFAULT_BULK_SYNC_MS, TakenList } from "../agent/cell/heartbeat-list";
 import type { InstanceReport } from "../shared/protocol/instance";
 import type { ResolvedImage } from "../shared/protocol/image";
 import { controlPlaneSecrets, startControlPlane } from "../test/support/control-plane";
@@ -164,7 +164,11 @@ class FakeCell {
           this.indexOf.delete(guid);
           changes.push({ ...r, state: "STOPPED", since: Date.now(), host_port: null });
         }
-        for (let i = 0; i < changes.length; i += 500) await this.client.reportInstances(changes.slice(i, i + 500), this.abort.signal);
+        for (let i = 0; i < changes.length; i += 500) {
+          const part = changes.slice(i, i + 500);
+          await this.client.reportInstances(part, this.abort.signal);
+          this.taken.reported(part);
+        }
       } catch (e) {
         if (this.stopped) return;
         this.errors.push(`cell ${this.client.cellGuid}: ${(e as Error).message}`);
@@ -173,23 +177,22 @@ class FakeCell {
     }
   }
 
-  private lastListed: ListedBeat | null = null;
+  private readonly taken = new TakenList();
 
-  /** As the agent beats: start to start, a failed beat sent again sooner, the instances listed when they changed or the bulk sync is due. */
+  /** As the agent beats: start to start, a failed beat sent again sooner, the instances listed when the control plane has not taken them or the bulk sync is due. */
   private async beatLoop(): Promise<void> {
     let failures = 0;
     while (!this.stopped) {
       const sent = performance.now();
       try {
         const reports = [...this.running.values()];
-        const key = listKey(reports);
-        const listing = listDue(this.lastListed, key, sent, BULK_SYNC_MS);
+        const listing = this.taken.due(reports, sent, BULK_SYNC_MS);
         await this.client.heartbeat({
           capacity: { memory_mb: 8192, disk_mb: 16384, containers: 250 }, free: { memory_mb: 8192, disk_mb: 16384, containers: 250 },
           // Each listed instance with its usage, as the agent sends it (cpu moves every time).
           cached_layers: [], ...(listing ? { instances: reports.map((r) => ({ ...r, usage: { cpu: Math.random() / 10, mem: 48 << 20, disk: 12 << 20 } })) } : {}),
         }, this.abort.signal);
-        if (listing) this.lastListed = { key, at: sent };
+        if (listing) this.taken.listed(reports, sent);
         this.beatRtts.push(performance.now() - sent);
         if (this.lastBeatAt > 0) this.longestGap = Math.max(this.longestGap, sent - this.lastBeatAt);
         this.lastBeatAt = sent;

@@ -20,7 +20,7 @@ import { ControlPlaneError, type ControlPlaneClient, type StagingOutcome } from 
 import { InstanceStore } from "./instance-store";
 import { boundedStagingResult } from "./staging";
 import { reconcile } from "./reconcile";
-import { listDue, listKey, type ListedBeat } from "./heartbeat-list";
+import { TakenList } from "./heartbeat-list";
 
 export interface CellAgentConfig {
   stateDir: string;
@@ -137,6 +137,7 @@ export class CellAgent {
         const settle = () => batch.forEach((r) => this.unsent.get(r.instance_guid) === r && this.unsent.delete(r.instance_guid));
         try {
           await this.deps.client.reportInstances(batch, this.abort.signal);
+          this.taken.reported(batch);
           settle();
           attempt = 0;
         } catch (e) {
@@ -239,8 +240,8 @@ export class CellAgent {
     }
   }
 
-  /** The last list of instances the control plane took. */
-  private lastListed: ListedBeat | null = null;
+  /** What the control plane has taken of this cell's instances (lists and reports). */
+  private readonly taken = new TakenList();
   /** The control plane refused a beat without a list (it predates them): every beat lists from then on. */
   private listsRequired = false;
 
@@ -253,12 +254,12 @@ export class CellAgent {
         beat = await this.heartbeat(startedAt);
         // A beat unanswered after two intervals is given up and sent again: three make the cell lost.
         await this.deps.client.heartbeat(beat.message, this.abort.signal, 2 * this.config.heartbeatIntervalMs);
-        if (beat.listed) this.lastListed = beat.listed;
+        if (beat.message.instances) this.taken.listed(beat.message.instances, startedAt);
         failures = 0;
       } catch (e) {
         if (this.abort.signal.aborted) return;
         failures += 1;
-        if (beat && !beat.listed && e instanceof ControlPlaneError && e.status === 422) {
+        if (beat && !beat.message.instances && e instanceof ControlPlaneError && e.status === 422) {
           this.listsRequired = true;
           this.deps.log.warn({ err: e.message }, "the control plane requires every heartbeat to list the instances: listing them from now on");
         } else {
@@ -269,8 +270,8 @@ export class CellAgent {
     }
   }
 
-  /** The beat sent at `now`, and the list it carries (null when it carries none). */
-  private async heartbeat(now: number): Promise<{ message: Omit<Heartbeat, "protocol">; listed: ListedBeat | null }> {
+  /** The beat sent at `now`. */
+  private async heartbeat(now: number): Promise<{ message: Omit<Heartbeat, "protocol"> }> {
     const runners = [...this.runners.values()];
     const reports = runners.map((runner) => runner.report());
     const used = { memory_mb: 0, disk_mb: 0, containers: 0 };
@@ -292,10 +293,9 @@ export class CellAgent {
       },
       cached_layers: await this.deps.cachedLayers(),
     };
-    const key = listKey(reports);
-    if (!this.listsRequired && !listDue(this.lastListed, key, now, this.config.bulkSyncIntervalMs)) return { message, listed: null };
+    if (!this.listsRequired && !this.taken.due(reports, now, this.config.bulkSyncIntervalMs)) return { message };
     const instances: InstanceReport[] = [];
     for (const [i, runner] of runners.entries()) instances.push({ ...reports[i]!, usage: await runner.usage() });
-    return { message: { ...message, instances }, listed: { key, at: now } };
+    return { message: { ...message, instances } };
   }
 }

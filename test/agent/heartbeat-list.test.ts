@@ -1,6 +1,6 @@
 /** When a heartbeat lists the cell's instances (agent/cell/heartbeat-list.ts): pure decisions, the clock a parameter. */
 import { describe, expect, it } from "vitest";
-import { listDue, listKey } from "../../agent/cell/heartbeat-list";
+import { TakenList } from "../../agent/cell/heartbeat-list";
 import type { InstanceReport } from "../../shared/protocol/instance";
 
 const report = (guid: string, extra: Partial<InstanceReport> = {}): InstanceReport => ({
@@ -10,26 +10,37 @@ const report = (guid: string, extra: Partial<InstanceReport> = {}): InstanceRepo
 describe("a heartbeat's list of instances", () => {
   const a = report("a");
   const b = report("b");
+  const taken = (reports: InstanceReport[], at = 1_000) => {
+    const t = new TakenList();
+    t.listed(reports, at);
+    return t;
+  };
 
-  it("is compared by each instance's guid, state, port and crash count, whatever the order and the usage", () => {
-    expect(listKey([a, b])).toBe(listKey([b, { ...a, usage: { cpu: 0.5, mem: 1, disk: 2 } }]));
-    expect(listKey([a, b])).not.toBe(listKey([a]));
-    expect(listKey([a])).not.toBe(listKey([{ ...a, state: "CRASHED", host_port: null }]));
-    expect(listKey([a])).not.toBe(listKey([{ ...a, host_port: 61001 }]));
-    expect(listKey([a])).not.toBe(listKey([{ ...a, crash_count: 1 }]));
+  it("goes with the first beat, and at least every bulk-sync interval", () => {
+    expect(new TakenList().due([], 0, 30_000)).toBe(true);
+    expect(taken([a, b]).due([a, b], 6_000, 30_000)).toBe(false);
+    expect(taken([a, b]).due([a, b], 30_999, 30_000)).toBe(false);
+    expect(taken([a, b]).due([a, b], 31_000, 30_000)).toBe(true);
   });
 
-  it("goes with the first beat, with any change, and at least every bulk-sync interval", () => {
-    const key = listKey([a, b]);
-    expect(listDue(null, listKey([]), 0, 30_000)).toBe(true);
-    expect(listDue({ key, at: 1_000 }, key, 6_000, 30_000)).toBe(false);
-    expect(listDue({ key, at: 1_000 }, listKey([a]), 6_000, 30_000)).toBe(true);
-    expect(listDue({ key, at: 1_000 }, key, 30_999, 30_000)).toBe(false);
-    expect(listDue({ key, at: 1_000 }, key, 31_000, 30_000)).toBe(true);
+  it("goes with any change the control plane has not taken: an instance come or gone, or its state, port or crash count", () => {
+    expect(taken([a, b]).due([a], 6_000, 30_000)).toBe(true);
+    expect(taken([a]).due([a, b], 6_000, 30_000)).toBe(true);
+    expect(taken([a]).due([{ ...a, state: "CRASHED", host_port: null }], 6_000, 30_000)).toBe(true);
+    expect(taken([a]).due([{ ...a, host_port: 61001 }], 6_000, 30_000)).toBe(true);
+    expect(taken([a]).due([{ ...a, crash_count: 1 }], 6_000, 30_000)).toBe(true);
+  });
+
+  it("stays home for what the control plane has: the same instances in any order, new usage, or changes it took as reports", () => {
+    expect(taken([a, b]).due([b, { ...a, usage: { cpu: 0.5, mem: 1, disk: 2 } }], 6_000, 30_000)).toBe(false);
+    const t = taken([a]);
+    const started = report("b", { state: "STARTING", host_port: null });
+    t.reported([started]);
+    expect(t.due([a, started], 6_000, 30_000)).toBe(false);
+    expect(t.due([a, { ...started, state: "RUNNING", host_port: 61001 }], 6_000, 30_000)).toBe(true);
   });
 
   it("goes along when the clock stepped back, since the interval cannot be told", () => {
-    const key = listKey([a]);
-    expect(listDue({ key, at: 10_000 }, key, 9_000, 30_000)).toBe(true);
+    expect(taken([a], 10_000).due([a], 9_000, 30_000)).toBe(true);
   });
 });
