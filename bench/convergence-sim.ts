@@ -166,8 +166,11 @@ class FakeCell {
         }
         for (let i = 0; i < changes.length; i += 500) {
           const part = changes.slice(i, i + 500);
-          await this.client.reportInstances(part, this.abort.signal);
-          this.taken.reported(part);
+          const answered = this.taken.sending();
+          await this.client.reportInstances(part, this.abort.signal).then(() => answered(part), (e: unknown) => {
+            answered(null);
+            throw e;
+          });
         }
       } catch (e) {
         if (this.stopped) return;
@@ -185,14 +188,16 @@ class FakeCell {
     while (!this.stopped) {
       const sent = performance.now();
       try {
+        const mark = this.taken.mark();
         const reports = [...this.running.values()];
         const listing = this.taken.due(reports, sent, BULK_SYNC_MS);
-        await this.client.heartbeat({
+        const listNext = await this.client.heartbeat({
           capacity: { memory_mb: 8192, disk_mb: 16384, containers: 250 }, free: { memory_mb: 8192, disk_mb: 16384, containers: 250 },
           // Each listed instance with its usage, as the agent sends it (cpu moves every time).
           cached_layers: [], ...(listing ? { instances: reports.map((r) => ({ ...r, usage: { cpu: Math.random() / 10, mem: 48 << 20, disk: 12 << 20 } })) } : {}),
         }, this.abort.signal);
-        if (listing) this.taken.listed(reports, sent);
+        if (listing) this.taken.listed(reports, sent, mark);
+        if (listNext) this.taken.forget();
         this.beatRtts.push(performance.now() - sent);
         if (this.lastBeatAt > 0) this.longestGap = Math.max(this.longestGap, sent - this.lastBeatAt);
         this.lastBeatAt = sent;
@@ -499,6 +504,7 @@ async function runOnce(via: Via, config: string, wrangler: string, env: NodeJS.P
       const [cpu0, n0] = [await cpuNow(), beats()];
       await new Promise((r) => setTimeout(r, STEADY_MS));
       const [spent, n] = [(await cpuNow()).get("workerd")! - cpu0.get("workerd")!, beats() - n0];
+      if (n === 0) throw new Error("no heartbeat was accepted in phase E");
       console.log(`E. a steady fleet for ${(STEADY_MS / 1000).toFixed(0)} s: ${n} heartbeats (${(n / (STEADY_MS / 1000)).toFixed(0)}/s), workerd CPU ${spent.toFixed(2)} s: ${((spent * 1000) / n).toFixed(2)} ms a heartbeat, ${((100 * spent) / (STEADY_MS / 1000)).toFixed(0)}% of its thread`);
     });
 

@@ -135,12 +135,14 @@ export class CellAgent {
         const batch = [...this.unsent.values()];
         // Done with these reports; a newer one of the same instance, queued meanwhile, stays.
         const settle = () => batch.forEach((r) => this.unsent.get(r.instance_guid) === r && this.unsent.delete(r.instance_guid));
+        const answered = this.taken.sending();
         try {
           await this.deps.client.reportInstances(batch, this.abort.signal);
-          this.taken.reported(batch);
+          answered(batch);
           settle();
           attempt = 0;
         } catch (e) {
+          answered(null);
           if (e instanceof ControlPlaneError && e.permanent) {
             // Refused for good (e.g. the instance was moved off this cell): resending cannot help.
             this.deps.log.warn({ err: e.message, instances: batch.map((r) => r.instance_guid) }, "instance report refused; dropped");
@@ -253,13 +255,15 @@ export class CellAgent {
       try {
         beat = await this.heartbeat(startedAt);
         // A beat unanswered after two intervals is given up and sent again: three make the cell lost.
-        await this.deps.client.heartbeat(beat.message, this.abort.signal, 2 * this.config.heartbeatIntervalMs);
-        if (beat.message.instances) this.taken.listed(beat.message.instances, startedAt);
+        const listNext = await this.deps.client.heartbeat(beat.message, this.abort.signal, 2 * this.config.heartbeatIntervalMs);
+        if (beat.message.instances) this.taken.listed(beat.message.instances, startedAt, beat.mark);
+        if (listNext) this.taken.forget();
         failures = 0;
       } catch (e) {
         if (this.abort.signal.aborted) return;
         failures += 1;
-        if (beat && !beat.message.instances && e instanceof ControlPlaneError && e.status === 422) {
+        // A control plane that predates list-less beats names the field it misses.
+        if (beat && !beat.message.instances && e instanceof ControlPlaneError && e.status === 422 && e.message.includes("instances")) {
           this.listsRequired = true;
           this.deps.log.warn({ err: e.message }, "the control plane requires every heartbeat to list the instances: listing them from now on");
         } else {
@@ -270,8 +274,9 @@ export class CellAgent {
     }
   }
 
-  /** The beat sent at `now`. */
-  private async heartbeat(now: number): Promise<{ message: Omit<Heartbeat, "protocol"> }> {
+  /** The beat sent at `now`, and the mark of its reading (heartbeat-list.ts). */
+  private async heartbeat(now: number): Promise<{ message: Omit<Heartbeat, "protocol">; mark: number }> {
+    const mark = this.taken.mark();
     const runners = [...this.runners.values()];
     const reports = runners.map((runner) => runner.report());
     const used = { memory_mb: 0, disk_mb: 0, containers: 0 };
@@ -293,9 +298,9 @@ export class CellAgent {
       },
       cached_layers: await this.deps.cachedLayers(),
     };
-    if (!this.listsRequired && !this.taken.due(reports, now, this.config.bulkSyncIntervalMs)) return { message };
+    if (!this.listsRequired && !this.taken.due(reports, now, this.config.bulkSyncIntervalMs)) return { message, mark };
     const instances: InstanceReport[] = [];
     for (const [i, runner] of runners.entries()) instances.push({ ...reports[i]!, usage: await runner.usage() });
-    return { message: { ...message, instances } };
+    return { message: { ...message, instances }, mark };
   }
 }

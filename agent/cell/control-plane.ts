@@ -10,7 +10,7 @@ import {
   type CellRegistration,
   type RegistrationResponse,
 } from "../../shared/protocol/enrollment";
-import type { Heartbeat } from "../../shared/protocol/heartbeat";
+import { heartbeatAnswerSchema, type Heartbeat } from "../../shared/protocol/heartbeat";
 import type { InstanceReport } from "../../shared/protocol/instance";
 import type { StagingResult } from "../../shared/protocol/staging";
 import { PROTOCOL_VERSION } from "../../shared/protocol/version";
@@ -160,8 +160,10 @@ export class ControlPlaneClient {
     }
   }
 
-  async heartbeat(beat: Omit<Heartbeat, "protocol">, signal?: AbortSignal, timeoutMs?: number): Promise<void> {
-    await this.call("POST", `/v3/cells/${this.cellGuid}/heartbeat`, { protocol: PROTOCOL_VERSION, ...beat }, "heartbeat", { signal, timeoutMs });
+  /** Sends a beat; true when the control plane asks the next one to list the instances. */
+  async heartbeat(beat: Omit<Heartbeat, "protocol">, signal?: AbortSignal, timeoutMs?: number): Promise<boolean> {
+    const answer = await this.call<unknown>("POST", `/v3/cells/${this.cellGuid}/heartbeat`, { protocol: PROTOCOL_VERSION, ...beat }, "heartbeat", { signal, timeoutMs });
+    return heartbeatAnswerSchema.safeParse(answer ?? {}).data?.list_instances === true;
   }
 
   async reportInstances(instances: InstanceReport[], signal?: AbortSignal): Promise<void> {

@@ -24,6 +24,14 @@ export const heartbeatSchema = z.strictObject({
   instances: z.array(instanceReportSchema).optional(),
 });
 
+/**
+ * The control plane's answer to a heartbeat, as a cell reads it. `list_instances`: the next beat should list the
+ * instances (the control plane holds some the cell may have stopped, or the cell has just come back from LOST).
+ */
+export const heartbeatAnswerSchema = z.object({
+  list_instances: z.boolean().optional(),
+});
+
 export const instanceReportsSchema = z.strictObject({
   protocol: protocolField,
   instances: z.array(instanceReportSchema).min(1),

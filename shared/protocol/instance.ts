@@ -1,7 +1,8 @@
 /**
  * @module One instance (Diego's ActualLRP) as the protocol carries it: the spec
  * the control plane snapshots at start/restart/scale-up, and the report a cell
- * sends back whenever the instance changes state and with every heartbeat.
+ * sends back whenever the instance changes state and with every heartbeat that
+ * lists the cell's instances.
  */
 import { z } from "zod";
 import { SIGNALS } from "../staging/stop-signal";

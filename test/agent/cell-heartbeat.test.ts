@@ -79,8 +79,11 @@ describe("CellAgent heartbeats", () => {
 });
 
 describe("CellAgent heartbeat lists", () => {
-  /** A control plane that records each beat's body; `refuseUnlisted` answers 422 to beats without a list, as one that predates them. */
-  async function recording(refuseUnlisted: boolean) {
+  /**
+   * A control plane that records each beat's body; `refuseUnlisted` answers 422 to beats without a list, as one that
+   * predates them; beat number `askAt` (0-based) is answered with a request for the list.
+   */
+  async function recording(refuseUnlisted: boolean, askAt = -1, bulkSyncMs = 400) {
     const bodies: { instances?: unknown[] }[] = [];
     const server = createServer((req: IncomingMessage, res: ServerResponse) => {
       let text = "";
@@ -92,14 +95,15 @@ describe("CellAgent heartbeat lists", () => {
         if (refuseUnlisted && !body.instances) {
           res.writeHead(422, { "content-type": "application/json" }).end(JSON.stringify({ errors: [{ code: 10008, title: "CF-UnprocessableEntity", detail: "instances: Invalid input: expected array, received undefined" }] }));
         } else {
-          res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ protocol: 1, skipped: [] }));
+          const ask = bodies.length - 1 === askAt ? { list_instances: true } : {};
+          res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ protocol: 1, skipped: [], ...ask }));
         }
       });
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     const { port } = server.address() as AddressInfo;
     const dir = await mkdtemp(join(tmpdir(), "berth-heartbeat-"));
-    const agent = idleAgent(port, dir, 40, 400);
+    const agent = idleAgent(port, dir, 40, bulkSyncMs);
     const until = async (n: number) => {
       while (bodies.length < n) await new Promise((r) => setTimeout(r, 10));
     };
@@ -123,6 +127,17 @@ describe("CellAgent heartbeat lists", () => {
       // 40 ms beats, a list at least every 400 ms: most beats list nothing, and a list comes again.
       expect(listed.filter((l) => !l).length).toBeGreaterThanOrEqual(8);
       expect(listed.slice(1).some((l) => l)).toBe(true);
+    } finally {
+      await cp.stop();
+    }
+  }, 10_000);
+
+  it("list them on the beat after the control plane asked for it", async () => {
+    const cp = await recording(false, 3, 60_000);
+    try {
+      await cp.until(6);
+      // Well within the bulk-sync interval: only the asking made beat 4 list.
+      expect(cp.bodies.slice(0, 6).map((b) => b.instances !== undefined)).toEqual([true, false, false, false, true, false]);
     } finally {
       await cp.stop();
     }

@@ -12,7 +12,7 @@ describe("a heartbeat's list of instances", () => {
   const b = report("b");
   const taken = (reports: InstanceReport[], at = 1_000) => {
     const t = new TakenList();
-    t.listed(reports, at);
+    t.listed(reports, at, t.mark());
     return t;
   };
 
@@ -35,9 +35,34 @@ describe("a heartbeat's list of instances", () => {
     expect(taken([a, b]).due([b, { ...a, usage: { cpu: 0.5, mem: 1, disk: 2 } }], 6_000, 30_000)).toBe(false);
     const t = taken([a]);
     const started = report("b", { state: "STARTING", host_port: null });
-    t.reported([started]);
+    t.sending()([started]);
     expect(t.due([a, started], 6_000, 30_000)).toBe(false);
+    // A report that did not get through changes nothing taken.
+    t.sending()(null);
     expect(t.due([a, { ...started, state: "RUNNING", host_port: 61001 }], 6_000, 30_000)).toBe(true);
+  });
+
+  it("goes again after a list that crossed a report (either may have landed last), or when the control plane asks", () => {
+    const running = report("b", { state: "RUNNING" });
+    // A report in flight while the list is read.
+    let t = taken([a]);
+    const inFlight = t.sending();
+    const mark = t.mark();
+    inFlight([running]);
+    t.listed([a, report("b", { state: "STARTING" })], 5_000, mark);
+    expect(t.due([a, running], 6_000, 30_000)).toBe(true);
+    // A report sent after the list was read, answered before or after it: the same.
+    t = taken([a]);
+    const read = t.mark();
+    const after = t.sending();
+    t.listed([a, report("b", { state: "STARTING" })], 5_000, read);
+    after([running]);
+    expect(t.due([a, running], 6_000, 30_000)).toBe(true);
+    // Nothing crossed it: it holds.
+    t = taken([a, running]);
+    expect(t.due([a, running], 6_000, 30_000)).toBe(false);
+    t.forget();
+    expect(t.due([a, running], 6_000, 30_000)).toBe(true);
   });
 
   it("goes along when the clock stepped back, since the interval cannot be told", () => {

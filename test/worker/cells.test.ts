@@ -343,13 +343,27 @@ describe("reports", () => {
     const layer = `sha256:${"c".repeat(64)}`;
     const res = await api("POST", `/v3/cells/${cell.guid}/heartbeat`, { token: cell.credential, body: presence({ cached_layers: [layer] }) });
     expect(res.status).toBe(200);
-    expect(res.json.skipped).toEqual([]);
+    // Back from LOST: what it runs comes with its next beat.
+    expect(res.json).toEqual({ protocol: 1, skipped: [], list_instances: true });
+    expect((await api("POST", `/v3/cells/${cell.guid}/heartbeat`, { token: cell.credential, body: presence({ cached_layers: [layer] }) })).json).toEqual({ protocol: 1, skipped: [] });
     const [c] = await db().select().from(schema.cells).where(eq(schema.cells.guid, cell.guid));
     expect(c).toMatchObject({ state: "ACTIVE", cachedLayers: [layer] });
     expect(c!.lastHeartbeatAt).toBeGreaterThan(Date.now() - 5_000);
     // Not listed is not gone: the instance the cell has not reported yet is still CLAIMED on it.
     const [row] = await db().select().from(schema.instances).where(eq(schema.instances.instanceGuid, instance.instanceGuid));
     expect(row).toMatchObject({ state: "CLAIMED", cellGuid: cell.guid });
+  });
+
+  it("asks for the list while the cell has an instance to stop, and the list that no longer names it forgets it", async () => {
+    const { cell, app } = await placedInstance();
+    expect((await api("POST", `/v3/apps/${app.guid}/actions/stop`, { token: ADMIN })).status).toBe(200);
+    await pass();
+    expect((await instancesOfApp(app.guid))[0]!.state).toBe("STOPPING");
+    const asked = await api("POST", `/v3/cells/${cell.guid}/heartbeat`, { token: cell.credential, body: presence() });
+    expect(asked.json.list_instances).toBe(true);
+    expect(await instancesOfApp(app.guid)).toHaveLength(1);
+    await api("POST", `/v3/cells/${cell.guid}/heartbeat`, { token: cell.credential, body: heartbeat([]) });
+    expect(await instancesOfApp(app.guid)).toEqual([]);
   });
 
   it("brings a LOST cell back with its first heartbeat", async () => {

@@ -101,16 +101,19 @@ describe("a cell's heartbeat", () => {
     expect(row!.lastHeartbeatAt).toBe(before);
   });
 
-  it("without a list of instances, is one round trip that reads no instance, and wakes the scheduler only for a cell back or resized", async () => {
+  it("without a list of instances, is one round trip that reads of its instances only whether one is STOPPING, and wakes the scheduler only for a cell back or resized", async () => {
     const cell = await enroll("cell");
     const credential = await credentialOf(cell);
     const { db: counted, tally, sql } = countingDb();
     const beat = { ...presence(), protocol: 1 as const };
     expect(await recordHeartbeat(counted, credential, beat, Date.now(), DEFAULT_CONVERGENCE_CONFIG.restart)).toEqual({ rejected: [], sources: [] });
     expect(tally.roundTrips).toBe(1);
-    expect(sql.filter((q) => /from "instances"/.test(q))).toEqual([]);
+    const instanceReads = sql.filter((q) => /from "instances"/.test(q));
+    expect(instanceReads).toHaveLength(1);
+    expect(instanceReads[0]).toMatch(/"instances"\."state" = \?.* limit \?$/);
     await db().update(schema.cells).set({ state: "LOST" }).where(eq(schema.cells.guid, cell.guid));
-    expect((await recordHeartbeat(counted, credential, beat, Date.now(), DEFAULT_CONVERGENCE_CONFIG.restart))!.wake).toEqual({ apps: [], cells: [cell.guid] });
+    // Back from LOST: the scheduler looks at the cell, and the cell's next beat lists what it runs.
+    expect(await recordHeartbeat(counted, credential, beat, Date.now(), DEFAULT_CONVERGENCE_CONFIG.restart)).toEqual({ rejected: [], sources: [], listInstances: true, wake: { apps: [], cells: [cell.guid] } });
     const resized = { ...beat, capacity: { memory_mb: 1024, disk_mb: 8192, containers: 20 } };
     expect((await recordHeartbeat(counted, credential, resized, Date.now(), DEFAULT_CONVERGENCE_CONFIG.restart))!.wake).toEqual({ apps: [], cells: [cell.guid] });
     expect(await recordHeartbeat(counted, credential, resized, Date.now(), DEFAULT_CONVERGENCE_CONFIG.restart)).toEqual({ rejected: [], sources: [] });

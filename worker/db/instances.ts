@@ -1,5 +1,5 @@
 /** @module Actual LRPs as the stats endpoint reads them (the scheduler writes them). */
-import { asc, eq, inArray } from "drizzle-orm";
+import { asc, eq, inArray, sql } from "drizzle-orm";
 import type { Db } from "../env";
 import { paramChunks } from "./param-chunks";
 import { cells, instances } from "./schema";
@@ -25,6 +25,9 @@ export interface ActualInstance {
   usageAt: number | null;
 }
 
+/** The instance's own entry in its cell's usage map (instance guids are UUIDs: nothing to quote in the path). */
+const usageEntry = sql<string | null>`json_extract(${cells.instanceUsage}, '$."' || ${instances.instanceGuid} || '"')`;
+
 const num = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? v : null);
 
 export async function listInstancesOfProcess(db: Db, processGuid: string): Promise<ActualInstance[]> {
@@ -36,13 +39,13 @@ export async function listInstancesOfProcesses(db: Db, processGuids: readonly st
   const out = new Map<string, ActualInstance[]>();
   for (const chunk of paramChunks(processGuids)) {
     const rows = await db
-      .select({ i: instances, address: cells.address, usage: cells.instanceUsage, usageAt: cells.usageReportedAt })
+      .select({ i: instances, address: cells.address, usage: usageEntry, usageAt: cells.usageReportedAt })
       .from(instances)
       .leftJoin(cells, eq(cells.guid, instances.cellGuid))
       .where(inArray(instances.processGuid, chunk))
       .orderBy(asc(instances.index), asc(instances.since));
     for (const { i, address, usage, usageAt } of rows) {
-      const used = usage?.[i.instanceGuid] ?? null;
+      const used = usage === null ? null : (JSON.parse(usage) as Record<string, number>);
       const list = out.get(i.processGuid) ?? [];
       list.push({
         instanceGuid: i.instanceGuid,

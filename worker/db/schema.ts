@@ -388,6 +388,12 @@ export const instances = sqliteTable(
     crashCount: integer("crash_count").notNull().default(0),
     crashReason: text("crash_reason"),
     placementError: text("placement_error"),
+    /**
+     * Retired (usage is on the cell's row): nothing reads or writes them, but they stay until the next release's
+     * migration, so the Worker still running while this release's migrations apply keeps working (docs/deploy.md).
+     */
+    retiredUsage: text("usage", { mode: "json" }).$type<Record<string, number>>(),
+    retiredLastReportAt: integer("last_report_at"),
   },
   (t) => [
     index("instances_process").on(t.processGuid), index("instances_cell").on(t.cellGuid), index("instances_app").on(t.appGuid),

@@ -92,7 +92,8 @@ function presentFound(p: Process, i: ActualInstance, stopped: boolean, now: numb
     instance_ports: i.hostPort !== null && i.containerPort !== null
       ? [{ external: i.hostPort, internal: i.containerPort, external_tls_proxy_port: 0, internal_tls_proxy_port: 0 }]
       : [],
-    usage: i.usage && i.usageAt !== null
+    // A crashed instance's last usage is not what it uses now (its cell's next list drops it).
+    usage: i.usage && i.usageAt !== null && (state === "RUNNING" || state === "STARTING")
       ? {
         time: new Date(i.usageAt).toISOString(),
         cpu: i.usage.cpu ?? 0,

@@ -222,7 +222,7 @@ cellsApi.post("/:id/heartbeat", async (c) => {
     console.error(JSON.stringify({ level: "error", requestId: c.var.requestId, msg: "stall report failed", error: String(err) }));
   }));
   // Reports for instances no longer on this cell are skipped, and named so the agent can log them.
-  return c.json({ protocol: PROTOCOL_VERSION, skipped: outcome.rejected });
+  return c.json({ protocol: PROTOCOL_VERSION, skipped: outcome.rejected, ...(outcome.listInstances ? { list_instances: true } : {}) });
 });
 
 cellsApi.post("/:id/instances", async (c) => {

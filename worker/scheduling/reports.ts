@@ -3,7 +3,7 @@
  * batch per message, so a report either lands whole or not at all. Decisions
  * are `decideReport`'s; this module loads rows and turns decisions into writes.
  */
-import { and, eq, inArray, sql } from "drizzle-orm";
+import { and, eq, inArray, sql, type SQL } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import type { Db } from "../env";
 import type { RestartPolicy } from "../../shared/convergence/config";
@@ -28,6 +28,8 @@ export interface ReportOutcome {
   sources: MovedSource[];
   /** Crashes recorded, for their apps' API lines. */
   appEvents?: ApiLineEvent[];
+  /** A heartbeat's: the cell's next beat should list its instances (heartbeatAnswerSchema). */
+  listInstances?: boolean;
 }
 
 interface LoadedRow extends InstanceRow {
@@ -180,8 +182,10 @@ export async function recordInstanceReports(
  * Presence first, in one round trip that also checks the credential and, for
  * a listing beat, reads the cell's own rows (never the fleet's): a live cell
  * stays alive whatever else is slow. A beat without a list, what a steady cell
- * sends most, reads no instance at all; reports that change rows take a second
- * round trip, with their audit events and version bumps.
+ * sends most, reads no instance but whether one of the cell's is STOPPING
+ * (then, or when the cell was LOST, it asks the next beat for the list);
+ * reports that change rows take a second round trip, with their audit events
+ * and version bumps.
  * Null, with nothing written, when `credential` is not (or no longer) the cell's own.
  */
 export async function recordHeartbeat(
@@ -202,11 +206,19 @@ export async function recordHeartbeat(
     // A LOST cell that heartbeats again is back; a DRAINING one keeps draining.
     state: sql`case when ${cells.state} = 'LOST' then 'ACTIVE' else ${cells.state} end`,
     // The list's usage on the cell's own row: one row written, however many instances it names.
-    ...(listed ? { instanceUsage: usageOf(listed), usageReportedAt: now } : {}),
+    ...(listed ? { instanceUsage: ownUsage(listed), usageReportedAt: now } : {}),
   }).where(credentialMatches(credential));
   if (listed === undefined) {
-    const [[cell]] = await db.batch([cellRead, renew]);
-    return cell ? withCellWake({ rejected: [], sources: [] }, cell, heartbeat, cellGuid, false) : null;
+    const [[cell], stopping] = await db.batch([
+      cellRead,
+      // Instances the cell was told to stop: only a list can say they are gone.
+      db.select({ guid: instances.instanceGuid }).from(instances)
+        .where(and(eq(instances.cellGuid, cellGuid), eq(instances.state, "STOPPING"), credentialHolds(db, credential))).limit(1),
+      renew,
+    ]);
+    if (!cell) return null;
+    const listNext = stopping.length > 0 || cell.state === "LOST";
+    return withCellWake({ rejected: [], sources: [], ...(listNext ? { listInstances: true } : {}) }, cell, heartbeat, cellGuid, false);
   }
   const [[cell], onCell] = await db.batch([
     cellRead,
@@ -223,9 +235,14 @@ export async function recordHeartbeat(
   return withCellWake(outcome, cell, heartbeat, cellGuid, gone.length > 0);
 }
 
-/** Each listed instance's usage, by instance guid (those the cell sent none for are left out). */
-function usageOf(listed: InstanceReport[]): Record<string, Record<string, number>> {
-  return Object.fromEntries(listed.flatMap((r) => (r.usage ? [[r.instance_guid, r.usage]] : [])));
+/**
+ * The listed usage by instance guid, kept for the cell's own instances only (the outer statement's cell row):
+ * a cell listing made-up guids grows nothing.
+ */
+function ownUsage(listed: InstanceReport[]): SQL {
+  const sent = JSON.stringify(Object.fromEntries(listed.flatMap((r) => (r.usage ? [[r.instance_guid, r.usage]] : []))));
+  return sql`(select json_group_object(u.key, json(u.value)) from json_each(${sent}) as u
+    where exists (select 1 from ${instances} where ${instances.instanceGuid} = u.key and ${instances.cellGuid} = ${qualified(cells.guid)}))`;
 }
 
 /** Room freed, a cell back or resized: convergence looks at the cell (and what runs there). */

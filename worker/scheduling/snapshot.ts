@@ -98,7 +98,11 @@ export const oldestClaimQuery = (db: Db) =>
 /** Fleet-wide facts every pass reads: cells and their load, the flag, staging, and what may come due. */
 async function readFleet(db: Db, now: number, config: ConvergenceConfig) {
   const [cellRows, loadRows, flagRows, stagingRows, accessRows, dueRows, claimRows] = await db.batch([
-    db.select().from(cells),
+    // The columns a cell view needs: not the cell's usage map, which only stats read.
+    db.select({
+      guid: cells.guid, zone: cells.zone, state: cells.state, lastHeartbeatAt: cells.lastHeartbeatAt, createdAt: cells.createdAt,
+      capacity: cells.capacity, cachedLayers: cells.cachedLayers,
+    }).from(cells),
     cellLoadQuery(db),
     db.select({ enabled: featureFlags.enabled }).from(featureFlags).where(eq(featureFlags.name, "diego_docker")),
     db.select({ guid: builds.guid, cellGuid: builds.stagingCellGuid }).from(builds)
