@@ -294,6 +294,9 @@ describe("reports", () => {
     const lied = await api("POST", `/v3/cells/${attacker.guid}/heartbeat`, { token: attacker.credential, body: heartbeat([{ ...report(instance.instanceGuid, "RUNNING"), usage: { cpu: 9, mem: 9, disk: 9 } }]) });
     expect(lied.status).toBe(200);
     expect((await listInstancesOfProcess(db(), instance.processGuid))[0]).toMatchObject({ usage: null, usageAt: null });
+    // Nor does it grow its own row with guids that are not its instances.
+    const [own] = await db().select().from(schema.cells).where(eq(schema.cells.guid, attacker.guid));
+    expect(own!.instanceUsage).toEqual({});
     // Nor kept alive by a beat that lists nothing.
     const kept = await api("POST", `/v3/cells/${victim.guid}/heartbeat`, { token: attacker.credential, body: presence({ capacity: { memory_mb: 1, disk_mb: 1, containers: 1 } }) });
     expect(kept.status).toBe(403);
