@@ -276,7 +276,7 @@ export class CellAgent {
 
   /** The beat sent at `now`, and the mark of its reading (heartbeat-list.ts). */
   private async heartbeat(now: number): Promise<{ message: Omit<Heartbeat, "protocol">; mark: number }> {
-    const mark = this.taken.mark();
+    const cachedLayers = await this.deps.cachedLayers();
     const runners = [...this.runners.values()];
     const reports = runners.map((runner) => runner.report());
     const used = { memory_mb: 0, disk_mb: 0, containers: 0 };
@@ -296,11 +296,15 @@ export class CellAgent {
         disk_mb: Math.max(0, cap.disk_mb - used.disk_mb),
         containers: Math.max(0, cap.containers - used.containers),
       },
-      cached_layers: await this.deps.cachedLayers(),
+      cached_layers: cachedLayers,
     };
-    if (!this.listsRequired && !this.taken.due(reports, now, this.config.bulkSyncIntervalMs)) return { message, mark };
-    const instances: InstanceReport[] = [];
-    for (const [i, runner] of runners.entries()) instances.push({ ...reports[i]!, usage: await runner.usage() });
+    if (!this.listsRequired && !this.taken.due(reports, now, this.config.bulkSyncIntervalMs)) return { message, mark: this.taken.mark() };
+    const usage: InstanceReport["usage"][] = [];
+    for (const runner of runners) usage.push(await runner.usage());
+    // The states as they are once the usage reads (du of each container's disk) are done: a list must not carry a
+    // state older than a report the runner has sent meanwhile (the control plane would take whichever lands last).
+    const mark = this.taken.mark();
+    const instances = runners.map((runner, i): InstanceReport => ({ ...runner.report(), usage: usage[i]! }));
     return { message: { ...message, instances }, mark };
   }
 }
