@@ -18,8 +18,9 @@ export const heartbeatSchema = z.strictObject({
   cached_layers: z.array(digestSchema),
   /**
    * Every instance the cell runs or just stopped, with its usage: sent when the list differs from what the control
-   * plane has taken (the last list and the reports since), and at least every bulk-sync interval (Diego's rep syncs its containers every 30 s). A beat
-   * without it renews presence and resources only: what a steady cell sends most.
+   * plane has taken (the last list and the reports since), when its answer asked for it (`list_instances`), and at
+   * least every bulk-sync interval (Diego's rep syncs its containers every 30 s). A beat without it renews presence
+   * and resources only: what a steady cell sends most.
    */
   instances: z.array(instanceReportSchema).optional(),
 });
