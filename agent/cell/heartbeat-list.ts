@@ -62,6 +62,9 @@ export class TakenList {
 
   /** Whether the beat sent at `now` lists `reports`: before any list was taken, on any difference, and once `bulkSyncMs` has passed. */
   due(reports: readonly InstanceReport[], now: number, bulkSyncMs: number): boolean {
+    // Never beside a report in flight: both would reach the control plane at once and decide from the same row (a crash
+    // recorded twice). The report is taken, or fails and leaves its change for a later beat to list.
+    if (this.inFlight > 0) return false;
     // A clock stepped back (NTP) counts as due: the interval cannot be told then.
     if (this.listedAt === null || now - this.listedAt >= bulkSyncMs || now < this.listedAt) return true;
     return reports.length !== this.entries.size || reports.some((r) => this.entries.get(r.instance_guid) !== entryOf(r));

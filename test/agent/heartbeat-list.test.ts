@@ -65,6 +65,15 @@ describe("a heartbeat's list of instances", () => {
     expect(t.due([a, running], 6_000, 30_000)).toBe(true);
   });
 
+  it("waits while a report is in flight, so the two never reach the control plane together", () => {
+    const t = taken([a]);
+    const answered = t.sending();
+    const crashed = { ...a, state: "CRASHED" as const, host_port: null, crash_count: 1 };
+    expect(t.due([crashed], 60_000, 30_000)).toBe(false);
+    answered(null);
+    expect(t.due([crashed], 60_000, 30_000)).toBe(true);
+  });
+
   it("goes along when the clock stepped back, since the interval cannot be told", () => {
     expect(taken([a], 10_000).due([a], 9_000, 30_000)).toBe(true);
   });
