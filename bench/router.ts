@@ -8,7 +8,7 @@
  *     configured by hand, the floor of Berth's data path,
  *   - Berth's router daemon on its HAProxy data path (agent/router/main.ts,
  *     HAProxy with one thread per core, configured and driven by the daemon,
- *     which parses every access line), fed its route table by a stand-in
+ *     which drains HAProxy's access lines from a pipe and parses every one), fed its route table by a stand-in
  *     control plane: CPU counts HAProxy's and the daemon's,
  *   - the same daemon on its Node data path (--data-path node, one worker per core),
  *   - a bare node:http proxy (keep-alive agent, pipe, one process per core
@@ -283,8 +283,8 @@ function cpuMs(rootPid: number): { total: number; own: number } {
 }
 
 /**
- * The proxy's CPU once it is idle again: work the load left behind (access lines still in HAProxy's
- * ring or a buffer) is the load's too, and reading the counters at once would leave it out.
+ * The proxy's CPU once it is idle again: work the load left behind (access lines still in a pipe
+ * or a buffer) is the load's too, and reading the counters at once would leave it out.
  */
 async function cpuMsWhenIdle(pid: number): Promise<{ total: number; own: number }> {
   let last = cpuMs(pid);

@@ -6,7 +6,8 @@
  *   router): our code in one file each; npm packages stay imports, installed
  *   with `npm ci --omit=dev` beside dist/.
  *   The native addon and berth-init are copied to dist/agent/build/Release/,
- *   where agent/native/index.ts looks relative to the bundle.
+ *   where agent/native/index.ts looks relative to the bundle (the addon also
+ *   to dist/agent/router/build/Release/, for the router's bundle).
  * - dist/cli/: the `berth` CLI as an npm package of its own — cli.js with
  *   every dependency inside, berth.js launching it with Node's compile cache
  *   on (the bundle's bytecode is kept, so a run does not compile 2.5 MB of
@@ -56,6 +57,10 @@ async function buildInto(out: string): Promise<void> {
   await mkdir(nativeOut, { recursive: true });
   for (const f of ["berth_native.node", "berth-init"]) await copyFile(join(NATIVE, f), join(nativeOut, f));
   await chmod(join(nativeOut, "berth-init"), 0o755);
+  // The router's HAProxy path makes its access-line pipe with the addon.
+  const routerNativeOut = join(out, "agent/router/build/Release");
+  await mkdir(routerNativeOut, { recursive: true });
+  await copyFile(join(NATIVE, "berth_native.node"), join(routerNativeOut, "berth_native.node"));
 
   const pkg = JSON.parse(await readFile(join(ROOT, "package.json"), "utf8")) as { version: string; description: string; license?: string };
   await build({

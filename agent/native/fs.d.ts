@@ -17,6 +17,11 @@ export interface NativeFs {
   /** Resolves to the loop device; it detaches itself when the filesystem is unmounted. Runs off the main thread. */
   fsLoopMount(file: string, target: string, fstype: string): Promise<string>;
   fsUnmount(target: string, detach: boolean): void;
+  /**
+   * A pipe holding at least `capacity` bytes (up to /proc/sys/fs/pipe-max-size
+   * unprivileged), both ends close-on-exec, the read end non-blocking.
+   */
+  fsPipe(capacity: number): { read: number; write: number; capacity: number };
   /** Every xattr of path itself (a symlink is not followed). */
   fsGetXattrs(path: string): Record<string, Buffer>;
 }

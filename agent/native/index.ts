@@ -1,6 +1,7 @@
 /**
  * @module Loads the native addon. Only agent/runtime/ and agent/rootfs/ (and the
- * image extractor's safe writer) import this; index.d.ts beside it types the surface.
+ * image extractor's safe writer, and the router's HAProxy path for its access-line
+ * pipe) import this; index.d.ts beside it types the surface.
  */
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";

@@ -20,6 +20,8 @@ export function statusClass(status: number): string {
 export interface RequestMetrics {
   /** One finished request: its status and how long from arrival to the last byte, in seconds. */
   observe(status: number, seconds: number): void;
+  /** Access lines the data path could not hand the daemon (HAProxy's pipe full): requests neither logged nor shipped. */
+  linesDropped(count: number): void;
 }
 
 let shared: RequestMetrics | undefined;
@@ -38,11 +40,17 @@ export function requestMetrics(registry: Registry): RequestMetrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [registry],
   });
+  const dropped = new Counter({
+    name: "berth_router_access_lines_dropped_total",
+    help: "Access lines HAProxy dropped because the daemon read them too late: requests neither logged nor shipped as RTR lines",
+    registers: [registry],
+  });
   return {
     observe(status, seconds) {
       requests.inc({ status_class: statusClass(status) });
       latency.observe(seconds);
     },
+    linesDropped: (count) => dropped.inc(count),
   };
 }
 

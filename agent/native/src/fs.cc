@@ -3,7 +3,8 @@
 // (open_tree + mount_setattr), overlay mounts through the new mount API (one
 // `lowerdir+` per layer, so no 4 KiB mount-data limit; Linux 6.8) or, before
 // 6.8, one mount(2) with short colon-joined lowers, loop mounts via
-// LOOP_CONFIGURE, unmount, and reading an entry's xattrs. The confined writes
+// LOOP_CONFIGURE, unmount, reading an entry's xattrs, and a pipe of a chosen
+// size (the router's access lines from HAProxy). The confined writes
 // of layer extraction are in layer_tar.cc.
 #include <dirent.h>
 #include <errno.h>
@@ -289,6 +290,28 @@ Napi::Value GetXattrs(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// fsPipe(capacity) -> {read, write, capacity}: a pipe whose buffer holds at
+// least `capacity` bytes (F_SETPIPE_SZ; Node cannot set it), both ends
+// close-on-exec, the read end non-blocking. A writer that does not block (as
+// HAProxy's log to a file descriptor) loses what does not fit, so a reader
+// that drains it on a timer needs room for a whole interval.
+Napi::Value Pipe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int capacity = IntArg(info, 0, "capacity");
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) < 0) Fail("pipe", "pipe2", errno);
+  Fd readEnd(fds[0]), writeEnd(fds[1]);
+  if (fcntl(readEnd.get(), F_SETPIPE_SZ, capacity) < 0) Fail("pipe", "fcntl F_SETPIPE_SZ", errno, std::to_string(capacity) + " bytes");
+  int actual = fcntl(readEnd.get(), F_GETPIPE_SZ);
+  if (actual < 0) Fail("pipe", "fcntl F_GETPIPE_SZ", errno);
+  if (fcntl(readEnd.get(), F_SETFL, O_NONBLOCK) < 0) Fail("pipe", "fcntl O_NONBLOCK", errno);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("capacity", Napi::Number::New(env, actual));
+  out.Set("read", Napi::Number::New(env, readEnd.release()));
+  out.Set("write", Napi::Number::New(env, writeEnd.release()));
+  return out;
+}
+
 }  // namespace
 
 void InitFs(Napi::Env env, Napi::Object exports) {
@@ -298,6 +321,7 @@ void InitFs(Napi::Env env, Napi::Object exports) {
   exports.Set("fsMountOverlayJoined", Napi::Function::New(env, Wrap<MountOverlayJoined>, "fsMountOverlayJoined"));
   exports.Set("fsLoopMount", Napi::Function::New(env, Wrap<LoopMount>, "fsLoopMount"));
   exports.Set("fsGetXattrs", Napi::Function::New(env, Wrap<GetXattrs>, "fsGetXattrs"));
+  exports.Set("fsPipe", Napi::Function::New(env, Wrap<Pipe>, "fsPipe"));
   exports.Set("fsUnmount", Napi::Function::New(env, Wrap<Unmount>, "fsUnmount"));
 }
 

@@ -18,8 +18,8 @@
  *   response only for safe methods without a body; each retry on another
  *   instance (`option redispatch 1`).
  * - X-Forwarded-For/-Proto/-Host and Forwarded kept only from trusted proxies.
- * - One access line per request into a ring in memory (ACCESS_RING), which the
- *   daemon streams; tab-separated after a marker, parsed by access-line.ts.
+ * - One access line per request to HAProxy's stdout, a pipe the daemon drains
+ *   (access-pipe.ts); tab-separated after a marker, parsed by access-line.ts.
  */
 import type { RouterTimeouts } from "../config";
 import { pageBody, statusOf, type RouterError } from "../pages";
@@ -59,13 +59,8 @@ export interface HaproxySettings {
   readonly files: HaproxyFiles;
 }
 
-/**
- * The in-memory ring HAProxy writes access lines to (no syscall per request),
- * which the daemon streams over the runtime socket. Its size absorbs a burst
- * the daemon reads late; past it the oldest unread lines are lost.
- */
-export const ACCESS_RING = "berth-access";
-const ACCESS_RING_BYTES = 32 * 1024 * 1024;
+/** The longest access line HAProxy writes whole (its default, 1024, would cut a line with long captures). */
+const ACCESS_LINE_MAX = 4096;
 
 /** Marks the access lines among what HAProxy writes to the ring. */
 export const ACCESS_MARKER = "berth-access";
@@ -159,10 +154,10 @@ function section(head: string, lines: readonly string[]): string {
 function globalSection(s: HaproxySettings): string {
   return section("global", [
     `stats socket ${s.files.socket} mode 600 level admin expose-fd listeners`,
-    // The daemon's access-line stream (show events -w) is a CLI session that must not time out.
+    // The daemon's runtime API session, open for the process's life, must not time out.
     "stats timeout 24d",
     `nbthread ${s.threads}`,
-    `log ring@${ACCESS_RING} local0`,
+    `log stdout len ${ACCESS_LINE_MAX} format raw local0`,
     // The daemon stops HAProxy at shutdownMs; this bounds a process left draining by a reload too.
     `hard-stop-after ${ms(s.timeouts.shutdownMs + 1_000)}`,
     `lua-load ${s.files.lua}`,
@@ -170,10 +165,6 @@ function globalSection(s: HaproxySettings): string {
     "ssl-load-extra-del-ext",
     "ssl-load-extra-files key",
   ]);
-}
-
-function ringSection(): string {
-  return section(`ring ${ACCESS_RING}`, ["format raw", "maxlen 4096", `size ${ACCESS_RING_BYTES}`]);
 }
 
 function defaultsSections(s: HaproxySettings): string[] {
@@ -278,5 +269,5 @@ export function renderHaproxyConfig(s: HaproxySettings, pool: readonly (readonly
       servers.map((server) => `server ${server.name} ${serverAddress(server.address, server.port)}`),
     ),
   );
-  return `${[globalSection(s), ringSection(), ...defaultsSections(s), frontendSection(s), tunnels, ...backends].join("\n\n")}\n`;
+  return `${[globalSection(s), ...defaultsSections(s), frontendSection(s), tunnels, ...backends].join("\n\n")}\n`;
 }

@@ -12,16 +12,17 @@
  *   a new process takes the listening sockets from the old one over the
  *   runtime socket (`-x`, `expose-fd listeners`) and tells it to finish what
  *   it has in flight and exit (`-sf`), so no connection is refused.
- * - Access lines: HAProxy writes one per request into a ring in memory,
- *   which the daemon streams over the runtime socket; each becomes an
+ * - Access lines: HAProxy writes one per request to its stdout, a pipe the
+ *   daemon drains on a timer (access-pipe.ts); each becomes an
  *   {@link AccessRecord} logged (access-log.ts), counted (metrics) and shipped
- *   (accessRecorded: the apps' RTR lines) exactly as on the Node path.
+ *   (accessRecorded: the apps' RTR lines) exactly as on the Node path. Lines
+ *   HAProxy had to drop (the pipe full) are counted from its DroppedLogs.
  * - Shutdown: SIGUSR1 (HAProxy's soft stop: stop accepting, finish in-flight
  *   requests), then SIGTERM (its fast stop) for what is left at shutdownMs.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { rmSync, writeFileSync } from "node:fs";
+import { closeSync, rmSync, writeFileSync } from "node:fs";
 import net, { type AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -31,8 +32,10 @@ import type { RouteTable } from "../../../shared/protocol/route-table";
 import { logAccess } from "../access-log";
 import { sharedRequestMetrics } from "../metrics";
 import type { Router, RouterOptions } from "../router";
+import { native } from "../../native";
 import { parseAccessLine } from "./access-line";
-import { ACCESS_RING, HOP_BY_HOP_LUA, renderHaproxyConfig, type HaproxyFiles, type HaproxySettings } from "./config";
+import { drainAccessPipe, type AccessPipe } from "./access-pipe";
+import { HOP_BY_HOP_LUA, renderHaproxyConfig, type HaproxyFiles, type HaproxySettings } from "./config";
 import { emptyPool, mapFiles, planTable, poolServers, type PoolState, type Retiring, type RouteMaps } from "./plan";
 import { runCommands, runtimeApi } from "./runtime-api";
 import { makeWorkDir } from "./work-dir";
@@ -46,6 +49,12 @@ export interface HaproxyRouterOptions extends RouterOptions {
   readonly initialPool?: number;
   /** How often servers waiting to be deleted are tried again. */
   readonly retireEveryMs?: number;
+  /** How often the access-line pipe is drained (default 20 ms). */
+  readonly accessReadEveryMs?: number;
+  /** The access-line pipe's size: lines written while it is full are dropped (default 1 MiB, the most an unprivileged process may ask). */
+  readonly accessPipeBytes?: number;
+  /** How often HAProxy's count of dropped access lines is read (default 10 s). */
+  readonly droppedEveryMs?: number;
 }
 
 /** A free port on `host`: taken, read and released (HAProxy cannot report the port it bound for 0). */
@@ -115,27 +124,20 @@ export function createHaproxyRouter(options: HaproxyRouterOptions): Router {
   };
 
   /**
-   * A stream's access lines, each whole line of a chunk in turn (readline's
-   * per-line events cost more than the line's own work at this rate); the
-   * lines of one chunk were read at the same moment.
+   * The access lines of a chunk, each whole line in turn (the pipe hands on
+   * whole lines only); the lines of one chunk were read at the same moment.
    */
-  const accessLineReader = (): ((chunk: string) => void) => {
-    let partial = "";
-    return (chunk) => {
-      const receivedAt = performance.now();
-      let start = 0;
-      for (let end = chunk.indexOf("\n"); end !== -1; end = chunk.indexOf("\n", start)) {
-        const line = chunk.slice(start, end);
-        onAccessLine(partial === "" ? line : partial + line, receivedAt);
-        partial = "";
-        start = end + 1;
-      }
-      partial += chunk.slice(start);
-    };
+  const onAccessLines = (chunk: string): void => {
+    const receivedAt = performance.now();
+    let start = 0;
+    for (let end = chunk.indexOf("\n"); end !== -1; end = chunk.indexOf("\n", start)) {
+      onAccessLine(chunk.slice(start, end), receivedAt);
+      start = end + 1;
+    }
   };
 
-  /** Each process's reader, so shutdown waits for the last lines. */
-  const readers = new Map<ChildProcess, net.Socket>();
+  /** Each process's access-line pipe, so shutdown waits for the last lines. */
+  const readers = new Map<ChildProcess, AccessPipe>();
   /** Each process's own runtime API session, open from its start: after a soft stop its socket takes no new one. */
   const controls = new Map<ChildProcess, { socket: net.Socket; ready: Promise<unknown> }>();
 
@@ -178,8 +180,8 @@ export function createHaproxyRouter(options: HaproxyRouterOptions): Router {
 
   /**
    * After `child`'s soft stop (SIGUSR1, or -sf from the process replacing it):
-   * HAProxy waits for every session, the daemon's own too, so those end once
-   * no request is left in it, after its last access lines have been read.
+   * HAProxy waits for every session, the daemon's own too, so that one ends
+   * once no request is left in it.
    */
   const releaseWhenIdle = async (child: ChildProcess): Promise<void> => {
     for (;;) {
@@ -193,33 +195,7 @@ export function createHaproxyRouter(options: HaproxyRouterOptions): Router {
       if (!sessions.split("\n").some((l) => l.includes(" fe=router "))) break;
       await sleep(50);
     }
-    await sleep(100); // the last lines are written as the last requests end
     controls.get(child)?.socket.destroy();
-    readers.get(child)?.destroy();
-  };
-
-  /**
-   * Reads `child`'s access lines from its ring for as long as it lives: one
-   * runtime API session kept open (`show events -w`), which stays connected to
-   * this process after a reload hands the socket path to the next one. If the
-   * session ends early, a new one reads only what comes next (`-n`).
-   */
-  const streamAccessLines = (child: ChildProcess, onlyNew: boolean): void => {
-    const reader = net.connect(files.socket, () => reader.write(`show events ${ACCESS_RING} -w${onlyNew ? " -n" : ""}\n`));
-    readers.set(child, reader);
-    reader.setEncoding("utf8");
-    const read = accessLineReader();
-    reader.on("data", read);
-    reader.once("end", () => read("\n")); // a last line without its newline
-    reader.on("error", (err) => log.warn({ err }, "haproxy access lines: stream error"));
-    reader.once("close", () => {
-      if (readers.get(child) === reader) readers.delete(child);
-      const alive = child.exitCode === null && child.signalCode === null;
-      if (alive && shutdownDone === null && child === current) {
-        log.warn("haproxy access lines: stream ended early; reading on from new lines");
-        streamAccessLines(child, true);
-      }
-    });
   };
 
   /** Starts an HAProxy process; with `previous`, it takes over that one's listeners and lets it drain. */
@@ -227,10 +203,18 @@ export function createHaproxyRouter(options: HaproxyRouterOptions): Router {
     const args = ["-db", "-f", configFile];
     if (previous !== null) args.push("-x", files.socket, "-sf", String(previous.pid));
     // setpriv: HAProxy is killed with this process, even by SIGKILL, rather than left holding the ports.
-    const child = spawn("setpriv", ["--pdeathsig", "KILL", "--", options.binary ?? "haproxy", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const pipe = native.fsPipe(options.accessPipeBytes ?? 1024 * 1024);
+    const child = spawn("setpriv", ["--pdeathsig", "KILL", "--", options.binary ?? "haproxy", ...args], { stdio: ["ignore", pipe.write, "pipe"] });
+    closeSync(pipe.write); // HAProxy holds the only writing end: the pipe ends when it exits
+    const reader = drainAccessPipe(pipe.read, pipe.capacity, options.accessReadEveryMs ?? 20, onAccessLines);
+    readers.set(child, reader);
+    void reader.ended.then(() => readers.delete(child));
     processes.add(child);
-    child.once("exit", () => processes.delete(child));
-    createInterface({ input: child.stdout! }).on("line", (line) => log.debug({ haproxy: line }, "haproxy"));
+    child.once("exit", () => {
+      processes.delete(child);
+      droppedSeen.delete(child);
+      reader.drain();
+    });
     // HAProxy's own messages: alerts as warnings, the rest (servers entering and leaving) at debug.
     const recent: string[] = [];
     createInterface({ input: child.stderr! }).on("line", (line) => {
@@ -241,7 +225,6 @@ export function createHaproxyRouter(options: HaproxyRouterOptions): Router {
     });
     child.once("error", (err) => log.error({ err }, "haproxy could not be started"));
     await socketReady(files.socket, child, () => recent.join("\n"));
-    streamAccessLines(child, false);
     openControl(child);
     child.once("exit", (code, signal) => {
       if (child === current && shutdownDone === null) log.error({ code, signal, stderr: recent.join("\n") }, "haproxy exited");
@@ -268,6 +251,25 @@ export function createHaproxyRouter(options: HaproxyRouterOptions): Router {
     version = table.version;
     loaded = true;
   };
+
+  /** DroppedLogs last read from each process (each counts from 0). */
+  const droppedSeen = new Map<ChildProcess, number>();
+  const droppedTimer = setInterval(() => {
+    const child = current;
+    if (child === null) return;
+    ask(child, "show info").then(
+      (info) => {
+        const total = Number(/^DroppedLogs: (\d+)$/m.exec(info)?.[1] ?? 0);
+        const count = total - (droppedSeen.get(child) ?? 0);
+        if (count <= 0) return;
+        droppedSeen.set(child, total);
+        metrics.linesDropped(count);
+        log.warn({ dropped: count, total }, "haproxy dropped access lines: its pipe was full (the daemon read it too late)");
+      },
+      () => undefined, // the process is going: its successor is asked next time
+    );
+  }, options.droppedEveryMs ?? 10_000);
+  droppedTimer.unref();
 
   const retireTimer = setInterval(() => {
     if (retiring.length === 0 || current === null) return;
@@ -348,12 +350,10 @@ export function createHaproxyRouter(options: HaproxyRouterOptions): Router {
     shutdown() {
       shutdownDone ??= (async () => {
         clearInterval(retireTimer);
+        clearInterval(droppedTimer);
         const live = [...processes].filter((p) => p.exitCode === null && p.signalCode === null);
-        // Exited, and its ring read to the end (its stream closes after the last line), so every access line is logged.
-        const ended = (p: ChildProcess): Promise<unknown> => {
-          const reader = readers.get(p);
-          return Promise.all([once(p, "close"), reader === undefined || reader.closed ? undefined : once(reader, "close")]);
-        };
+        // Exited, and its pipe read to the end, so every access line is logged.
+        const ended = (p: ChildProcess): Promise<unknown> => Promise.all([once(p, "close"), readers.get(p)?.ended]);
         const exited = Promise.all(live.map(ended));
         // At the deadline, HAProxy's fast stop (SIGTERM) cuts what is left; its own hard-stop-after is the backstop.
         const deadline = setTimeout(() => {
