@@ -4,10 +4,10 @@
  *   - direct to the backend (a small Node HTTP server in its own process),
  *   - nginx from Debian as a reverse proxy to that backend (worker_processes
  *     auto, upstream keepalive, temp dir for pid/logs): the peer,
- *   - HAProxy from Debian (2.6, one thread per core, Host looked up in a map)
+ *   - HAProxy from Debian (2.6, as many threads as Berth's, Host looked up in a map)
  *     configured by hand, the floor of Berth's data path,
  *   - Berth's router daemon on its HAProxy data path (agent/router/main.ts,
- *     HAProxy with one thread per core, configured and driven by the daemon,
+ *     HAProxy with its default threads (one per core but one), configured and driven by the daemon,
  *     which drains HAProxy's access lines from a pipe and parses every one), fed its route table by a stand-in
  *     control plane: CPU counts HAProxy's and the daemon's,
  *   - the same daemon on its Node data path (--data-path node, one worker per core),
@@ -22,7 +22,7 @@
  * each line to stdout as it goes (to a file for the hand-made one, to the
  * daemon, which logs it as JSON, on Berth's).
  *
- * Run: npx tsx bench/router.ts [--duration 8] [--connections 50] [--rounds 1] [--workers N]
+ * Run: npx tsx bench/router.ts [--duration 8] [--connections 50] [--rounds 1] [--workers N (every proxy's)]
  *      [--targets nginx,haproxy,berth] (a subset, for a quicker look; the ratios need nginx and berth)
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -33,12 +33,17 @@ import path from "node:path";
 import autocannon from "autocannon";
 import { request } from "undici";
 import { LOOPBACK, refusedPort, route, startFakeControlPlane, until } from "../test/router/support";
-import { arg } from "./args";
+import { defaultWorkers } from "../agent/router/config";
+import { arg, optionalArg } from "./args";
 
 const DURATION = arg("duration", 8);
 const CONNECTIONS = arg("connections", 50);
 const ROUNDS = arg("rounds", 1);
-const WORKERS = arg("workers", os.availableParallelism());
+const CORES = os.availableParallelism();
+/** `--workers N` for every proxy; else each side's own default: the router's for HAProxy's threads (the hand-made one's too), one per core for Node. */
+const WORKERS_ASKED = optionalArg("workers");
+const HAPROXY_THREADS = WORKERS_ASKED ?? defaultWorkers("haproxy", CORES);
+const NODE_WORKERS = WORKERS_ASKED ?? defaultWorkers("node", CORES);
 const ALL_TARGETS = ["direct", "nginx", "haproxy", "berth", "berth-node", "bare"] as const;
 const TARGETS = targetList();
 
@@ -109,7 +114,7 @@ if (cluster.isPrimary) {
 `;
 
 async function startBareProxy(backendPort: number): Promise<Target> {
-  const child = track(spawn(process.execPath, ["-e", BARE_PROXY_SCRIPT, String(backendPort), String(WORKERS)], { stdio: ["ignore", "pipe", "inherit"] }));
+  const child = track(spawn(process.execPath, ["-e", BARE_PROXY_SCRIPT, String(backendPort), String(NODE_WORKERS)], { stdio: ["ignore", "pipe", "inherit"] }));
   const [chunk] = (await once(child.stdout!, "data")) as [Buffer];
   const port = Number(chunk.toString().trim());
   await waitForOk(`http://${LOOPBACK}:${port}/`, () => child.exitCode !== null);
@@ -161,7 +166,7 @@ async function startNginx(dir: string, backendPort: number): Promise<Target> {
 function haproxyConf(dir: string, listenPort: number, backendPort: number): string {
   writeFileSync(path.join(dir, "hosts.map"), `${HOST} app\n`);
   return `global
-  nbthread ${WORKERS}
+  nbthread ${HAPROXY_THREADS}
   maxconn 4096
   log stdout format raw daemon
 defaults
@@ -202,7 +207,7 @@ async function startBerth(dir: string, apiUrl: string, dataPath: "haproxy" | "no
   const child = track(
     spawn(
       process.execPath,
-      ["--import", "tsx", MAIN, "--data-path", dataPath, "--api-url", apiUrl, "--listen", LOOPBACK, "--port", "0", "--workers", String(WORKERS)],
+      ["--import", "tsx", MAIN, "--data-path", dataPath, "--api-url", apiUrl, "--listen", LOOPBACK, "--port", "0", "--workers", String(dataPath === "haproxy" ? HAPROXY_THREADS : NODE_WORKERS)],
       { env: { ...process.env, BERTH_ROUTER_TOKEN: TOKEN }, stdio: ["ignore", out, "inherit"] },
     ),
   );
@@ -334,7 +339,7 @@ async function main(): Promise<void> {
     };
     const targets: Target[] = [];
     for (const name of ALL_TARGETS) if (TARGETS.has(name)) targets.push(await starts[name]());
-    console.log(`load: autocannon, ${CONNECTIONS} keep-alive connections, ${DURATION} s per run, ${ROUNDS} round(s); ${os.availableParallelism()} cores; Berth workers: ${WORKERS}`);
+    console.log(`load: autocannon, ${CONNECTIONS} keep-alive connections, ${DURATION} s per run, ${ROUNDS} round(s); ${CORES} cores; HAProxy threads: ${HAPROXY_THREADS}, Node workers: ${NODE_WORKERS}; nginx: worker_processes auto`);
     for (const t of targets) await load(t.port, 2, t.pid); // warm-up: JIT, pools, nginx upstream keepalive
     const figures = new Map<string, Figure[]>(targets.map((t) => [t.name, []]));
     for (let round = 0; round < ROUNDS; round++) {

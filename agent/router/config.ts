@@ -70,9 +70,9 @@ export const routerConfigSchema = z.strictObject({
   metricsPort: z.number().int().min(0).max(65535).optional(),
   /**
    * Node path: worker processes; 0 serves from the main process (no
-   * node:cluster). HAProxy path: its threads (0 counts as 1). Default: one per core.
+   * node:cluster). HAProxy path: its threads (0 counts as 1). Default: {@link defaultWorkers}.
    */
-  workers: z.number().int().min(0).max(256).default(() => os.availableParallelism()),
+  workers: z.number().int().min(0).max(256).optional(),
   /** Attempts per request across distinct instances when connecting fails. */
   maxAttempts: z.number().int().min(1).max(10).default(3),
   /**
@@ -105,11 +105,23 @@ export const routerConfigSchema = z.strictObject({
 });
 
 export type RouterTimeouts = z.output<typeof routerTimeoutsSchema>;
-export type RouterConfig = z.output<typeof routerConfigSchema>;
+export type RouterConfig = z.output<typeof routerConfigSchema> & { readonly workers: number };
 export type RouterConfigInput = z.input<typeof routerConfigSchema>;
+
+/**
+ * Workers when none are asked for. The Node path: one process per core.
+ * HAProxy: one thread per core but one, which is left to the daemon (it reads
+ * every access line), the apps and the system. On 2 cores under
+ * bench/router.ts's load one thread cost HAProxy 33–38 µs a request and served
+ * more, against 40–58 µs with two, whose threads the other processes preempt.
+ */
+export function defaultWorkers(dataPath: RouterConfig["dataPath"], cores: number): number {
+  return dataPath === "haproxy" ? Math.max(1, cores - 1) : cores;
+}
 
 export function parseRouterConfig(input: RouterConfigInput): RouterConfig {
   const result = routerConfigSchema.safeParse(input);
   if (!result.success) throw new Error(`invalid router configuration: ${z.prettifyError(result.error)}`);
-  return result.data;
+  const config = result.data;
+  return { ...config, workers: config.workers ?? defaultWorkers(config.dataPath, os.availableParallelism()) };
 }

@@ -203,7 +203,7 @@ function main(): void {
     .option("--port <n>", "port; 0 takes a free one (env BERTH_ROUTER_PORT; default 8080)", integer)
     .option("--health-port <n>", "port of GET /health for load balancers; 0 takes a free one (env BERTH_ROUTER_HEALTH_PORT; default none)", integer)
     .option("--metrics-port <n>", "port of GET /metrics for Prometheus; 0 takes a free one (env BERTH_ROUTER_METRICS_PORT; default none)", integer)
-    .option("--workers <n>", "HAProxy threads, or with --data-path node worker processes (0 = none) (env BERTH_ROUTER_WORKERS; default one per core)", integer)
+    .option("--workers <n>", "HAProxy threads, or with --data-path node worker processes (0 = none) (env BERTH_ROUTER_WORKERS; default: HAProxy one per core but one, at least one; node one per core)", integer)
     .option("--max-attempts <n>", "instances tried per request when connecting fails (default 3)", integer)
     .option("--max-tunnels-per-route <n>", "WebSockets open at once per route and worker (default 1000)", integer)
     .option("--tls-port <n>", "HTTPS port beside HTTP; 0 takes a free one (env BERTH_ROUTER_TLS_PORT; default none)", integer)
