@@ -62,23 +62,14 @@ function startTime(epochMs: number): string {
 /** The line Gorouter writes for a request (its access log format), for the instance `target`. */
 export function rtrLine(r: AccessRecord, target: AppTarget, timeOrigin: number): string {
   const seconds = Math.max(0, r.now - r.startedAt) / 1000;
-  return [
-    `${r.host} - [${startTime(timeOrigin + r.startedAt)}]`,
-    quoted(`${r.method ?? "-"} ${r.url ?? "-"} ${r.protocol ?? "-"}`),
-    `${r.status} ${r.bytesReceived ?? 0} ${r.bytesSent ?? 0}`,
-    quoted(r.referer),
-    quoted(r.userAgent),
-    quoted(r.remoteAddress),
-    quoted(r.upstream ?? undefined),
-    `x_forwarded_for:${quoted(r.forwardedFor)}`,
-    `x_forwarded_proto:${quoted(r.forwardedProto)}`,
-    `vcap_request_id:${quoted(r.requestId)}`,
-    `response_time:${seconds.toFixed(6)}`,
-    `app_id:${quoted(target.appGuid)}`,
-    `app_index:${quoted(String(target.index))}`,
-    `instance_id:${quoted(target.instanceGuid)}`,
-    `x_cf_routererror:${quoted(r.error)}`,
-  ].join(" ");
+  // One template, no array to join: a line is made per request.
+  return (
+    `${r.host} - [${startTime(timeOrigin + r.startedAt)}] ${quoted(`${r.method ?? "-"} ${r.url ?? "-"} ${r.protocol ?? "-"}`)} ` +
+    `${r.status} ${r.bytesReceived ?? 0} ${r.bytesSent ?? 0} ${quoted(r.referer)} ${quoted(r.userAgent)} ${quoted(r.remoteAddress)} ` +
+    `${quoted(r.upstream ?? undefined)} x_forwarded_for:${quoted(r.forwardedFor)} x_forwarded_proto:${quoted(r.forwardedProto)} ` +
+    `vcap_request_id:${quoted(r.requestId)} response_time:${seconds.toFixed(6)} app_id:${quoted(target.appGuid)} ` +
+    `app_index:${quoted(String(target.index))} instance_id:${quoted(target.instanceGuid)} x_cf_routererror:${quoted(r.error)}`
+  );
 }
 
 /** upstream `address:port` → the instance there, from a route table. */
@@ -90,8 +81,12 @@ export function targetsOf(table: RouteTable): Map<string, AppTarget> {
   return targets;
 }
 
-/** What a queued line costs: its text's bytes and about as much again at most for the rest of its JSON. */
-const queuedSize = (l: RouterLogLine) => Buffer.byteLength(l.line) + 256;
+/**
+ * What a queued line costs: its text's length (a string's memory, one byte a
+ * character for Latin-1, two beyond: no encoding per request) and about as
+ * much again at most for the rest of it.
+ */
+const queuedSize = (l: RouterLogLine) => l.line.length + 256;
 
 /** Lines the control plane refused, from its answer; 0 for an answer it did not mean (the batch was taken). */
 function refusedIn(body: string): number {
@@ -157,13 +152,12 @@ export class AppLogShipper {
     if (target === undefined) return;
     const text = rtrLine(r, target, timeOrigin);
     const cut = cutLine(text);
-    const line: RouterLogLine = {
-      app_guid: target.appGuid,
-      instance_guid: target.instanceGuid,
-      timestamp: Math.floor(timeOrigin + r.startedAt),
-      line: cut ?? text,
-      ...(cut === null ? {} : { truncated: true }),
-    };
+    const timestamp = Math.floor(timeOrigin + r.startedAt);
+    // One shape per kind of line (no spread): a line is made per request.
+    const line: RouterLogLine =
+      cut === null
+        ? { app_guid: target.appGuid, instance_guid: target.instanceGuid, timestamp, line: text }
+        : { app_guid: target.appGuid, instance_guid: target.instanceGuid, timestamp, line: cut, truncated: true };
     const bytes = queuedSize(line);
     if (this.queue.length >= this.opts.maxQueuedLines || this.queuedBytes + bytes > this.opts.maxQueuedBytes) {
       this.drop("queue_full", 1);
