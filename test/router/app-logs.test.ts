@@ -4,11 +4,12 @@
  * a stand-in control plane (the Worker's side is test/worker/platform-logs.test.ts);
  * the queue is bounded while the control plane is away.
  */
+import http from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
 import type { AccessRecord } from "../../agent/router/access-log";
 import { AppLogShipper, rtrLine } from "../../agent/router/app-log-shipper";
 import type { RouteTable } from "../../shared/protocol/route-table";
-import { captureLog, DATA_PATH, get, route, spawnRouterDaemon, startBackend, startFakeControlPlane, startRouter, until, type FakeControlPlane } from "./support";
+import { captureLog, closeServer, DATA_PATH, get, listen, port, route, spawnRouterDaemon, startBackend, startFakeControlPlane, startRouter, until, type FakeControlPlane } from "./support";
 
 const TOKEN = "app-logs-test-token";
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -117,6 +118,54 @@ describe("RTR lines", () => {
     await shipper.flush();
     expect(cp.appLogs.map((l) => / "GET (\/\d) /.exec(l.line)?.[1])).toEqual(["/0", "/1", "/2"]);
     expect(shipper.queued).toBe(0);
+  });
+});
+
+describe("when RTR lines are sent", () => {
+  const target = route("a.apps.test", 4000);
+  const record = (i: number): AccessRecord => ({
+    host: "a.apps.test", method: "GET", url: `/${i}`, status: 200, upstream: `127.0.0.1:4000`, attempts: 1, startedAt: i, now: i + 1, requestId: `r-${i}`, error: undefined,
+  });
+  const shipperTo = (apiUrl: string) => {
+    const shipper = new AppLogShipper({ apiUrl, token: TOKEN, intervalMs: 60_000, requestTimeoutMs: 2_000, maxQueuedLines: 100_000, maxQueuedBytes: 64 * 1024 * 1024, log: captureLog().log });
+    shipper.applyTable({ version: 1, routes: [target] });
+    cleanups.push(() => shipper.stop());
+    return shipper;
+  };
+
+  it("a whole batch waiting goes at once, with what is queued behind it, not at the next interval; less than a batch waits", async () => {
+    const cp = await startFakeControlPlane({ token: TOKEN, holdMs: 300 });
+    cleanups.push(() => cp.stop());
+    const shipper = shipperTo(cp.url).start();
+    for (let i = 0; i < 1_000; i++) shipper.record(record(i));
+    await until(() => cp.appLogs.length === 1_000, 5_000, () => `1,000 lines sent before the interval, not ${cp.appLogs.length}`);
+    expect(cp.appLogs.map((l) => Number(/ "GET \/(\d+) /.exec(l.line)![1]))).toEqual(cp.appLogs.map((_, i) => i));
+    await until(() => shipper.queued === 0, 2_000, "the last batch's answer");
+    await new Promise((r) => setTimeout(r, 100));
+    for (let i = 1_000; i < 1_010; i++) shipper.record(record(i));
+    await new Promise((r) => setTimeout(r, 200));
+    // Less than a batch: it waits for the interval, a minute away.
+    expect(shipper.queued).toBe(10);
+    expect(cp.appLogs).toHaveLength(1_000);
+  });
+
+  it("a control plane that fails is not sent a batch per request: full batches wait for the interval", async () => {
+    let posts = 0;
+    const failing = http.createServer((req, res) => {
+      posts++;
+      req.resume().on("end", () => res.writeHead(503).end());
+    });
+    await listen(failing);
+    cleanups.push(() => closeServer(failing));
+    const shipper = shipperTo(`http://127.0.0.1:${port(failing)}`);
+    for (let i = 0; i < 5_000; i++) {
+      shipper.record(record(i));
+      if (i % 500 === 0) await new Promise((r) => setTimeout(r, 20)); // room for a send to fail meanwhile
+    }
+    await shipper.flush();
+    // One send found it failing (the first full batch), one was asked for here; none per request after.
+    expect(posts).toBe(2);
+    expect(shipper.queued).toBe(5_000);
   });
 });
 
