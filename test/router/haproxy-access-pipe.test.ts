@@ -4,11 +4,13 @@
  * once HAProxy exits, and what HAProxy had to drop while the pipe was full is
  * counted and said, never silently lost.
  */
-import { closeSync, writeSync } from "node:fs";
+import { closeSync, mkdtempSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { native } from "../../agent/native";
-import { drainAccessPipe } from "../../agent/router/haproxy/access-pipe";
+import { accessPipeBytes, drainAccessPipe } from "../../agent/router/haproxy/access-pipe";
 import { createHaproxyRouter } from "../../agent/router/haproxy/haproxy-router";
 import { requestMetrics } from "../../agent/router/metrics";
 import { cleanupsAfterEach, startBackendIn } from "./cleanups";
@@ -49,6 +51,16 @@ describe("the access-line pipe", () => {
     expect(chunks).toEqual(["a\nb\n"]);
     closeSync(pipe.write);
     await reader.ended;
+  });
+
+  it("asks for no more than the host's pipe-max-size, which a host may have lowered", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "berth-pipe-max-"));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const max = path.join(dir, "pipe-max-size");
+    writeFileSync(max, "262144\n");
+    expect(accessPipeBytes(1024 * 1024, max)).toBe(262144);
+    expect(accessPipeBytes(65536, max)).toBe(65536);
+    expect(accessPipeBytes(65536, path.join(dir, "absent"))).toBe(65536);
   });
 
   it("refuses a pipe bigger than an unprivileged process may have, naming the size", () => {

@@ -9,13 +9,28 @@
  * non-blocking and drops what does not fit, counting it in `show info`'s
  * DroppedLogs), so the pipe is made to hold many intervals of lines.
  */
-import { closeSync, readSync } from "node:fs";
+import { closeSync, readFileSync, readSync } from "node:fs";
 
 export interface AccessPipe {
   /** Resolves once HAProxy's end is closed (it exited) and every line written before was handed on. */
   readonly ended: Promise<void>;
   /** Reads what is there now, without waiting for the timer (HAProxy has exited: read to the end). */
   drain(): void;
+}
+
+/**
+ * The pipe size to ask for: `wanted`, or the most this host lets an
+ * unprivileged process have (/proc/sys/fs/pipe-max-size, 1 MiB unless lowered)
+ * when that is less, so a host that lowered it still runs the router.
+ */
+export function accessPipeBytes(wanted: number, maxFile = "/proc/sys/fs/pipe-max-size"): number {
+  let max: number;
+  try {
+    max = Number(readFileSync(maxFile, "utf8").trim());
+  } catch {
+    return wanted;
+  }
+  return Number.isInteger(max) && max > 0 ? Math.min(wanted, max) : wanted;
 }
 
 function wouldBlock(err: unknown): boolean {

@@ -34,7 +34,7 @@ import { sharedRequestMetrics } from "../metrics";
 import type { Router, RouterOptions } from "../router";
 import { native } from "../../native";
 import { parseAccessLine } from "./access-line";
-import { drainAccessPipe, type AccessPipe } from "./access-pipe";
+import { accessPipeBytes, drainAccessPipe, type AccessPipe } from "./access-pipe";
 import { HOP_BY_HOP_LUA, renderHaproxyConfig, type HaproxyFiles, type HaproxySettings } from "./config";
 import { emptyPool, mapFiles, planTable, poolServers, type PoolState, type Retiring, type RouteMaps } from "./plan";
 import { runCommands, runtimeApi } from "./runtime-api";
@@ -51,7 +51,7 @@ export interface HaproxyRouterOptions extends RouterOptions {
   readonly retireEveryMs?: number;
   /** How often the access-line pipe is drained (default 20 ms). */
   readonly accessReadEveryMs?: number;
-  /** The access-line pipe's size: lines written while it is full are dropped (default 1 MiB, the most an unprivileged process may ask). */
+  /** The access-line pipe's size: lines written while it is full are dropped (default 1 MiB, the most an unprivileged process may ask unless the host lowered it). */
   readonly accessPipeBytes?: number;
   /** How often HAProxy's count of dropped access lines is read (default 10 s). */
   readonly droppedEveryMs?: number;
@@ -203,7 +203,7 @@ export function createHaproxyRouter(options: HaproxyRouterOptions): Router {
     const args = ["-db", "-f", configFile];
     if (previous !== null) args.push("-x", files.socket, "-sf", String(previous.pid));
     // setpriv: HAProxy is killed with this process, even by SIGKILL, rather than left holding the ports.
-    const pipe = native.fsPipe(options.accessPipeBytes ?? 1024 * 1024);
+    const pipe = native.fsPipe(accessPipeBytes(options.accessPipeBytes ?? 1024 * 1024));
     const child = spawn("setpriv", ["--pdeathsig", "KILL", "--", options.binary ?? "haproxy", ...args], { stdio: ["ignore", pipe.write, "pipe"] });
     closeSync(pipe.write); // HAProxy holds the only writing end: the pipe ends when it exits
     const reader = drainAccessPipe(pipe.read, pipe.capacity, options.accessReadEveryMs ?? 20, onAccessLines);
