@@ -38,10 +38,10 @@ describe("feature flag repository", () => {
 
   it("records old → new for each change, with the actor", async () => {
     const now = new Date("2026-01-02T03:04:05.678Z");
-    const { before, after } = await updateFlag(db(), "diego_cnb", { enabled: true }, admin, now);
+    const { before, after } = await updateFlag(db(), "diego_cnb", { enabled: true }, admin, () => now);
     expect(before.updatedAt).toBeNull();
     expect(after).toEqual({ name: "diego_cnb", enabled: true, customErrorMessage: null, updatedAt: "2026-01-02T03:04:05Z" });
-    await updateFlag(db(), "diego_cnb", { enabled: false, customErrorMessage: "no" }, SYSTEM_ACTOR, now);
+    await updateFlag(db(), "diego_cnb", { enabled: false, customErrorMessage: "no" }, SYSTEM_ACTOR, () => now);
     const { total, events: list } = await events("diego_cnb");
     expect(total).toBe(2);
     expect(list[0]).toMatchObject({
@@ -58,13 +58,13 @@ describe("feature flag repository", () => {
   it("a stale compare-and-set writes nothing and records no event", async () => {
     const now = new Date();
     const stale = await getFlag(db(), "task_creation");
-    await updateFlag(db(), "task_creation", { enabled: false }, admin, now);
+    await updateFlag(db(), "task_creation", { enabled: false }, admin, () => now);
     // Insert path lost the race: a row exists although `stale` had none.
     const [w1] = await db().batch(flagUpdateStatements(db(), stale, applyFlagChange(stale, { customErrorMessage: "x" }, now), admin, now));
     expect(w1.meta.changes).toBe(0);
     // Update path lost the race: the row changed since it was read.
     const read = await getFlag(db(), "task_creation");
-    await updateFlag(db(), "task_creation", { enabled: true }, admin, new Date(now.getTime() + 2000));
+    await updateFlag(db(), "task_creation", { enabled: true }, admin, () => new Date(now.getTime() + 2000));
     const [w2] = await db().batch(flagUpdateStatements(db(), read, applyFlagChange(read, { customErrorMessage: "y" }, now), admin, now));
     expect(w2.meta.changes).toBe(0);
     expect((await events("task_creation")).total).toBe(2);
@@ -191,6 +191,19 @@ describe("/v3/feature_flags", () => {
     expect(data[0].old.custom_error_message).toBeNull();
     for (let i = 1; i < data.length; i++) expect(data[i].old).toEqual(data[i - 1].new);
     expect((await getFlag(db(), "resource_matching")).customErrorMessage).toBe(data[5].new.custom_error_message);
+  });
+
+  it("an edit that lost the race and retried is listed after the one that won: its event takes the time of its own attempt", async () => {
+    // Each reading of the clock a second later than the one before, so every event's time is its own.
+    let tick = Date.UTC(2026, 11, 7, 12, 0, 0);
+    const clock = () => new Date((tick += 1000));
+    const messages = Array.from({ length: 6 }, (_, i) => `race ${i}`);
+    await Promise.all(messages.map((m) => updateFlag(db(), "service_instance_sharing", { customErrorMessage: m }, admin, clock)));
+    const { events: list } = await events("service_instance_sharing");
+    const data = list.map((e) => e.data as { old: { custom_error_message: string | null }; new: { custom_error_message: string | null } });
+    expect(data).toHaveLength(6);
+    expect(data[0]!.old.custom_error_message).toBeNull();
+    for (let i = 1; i < data.length; i++) expect(data[i]!.old).toEqual(data[i - 1]!.new);
   });
 
   it("custom_error_message: 1..250 characters, or null to clear", async () => {

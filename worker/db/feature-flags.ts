@@ -147,16 +147,20 @@ export function flagUpdateStatements(
 /**
  * Sets a flag and records the change. Retries the compare-and-set when another
  * admin changed the flag in between, so the event's "old" is always the real one.
+ * Each attempt reads the clock after the flag: an edit that lost and retried
+ * commits after the winner, and its event must not carry an earlier time
+ * (events list by time, then insertion).
  */
 export async function updateFlag(
   db: Db,
   name: FlagName,
   change: FlagChange,
   actor: AuditEventInput["actor"],
-  now: Date = new Date(),
+  clock: () => Date = () => new Date(),
 ): Promise<{ before: FeatureFlag; after: FeatureFlag }> {
   return retryCompareAndSet(`feature flag ${name}`, async () => {
     const before = await getFlag(db, name);
+    const now = clock();
     const after = applyFlagChange(before, change, now);
     const [write] = await db.batch(flagUpdateStatements(db, before, after, actor, now));
     return write.meta.changes === 1 ? { before, after } : null;

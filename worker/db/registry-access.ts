@@ -104,15 +104,20 @@ export async function registryAccessUpdateStatements(
   return [write, event] as const;
 }
 
-/** Applies an edit (lists given replace the stored ones), retrying when another admin edited in between. */
+/**
+ * Applies an edit (lists given replace the stored ones), retrying when another
+ * admin edited in between. Each attempt reads the clock after the record, so
+ * an edit that retried is not timed before the one it lost to (as updateFlag).
+ */
 export async function updateRegistryAccess(
   db: Db,
   change: RegistryAccessChange,
   actor: AuditEventInput["actor"],
-  now: Date = new Date(),
+  clock: () => Date = () => new Date(),
 ): Promise<RegistryAccessRecord> {
   return retryCompareAndSet("registry access", async () => {
     const before = (await getRegistryAccessRecord(db)).access;
+    const now = clock();
     const after: RegistryAccess = {
       version: before.version + 1,
       trusted_ca_certificates: change.trusted_ca_certificates ?? before.trusted_ca_certificates,
