@@ -373,6 +373,8 @@ async function main(): Promise<void> {
       target("Berth (HAProxy)/nginx p99:", berth.p99 / nginx.p99, "≤ 1.5×", berth.p99 <= 1.5 * nginx.p99);
       target("Berth (HAProxy)/nginx CPU/req:", berth.cpuUs / nginx.cpuUs, "≤ 1.5×", berth.cpuUs <= 1.5 * nginx.cpuUs);
     }
+    // Where load, backend and proxy share the cores, req/s follows the CPU each request costs: bare HAProxy is the most Berth can reach.
+    if (haproxy && nginx) console.log(`the floor, hand-made HAProxy/nginx: req/s ${(haproxy.rps / nginx.rps).toFixed(2)}×, CPU per request ${(haproxy.cpuUs / nginx.cpuUs).toFixed(2)}× (no access-line reader, no RTR lines)`);
     if (berth && haproxy) console.log(`Berth (HAProxy)/hand-made HAProxy: req/s ${(berth.rps / haproxy.rps).toFixed(2)}×, CPU per request ${(berth.cpuUs / haproxy.cpuUs).toFixed(2)}×`);
     if (berth) console.log(`Berth (HAProxy) CPU per request: HAProxy ${(berth.cpuUs - berth.ownCpuUs).toFixed(0)} µs, the daemon (access lines) ${berth.ownCpuUs.toFixed(0)} µs`);
     if (berthNode && nginx) console.log(`Berth (Node)/nginx: req/s ${(berthNode.rps / nginx.rps).toFixed(2)}×, p99 ${(berthNode.p99 / nginx.p99).toFixed(2)}×, CPU per request ${(berthNode.cpuUs / nginx.cpuUs).toFixed(2)}×`);
