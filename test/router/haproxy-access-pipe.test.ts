@@ -11,10 +11,9 @@ import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { native } from "../../agent/native";
 import { accessPipeBytes, drainAccessPipe } from "../../agent/router/haproxy/access-pipe";
-import { createHaproxyRouter } from "../../agent/router/haproxy/haproxy-router";
 import { requestMetrics } from "../../agent/router/metrics";
 import { cleanupsAfterEach, startBackendIn } from "./cleanups";
-import { captureLog, DATA_PATH, FAST_TIMEOUTS, get, LOOPBACK, route, until } from "./support";
+import { DATA_PATH, get, route, startRouter, until } from "./support";
 
 const cleanups = cleanupsAfterEach();
 
@@ -71,27 +70,14 @@ describe("the access-line pipe", () => {
 describe.runIf(DATA_PATH === "haproxy")("HAProxy's access lines", () => {
   it("counts and says the lines HAProxy dropped while the daemon left its pipe full; every other line is logged", async () => {
     const backend = await startBackendIn(cleanups, "a");
-    const { log, lines } = captureLog();
     const registry = new Registry();
-    const router = createHaproxyRouter({
-      listenHost: LOOPBACK,
-      listenPort: 0,
-      maxAttempts: 3,
-      maxTunnelsPerRoute: 100,
-      trustedProxies: [],
-      timeouts: FAST_TIMEOUTS,
-      log,
+    const { router, port, lines } = await startRouter({
+      table: { version: 1, routes: [route("a.apps.test", backend.port)] },
       metrics: requestMetrics(registry),
-      threads: 1,
       // One page of pipe, never read until HAProxy exits: it is full after a dozen lines.
-      accessPipeBytes: 4096,
-      accessReadEveryMs: 600_000,
-      droppedEveryMs: 20,
+      haproxy: { accessPipeBytes: 4096, accessReadEveryMs: 600_000, droppedEveryMs: 20 },
     });
-    let stopped = false;
-    cleanups.push(() => (stopped ? Promise.resolve() : router.shutdown()));
-    void router.applyTable({ version: 1, routes: [route("a.apps.test", backend.port)] });
-    const { port } = await router.listen();
+    cleanups.push(() => router.shutdown());
     let sent = 0;
     const request = async (path = "/") => (sent++, get(port, "a.apps.test", path));
     await until(async () => (await request()).status === 200, 5_000, "route applied");
@@ -107,7 +93,6 @@ describe.runIf(DATA_PATH === "haproxy")("HAProxy's access lines", () => {
     expect(counted).toBe(dropped);
 
     await router.shutdown();
-    stopped = true;
     const logged = lines.filter((l) => l.msg === "request").length;
     expect(logged).toBeGreaterThan(0);
     expect(dropped).toBeGreaterThan(0);

@@ -17,7 +17,7 @@ import type { RouteEntry, RouteTable } from "../../shared/protocol/route-table";
 import { routerLogBatchSchema, type RouterLogLine } from "../../shared/protocol/router-logs";
 import type { RouterTimeouts } from "../../agent/router/config";
 import { defaultDataPath } from "../../agent/router/data-path";
-import { createHaproxyRouter } from "../../agent/router/haproxy/haproxy-router";
+import { createHaproxyRouter, type HaproxyRouterOptions } from "../../agent/router/haproxy/haproxy-router";
 import { createRouter, type Router, type RouterOptions } from "../../agent/router/router";
 
 /** The data path these tests run against: HAProxy where installed, else the Node proxy (BERTH_ROUTER_DATA_PATH overrides). */
@@ -148,6 +148,9 @@ export interface RouterTestOptions {
   readonly trustedProxies?: readonly string[];
   readonly table?: RouteTable;
   readonly accessRecorded?: RouterOptions["accessRecorded"];
+  readonly metrics?: RouterOptions["metrics"];
+  /** HAProxy's own knobs (the access-line pipe), on that data path. */
+  readonly haproxy?: Pick<HaproxyRouterOptions, "accessPipeBytes" | "accessReadEveryMs" | "droppedEveryMs">;
 }
 
 export async function startRouter(options: RouterTestOptions = {}): Promise<RunningRouter> {
@@ -161,8 +164,9 @@ export async function startRouter(options: RouterTestOptions = {}): Promise<Runn
     timeouts: { ...FAST_TIMEOUTS, ...options.timeouts },
     log,
     accessRecorded: options.accessRecorded,
+    metrics: options.metrics,
   };
-  const router = DATA_PATH === "haproxy" ? createHaproxyRouter({ ...routerOptions, threads: 1 }) : createRouter(routerOptions);
+  const router = DATA_PATH === "haproxy" ? createHaproxyRouter({ ...routerOptions, ...options.haproxy, threads: 1 }) : createRouter(routerOptions);
   if (options.table !== undefined) void router.applyTable(options.table);
   const address = await router.listen();
   return { router, port: address.port, lines };
